@@ -1,0 +1,51 @@
+// Command tandem is the single CLI of the Tandem hypervisor distribution:
+// it runs guests (run, vmm), supervises systems of guests (system), builds
+// images and ports boards.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "tandem: %v\n", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// subcommands is filled by each command's file in its init function, so
+// that a command is added by adding one file.
+var subcommands []func() *cobra.Command
+
+// exitCoder is an error that carries its own exit status (a guest's end,
+// for example).
+type exitCoder interface{ ExitCode() int }
+
+func exitCode(err error) int {
+	if e, ok := err.(exitCoder); ok {
+		return e.ExitCode()
+	}
+	return 1
+}
+
+// run is the whole program: main only wires it to the process.
+func run(args []string, stdout, stderr io.Writer) error {
+	root := &cobra.Command{
+		Use:           "tandem",
+		Short:         "Tandem: a KVM hypervisor distribution for embedded and automotive boards",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	for _, c := range subcommands {
+		root.AddCommand(c())
+	}
+	return root.Execute()
+}

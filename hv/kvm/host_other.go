@@ -1,0 +1,7 @@
+//go:build !amd64 && !arm64 && !arm
+
+package kvm
+
+// HostArch names the host architecture this build of Tandem runs on. KVM
+// guests on this host are not supported: Run returns an error naming it.
+const HostArch = "unsupported"

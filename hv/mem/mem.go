@@ -1,0 +1,216 @@
+// Package mem owns a guest's RAM: anonymous host mappings placed at
+// guest-physical addresses, and bounds-checked access to them.
+//
+// Every accessor checks that the whole range [gpa, gpa+n) lies inside one
+// region. A guest controls the addresses it hands to devices (virtqueue
+// descriptors, DMA buffers), so an out-of-range or wrapping address is an
+// ordinary error here, never a panic and never an access outside the
+// guest's own memory.
+package mem
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrOutOfRange is returned when an access is not wholly inside guest RAM.
+var ErrOutOfRange = errors.New("guest-physical range outside guest memory")
+
+// ErrOverlap is returned when two regions would share guest-physical addresses.
+var ErrOverlap = errors.New("guest memory regions overlap")
+
+// Range is a guest-physical address range.
+type Range struct {
+	GPA  uint64
+	Size uint64
+}
+
+// End returns the first address past the range.
+func (r Range) End() uint64 { return r.GPA + r.Size }
+
+// Region is one contiguous block of guest RAM backed by a host mapping.
+type Region struct {
+	Range
+	// Host is the host mapping; len(Host) == Size.
+	Host []byte
+}
+
+// Memory is a guest's RAM: a sorted set of non-overlapping regions.
+// It is safe for concurrent use once built: regions are never added or
+// removed after New returns, and accesses to guest RAM are as racy as the
+// guest's own (the guest writes it concurrently anyway).
+type Memory struct {
+	regions []Region
+}
+
+// Options tune how guest RAM is mapped.
+type Options struct {
+	// Lock pins the mapping in host RAM (mlock), so a control guest never
+	// waits on a page fault to swap.
+	Lock bool
+	// HugePages asks the kernel to back the mapping with transparent huge
+	// pages where it can (madvise; best effort).
+	HugePages bool
+}
+
+// New maps anonymous host memory for each range. Ranges must not overlap
+// and must be page-aligned.
+func New(ranges []Range, opt Options) (*Memory, error) {
+	rs := append([]Range(nil), ranges...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].GPA < rs[j].GPA })
+	page := uint64(unix.Getpagesize())
+	m := &Memory{}
+	for i, r := range rs {
+		if r.Size == 0 || r.GPA%page != 0 || r.Size%page != 0 {
+			m.Close()
+			return nil, fmt.Errorf("guest memory range %#x+%#x: must be non-empty and %d-byte aligned", r.GPA, r.Size, page)
+		}
+		if r.End() < r.GPA {
+			m.Close()
+			return nil, fmt.Errorf("guest memory range %#x+%#x: wraps the address space", r.GPA, r.Size)
+		}
+		if i > 0 && rs[i-1].End() > r.GPA {
+			m.Close()
+			return nil, fmt.Errorf("guest memory range %#x+%#x: %w", r.GPA, r.Size, ErrOverlap)
+		}
+		b, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("mapping %d MiB of guest memory: %w", r.Size>>20, err)
+		}
+		if opt.HugePages {
+			_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // best effort: THP may be off
+		}
+		if opt.Lock {
+			if err := unix.Mlock(b); err != nil {
+				unix.Munmap(b)
+				m.Close()
+				return nil, fmt.Errorf("locking %d MiB of guest memory (raise RLIMIT_MEMLOCK or run as root): %w", r.Size>>20, err)
+			}
+		}
+		m.regions = append(m.regions, Region{Range: r, Host: b})
+	}
+	return m, nil
+}
+
+// Close unmaps all regions. The Memory must not be used afterwards.
+func (m *Memory) Close() error {
+	var first error
+	for _, r := range m.regions {
+		if err := unix.Munmap(r.Host); err != nil && first == nil {
+			first = err
+		}
+	}
+	m.regions = nil
+	return first
+}
+
+// Regions returns the regions in guest-physical order.
+func (m *Memory) Regions() []Region { return m.regions }
+
+// Size returns the total guest RAM in bytes.
+func (m *Memory) Size() uint64 {
+	var n uint64
+	for _, r := range m.regions {
+		n += r.Size
+	}
+	return n
+}
+
+// Slice returns the host bytes backing [gpa, gpa+n). The range must lie
+// inside one region. The slice aliases guest memory.
+func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
+	end := gpa + n
+	if end < gpa {
+		return nil, fmt.Errorf("%#x+%#x: %w", gpa, n, ErrOutOfRange)
+	}
+	// Regions are few (one or two); a linear scan beats a search.
+	for _, r := range m.regions {
+		if gpa >= r.GPA && end <= r.End() {
+			off := gpa - r.GPA
+			return r.Host[off : off+n : off+n], nil
+		}
+	}
+	return nil, fmt.Errorf("%#x+%#x: %w", gpa, n, ErrOutOfRange)
+}
+
+// ReadAt copies guest memory at gpa into p.
+func (m *Memory) ReadAt(p []byte, gpa uint64) error {
+	b, err := m.Slice(gpa, uint64(len(p)))
+	if err != nil {
+		return err
+	}
+	copy(p, b)
+	return nil
+}
+
+// WriteAt copies p into guest memory at gpa.
+func (m *Memory) WriteAt(p []byte, gpa uint64) error {
+	b, err := m.Slice(gpa, uint64(len(p)))
+	if err != nil {
+		return err
+	}
+	copy(b, p)
+	return nil
+}
+
+// Uint16 reads a little-endian 16-bit value.
+func (m *Memory) Uint16(gpa uint64) (uint16, error) {
+	b, err := m.Slice(gpa, 2)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint16(b), nil
+}
+
+// Uint32 reads a little-endian 32-bit value.
+func (m *Memory) Uint32(gpa uint64) (uint32, error) {
+	b, err := m.Slice(gpa, 4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b), nil
+}
+
+// Uint64 reads a little-endian 64-bit value.
+func (m *Memory) Uint64(gpa uint64) (uint64, error) {
+	b, err := m.Slice(gpa, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// PutUint16 writes a little-endian 16-bit value.
+func (m *Memory) PutUint16(gpa uint64, v uint16) error {
+	b, err := m.Slice(gpa, 2)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint16(b, v)
+	return nil
+}
+
+// PutUint32 writes a little-endian 32-bit value.
+func (m *Memory) PutUint32(gpa uint64, v uint32) error {
+	b, err := m.Slice(gpa, 4)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(b, v)
+	return nil
+}
+
+// PutUint64 writes a little-endian 64-bit value.
+func (m *Memory) PutUint64(gpa uint64, v uint64) error {
+	b, err := m.Slice(gpa, 8)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint64(b, v)
+	return nil
+}
