@@ -1,0 +1,212 @@
+#!/bin/sh
+# testdata.sh downloads and unpacks the Debian kernels and busybox that the
+# end-to-end tests boot, into the git-ignored build/cache/. Nothing it fetches
+# is committed. It is idempotent: a stamp file per architecture records the
+# exact package versions unpacked, and a second run with the same archive
+# state does no work.
+#
+# Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf
+#
+# Layout (per ARCH):
+#   build/cache/ARCH/vmlinuz          the guest kernel
+#   build/cache/ARCH/release          its `uname -r`
+#   build/cache/ARCH/modules/RELEASE  its /lib/modules tree
+#   build/cache/ARCH/busybox          a static busybox (not for armhf: the arm64 host runs it)
+#   build/cache/ARCH/host/...         the emulated host's kernel, same layout, when it
+#                                     must differ from the guest's (x86: only if the
+#                                     cloud kernel lacks kvm-amd)
+#
+# Kernel package names carry an ABI number that moves with security updates,
+# so they are resolved through the meta packages, never hard-coded.
+#
+# It needs root only to install missing tools and add foreign architectures;
+# on a machine that has them, it runs as any user.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${TANDEM_CACHE:-$root/build/cache}
+debs=$cache/debs
+
+log() { printf 'testdata: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else die "need root to run: $*"; fi
+}
+
+# apt_update refreshes the package index once per run. A hash-sum or size
+# mismatch on one index (a mirror mid-sync) is not fatal: what matters is
+# whether the packages then resolve, which the callers check.
+updated=
+apt_update() {
+	[ -n "$updated" ] && return 0
+	log "apt-get update"
+	as_root apt-get update -qq || log "apt-get update reported errors; continuing"
+	updated=1
+}
+
+# need_tools installs the Debian tools this script and the tests use,
+# skipping the apt round trip when they are all present.
+need_tools() {
+	missing=
+	command -v dpkg-deb >/dev/null || missing="$missing dpkg"
+	command -v apt-get >/dev/null || die "apt-get not found: this script needs a Debian or Ubuntu machine"
+	command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
+	command -v qemu-system-aarch64 >/dev/null || missing="$missing qemu-system-arm"
+	command -v cpio >/dev/null || missing="$missing cpio"
+	command -v depmod >/dev/null || missing="$missing kmod"
+	if [ -n "$missing" ]; then
+		log "installing$missing"
+		apt_update
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+	fi
+}
+
+# need_arch makes apt know about a foreign architecture (arm64, armhf).
+need_arch() {
+	a=$1
+	[ "$a" = "$(dpkg --print-architecture)" ] && return 0
+	if ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+		log "adding dpkg architecture $a"
+		as_root dpkg --add-architecture "$a"
+		updated=
+	fi
+	# Resolving a package of that architecture proves its index is there.
+	if ! apt-cache show "busybox-static:$a" >/dev/null 2>&1; then
+		apt_update
+	fi
+}
+
+# resolve META prints the versioned kernel package a meta package depends on.
+resolve() {
+	name=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+	[ -n "$name" ] || die "cannot resolve $1 through apt-cache depends: is the package index current (apt-get update)?"
+	echo "$name"
+}
+
+# download PKG prints the path of PKG's .deb in $debs, fetching it once.
+download() {
+	pkg=$1
+	ver=$(apt-cache policy "$pkg" | awk '/Candidate:/{print $2; exit}')
+	[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate version for $pkg"
+	mkdir -p "$debs"
+	# apt-get download names files NAME_VERSION_ARCH.deb with ':' escaped as %3a.
+	base=${pkg%%:*}
+	ever=$(echo "$ver" | sed 's/:/%3a/g')
+	f=$(ls "$debs/${base}_${ever}_"*.deb 2>/dev/null | head -n1 || true)
+	if [ -z "$f" ]; then
+		log "downloading $pkg $ver"
+		# As root, apt drops to the _apt user, who cannot write into the
+		# cache; downloading as root itself avoids a warning per file.
+		sandbox=
+		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
+		(cd "$debs" && apt-get download -q $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+		f=$(ls "$debs/${base}_${ever}_"*.deb | head -n1)
+	fi
+	echo "$f"
+}
+
+# unpack_kernel DEB DEST writes DEST/vmlinuz, DEST/release, DEST/modules/.
+unpack_kernel() {
+	deb=$1 dest=$2
+	tmp=$(mktemp -d "$cache/.unpack.XXXXXX")
+	log "unpacking $(basename "$deb")"
+	dpkg-deb -x "$deb" "$tmp"
+	kimg=$(ls "$tmp"/boot/vmlinuz-* | head -n1)
+	[ -f "$kimg" ] || die "$deb has no boot/vmlinuz-*"
+	rel=${kimg##*/vmlinuz-}
+	mods=$tmp/lib/modules/$rel
+	[ -d "$mods" ] || mods=$tmp/usr/lib/modules/$rel
+	[ -d "$mods" ] || die "$deb has no modules tree for $rel"
+	# The package ships no modules.dep (depmod runs at install); generate it
+	# when depmod is there, so guests can load modules in dependency order.
+	if [ ! -f "$mods/modules.dep" ] && command -v depmod >/dev/null; then
+		depmod -b "${mods%/lib/modules/$rel}" "$rel" 2>/dev/null || \
+			depmod -b "${mods%/usr/lib/modules/$rel}" "$rel"
+	fi
+	[ -f "$mods/modules.dep" ] || die "no modules.dep for $rel: install kmod (depmod)"
+	rm -rf "$dest.new"
+	mkdir -p "$dest.new/modules"
+	mv "$kimg" "$dest.new/vmlinuz"
+	mv "$mods" "$dest.new/modules/$rel"
+	# DTBs (arm) live beside the modules.
+	if [ -d "$tmp/usr/lib/linux-image-$rel" ]; then mv "$tmp/usr/lib/linux-image-$rel" "$dest.new/dtbs"; fi
+	echo "$rel" >"$dest.new/release"
+	rm -rf "$tmp"
+	# Swap the new tree in; keep a host/ subtree that was unpacked separately.
+	if [ -d "$dest/host" ]; then mv "$dest/host" "$dest.new/host"; fi
+	rm -rf "$dest"
+	mv "$dest.new" "$dest"
+}
+
+# unpack_busybox DEB DEST writes DEST/busybox.
+unpack_busybox() {
+	deb=$1 dest=$2
+	tmp=$(mktemp -d "$cache/.unpack.XXXXXX")
+	dpkg-deb -x "$deb" "$tmp"
+	mkdir -p "$dest"
+	install -m 0755 "$tmp/bin/busybox" "$dest/busybox.new"
+	mv "$dest/busybox.new" "$dest/busybox"
+	rm -rf "$tmp"
+}
+
+# has_kvm_amd DIR reports whether the kernel unpacked in DIR ships kvm-amd.
+has_kvm_amd() {
+	rel=$(cat "$1/release")
+	grep -q 'kvm-amd\.ko' "$1/modules/$rel/modules.dep"
+}
+
+# setup ARCH DEBARCH KERNEL_META HOST_META BUSYBOX
+setup() {
+	arch=$1 debarch=$2 kmeta=$3 hostmeta=$4 withbusybox=$5
+	need_arch "$debarch"
+	dest=$cache/$arch
+	kpkg=$(resolve "$kmeta")
+	case $kpkg in *:*) ;; *) [ "$debarch" = "$(dpkg --print-architecture)" ] || kpkg=$kpkg:$debarch ;; esac
+	kdeb=$(download "$kpkg")
+	bdeb=
+	[ "$withbusybox" = yes ] && bdeb=$(download "busybox-static:$debarch")
+	stamp="$(basename "$kdeb") $(basename "${bdeb:-none}")"
+	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
+		log "$arch: up to date ($(cat "$dest/release"))"
+	else
+		unpack_kernel "$kdeb" "$dest"
+		[ -n "$bdeb" ] && unpack_busybox "$bdeb" "$dest"
+		echo "$stamp" >"$dest/.stamp"
+		log "$arch: kernel $(cat "$dest/release") ready in $dest"
+	fi
+	# The emulated host needs kvm and kvm-amd; a guest kernel that has them
+	# serves as the host kernel too, which saves a download.
+	if [ -n "$hostmeta" ]; then
+		if has_kvm_amd "$dest"; then
+			rm -rf "$dest/host"
+			log "$arch: guest kernel has kvm-amd: it is the host kernel too"
+		else
+			hpkg=$(resolve "$hostmeta")
+			hdeb=$(download "$hpkg")
+			if [ ! -f "$dest/host/.stamp" ] || [ "$(cat "$dest/host/.stamp")" != "$(basename "$hdeb")" ]; then
+				unpack_kernel "$hdeb" "$dest/host"
+				echo "$(basename "$hdeb")" >"$dest/host/.stamp"
+			fi
+			has_kvm_amd "$dest/host" || die "$hpkg has no kvm-amd module either"
+			log "$arch: host kernel $(cat "$dest/host/release") ready in $dest/host"
+		fi
+	fi
+}
+
+main() {
+	[ $# -gt 0 ] || set -- x86
+	need_tools
+	mkdir -p "$cache"
+	for a in "$@"; do
+		case $a in
+		x86) setup x86 amd64 linux-image-cloud-amd64 linux-image-amd64 yes ;;
+		# The arm64 kernel has KVM built in and serves as host and guest.
+		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes ;;
+		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no ;;
+		*) die "unknown architecture $a (want x86, arm64 or armhf)" ;;
+		esac
+	done
+}
+
+main "$@"
