@@ -5,14 +5,17 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // requireKVM skips the test, saying why, where /dev/kvm cannot be used.
 func requireKVM(tb testing.TB) *System {
 	tb.Helper()
+	testenv.RequireKVM(tb)
 	s, err := Open()
 	if err != nil {
-		tb.Skipf("skipping: KVM unavailable: %v", err)
+		tb.Fatalf("Open() = %v", err)
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
