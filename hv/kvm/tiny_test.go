@@ -1,74 +1,24 @@
-package kvm
+package kvm_test
 
 import (
 	"errors"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/internal/tinyguest"
 )
 
-// requireKVM skips the test, saying why, where /dev/kvm cannot be used.
-func requireKVM(tb testing.TB) *System {
+// newTinyGuest returns a tiny real-mode guest running code, skipping
+// (saying why) where /dev/kvm is absent.
+func newTinyGuest(tb testing.TB, code []byte) *tinyguest.Guest {
 	tb.Helper()
 	testenv.RequireKVM(tb)
-	s, err := Open()
+	g, err := tinyguest.New(code)
 	if err != nil {
-		tb.Fatalf("Open() = %v", err)
+		tb.Fatalf("tinyguest.New() = %v", err)
 	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
-
-// tinyGuest is a real-mode VM with 64 KiB of RAM at 0 and code at 0x1000.
-type tinyGuest struct {
-	vm  *VM
-	cpu *VCPU
-	ram []byte
-}
-
-const (
-	tinyRAMSize  = 0x10000
-	tinyCodeAddr = 0x1000
-)
-
-func newTinyGuest(tb testing.TB, s *System, code []byte) *tinyGuest {
-	tb.Helper()
-	vm, err := s.CreateVM(0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ram, err := unix.Mmap(-1, 0, tinyRAMSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	copy(ram[tinyCodeAddr:], code)
-	if err := vm.SetUserMemoryRegion(0, 0, ram, false); err != nil {
-		tb.Fatal(err)
-	}
-	cpu, err := vm.CreateVCPU(0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sr, err := cpu.GetSregs()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// Real mode, flat: CS base 0 so RIP is the physical address.
-	sr.CS.Base, sr.CS.Selector = 0, 0
-	if err := cpu.SetSregs(sr); err != nil {
-		tb.Fatal(err)
-	}
-	if err := cpu.SetRegs(Regs{RIP: tinyCodeAddr, RFLAGS: 2}); err != nil {
-		tb.Fatal(err)
-	}
-	g := &tinyGuest{vm: vm, cpu: cpu, ram: ram}
-	tb.Cleanup(func() {
-		cpu.Close()
-		vm.Close()
-		unix.Munmap(ram)
-	})
+	tb.Cleanup(g.Close)
 	return g
 }
 
@@ -107,27 +57,26 @@ type tinyExit struct {
 }
 
 func TestTinyGuestExits(t *testing.T) {
-	s := requireKVM(t)
-	g := newTinyGuest(t, s, tinyCode)
+	g := newTinyGuest(t, tinyCode)
 	want := []tinyExit{
-		{ExitIO, 0x3f8, true, 'A'},
-		{ExitMMIO, 0x20010, true, 0x42},
-		{ExitMMIO, 0x20020, false, 0x99},
-		{ExitIO, 0x3f8, true, 0x99},
-		{ExitIO, 0x3f8, false, 0x5a},
-		{ExitIO, 0x3f8, true, 0x5a},
-		{ExitHLT, 0, false, 0},
+		{kvm.ExitIO, 0x3f8, true, 'A'},
+		{kvm.ExitMMIO, 0x20010, true, 0x42},
+		{kvm.ExitMMIO, 0x20020, false, 0x99},
+		{kvm.ExitIO, 0x3f8, true, 0x99},
+		{kvm.ExitIO, 0x3f8, false, 0x5a},
+		{kvm.ExitIO, 0x3f8, true, 0x5a},
+		{kvm.ExitHLT, 0, false, 0},
 	}
 	var got []tinyExit
 	for len(got) < len(want)+1 {
-		reason, err := g.cpu.Run()
+		reason, err := g.CPU.Run()
 		if err != nil {
 			t.Fatal(err)
 		}
 		e := tinyExit{reason: reason}
 		switch reason {
-		case ExitIO:
-			io, err := g.cpu.IO()
+		case kvm.ExitIO:
+			io, err := g.CPU.IO()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,8 +85,8 @@ func TestTinyGuestExits(t *testing.T) {
 				io.Data[0] = 0x5a // the device's answer
 			}
 			e.data = io.Data[0]
-		case ExitMMIO:
-			m := g.cpu.MMIO()
+		case kvm.ExitMMIO:
+			m := g.CPU.MMIO()
 			e.addr, e.write = m.Addr, m.IsWrite
 			if !m.IsWrite {
 				m.Data[0] = 0x99
@@ -145,10 +94,10 @@ func TestTinyGuestExits(t *testing.T) {
 			e.data = m.Data[0]
 		}
 		got = append(got, e)
-		if reason == ExitHLT {
+		if reason == kvm.ExitHLT {
 			break
 		}
-		if reason != ExitIO && reason != ExitMMIO {
+		if reason != kvm.ExitIO && reason != kvm.ExitMMIO {
 			t.Fatalf("unexpected exit %d after %v", reason, got)
 		}
 	}
@@ -168,47 +117,41 @@ func TestOpenErrors(t *testing.T) {
 		path string
 		want error
 	}{
-		{"missing device", "/nonexistent/kvm", ErrNoKVM},
+		{"missing device", "/nonexistent/kvm", kvm.ErrNoKVM},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := OpenPath(tt.path)
+			_, err := kvm.OpenPath(tt.path)
 			if !errors.Is(err, tt.want) {
-				t.Errorf("OpenPath(%q) = %v, want %v", tt.path, err, tt.want)
+				t.Errorf("kvm.OpenPath(%q) = %v, want %v", tt.path, err, tt.want)
 			}
 		})
 	}
 }
 
 func TestRequireCapabilities(t *testing.T) {
-	s := requireKVM(t)
-	if err := s.Require("a test", CapUserMemory); err != nil {
+	g := newTinyGuest(t, tinyguest.Loop)
+	s := g.Sys
+	if err := s.Require("a test", kvm.CapUserMemory); err != nil {
 		t.Errorf("Require(KVM_CAP_USER_MEMORY) = %v, want nil", err)
 	}
-	err := s.Require("a test", Cap(1<<20))
-	var mc *MissingCapError
+	err := s.Require("a test", kvm.Cap(1<<20))
+	var mc *kvm.MissingCapError
 	if !errors.As(err, &mc) {
-		t.Fatalf("Require(unknown cap) = %v, want *MissingCapError", err)
+		t.Fatalf("Require(unknown cap) = %v, want *kvm.MissingCapError", err)
 	}
-	if mc.Cap != Cap(1<<20) {
-		t.Errorf("MissingCapError.Cap = %v, want %v", mc.Cap, Cap(1<<20))
+	if mc.Cap != kvm.Cap(1<<20) {
+		t.Errorf("MissingCapError.Cap = %v, want %v", mc.Cap, kvm.Cap(1<<20))
 	}
 }
 
-// loopCode is the exit-latency guest: an endless PIO write.
-//
-//	1000: ee     out dx, al
-//	1001: eb fd  jmp 0x1000
-var loopCode = []byte{0xee, 0xeb, 0xfd}
-
 // BenchmarkPIOExit measures one guest PIO exit and re-entry through hv/kvm.
 func BenchmarkPIOExit(b *testing.B) {
-	s := requireKVM(b)
-	g := newTinyGuest(b, s, loopCode)
+	g := newTinyGuest(b, tinyguest.Loop)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		reason, err := g.cpu.Run()
-		if err != nil || reason != ExitIO {
+		reason, err := g.CPU.Run()
+		if err != nil || reason != kvm.ExitIO {
 			b.Fatalf("Run() = %d, %v, want KVM_EXIT_IO", reason, err)
 		}
 	}
