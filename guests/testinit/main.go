@@ -1,0 +1,363 @@
+// Command testinit is the init (PID 1) of Tandem's end-to-end test guest.
+// It runs on a stock Debian kernel inside a VM that Tandem built, checks
+// what the VMM promised the guest, reports each fact on the console, and
+// powers the VM off.
+//
+// It mounts /proc, /sys and /dev (devtmpfs), loads the virtio drivers it
+// finds under /lib/modules/$(uname -r) in the order modules.dep gives, then
+// writes one marker line per fact to the console:
+//
+//	TANDEM-TEST kernel=<uname -r>
+//	TANDEM-TEST module=<name> loaded            (or "builtin" when the kernel has it already)
+//	TANDEM-TEST cpus=<online CPUs>
+//	TANDEM-TEST mem=<MemTotal in KiB>
+//	TANDEM-TEST disk=/dev/vda size=<bytes> sha256=<hex of the whole disk>    (one per virtio disk)
+//	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
+//	TANDEM-TEST done
+//
+// Every line starts with "TANDEM-TEST " at the start of a console line and
+// holds one fact as space-separated key=value words, so a test greps for
+// it. Any step that fails prints
+//
+//	TANDEM-TEST fail <why>
+//
+// and init still powers off, so a broken guest ends the VM instead of
+// hanging it; "done" is printed only when no step failed.
+//
+// It uses only the standard library and x/sys so the guest runs nothing
+// but the kernel and this file.
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// marker starts every line a test looks for.
+const marker = "TANDEM-TEST"
+
+// drivers are the modules the VMM's devices need, by module name. Those a
+// kernel lacks are skipped: which devices exist is for the markers to tell.
+var drivers = []string{
+	"virtio_mmio",
+	"virtio_pci",
+	"virtio_blk",
+	"virtio_net",
+	"virtio_console",
+	"virtio_rng",
+	"vmw_vsock_virtio_transport",
+}
+
+// deviceWait bounds how long init waits for a driver's devices to appear:
+// probing runs in the kernel's own threads after finit_module returns.
+const deviceWait = 5 * time.Second
+
+// moduleInitCompressedFile is MODULE_INIT_COMPRESSED_FILE
+// (include/uapi/linux/module.h): the kernel decompresses the file itself
+// (Linux 5.17+, CONFIG_MODULE_DECOMPRESS).
+const moduleInitCompressedFile = 4
+
+func main() {
+	failed := false
+	fail := func(format string, args ...any) {
+		failed = true
+		say("fail " + fmt.Sprintf(format, args...))
+	}
+	if err := mountAll(); err != nil {
+		fail("%v", err)
+	}
+	rel := release()
+	say("kernel=" + rel)
+	if err := loadDrivers(rel); err != nil {
+		fail("%v", err)
+	}
+	say(fmt.Sprintf("cpus=%d", onlineCPUs()))
+	if kib, err := memTotal(); err != nil {
+		fail("%v", err)
+	} else {
+		say(fmt.Sprintf("mem=%d", kib))
+	}
+	if err := reportDisks(); err != nil {
+		fail("%v", err)
+	}
+	if err := reportNICs(); err != nil {
+		fail("%v", err)
+	}
+	if !failed {
+		say("done")
+	}
+	powerOff()
+}
+
+// say prints one marker line. The leading newline keeps a marker at the
+// start of a line even when the kernel's own messages interleave.
+func say(fact string) {
+	fmt.Fprintf(os.Stdout, "\n%s %s\n", marker, fact)
+}
+
+func mountAll() error {
+	for _, m := range []struct{ fs, dir string }{
+		{"proc", "/proc"},
+		{"sysfs", "/sys"},
+		{"devtmpfs", "/dev"},
+	} {
+		if err := os.MkdirAll(m.dir, 0o755); err != nil {
+			return fmt.Errorf("mount %s: %w", m.dir, err)
+		}
+		if err := unix.Mount(m.fs, m.dir, m.fs, unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s on %s: %w", m.fs, m.dir, err)
+		}
+	}
+	return nil
+}
+
+func release() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// loadDrivers loads each wanted driver and its dependencies, dependencies
+// first. A guest initramfs carries only some modules: a module named in
+// modules.dep but absent on disk is an error, one absent from modules.dep
+// is simply not wanted.
+func loadDrivers(rel string) error {
+	dir := filepath.Join("/lib/modules", rel)
+	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // a kernel with every driver built in needs no modules
+	}
+	if err != nil {
+		return fmt.Errorf("reading modules.dep: %w", err)
+	}
+	deps, err := parseModulesDep(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	loaded := map[string]bool{}
+	var load func(p string, depth int) error
+	load = func(p string, depth int) error {
+		if loaded[p] {
+			return nil
+		}
+		if depth > len(deps) {
+			return fmt.Errorf("modules.dep: dependency cycle through %s", p)
+		}
+		// depmod lists dependencies so that loading from last to first
+		// satisfies each before its users.
+		ds := deps[p]
+		for i := len(ds) - 1; i >= 0; i-- {
+			if err := load(ds[i], depth+1); err != nil {
+				return err
+			}
+		}
+		loaded[p] = true
+		how, err := insmod(filepath.Join(dir, p))
+		if err != nil {
+			return fmt.Errorf("loading %s: %w", p, err)
+		}
+		say(fmt.Sprintf("module=%s %s", moduleName(p), how))
+		return nil
+	}
+	for _, name := range drivers {
+		for p := range deps {
+			if moduleName(p) == name {
+				if err := load(p, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	waitForDevices()
+	return nil
+}
+
+func parseModulesDep(r io.Reader) (map[string][]string, error) {
+	deps := map[string][]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		mod, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("modules.dep: malformed line %q", line)
+		}
+		deps[mod] = strings.Fields(rest)
+	}
+	return deps, sc.Err()
+}
+
+// moduleName turns "kernel/drivers/char/hw_random/virtio-rng.ko.xz" into
+// "virtio_rng": the kernel treats - and _ in module names alike.
+func moduleName(p string) string {
+	b := filepath.Base(p)
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
+}
+
+// insmod loads one module file with finit_module.
+func insmod(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	flags := 0
+	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
+		flags |= moduleInitCompressedFile
+	}
+	err = unix.FinitModule(int(f.Fd()), "", flags)
+	switch {
+	case err == nil:
+		return "loaded", nil
+	case errors.Is(err, unix.EEXIST):
+		return "builtin", nil
+	case flags != 0 && errors.Is(err, unix.EINVAL):
+		return "", fmt.Errorf("finit_module: %w (compressed module: the kernel needs CONFIG_MODULE_DECOMPRESS)", err)
+	}
+	return "", fmt.Errorf("finit_module: %w", err)
+}
+
+// waitForDevices gives the drivers' probes a moment to create block
+// devices and NICs; it returns as soon as something appears.
+func waitForDevices() {
+	deadline := time.Now().Add(deviceWait)
+	for time.Now().Before(deadline) {
+		if len(virtioDisks()) > 0 || len(nics()) > 0 {
+			// One more beat for the devices' siblings.
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// onlineCPUs counts the CPUs the kernel brought up: the scheduler's
+// affinity mask of PID 1 covers exactly those.
+func onlineCPUs() int { return runtime.NumCPU() }
+
+func memTotal() (int, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("reading /proc/meminfo: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var kib int
+		if n, _ := fmt.Sscanf(l, "MemTotal: %d kB", &kib); n == 1 {
+			return kib, nil
+		}
+	}
+	return 0, errors.New("/proc/meminfo has no MemTotal")
+}
+
+func virtioDisks() []string {
+	m, _ := filepath.Glob("/sys/block/vd*")
+	sort.Strings(m)
+	return m
+}
+
+func reportDisks() error {
+	for _, sys := range virtioDisks() {
+		dev := "/dev/" + filepath.Base(sys)
+		sum, n, err := hashFile(dev)
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", dev, err)
+		}
+		say(fmt.Sprintf("disk=%s size=%d sha256=%s", dev, n, sum))
+	}
+	return nil
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", n, fmt.Errorf("reading after %d bytes: %w", n, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+func nics() []string {
+	m, _ := filepath.Glob("/sys/class/net/*")
+	var out []string
+	for _, p := range m {
+		if n := filepath.Base(p); n != "lo" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func reportNICs() error {
+	for _, name := range nics() {
+		if err := linkUp(name); err != nil {
+			return fmt.Errorf("net %s: %w", name, err)
+		}
+		mac := "unknown"
+		if ifc, err := net.InterfaceByName(name); err == nil {
+			mac = ifc.HardwareAddr.String()
+		}
+		say(fmt.Sprintf("net=%s up mac=%s", name, mac))
+	}
+	return nil
+}
+
+// linkUp sets IFF_UP with SIOCSIFFLAGS, the ioctl `ip link set up` uses.
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
+	}
+	return nil
+}
+
+// powerOff ends the VM. If the reboot call itself fails there is nothing
+// left to do: PID 1 must not exit (the kernel would panic), so it sleeps.
+func powerOff() {
+	unix.Sync()
+	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
+		say("fail power off: " + err.Error())
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
+}

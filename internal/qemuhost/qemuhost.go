@@ -1,0 +1,436 @@
+// Package qemuhost boots an emulated KVM host under QEMU's software
+// emulation and runs a shell script in it. End-to-end tests use it to run
+// Tandem where stock Linux guests work: this machine kind's own /dev/kvm
+// is a nested paravirtual KVM on which stock kernels hang in early boot.
+//
+// The host is Debian's kernel from build/cache (scripts/testdata.sh) with
+// an initramfs of busybox, the kvm modules and the caller's files. Its init
+// (hostInit) mounts the usual file systems, loads kvm and kvm-amd with
+// nested=1 (kvm-intel where the CPU has VMX instead), checks /dev/kvm,
+// runs the script and reports on the serial console:
+//
+//	TANDEM-HOST booted uptime=<seconds>
+//	TANDEM-HOST kvm=<module>            or: TANDEM-HOST fail <why>
+//	TANDEM-HOST exit=<script's exit status>
+//
+// then powers off, which ends QEMU.
+package qemuhost
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Markers the host init prints.
+const (
+	markerPrefix = "TANDEM-HOST "
+	markerBooted = markerPrefix + "booted"
+	markerExit   = markerPrefix + "exit="
+	markerFail   = markerPrefix + "fail "
+)
+
+// Defaults for Options.
+const (
+	DefaultMemory  = "3G"
+	DefaultCPUs    = 2
+	DefaultTimeout = 15 * time.Minute
+)
+
+// tailLines is how many console lines an error quotes.
+const tailLines = 30
+
+// Options describe one run of an emulated host.
+type Options struct {
+	// Arch is the host's architecture: "x86_64" (default) or "arm64".
+	Arch string
+	// Files maps paths inside the host to host files to put there.
+	Files map[string]string
+	// Script is the shell script (busybox sh) the host init runs once
+	// KVM is loaded; its exit status is Result.ExitStatus.
+	Script string
+	// Memory is the host's RAM in QEMU's syntax ("3G"); CPUs its vCPUs.
+	Memory string
+	CPUs   int
+	// Console receives the serial console as it arrives (optional).
+	Console io.Writer
+	// Timeout bounds the whole run, boot included (default
+	// DefaultTimeout); the context can end it sooner.
+	Timeout time.Duration
+	// Cmdline is appended to the host kernel's command line.
+	Cmdline string
+	// CacheDir is the test-data cache (default: CacheDir()).
+	CacheDir string
+}
+
+// Result is what a run produced.
+type Result struct {
+	// Output is the whole serial console.
+	Output string
+	// ExitStatus is the script's exit status.
+	ExitStatus int
+	// Boot is the time from starting QEMU to the host init's first
+	// marker; Total the time until QEMU exited.
+	Boot, Total time.Duration
+	// KVM names the module that gave the host /dev/kvm.
+	KVM string
+}
+
+// Run boots the emulated host, runs opt.Script in it and returns once QEMU
+// has exited. An error means the script's status is unknown: QEMU failed,
+// the host did not get KVM, or the run timed out (the error quotes the
+// last console lines).
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	opt.defaults()
+	a, err := lookupArch(opt.Arch)
+	if err != nil {
+		return nil, err
+	}
+	art, err := a.artifacts(opt.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	qemu, err := exec.LookPath(a.qemu)
+	if err != nil {
+		return nil, fmt.Errorf("%s not found: install Debian's %s", a.qemu, a.qemuPackage)
+	}
+	work, err := os.MkdirTemp("", "qemuhost-")
+	if err != nil {
+		return nil, fmt.Errorf("creating work directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	initrd := filepath.Join(work, "host-initrd.cpio")
+	if err := buildInitramfs(initrd, a, art, opt); err != nil {
+		return nil, fmt.Errorf("building the host initramfs: %w", err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+	defer cancel()
+	args := a.args(opt, art.kernel, initrd)
+	cmd := exec.CommandContext(ctx, qemu, args...)
+	// QEMU gets no stdin: the serial port only writes. WaitDelay bounds
+	// the wait for the pipe after QEMU is killed.
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", qemu, err)
+	}
+	con := newConsole(opt.Console, start)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(con, stdout)
+	}()
+	wg.Wait()
+	waitErr := cmd.Wait()
+	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1}
+	status, haveStatus := con.status()
+	res.KVM = con.kvm
+	switch {
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("emulated %s host did not finish within %v (%v); last console lines:\n%s",
+			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
+	case con.failure != "":
+		return res, fmt.Errorf("emulated %s host: %s; last console lines:\n%s", opt.Arch, con.failure, con.tail(tailLines))
+	case !haveStatus:
+		return res, fmt.Errorf("emulated %s host ended without reporting the script's exit status (qemu: %v %s); last console lines:\n%s",
+			opt.Arch, waitErr, strings.TrimSpace(stderr.String()), con.tail(tailLines))
+	case waitErr != nil:
+		return res, fmt.Errorf("qemu: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
+	}
+	res.ExitStatus = status
+	return res, nil
+}
+
+func (opt *Options) defaults() {
+	if opt.Arch == "" {
+		opt.Arch = "x86_64"
+	}
+	if opt.Memory == "" {
+		opt.Memory = DefaultMemory
+	}
+	if opt.CPUs == 0 {
+		opt.CPUs = DefaultCPUs
+	}
+	if opt.Timeout == 0 {
+		opt.Timeout = DefaultTimeout
+	}
+}
+
+// console collects the serial output, forwards it, and watches for the
+// host init's markers. A partial last line is kept until its newline.
+type console struct {
+	out   io.Writer
+	start time.Time
+
+	mu      sync.Mutex // protects the fields below
+	buf     bytes.Buffer
+	partial []byte
+	lines   []string
+	booted  time.Duration
+	exit    string
+	kvm     string
+	failure string
+}
+
+func newConsole(out io.Writer, start time.Time) *console {
+	return &console{out: out, start: start}
+}
+
+func (c *console) Write(p []byte) (int, error) {
+	if c.out != nil {
+		c.out.Write(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(c.partial[:i]), "\r")
+		c.partial = c.partial[i+1:]
+		c.line(line)
+	}
+	return len(p), nil
+}
+
+func (c *console) line(l string) {
+	c.lines = append(c.lines, l)
+	if len(c.lines) > 4*tailLines {
+		c.lines = append(c.lines[:0], c.lines[len(c.lines)-tailLines:]...)
+	}
+	i := strings.Index(l, markerPrefix)
+	if i < 0 {
+		return
+	}
+	m := l[i:]
+	switch {
+	case strings.HasPrefix(m, markerBooted) && c.booted == 0:
+		c.booted = time.Since(c.start)
+	case strings.HasPrefix(m, markerPrefix+"kvm="):
+		c.kvm = strings.TrimPrefix(m, markerPrefix+"kvm=")
+	case strings.HasPrefix(m, markerFail) && c.failure == "":
+		c.failure = strings.TrimPrefix(m, markerFail)
+	case strings.HasPrefix(m, markerExit):
+		c.exit = strings.TrimPrefix(m, markerExit)
+	}
+}
+
+func (c *console) text() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func (c *console) status() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.exit == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(c.exit))
+	return n, err == nil
+}
+
+func (c *console) tail(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ls := c.lines
+	if len(c.partial) > 0 {
+		ls = append(ls[:len(ls):len(ls)], string(c.partial))
+	}
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return "\t" + strings.Join(ls, "\n\t")
+}
+
+// arch is how one host architecture is booted.
+type arch struct {
+	name        string
+	cacheSub    string // directory under the cache
+	qemu        string
+	qemuPackage string
+	machine     []string // QEMU's machine, CPU and accelerator flags
+	console     string   // the serial console's device name
+	// kvmModules are loaded in order; vendors are tried in turn until one
+	// gives /dev/kvm. Both are empty where KVM is built in.
+	kvmModules []string
+	vendors    []vendorModule
+}
+
+type vendorModule struct {
+	name   string
+	params string
+	// cpuFlag is the /proc/cpuinfo flag that says the CPU can use it.
+	cpuFlag string
+}
+
+var arches = map[string]arch{
+	"x86_64": {
+		name: "x86_64", cacheSub: "x86", qemu: "qemu-system-x86_64", qemuPackage: "qemu-system-x86",
+		// q35 and -cpu max: TCG emulates AMD's SVM (not Intel's VMX),
+		// which kvm-amd nested=1 turns into a working /dev/kvm.
+		machine:    []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
+		console:    "ttyS0",
+		kvmModules: []string{"irqbypass", "kvm"},
+		vendors: []vendorModule{
+			{"kvm_amd", "nested=1", "svm"},
+			{"kvm_intel", "nested=1", "vmx"},
+		},
+	},
+	"arm64": {
+		name: "arm64", cacheSub: "arm64", qemu: "qemu-system-aarch64", qemuPackage: "qemu-system-arm",
+		// virtualization=on gives the guest EL2, where Debian's arm64
+		// kernel (KVM built in) starts KVM in VHE mode.
+		machine: []string{"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-accel", "tcg,thread=multi"},
+		console: "ttyAMA0",
+	},
+}
+
+func lookupArch(name string) (arch, error) {
+	a, ok := arches[name]
+	if !ok {
+		var names []string
+		for n := range arches {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return arch{}, fmt.Errorf("unknown host architecture %q (want one of %s)", name, strings.Join(names, ", "))
+	}
+	return a, nil
+}
+
+func (a arch) args(opt Options, kernel, initrd string) []string {
+	args := append([]string{}, a.machine...)
+	args = append(args,
+		"-smp", strconv.Itoa(opt.CPUs), "-m", opt.Memory,
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-serial", "stdio", "-no-reboot",
+		"-kernel", kernel, "-initrd", initrd,
+		// panic=-1 reboots on a panic, and -no-reboot turns that into
+		// QEMU's exit, so a dead host ends the run at once.
+		"-append", strings.TrimSpace("console="+a.console+" panic=-1 quiet rdinit=/init "+opt.Cmdline),
+	)
+	return args
+}
+
+// hostArtifacts are the files of the host's kernel from the cache.
+type hostArtifacts struct {
+	kernel  string
+	modules string // /lib/modules/RELEASE, empty if the kernel needs none
+	busybox string
+}
+
+func (a arch) artifacts(cache string) (hostArtifacts, error) {
+	if cache == "" {
+		var err error
+		if cache, err = CacheDir(); err != nil {
+			return hostArtifacts{}, err
+		}
+	}
+	dir := filepath.Join(cache, a.cacheSub)
+	// scripts/testdata.sh unpacks a separate host kernel only when the
+	// guest kernel lacks the KVM modules.
+	kdir := dir
+	if _, err := os.Stat(filepath.Join(dir, "host", "vmlinuz")); err == nil {
+		kdir = filepath.Join(dir, "host")
+	}
+	art := hostArtifacts{kernel: filepath.Join(kdir, "vmlinuz"), busybox: filepath.Join(dir, "busybox")}
+	rel, err := os.ReadFile(filepath.Join(kdir, "release"))
+	if err != nil {
+		return art, fmt.Errorf("no %s host kernel in %s: run scripts/testdata.sh %s (%w)", a.name, kdir, a.cacheSub, err)
+	}
+	art.modules = filepath.Join(kdir, "modules", strings.TrimSpace(string(rel)))
+	for _, f := range []string{art.kernel, art.busybox} {
+		if _, err := os.Stat(f); err != nil {
+			return art, fmt.Errorf("missing %s: run scripts/testdata.sh %s (%w)", f, a.cacheSub, err)
+		}
+	}
+	return art, nil
+}
+
+// Check reports why an emulated host of arch cannot run here: QEMU or the
+// test data is missing. nil means Run can be tried.
+func Check(archName string) error {
+	a, err := lookupArch(archName)
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath(a.qemu); err != nil {
+		return fmt.Errorf("%s not found: install Debian's %s (make deps)", a.qemu, a.qemuPackage)
+	}
+	cache, err := CacheDir()
+	if err != nil {
+		return err
+	}
+	_, err = a.artifacts(cache)
+	return err
+}
+
+// CacheDir returns the test-data cache: $TANDEM_CACHE, or build/cache at
+// the root of the module this package is built from.
+func CacheDir() (string, error) {
+	if d := os.Getenv("TANDEM_CACHE"); d != "" {
+		return d, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "build", "cache"), nil
+}
+
+// RepoRoot finds the module root (the directory holding go.mod) from the
+// working directory up; tests run in their package's directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from inside the Tandem tree or set TANDEM_CACHE")
+		}
+		dir = parent
+	}
+}
+
+// Tail returns up to n final lines of the console, for test messages.
+func (r *Result) Tail(n int) string {
+	sc := bufio.NewScanner(strings.NewReader(r.Output))
+	sc.Buffer(nil, 1<<20)
+	var ls []string
+	for sc.Scan() {
+		ls = append(ls, strings.TrimRight(sc.Text(), "\r"))
+		if len(ls) > n {
+			ls = ls[1:]
+		}
+	}
+	return strings.Join(ls, "\n")
+}

@@ -1,0 +1,141 @@
+package qemuhost
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildStatic builds a package of this module as a static binary for the
+// emulated host.
+func buildStatic(t *testing.T, pkg, goarch string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// testWriter sends console lines to the test log when -v is given.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		os.Stderr.Write(p)
+	}
+	return len(p), nil
+}
+
+// TestNestedKVM boots the emulated x86 host and runs a tiny real-mode
+// guest with nested KVM inside it. The script's exit status travels back
+// through the host init's marker; a second command exits 3 to show that a
+// failing script is reported as such.
+func TestNestedKVM(t *testing.T) {
+	Require(t)
+	probe := buildStatic(t, "./testdata/kvmprobe", "amd64")
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Files:   map[string]string{"/kvmprobe": probe},
+		Script:  "/kvmprobe || exit $?\necho probe-done\nexit 3\n",
+		Memory:  "1G",
+		Console: testWriter{t},
+		Timeout: 5 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	t.Logf("emulated host: init after %v, whole run %v (wall %v), KVM from %s", res.Boot, res.Total, time.Since(start), res.KVM)
+	if !strings.Contains(res.Output, "KVMPROBE ok") {
+		t.Errorf("console lacks the probe's KVMPROBE ok; last lines:\n%s", res.Tail(20))
+	}
+	if !strings.Contains(res.Output, "probe-done") {
+		t.Errorf("console lacks probe-done: the script did not go on after the probe")
+	}
+	if res.ExitStatus != 3 {
+		t.Errorf("Run().ExitStatus = %d, want 3", res.ExitStatus)
+	}
+	if res.KVM != "kvm_amd" && res.KVM != "kvm_intel" {
+		t.Errorf("Run().KVM = %q, want kvm_amd or kvm_intel", res.KVM)
+	}
+}
+
+// TestTimeout shows that a host that does not finish in time ends the run
+// with an error quoting the console, and that QEMU is gone afterwards.
+func TestTimeout(t *testing.T) {
+	Require(t)
+	res, err := Run(context.Background(), Options{
+		Script:  "echo waiting-forever; sleep 600\n",
+		Memory:  "512M",
+		CPUs:    1,
+		Timeout: 12 * time.Second,
+	})
+	if err == nil {
+		t.Fatalf("Run() = nil error, want a timeout (exit status %d)", res.ExitStatus)
+	}
+	for _, want := range []string{"did not finish within 12s", "waiting-forever"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run() error = %v, want it to contain %q", err, want)
+		}
+	}
+}
+
+func TestConsoleMarkers(t *testing.T) {
+	tests := []struct {
+		name       string
+		chunks     []string
+		wantStatus int
+		wantOK     bool
+		wantKVM    string
+		wantFail   string
+	}{
+		{"exit split across writes", []string{"noise\r\nTANDEM-HOST kvm=kvm_amd\r\nTANDEM-HOST ex", "it=7\r\n"}, 7, true, "kvm_amd", ""},
+		{"marker after kernel text", []string{"[ 1.0] foo TANDEM-HOST exit=0\n"}, 0, true, "", ""},
+		{"no newline yet", []string{"TANDEM-HOST exit=1"}, 0, false, "", ""},
+		{"failure", []string{"TANDEM-HOST fail no /dev/kvm\nTANDEM-HOST exit=255\n"}, 255, true, "", "no /dev/kvm"},
+		{"garbage status", []string{"TANDEM-HOST exit=x\n"}, 0, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newConsole(nil, time.Now())
+			for _, s := range tt.chunks {
+				c.Write([]byte(s))
+			}
+			status, ok := c.status()
+			if status != tt.wantStatus || ok != tt.wantOK {
+				t.Errorf("status() = %d, %v, want %d, %v", status, ok, tt.wantStatus, tt.wantOK)
+			}
+			if c.kvm != tt.wantKVM || c.failure != tt.wantFail {
+				t.Errorf("kvm, failure = %q, %q, want %q, %q", c.kvm, c.failure, tt.wantKVM, tt.wantFail)
+			}
+			if got, want := c.text(), strings.Join(tt.chunks, ""); got != want {
+				t.Errorf("text() = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestTail(t *testing.T) {
+	r := &Result{Output: "a\r\nb\nc\nd"}
+	if got, want := r.Tail(2), "c\nd"; got != want {
+		t.Errorf("Tail(2) = %q, want %q", got, want)
+	}
+	c := newConsole(nil, time.Now())
+	c.Write([]byte("one\ntwo\nthr"))
+	if got, want := c.tail(2), "\ttwo\n\tthr"; got != want {
+		t.Errorf("tail(2) = %q, want %q", got, want)
+	}
+}
+
+func TestUnknownArch(t *testing.T) {
+	if _, err := Run(context.Background(), Options{Arch: "riscv64"}); err == nil || !strings.Contains(err.Error(), "unknown host architecture") {
+		t.Errorf("Run(riscv64) = %v, want an unknown-architecture error", err)
+	}
+}
