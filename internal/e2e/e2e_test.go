@@ -1,0 +1,386 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// Sizes and limits of the end-to-end runs. An emulated host boots in
+// seconds; a stock guest inside it, under nested KVM, in tens of seconds.
+const (
+	guestCPUs   = 2
+	guestMemory = "256M"
+	diskSize    = 4 << 20
+	// hostTimeout bounds one emulated host run; guestTimeout the VMM
+	// inside it, so a hung guest is reported as such while the host can
+	// still print its markers.
+	hostTimeout  = 6 * time.Minute
+	guestTimeout = 240 * time.Second
+	// guestCmdline is quiet: every console byte is an exit of a nested
+	// guest, and slow.
+	guestCmdline = "console=ttyS0 quiet panic=-1"
+)
+
+// workDir holds what the tests build, shared by all tests of one run and
+// removed at its end.
+var workDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "tandem-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	workDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+// guestSet is the guest kernel, both initramfs images and the disk.
+type guestSet struct {
+	kernel  Kernel
+	initrd  map[Guest]string
+	disk    string
+	diskSum string
+}
+
+var (
+	guestsOnce sync.Once
+	guests     *guestSet
+	guestsErr  error
+)
+
+// buildGuests builds the guest images once per test run.
+func buildGuests(t *testing.T) *guestSet {
+	t.Helper()
+	guestsOnce.Do(func() {
+		cache, err := qemuhost.CacheDir()
+		if err != nil {
+			guestsErr = err
+			return
+		}
+		k, err := X86Kernel(cache)
+		if err != nil {
+			guestsErr = err
+			return
+		}
+		g := &guestSet{kernel: k, initrd: map[Guest]string{}, disk: filepath.Join(workDir, "disk.img")}
+		for _, kind := range []Guest{GuestTestinit, GuestBusybox} {
+			f := filepath.Join(workDir, "initrd-"+string(kind))
+			if err := BuildGuestInitramfs(f, kind, k, "amd64", "."); err != nil {
+				guestsErr = fmt.Errorf("building the %s guest: %w", kind, err)
+				return
+			}
+			g.initrd[kind] = f
+		}
+		if g.diskSum, err = WriteDisk(g.disk, diskSize); err != nil {
+			guestsErr = err
+			return
+		}
+		guests = g
+	})
+	if guestsErr != nil {
+		t.Fatal(guestsErr)
+	}
+	return guests
+}
+
+// consoleLog streams the emulated host's console to stderr with -v.
+type consoleLog struct{}
+
+func (consoleLog) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		os.Stderr.Write(p)
+	}
+	return len(p), nil
+}
+
+// timedScript wraps a command that boots the guest: it bounds it with
+// guestTimeout and prints how long it took on the host's clock.
+func timedScript(cmd string) string {
+	return fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
+timeout %d %s
+status=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo
+echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
+exit $status
+`, int(guestTimeout/time.Second), cmd)
+}
+
+// checkGuest asserts the markers every test guest must print.
+func checkGuest(t *testing.T, res *qemuhost.Result, g *guestSet) {
+	t.Helper()
+	facts := ParseFacts(res.Output)
+	if fails := facts.Failures(); len(fails) > 0 {
+		t.Errorf("guest reported failures: %q", fails)
+	}
+	if f := facts.Find("cpus"); f == nil || f["cpus"] != fmt.Sprint(guestCPUs) {
+		t.Errorf("guest cpus marker = %v, want cpus=%d", f, guestCPUs)
+	}
+	if f := facts.Find("disk"); f == nil || f["disk"] != "/dev/vda" || f["sha256"] != g.diskSum || f["size"] != fmt.Sprint(diskSize) {
+		t.Errorf("guest disk marker = %v, want disk=/dev/vda size=%d sha256=%s", f, diskSize, g.diskSum)
+	}
+	if facts.Find("done") == nil {
+		t.Errorf("guest never printed TANDEM-TEST done")
+	}
+	if res.ExitStatus != 0 {
+		t.Errorf("VMM exit status = %d, want 0 (guest powered off)", res.ExitStatus)
+	}
+	if t.Failed() {
+		t.Logf("last console lines:\n%s", res.Tail(40))
+	}
+}
+
+func guestTiming(res *qemuhost.Result) string {
+	for _, l := range strings.Split(res.Output, "\n") {
+		if i := strings.Index(l, "E2E vmm-exit="); i >= 0 {
+			return strings.TrimSpace(l[i:])
+		}
+	}
+	return "no timing marker"
+}
+
+// buildTandem builds cmd/tandem statically for the emulated host and
+// reports whether it has a run command yet.
+func buildTandem(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(workDir, "tandem")
+	if _, err := os.Stat(bin); err != nil {
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building cmd/tandem: %v\n%s", err, out)
+		}
+	}
+	if out, err := exec.Command(bin, "run", "--help").CombinedOutput(); err != nil {
+		t.Skipf("skipping: cmd/tandem has no working run command yet (tandem run --help: %v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	return bin
+}
+
+var guestKinds = []struct {
+	name  string
+	guest Guest
+}{
+	{"testinit", GuestTestinit},
+	{"busybox", GuestBusybox},
+}
+
+// TestTandemRun boots Debian's stock cloud kernel with Tandem inside an
+// emulated KVM host, with each test guest, and checks what the guest saw:
+// two CPUs, the disk's exact content, and a clean power-off.
+func TestTandemRun(t *testing.T) {
+	qemuhost.Require(t)
+	tandem := buildTandem(t)
+	g := buildGuests(t)
+	for _, tt := range guestKinds {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
+				guestCmdline, guestCPUs, guestMemory)
+			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+				Files: map[string]string{
+					"/tandem":         tandem,
+					"/guest/vmlinuz":  g.kernel.Image,
+					"/guest/initrd":   g.initrd[tt.guest],
+					"/guest/disk.img": g.disk,
+				},
+				Script:  timedScript(cmd),
+				Console: consoleLog{},
+				Timeout: hostTimeout,
+			})
+			if err != nil {
+				t.Fatalf("qemuhost.Run() = %v", err)
+			}
+			t.Logf("host booted in %v; %s; whole run %v", res.Boot, guestTiming(res), res.Total)
+			checkGuest(t, res, g)
+		})
+	}
+}
+
+// TestGuestsUnderQEMU boots the same guests with QEMU as the VMM inside
+// the emulated host (microvm: ACPI-described virtio-mmio, as Tandem
+// does). It shows the guest images and the markers work before Tandem is
+// involved, and gives the time a peer VMM needs under nested KVM.
+func TestGuestsUnderQEMU(t *testing.T) {
+	qemuhost.Require(t)
+	qemu, files, err := qemuFiles()
+	if err != nil {
+		t.Skipf("skipping: cannot carry QEMU into the emulated host: %v", err)
+	}
+	g := buildGuests(t)
+	for _, tt := range guestKinds {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := map[string]string{
+				"/guest/vmlinuz":  g.kernel.Image,
+				"/guest/initrd":   g.initrd[tt.guest],
+				"/guest/disk.img": g.disk,
+			}
+			for k, v := range files {
+				fs[k] = v
+			}
+			cmd := fmt.Sprintf("%s -M microvm -accel kvm -cpu host -smp %d -m %s -nodefaults -no-user-config -display none -serial stdio -no-reboot "+
+				"-kernel /guest/vmlinuz -initrd /guest/initrd -append %q "+
+				"-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk",
+				qemu, guestCPUs, guestMemory, guestCmdline)
+			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+				Files:   fs,
+				Script:  timedScript(cmd),
+				Console: consoleLog{},
+				Timeout: hostTimeout,
+			})
+			if err != nil {
+				t.Fatalf("qemuhost.Run() = %v", err)
+			}
+			t.Logf("host booted in %v; %s; whole run %v", res.Boot, guestTiming(res), res.Total)
+			checkGuest(t, res, g)
+		})
+	}
+}
+
+// qemuDataFiles are the firmware files microvm needs, from QEMU's data
+// directory.
+var qemuDataFiles = []string{"bios-microvm.bin", "qboot.rom", "linuxboot_dma.bin", "kvmvapic.bin"}
+
+// qemuFiles lists this machine's qemu-system-x86_64 with its shared
+// libraries (from ldd) and firmware, at their own paths.
+func qemuFiles() (string, map[string]string, error) {
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return "", nil, err
+	}
+	qemu, err = filepath.EvalSymlinks(qemu)
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := exec.Command("ldd", qemu).Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("ldd %s: %w", qemu, err)
+	}
+	files := map[string]string{qemu: qemu}
+	for _, l := range strings.Split(string(out), "\n") {
+		fs := strings.Fields(l)
+		var lib string
+		switch {
+		case len(fs) >= 3 && fs[1] == "=>" && strings.HasPrefix(fs[2], "/"):
+			lib = fs[2]
+		case len(fs) >= 1 && strings.HasPrefix(fs[0], "/"):
+			lib = fs[0] // the dynamic loader
+		default:
+			continue
+		}
+		files[lib] = lib
+	}
+	for _, f := range qemuDataFiles {
+		p := filepath.Join("/usr/share/qemu", f)
+		if _, err := os.Stat(p); err != nil {
+			return "", nil, err
+		}
+		files[p] = p
+	}
+	return qemu, files, nil
+}
+
+func TestParseFacts(t *testing.T) {
+	console := "[    1.0] random kernel line\r\n" +
+		"\r\nTANDEM-TEST kernel=6.1.0-50-cloud-amd64\r\n" +
+		"TANDEM-TEST cpus=2\n" +
+		"junk TANDEM-TEST disk=/dev/vda size=4096 sha256=abc\n" +
+		"TANDEM-TEST fail disk /dev/vdb: read error\n" +
+		"TANDEM-TEST done\n"
+	facts := ParseFacts(console)
+	if got, want := len(facts), 5; got != want {
+		t.Fatalf("ParseFacts() = %d facts %v, want %d", got, facts, want)
+	}
+	tests := []struct {
+		key, field, want string
+	}{
+		{"kernel", "kernel", "6.1.0-50-cloud-amd64"},
+		{"cpus", "cpus", "2"},
+		{"disk", "sha256", "abc"},
+		{"disk", "size", "4096"},
+		{"fail", "fail", "disk /dev/vdb: read error"},
+		{"done", "done", ""},
+	}
+	for _, tt := range tests {
+		f := facts.Find(tt.key)
+		if f == nil || f[tt.field] != tt.want {
+			t.Errorf("Find(%q)[%q] = %v, want %q", tt.key, tt.field, f, tt.want)
+		}
+	}
+	if got := facts.Failures(); len(got) != 1 {
+		t.Errorf("Failures() = %q, want one", got)
+	}
+	if f := facts.Find("net"); f != nil {
+		t.Errorf("Find(net) = %v, want nil", f)
+	}
+}
+
+func TestWriteDisk(t *testing.T) {
+	dir := t.TempDir()
+	a, err := WriteDisk(filepath.Join(dir, "a"), 8192)
+	if err != nil {
+		t.Fatalf("WriteDisk() = %v", err)
+	}
+	b, _ := WriteDisk(filepath.Join(dir, "b"), 8192)
+	c, _ := WriteDisk(filepath.Join(dir, "c"), 8704)
+	if a != b || a == c {
+		t.Errorf("WriteDisk sums = %s, %s, %s: want equal for equal sizes, different otherwise", a, b, c)
+	}
+	for _, n := range []int{0, 100, -512} {
+		if _, err := WriteDisk(filepath.Join(dir, "bad"), n); err == nil {
+			t.Errorf("WriteDisk(size %d) = nil error, want one", n)
+		}
+	}
+}
+
+// TestGuestInitramfs checks the guest images hold an /init and the
+// virtio modules with everything they need.
+func TestGuestInitramfs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds guest images")
+	}
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := X86Kernel(cache); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	g := buildGuests(t)
+	for _, tt := range guestKinds {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command("sh", "-c", "gzip -dc < "+g.initrd[tt.guest]+" | cpio -t --quiet").Output()
+			if err != nil {
+				t.Skipf("skipping: gzip or cpio unavailable: %v", err)
+			}
+			names := strings.Fields(string(out))
+			sort.Strings(names)
+			has := func(suffix string) bool {
+				for _, n := range names {
+					if strings.HasSuffix(n, suffix) {
+						return true
+					}
+				}
+				return false
+			}
+			for _, want := range []string{"init", "dev/console", "/modules.dep", "/virtio_mmio.ko", "/virtio_blk.ko", "/virtio.ko", "/virtio_ring.ko"} {
+				if !has(want) {
+					t.Errorf("initramfs lacks %s; has %q", want, names)
+				}
+			}
+		})
+	}
+}
