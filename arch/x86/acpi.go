@@ -235,9 +235,11 @@ func dsdtAML(c acpiConfig) ([]byte, error) {
 			)),
 		))
 	}
+	// The DSDT's own terms are in the root scope, so _SB_ and _S5_ need
+	// no root prefix; iasl drops it too, and the iasl test compares bytes.
 	return concat(
-		amlScope("\\_SB_", devs...),
+		amlScope("_SB_", devs...),
 		// SLP_TYPa, SLP_TYPb and two reserved values (§7.4.2).
-		amlName("\\_S5_", amlPackage(amlInteger(S5SleepType), amlInteger(0), amlInteger(0), amlInteger(0))),
+		amlName("_S5_", amlPackage(amlInteger(S5SleepType), amlInteger(0), amlInteger(0), amlInteger(0))),
 	), nil
 }
