@@ -3,10 +3,10 @@ package dtb
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
