@@ -57,11 +57,7 @@ func testdataDTBs(t *testing.T) map[string][]byte {
 // unpacks under build/cache at the repository root.
 func cachedDTBs(t *testing.T) []string {
 	t.Helper()
-	dir, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(dir, "build", "cache")
+	root := filepath.Join("..", "build", "cache")
 	var found []string
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".dtb") {
