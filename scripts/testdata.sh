@@ -92,8 +92,9 @@ download() {
 	mkdir -p "$debs"
 	# apt-get download names files NAME_VERSION_ARCH.deb with ':' escaped as %3a.
 	base=${pkg%%:*}
+	case $pkg in *:*) parch=${pkg#*:} ;; *) parch=$(dpkg --print-architecture) ;; esac
 	ever=$(echo "$ver" | sed 's/:/%3a/g')
-	f=$(ls "$debs/${base}_${ever}_"*.deb 2>/dev/null | head -n1 || true)
+	f=$(ls "$debs/${base}_${ever}_${parch}.deb" 2>/dev/null || true)
 	if [ -z "$f" ]; then
 		log "downloading $pkg $ver"
 		# As root, apt drops to the _apt user, who cannot write into the
@@ -101,7 +102,7 @@ download() {
 		sandbox=
 		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
 		(cd "$debs" && apt-get download -q $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
-		f=$(ls "$debs/${base}_${ever}_"*.deb | head -n1)
+		f=$(ls "$debs/${base}_${ever}_${parch}.deb")
 	fi
 	echo "$f"
 }

@@ -139,3 +139,30 @@ func TestUnknownArch(t *testing.T) {
 		t.Errorf("Run(riscv64) = %v, want an unknown-architecture error", err)
 	}
 }
+
+// TestArm64Host boots the emulated arm64 host (the QEMU virt board with
+// EL2) and checks that its built-in KVM gave it /dev/kvm. Its test data
+// is optional (scripts/testdata.sh arm64), so it skips without it even in
+// CI.
+func TestArm64Host(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: boots an emulated host (-short)")
+	}
+	if err := Check("arm64"); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	res, err := Run(context.Background(), Options{
+		Arch:    "arm64",
+		Script:  "dmesg | grep -i 'kvm.*initialized' ; test -c /dev/kvm\n",
+		Memory:  "1G",
+		Console: testWriter{t},
+		Timeout: 3 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	t.Logf("emulated arm64 host: init after %v, whole run %v", res.Boot, res.Total)
+	if res.ExitStatus != 0 || res.KVM != "builtin" {
+		t.Errorf("Run() = exit %d, KVM %q, want 0, builtin; last lines:\n%s", res.ExitStatus, res.KVM, res.Tail(20))
+	}
+}
