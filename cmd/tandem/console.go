@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/hv"
+)
+
+// escapeByte, then 'x', typed on a terminal console ends the guest (as in
+// QEMU: Ctrl-A x).
+const escapeByte = 0x01
+
+// openConsole connects the guest's console as spec says: "stdio",
+// "file:PATH" or "pty". It returns a function that undoes it.
+func openConsole(spec string, cfg *hv.Config, stderr io.Writer) (func(), error) {
+	switch {
+	case spec == "stdio":
+		cfg.Console.Out = os.Stdout
+		restore, raw := makeRaw(int(os.Stdin.Fd()))
+		if raw {
+			cfg.Console.In = &escapeReader{r: os.Stdin}
+			fmt.Fprintf(stderr, "tandem: console on this terminal; Ctrl-A x quits\r\n")
+		} else {
+			cfg.Console.In = os.Stdin
+		}
+		return restore, nil
+	case strings.HasPrefix(spec, "file:"):
+		path := strings.TrimPrefix(spec, "file:")
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--console %s: %w", spec, err)
+		}
+		cfg.Console.Out = f
+		return func() { f.Close() }, nil
+	case spec == "pty":
+		master, name, err := openPTY()
+		if err != nil {
+			return nil, fmt.Errorf("--console pty: %w", err)
+		}
+		fmt.Fprintf(stderr, "tandem: console on %s\n", name)
+		cfg.Console.Out, cfg.Console.In = master, master
+		return func() { master.Close() }, nil
+	}
+	return nil, fmt.Errorf("--console %q: want stdio, file:PATH or pty", spec)
+}
+
+// makeRaw puts a terminal into raw mode so keys reach the guest as typed.
+func makeRaw(fd int) (restore func(), ok bool) {
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return func() {}, false // not a terminal
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return func() {}, false
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, true
+}
+
+// escapeReader passes keys through until Ctrl-A x, then reports EOF and
+// sends the process SIGTERM, which stops the guest.
+type escapeReader struct {
+	r       io.Reader
+	pending bool
+}
+
+func (e *escapeReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	out := p[:0]
+	for _, b := range p[:n] {
+		switch {
+		case e.pending && b == 'x':
+			unix.Kill(os.Getpid(), unix.SIGTERM)
+			return len(out), io.EOF
+		case e.pending:
+			e.pending = false
+			out = append(out, escapeByte, b)
+		case b == escapeByte:
+			e.pending = true
+		default:
+			out = append(out, b)
+		}
+	}
+	return len(out), err
+}
+
+// openPTY opens a pseudo-terminal pair and returns the master and the
+// slave's path, for `screen` or `minicom` to attach to.
+func openPTY() (*os.File, string, error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening /dev/ptmx: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("unlocking pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		unix.Close(fd)
+		return nil, "", fmt.Errorf("pty number: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), fmt.Sprintf("/dev/pts/%d", n), nil
+}
+
+func parseMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("%q: want a 6-byte MAC such as 52:54:00:12:34:56", s)
+	}
+	return mac, nil
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tandem-hv/tandem/hv"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+// guestFile is the YAML form of one guest (`tandem run guest.yaml`).
+// Relative paths are taken from the file's directory.
+type guestFile struct {
+	Name    string `yaml:"name"`
+	Kernel  string `yaml:"kernel"`
+	Initrd  string `yaml:"initrd"`
+	Cmdline string `yaml:"cmdline"`
+	CPUs    int    `yaml:"cpus"`
+	Memory  string `yaml:"memory"`
+	Disks   []struct {
+		Path     string `yaml:"path"`
+		ReadOnly bool   `yaml:"readonly"`
+	} `yaml:"disks"`
+	Nets []struct {
+		TAP string `yaml:"tap"`
+		MAC string `yaml:"mac"`
+	} `yaml:"nets"`
+	Console string `yaml:"console"`
+	Restart bool   `yaml:"restart"`
+}
+
+type runFlags struct {
+	kernel, initrd, cmdline string
+	cpus                    int
+	memory                  string
+	disks, nets             []string
+	console                 string
+	restart                 bool
+	dumpDTB                 string
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run [guest.yaml]",
+		Short: "Boot one guest (bzImage on x86_64 hosts; arm64 Image or zImage on arm64 hosts)",
+		Long: `Boot one guest kernel under KVM with a serial console, virtio-blk disks,
+virtio-net (TAP), virtio-console and virtio-rng.
+
+The exit status tells how the guest ended: 0 power-off, 2 reset (without
+--restart), 3 crash, 4 stopped by a signal, 1 an error of the VMM.`,
+		Example: `  tandem run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M --disk root.img
+  tandem run --kernel vmlinuz --disk data.img,ro --net tap0 --console pty
+  tandem run guest.yaml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg hv.Config
+			var console string
+			var restart bool
+			var err error
+			if len(args) == 1 {
+				if cmd.Flags().Changed("kernel") {
+					return fmt.Errorf("give either a guest file or --kernel, not both")
+				}
+				cfg, console, restart, err = loadGuestFile(args[0])
+			} else {
+				cfg, err = f.config()
+				console, restart = f.console, f.restart
+			}
+			if err != nil {
+				return err
+			}
+			closeConsole, err := openConsole(console, &cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer closeConsole()
+			return runGuest(cmd.Context(), cfg, restart)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.kernel, "kernel", "", "guest kernel: bzImage, arm64 Image or zImage")
+	fl.StringVar(&f.initrd, "initrd", "", "initial ramdisk")
+	fl.StringVar(&f.cmdline, "cmdline", "console=ttyS0", "kernel command line")
+	fl.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
+	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
+	fl.StringArrayVar(&f.disks, "disk", nil, "virtio-blk disk: PATH[,ro] (repeatable)")
+	fl.StringArrayVar(&f.nets, "net", nil, "virtio-net on a host TAP interface: NAME (repeatable)")
+	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
+	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
+	return c
+}
+
+func (f *runFlags) config() (hv.Config, error) {
+	mem, err := hv.ParseSize(f.memory)
+	if err != nil {
+		return hv.Config{}, fmt.Errorf("--memory: %w", err)
+	}
+	cfg := hv.Config{Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline, CPUs: f.cpus, Memory: mem}
+	for _, d := range f.disks {
+		path, opts, _ := strings.Cut(d, ",")
+		disk := hv.Disk{Path: path}
+		switch opts {
+		case "":
+		case "ro":
+			disk.ReadOnly = true
+		default:
+			return hv.Config{}, fmt.Errorf("--disk %s: unknown option %q (want PATH or PATH,ro)", d, opts)
+		}
+		cfg.Disks = append(cfg.Disks, disk)
+	}
+	for _, n := range f.nets {
+		cfg.Nets = append(cfg.Nets, hv.Net{TAP: n})
+	}
+	return cfg, nil
+}
+
+// loadGuestFile decodes a guest file strictly: an unknown field or a type
+// error is reported with the file and line.
+func loadGuestFile(path string) (hv.Config, string, bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
+	}
+	var g guestFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&g); err != nil && !errors.Is(err, io.EOF) {
+		return hv.Config{}, "", false, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	dir := filepath.Dir(path)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	cfg := hv.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.Cmdline == "" {
+		cfg.Cmdline = "console=ttyS0"
+	}
+	memStr := g.Memory
+	if memStr == "" {
+		memStr = "512M"
+	}
+	if cfg.Memory, err = hv.ParseSize(memStr); err != nil {
+		return hv.Config{}, "", false, fmt.Errorf("%s: memory: %w", path, err)
+	}
+	for _, d := range g.Disks {
+		cfg.Disks = append(cfg.Disks, hv.Disk{Path: rel(d.Path), ReadOnly: d.ReadOnly})
+	}
+	for i, n := range g.Nets {
+		nt := hv.Net{TAP: n.TAP}
+		if n.MAC != "" {
+			mac, err := parseMAC(n.MAC)
+			if err != nil {
+				return hv.Config{}, "", false, fmt.Errorf("%s: nets[%d].mac: %w", path, i, err)
+			}
+			nt.MAC = mac
+		}
+		cfg.Nets = append(cfg.Nets, nt)
+	}
+	console := g.Console
+	if console == "" {
+		console = "stdio"
+	}
+	if err := cfg.Validate(); err != nil {
+		return hv.Config{}, "", false, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, console, g.Restart, nil
+}
+
+// runGuest builds and runs the guest, building it afresh after each reset
+// when restart is on. SIGINT and SIGTERM stop it.
+func runGuest(ctx context.Context, cfg hv.Config, restart bool) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	for {
+		vm, err := hv.Build(cfg)
+		if err != nil {
+			return err
+		}
+		err = vm.Run(ctx)
+		vm.Close()
+		var ee *hv.ExitErr
+		if restart && errors.As(err, &ee) && ee.Exit == hv.ExitReset {
+			continue
+		}
+		return err
+	}
+}

@@ -1,0 +1,179 @@
+package hv
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Config describes one guest: what the VMM needs to build it. The CLI and
+// the system manifest both produce one.
+type Config struct {
+	Name    string // for messages; "guest" when empty
+	Kernel  string // path to a bzImage, arm64 Image or zImage
+	Initrd  string // optional
+	Cmdline string
+	CPUs    int
+	Memory  uint64 // bytes
+	Disks   []Disk
+	Nets    []Net
+	// Console carries the guest's console: its UART and virtio-console.
+	Console Console
+	// Lock pins guest RAM in host memory (no swapping under a control loop).
+	Lock bool
+	// HugePages backs guest RAM with transparent huge pages where possible.
+	HugePages bool
+}
+
+// Disk is a virtio-blk backend.
+type Disk struct {
+	Path     string // raw image file or block device
+	ReadOnly bool
+}
+
+// Net is a virtio-net backend.
+type Net struct {
+	TAP string           // host TAP interface name
+	MAC net.HardwareAddr // nil: derived from the guest name and index
+}
+
+// Console is where a guest's console goes and comes from.
+type Console struct {
+	Out io.Writer // nil discards
+	In  io.Reader // nil: no input
+}
+
+// Limits on a guest's shape.
+const (
+	MaxCPUs    = 64
+	MinMemory  = 16 << 20
+	maxDevices = 16
+)
+
+// Validate checks a Config before anything is built, naming the field and
+// the fix in its error.
+func (c *Config) Validate() error {
+	if c.Kernel == "" {
+		return fmt.Errorf("kernel: no kernel given (--kernel PATH, or kernel: in the guest file)")
+	}
+	for _, f := range []struct{ field, path string }{{"kernel", c.Kernel}, {"initrd", c.Initrd}} {
+		if f.path == "" {
+			continue
+		}
+		st, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", f.field, f.path, unwrapPathError(err))
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("%s %s: not a regular file", f.field, f.path)
+		}
+	}
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return fmt.Errorf("cpus %d: must be between 1 and %d", c.CPUs, MaxCPUs)
+	}
+	if c.Memory < MinMemory {
+		return fmt.Errorf("memory %s: must be at least %s", FormatSize(c.Memory), FormatSize(MinMemory))
+	}
+	if c.Memory%(2<<20) != 0 {
+		return fmt.Errorf("memory %s: must be a multiple of 2M", FormatSize(c.Memory))
+	}
+	if host, err := HostMemory(); err == nil && c.Memory > host {
+		return fmt.Errorf("memory %s: more than the host has (%s); lower it", FormatSize(c.Memory), FormatSize(host))
+	}
+	if n := len(c.Disks) + len(c.Nets) + 2; n > maxDevices {
+		return fmt.Errorf("devices: %d virtio devices, at most %d", n, maxDevices)
+	}
+	for i, d := range c.Disks {
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			return fmt.Errorf("disk %d %s: %w", i, d.Path, unwrapPathError(err))
+		}
+		if st.IsDir() {
+			return fmt.Errorf("disk %d %s: is a directory, want an image file or block device", i, d.Path)
+		}
+	}
+	for i, n := range c.Nets {
+		if n.TAP == "" {
+			return fmt.Errorf("net %d: no TAP interface name", i)
+		}
+	}
+	return nil
+}
+
+// unwrapPathError drops the path from an *os.PathError: our messages name
+// the path themselves.
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// HostMemory returns the host's total RAM from /proc/meminfo.
+func HostMemory() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseUint(fields[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo MemTotal %q: %w", fields[1], err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/meminfo: no MemTotal")
+}
+
+// ParseSize parses a memory size: a number of bytes, or with a K, M, G or
+// T suffix (binary units, optional trailing "B" or "iB").
+func ParseSize(s string) (uint64, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	shift := 0
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k', 'K':
+			shift = 10
+		case 'm', 'M':
+			shift = 20
+		case 'g', 'G':
+			shift = 30
+		case 't', 'T':
+			shift = 40
+		}
+		if shift != 0 {
+			t = t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseUint(t, 10, 64)
+	if err != nil || t == "" {
+		return 0, fmt.Errorf("size %q: want a number with an optional K, M, G or T suffix (e.g. 512M)", s)
+	}
+	if n > (^uint64(0))>>shift {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return n << shift, nil
+}
+
+// FormatSize prints a size in the largest binary unit that divides it.
+func FormatSize(n uint64) string {
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
+		}
+	}
+	return strconv.FormatUint(n, 10)
+}

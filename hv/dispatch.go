@@ -1,0 +1,131 @@
+package hv
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/kvm"
+)
+
+// exitSource is what dispatch reads an exit's details from: a *kvm.VCPU,
+// or made-up exits in tests.
+type exitSource interface {
+	IO() (kvm.IOExit, error)
+	MMIO() kvm.MMIOExit
+	SystemEvent() (uint32, []uint64)
+	InternalError() (uint32, []uint64)
+	FailEntry() uint64
+}
+
+// outcome is what a vCPU loop does after an exit.
+type outcome struct {
+	stop   bool
+	exit   Exit
+	reason string
+}
+
+var keepGoing = outcome{}
+
+// dispatch handles one exit. It is a plain function so that tests can feed
+// it exits without KVM. Port reads that no device claims return all ones
+// (an undriven ISA bus floats high, and probes such as the PCI
+// configuration mechanism rely on it); MMIO reads of nothing return zeros.
+func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimited) (outcome, error) {
+	switch reason {
+	case kvm.ExitIO:
+		e, err := src.IO()
+		if err != nil {
+			return keepGoing, err
+		}
+		for i := 0; i < e.Count; i++ {
+			d := e.Data[i*e.Size : (i+1)*e.Size]
+			if e.Out {
+				if !pio.Write(uint64(e.Port), d) {
+					warn.printf("port write %#x (%d bytes) to nothing", e.Port, e.Size)
+				}
+			} else if !pio.Read(uint64(e.Port), d) {
+				for j := range d {
+					d[j] = 0xff
+				}
+			}
+		}
+		return keepGoing, nil
+	case kvm.ExitMMIO:
+		e := src.MMIO()
+		if e.IsWrite {
+			if !mmio.Write(e.Addr, e.Data) {
+				warn.printf("MMIO write %#x (%d bytes) to nothing", e.Addr, len(e.Data))
+			}
+		} else if !mmio.Read(e.Addr, e.Data) {
+			warn.printf("MMIO read %#x (%d bytes) from nothing", e.Addr, len(e.Data))
+		}
+		return keepGoing, nil
+	case kvm.ExitIntr, kvm.ExitIRQWindowOpen:
+		return keepGoing, nil
+	case kvm.ExitHLT:
+		// Only without an in-kernel irqchip does HLT reach us: the CPU
+		// waits for an interrupt nobody will send.
+		return outcome{true, ExitPowerOff, "halted"}, nil
+	case kvm.ExitShutdown:
+		// A triple fault. Linux's reboot=t resets this way on purpose;
+		// anything else doing it has crashed. Either way the machine
+		// resets, as real hardware does.
+		return outcome{true, ExitReset, "triple fault (shutdown)"}, nil
+	case kvm.ExitSystemEvent:
+		typ, data := src.SystemEvent()
+		switch typ {
+		case kvm.SystemEventShutdown:
+			return outcome{true, ExitPowerOff, "power-off"}, nil
+		case kvm.SystemEventReset:
+			return outcome{true, ExitReset, "reset"}, nil
+		case kvm.SystemEventCrash:
+			return outcome{true, ExitCrash, fmt.Sprintf("crash event %#x", data)}, nil
+		}
+		return keepGoing, nil
+	case kvm.ExitInternalError:
+		sub, data := src.InternalError()
+		return outcome{true, ExitCrash, fmt.Sprintf("KVM internal error %d %#x", sub, data)}, nil
+	case kvm.ExitFailEntry:
+		return outcome{true, ExitCrash, fmt.Sprintf("VM entry failed: hardware reason %#x", src.FailEntry())}, nil
+	}
+	return outcome{true, ExitCrash, fmt.Sprintf("unhandled KVM exit %d", reason)}, nil
+}
+
+// rateLimited writes at most n warnings a second, so a guest hammering a
+// hole cannot flood the log.
+type rateLimited struct {
+	w io.Writer
+	n int
+
+	// mu protects window and count.
+	mu     sync.Mutex
+	window time.Time
+	count  int
+}
+
+func newRateLimited(w io.Writer, perSecond int) *rateLimited {
+	return &rateLimited{w: w, n: perSecond}
+}
+
+func (r *rateLimited) printf(format string, args ...any) {
+	if r == nil || r.w == nil {
+		return
+	}
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.window) >= time.Second {
+		if dropped := r.count - r.n; dropped > 0 {
+			fmt.Fprintf(r.w, "tandem: warning: %d more warnings dropped\n", dropped)
+		}
+		r.window, r.count = now, 0
+	}
+	r.count++
+	ok := r.count <= r.n
+	r.mu.Unlock()
+	if ok {
+		fmt.Fprintf(r.w, "tandem: warning: "+format+"\n", args...)
+	}
+}

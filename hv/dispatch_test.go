@@ -1,0 +1,185 @@
+package hv
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/kvm"
+)
+
+// madeUpExit is an exit as KVM would report it, for dispatch.
+type madeUpExit struct {
+	io       kvm.IOExit
+	mmio     kvm.MMIOExit
+	event    uint32
+	internal uint32
+}
+
+func (m *madeUpExit) IO() (kvm.IOExit, error)           { return m.io, nil }
+func (m *madeUpExit) MMIO() kvm.MMIOExit                { return m.mmio }
+func (m *madeUpExit) SystemEvent() (uint32, []uint64)   { return m.event, nil }
+func (m *madeUpExit) InternalError() (uint32, []uint64) { return m.internal, nil }
+func (m *madeUpExit) FailEntry() uint64                 { return 0x21 }
+
+// recorder is a bus device that remembers accesses and answers reads.
+type recorder struct {
+	writes []string
+	answer byte
+}
+
+func (r *recorder) Read(off uint64, data []byte) {
+	for i := range data {
+		data[i] = r.answer
+	}
+}
+func (r *recorder) Write(off uint64, data []byte) {
+	r.writes = append(r.writes, string(rune('0'+off))+":"+string(data))
+}
+
+func TestDispatch(t *testing.T) {
+	tests := []struct {
+		name       string
+		reason     uint32
+		exit       madeUpExit
+		wantStop   bool
+		wantExit   Exit
+		wantWrites []string
+		wantData   []byte // the exit's data buffer after dispatch
+		wantWarn   string
+	}{
+		{name: "port write to device", reason: kvm.ExitIO,
+			exit:       madeUpExit{io: kvm.IOExit{Out: true, Port: 0x101, Size: 1, Count: 1, Data: []byte("a")}},
+			wantWrites: []string{"1:a"}, wantData: []byte("a")},
+		{name: "string port write is split into elements", reason: kvm.ExitIO,
+			exit:       madeUpExit{io: kvm.IOExit{Out: true, Port: 0x100, Size: 2, Count: 2, Data: []byte("abcd")}},
+			wantWrites: []string{"0:ab", "0:cd"}, wantData: []byte("abcd")},
+		{name: "port read from device", reason: kvm.ExitIO,
+			exit:     madeUpExit{io: kvm.IOExit{Port: 0x100, Size: 1, Count: 1, Data: []byte{0}}},
+			wantData: []byte{0x7e}},
+		{name: "port read from nothing floats high", reason: kvm.ExitIO,
+			exit:     madeUpExit{io: kvm.IOExit{Port: 0xcfc, Size: 4, Count: 1, Data: make([]byte, 4)}},
+			wantData: []byte{0xff, 0xff, 0xff, 0xff}},
+		{name: "port write to nothing warns", reason: kvm.ExitIO,
+			exit:     madeUpExit{io: kvm.IOExit{Out: true, Port: 0x80, Size: 1, Count: 1, Data: []byte{1}}},
+			wantData: []byte{1}, wantWarn: "port write 0x80"},
+		{name: "MMIO write to device", reason: kvm.ExitMMIO,
+			exit:       madeUpExit{mmio: kvm.MMIOExit{Addr: 0x1002, IsWrite: true, Data: []byte("z")}},
+			wantWrites: []string{"2:z"}, wantData: []byte("z")},
+		{name: "MMIO read from nothing reads zeros", reason: kvm.ExitMMIO,
+			exit:     madeUpExit{mmio: kvm.MMIOExit{Addr: 0x9000, Data: []byte{5, 5}}},
+			wantData: []byte{0, 0}, wantWarn: "MMIO read 0x9000"},
+		{name: "signal", reason: kvm.ExitIntr},
+		{name: "PSCI or ACPI power-off", reason: kvm.ExitSystemEvent, exit: madeUpExit{event: kvm.SystemEventShutdown}, wantStop: true, wantExit: ExitPowerOff},
+		{name: "reset event", reason: kvm.ExitSystemEvent, exit: madeUpExit{event: kvm.SystemEventReset}, wantStop: true, wantExit: ExitReset},
+		{name: "crash event", reason: kvm.ExitSystemEvent, exit: madeUpExit{event: kvm.SystemEventCrash}, wantStop: true, wantExit: ExitCrash},
+		{name: "triple fault resets", reason: kvm.ExitShutdown, wantStop: true, wantExit: ExitReset},
+		{name: "internal error is a crash", reason: kvm.ExitInternalError, exit: madeUpExit{internal: 1}, wantStop: true, wantExit: ExitCrash},
+		{name: "failed entry is a crash", reason: kvm.ExitFailEntry, wantStop: true, wantExit: ExitCrash},
+		{name: "unknown exit is a crash", reason: 999, wantStop: true, wantExit: ExitCrash},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var pio, mmio bus.Bus
+			dev := &recorder{answer: 0x7e}
+			if err := pio.Insert(dev, 0x100, 8); err != nil {
+				t.Fatal(err)
+			}
+			if err := mmio.Insert(dev, 0x1000, 0x100); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			out, err := dispatch(tt.reason, &tt.exit, &pio, &mmio, newRateLimited(&log, 10))
+			if err != nil {
+				t.Fatalf("dispatch() error = %v", err)
+			}
+			if out.stop != tt.wantStop || (tt.wantStop && out.exit != tt.wantExit) {
+				t.Errorf("dispatch() = %+v, want stop=%v exit=%v", out, tt.wantStop, tt.wantExit)
+			}
+			if strings.Join(dev.writes, ",") != strings.Join(tt.wantWrites, ",") {
+				t.Errorf("device writes = %q, want %q", dev.writes, tt.wantWrites)
+			}
+			var data []byte
+			if tt.reason == kvm.ExitIO {
+				data = tt.exit.io.Data
+			} else if tt.reason == kvm.ExitMMIO {
+				data = tt.exit.mmio.Data
+			}
+			if tt.wantData != nil && !bytes.Equal(data, tt.wantData) {
+				t.Errorf("exit data = %x, want %x", data, tt.wantData)
+			}
+			if !strings.Contains(log.String(), tt.wantWarn) || (tt.wantWarn == "" && log.Len() > 0) {
+				t.Errorf("warnings = %q, want %q", log.String(), tt.wantWarn)
+			}
+		})
+	}
+}
+
+func TestWarningsAreRateLimited(t *testing.T) {
+	var log bytes.Buffer
+	w := newRateLimited(&log, 3)
+	for i := 0; i < 100; i++ {
+		w.printf("hole %d", i)
+	}
+	if n := strings.Count(log.String(), "\n"); n != 3 {
+		t.Errorf("%d warnings written, want 3:\n%s", n, log.String())
+	}
+}
+
+func TestDetectKernel(t *testing.T) {
+	mk := func(off int, magic []byte) []byte {
+		b := make([]byte, kernelProbeLen)
+		copy(b[off:], magic)
+		return b
+	}
+	tests := []struct {
+		name string
+		head []byte
+		want GuestArch
+		err  bool
+	}{
+		{"bzImage", mk(bzMagicOff, []byte("HdrS")), ArchX86_64, false},
+		{"arm64 Image", mk(arm64MagicOff, []byte("ARM\x64")), ArchARM64, false},
+		{"zImage", mk(zMagicOff, []byte{0x18, 0x28, 0x6f, 0x01}), ArchAArch32, false},
+		{"zImage magic big-endian is not a zImage", mk(zMagicOff, []byte{0x01, 0x6f, 0x28, 0x18}), "", true},
+		{"ELF vmlinux", mk(0, []byte("\x7fELF")), "", true},
+		{"empty", nil, "", true},
+		{"truncated before the bzImage magic", []byte("MZ"), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := detectKernel(tt.head)
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("detectKernel() = %q, %v; want %q, error %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+		err  bool
+	}{
+		{"512M", 512 << 20, false},
+		{"2G", 2 << 30, false},
+		{"1GiB", 1 << 30, false},
+		{"4096", 4096, false},
+		{"64k", 64 << 10, false},
+		{"", 0, true},
+		{"M", 0, true},
+		{"-1G", 0, true},
+		{"1.5G", 0, true},
+		{"99999999999T", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if (err != nil) != tt.err || got != tt.want {
+				t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}

@@ -1,0 +1,386 @@
+// Package hv runs one virtual machine on KVM: Config → Build (a readable
+// list of steps) → Run, with one OS thread per vCPU and a plain exit
+// dispatcher.
+//
+// A guest is untrusted. Everything it can reach — its RAM, its device
+// registers, its virtqueues — is checked before use; a misbehaving guest
+// fails its own devices or ends its own VM, never the VMM.
+package hv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/virtio"
+	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/hv/mem"
+)
+
+// Exit says how a guest ended.
+type Exit int
+
+// How a guest can end. The values are the process exit statuses of
+// `tandem run` and `tandem vmm`, so a supervisor can tell them apart.
+const (
+	ExitPowerOff Exit = 0 // the guest powered off (PSCI SYSTEM_OFF, ACPI S5)
+	ExitError    Exit = 1 // the VMM failed (a returned error)
+	ExitReset    Exit = 2 // the guest asked for a reset and restart is off
+	ExitCrash    Exit = 3 // the guest crashed (triple fault, KVM internal error, crash event)
+	ExitStopped  Exit = 4 // stopped from outside (signal, context)
+)
+
+func (e Exit) String() string {
+	switch e {
+	case ExitPowerOff:
+		return "power-off"
+	case ExitError:
+		return "error"
+	case ExitReset:
+		return "reset"
+	case ExitCrash:
+		return "crash"
+	case ExitStopped:
+		return "stopped"
+	}
+	return fmt.Sprintf("exit(%d)", int(e))
+}
+
+// ExitError is returned by Run when the guest ended in any way other than
+// powering off; the CLI turns it into the process's exit status.
+type ExitErr struct {
+	Exit   Exit
+	Reason string
+}
+
+func (e *ExitErr) Error() string   { return fmt.Sprintf("guest ended: %s: %s", e.Exit, e.Reason) }
+func (e *ExitErr) ExitCode() int   { return int(e.Exit) }
+func (e *ExitErr) Is(t error) bool { _, ok := t.(*ExitErr); return ok }
+
+// archGuest is what differs per guest architecture. Each step of Build
+// that depends on the guest's architecture calls into it.
+type archGuest interface {
+	// memoryRanges lays out guest RAM of the given size.
+	memoryRanges(size uint64) []mem.Range
+	// setupVM creates the in-kernel interrupt controller and timers.
+	setupVM(vm *VM) error
+	// virtioSlot places the i-th virtio-mmio device.
+	virtioSlot(i int) (devices.Placement, error)
+	// addPlatformDevices adds the console UART and the board's fixed devices.
+	addPlatformDevices(vm *VM) error
+	// loadKernel places kernel, initrd and the hardware description.
+	loadKernel(vm *VM) error
+	// setupVCPU resets one vCPU to the boot state.
+	setupVCPU(vm *VM, cpu *kvm.VCPU) error
+}
+
+// VM is one built virtual machine.
+type VM struct {
+	cfg  Config
+	arch archGuest
+
+	sys   *kvm.System
+	kvm   *kvm.VM
+	mem   *mem.Memory
+	mmio  bus.Bus
+	pio   bus.Bus
+	vcpus []*kvm.VCPU
+
+	virtio   []*virtio.MMIO
+	placed   []devices.Placement // virtio devices, in slot order
+	irqs     []*os.File          // eventfds behind irqfds
+	closers  []io.Closer
+	warn     *rateLimited
+	stopOnce sync.Once
+	outcome  atomic.Int32 // Exit, once stopping
+	reason   atomic.Value // string
+	stopping atomic.Bool
+	tids     []atomic.Int32 // vCPU thread ids, for kicking
+}
+
+// Build creates the VM. The steps run in this order because each needs
+// the one before: devices are placed before the kernel is loaded since
+// the hardware description (ACPI or device tree) lists them.
+func Build(cfg Config) (*VM, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	vm := &VM{cfg: cfg, warn: newRateLimited(os.Stderr, 10)}
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"choosing the guest architecture", vm.chooseArch},
+		{"creating the VM", vm.newVM},
+		{"adding guest memory", vm.addMemory},
+		{"attaching devices", vm.attachDevices},
+		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
+		{"creating vCPUs", vm.createVCPUs},
+	}
+	for _, s := range steps {
+		if err := s.fn(); err != nil {
+			vm.Close()
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return vm, nil
+}
+
+func (vm *VM) chooseArch() error {
+	a, err := DetectKernel(vm.cfg.Kernel)
+	if err != nil {
+		return err
+	}
+	g, err := newArchGuest(a)
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", vm.cfg.Kernel, err)
+	}
+	vm.arch = g
+	return nil
+}
+
+func (vm *VM) newVM() error {
+	sys, err := kvm.Open()
+	if err != nil {
+		return err
+	}
+	vm.sys = sys
+	if err := sys.Require("running guests", kvm.CapUserMemory, kvm.CapIRQChip, kvm.CapIRQFD); err != nil {
+		return err
+	}
+	v, err := sys.CreateVM(0)
+	if err != nil {
+		return err
+	}
+	vm.kvm = v
+	return vm.arch.setupVM(vm)
+}
+
+func (vm *VM) addMemory() error {
+	m, err := mem.New(vm.arch.memoryRanges(vm.cfg.Memory), mem.Options{Lock: vm.cfg.Lock, HugePages: vm.cfg.HugePages})
+	if err != nil {
+		return err
+	}
+	vm.mem = m
+	for i, r := range m.Regions() {
+		if err := vm.kvm.SetUserMemoryRegion(uint32(i), r.GPA, r.Host, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newInterrupt returns an edge-triggered line to gsi backed by an irqfd.
+func (vm *VM) newInterrupt(gsi uint32) (devices.Interrupt, error) {
+	f, err := kvm.NewEventFD()
+	if err != nil {
+		return nil, err
+	}
+	if err := vm.kvm.IRQFD(int(f.Fd()), gsi); err != nil {
+		f.Close()
+		return nil, err
+	}
+	vm.irqs = append(vm.irqs, f)
+	return eventInterrupt{f}, nil
+}
+
+// eventInterrupt raises its GSI by writing the eventfd KVM watches.
+type eventInterrupt struct{ f *os.File }
+
+var one = []byte{1, 0, 0, 0, 0, 0, 0, 0}
+
+func (e eventInterrupt) Trigger() error {
+	_, err := unix.Write(int(e.f.Fd()), one)
+	if errors.Is(err, unix.EAGAIN) {
+		return nil // the counter is saturated: the interrupt is pending anyway
+	}
+	return err
+}
+
+func (vm *VM) attachDevices() error {
+	if err := vm.arch.addPlatformDevices(vm); err != nil {
+		return err
+	}
+	var devs []virtio.Device
+	for i, d := range vm.cfg.Disks {
+		b, err := virtio.NewBlock(d.Path, d.ReadOnly)
+		if err != nil {
+			return fmt.Errorf("disk %d: %w", i, err)
+		}
+		devs = append(devs, b)
+	}
+	for i, n := range vm.cfg.Nets {
+		mac := n.MAC
+		if mac == nil {
+			mac = derivedMAC(vm.cfg.Name, i)
+		}
+		d, err := virtio.NewNet(n.TAP, mac)
+		if err != nil {
+			return fmt.Errorf("net %d: %w", i, err)
+		}
+		devs = append(devs, d)
+	}
+	devs = append(devs, virtio.NewConsole(nil, vm.cfg.Console.Out), virtio.NewRNG())
+	for i, d := range devs {
+		p, err := vm.arch.virtioSlot(i)
+		if err != nil {
+			return err
+		}
+		irq, err := vm.newInterrupt(p.IRQ)
+		if err != nil {
+			return err
+		}
+		t := virtio.NewMMIO(d, vm.mem, irq)
+		t.SetPlacement(p)
+		if err := vm.mmio.Insert(t, p.Base, p.Size); err != nil {
+			return fmt.Errorf("%s at %#x: %w", t.Name(), p.Base, err)
+		}
+		vm.virtio = append(vm.virtio, t)
+		vm.placed = append(vm.placed, p)
+		vm.closers = append(vm.closers, t)
+	}
+	return nil
+}
+
+func (vm *VM) createVCPUs() error {
+	vm.tids = make([]atomic.Int32, vm.cfg.CPUs)
+	for i := 0; i < vm.cfg.CPUs; i++ {
+		c, err := vm.kvm.CreateVCPU(i)
+		if err != nil {
+			return err
+		}
+		vm.vcpus = append(vm.vcpus, c)
+		if err := vm.arch.setupVCPU(vm, c); err != nil {
+			return fmt.Errorf("vCPU %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// Memory returns the guest's RAM (for tests and benchmarks).
+func (vm *VM) Memory() *mem.Memory { return vm.mem }
+
+// Stop ends the guest from outside, with the given outcome.
+func (vm *VM) Stop(e Exit, reason string) { vm.stop(e, reason) }
+
+func (vm *VM) stop(e Exit, reason string) {
+	vm.stopOnce.Do(func() {
+		vm.outcome.Store(int32(e))
+		vm.reason.Store(reason)
+		vm.stopping.Store(true)
+		vm.kickAll()
+	})
+}
+
+// kickAll makes every vCPU leave KVM_RUN: immediate_exit covers a vCPU
+// about to enter, the signal one already inside (KVM_RUN returns EINTR).
+// SIGURG is Go's own preemption signal, so the runtime shrugs it off.
+func (vm *VM) kickAll() {
+	pid := unix.Getpid()
+	for i, c := range vm.vcpus {
+		c.SetImmediateExit(true)
+		if tid := vm.tids[i].Load(); tid != 0 {
+			unix.Tgkill(pid, int(tid), unix.SIGURG)
+		}
+	}
+}
+
+// Run runs the guest until it powers off, resets, crashes, fails, or ctx
+// is done. A power-off returns nil; every other end returns an *ExitErr
+// (or another error when the VMM itself failed).
+func (vm *VM) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(vm.vcpus))
+	for i, c := range vm.vcpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = vm.runVCPU(i, c)
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			vm.stop(ExitStopped, context.Cause(ctx).Error())
+		case <-done:
+		}
+	}()
+	wg.Wait()
+	close(done)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	e := Exit(vm.outcome.Load())
+	if e == ExitPowerOff {
+		return nil
+	}
+	r, _ := vm.reason.Load().(string)
+	return &ExitErr{Exit: e, Reason: r}
+}
+
+// runVCPU is one vCPU's thread: enter the guest, dispatch the exit, repeat.
+func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
+	// KVM ties a vCPU to the thread that runs it; moving threads costs a
+	// reload each time, and signals must reach the right thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	vm.tids[i].Store(int32(unix.Gettid()))
+	for !vm.stopping.Load() {
+		reason, err := c.Run()
+		if err != nil {
+			vm.stop(ExitError, err.Error())
+			return fmt.Errorf("vCPU %d: %w", i, err)
+		}
+		out, err := dispatch(reason, c, &vm.pio, &vm.mmio, vm.warn)
+		if err != nil {
+			vm.stop(ExitError, err.Error())
+			return fmt.Errorf("vCPU %d: %w", i, err)
+		}
+		if out.stop {
+			vm.stop(out.exit, fmt.Sprintf("vCPU %d: %s", i, out.reason))
+		}
+	}
+	return nil
+}
+
+// Close releases everything the VM holds. It is safe after a failed Build.
+func (vm *VM) Close() error {
+	for _, c := range vm.closers {
+		c.Close()
+	}
+	for _, c := range vm.vcpus {
+		c.Close()
+	}
+	for _, f := range vm.irqs {
+		f.Close()
+	}
+	if vm.kvm != nil {
+		vm.kvm.Close()
+	}
+	if vm.mem != nil {
+		vm.mem.Close()
+	}
+	if vm.sys != nil {
+		vm.sys.Close()
+	}
+	return nil
+}
+
+// derivedMAC makes a stable, locally administered MAC for a guest's NIC.
+func derivedMAC(name string, i int) []byte {
+	h := uint32(2166136261) // FNV-1a
+	for _, b := range []byte(name) {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return []byte{0x52, 0x54, byte(h >> 24), byte(h >> 16), byte(h >> 8), byte(i)}
+}

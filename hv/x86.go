@@ -1,0 +1,91 @@
+package hv
+
+import (
+	"fmt"
+
+	"github.com/tandem-hv/tandem/arch/x86"
+	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/i8042"
+	"github.com/tandem-hv/tandem/hv/devices/serial"
+	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/hv/mem"
+)
+
+// x86Guest boots x86_64 bzImages: in-kernel PIC, IOAPIC, LAPICs and PIT;
+// COM1, the i8042 reset line and the ACPI power registers on the port bus;
+// virtio-mmio devices in the 32-bit hole, described by the DSDT.
+type x86Guest struct {
+	boot *x86.Boot
+}
+
+// Where the PC's fixed devices sit.
+const (
+	com1Port = 0x3f8
+	com1GSI  = 4
+)
+
+func (g *x86Guest) memoryRanges(size uint64) []mem.Range { return x86.MemoryRanges(size) }
+
+func (g *x86Guest) virtioSlot(i int) (devices.Placement, error) { return x86.VirtioSlot(i) }
+
+// setupVM creates the in-kernel chips. KVM_SET_TSS_ADDR must come before
+// the first vCPU exists (Intel hosts need it for real mode), and the
+// irqchip before KVM_CREATE_PIT2, which wires the PIT to it.
+func (g *x86Guest) setupVM(vm *VM) error {
+	if err := vm.sys.Require("x86 guests", kvm.CapSetTSSAddr, kvm.CapPIT2, kvm.CapExtCPUID); err != nil {
+		return err
+	}
+	if err := vm.kvm.SetTSSAddr(x86.TSSAddr); err != nil {
+		return err
+	}
+	if err := vm.kvm.SetIdentityMapAddr(x86.IdentityMapAddr); err != nil {
+		return err
+	}
+	if err := vm.kvm.CreateIRQChip(); err != nil {
+		return err
+	}
+	return vm.kvm.CreatePIT2()
+}
+
+func (g *x86Guest) addPlatformDevices(vm *VM) error {
+	irq, err := vm.newInterrupt(com1GSI)
+	if err != nil {
+		return err
+	}
+	uart := serial.New(vm.cfg.Console.Out, irq)
+	if err := vm.pio.Insert(uart, com1Port, serial.Size); err != nil {
+		return fmt.Errorf("COM1: %w", err)
+	}
+	vm.startConsoleInput(uart.Input)
+	if err := vm.pio.Insert(i8042.New(func() { vm.stop(ExitReset, "i8042 reset") }), i8042.Base, i8042.Size); err != nil {
+		return fmt.Errorf("i8042: %w", err)
+	}
+	power := x86.NewPower(
+		func() { vm.stop(ExitPowerOff, "ACPI S5 power-off") },
+		func() { vm.stop(ExitReset, "ACPI reset") },
+	)
+	if err := vm.pio.Insert(power, x86.PowerPortBase, x86.PowerPortSize); err != nil {
+		return fmt.Errorf("ACPI power registers: %w", err)
+	}
+	return nil
+}
+
+func (g *x86Guest) loadKernel(vm *VM) error {
+	b, err := x86.Load(vm.mem, x86.Guest{
+		Kernel:     vm.cfg.Kernel,
+		Initrd:     vm.cfg.Initrd,
+		Cmdline:    vm.cfg.Cmdline,
+		CPUs:       vm.cfg.CPUs,
+		VirtioMMIO: vm.placed,
+		Serial:     true,
+	})
+	if err != nil {
+		return err
+	}
+	g.boot = b
+	return nil
+}
+
+func (g *x86Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
+	return g.boot.SetupVCPU(vm.sys, cpu)
+}

@@ -1,0 +1,152 @@
+// Command bench runs Tandem side by side with its peers and prints the
+// ratios (`make bench`):
+//
+//   - exit round trip: a guest port or MMIO write through Tandem's vCPU
+//     path against a minimal C KVM loop doing the same, on this host's
+//     /dev/kvm; target ≤ 1.3×.
+//
+// Each pair runs interleaved, several rounds, and the medians are compared,
+// so a busy machine slows both sides alike.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 5, "interleaved rounds per comparison")
+	exits := flag.Int("exits", 200000, "guest exits per round")
+	flag.Parse()
+	if err := run(*rounds, *exits); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds, exits int) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(root, "build", "bench")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "comparison\tTandem\tpeer\tratio\ttarget\t\n")
+	rows, err := exitRoundTrip(root, out, rounds, exits)
+	if err != nil {
+		return fmt.Errorf("exit round trip: %w", err)
+	}
+	for _, r := range rows {
+		r.print(tw)
+	}
+	return nil
+}
+
+type row struct {
+	name         string
+	tandem, peer float64
+	unit         string
+	target       float64
+}
+
+func (r row) print(tw *tabwriter.Writer) {
+	ratio := r.tandem / r.peer
+	verdict := "met"
+	if ratio > r.target {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(tw, "%s\t%.2f %s\t%.2f %s\t%.2f×\t≤ %.2f× %s\t\n", r.name, r.tandem, r.unit, r.peer, r.unit, ratio, r.target, verdict)
+}
+
+// exitRoundTrip compares hv's BenchmarkExitRoundTrip with kvmloop.c.
+func exitRoundTrip(root, out string, rounds, exits int) ([]row, error) {
+	cbin := filepath.Join(out, "kvmloop")
+	if b, err := exec.Command("cc", "-O2", "-o", cbin, filepath.Join(root, "internal/bench/c/kvmloop.c")).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building kvmloop.c: %v\n%s", err, b)
+	}
+	gobin := filepath.Join(out, "hv.test")
+	build := exec.Command("go", "test", "-c", "-o", gobin, "./hv")
+	build.Dir = root
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building hv benchmarks: %v\n%s", err, b)
+	}
+	var rows []row
+	for _, kind := range []string{"pio", "mmio"} {
+		var t, c []float64
+		for i := 0; i < rounds; i++ {
+			ns, err := goBench(gobin, kind, exits)
+			if err != nil {
+				return nil, err
+			}
+			t = append(t, ns)
+			ns, err = cBench(cbin, kind, exits)
+			if err != nil {
+				return nil, err
+			}
+			c = append(c, ns)
+			fmt.Fprintf(os.Stderr, "bench: %s exit round %d/%d: tandem %.0f ns, C %.0f ns\n", kind, i+1, rounds, t[i], c[i])
+		}
+		rows = append(rows, row{name: kind + " exit round trip (median)", tandem: median(t) / 1000, peer: median(c) / 1000, unit: "µs", target: 1.3})
+	}
+	return rows, nil
+}
+
+var nsPerOp = regexp.MustCompile(`\s([0-9.]+) ns/op`)
+
+func goBench(bin, kind string, exits int) (float64, error) {
+	cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", "ExitRoundTrip/"+kind+"$", "-test.benchtime", strconv.Itoa(exits)+"x")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v\n%s", bin, err, b)
+	}
+	m := nsPerOp.FindSubmatch(b)
+	if m == nil {
+		return 0, fmt.Errorf("no ns/op in benchmark output:\n%s", b)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+func cBench(bin, kind string, exits int) (float64, error) {
+	b, err := exec.Command(bin, kind, strconv.Itoa(exits)).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v\n%s", bin, err, b)
+	}
+	s := bufio.NewScanner(bytes.NewReader(b))
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "ns/exit "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no ns/exit in kvmloop output:\n%s", b)
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func repoRoot() (string, error) {
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(b))), nil
+}
