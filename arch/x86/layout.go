@@ -37,9 +37,9 @@ import (
 //	0x000e_0000 │ ACPI: RSDP, XSDT, FADT, MADT,  │ ACPIAddr; e820 reserved
 //	            │ DSDT                           │
 //	0x000f_0000 │ MP floating pointer and table  │ MPTableAddr; e820 reserved
-//	0x0010_0000 ├────────────────────────────────┤ KernelAddr: protected-mode kernel
-//	            │ kernel (moved to pref_address  │
-//	            │ and decompressed by itself)    │
+//	0x0010_0000 ├────────────────────────────────┤ KernelAddr: protected-mode kernel,
+//	            │ kernel, then the init_size it  │ or at pref_address (16 MiB for
+//	            │ decompresses into              │ Debian's) when relocatable
 //	            │           ...                  │
 //	            │ initrd (top of low RAM, below  │
 //	            │ initrd_addr_max, page aligned) │
