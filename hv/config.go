@@ -82,7 +82,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("memory %s: must be a multiple of 2M", FormatSize(c.Memory))
 	}
 	if host, err := HostMemory(); err == nil && c.Memory > host {
-		return fmt.Errorf("memory %s: more than the host has (%s); lower it", FormatSize(c.Memory), FormatSize(host))
+		return fmt.Errorf("memory %s: more than the host has (%.1f GiB); lower it", FormatSize(c.Memory), float64(host)/(1<<30))
 	}
 	if n := len(c.Disks) + len(c.Nets) + 2; n > maxDevices {
 		return fmt.Errorf("devices: %d virtio devices, at most %d", n, maxDevices)

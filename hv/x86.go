@@ -18,12 +18,6 @@ type x86Guest struct {
 	boot *x86.Boot
 }
 
-// Where the PC's fixed devices sit.
-const (
-	com1Port = 0x3f8
-	com1GSI  = 4
-)
-
 func (g *x86Guest) memoryRanges(size uint64) []mem.Range { return x86.MemoryRanges(size) }
 
 func (g *x86Guest) virtioSlot(i int) (devices.Placement, error) { return x86.VirtioSlot(i) }
@@ -48,12 +42,12 @@ func (g *x86Guest) setupVM(vm *VM) error {
 }
 
 func (g *x86Guest) addPlatformDevices(vm *VM) error {
-	irq, err := vm.newInterrupt(com1GSI)
+	irq, err := vm.newInterrupt(x86.COM1IRQ)
 	if err != nil {
 		return err
 	}
 	uart := serial.New(vm.cfg.Console.Out, irq)
-	if err := vm.pio.Insert(uart, com1Port, serial.Size); err != nil {
+	if err := vm.pio.Insert(uart, x86.COM1Port, x86.COM1Size); err != nil {
 		return fmt.Errorf("COM1: %w", err)
 	}
 	vm.startConsoleInput(uart.Input)
