@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,9 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
-
 	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/internal/strictyaml"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -130,15 +127,9 @@ func (f *runFlags) config() (hv.Config, error) {
 // loadGuestFile decodes a guest file strictly: an unknown field or a type
 // error is reported with the file and line.
 func loadGuestFile(path string) (hv.Config, string, bool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
-	}
 	var g guestFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&g); err != nil && !errors.Is(err, io.EOF) {
-		return hv.Config{}, "", false, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	if err := strictyaml.ReadFile(path, &g); err != nil {
+		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
 	}
 	dir := filepath.Dir(path)
 	rel := func(p string) string {
@@ -147,6 +138,7 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 		}
 		return filepath.Join(dir, p)
 	}
+	var err error
 	cfg := hv.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 1

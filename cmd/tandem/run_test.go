@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+// TestRunBadInput checks that bad input to `tandem run` gives a one-line
+// error naming the input and the field, and no guest is started.
+func TestRunBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := write("notes.txt", []byte("not a kernel\n"))
+	// A bzImage header cut short: the magic is there, the rest is not.
+	trunc := make([]byte, 0x210)
+	copy(trunc[0x202:], "HdrS")
+	truncated := write("truncated-bzImage", trunc)
+	disk := write("disk.img", make([]byte, 4096))
+	yamlUnknown := write("unknown.yaml", []byte("kernel: "+truncated+"\ncpus: 2\nmemroy: 512M\n"))
+	yamlType := write("type.yaml", []byte("kernel: "+truncated+"\ncpus: two\n"))
+	yamlNoKernel := write("nokernel.yaml", []byte("cpus: 1\n"))
+
+	tests := []struct {
+		name string
+		args []string
+		want []string // every one must appear in the error
+		// kvm: the error comes from loading the kernel, after the VM exists.
+		kvm bool
+	}{
+		{"missing kernel file", []string{"run", "--kernel", filepath.Join(dir, "nope")}, []string{"kernel", "nope", "no such file"}, false},
+		{"no kernel at all", []string{"run"}, []string{"kernel", "--kernel"}, false},
+		{"not a kernel", []string{"run", "--kernel", text}, []string{text, "not a bzImage"}, false},
+		{"truncated bzImage", []string{"run", "--kernel", truncated, "--disk", disk}, []string{truncated, "boot_flag"}, true},
+		{"missing disk", []string{"run", "--kernel", truncated, "--disk", filepath.Join(dir, "gone.img")}, []string{"disk 0", "gone.img", "no such file"}, false},
+		{"disk is a directory", []string{"run", "--kernel", truncated, "--disk", dir}, []string{"disk 0", "directory"}, false},
+		{"bad disk option", []string{"run", "--kernel", truncated, "--disk", disk + ",rw"}, []string{"--disk", "rw"}, false},
+		{"memory larger than the host", []string{"run", "--kernel", truncated, "--memory", "64T"}, []string{"memory 64T", "more than the host"}, false},
+		{"memory not a size", []string{"run", "--kernel", truncated, "--memory", "lots"}, []string{"--memory", "lots"}, false},
+		{"too many cpus", []string{"run", "--kernel", truncated, "--cpus", "1000"}, []string{"cpus 1000"}, false},
+		{"bad console", []string{"run", "--kernel", truncated, "--console", "serial"}, []string{"--console", "serial"}, false},
+		{"guest file unknown field", []string{"run", yamlUnknown}, []string{yamlUnknown, yamlUnknown + ":3", "memroy"}, false},
+		{"guest file type error", []string{"run", yamlType}, []string{yamlType, yamlType + ":2", "two"}, false},
+		{"guest file without kernel", []string{"run", yamlNoKernel}, []string{yamlNoKernel, "kernel"}, false},
+		{"guest file missing", []string{"run", filepath.Join(dir, "none.yaml")}, []string{"none.yaml"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kvm {
+				testenv.RequireKVM(t)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(tt.args, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("run(%q) = nil, want an error", tt.args)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("run(%q) error spans lines: %q", tt.args, msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("run(%q) = %q, want it to mention %q", tt.args, msg, w)
+				}
+			}
+			if exitCode(err) == 0 {
+				t.Errorf("exitCode(%v) = 0, want non-zero", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,66 @@
+// Package strictyaml decodes configuration files strictly: an unknown
+// field or a value of the wrong type is an error that names the file and
+// line, on one line, so a typo in a guest file or a system manifest is
+// caught before anything starts.
+package strictyaml
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ReadFile reads path and decodes it into v.
+func ReadFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return Decode(path, data, v)
+}
+
+// Decode decodes data (named path in errors) into v. Unknown fields are
+// errors; an empty document leaves v as it is.
+func Decode(path string, data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			msgs = append(msgs, located(path, e))
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return errors.New(located(path, strings.TrimPrefix(err.Error(), "yaml: ")))
+}
+
+var (
+	lineRe     = regexp.MustCompile(`^line (\d+): (.*)$`)
+	notFoundRe = regexp.MustCompile(`^field (\S+) not found in type `)
+)
+
+// located rewrites "line N: msg" as "path:N: msg", and the decoder's Go
+// type names as what a person wrote.
+func located(path, msg string) string {
+	m := lineRe.FindStringSubmatch(msg)
+	if m == nil {
+		return path + ": " + msg
+	}
+	text := m[2]
+	if f := notFoundRe.FindStringSubmatch(text); f != nil {
+		text = fmt.Sprintf("unknown field %q (check its spelling and indentation)", f[1])
+	}
+	text = strings.ReplaceAll(text, "cannot unmarshal ", "cannot use ")
+	return fmt.Sprintf("%s:%s: %s", path, m[1], text)
+}
