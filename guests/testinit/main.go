@@ -13,7 +13,7 @@
 //	TANDEM-TEST mem=<MemTotal in KiB>
 //	TANDEM-TEST disk=/dev/vda size=<bytes> sha256=<hex of the whole disk>    (one per virtio disk)
 //	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
-//	TANDEM-TEST done
+//	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
 // Every line starts with "TANDEM-TEST " at the start of a console line and
 // holds one fact as space-separated key=value words, so a test greps for
@@ -97,7 +97,7 @@ func main() {
 		fail("%v", err)
 	}
 	if !failed {
-		say("done")
+		say("done uptime=" + uptime())
 	}
 	powerOff()
 }
@@ -122,6 +122,20 @@ func mountAll() error {
 		}
 	}
 	return nil
+}
+
+// uptime is the first field of /proc/uptime: how long the guest took to
+// get here, on its own clock.
+func uptime() string {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
 }
 
 func release() string {

@@ -25,8 +25,8 @@ const (
 	// hostTimeout bounds one emulated host run; guestTimeout the VMM
 	// inside it, so a hung guest is reported as such while the host can
 	// still print its markers.
-	hostTimeout  = 6 * time.Minute
-	guestTimeout = 240 * time.Second
+	hostTimeout  = 4 * time.Minute
+	guestTimeout = 150 * time.Second
 	// guestCmdline is quiet: every console byte is an exit of a nested
 	// guest, and slow.
 	guestCmdline = "console=ttyS0 quiet panic=-1"
@@ -204,7 +204,7 @@ func TestTandemRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("qemuhost.Run() = %v", err)
 			}
-			t.Logf("host booted in %v; %s; whole run %v", res.Boot, guestTiming(res), res.Total)
+			t.Logf("host booted in %v; %s; guest uptime at done %ss; whole run %v", res.Boot, guestTiming(res), ParseFacts(res.Output).Find("done")["uptime"], res.Total)
 			checkGuest(t, res, g)
 		})
 	}
@@ -244,7 +244,7 @@ func TestGuestsUnderQEMU(t *testing.T) {
 			if err != nil {
 				t.Fatalf("qemuhost.Run() = %v", err)
 			}
-			t.Logf("host booted in %v; %s; whole run %v", res.Boot, guestTiming(res), res.Total)
+			t.Logf("host booted in %v; %s; guest uptime at done %ss; whole run %v", res.Boot, guestTiming(res), ParseFacts(res.Output).Find("done")["uptime"], res.Total)
 			checkGuest(t, res, g)
 		})
 	}
@@ -299,7 +299,7 @@ func TestParseFacts(t *testing.T) {
 		"TANDEM-TEST cpus=2\n" +
 		"junk TANDEM-TEST disk=/dev/vda size=4096 sha256=abc\n" +
 		"TANDEM-TEST fail disk /dev/vdb: read error\n" +
-		"TANDEM-TEST done\n"
+		"TANDEM-TEST done uptime=1.50\n"
 	facts := ParseFacts(console)
 	if got, want := len(facts), 5; got != want {
 		t.Fatalf("ParseFacts() = %d facts %v, want %d", got, facts, want)
@@ -312,7 +312,7 @@ func TestParseFacts(t *testing.T) {
 		{"disk", "sha256", "abc"},
 		{"disk", "size", "4096"},
 		{"fail", "fail", "disk /dev/vdb: read error"},
-		{"done", "done", ""},
+		{"done", "uptime", "1.50"},
 	}
 	for _, tt := range tests {
 		f := facts.Find(tt.key)

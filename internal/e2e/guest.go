@@ -150,7 +150,7 @@ for n in /sys/class/net/*; do
 		fail "net $n: ip link set up failed"
 	fi
 done
-[ -z "$failed" ] && say done
+[ -z "$failed" ] && say "done uptime=$(cut -d' ' -f1 /proc/uptime)"
 sync
 poweroff -f
 `))
