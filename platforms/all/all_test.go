@@ -1,0 +1,82 @@
+package all_test
+
+import (
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/platforms"
+	"github.com/tandem-hv/tandem/platforms/all"
+	"github.com/tandem-hv/tandem/platforms/hostdt"
+)
+
+// cacheRoot is build/cache/boards, filled by scripts/testdata-boards.sh.
+func cacheRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "build", "cache", "boards")
+}
+
+// TestBoards walks every board: its invariants hold, and its real device
+// tree parses, matches this profile and agrees with it field by field.
+func TestBoards(t *testing.T) {
+	seen := map[string]bool{}
+	for _, b := range all.Boards {
+		t.Run(b.Name, func(t *testing.T) {
+			if seen[b.Name] {
+				t.Fatalf("board name %q used twice", b.Name)
+			}
+			seen[b.Name] = true
+			if err := b.Validate(); err != nil {
+				t.Fatalf("Validate() = %v, want nil", err)
+			}
+			if b.Arch != platforms.X86 && b.DTB == "" {
+				t.Fatalf("ARM board without a DTB to check against")
+			}
+			path := hostdt.CachePath(cacheRoot(t), b)
+			if path == "" {
+				return
+			}
+			testenv.RequireFile(t, path, "run scripts/testdata-boards.sh or make testdata")
+			f, _, err := hostdt.ReadFile(path)
+			if err != nil {
+				t.Fatalf("ReadFile(%s) = %v", path, err)
+			}
+			m, err := hostdt.Match(f, all.Boards)
+			if err != nil || m != b {
+				t.Fatalf("Match(%s) = %v, %v; want %s", filepath.Base(path), name(m), err, b.Name)
+			}
+			for _, fd := range hostdt.Check(b, f) {
+				if !fd.OK {
+					t.Errorf("Check: %v", fd)
+				}
+			}
+			if got, want := f.GIC.HasVirt(), !b.GuestOnly && !b.GIC.MaintenanceNotInDTB; got != want {
+				t.Errorf("GIC.HasVirt() = %v, want %v (GuestOnly %v)", got, want, b.GuestOnly)
+			}
+		})
+	}
+}
+
+func name(b *platforms.Board) string {
+	if b == nil {
+		return "<nil>"
+	}
+	return b.Name
+}
+
+func TestLookup(t *testing.T) {
+	for _, n := range all.Names() {
+		b, err := all.Lookup(n)
+		if err != nil || b.Name != n {
+			t.Errorf("Lookup(%q) = %v, %v", n, name(b), err)
+		}
+	}
+	if _, err := all.Lookup("no-such-board"); err == nil {
+		t.Errorf("Lookup(no-such-board) = nil error, want ErrUnknownBoard")
+	}
+	if !slices.IsSorted(all.Names()) {
+		t.Errorf("Names() not sorted")
+	}
+}

@@ -1,0 +1,81 @@
+package platforms
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func good() *Board {
+	return &Board{
+		Name: "test", Arch: ARM,
+		CPU:    CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
+		Memory: []Region{{0x40000000, 1 << 30}},
+		GIC: GIC{Version: 2, Dist: Region{0x1c81000, 0x1000}, CPU: Region{0x1c82000, 0x2000},
+			Hyp: Region{0x1c84000, 0x2000}, VCPU: Region{0x1c86000, 0x2000}, MaintenancePPI: 9},
+		Image: Image{Table: MBR, FirstPartition: 1 << 20, BootFS: "vfat",
+			Blobs: []Blob{{Name: "SPL", Offset: 8 << 10, MaxLen: 1016 << 10}}},
+	}
+}
+
+// TestValidate breaks a good profile one field at a time.
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(b *Board)
+		want   string // "" for valid
+	}{
+		{"good", func(b *Board) {}, ""},
+		{"no name", func(b *Board) { b.Name = "" }, "no name"},
+		{"bad arch", func(b *Board) { b.Arch = "mips" }, "architecture"},
+		{"no cpus", func(b *Board) { b.CPU.Count = 0 }, "CPU count"},
+		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "GuestOnly"},
+		{"memory overlap", func(b *Board) { b.Memory = append(b.Memory, Region{0x7fff0000, 0x20000}) }, "memory bank"},
+		{"GIC overlap", func(b *Board) { b.GIC.Hyp = Region{0x1c82800, 0x2000} }, "GIC region"},
+		{"GIC in memory", func(b *Board) { b.GIC.Dist.Base = 0x40001000 }, "overlaps memory"},
+		{"no GICH", func(b *Board) { b.GIC.Hyp = Region{} }, "virtualization interface"},
+		{"blob overlaps MBR", func(b *Board) { b.Image.Blobs[0].Offset = 0 }, "overlaps the mbr"},
+		{"blob in GPT", func(b *Board) { b.Image.Table = GPT }, "overlaps the gpt"},
+		{"blob into partition", func(b *Board) { b.Image.Blobs[0].MaxLen = 1 << 20 }, "runs into the first partition"},
+		{"blobs overlap", func(b *Board) {
+			b.Image.Blobs = append(b.Image.Blobs, Blob{Name: "X", Offset: 16 << 10, MaxLen: 512})
+		}, "blob SPL"},
+		{"unaligned blob", func(b *Board) { b.Image.Blobs[0].Offset = 8<<10 + 1 }, "not sector aligned"},
+		{"no table", func(b *Board) { b.Image.Table = "" }, "partition table"},
+		{"partition in MBR", func(b *Board) { b.Image.FirstPartition = 0; b.Image.Blobs = nil }, "first partition"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := good()
+			tt.mutate(b)
+			err := b.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
+			case tt.want != "" && !errors.Is(err, ErrInvalid):
+				t.Fatalf("Validate() = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestCanHostKVM(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Board
+		want bool
+		why  string
+	}{
+		{"arm64", Board{CPU: CPU{Virtualization: true}}, true, ""},
+		{"armv7", Board{CPU: CPU{Virtualization: true}, HostKernel: ARMv7HostKernel}, false, "≤ 5.6"},
+		{"a9", Board{CPU: CPU{Compatible: "arm,cortex-a9"}, GuestOnly: true}, false, "no virtualization extensions"},
+	}
+	for _, tt := range tests {
+		got, why := tt.b.CanHostKVM()
+		if got != tt.want || !strings.Contains(why, tt.why) {
+			t.Errorf("%s: CanHostKVM() = %v, %q; want %v, containing %q", tt.name, got, why, tt.want, tt.why)
+		}
+	}
+}
