@@ -56,11 +56,19 @@ type driver struct {
 	irq   *countingIRQ
 	q     []*drvQueue
 	alloc uint64 // next free guest-physical address for buffers
+	end   uint64 // end of guest RAM
 }
 
 func newDriver(t testing.TB, dev Device) *driver {
 	t.Helper()
-	m, err := mem.New([]mem.Range{{GPA: ramBase, Size: ramSize}}, mem.Options{})
+	return newDriverSized(t, dev, ramSize)
+}
+
+// newDriverSized gives the guest size bytes of RAM at ramBase; the driver
+// allocates rings and buffers from its upper half.
+func newDriverSized(t testing.TB, dev Device, size uint64) *driver {
+	t.Helper()
+	m, err := mem.New([]mem.Range{{GPA: ramBase, Size: size}}, mem.Options{})
 	if err != nil {
 		t.Fatalf("mem.New() = %v", err)
 	}
@@ -75,7 +83,7 @@ func newDriver(t testing.TB, dev Device) *driver {
 		mmio.Close()
 		m.Close()
 	})
-	return &driver{t: t, mem: m, bus: b, mmio: mmio, irq: irq, alloc: ramBase + 1<<20}
+	return &driver{t: t, mem: m, bus: b, mmio: mmio, irq: irq, alloc: ramBase + size/2, end: ramBase + size}
 }
 
 func (d *driver) r32(off uint64) uint32 {
@@ -118,7 +126,7 @@ func (d *driver) negotiate(want uint64, force bool) bool {
 func (d *driver) allocate(n uint64) uint64 {
 	gpa := d.alloc
 	d.alloc += (n + 15) &^ 15
-	if d.alloc > ramBase+ramSize {
+	if d.alloc > d.end {
 		d.t.Fatalf("test driver out of guest memory")
 	}
 	return gpa
