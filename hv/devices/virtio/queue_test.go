@@ -363,3 +363,64 @@ func FuzzVirtqueue(f *testing.F) {
 		}
 	})
 }
+
+// TestRingWraps runs enough requests through a small queue that the ring
+// slots wrap many times and the 16-bit indices wrap past 65535.
+func TestRingWraps(t *testing.T) {
+	d := newDriver(t, NewRNG())
+	d.start(allRingFeatures, 1, 4)
+	q := d.q[0]
+	b := d.allocate(8)
+	const n = 70000
+	for i := 0; i < n; i++ {
+		// Two at a time, so used and avail indices differ from slots.
+		d.add(q, buf{b, 8, true})
+		d.add(q, buf{b, 4, true})
+		d.kick(q)
+		used := d.takeUsed(q)
+		if len(used) != 2 || used[0].len != 8 || used[1].len != 4 {
+			t.Fatalf("request pair %d: used = %v, want lengths 8 and 4", i, used)
+		}
+	}
+	if s := d.status(); s&StatusDeviceNeedsReset != 0 {
+		t.Errorf("Status = %#x after %d requests, want no NEEDS_RESET", s, 2*n)
+	}
+}
+
+// TestConcurrentNotifyAndReset notifies from several "vCPUs" while the
+// driver resets and restarts the device; run with -race.
+func TestConcurrentNotifyAndReset(t *testing.T) {
+	for _, dev := range []func(*testing.T) Device{corruptRNG, corruptBlock} {
+		d := newDriver(t, dev(t))
+		d.start(allRingFeatures, 1, 8)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		for v := 0; v < 3; v++ {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						d.w32(regQueueNotify, 0)
+					}
+				}
+			}()
+		}
+		for i := 0; i < 50; i++ {
+			d.start(allRingFeatures, 1, 8)
+			q := d.q[0]
+			d.write(ramBase+3<<20, blkHeader(blkTIn, 0))
+			d.add(q, buf{ramBase + 3<<20, blkReqHeader, false}, buf{ramBase + 3<<20 + 512, 512, true}, buf{ramBase + 3<<20 + 1024, 1, true})
+			d.kick(q)
+		}
+		close(stop)
+		for v := 0; v < 3; v++ {
+			<-done
+		}
+		if s := d.status(); s&StatusDeviceNeedsReset != 0 {
+			t.Errorf("%s: Status = %#x, want no NEEDS_RESET", d.mmio.Name(), s)
+		}
+	}
+}
