@@ -3,6 +3,7 @@ package virtio
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -225,5 +226,36 @@ func TestConfigSpaceWidths(t *testing.T) {
 				t.Errorf("capacity read %d bytes at a time = %d, want 1000", w, got)
 			}
 		})
+	}
+}
+
+// statusAtTrigger records InterruptStatus as the driver would read it the
+// moment the edge arrives.
+type statusAtTrigger struct {
+	mmio *MMIO
+	seen []uint32
+}
+
+func (s *statusAtTrigger) Trigger() error {
+	var b [4]byte
+	s.mmio.Read(regInterruptStatus, b[:])
+	s.seen = append(s.seen, binary.LittleEndian.Uint32(b[:]))
+	return nil
+}
+
+func TestInterruptStatusSetBeforeTrigger(t *testing.T) {
+	d := newDriver(t, NewRNG())
+	irq := &statusAtTrigger{mmio: d.mmio}
+	d.mmio.irq = irq
+	d.start(allRingFeatures, 1, 8)
+	q := d.q[0]
+	d.add(q, buf{d.allocate(8), 8, true})
+	d.kick(q)
+	d.w32(regInterruptACK, InterruptUsedBuffer)
+	d.publish(q, q.size) // head out of range: the device fails
+	d.kick(q)
+	want := []uint32{InterruptUsedBuffer, InterruptConfigChange}
+	if fmt.Sprint(irq.seen) != fmt.Sprint(want) {
+		t.Errorf("InterruptStatus at each Trigger = %v, want %v", irq.seen, want)
 	}
 }

@@ -424,3 +424,26 @@ func TestConcurrentNotifyAndReset(t *testing.T) {
 		}
 	}
 }
+
+// TestRingSizes pins the split-ring layout of spec §2.7 (struct virtq_desc
+// 16 bytes; avail flags, idx, ring[N], used_event; used flags, idx,
+// ring[N] of 8-byte elements, avail_event).
+func TestRingSizes(t *testing.T) {
+	tests := []struct {
+		n                 uint16
+		desc, avail, used uint64
+	}{
+		{1, 16, 8, 14},
+		{8, 128, 22, 70},
+		{256, 4096, 518, 2054},
+		{32768, 524288, 65542, 262150},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.n), func(t *testing.T) {
+			d, a, u := ringSizes(tt.n)
+			if d != tt.desc || a != tt.avail || u != tt.used {
+				t.Errorf("ringSizes(%d) = %d, %d, %d, want %d, %d, %d", tt.n, d, a, u, tt.desc, tt.avail, tt.used)
+			}
+		})
+	}
+}
