@@ -80,6 +80,13 @@ func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimit
 		case kvm.SystemEventShutdown:
 			return outcome{true, ExitPowerOff, "power-off"}, nil
 		case kvm.SystemEventReset:
+			// PSCI SYSTEM_RESET2 (PSCI 1.1) arrives as a reset too, with
+			// a flag in data[0]; its reset type and cookie are in the
+			// guest's x1 and x2. Both architectural and vendor resets
+			// mean a reset of the whole guest here.
+			if len(data) > 0 && data[0]&kvm.SystemEventResetFlagPSCIReset2 != 0 {
+				return outcome{true, ExitReset, "reset (PSCI SYSTEM_RESET2)"}, nil
+			}
 			return outcome{true, ExitReset, "reset"}, nil
 		case kvm.SystemEventCrash:
 			return outcome{true, ExitCrash, fmt.Sprintf("crash event %#x", data)}, nil

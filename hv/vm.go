@@ -81,6 +81,9 @@ type archGuest interface {
 	loadKernel(vm *VM) error
 	// setupVCPU resets one vCPU to the boot state.
 	setupVCPU(vm *VM, cpu *kvm.VCPU) error
+	// finishVM completes the VM once every vCPU exists (arm64: the vGIC
+	// is initialised and the device tree, which lists the vCPUs, written).
+	finishVM(vm *VM) error
 }
 
 // VM is one built virtual machine.
@@ -125,6 +128,7 @@ func Build(cfg Config) (*VM, error) {
 		{"attaching devices", vm.attachDevices},
 		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
 		{"creating vCPUs", vm.createVCPUs},
+		{"finishing the VM", func() error { return vm.arch.finishVM(vm) }},
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {

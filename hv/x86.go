@@ -83,3 +83,7 @@ func (g *x86Guest) loadKernel(vm *VM) error {
 func (g *x86Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
 	return g.boot.SetupVCPU(vm.sys, cpu)
 }
+
+// finishVM has nothing to do: the x86 hardware description (ACPI, MP
+// table) is written by loadKernel and does not depend on the vCPUs.
+func (g *x86Guest) finishVM(vm *VM) error { return nil }

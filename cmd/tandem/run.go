@@ -79,6 +79,9 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 			if err != nil {
 				return err
 			}
+			if f.dumpDTB != "" {
+				return writeGuestDTB(cfg, f.dumpDTB)
+			}
 			closeConsole, err := openConsole(console, &cfg, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -97,6 +100,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	fl.StringArrayVar(&f.nets, "net", nil, "virtio-net on a host TAP interface: NAME (repeatable)")
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
+	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	return c
 }
 
@@ -198,4 +202,22 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool) error {
 		}
 		return err
 	}
+}
+
+// writeGuestDTB builds the guest, as run would, and writes its generated
+// device tree to file instead of running it.
+func writeGuestDTB(cfg hv.Config, file string) error {
+	vm, err := hv.Build(cfg)
+	if err != nil {
+		return err
+	}
+	defer vm.Close()
+	b := vm.DeviceTree()
+	if b == nil {
+		return fmt.Errorf("--dump-dtb: kernel %s: this guest is described by ACPI, not a device tree", cfg.Kernel)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return fmt.Errorf("--dump-dtb: %w", err)
+	}
+	return nil
 }

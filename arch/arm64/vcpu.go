@@ -1,0 +1,66 @@
+package arm64
+
+import (
+	"fmt"
+
+	"github.com/tandem-hv/tandem/hv/kvm"
+)
+
+// bootPState is the boot protocol's PSTATE (booting.rst, "CPU mode"): all
+// of D, A, I and F masked, at EL1 on SP_EL1 (EL1h). KVM's reset already
+// gives this; it is set anyway so that the state does not depend on it.
+const bootPState = kvm.PStateModeEL1h | kvm.PStateD | kvm.PStateA | kvm.PStateI | kvm.PStateF
+
+// SetupVCPU initialises vCPU index with KVM_ARM_VCPU_INIT and returns its
+// MPIDR_EL1. vCPU 0 is the boot CPU: it starts at the kernel's entry with
+// x0 = the device tree's address and x1-x3 zero (booting.rst). The others
+// start powered off and come up through PSCI CPU_ON, which KVM handles
+// in the kernel, setting their entry point and context id itself.
+func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot) (mpidr uint64, err error) {
+	init, err := vm.ARMPreferredTarget()
+	if err != nil {
+		return 0, err
+	}
+	init.SetFeature(kvm.ARMVCPUPSCI02)
+	if index > 0 {
+		init.SetFeature(kvm.ARMVCPUPowerOff)
+	}
+	if err := cpu.ARMVCPUInit(init); err != nil {
+		return 0, err
+	}
+	if index == 0 {
+		regs := []struct {
+			name string
+			id   uint64
+			val  uint64
+		}{
+			{"x0", kvm.ARM64XReg(0), b.DTBAddr},
+			{"x1", kvm.ARM64XReg(1), 0},
+			{"x2", kvm.ARM64XReg(2), 0},
+			{"x3", kvm.ARM64XReg(3), 0},
+			{"pstate", kvm.RegARM64PState, bootPState},
+			{"pc", kvm.RegARM64PC, b.KernelAddr},
+		}
+		for _, r := range regs {
+			if err := cpu.SetOneReg(r.id, r.val); err != nil {
+				return 0, fmt.Errorf("setting %s: %w", r.name, err)
+			}
+		}
+	}
+	mpidr, err = cpu.GetOneReg(kvm.RegMPIDR)
+	if err != nil {
+		return 0, fmt.Errorf("reading MPIDR_EL1: %w", err)
+	}
+	return mpidr, nil
+}
+
+// PSCIVersion reads the PSCI version KVM implements for a vCPU after
+// KVM_ARM_VCPU_INIT. Kernels before 4.16 have no such register and
+// implement PSCI 0.2.
+func PSCIVersion(cpu *kvm.VCPU) uint64 {
+	v, err := cpu.GetOneReg(kvm.RegPSCIVersion)
+	if err != nil {
+		return PSCI02
+	}
+	return v
+}
