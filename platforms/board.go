@@ -285,7 +285,8 @@ type Board struct {
 	Memory []Region
 	// MemoryFromBootloader marks boards whose DTB has no memory node: the
 	// bootloader writes it at boot (sunxi U-Boot sizes DRAM itself), so the
-	// DTB check notes its absence instead of failing.
+	// DTB check notes its absence instead of failing, and Memory may be
+	// empty (an imported profile whose DRAM size is not yet known).
 	MemoryFromBootloader bool
 	GIC                  GIC
 	Timer                Timer
@@ -342,7 +343,7 @@ func (b *Board) Validate() error {
 	if !b.CPU.Virtualization && !b.GuestOnly {
 		bad("CPUs without virtualization extensions but not GuestOnly")
 	}
-	if len(b.Memory) == 0 && b.Arch != X86 {
+	if len(b.Memory) == 0 && b.Arch != X86 && !b.MemoryFromBootloader {
 		bad("no memory banks")
 	}
 	checkOverlaps("memory bank", regionsOf(b.Memory), bad)
