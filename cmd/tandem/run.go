@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,7 @@ type runFlags struct {
 	console                 string
 	restart                 bool
 	dumpDTB                 string
+	reportMemory            bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -87,7 +89,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 				return err
 			}
 			defer closeConsole()
-			return runGuest(cmd.Context(), cfg, restart)
+			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, cmd.ErrOrStderr()))
 		},
 	}
 	fl := c.Flags()
@@ -101,6 +103,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
+	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
 	return c
 }
 
@@ -181,9 +184,17 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 	return cfg, console, g.Restart, nil
 }
 
+// reportTo returns w when on, else nil.
+func reportTo(on bool, w io.Writer) io.Writer {
+	if on {
+		return w
+	}
+	return nil
+}
+
 // runGuest builds and runs the guest, building it afresh after each reset
 // when restart is on. SIGINT and SIGTERM stop it.
-func runGuest(ctx context.Context, cfg hv.Config, restart bool) error {
+func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -195,6 +206,11 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool) error {
 			return err
 		}
 		err = vm.Run(ctx)
+		if report != nil {
+			if u, uerr := vm.MemoryUse(); uerr == nil {
+				fmt.Fprintf(report, "TANDEM-VMM rss-kib=%d guest-rss-kib=%d overhead-kib=%d\n", u.RSS>>10, u.GuestRSS>>10, u.Overhead()>>10)
+			}
+		}
 		vm.Close()
 		var ee *hv.ExitErr
 		if restart && errors.As(err, &ee) && ee.Exit == hv.ExitReset {

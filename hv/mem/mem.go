@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -214,3 +215,7 @@ func (m *Memory) PutUint64(gpa uint64, v uint64) error {
 	binary.LittleEndian.PutUint64(b, v)
 	return nil
 }
+
+// HostAddr is the host virtual address of the region's first byte, as it
+// appears in /proc/self/maps.
+func (r Region) HostAddr() uint64 { return uint64(uintptr(unsafe.Pointer(&r.Host[0]))) }

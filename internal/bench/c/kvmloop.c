@@ -2,12 +2,13 @@
  * kvmloop: the smallest KVM userspace loop that handles a guest's port
  * writes, the baseline Tandem's exit path is measured against.
  *
- * The guest is the same as hv/kvm's loopCode (real mode at 0x1000):
- *   1000: ee     out dx, al
- *   1001: eb fd  jmp 0x1000
- * Each KVM_EXIT_IO is "handled" by reading the byte, as a device would.
+ * The guests are internal/tinyguest's Loop and MMIOLoop (real mode, 0x1000):
+ *   pio:  1000: ee  out dx, al ; 1001: eb fd  jmp 0x1000
+ *   mmio: 1000: b8 00 20  mov ax, 0x2000 ; 1003: 8e d8  mov ds, ax
+ *         1005: a2 00 00  mov [0], al    ; 1008: eb fb  jmp 0x1005
+ * Each exit is "handled" by reading the written byte, as a device would.
  *
- * Usage: kvmloop N   prints "ns/exit <float>" for N exits.
+ * Usage: kvmloop pio|mmio N   prints "ns/exit <float>" for N exits.
  */
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -22,7 +23,8 @@
 static void die(const char *what) { perror(what); exit(1); }
 
 int main(int argc, char **argv) {
-	long n = argc > 1 ? atol(argv[1]) : 100000;
+	int mmio = argc > 1 && strcmp(argv[1], "mmio") == 0;
+	long n = argc > 2 ? atol(argv[2]) : 100000;
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0) die("/dev/kvm");
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
@@ -30,8 +32,10 @@ int main(int argc, char **argv) {
 	size_t ramsz = 0x10000;
 	uint8_t *ram = mmap(NULL, ramsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ram == MAP_FAILED) die("mmap");
-	const uint8_t code[] = {0xee, 0xeb, 0xfd};
-	memcpy(ram + 0x1000, code, sizeof code);
+	const uint8_t pio_code[] = {0xee, 0xeb, 0xfd};
+	const uint8_t mmio_code[] = {0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xa2, 0x00, 0x00, 0xeb, 0xfb};
+	if (mmio) memcpy(ram + 0x1000, mmio_code, sizeof mmio_code);
+	else memcpy(ram + 0x1000, pio_code, sizeof pio_code);
 	struct kvm_userspace_memory_region r = {.slot = 0, .guest_phys_addr = 0, .memory_size = ramsz, .userspace_addr = (uintptr_t)ram};
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r) < 0) die("KVM_SET_USER_MEMORY_REGION");
 	int cpu = ioctl(vm, KVM_CREATE_VCPU, 0);
@@ -52,8 +56,9 @@ int main(int argc, char **argv) {
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (long i = 0; i < n; i++) {
 		if (ioctl(cpu, KVM_RUN, 0) < 0) die("KVM_RUN");
-		if (run->exit_reason != KVM_EXIT_IO) { fprintf(stderr, "exit %u\n", run->exit_reason); return 1; }
-		sink = *((uint8_t *)run + run->io.data_offset);
+		if (run->exit_reason == KVM_EXIT_IO) sink = *((uint8_t *)run + run->io.data_offset);
+		else if (run->exit_reason == KVM_EXIT_MMIO) sink = run->mmio.data[0];
+		else { fprintf(stderr, "exit %u\n", run->exit_reason); return 1; }
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	double ns = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);

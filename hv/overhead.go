@@ -1,0 +1,59 @@
+package hv
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// MemoryUse is the VMM process's resident memory, split into what backs
+// guest RAM and the rest: the VMM's own overhead.
+type MemoryUse struct {
+	RSS      uint64 // whole process, bytes
+	GuestRSS uint64 // resident pages of guest RAM mappings, bytes
+}
+
+// Overhead is the VMM's own resident memory: RSS minus guest RAM.
+func (u MemoryUse) Overhead() uint64 { return u.RSS - u.GuestRSS }
+
+// MemoryUse reads /proc/self/smaps and attributes each mapping's Rss to
+// guest RAM or to the VMM.
+func (vm *VM) MemoryUse() (MemoryUse, error) {
+	guest := map[uint64]bool{}
+	for _, r := range vm.mem.Regions() {
+		guest[r.HostAddr()] = true
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return MemoryUse{}, err
+	}
+	defer f.Close()
+	var u MemoryUse
+	inGuest := false
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if start, _, ok := strings.Cut(fields[0], "-"); ok && len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") {
+			a, err := strconv.ParseUint(start, 16, 64)
+			inGuest = err == nil && guest[a]
+			continue
+		}
+		if fields[0] == "Rss:" && len(fields) >= 2 {
+			kb, err := strconv.ParseUint(fields[1], 10, 64)
+			if err != nil {
+				return MemoryUse{}, fmt.Errorf("/proc/self/smaps: %q: %w", line, err)
+			}
+			u.RSS += kb << 10
+			if inGuest {
+				u.GuestRSS += kb << 10
+			}
+		}
+	}
+	return u, s.Err()
+}
