@@ -17,7 +17,7 @@ deps:
 	@scripts/deps.sh
 
 testdata: deps
-	@scripts/testdata.sh x86 && scripts/testdata-boards.sh
+	@scripts/testdata.sh x86 arm64 && scripts/testdata-boards.sh
 
 vet:
 	$(GO) vet ./...
