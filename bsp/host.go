@@ -84,6 +84,7 @@ func (h Host) CheckHost(b *platforms.Board) Section {
 		open = func() (KVM, error) { return kvm.Open() }
 	}
 	k, err := open()
+	kvmOK := err == nil
 	switch {
 	case errors.Is(err, kvm.ErrNoKVM):
 		fix := "load kvm (modprobe kvm-intel or kvm-amd), or boot a kernel with CONFIG_KVM=y"
@@ -121,7 +122,9 @@ func (h Host) CheckHost(b *platforms.Board) Section {
 		cpuinfo, err := os.ReadFile(h.path("/proc/cpuinfo"))
 		flags := string(cpuinfo)
 		ok := err == nil && (strings.Contains(flags, " vmx") || strings.Contains(flags, " svm"))
-		add(Item{Check: "VT-x/AMD-V CPU flag", OK: ok, Detail: map[bool]string{true: "vmx or svm present", false: "no vmx/svm flag in /proc/cpuinfo"}[ok],
+		// A working /dev/kvm is the stronger proof (a paravirtual KVM such as
+		// kvm_pvm runs without the flags), so the flag is advisory then.
+		add(Item{Check: "VT-x/AMD-V CPU flag", OK: ok, Advisory: kvmOK, Detail: map[bool]string{true: "vmx or svm present", false: "no vmx/svm flag in /proc/cpuinfo"}[ok],
 			Fix: "enable virtualization in the firmware setup"})
 	}
 	inv := h.Inventory

@@ -134,4 +134,3 @@ func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
 	}
 	return r, nil
 }
-
