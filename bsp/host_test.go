@@ -30,7 +30,9 @@ func TestCheckHost(t *testing.T) {
 		{"ready", func() (KVM, error) { return all, nil }, inv, true, true, ""},
 		{"no kvm", func() (KVM, error) { return nil, kvm.ErrNoKVM }, inv, true, true, "/dev/kvm"},
 		{"no permission", func() (KVM, error) { return nil, kvm.ErrPermission }, inv, true, true, "/dev/kvm"},
-		{"no irqfd", func() (KVM, error) { return fakeKVM{kvm.CapUserMemory: 1, kvm.CapIOEventFD: 1, kvm.CapImmediateExit: 1, kvm.CapARMPSCI02: 1}, nil }, inv, true, true, "KVM_CAP_IRQFD"},
+		{"no irqfd", func() (KVM, error) {
+			return fakeKVM{kvm.CapUserMemory: 1, kvm.CapIOEventFD: 1, kvm.CapImmediateExit: 1, kvm.CapARMPSCI02: 1}, nil
+		}, inv, true, true, "KVM_CAP_IRQFD"},
 		{"small memory", func() (KVM, error) { return all, nil }, func() (Inventory, error) { return Inventory{Cores: 4, MemoryBytes: 256 << 20}, nil }, true, true, "memory"},
 	}
 	for _, tt := range tests {
