@@ -101,6 +101,7 @@ type VM struct {
 	virtio   []*virtio.MMIO
 	placed   []devices.Placement // virtio devices, in slot order
 	irqs     []*os.File          // eventfds behind irqfds
+	gsis     []uint32            // the GSI of each of irqs
 	closers  []io.Closer
 	warn     *rateLimited
 	stopOnce sync.Once
@@ -129,6 +130,7 @@ func Build(cfg Config) (*VM, error) {
 		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
 		{"creating vCPUs", vm.createVCPUs},
 		{"finishing the VM", func() error { return vm.arch.finishVM(vm) }},
+		{"connecting interrupts", vm.connectInterrupts},
 	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {
@@ -184,17 +186,29 @@ func (vm *VM) addMemory() error {
 }
 
 // newInterrupt returns an edge-triggered line to gsi backed by an irqfd.
+// The irqfd is registered later, by connectInterrupts.
 func (vm *VM) newInterrupt(gsi uint32) (devices.Interrupt, error) {
 	f, err := kvm.NewEventFD()
 	if err != nil {
 		return nil, err
 	}
-	if err := vm.kvm.IRQFD(int(f.Fd()), gsi); err != nil {
-		f.Close()
-		return nil, err
-	}
 	vm.irqs = append(vm.irqs, f)
+	vm.gsis = append(vm.gsis, gsi)
 	return eventInterrupt{f}, nil
+}
+
+// connectInterrupts registers the irqfds of every line. KVM takes irqfds
+// only once the interrupt controller is initialised (on arm64 that is
+// the vGIC's CTRL_INIT, after all vCPUs exist: KVM_IRQFD fails with
+// EAGAIN before). An event written before then is not lost: KVM delivers
+// it when the irqfd is registered.
+func (vm *VM) connectInterrupts() error {
+	for i, f := range vm.irqs {
+		if err := vm.kvm.IRQFD(int(f.Fd()), vm.gsis[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eventInterrupt raises its GSI by writing the eventfd KVM watches.

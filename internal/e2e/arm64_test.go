@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// Limits of the arm64 runs. Every MMIO exit of the nested guest costs
+// about half a millisecond under software emulation, so the guest is
+// quiet and the bounds are tight enough that both runs fit in about ten
+// minutes on a 2-core machine.
+const (
+	arm64HostMemory   = "2G"
+	arm64HostTimeout  = 5 * time.Minute
+	arm64GuestTimeout = 200 * time.Second
+	arm64GuestCmdline = "console=ttyAMA0 quiet panic=-1"
+)
+
+var (
+	arm64Once sync.Once
+	arm64Set  *guestSet
+	arm64Bin  string
+	arm64Err  error
+)
+
+// buildArm64 builds, once per run, the arm64 testinit guest, the disk and
+// tandem cross-built for arm64.
+func buildArm64(t *testing.T) (*guestSet, string) {
+	t.Helper()
+	arm64Once.Do(func() {
+		cache, err := qemuhost.CacheDir()
+		if err != nil {
+			arm64Err = err
+			return
+		}
+		k, err := Arm64Kernel(cache)
+		if err != nil {
+			arm64Err = err
+			return
+		}
+		g := &guestSet{kernel: k, initrd: map[Guest]string{}, disk: filepath.Join(workDir, "disk-arm64.img")}
+		f := filepath.Join(workDir, "initrd-arm64-testinit")
+		if err := BuildGuestInitramfs(f, GuestTestinit, k, "arm64", "."); err != nil {
+			arm64Err = fmt.Errorf("building the arm64 testinit guest: %w", err)
+			return
+		}
+		g.initrd[GuestTestinit] = f
+		if g.diskSum, err = WriteDisk(g.disk, diskSize); err != nil {
+			arm64Err = err
+			return
+		}
+		bin := filepath.Join(workDir, "tandem-arm64")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			arm64Err = fmt.Errorf("building cmd/tandem for arm64: %v\n%s", err, out)
+			return
+		}
+		arm64Set, arm64Bin = g, bin
+	})
+	if arm64Err != nil {
+		t.Fatal(arm64Err)
+	}
+	return arm64Set, arm64Bin
+}
+
+// arm64Script runs the guest bounded by arm64GuestTimeout, then writes
+// the device tree the same guest gets with --dump-dtb and reports which
+// GIC it describes, with the VMM's exit status and the time it took.
+func arm64Script(run string) string {
+	return fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
+timeout %d %s
+status=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo
+echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
+%s --dump-dtb /tmp/guest.dtb >/dev/null 2>&1 && echo "E2E dtb-bytes=$(wc -c < /tmp/guest.dtb)"
+echo "E2E gic=$(/tandem dtb dump /tmp/guest.dtb | grep -o 'arm,gic-v3\|arm,cortex-a15-gic' | head -n 1)"
+exit $status
+`, int(arm64GuestTimeout/time.Second), run, run)
+}
+
+// TestTandemRunArm64 boots Debian's stock arm64 kernel with Tandem inside
+// an emulated arm64 host (QEMU's virt board with EL2), once with a GICv3
+// host and once with a GICv2 one, and checks what the guest saw: two
+// CPUs (the second brought up by PSCI CPU_ON), the disk's exact content,
+// and a PSCI SYSTEM_OFF that ends tandem with status 0.
+func TestTandemRunArm64(t *testing.T) {
+	tests := []struct {
+		name    string
+		arch    string
+		wantGIC string // the interrupt controller of the guest's device tree
+	}{
+		{"GICv3", "arm64", "arm,gic-v3"},
+		{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic"},
+	}
+	qemuhost.RequireArch(t, "arm64")
+	g, tandem := buildArm64(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
+				arm64GuestCmdline, guestCPUs, guestMemory)
+			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+				Arch: tt.arch,
+				Files: map[string]string{
+					"/tandem":         tandem,
+					"/guest/vmlinuz":  g.kernel.Image,
+					"/guest/initrd":   g.initrd[GuestTestinit],
+					"/guest/disk.img": g.disk,
+				},
+				Script:  arm64Script(run),
+				Memory:  arm64HostMemory,
+				Console: consoleLog{},
+				Timeout: arm64HostTimeout,
+			})
+			if err != nil {
+				t.Fatalf("qemuhost.Run() = %v", err)
+			}
+			done := ParseFacts(res.Output).Find("done")
+			t.Logf("%s host booted in %v; %s; guest uptime at done %ss; whole run %v",
+				tt.name, res.Boot, arm64Timing(res), done["uptime"], res.Total)
+			if !strings.Contains(res.Output, "E2E dtb-bytes=") {
+				t.Errorf("tandem run --dump-dtb wrote no device tree")
+			}
+			if !strings.Contains(res.Output, "E2E gic="+tt.wantGIC) {
+				t.Errorf("guest device tree does not describe a %s", tt.wantGIC)
+			}
+			checkGuest(t, res, g)
+		})
+	}
+}
+
+func arm64Timing(res *qemuhost.Result) string {
+	var out []string
+	for _, l := range strings.Split(res.Output, "\n") {
+		if i := strings.Index(l, "E2E "); i >= 0 {
+			out = append(out, strings.TrimSpace(l[i+4:]))
+		}
+	}
+	return strings.Join(out, " ")
+}
