@@ -216,7 +216,7 @@ func TestTandemRun(t *testing.T) {
 // involved, and gives the time a peer VMM needs under nested KVM.
 func TestGuestsUnderQEMU(t *testing.T) {
 	qemuhost.Require(t)
-	qemu, files, err := qemuFiles()
+	qemu, files, err := QEMUFiles()
 	if err != nil {
 		t.Skipf("skipping: cannot carry QEMU into the emulated host: %v", err)
 	}
@@ -248,49 +248,6 @@ func TestGuestsUnderQEMU(t *testing.T) {
 			checkGuest(t, res, g)
 		})
 	}
-}
-
-// qemuDataFiles are the firmware files microvm needs, from QEMU's data
-// directory.
-var qemuDataFiles = []string{"bios-microvm.bin", "qboot.rom", "linuxboot_dma.bin", "kvmvapic.bin"}
-
-// qemuFiles lists this machine's qemu-system-x86_64 with its shared
-// libraries (from ldd) and firmware, at their own paths.
-func qemuFiles() (string, map[string]string, error) {
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		return "", nil, err
-	}
-	qemu, err = filepath.EvalSymlinks(qemu)
-	if err != nil {
-		return "", nil, err
-	}
-	out, err := exec.Command("ldd", qemu).Output()
-	if err != nil {
-		return "", nil, fmt.Errorf("ldd %s: %w", qemu, err)
-	}
-	files := map[string]string{qemu: qemu}
-	for _, l := range strings.Split(string(out), "\n") {
-		fs := strings.Fields(l)
-		var lib string
-		switch {
-		case len(fs) >= 3 && fs[1] == "=>" && strings.HasPrefix(fs[2], "/"):
-			lib = fs[2]
-		case len(fs) >= 1 && strings.HasPrefix(fs[0], "/"):
-			lib = fs[0] // the dynamic loader
-		default:
-			continue
-		}
-		files[lib] = lib
-	}
-	for _, f := range qemuDataFiles {
-		p := filepath.Join("/usr/share/qemu", f)
-		if _, err := os.Stat(p); err != nil {
-			return "", nil, err
-		}
-		files[p] = p
-	}
-	return qemu, files, nil
 }
 
 func TestParseFacts(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -242,4 +243,47 @@ func (fs Facts) Failures() []string {
 		}
 	}
 	return out
+}
+
+// qemuDataFiles are the firmware files microvm needs, from QEMU's data
+// directory.
+var qemuDataFiles = []string{"bios-microvm.bin", "qboot.rom", "linuxboot_dma.bin", "kvmvapic.bin"}
+
+// QEMUFiles lists this machine's qemu-system-x86_64 with its shared
+// libraries (from ldd) and firmware, at their own paths.
+func QEMUFiles() (string, map[string]string, error) {
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return "", nil, err
+	}
+	qemu, err = filepath.EvalSymlinks(qemu)
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := exec.Command("ldd", qemu).Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("ldd %s: %w", qemu, err)
+	}
+	files := map[string]string{qemu: qemu}
+	for _, l := range strings.Split(string(out), "\n") {
+		fs := strings.Fields(l)
+		var lib string
+		switch {
+		case len(fs) >= 3 && fs[1] == "=>" && strings.HasPrefix(fs[2], "/"):
+			lib = fs[2]
+		case len(fs) >= 1 && strings.HasPrefix(fs[0], "/"):
+			lib = fs[0] // the dynamic loader
+		default:
+			continue
+		}
+		files[lib] = lib
+	}
+	for _, f := range qemuDataFiles {
+		p := filepath.Join("/usr/share/qemu", f)
+		if _, err := os.Stat(p); err != nil {
+			return "", nil, err
+		}
+		files[p] = p
+	}
+	return qemu, files, nil
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/e2e"
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// bootCompare boots Debian's stock cloud kernel with the test guest's
+// initramfs under Tandem and under QEMU's microvm (-accel kvm), both inside
+// one emulated x86 host, interleaved, and times each from VMM start to the
+// guest's power-off after its last marker. Tandem's runs also report the
+// VMM's memory overhead (RSS minus guest RAM).
+func bootCompare(root, out string, rounds int) ([]row, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	k, err := e2e.X86Kernel(cache)
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(out, "initrd-testinit")
+	if err := e2e.BuildGuestInitramfs(initrd, e2e.GuestTestinit, k, "amd64", root); err != nil {
+		return nil, err
+	}
+	disk := filepath.Join(out, "disk.img")
+	if _, err := e2e.WriteDisk(disk, 4<<20); err != nil {
+		return nil, err
+	}
+	tandem := filepath.Join(out, "tandem")
+	build := exec.Command("go", "build", "-trimpath", "-o", tandem, "./cmd/tandem")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building tandem: %v\n%s", err, b)
+	}
+	qemu, files, err := e2e.QEMUFiles()
+	if err != nil {
+		return nil, fmt.Errorf("carrying QEMU into the emulated host: %w", err)
+	}
+	files["/tandem"] = tandem
+	files["/guest/vmlinuz"] = k.Image
+	files["/guest/initrd"] = initrd
+	files["/guest/disk.img"] = disk
+
+	const cmdline = "console=ttyS0 quiet panic=-1"
+	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /guest/disk.img,ro --report-memory", cmdline)
+	qemuCmd := fmt.Sprintf("%s -M microvm -accel kvm -cpu host -smp 2 -m 256M -nodefaults -no-user-config -display none -serial stdio -no-reboot "+
+		"-kernel /guest/vmlinuz -initrd /guest/initrd -append %q "+
+		"-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk", qemu, cmdline)
+	// Each run's console goes to a file; only its timing line and the
+	// memory report reach the host console, which is slow to print.
+	script := fmt.Sprintf(`run() { # name, round, command
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	timeout 300 sh -c "$3" >/tmp/$1.$2 2>&1
+	s=$?
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	grep -q 'TANDEM-TEST done' /tmp/$1.$2 || s=99
+	echo "BENCH vmm=$1 round=$2 status=$s seconds=$(awk "BEGIN{print $t1-$t0}")"
+	grep TANDEM-VMM /tmp/$1.$2
+	[ $s = 0 ] || tail -20 /tmp/$1.$2
+}
+r=1
+while [ $r -le %d ]; do
+	run tandem $r %q
+	run qemu $r %q
+	r=$((r+1))
+done
+`, rounds, tandemCmd, qemuCmd)
+	fmt.Fprintf(os.Stderr, "bench: booting the emulated x86 host for %d interleaved rounds of Tandem and QEMU microvm\n", rounds)
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Files:   files,
+		Script:  script,
+		Timeout: time.Duration(rounds) * 4 * time.Minute,
+		Console: progress{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	times := map[string][]float64{}
+	var overhead []float64
+	for _, m := range benchLine.FindAllStringSubmatch(res.Output, -1) {
+		if m[3] != "0" {
+			return nil, fmt.Errorf("%s round %s: exit status %s:\n%s", m[1], m[2], m[3], res.Tail(30))
+		}
+		v, _ := strconv.ParseFloat(m[4], 64)
+		times[m[1]] = append(times[m[1]], v)
+	}
+	for _, m := range memLine.FindAllStringSubmatch(res.Output, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		overhead = append(overhead, v/1024)
+	}
+	if len(times["tandem"]) != rounds || len(times["qemu"]) != rounds || len(overhead) != rounds {
+		return nil, fmt.Errorf("expected %d timings of each VMM and %d memory reports, got %v and %d:\n%s", rounds, rounds, times, len(overhead), res.Tail(30))
+	}
+	return []row{
+		{name: "stock kernel boot to power-off, nested (median)", tandem: median(times["tandem"]), peer: median(times["qemu"]), unit: "s", target: 0.9},
+		{name: "VMM memory overhead, RSS − guest RAM (median)", tandem: median(overhead), peer: 8, unit: "MiB", target: 1.0, absolute: true},
+	}, nil
+}
+
+var (
+	benchLine = regexp.MustCompile(`BENCH vmm=(\w+) round=(\d+) status=(\d+) seconds=([0-9.]+)`)
+	memLine   = regexp.MustCompile(`TANDEM-VMM rss-kib=\d+ guest-rss-kib=\d+ overhead-kib=(\d+)`)
+)
+
+// progress shows the timing lines as they come.
+type progress struct{}
+
+func (progress) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(string(p), "\n") {
+		if strings.Contains(l, "BENCH ") || strings.Contains(l, "TANDEM-VMM") {
+			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
+		}
+	}
+	return len(p), nil
+}
