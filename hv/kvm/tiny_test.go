@@ -73,6 +73,9 @@ func TestTinyGuestExits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if reason == kvm.ExitIntr {
+			continue // a signal (Go's preemption) interrupted KVM_RUN
+		}
 		e := tinyExit{reason: reason}
 		switch reason {
 		case kvm.ExitIO:
@@ -151,6 +154,9 @@ func BenchmarkPIOExit(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		reason, err := g.CPU.Run()
+		for err == nil && reason == kvm.ExitIntr {
+			reason, err = g.CPU.Run()
+		}
 		if err != nil || reason != kvm.ExitIO {
 			b.Fatalf("Run() = %d, %v, want KVM_EXIT_IO", reason, err)
 		}

@@ -144,6 +144,14 @@ func checkGuest(t *testing.T, res *qemuhost.Result, g *guestSet) {
 	}
 }
 
+// checkNet asserts the guest found its virtio-net NIC and brought it up.
+func checkNet(t *testing.T, res *qemuhost.Result) {
+	t.Helper()
+	if f := ParseFacts(res.Output).Find("net"); f == nil || f["net"] != "eth0" || f["mac"] == "" {
+		t.Errorf("guest net marker = %v, want net=eth0 up with a MAC (virtio-net on a host TAP)", f)
+	}
+}
+
 func guestTiming(res *qemuhost.Result) string {
 	for _, l := range strings.Split(res.Output, "\n") {
 		if i := strings.Index(l, "E2E vmm-exit="); i >= 0 {
@@ -188,7 +196,7 @@ func TestTandemRun(t *testing.T) {
 	g := buildGuests(t)
 	for _, tt := range guestKinds {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
+			cmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --net tap0 --console stdio",
 				guestCmdline, guestCPUs, guestMemory)
 			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 				Files: map[string]string{
@@ -206,6 +214,7 @@ func TestTandemRun(t *testing.T) {
 			}
 			t.Logf("host booted in %v; %s; guest uptime at done %ss; whole run %v", res.Boot, guestTiming(res), ParseFacts(res.Output).Find("done")["uptime"], res.Total)
 			checkGuest(t, res, g)
+			checkNet(t, res)
 		})
 	}
 }

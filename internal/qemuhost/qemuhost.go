@@ -294,7 +294,8 @@ var arches = map[string]arch{
 		// which kvm-amd nested=1 turns into a working /dev/kvm.
 		machine:    []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
 		console:    "ttyS0",
-		kvmModules: []string{"irqbypass", "kvm"},
+		// tun gives the VMM its TAP backends for virtio-net.
+		kvmModules: []string{"tun", "irqbypass", "kvm"},
 		vendors: []vendorModule{
 			{"kvm_amd", "nested=1", "svm"},
 			{"kvm_intel", "nested=1", "vmx"},
