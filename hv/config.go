@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/tandem-hv/tandem/hv/devices/virtio"
 )
 
 // Config describes one guest: what the VMM needs to build it. The CLI and
@@ -27,6 +29,20 @@ type Config struct {
 	Lock bool
 	// HugePages backs guest RAM with transparent huge pages where possible.
 	HugePages bool
+	// VCPUAffinity, when set, pins every vCPU thread to these host cores.
+	VCPUAffinity []int
+	// RTPriority, when above 0, runs the vCPU threads under SCHED_FIFO
+	// at this priority (a control guest on dedicated cores).
+	RTPriority int
+	// Vsock, when set, gives the guest a virtio-vsock device.
+	Vsock *Vsock
+}
+
+// Vsock is a guest's virtio-vsock device: its CID and where its
+// connections go (nil Host: every connection is refused).
+type Vsock struct {
+	CID  uint32
+	Host virtio.VsockHost
 }
 
 // Disk is a virtio-blk backend.

@@ -1,0 +1,269 @@
+package system
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// goodManifest is testdata/system.yaml; tests copy it next to stand-in
+// guest files so its relative paths resolve.
+func goodManifest(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/system.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// guestDir makes a directory with the files testdata/system.yaml names.
+func guestDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"vmlinuz", "control.cpio.gz", "info.cpio.gz", "media.img"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func writeManifest(t testing.TB, dir string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, "system.yaml")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadManifest(t *testing.T) {
+	dir := guestDir(t)
+	m, err := LoadManifest(writeManifest(t, dir, goodManifest(t)))
+	if err != nil {
+		t.Fatalf("LoadManifest() = %v, want nil", err)
+	}
+	if got, want := len(m.Guests), 2; got != want {
+		t.Fatalf("len(Guests) = %d, want %d", got, want)
+	}
+	c, info := m.Guest("control"), m.Guest("infotainment")
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"control.Kernel", c.Kernel, filepath.Join(dir, "vmlinuz")},
+		{"control.Memory", c.Memory, uint64(128 << 20)},
+		{"control.HostCPUs", c.HostCPUs, []int{1}},
+		{"control.RTPriority", c.RTPriority, 50},
+		{"control.Restart.Policy", c.Restart.Policy, RestartAlways},
+		{"control.Restart.Backoff", c.Restart.Backoff, 100 * time.Millisecond},
+		{"control.Watchdog.Timeout", c.Watchdog.Timeout, 10 * time.Second},
+		{"control.Vsock.Allow", c.Vsock.Allow, []Endpoint{{CID: 4, Port: 5000}}},
+		{"control allows 4:5000", c.Vsock.Allows(4, 5000), true},
+		{"control allows 4:5001", c.Vsock.Allows(4, 5001), false},
+		{"info.CPUs", info.CPUs, 1},
+		{"info.Cmdline", info.Cmdline, defaultCmdline},
+		{"info.Restart.Limit", info.Restart.Limit, 5},
+		{"info.Vsock.Forward", info.Vsock.Forward, []Forward{{Socket: filepath.Join(dir, "info-5000.sock"), Port: 5000}}},
+		{"info.Watchdog", info.Watchdog, Watchdog{}},
+	}
+	for _, tt := range checks {
+		if !equal(tt.got, tt.want) {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+	wantFiles := []string{"vmlinuz", "control.cpio.gz", "info.cpio.gz", "media.img"}
+	for i := range wantFiles {
+		wantFiles[i] = filepath.Join(dir, wantFiles[i])
+	}
+	if got := m.Files(); !slices.Equal(got, wantFiles) {
+		t.Errorf("Files() = %v, want %v", got, wantFiles)
+	}
+	order, err := m.StartOrder()
+	if err != nil || order[0].Name != "control" {
+		t.Errorf("StartOrder() = %v, %v, want control first", order, err)
+	}
+	cfg, err := c.Config()
+	if err != nil {
+		t.Fatalf("Config() = %v", err)
+	}
+	if !slices.Equal(cfg.VCPUAffinity, []int{1}) || cfg.RTPriority != 50 || !cfg.Lock || cfg.Vsock == nil || cfg.Vsock.CID != 3 {
+		t.Errorf("Config() = %+v, want affinity [1], priority 50, locked, vsock CID 3", cfg)
+	}
+}
+
+func equal(a, b any) bool {
+	return strings.TrimSpace(fmtAny(a)) == strings.TrimSpace(fmtAny(b))
+}
+
+func fmtAny(v any) string { return strings.ReplaceAll(sprint(v), " ", "") }
+
+// TestBadManifests corrupts the good manifest one field at a time: each
+// must fail, naming the line, the guest and the field.
+func TestBadManifests(t *testing.T) {
+	good := string(goodManifest(t))
+	tests := []struct {
+		name     string
+		old, new string // replace old by new in the good manifest
+		want     string // substring of the error
+	}{
+		{"unknown field", "    lock-memory: true", "    lock-memroy: true", `system.yaml:14: unknown field "lock-memroy"`},
+		{"wrong type", "    cpus: 1", "    cpus: one", "system.yaml:10: cannot use !!str `one` into int"},
+		{"not yaml", "guests:", "guests: [", "system.yaml:"},
+		{"no name", "  - name: control\n    role: control\n", "  - role: control\n", `system.yaml:5: guest "#1": name: missing`},
+		{"bad name", "name: control", "name: con/trol", `system.yaml:5: guest "con/trol": name: "con/trol": use letters`},
+		{"duplicate name", "name: infotainment", "name: control", `system.yaml:24: guest "control": name: duplicate: guest #1 (line 5)`},
+		{"missing kernel", "    kernel: vmlinuz\n    initrd: control", "    kernel: nosuch\n    initrd: control", `system.yaml:7: guest "control": kernel: `},
+		{"no kernel field", "    kernel: vmlinuz\n    initrd: info", "    initrd: info", `guest "infotainment": kernel: missing`},
+		{"missing initrd", "initrd: info.cpio.gz", "initrd: gone.gz", `system.yaml:27: guest "infotainment": initrd: `},
+		{"missing disk", "path: media.img", "path: gone.img", `system.yaml:30: guest "infotainment": disks[0].path: `},
+		{"two disk sources", "path: media.img", "path: media.img\n        label: DATA", `disks[0]: give exactly one of path, label or partuuid`},
+		{"bad memory", "memory: 256M", "memory: lots", `system.yaml:28: guest "infotainment": memory: size "lots"`},
+		{"small memory", "memory: 256M", "memory: 1M", `guest "infotainment": memory: 1M: must be`},
+		{"too many cpus", "    cpus: 1", "    cpus: 1000", `system.yaml:10: guest "control": cpus: 1000`},
+		{"negative core", "host-cpus: [1]", "host-cpus: [-1]", `system.yaml:12: guest "control": host-cpus[0]: -1`},
+		{"core twice", "host-cpus: [1]", "host-cpus: [1, 1]", `host-cpus[1]: core 1 listed twice`},
+		{"overlapping cores", "    disks:", "    host-cpus: [0, 1]\n    disks:", `system.yaml:29: guest "infotainment": host-cpus[1]: core 1 is already dedicated to guest "control"`},
+		{"rt without control role", "role: control", "role: other", `system.yaml:13: guest "control": rt-priority: only a guest with role: control`},
+		{"rt out of range", "rt-priority: 50", "rt-priority: 100", `guest "control": rt-priority: 100`},
+		{"rt without cores", "    host-cpus: [1]\n", "", `guest "control": rt-priority: needs host-cpus`},
+		{"reserved cid", "cid: 3", "cid: 2", `system.yaml:16: guest "control": vsock.cid: 2`},
+		{"duplicate cid", "cid: 4", "cid: 3", `system.yaml:33: guest "infotainment": vsock.cid: 3: duplicate, guest "control"`},
+		{"allow unknown guest", `"infotainment:5000"`, `"radio:5000"`, `system.yaml:17: guest "control": vsock.allow[0]: "radio:5000"`},
+		{"allow unknown cid", `"infotainment:5000"`, `"9:5000"`, `vsock.allow[0]: "9:5000": no guest has CID 9`},
+		{"allow bad port", `"infotainment:5000"`, `"4:http"`, `vsock.allow[0]: "4:http": port`},
+		{"allow self", `"infotainment:5000"`, `"3:1"`, `a guest does not connect to itself`},
+		{"allow no colon", `"infotainment:5000"`, `"4"`, `want CID:PORT`},
+		{"bad policy", "policy: always", "policy: sometimes", `system.yaml:19: guest "control": restart.policy: "sometimes"`},
+		{"bad backoff", "backoff: 100ms", "backoff: soon", `system.yaml:20: guest "control": restart.backoff: "soon"`},
+		{"negative limit", "limit: 5", "limit: -1", `guest "infotainment": restart.limit: -1`},
+		{"watchdog no timeout", "      timeout: 10s\n", "", `guest "control": watchdog.timeout: missing`},
+		{"watchdog zero", "timeout: 10s", "timeout: 0s", `watchdog.timeout: must be more than 0`},
+		{"after unknown", "after: [control]", "after: [radio]", `system.yaml:41: guest "infotainment": after[0]: "radio": no such guest`},
+		{"after self", "after: [control]", "after: [infotainment]", `after[0]: a guest cannot start after itself`},
+		{"cycle", "    watchdog:\n      timeout", "    after: [infotainment]\n    watchdog:\n      timeout", `guest "control": after: dependency cycle among control, infotainment`},
+		{"bad mac", "    disks:", "    nets:\n      - tap: tap0\n        mac: zz\n    disks:", `guest "infotainment": nets[0].mac: "zz"`},
+		{"net without tap", "    disks:", "    nets:\n      - mac: 52:54:00:00:00:01\n    disks:", `nets[0]: missing tap`},
+		{"forward no socket", "- socket: info-5000.sock", "- socket: \"\"", `vsock.forward[0]: missing socket`},
+		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(good, tt.old) {
+				t.Fatalf("test bug: %q not in the good manifest", tt.old)
+			}
+			dir := guestDir(t)
+			p := writeManifest(t, dir, []byte(strings.Replace(good, tt.old, tt.new, 1)))
+			m, err := LoadManifest(p)
+			if err == nil {
+				t.Fatalf("LoadManifest() = %v, nil, want an error containing %q", m, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadManifest() = %v, want an error containing %q", err, tt.want)
+			}
+			if !errors.Is(err, ErrManifest) {
+				t.Errorf("errors.Is(%v, ErrManifest) = false, want true", err)
+			}
+		})
+	}
+}
+
+func TestCheckHost(t *testing.T) {
+	good := goodManifest(t)
+	tests := []struct {
+		name string
+		host Host
+		edit func(string) string
+		want string // "" for no error
+	}{
+		{"fits", Host{CPUs: []int{0, 1, 2, 3}, Memory: 4 << 30}, nil, ""},
+		{"no such core", Host{CPUs: []int{0}, Memory: 4 << 30}, nil, `system.yaml:12: guest "control": host-cpus[0]: core 1: this host has cores 0`},
+		{"memory over", Host{CPUs: []int{0, 1, 2, 3}, Memory: 300 << 20}, nil, `system.yaml:28: guest "infotainment": memory: 256M brings the guests' memory to 384M, more than the host's 0.3 GiB`},
+		{"every core", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "[1]", "[0, 1]", 1) }, `dedicates every host core`},
+		{"missing label", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "path: media.img", "label: MEDIA", 1) }, `system.yaml:30: guest "infotainment": disks[0].label: MEDIA: no such partition`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := guestDir(t)
+			data := string(good)
+			if tt.edit != nil {
+				data = tt.edit(data)
+			}
+			m, err := LoadManifest(writeManifest(t, dir, []byte(data)))
+			if err != nil {
+				t.Fatalf("LoadManifest() = %v", err)
+			}
+			m.DevDisk = filepath.Join(dir, "dev-disk")
+			err = m.CheckHost(tt.host)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("CheckHost(%+v) = %v, want %q", tt.host, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDiskByLabel(t *testing.T) {
+	dir := guestDir(t)
+	data := strings.Replace(string(goodManifest(t)), "path: media.img", "partuuid: 0AB1-02", 1)
+	m, err := LoadManifest(writeManifest(t, dir, []byte(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.DevDisk = filepath.Join(dir, "disk")
+	os.MkdirAll(filepath.Join(m.DevDisk, "by-partuuid"), 0o755)
+	if err := os.Symlink(filepath.Join(dir, "media.img"), filepath.Join(m.DevDisk, "by-partuuid", "0ab1-02")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := m.Guest("infotainment").Config()
+	if err != nil {
+		t.Fatalf("Config() = %v", err)
+	}
+	if want := filepath.Join(dir, "media.img"); len(cfg.Disks) != 1 || cfg.Disks[0].Path != want || !cfg.Disks[0].ReadOnly {
+		t.Errorf("Config().Disks = %+v, want [{%s true}]", cfg.Disks, want)
+	}
+	if got := m.Files(); slices.Contains(got, "0AB1-02") || len(got) != 3 {
+		t.Errorf("Files() = %v, want the kernel and two initrds only", got)
+	}
+}
+
+func TestDetectHost(t *testing.T) {
+	h, err := DetectHost()
+	if err != nil {
+		t.Skipf("skipping: ghw cannot read this host: %v", err)
+	}
+	if len(h.CPUs) == 0 || h.Memory == 0 {
+		t.Errorf("DetectHost() = %+v, want some CPUs and memory", h)
+	}
+}
+
+func FuzzLoadManifest(f *testing.F) {
+	f.Add(goodManifest(f))
+	f.Add([]byte("guests:\n  - name: a\n    kernel: k\n    after: [a]\n"))
+	f.Add([]byte("guests:\n  - name: a\n    kernel: k\n    vsock: {cid: 3, allow: [\"a:*\"]}\n"))
+	dir := guestDir(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(filepath.Join(dir, "system.yaml"), data)
+		if err != nil {
+			if !errors.Is(err, ErrManifest) {
+				t.Fatalf("ParseManifest() = %v, not an ErrManifest", err)
+			}
+			return
+		}
+		if len(m.Guests) == 0 {
+			t.Fatalf("ParseManifest() = %d guests, nil error", len(m.Guests))
+		}
+		order, err := m.StartOrder()
+		if err != nil || len(order) != len(m.Guests) {
+			t.Fatalf("StartOrder() = %d, %v after a valid parse", len(order), err)
+		}
+		m.Files()
+	})
+}
+
+func sprint(v any) string { return fmt.Sprint(v) }
