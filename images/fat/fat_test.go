@@ -1,0 +1,200 @@
+package fat
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+var epoch = time.Unix(1700000000, 0)
+
+func writeImage(t *testing.T, files []File, opt Options) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "fat.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(opt.Size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(f, 0, files, opt); err != nil {
+		t.Fatalf("Write() = %v, want nil", err)
+	}
+	return img
+}
+
+func TestGeometry(t *testing.T) {
+	for _, tt := range []struct {
+		size       int64
+		perCluster uint32
+		wantErr    error
+	}{
+		{size: 1 << 20, wantErr: ErrTooSmall},
+		{size: 4 << 20, perCluster: 1},
+		{size: 32 << 20, perCluster: 1},
+		{size: 33 << 20, perCluster: 2},
+		{size: 64 << 20, perCluster: 2},
+		{size: 1 << 30, perCluster: 32}, {size: 2<<30 - 1<<20, perCluster: 64},
+		{size: 4 << 30, wantErr: ErrTooLarge},
+	} {
+		g, err := geometryFor(tt.size)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("geometryFor(%d) = %v, want %v", tt.size, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("geometryFor(%d) = %v", tt.size, err)
+			continue
+		}
+		if g.perCluster != tt.perCluster {
+			t.Errorf("geometryFor(%d) sectors per cluster = %d, want %d", tt.size, g.perCluster, tt.perCluster)
+		}
+		if g.clusters < minClusters16 || g.clusters > maxClusters16 {
+			t.Errorf("geometryFor(%d) clusters = %d, want FAT16 range", tt.size, g.clusters)
+		}
+		if (g.clusters+2)*2 > g.fatSectors*SectorSize {
+			t.Errorf("geometryFor(%d): FAT of %d sectors cannot map %d clusters", tt.size, g.fatSectors, g.clusters)
+		}
+	}
+}
+
+func TestShortName(t *testing.T) {
+	used := map[[11]byte]bool{}
+	for _, tt := range []struct {
+		name      string
+		want      string
+		wantExact bool
+	}{
+		{"BOOT.SCR", "BOOT    SCR", true},
+		{"boot.scr", "BOOT~1  SCR", false},
+		{"sun7i-a20-cubieboard2.dtb", "SUN7I-~1DTB", false},
+		{"sun7i-a20-bananapi.dtb", "SUN7I-~2DTB", false},
+		{"MLO", "MLO        ", true},
+		{"u-boot.img", "U-BOOT~1IMG", false},
+		{"initrd.img", "INITRD~1IMG", false},
+	} {
+		sn, exact := shortName(tt.name, used)
+		used[sn] = true
+		if string(sn[:]) != tt.want || exact != tt.wantExact {
+			t.Errorf("shortName(%q) = %q, %v, want %q, %v", tt.name, sn, exact, tt.want, tt.wantExact)
+		}
+	}
+}
+
+// TestFsck writes file systems and has dosfstools and mtools, the Debian
+// oracles, check and read them.
+func TestFsck(t *testing.T) {
+	fsck := testenv.RequireCommand(t, "fsck.vfat", "dosfstools")
+	mtype := testenv.RequireCommand(t, "mtype", "mtools")
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16+7)
+	src := filepath.Join(t.TempDir(), "kernel")
+	if err := os.WriteFile(src, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		size  int64
+		files []File
+	}{
+		{"empty", 8 << 20, nil},
+		{"uboot", 48 << 20, []File{
+			{Path: "vmlinuz", Source: src},
+			{Path: "boot.scr", Data: []byte("script")},
+			{Path: "sun7i-a20-cubieboard2.dtb", Data: []byte("dtb")},
+			{Path: "empty", Data: nil},
+			{Path: "MLO", Data: []byte("mlo"), First: true},
+		}},
+		{"esp", 64 << 20, []File{
+			{Path: "EFI/BOOT/BOOTAA64.EFI", Source: src},
+			{Path: "EFI/tandem/initrd.img", Data: []byte("initrd")},
+			{Path: "startup.nsh", Data: []byte("echo hi\r\n")},
+		}},
+		{"many", 16 << 20, manyFiles(300)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := writeImage(t, tt.files, Options{Size: tt.size, Label: "TANDEM-BOOT", Serial: 0x12345678, Time: epoch})
+			out, err := exec.Command(fsck, "-n", "-v", img).CombinedOutput()
+			if err != nil || bytes.Contains(out, []byte("differ")) {
+				t.Fatalf("fsck.vfat -n = %v, want clean:\n%s", err, out)
+			}
+			for _, f := range tt.files {
+				want := f.Data
+				if f.Source != "" {
+					want = big
+				}
+				got, err := exec.Command(mtype, "-i", img, "::"+f.Path).Output()
+				if err != nil {
+					t.Fatalf("mtype %s = %v", f.Path, err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("mtype %s: %d bytes, want %d", f.Path, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+func manyFiles(n int) []File {
+	var fs []File
+	for i := 0; i < n; i++ {
+		fs = append(fs, File{Path: "dir/a-long-file-name-" + strings.Repeat("x", i%20) + "-" + string(rune('a'+i%26)) + strconv.Itoa(i) + ".txt", Data: []byte(strconv.Itoa(i))})
+	}
+	return fs
+}
+
+func TestReproducible(t *testing.T) {
+	files := []File{{Path: "a/b/c.txt", Data: []byte("c")}, {Path: "vmlinuz", Data: []byte("k")}}
+	opt := Options{Size: 8 << 20, Label: "X", Serial: 1, Time: epoch}
+	a, err := os.ReadFile(writeImage(t, files, opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(writeImage(t, files, opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("two builds differ")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files []File
+		size  int64
+		want  error
+	}{
+		{"too big", []File{{Path: "big", Data: make([]byte, 9<<20)}}, 8 << 20, ErrTooSmall},
+		{"twice", []File{{Path: "A", Data: nil}, {Path: "a", Data: nil}}, 8 << 20, ErrName},
+		{"bad char", []File{{Path: "a:b", Data: nil}}, 8 << 20, ErrName},
+		{"unaligned", nil, 8<<20 + 1, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf writerAt
+			_, err := Write(&buf, 0, tt.files, Options{Size: tt.size})
+			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Errorf("Write() = %v, want %v", err, tt.want)
+			}
+			if buf.n != 0 {
+				t.Errorf("Write() wrote %d times, want nothing written on error", buf.n)
+			}
+		})
+	}
+}
+
+type writerAt struct{ n int }
+
+func (w *writerAt) WriteAt(p []byte, off int64) (int, error) { w.n++; return len(p), nil }
