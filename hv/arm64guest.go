@@ -104,7 +104,7 @@ func (g *arm64Guest) finishVM(vm *VM) error {
 		GIC:         g.gic.Version,
 		PSCIVersion: g.psci,
 		Virtio:      vm.placed,
-		Cmdline:     vm.cfg.Cmdline,
+		Cmdline:     vm.cfg.cmdlineOr("console=ttyAMA0"),
 		RNGSeed:     seed[:64],
 		KASLRSeed:   binary.LittleEndian.Uint64(seed[64:]),
 	}

@@ -18,7 +18,7 @@ type Config struct {
 	Name    string // for messages; "guest" when empty
 	Kernel  string // path to a bzImage, arm64 Image or zImage
 	Initrd  string // optional
-	Cmdline string
+	Cmdline string // empty: the guest architecture's console on its UART
 	CPUs    int
 	Memory  uint64 // bytes
 	Disks   []Disk
@@ -192,4 +192,13 @@ func FormatSize(n uint64) string {
 		}
 	}
 	return strconv.FormatUint(n, 10)
+}
+
+// cmdlineOr returns the configured command line, or def when none was
+// given: each architecture knows the name of its console UART.
+func (c *Config) cmdlineOr(def string) string {
+	if c.Cmdline != "" {
+		return c.Cmdline
+	}
+	return def
 }

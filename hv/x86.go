@@ -68,7 +68,7 @@ func (g *x86Guest) loadKernel(vm *VM) error {
 	b, err := x86.Load(vm.mem, x86.Guest{
 		Kernel:     vm.cfg.Kernel,
 		Initrd:     vm.cfg.Initrd,
-		Cmdline:    vm.cfg.Cmdline,
+		Cmdline:    vm.cfg.cmdlineOr("console=ttyS0"),
 		CPUs:       vm.cfg.CPUs,
 		VirtioMMIO: vm.placed,
 		Serial:     true,

@@ -95,7 +95,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	fl := c.Flags()
 	fl.StringVar(&f.kernel, "kernel", "", "guest kernel: bzImage, arm64 Image or zImage")
 	fl.StringVar(&f.initrd, "initrd", "", "initial ramdisk")
-	fl.StringVar(&f.cmdline, "cmdline", "console=ttyS0", "kernel command line")
+	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line (default: the console on the guest's UART, ttyS0 or ttyAMA0)")
 	fl.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
 	fl.StringArrayVar(&f.disks, "disk", nil, "virtio-blk disk: PATH[,ro] (repeatable)")
@@ -149,9 +149,6 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 	cfg := hv.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 1
-	}
-	if cfg.Cmdline == "" {
-		cfg.Cmdline = "console=ttyS0"
 	}
 	memStr := g.Memory
 	if memStr == "" {
