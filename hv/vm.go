@@ -109,7 +109,11 @@ type VM struct {
 	reason   atomic.Value // string
 	stopping atomic.Bool
 	tids     []atomic.Int32 // vCPU thread ids, for kicking
+	vsock    *virtio.Vsock  // nil without Config.Vsock
 }
+
+// Vsock returns the guest's vsock device, or nil.
+func (vm *VM) Vsock() *virtio.Vsock { return vm.vsock }
 
 // Build creates the VM. The steps run in this order because each needs
 // the one before: devices are placed before the kernel is loaded since
@@ -248,6 +252,10 @@ func (vm *VM) attachDevices() error {
 		devs = append(devs, d)
 	}
 	devs = append(devs, virtio.NewConsole(nil, vm.cfg.Console.Out), virtio.NewRNG())
+	if v := vm.cfg.Vsock; v != nil {
+		vm.vsock = virtio.NewVsock(uint64(v.CID), v.Host)
+		devs = append(devs, vm.vsock)
+	}
 	for i, d := range devs {
 		p, err := vm.arch.virtioSlot(i)
 		if err != nil {
@@ -353,6 +361,10 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	vm.tids[i].Store(int32(unix.Gettid()))
+	if err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority); err != nil {
+		vm.stop(ExitError, err.Error())
+		return fmt.Errorf("vCPU %d: %w", i, err)
+	}
 	for !vm.stopping.Load() {
 		reason, err := c.Run()
 		if err != nil {

@@ -1,0 +1,30 @@
+package hv
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// placeThread pins the calling thread (a vCPU's, locked to it) to cpus
+// and, when priority is above 0, runs it under SCHED_FIFO: a control
+// guest's vCPU then owns its dedicated core and is not preempted by
+// best-effort work. An empty cpus and 0 leave the thread as it is.
+func placeThread(cpus []int, priority int) error {
+	if len(cpus) > 0 {
+		var set unix.CPUSet
+		for _, c := range cpus {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pinning to host cores %v: %w", cpus, err)
+		}
+	}
+	if priority > 0 {
+		attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(priority)}
+		if err := unix.SchedSetAttr(0, attr, 0); err != nil {
+			return fmt.Errorf("SCHED_FIFO priority %d (needs CAP_SYS_NICE or an RLIMIT_RTPRIO): %w", priority, err)
+		}
+	}
+	return nil
+}
