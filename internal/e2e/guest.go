@@ -58,11 +58,15 @@ type Kernel struct {
 }
 
 // X86Kernel returns Debian's cloud-amd64 kernel from the cache.
-func X86Kernel(cache string) (Kernel, error) {
-	dir := filepath.Join(cache, "x86")
+func X86Kernel(cache string) (Kernel, error) { return CachedKernel(cache, "x86") }
+
+// CachedKernel returns the kernel scripts/testdata.sh unpacked for arch
+// (its directory under the cache: x86, arm64, armhf).
+func CachedKernel(cache, arch string) (Kernel, error) {
+	dir := filepath.Join(cache, arch)
 	rel, err := os.ReadFile(filepath.Join(dir, "release"))
 	if err != nil {
-		return Kernel{}, fmt.Errorf("no x86 guest kernel in %s: run scripts/testdata.sh x86 (%w)", dir, err)
+		return Kernel{}, fmt.Errorf("no %s guest kernel in %s: run scripts/testdata.sh %s (%w)", arch, dir, arch, err)
 	}
 	k := Kernel{
 		Image:   filepath.Join(dir, "vmlinuz"),
@@ -71,7 +75,7 @@ func X86Kernel(cache string) (Kernel, error) {
 	}
 	for _, f := range []string{k.Image, k.Modules, k.Busybox} {
 		if _, err := os.Stat(f); err != nil {
-			return Kernel{}, fmt.Errorf("incomplete test data: run scripts/testdata.sh x86 (%w)", err)
+			return Kernel{}, fmt.Errorf("incomplete test data: run scripts/testdata.sh %s (%w)", arch, err)
 		}
 	}
 	return k, nil
