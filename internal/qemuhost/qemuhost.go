@@ -292,8 +292,8 @@ var arches = map[string]arch{
 		name: "x86_64", cacheSub: "x86", qemu: "qemu-system-x86_64", qemuPackage: "qemu-system-x86",
 		// q35 and -cpu max: TCG emulates AMD's SVM (not Intel's VMX),
 		// which kvm-amd nested=1 turns into a working /dev/kvm.
-		machine:    []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
-		console:    "ttyS0",
+		machine: []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
+		console: "ttyS0",
 		// tun gives the VMM its TAP backends for virtio-net.
 		kvmModules: []string{"tun", "irqbypass", "kvm"},
 		vendors: []vendorModule{
