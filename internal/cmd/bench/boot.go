@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -82,7 +83,7 @@ done
 		Files:   files,
 		Script:  script,
 		Timeout: time.Duration(rounds) * 4 * time.Minute,
-		Console: progress{},
+		Console: &progress{},
 	})
 	if err != nil {
 		return nil, err
@@ -114,14 +115,21 @@ var (
 	memLine   = regexp.MustCompile(`TANDEM-VMM rss-kib=\d+ guest-rss-kib=\d+ overhead-kib=(\d+)`)
 )
 
-// progress shows the timing lines as they come.
-type progress struct{}
+// progress shows the timing lines as they come. The console arrives in
+// arbitrary chunks: only whole lines are looked at.
+type progress struct{ partial []byte }
 
-func (progress) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(string(p), "\n") {
+func (pr *progress) Write(p []byte) (int, error) {
+	pr.partial = append(pr.partial, p...)
+	for {
+		i := bytes.IndexByte(pr.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l := string(pr.partial[:i])
+		pr.partial = pr.partial[i+1:]
 		if strings.Contains(l, "BENCH ") || strings.Contains(l, "TANDEM-VMM") {
 			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
 		}
 	}
-	return len(p), nil
 }
