@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/system"
+)
+
+func init() {
+	subcommands = append(subcommands, newSystemCmd, newVMMCmd, newPsCmd,
+		controlCmd("logs", "Print a guest's recent console output"),
+		controlCmd("stop", "Stop a guest (it is not restarted)"),
+		controlCmd("start", "Start a stopped guest"),
+		controlCmd("restart", "Restart a guest now"),
+		controlCmd("console", "Attach to a guest's console (output and input)"))
+}
+
+// controlSocket is the default of every control command's --control.
+func controlSocket() string {
+	if s := os.Getenv("TANDEM_CONTROL"); s != "" {
+		return s
+	}
+	return system.DefaultControlSocket
+}
+
+func newSystemCmd() *cobra.Command {
+	var control, runDir string
+	var checkOnly bool
+	c := &cobra.Command{
+		Use:   "system system.yaml",
+		Short: "Run every guest of a system manifest, one VMM process each",
+		Long: `Check the manifest against this host, then start one 'tandem vmm' per guest
+in dependency order, restart guests by their policies, watch them, route the
+inter-VM channel (vsock) by the manifest's allow-lists, and serve the control
+socket for ps, logs, console, stop, start and restart. Each guest's console
+lines are printed with its name in front. Nothing starts if the manifest has
+an error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := system.LoadManifest(args[0])
+			if err != nil {
+				return err
+			}
+			host, err := system.DetectHost()
+			if err != nil {
+				return err
+			}
+			if err := m.CheckHost(host); err != nil {
+				return err
+			}
+			if checkOnly {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d guests, fits this host\n", args[0], len(m.Guests))
+				return nil
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			s := &system.Supervisor{M: m, VMM: []string{exe, "vmm", "--manifest", args[0]},
+				RunDir: runDir, ControlSocket: control, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+			return s.Run(ctx)
+		},
+	}
+	c.Flags().StringVar(&control, "control", "", "control socket (default: the manifest's control-socket, else "+system.DefaultControlSocket+")")
+	c.Flags().StringVar(&runDir, "run-dir", system.DefaultRunDir, "directory for the per-guest vsock sockets")
+	c.Flags().BoolVar(&checkOnly, "check", false, "check the manifest against this host and exit")
+	return c
+}
+
+func newVMMCmd() *cobra.Command {
+	var o system.VMMOptions
+	var manifest string
+	c := &cobra.Command{
+		Use:    "vmm --manifest system.yaml --guest NAME",
+		Short:  "Run one guest of a manifest (started by tandem system)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := system.LoadManifest(manifest)
+			if err != nil {
+				return err
+			}
+			o.Console = hv.Console{Out: os.Stdout, In: os.Stdin}
+			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			return system.RunVMM(ctx, m, o)
+		},
+	}
+	c.Flags().StringVar(&manifest, "manifest", "", "the system manifest")
+	c.Flags().StringVar(&o.Guest, "guest", "", "the guest to run")
+	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
+	c.Flags().StringVar(&o.VsockIn, "vsock-in", "", "socket to serve for vsock connections into the guest")
+	c.MarkFlagRequired("manifest")
+	c.MarkFlagRequired("guest")
+	return c
+}
+
+func newPsCmd() *cobra.Command {
+	var control string
+	c := &cobra.Command{
+		Use:   "ps",
+		Short: "List the guests of the running system: state, uptime, restarts, CPU time, RSS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return system.Control(control, "ps", nil, cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
+	return c
+}
+
+func controlCmd(name, short string) func() *cobra.Command {
+	return func() *cobra.Command {
+		var control string
+		c := &cobra.Command{
+			Use:   name + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var in *os.File
+				if name == "console" {
+					in = os.Stdin
+				}
+				if in == nil {
+					return system.Control(control, name+" "+args[0], nil, cmd.OutOrStdout())
+				}
+				return system.Control(control, name+" "+args[0], in, cmd.OutOrStdout())
+			},
+		}
+		c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
+		return c
+	}
+}

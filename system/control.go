@@ -1,0 +1,151 @@
+package system
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The control socket takes one line, a command, and answers in text:
+//
+//	ps                  the guests' table
+//	logs NAME           recent console output (up to 64 KiB)
+//	stop NAME           stop a guest; it is not restarted
+//	start NAME          start a stopped guest
+//	restart NAME        stop and start a guest now, skipping any back-off
+//	console NAME        recent output, then live output; what the client
+//	                    sends goes to the guest's console input
+//
+// An error answer starts with "error: ".
+
+// serveControl answers control-socket clients.
+func (s *Supervisor) serveControl(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, err := readLine(c)
+			c.SetReadDeadline(time.Time{})
+			if err != nil {
+				return
+			}
+			s.command(c, line)
+		}()
+	}
+}
+
+func (s *Supervisor) command(c net.Conn, line string) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		fmt.Fprintln(c, "error: empty command")
+		return
+	}
+	if f[0] == "ps" {
+		io.WriteString(c, FormatStatus(s.Status()))
+		return
+	}
+	if len(f) != 2 {
+		fmt.Fprintf(c, "error: %q: want COMMAND NAME\n", line)
+		return
+	}
+	gp := s.byName[f[1]]
+	if gp == nil {
+		fmt.Fprintf(c, "error: no guest %q\n", f[1])
+		return
+	}
+	switch f[0] {
+	case "logs":
+		gp.mu.Lock()
+		c.Write(gp.ring)
+		gp.mu.Unlock()
+	case "stop":
+		gp.mu.Lock()
+		gp.stopReq = true
+		gp.mu.Unlock()
+		if gp.signal(syscall.SIGTERM) {
+			fmt.Fprintf(c, "stopping %s\n", gp.g.Name)
+		} else {
+			fmt.Fprintf(c, "%s is not running\n", gp.g.Name)
+		}
+	case "start", "restart":
+		gp.mu.Lock()
+		gp.stopReq = false
+		gp.mu.Unlock()
+		select {
+		case gp.kick <- struct{}{}:
+		default:
+		}
+		if f[0] == "restart" {
+			gp.signal(syscall.SIGTERM)
+		}
+		fmt.Fprintf(c, "%sing %s\n", f[0], gp.g.Name)
+	case "console":
+		ch := make(chan []byte, 256)
+		gp.mu.Lock()
+		c.Write(gp.ring)
+		gp.consoles[ch] = true
+		gp.mu.Unlock()
+		defer func() {
+			gp.mu.Lock()
+			delete(gp.consoles, ch)
+			gp.mu.Unlock()
+		}()
+		go func() {
+			buf := make([]byte, 1024)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					gp.mu.Lock()
+					in := gp.stdin
+					gp.mu.Unlock()
+					if in != nil {
+						in.Write(buf[:n])
+					}
+				}
+				if err != nil {
+					c.Close()
+					return
+				}
+			}
+		}()
+		for b := range ch {
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	default:
+		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, console)\n", f[0])
+	}
+}
+
+// Control sends one command to a supervisor's control socket and copies
+// the answer to w. For console, in is sent to the guest.
+func Control(socket, command string, in io.Reader, w io.Writer) error {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return fmt.Errorf("control socket %s (is tandem system running?): %w", socket, err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "%s\n", command); err != nil {
+		return err
+	}
+	if in != nil {
+		go io.Copy(c, in)
+	}
+	var first [7]byte
+	n, _ := io.ReadFull(c, first[:])
+	if string(first[:n]) == "error: " {
+		msg, _ := io.ReadAll(c)
+		return fmt.Errorf("%s", strings.TrimSpace(string(msg)))
+	}
+	w.Write(first[:n])
+	_, err = io.Copy(w, c)
+	return err
+}

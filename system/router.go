@@ -1,0 +1,136 @@
+package system
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// serveVsockOut takes the connections a guest's VMM opens for its guest
+// and routes each by CID, if the manifest's allow-list lets it. A refusal
+// is an ERR answer, which the VMM turns into an RST to the guest.
+func (s *Supervisor) serveVsockOut(l net.Listener, from *guestProc) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go s.route(c, from)
+	}
+}
+
+func (s *Supervisor) route(c net.Conn, from *guestProc) {
+	c.SetReadDeadline(time.Now().Add(dialTimeout))
+	line, err := readLine(c)
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return
+	}
+	srcPort, dstCID, dstPort, err := parseConnect(line)
+	refuse := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		s.logf("%s: vsock %d → %d:%d refused: %s", from.g.Name, srcPort, dstCID, dstPort, msg)
+		fmt.Fprintf(c, "ERR %s\n", msg)
+		c.Close()
+	}
+	if err != nil {
+		refuse("%v", err)
+		return
+	}
+	from.activity.Store(time.Now().UnixNano())
+	if dstCID > 0xffffffff || !from.g.Vsock.Allows(uint32(dstCID), dstPort) {
+		refuse("not in %s's vsock.allow", from.g.Name)
+		return
+	}
+	to := s.byCID[uint32(dstCID)]
+	if to == nil {
+		refuse("no host service on port %d", dstPort)
+		return
+	}
+	peer, err := dialGuest(to, from.g.Vsock.CID, srcPort, dstPort)
+	if err != nil {
+		refuse("%s: %v", to.g.Name, err)
+		return
+	}
+	fmt.Fprintf(c, "%s\n", answerOK)
+	splice(c, from, peer, to)
+}
+
+// dialGuest opens a connection into a guest through its VMM's in socket,
+// appearing to come from peerCID:peerPort.
+func dialGuest(to *guestProc, peerCID uint32, peerPort, port uint32) (net.Conn, error) {
+	d, err := net.DialTimeout("unix", to.inSocket(), dialTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("not running")
+	}
+	if _, err := fmt.Fprintf(d, "%s %d %d %d\n", opConnect, peerPort, peerCID, port); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := answer(d); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// serveForward connects each client of a host socket to a guest port.
+func (s *Supervisor) serveForward(l net.Listener, to *guestProc, port uint32) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			ep := ephemeralBase + s.nextEp.Add(1)%(1<<14)
+			peer, err := dialGuest(to, HostCID, ep, port)
+			if err != nil {
+				s.logf("%s: forward to port %d: %v", to.g.Name, port, err)
+				c.Close()
+				return
+			}
+			splice(c, nil, peer, to)
+		}()
+	}
+}
+
+// splice copies both ways until both directions end, passing half-closes
+// on, and counts traffic from each guest as a sign of life.
+func splice(a net.Conn, ga *guestProc, b net.Conn, gb *guestProc) {
+	var wg sync.WaitGroup
+	one := func(dst, src net.Conn, from *guestProc) {
+		defer wg.Done()
+		var r io.Reader = src
+		if from != nil {
+			r = activityReader{src, from}
+		}
+		io.Copy(dst, r)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+	}
+	wg.Add(2)
+	go one(b, a, ga)
+	go one(a, b, gb)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+type activityReader struct {
+	r  io.Reader
+	gp *guestProc
+}
+
+func (a activityReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		a.gp.activity.Store(time.Now().UnixNano())
+	}
+	return n, err
+}

@@ -1,0 +1,475 @@
+package system
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tandem-hv/tandem/hv"
+)
+
+// DefaultControlSocket is where `tandem system` serves ps, logs, console,
+// stop and restart unless the manifest or a flag says otherwise.
+const DefaultControlSocket = "/run/tandem/control.sock"
+
+// DefaultRunDir holds the per-guest vsock sockets.
+const DefaultRunDir = "/run/tandem"
+
+// Guest states, as `tandem ps` shows them.
+const (
+	StateWaiting  = "waiting" // for the guests it starts after
+	StateRunning  = "running" // its VMM is up
+	StateBackoff  = "backoff" // ended, restarting after a delay
+	StateStopped  = "stopped" // ended and not restarted (policy, or tandem stop)
+	StateFailed   = "failed"  // ended and over its restart limit
+	logRingBytes  = 64 << 10  // per guest, for tandem logs
+	watchdogTick  = 250 * time.Millisecond
+	ephemeralBase = 49152 // host-side ports of forwarded connections
+)
+
+// Supervisor runs the guests of a manifest, one `tandem vmm` each.
+type Supervisor struct {
+	M *Manifest
+	// VMM is the command that runs one guest; the supervisor appends
+	// --guest, --vsock-out and --vsock-in. Typically
+	// [os.Executable(), "vmm", "--manifest", m.Path].
+	VMM []string
+	// RunDir holds the vsock sockets; ControlSocket the control socket.
+	RunDir, ControlSocket string
+	// Out receives every guest's console, each line prefixed with the
+	// guest's name; Log the supervisor's own messages.
+	Out, Log io.Writer
+
+	outMu  sync.Mutex // serialises writes to Out and Log
+	guests []*guestProc
+	byName map[string]*guestProc
+	byCID  map[uint32]*guestProc
+	nextEp atomic.Uint32
+}
+
+// guestProc is one guest's VMM over its restarts.
+type guestProc struct {
+	s *Supervisor
+	g *Guest
+
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	state     string
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	started   time.Time
+	restarts  int
+	lastExit  string
+	stopReq   bool          // tandem stop: do not restart
+	kick      chan struct{} // tandem restart / start: skip the back-off
+	ring      []byte        // recent console output
+	consoles  map[chan []byte]bool
+	everStart bool
+
+	activity atomic.Int64  // unix nanoseconds of the last console byte or vsock packet
+	up       chan struct{} // closed once the VMM first started (for after:)
+	upOnce   sync.Once
+}
+
+func (s *Supervisor) logf(format string, args ...any) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.Log != nil {
+		fmt.Fprintf(s.Log, "tandem: "+format+"\n", args...)
+	}
+}
+
+// Run starts every guest in dependency order and supervises them until
+// ctx is done; then it stops them all and returns.
+func (s *Supervisor) Run(ctx context.Context) error {
+	if s.RunDir == "" {
+		s.RunDir = DefaultRunDir
+	}
+	if s.ControlSocket == "" {
+		s.ControlSocket = s.M.ControlSocket
+	}
+	if s.ControlSocket == "" {
+		s.ControlSocket = DefaultControlSocket
+	}
+	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	order, err := s.M.StartOrder()
+	if err != nil {
+		return err
+	}
+	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}
+	for _, g := range order {
+		gp := &guestProc{s: s, g: g, state: StateWaiting, kick: make(chan struct{}, 1), consoles: map[chan []byte]bool{}, up: make(chan struct{})}
+		s.guests = append(s.guests, gp)
+		s.byName[g.Name] = gp
+		if g.Vsock != nil {
+			s.byCID[g.Vsock.CID] = gp
+		}
+	}
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	listen := func(path string) (net.Listener, error) {
+		os.MkdirAll(filepath.Dir(path), 0o700)
+		os.Remove(path)
+		l, err := net.Listen("unix", path)
+		if err == nil {
+			listeners = append(listeners, l)
+		}
+		return l, err
+	}
+	cl, err := listen(s.ControlSocket)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	go s.serveControl(cl)
+	for _, gp := range s.guests {
+		if gp.g.Vsock == nil {
+			continue
+		}
+		l, err := listen(gp.outSocket())
+		if err != nil {
+			return fmt.Errorf("guest %s: vsock socket: %w", gp.g.Name, err)
+		}
+		go s.serveVsockOut(l, gp)
+		for _, f := range gp.g.Vsock.Forward {
+			l, err := listen(f.Socket)
+			if err != nil {
+				return fmt.Errorf("guest %s: forward %s: %w", gp.g.Name, f.Socket, err)
+			}
+			go s.serveForward(l, gp, f.Port)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, gp := range s.guests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gp.supervise(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (gp *guestProc) outSocket() string {
+	return filepath.Join(gp.s.RunDir, gp.g.Name+".vsock")
+}
+func (gp *guestProc) inSocket() string { return filepath.Join(gp.s.RunDir, gp.g.Name+".in") }
+
+// supervise is one guest's life: wait for its dependencies, run its VMM,
+// restart it by policy, until ctx is done.
+func (gp *guestProc) supervise(ctx context.Context) {
+	for _, a := range gp.g.After {
+		select {
+		case <-gp.s.byName[a].up:
+		case <-ctx.Done():
+			return
+		}
+	}
+	consecutive := 0
+	for {
+		began := time.Now()
+		exit, err := gp.runOnce(ctx)
+		if ctx.Err() != nil {
+			gp.setState(StateStopped, "supervisor stopping")
+			return
+		}
+		ran := time.Since(began)
+		gp.mu.Lock()
+		stop := gp.stopReq
+		gp.mu.Unlock()
+		why := describeExit(exit, err)
+		restart := false
+		switch {
+		case stop:
+		case gp.g.Restart.Policy == RestartAlways:
+			restart = true
+		case gp.g.Restart.Policy == RestartOnFailure:
+			restart = exit != int(hv.ExitPowerOff)
+		}
+		if ran >= gp.g.Restart.StableAfter {
+			consecutive = 0
+		}
+		if restart && gp.g.Restart.Limit > 0 && consecutive >= gp.g.Restart.Limit {
+			gp.s.logf("%s: %s; %d restarts in a row, the limit: left stopped", gp.g.Name, why, consecutive)
+			gp.setState(StateFailed, why)
+			restart = false
+		}
+		if !restart {
+			if !stop {
+				gp.s.logf("%s: %s; policy %s: not restarted", gp.g.Name, why, gp.g.Restart.Policy)
+			}
+			if gp.state != StateFailed {
+				gp.setState(StateStopped, why)
+			}
+			// Wait for tandem start or restart.
+			select {
+			case <-gp.kick:
+				gp.mu.Lock()
+				gp.stopReq = false
+				gp.mu.Unlock()
+				consecutive = 0
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		delay := gp.g.Restart.Backoff << min(consecutive, 20)
+		if delay > gp.g.Restart.MaxBackoff {
+			delay = gp.g.Restart.MaxBackoff
+		}
+		consecutive++
+		gp.setState(StateBackoff, why)
+		gp.s.logf("%s: %s; restarting in %v", gp.g.Name, why, delay)
+		select {
+		case <-time.After(delay):
+		case <-gp.kick:
+		case <-ctx.Done():
+			return
+		}
+		gp.mu.Lock()
+		gp.restarts++
+		gp.mu.Unlock()
+	}
+}
+
+func describeExit(code int, err error) string {
+	if err != nil && code < 0 {
+		return err.Error()
+	}
+	return "VMM exited: " + hv.Exit(code).String()
+}
+
+func (gp *guestProc) setState(st, why string) {
+	gp.mu.Lock()
+	gp.state, gp.lastExit = st, why
+	gp.mu.Unlock()
+}
+
+// runOnce starts the VMM and waits for it; the exit status is the
+// guest's hv.Exit, or -1 when it died of a signal or did not start.
+func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
+	s := gp.s
+	args := append(append([]string(nil), s.VMM[1:]...), "--guest", gp.g.Name)
+	if gp.g.Vsock != nil {
+		args = append(args, "--vsock-out", gp.outSocket(), "--vsock-in", gp.inSocket())
+	}
+	cmd := exec.Command(s.VMM[0], args...)
+	// A VMM never outlives its supervisor.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return -1, err
+	}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		r.Close()
+		return -1, fmt.Errorf("starting the VMM: %w", err)
+	}
+	w.Close()
+	gp.mu.Lock()
+	gp.cmd, gp.stdin, gp.state, gp.started = cmd, stdin, StateRunning, time.Now()
+	gp.mu.Unlock()
+	gp.activity.Store(time.Now().UnixNano())
+	gp.upOnce.Do(func() { close(gp.up) })
+	s.logf("%s: started (pid %d)", gp.g.Name, cmd.Process.Pid)
+	consoleDone := make(chan struct{})
+	go func() {
+		gp.pumpConsole(r)
+		close(consoleDone)
+	}()
+	waitDone := make(chan struct{})
+	go gp.watch(ctx, cmd, waitDone)
+	err = cmd.Wait()
+	close(waitDone)
+	// Console output can outlive the VMM in a grandchild holding the
+	// pipe; do not wait for it forever.
+	select {
+	case <-consoleDone:
+	case <-time.After(time.Second):
+		r.Close()
+	}
+	gp.mu.Lock()
+	gp.cmd, gp.stdin = nil, nil
+	gp.mu.Unlock()
+	code := cmd.ProcessState.ExitCode()
+	if code < 0 {
+		return -1, fmt.Errorf("VMM killed (%v)", cmd.ProcessState)
+	}
+	return code, nil
+}
+
+// watch stops the VMM when the supervisor stops, and kills it when the
+// guest has been silent past its watchdog timeout.
+func (gp *guestProc) watch(ctx context.Context, cmd *exec.Cmd, done chan struct{}) {
+	t := time.NewTicker(watchdogTick)
+	defer t.Stop()
+	start := time.Now()
+	w := gp.g.Watchdog
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				cmd.Process.Kill()
+			}
+			return
+		case now := <-t.C:
+			if w.Timeout == 0 || now.Sub(start) < w.Grace {
+				continue
+			}
+			if silent := now.Sub(time.Unix(0, gp.activity.Load())); silent > w.Timeout {
+				gp.s.logf("%s: watchdog: no console output or vsock traffic for %v: killing its VMM", gp.g.Name, silent.Round(time.Millisecond))
+				cmd.Process.Kill()
+				return
+			}
+		}
+	}
+}
+
+// pumpConsole copies the VMM's output to Out, a line at a time with the
+// guest's name in front, and to the log ring and attached consoles.
+func (gp *guestProc) pumpConsole(r io.ReadCloser) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 4096)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			gp.activity.Store(time.Now().UnixNano())
+			gp.record(line)
+			s := gp.s
+			s.outMu.Lock()
+			if s.Out != nil {
+				text := strings.TrimRight(string(line), "\r\n")
+				fmt.Fprintf(s.Out, "%s | %s\n", gp.g.Name, text)
+			}
+			s.outMu.Unlock()
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// record keeps output in the ring and hands it to attached consoles.
+func (gp *guestProc) record(b []byte) {
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	gp.ring = append(gp.ring, b...)
+	if over := len(gp.ring) - logRingBytes; over > 0 {
+		gp.ring = gp.ring[:copy(gp.ring, gp.ring[over:])]
+	}
+	for ch := range gp.consoles {
+		select {
+		case ch <- append([]byte(nil), b...):
+		default: // a slow console loses output rather than stall the guest
+		}
+	}
+}
+
+// signal sends sig to the running VMM, if any.
+func (gp *guestProc) signal(sig syscall.Signal) bool {
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	if gp.cmd == nil || gp.cmd.Process == nil {
+		return false
+	}
+	gp.cmd.Process.Signal(sig)
+	return true
+}
+
+// Status is one row of `tandem ps`.
+type Status struct {
+	Name, Role, State string
+	PID               int
+	Uptime            time.Duration
+	Restarts          int
+	CPUTime           time.Duration // user + system, of the VMM process
+	RSS               uint64        // bytes
+	LastExit          string
+}
+
+// Status returns the state of every guest, in start order.
+func (s *Supervisor) Status() []Status {
+	var out []Status
+	for _, gp := range s.guests {
+		gp.mu.Lock()
+		st := Status{Name: gp.g.Name, Role: gp.g.Role, State: gp.state, Restarts: gp.restarts, LastExit: gp.lastExit}
+		if gp.cmd != nil && gp.cmd.Process != nil {
+			st.PID = gp.cmd.Process.Pid
+			st.Uptime = time.Since(gp.started)
+		}
+		gp.mu.Unlock()
+		if st.PID != 0 {
+			st.CPUTime, st.RSS = procUsage(st.PID)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// procUsage reads a process's CPU time (utime + stime, fields 14 and 15
+// of /proc/PID/stat, in clock ticks of 100 Hz: USER_HZ on Linux) and its
+// resident memory (VmRSS of /proc/PID/status).
+func procUsage(pid int) (time.Duration, uint64) {
+	const userHZ = 100
+	var cpu time.Duration
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// The command name (field 2) may hold spaces: split after it.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 12 {
+				u, _ := strconv.ParseUint(f[11], 10, 64)
+				k, _ := strconv.ParseUint(f[12], 10, 64)
+				cpu = time.Duration(u+k) * time.Second / userHZ
+			}
+		}
+	}
+	var rss uint64
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseUint(f[1], 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	return cpu, rss
+}
+
+// FormatStatus prints Status rows as `tandem ps` shows them.
+func FormatStatus(rows []Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-14s %-13s %-8s %7s %10s %8s %9s %8s\n", "NAME", "ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "RSS")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "%-14s %-13s %-8s %7d %10s %8d %9s %7dM\n", r.Name, r.Role, r.State, r.PID,
+			r.Uptime.Round(time.Second), r.Restarts, r.CPUTime.Round(10*time.Millisecond), r.RSS>>20)
+	}
+	return b.String()
+}

@@ -1,0 +1,200 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandem-hv/tandem/hv"
+)
+
+// The VMM and the supervisor speak over UNIX sockets, one connection per
+// vsock stream. A connection opens with one line, answered by one line;
+// after the answer it carries the stream's bytes as they are:
+//
+//	VMM → supervisor (out socket): "CONNECT <guest port> <peer CID> <peer port>\n"
+//	supervisor → VMM (in socket):  "CONNECT <peer CID> <peer port> <guest port>\n"
+//	answer:                        "OK\n" or "ERR <reason>\n"
+//
+// Which guest is speaking is known from the socket, never from the line:
+// a VMM cannot claim another guest's CID.
+const (
+	opConnect    = "CONNECT"
+	answerOK     = "OK"
+	maxLineBytes = 256
+	dialTimeout  = 5 * time.Second
+)
+
+// readLine reads one line a byte at a time, so nothing after it (the
+// stream) is consumed.
+func readLine(r io.Reader) (string, error) {
+	var b [1]byte
+	var line []byte
+	for len(line) < maxLineBytes {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return "", err
+		}
+		if b[0] == '\n' {
+			return string(line), nil
+		}
+		line = append(line, b[0])
+	}
+	return "", fmt.Errorf("line longer than %d bytes", maxLineBytes)
+}
+
+// parseConnect reads "CONNECT a b c".
+func parseConnect(line string) (a uint32, b uint64, c uint32, err error) {
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != opConnect {
+		return 0, 0, 0, fmt.Errorf("bad request %q", line)
+	}
+	x, e1 := strconv.ParseUint(f[1], 10, 32)
+	y, e2 := strconv.ParseUint(f[2], 10, 64)
+	z, e3 := strconv.ParseUint(f[3], 10, 32)
+	if err := errors.Join(e1, e2, e3); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad request %q", line)
+	}
+	return uint32(x), y, uint32(z), nil
+}
+
+// answer reads the answer line: nil for OK.
+func answer(c net.Conn) error {
+	c.SetReadDeadline(time.Now().Add(dialTimeout))
+	line, err := readLine(c)
+	c.SetReadDeadline(time.Time{})
+	if err != nil {
+		return err
+	}
+	if line == answerOK {
+		return nil
+	}
+	return errors.New(strings.TrimPrefix(line, "ERR "))
+}
+
+// routerHost is a VMM's vsock host side: each guest connection becomes a
+// connection to the supervisor's out socket for this guest.
+type routerHost struct{ path string }
+
+func (r routerHost) Connect(srcPort uint32, dstCID uint64, dstPort uint32) (io.ReadWriteCloser, error) {
+	c, err := net.DialTimeout("unix", r.path, dialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fmt.Fprintf(c, "%s %d %d %d\n", opConnect, srcPort, dstCID, dstPort); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := answer(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// VMMOptions are what the supervisor gives one `tandem vmm`.
+type VMMOptions struct {
+	Guest    string
+	VsockOut string // the supervisor's socket for this guest's connections
+	VsockIn  string // where this VMM takes connections into the guest
+	Console  hv.Console
+}
+
+// RunVMM runs one guest of the manifest in this process until it ends.
+// The returned error is an *hv.ExitErr for every end but a power-off, so
+// the exit status tells the supervisor how the guest ended.
+func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
+	g := m.Guest(o.Guest)
+	if g == nil {
+		return fmt.Errorf("%s: no guest %q", m.Path, o.Guest)
+	}
+	cfg, err := g.Config()
+	if err != nil {
+		return err
+	}
+	cfg.Console = o.Console
+	if cfg.Vsock != nil && o.VsockOut != "" {
+		cfg.Vsock.Host = routerHost{o.VsockOut}
+	}
+	vm, err := hv.Build(cfg)
+	if err != nil {
+		return fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	defer vm.Close()
+	if vm.Vsock() != nil && o.VsockIn != "" {
+		os.Remove(o.VsockIn)
+		l, err := net.Listen("unix", o.VsockIn)
+		if err != nil {
+			return fmt.Errorf("guest %s: vsock: %w", g.Name, err)
+		}
+		defer l.Close()
+		go serveVsockIn(l, vm)
+	}
+	return vm.Run(ctx)
+}
+
+// serveVsockIn takes connections into the guest from the supervisor.
+func serveVsockIn(l net.Listener, vm *hv.VM) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			c.SetReadDeadline(time.Now().Add(dialTimeout))
+			line, err := readLine(c)
+			c.SetReadDeadline(time.Time{})
+			if err != nil {
+				c.Close()
+				return
+			}
+			peerPort, peerCID, port, err := parseConnect(line)
+			if err != nil {
+				fmt.Fprintf(c, "ERR %v\n", err)
+				c.Close()
+				return
+			}
+			s := &answeredConn{Conn: c, ready: make(chan struct{})}
+			if err := vm.Vsock().Dial(peerCID, peerPort, port, s); err != nil {
+				fmt.Fprintf(c, "ERR %v\n", err)
+				c.Close()
+				return
+			}
+			s.answer()
+		}()
+	}
+}
+
+// answeredConn holds the guest's first bytes until "OK" is written, so
+// the answer line always comes before the stream.
+type answeredConn struct {
+	net.Conn
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (a *answeredConn) answer() {
+	a.once.Do(func() {
+		fmt.Fprintf(a.Conn, "%s\n", answerOK)
+		close(a.ready)
+	})
+}
+
+func (a *answeredConn) Write(p []byte) (int, error) {
+	<-a.ready
+	return a.Conn.Write(p)
+}
+
+func (a *answeredConn) CloseWrite() error {
+	<-a.ready
+	if cw, ok := a.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
