@@ -8,6 +8,8 @@
 //	tandem.peer=CID:PORT    where to publish (default 4:5000)
 //	tandem.probe=CID:PORT   try one connection there at start and report
 //	                        whether it was refused (an allow-list check)
+//	tandem.rtt=CID:PORT     measure round trips and throughput against an
+//	                        echo service there, once, after 10 s
 //
 // Markers, once a second:
 //
@@ -21,7 +23,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -49,6 +53,9 @@ func main() {
 	}
 	if p := args["probe"]; p != "" {
 		go probe(p)
+	}
+	if p := args["rtt"]; p != "" {
+		go roundTrips(p)
 	}
 	pub := newPublisher(peer)
 	go pub.run()
@@ -203,3 +210,47 @@ func pct(sorted []time.Duration, p int) time.Duration {
 }
 
 func sin(x float64) float64 { return math.Sin(x) }
+
+// roundTrips measures 64-byte round trips and bulk throughput against an
+// echo service, off the loop's thread, and prints
+// TANDEM-CONTROL rtt-p50-us=… rtt-p99-us=… throughput-mibs=….
+func roundTrips(addr string) {
+	time.Sleep(10 * time.Second)
+	fd, err := dialVsock(addr)
+	if err != nil {
+		fmt.Printf("TANDEM-CONTROL rtt fail err=%q\n", err.Error())
+		return
+	}
+	defer unix.Close(fd)
+	f := os.NewFile(uintptr(fd), "rtt")
+	msg, back := make([]byte, 64), make([]byte, 64)
+	var rtts []time.Duration
+	for range 1000 {
+		t0 := time.Now()
+		if _, err := f.Write(msg); err != nil {
+			break
+		}
+		if _, err := io.ReadFull(f, back); err != nil {
+			break
+		}
+		rtts = append(rtts, time.Since(t0))
+	}
+	slices.Sort(rtts)
+	const total = 16 << 20
+	chunk := make([]byte, 64<<10)
+	t0 := time.Now()
+	done := make(chan struct{})
+	go func() {
+		io.CopyN(io.Discard, f, total)
+		close(done)
+	}()
+	for sent := 0; sent < total; sent += len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	<-done
+	mibs := float64(total) / (1 << 20) / time.Since(t0).Seconds()
+	fmt.Printf("TANDEM-CONTROL rtt-p50-us=%d rtt-p99-us=%d rtt-n=%d throughput-mibs=%.1f\n",
+		pct(rtts, 50).Microseconds(), pct(rtts, 99).Microseconds(), len(rtts), mibs)
+}

@@ -8,6 +8,9 @@
 //	tandem.port=PORT      the vsock port to listen on (default 5000)
 //	tandem.stress=LIST    load to make while it runs: cpu, disk (comma-separated)
 //
+// It also echoes whatever is sent to vsock port 5002, for round-trip and
+// throughput measurements.
+//
 // Marker, once a second:
 //
 //	TANDEM-INFO received=N faults=F crc=C repeated=R reordered=O lost=L connections=K speed=… rpm=… gear=…
@@ -57,6 +60,7 @@ func main() {
 			go diskLoad("/dev/vda")
 		}
 	}
+	go echo(5002)
 	var c counters
 	go report(&c)
 	if err := serve(port, &c); err != nil {
@@ -162,5 +166,27 @@ func diskLoad(dev string) {
 			continue
 		}
 		f.WriteAt(buf[:n], off)
+	}
+}
+
+// echo sends back what each connection to port sends.
+func echo(port uint32) {
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	if unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: port}) != nil || unix.Listen(fd, 4) != nil {
+		return
+	}
+	for {
+		nfd, _, err := unix.Accept(fd)
+		if err != nil {
+			continue
+		}
+		go func() {
+			f := os.NewFile(uintptr(nfd), "echo")
+			defer f.Close()
+			io.Copy(f, f)
+		}()
 	}
 }
