@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -13,6 +14,11 @@ import (
 type MemoryUse struct {
 	RSS      uint64 // whole process, bytes
 	GuestRSS uint64 // resident pages of guest RAM mappings, bytes
+	// FileRSS is the part backed by files: the tandem binary's code and
+	// data, shared with every other VMM on the host.
+	FileRSS uint64
+	// HeapInuse is the Go heap in use (runtime.MemStats).
+	HeapInuse uint64
 }
 
 // Overhead is the VMM's own resident memory: RSS minus guest RAM.
@@ -31,7 +37,10 @@ func (vm *VM) MemoryUse() (MemoryUse, error) {
 	}
 	defer f.Close()
 	var u MemoryUse
-	inGuest := false
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	u.HeapInuse = ms.HeapInuse
+	inGuest, fileBacked := false, false
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		line := s.Text()
@@ -42,6 +51,7 @@ func (vm *VM) MemoryUse() (MemoryUse, error) {
 		if start, _, ok := strings.Cut(fields[0], "-"); ok && len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") {
 			a, err := strconv.ParseUint(start, 16, 64)
 			inGuest = err == nil && guest[a]
+			fileBacked = len(fields) >= 6 && strings.HasPrefix(fields[5], "/")
 			continue
 		}
 		if fields[0] == "Rss:" && len(fields) >= 2 {
@@ -50,8 +60,11 @@ func (vm *VM) MemoryUse() (MemoryUse, error) {
 				return MemoryUse{}, fmt.Errorf("/proc/self/smaps: %q: %w", line, err)
 			}
 			u.RSS += kb << 10
-			if inGuest {
+			switch {
+			case inGuest:
 				u.GuestRSS += kb << 10
+			case fileBacked:
+				u.FileRSS += kb << 10
 			}
 		}
 	}

@@ -205,7 +205,8 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer
 		err = vm.Run(ctx)
 		if report != nil {
 			if u, uerr := vm.MemoryUse(); uerr == nil {
-				fmt.Fprintf(report, "TANDEM-VMM rss-kib=%d guest-rss-kib=%d overhead-kib=%d\n", u.RSS>>10, u.GuestRSS>>10, u.Overhead()>>10)
+				fmt.Fprintf(report, "TANDEM-VMM rss-kib=%d guest-rss-kib=%d overhead-kib=%d file-kib=%d heap-kib=%d\n",
+					u.RSS>>10, u.GuestRSS>>10, u.Overhead()>>10, u.FileRSS>>10, u.HeapInuse>>10)
 			}
 		}
 		vm.Close()
