@@ -217,6 +217,10 @@ func sin(x float64) float64 { return math.Sin(x) }
 func roundTrips(addr string) {
 	time.Sleep(10 * time.Second)
 	fd, err := dialVsock(addr)
+	for i := 0; err != nil && i < 40; i++ { // the peer may still be booting
+		time.Sleep(500 * time.Millisecond)
+		fd, err = dialVsock(addr)
+	}
 	if err != nil {
 		fmt.Printf("TANDEM-CONTROL rtt fail err=%q\n", err.Error())
 		return
