@@ -60,6 +60,11 @@ func run(rounds, exits int, boot bool) error {
 			return fmt.Errorf("boot comparison: %w", err)
 		}
 		rows = append(rows, more...)
+		mixed, err := mixedCriticality(root, out)
+		if err != nil {
+			return fmt.Errorf("mixed criticality: %w", err)
+		}
+		rows = append(rows, mixed...)
 	}
 	for _, r := range rows {
 		r.print(tw)
