@@ -54,7 +54,10 @@ func mixedCriticality(root, out string) ([]row, error) {
 		return nil, err
 	}
 	files["/s/media.img"] = disk
-	for name, text := range map[string]string{"alone.yaml": benchControl, "stress.yaml": benchControl + benchInfotainment} {
+	for name, text := range map[string]string{
+		"alone.yaml":  fmt.Sprintf(benchControl, ""),
+		"stress.yaml": fmt.Sprintf(benchControl, `, allow: ["4:5000", "4:5002"]`) + benchInfotainment,
+	} {
 		f := filepath.Join(out, name)
 		if err := os.WriteFile(f, []byte(text), 0o644); err != nil {
 			return nil, err
@@ -104,7 +107,7 @@ const benchControl = `guests:
     host-cpus: [1]
     rt-priority: 50
     lock-memory: true
-    vsock: {cid: 3, allow: ["4:5000", "4:5002"]}
+    vsock: {cid: 3%s}
 `
 
 const benchInfotainment = `  - name: infotainment
