@@ -34,6 +34,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/guests/internal/guestinit"
+	"github.com/tandem-hv/tandem/guests/internal/vehicle"
 )
 
 const (
@@ -43,10 +46,10 @@ const (
 )
 
 func main() {
-	if err := boot(); err != nil {
+	if err := guestinit.Boot(); err != nil {
 		fmt.Println("TANDEM-CONTROL fail", err)
 	}
-	args := cmdlineArgs()
+	args := guestinit.CmdlineArgs()
 	peer := args["peer"]
 	if peer == "" {
 		peer = "4:5000"
@@ -96,18 +99,18 @@ func dialVsock(addr string) (int, error) {
 // blocks on the channel, the peer or a reconnection.
 type publisher struct {
 	addr      string
-	msgs      chan [msgSize]byte
+	msgs      chan [vehicle.Size]byte
 	sent      atomic.Uint64
 	dropped   atomic.Uint64
 	connected atomic.Bool
 }
 
 func newPublisher(addr string) *publisher {
-	return &publisher{addr: addr, msgs: make(chan [msgSize]byte, 64)}
+	return &publisher{addr: addr, msgs: make(chan [vehicle.Size]byte, 64)}
 }
 
 // offer hands a message over, or counts it dropped.
-func (p *publisher) offer(m [msgSize]byte) {
+func (p *publisher) offer(m [vehicle.Size]byte) {
 	if !p.connected.Load() {
 		p.dropped.Add(1)
 		return
@@ -185,9 +188,9 @@ func loop(pub *publisher) {
 		// The work of a cycle: advance the vehicle model.
 		if cycles%publishEvery == 0 {
 			t := float64(cycles) / 1000
-			s := state{Seq: seq, Speed: uint16(5000 + 3000*sin(t/5)), RPM: uint16(2000 + 800*sin(t/3)), Gear: uint8(3 + int(t/10)%3)}
-			var m [msgSize]byte
-			s.encode(m[:])
+			s := vehicle.State{Seq: seq, Speed: uint16(5000 + 3000*sin(t/5)), RPM: uint16(2000 + 800*sin(t/3)), Gear: uint8(3 + int(t/10)%3)}
+			var m [vehicle.Size]byte
+			s.Encode(m[:])
 			pub.offer(m)
 			seq++
 		}

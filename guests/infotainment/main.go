@@ -30,22 +30,25 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/guests/internal/guestinit"
+	"github.com/tandem-hv/tandem/guests/internal/vehicle"
 )
 
 type counters struct {
 	mu                               sync.Mutex
 	received, crc, repeated, reorder uint64
 	lost, conns                      uint64
-	last                             state
+	last                             vehicle.State
 }
 
 func (c *counters) faults() uint64 { return c.crc + c.repeated + c.reorder + c.lost }
 
 func main() {
-	if err := boot(); err != nil {
+	if err := guestinit.Boot(); err != nil {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
-	args := cmdlineArgs()
+	args := guestinit.CmdlineArgs()
 	port := uint32(5000)
 	if p, err := strconv.ParseUint(args["port"], 10, 32); err == nil {
 		port = uint32(p)
@@ -103,7 +106,7 @@ func serve(port uint32, c *counters) error {
 // receive checks every message of one connection.
 func receive(f *os.File, c *counters) {
 	defer f.Close()
-	var b [msgSize]byte
+	var b [vehicle.Size]byte
 	first := true
 	var last uint32
 	for {
@@ -111,7 +114,7 @@ func receive(f *os.File, c *counters) {
 			fmt.Printf("TANDEM-INFO connection closed err=%q\n", err.Error())
 			return
 		}
-		s, ok := decode(b[:])
+		s, ok := vehicle.Decode(b[:])
 		c.mu.Lock()
 		c.received++
 		switch {

@@ -1,8 +1,8 @@
-package main
-
-// boot.go is the same in guests/control and guests/infotainment: the
-// little an init must do before the demo runs. Guests import the standard
-// library and x/sys only, so it is not a shared package.
+// Package guestinit is what the demo guests' init does before the demo
+// runs: mount the pseudo file systems, load the kernel modules the image
+// builder listed, and read tandem.* words from the command line. Like
+// every guest program it uses the standard library and x/sys only.
+package guestinit
 
 import (
 	"bufio"
@@ -21,8 +21,8 @@ const moduleList = "/etc/tandem-modules"
 // MODULE_INIT_COMPRESSED_FILE (include/uapi/linux/module.h).
 const moduleInitCompressedFile = 4
 
-// boot mounts the pseudo file systems and loads the listed modules.
-func boot() error {
+// Boot mounts the pseudo file systems and loads the listed modules.
+func Boot() error {
 	for _, m := range []struct{ fs, dir string }{{"proc", "/proc"}, {"sysfs", "/sys"}, {"devtmpfs", "/dev"}} {
 		os.MkdirAll(m.dir, 0o755)
 		if err := unix.Mount(m.fs, m.dir, m.fs, unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil && !errors.Is(err, unix.EBUSY) {
@@ -60,9 +60,9 @@ func boot() error {
 	return sc.Err()
 }
 
-// cmdlineArgs returns the tandem.KEY=VALUE words of the kernel command
+// CmdlineArgs returns the tandem.KEY=VALUE words of the kernel command
 // line.
-func cmdlineArgs() map[string]string {
+func CmdlineArgs() map[string]string {
 	out := map[string]string{}
 	b, _ := os.ReadFile("/proc/cmdline")
 	for _, w := range strings.Fields(string(b)) {

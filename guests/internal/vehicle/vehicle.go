@@ -1,7 +1,7 @@
-package main
-
-// message.go is the same in guests/control and guests/infotainment: the
-// vehicle-state message and its end-to-end protection.
+// Package vehicle is the vehicle-state message the demo control guest
+// publishes and the infotainment guest receives, with its end-to-end
+// protection.
+package vehicle
 
 import (
 	"encoding/binary"
@@ -20,37 +20,40 @@ import (
 // As in the AUTOSAR E2E profiles, the CRC covers a data ID the message
 // does not carry, so a message of another stream fails the check.
 const (
-	msgSize   = 16
-	msgDataID = 0x0100
+	// Size is the length of an encoded message.
+	Size   = 16
+	dataID = 0x0100
 )
 
-type state struct {
+// State is one sample of the vehicle's state.
+type State struct {
 	Seq   uint32
 	Speed uint16
 	RPM   uint16
 	Gear  uint8
 }
 
-func msgCRC(b []byte) uint32 {
+func crc(b []byte) uint32 {
 	var id [2]byte
-	binary.LittleEndian.PutUint16(id[:], msgDataID)
+	binary.LittleEndian.PutUint16(id[:], dataID)
 	return crc32.Update(crc32.ChecksumIEEE(id[:]), crc32.IEEETable, b[:12])
 }
 
-func (s state) encode(b []byte) {
-	clear(b[:msgSize])
+// Encode writes s with its CRC into b[:Size].
+func (s State) Encode(b []byte) {
+	clear(b[:Size])
 	binary.LittleEndian.PutUint32(b[0:], s.Seq)
 	binary.LittleEndian.PutUint16(b[4:], s.Speed)
 	binary.LittleEndian.PutUint16(b[6:], s.RPM)
 	b[8] = s.Gear
-	binary.LittleEndian.PutUint32(b[12:], msgCRC(b))
+	binary.LittleEndian.PutUint32(b[12:], crc(b))
 }
 
-// decode checks the CRC and reads the message.
-func decode(b []byte) (state, bool) {
-	if binary.LittleEndian.Uint32(b[12:]) != msgCRC(b) {
-		return state{}, false
+// Decode checks the CRC of b[:Size] and reads the message.
+func Decode(b []byte) (State, bool) {
+	if binary.LittleEndian.Uint32(b[12:]) != crc(b) {
+		return State{}, false
 	}
-	return state{Seq: binary.LittleEndian.Uint32(b[0:]), Speed: binary.LittleEndian.Uint16(b[4:]),
+	return State{Seq: binary.LittleEndian.Uint32(b[0:]), Speed: binary.LittleEndian.Uint16(b[4:]),
 		RPM: binary.LittleEndian.Uint16(b[6:]), Gear: b[8]}, true
 }
