@@ -198,3 +198,30 @@ func TestErrors(t *testing.T) {
 type writerAt struct{ n int }
 
 func (w *writerAt) WriteAt(p []byte, off int64) (int, error) { w.n++; return len(p), nil }
+
+func TestReader(t *testing.T) {
+	files := []File{
+		{Path: "EFI/tandem/initrd.img", Data: bytes.Repeat([]byte("i"), 5000)},
+		{Path: "boot.scr", Data: []byte("script")},
+		{Path: "sun7i-a20-cubieboard2.dtb", Data: []byte("dtb")},
+	}
+	img := writeImage(t, files, Options{Size: 8 << 20, Label: "L", Time: epoch})
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := Open(f, 0)
+	if err != nil {
+		t.Fatalf("Open() = %v", err)
+	}
+	for _, want := range files {
+		got, err := r.ReadFile(want.Path)
+		if err != nil || !bytes.Equal(got, want.Data) {
+			t.Errorf("ReadFile(%q) = %d bytes, %v; want %d bytes", want.Path, len(got), err, len(want.Data))
+		}
+	}
+	if _, err := r.ReadFile("nope"); err == nil {
+		t.Errorf("ReadFile(nope) = nil error, want one")
+	}
+}

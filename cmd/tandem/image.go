@@ -1,0 +1,259 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tandem-hv/tandem/images"
+	"github.com/tandem-hv/tandem/images/hostinit"
+	"github.com/tandem-hv/tandem/platforms"
+	"github.com/tandem-hv/tandem/platforms/all"
+	"github.com/tandem-hv/tandem/system"
+)
+
+func init() { subcommands = append(subcommands, newImageCmd) }
+
+// newImageCmd is "tandem image": build, inspect and flash board images.
+func newImageCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Build, inspect and flash a board's image"}
+	cmd.AddCommand(newImageBuildCmd(), newImageInspectCmd(), newImageFlashCmd())
+	return cmd
+}
+
+// imageBuildFlags are the inputs of `tandem image build`.
+type imageBuildFlags struct {
+	board, manifest, out            string
+	hostKernel, hostModules, initrd string
+	dtb, tandem, busybox, cmdline   string
+	cache, dataSize                 string
+	blobs                           []string
+	fetch                           bool
+}
+
+func newImageBuildCmd() *cobra.Command {
+	var f imageBuildFlags
+	cmd := &cobra.Command{
+		Use:   "build --board B --manifest M -o out.img",
+		Short: "Build a flashable image (and its .bmap) for a board from a system manifest",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return imageBuild(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.board, "board", "", "board profile (tandem board list)")
+	fl.StringVar(&f.manifest, "manifest", "", "system manifest (system.yaml); the files it names go into the data partition")
+	fl.StringVarP(&f.out, "output", "o", "", "image file to write; its block map goes beside it (.bmap)")
+	fl.StringVar(&f.hostKernel, "host-kernel", "", "host kernel (default: Debian's from the cache, make testdata)")
+	fl.StringVar(&f.hostModules, "host-modules", "", "the host kernel's /lib/modules/RELEASE tree (default: beside the cached kernel)")
+	fl.StringVar(&f.initrd, "host-initrd", "", "a prebuilt host initramfs (default: build one with tandem as init)")
+	fl.StringVar(&f.dtb, "dtb", "", "the board's device tree (default: Debian's from the cache)")
+	fl.StringVar(&f.tandem, "tandem", "", "tandem binary for the board (default: this one if the architecture matches, else built from the source tree)")
+	fl.StringVar(&f.busybox, "busybox", "", "a static busybox for the board, added to the host initramfs for debugging")
+	fl.StringVar(&f.cmdline, "cmdline", "", "extra host kernel command line")
+	fl.StringVar(&f.cache, "cache", "", "test-data cache (default: $TANDEM_CACHE or build/cache)")
+	fl.StringVar(&f.dataSize, "data-size", "", "minimum data partition size (e.g. 512M, 4G)")
+	fl.StringSliceVar(&f.blobs, "blobs", nil, "directory holding the board's bootloader blobs and boot files (repeatable)")
+	fl.BoolVar(&f.fetch, "fetch", true, "download Debian's bootloader packages with apt-get when not cached")
+	return cmd
+}
+
+func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
+	start := time.Now()
+	if f.board == "" || f.manifest == "" || f.out == "" {
+		return fmt.Errorf("image build: --board, --manifest and -o are required (boards: %s)", strings.Join(all.Names(), ", "))
+	}
+	b, err := all.Lookup(f.board)
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	if b.GuestOnly {
+		_, why := b.CanHostKVM()
+		return fmt.Errorf("image build: board %s cannot be a Tandem host: %s", b.Name, why)
+	}
+	m, err := system.LoadManifest(f.manifest)
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	cache := f.cache
+	if cache == "" {
+		cache = os.Getenv("TANDEM_CACHE")
+	}
+	if cache == "" {
+		cache = "build/cache"
+	}
+	sub := map[platforms.Arch]string{platforms.ARM64: "arm64", platforms.ARM: "armhf", platforms.X86: "x86"}[b.Arch]
+	if f.hostKernel == "" {
+		f.hostKernel = filepath.Join(cache, sub, "vmlinuz")
+		if _, err := os.Stat(f.hostKernel); err != nil {
+			return fmt.Errorf("image build: no --host-kernel, and no cached %s kernel at %s (run `scripts/testdata.sh %s`)", sub, f.hostKernel, sub)
+		}
+		if f.hostModules == "" {
+			if rel, err := os.ReadFile(filepath.Join(cache, sub, "release")); err == nil {
+				f.hostModules = filepath.Join(cache, sub, "modules", strings.TrimSpace(string(rel)))
+			}
+		}
+	}
+	if f.dtb == "" && b.Image.DTB != "" && !images.FirmwareDTB(b) {
+		dsub := "armhf"
+		if b.Arch == platforms.ARM64 {
+			dsub = "arm64"
+		}
+		f.dtb = filepath.Join(cache, "boards", dsub, b.Image.DTB)
+	}
+	var dataSize int64
+	if f.dataSize != "" {
+		if dataSize, err = parseSize(f.dataSize); err != nil {
+			return fmt.Errorf("image build: --data-size %q: %w", f.dataSize, err)
+		}
+	}
+	blobs, err := images.FindBlobs(b, f.blobs, cache, f.fetch)
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	stderr := cmd.ErrOrStderr()
+	pr := images.NewProgress(stderr)
+	if f.initrd == "" {
+		// The host initramfs is built beside the output and removed after.
+		tmp, err := os.CreateTemp(filepath.Dir(f.out), ".host-initrd*")
+		if err != nil {
+			return fmt.Errorf("image build: %w", err)
+		}
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem}
+		if opt.Tandem == "" && hostinit.GOARCH(b.Arch) == runtime.GOARCH {
+			opt.Tandem, _ = os.Executable()
+		}
+		if opt.Tandem == "" {
+			if opt.GoDir, err = moduleRoot(); err != nil {
+				return fmt.Errorf("image build: tandem for %s: pass --tandem BIN built for it, or run from the source tree (%v)", hostinit.GOARCH(b.Arch), err)
+			}
+		}
+		pr.Stage("building the host initramfs (tandem as init, "+hostinit.GOARCH(b.Arch)+")", 0)
+		if err := hostinit.Build(tmp.Name(), opt); err != nil {
+			return fmt.Errorf("image build: host initramfs: %w", err)
+		}
+		f.initrd = tmp.Name()
+	}
+	res, err := images.Build(f.out, images.Config{
+		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
+		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: f.cmdline, DataSize: dataSize,
+		Epoch: epoch, Progress: pr,
+	})
+	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "%s: %s image for %s, %d MiB (%d MiB mapped), block map %s, built in %.1fs\n",
+		res.Image, res.Table, b.Name, res.Size>>20, res.Mapped>>20, res.Bmap, time.Since(start).Seconds())
+	for i, p := range res.Partitions {
+		fmt.Fprintf(w, "  partition %d: %-4s at %#x, %d MiB\n", i+1, p.Name, p.Start, p.Size>>20)
+	}
+	for _, bl := range res.Blobs {
+		fmt.Fprintf(w, "  blob %s (%s): %d bytes at %#x (slot %d)\n", bl.Name, bl.File, bl.Size, bl.Offset, bl.MaxLen)
+	}
+	return nil
+}
+
+// sourceDateEpoch is SOURCE_DATE_EPOCH, or 0: an image's timestamps
+// never come from the clock.
+func sourceDateEpoch() (int64, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > 1<<32-1 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (up to 2106)", s)
+	}
+	return v, nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("want a size such as 512M or 4G")
+	}
+	return v * mult, nil
+}
+
+// moduleRoot finds the tandem source tree above the working directory.
+func moduleRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/tandem-hv/tandem\n") {
+			return d, nil
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			return "", fmt.Errorf("no tandem source tree (go.mod) above the working directory")
+		}
+		d = p
+	}
+}
+
+func newImageInspectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Show an image's partitions, blobs (checked at their offsets), boot files, boot script and manifest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := images.Inspect(args[0])
+			if in != nil {
+				in.Print(cmd.OutOrStdout())
+			}
+			if err != nil {
+				return fmt.Errorf("image inspect: %w", err)
+			}
+			for _, b := range in.Blobs {
+				if !b.OK {
+					return fmt.Errorf("image inspect: %s: blob %s at %#x does not match its recorded sha256", args[0], b.Name, b.Offset)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func newImageFlashCmd() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "flash IMAGE DEVICE",
+		Short: "Write an image to a disk (only its mapped blocks), then read it back and verify",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			start := time.Now()
+			if err := images.Flash(args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
+				return fmt.Errorf("image flash: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")
+	return cmd
+}

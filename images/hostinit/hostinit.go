@@ -1,0 +1,106 @@
+// Package hostinit builds the host's initramfs and is the host's init.
+//
+// The initramfs holds `tandem` itself as /init (built for the board's
+// architecture), the kernel modules the host needs from the host kernel's
+// module tree (virtio for the QEMU virt board, the SD/MMC controllers of
+// the ARM boards, ext4 for the data partition), a load order for them, and
+// optionally a static busybox for debugging.
+//
+// At boot, `tandem init` (Boot) mounts /proc, /sys, /dev, /run and /tmp,
+// loads the modules in order, waits for the data partition to appear (an
+// ext4 file system labelled images.DataLabel, or what tandem.data= on the
+// kernel command line names), mounts it on /data, and returns the
+// manifest's path for `tandem system` to run.
+package hostinit
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/tandem-hv/tandem/images/initramfs"
+	"github.com/tandem-hv/tandem/platforms"
+)
+
+// Paths inside the host.
+const (
+	ModulesList = "/etc/tandem/modules" // module paths, one a line, in load order
+	DataMount   = "/data"
+	Manifest    = DataMount + "/system.yaml"
+)
+
+// Modules are what a host needs, by module name; those a kernel lacks or
+// has built in are skipped. The virtio drivers serve the QEMU virt board;
+// the MMC host drivers the SD cards of the ARM boards; ext4 the data
+// partition; tun the guests' network.
+var Modules = []string{
+	"virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng",
+	"sunxi_mmc", "dw_mmc_exynos", "omap_hsmmc", "sdhci_omap", "sdhci_pltfm", "mmc_block",
+	"ahci", "sd_mod", "nvme",
+	"ext4", "crc32c_generic",
+	"tun",
+}
+
+// Options say what goes into a host initramfs.
+type Options struct {
+	Board *platforms.Board
+	// ModulesDir is the host kernel's /lib/modules/RELEASE tree ("": no
+	// modules: a kernel with everything built in).
+	ModulesDir string
+	// Busybox is a static busybox for the board's architecture, installed
+	// as /bin/busybox with /bin/sh ("": none).
+	Busybox string
+	// Tandem is a prebuilt tandem binary for the board ("": build
+	// ./cmd/tandem from GoDir).
+	Tandem string
+	GoDir  string
+	// Gzip compresses the archive: smaller boot partition, slower boot
+	// under emulation.
+	Gzip bool
+}
+
+// GOARCH is the Go architecture of a board's host.
+func GOARCH(a platforms.Arch) string {
+	switch a {
+	case platforms.ARM:
+		return "arm"
+	case platforms.X86:
+		return "amd64"
+	}
+	return "arm64"
+}
+
+// Build writes the host initramfs to file, atomically.
+func Build(file string, opt Options) error {
+	if opt.Board == nil {
+		return fmt.Errorf("host initramfs: no board")
+	}
+	ents := initramfs.Console()
+	if opt.Tandem != "" {
+		ents = append(ents, initramfs.File("/init", opt.Tandem, 0o755))
+	} else {
+		ents = append(ents, initramfs.GoProgram("/init", "./cmd/tandem", GOARCH(opt.Board.Arch)))
+	}
+	ents = append(ents,
+		initramfs.Symlink("/bin/tandem", "/init"),
+		initramfs.Dir(DataMount), initramfs.Dir("/proc"), initramfs.Dir("/sys"),
+		initramfs.Dir("/run"), initramfs.Dir("/tmp"),
+	)
+	if opt.Busybox != "" {
+		ents = append(ents, initramfs.File("/bin/busybox", opt.Busybox, 0o755), initramfs.Symlink("/bin/sh", "busybox"))
+	}
+	var order []string
+	if opt.ModulesDir != "" {
+		mods, o, err := initramfs.Modules(opt.ModulesDir, Modules, true)
+		if err != nil {
+			return fmt.Errorf("host modules from %s: %w", opt.ModulesDir, err)
+		}
+		ents = append(ents, mods...)
+		dir := "/lib/modules/" + path.Base(opt.ModulesDir)
+		for _, p := range o {
+			order = append(order, path.Join(dir, p))
+		}
+	}
+	ents = append(ents, initramfs.Bytes(ModulesList, []byte(strings.Join(order, "\n")+"\n"), 0o644))
+	return initramfs.Write(file, ents, initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir})
+}

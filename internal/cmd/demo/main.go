@@ -1,0 +1,230 @@
+// Command demo is `make demo`: it builds the qemu-virt-arm64 image with a
+// control guest and an infotainment guest, boots it the way a board boots
+// (QEMU's virt machine with EL2, Debian's U-Boot as firmware, the image
+// as a virtio disk), and shows what happens: U-Boot runs boot.scr from
+// the boot partition, the host kernel starts tandem as init, tandem init
+// mounts the data partition and runs `tandem system`, both guests' consoles
+// appear prefixed by their names, then the status table, then the board
+// powers off.
+//
+// The host kernel boots with tandem.runfor=, so the system stops by
+// itself. Everything runs under software emulation on two host cores:
+// the guests are small and their kernels quiet.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tandem-hv/tandem/images/initramfs"
+	"github.com/tandem-hv/tandem/internal/e2e"
+)
+
+// Where Debian's u-boot-qemu installs the firmware (scripts/deps.sh).
+const ubootBin = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+
+// guestModules are what the demo guests load: their console, vsock.
+var guestModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport"}
+
+// manifest is the demo system: the control guest on host core 1 at
+// SCHED_FIFO 50, publishing to the infotainment guest over vsock.
+const manifest = `# The Tandem demo system (written by internal/cmd/demo).
+guests:
+  - name: control
+    role: control
+    kernel: vmlinuz
+    initrd: control.img
+    cmdline: console=ttyAMA0 quiet panic=-1 tandem.peer=4:5000
+    memory: 160M
+    host-cpus: [1]
+    rt-priority: 50
+    vsock:
+      cid: 3
+      allow: ["infotainment:5000"]
+    restart: {policy: always}
+  - name: infotainment
+    role: infotainment
+    kernel: vmlinuz
+    initrd: info.img
+    cmdline: console=ttyAMA0 quiet panic=-1
+    memory: 192M
+    vsock:
+      cid: 4
+    restart: {policy: always, backoff: 200ms}
+    after: [control]
+`
+
+func main() {
+	runFor := flag.Duration("run-for", 40*time.Second, "how long the system runs before it is stopped")
+	timeout := flag.Duration("timeout", 5*time.Minute, "bound on the whole boot")
+	out := flag.String("dir", "build/demo", "work directory")
+	flag.Parse()
+	start := time.Now()
+	if err := run(*out, *runFor, *timeout, start); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Printf("demo: done in %.0fs\n", time.Since(start).Seconds())
+}
+
+var start0 time.Time
+
+func stage(format string, args ...any) {
+	fmt.Printf("\n==> [%5.1fs] %s\n", time.Since(start0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func run(dir string, runFor, timeout time.Duration, start time.Time) error {
+	start0 = start
+	stage("checking prerequisites…")
+	for _, c := range []struct{ cmd, pkg string }{{"qemu-system-aarch64", "qemu-system-arm"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}} {
+		if _, err := exec.LookPath(c.cmd); err != nil {
+			return fmt.Errorf("%s not found: run `make deps` (Debian's %s)", c.cmd, c.pkg)
+		}
+	}
+	if _, err := os.Stat(ubootBin); err != nil {
+		return fmt.Errorf("%s missing: run `make deps` (Debian's u-boot-qemu)", ubootBin)
+	}
+	k, err := e2e.Arm64Kernel("build/cache")
+	if err != nil {
+		return fmt.Errorf("%w (run `make testdata`)", err)
+	}
+	tandem, err := filepath.Abs("build/tandem")
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(tandem); err != nil {
+		return fmt.Errorf("%s missing: run `make build`", tandem)
+	}
+	sys := filepath.Join(dir, "system")
+	if err := os.MkdirAll(sys, 0o755); err != nil {
+		return err
+	}
+
+	stage("building the guests' initramfs images (control, infotainment; arm64)…")
+	for _, g := range []struct{ name, file string }{{"control", "control.img"}, {"infotainment", "info.img"}} {
+		if err := guestInitramfs(filepath.Join(sys, g.file), g.name, k); err != nil {
+			return err
+		}
+	}
+	os.Remove(filepath.Join(sys, "vmlinuz"))
+	abs, _ := filepath.Abs(k.Image)
+	if err := os.Symlink(abs, filepath.Join(sys, "vmlinuz")); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+
+	stage("building image… (tandem image build --board qemu-virt-arm64)")
+	img := filepath.Join(dir, "tandem-qemu-virt-arm64.img")
+	build := exec.Command(tandem, "image", "build", "--board", "qemu-virt-arm64",
+		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img,
+		"--cmdline", "tandem.runfor="+runFor.String())
+	build.Stdout, build.Stderr = os.Stdout, os.Stdout
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		build.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	}
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("tandem image build: %w", err)
+	}
+
+	stage("booting U-Boot… (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2G -bios %s)", ubootBin)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// -snapshot: the host mounts the data partition read-write; the
+	// built image stays as built.
+	q := exec.CommandContext(ctx, "qemu-system-aarch64",
+		"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-smp", "2", "-m", "2G",
+		"-accel", "tcg,thread=multi",
+		"-bios", ubootBin, "-nographic", "-no-reboot", "-snapshot",
+		"-drive", "if=none,id=disk,format=raw,file="+img, "-device", "virtio-blk-device,drive=disk")
+	q.WaitDelay = 5 * time.Second
+	stdout, err := q.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	q.Stderr = os.Stderr
+	if err := q.Start(); err != nil {
+		return err
+	}
+	w := &watcher{seen: map[string]bool{}}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		w.line(strings.TrimRight(sc.Text(), "\r"))
+	}
+	werr := q.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("the board did not power off within %v", timeout)
+	case werr != nil && !errors.Is(werr, io.EOF):
+		return fmt.Errorf("qemu: %w", werr)
+	case !w.seen["control"] || !w.seen["infotainment"]:
+		return fmt.Errorf("the board powered off, but not both guests printed on their consoles (control: %v, infotainment: %v)", w.seen["control"], w.seen["infotainment"])
+	case !w.seen["poweroff"]:
+		return fmt.Errorf("QEMU ended without the host's clean power-off")
+	}
+	stage("the board powered off cleanly")
+	return nil
+}
+
+// watcher passes the serial console through and announces each stage of
+// the boot as its first line appears.
+type watcher struct {
+	seen map[string]bool
+}
+
+var stages = []struct{ key, match, say string }{
+	{"script", "Found U-Boot script", "U-Boot found boot.scr on the boot partition, running it…"},
+	{"kernel", "Tandem: starting the host", "booting the host kernel (tandem as init)…"},
+	{"data", "tandem init: data partition", "data partition mounted…"},
+	{"system", "tandem init: starting tandem system", "starting tandem system: control and infotainment guests…"},
+	{"status", "tandem.runfor=", "status table, then stopping the system…"},
+	{"poweroff", "reboot: Power down", "powering off…"},
+}
+
+func (w *watcher) line(l string) {
+	for _, s := range stages {
+		if !w.seen[s.key] && strings.Contains(l, s.match) {
+			w.seen[s.key] = true
+			stage("%s", s.say)
+		}
+	}
+	for _, g := range []string{"control", "infotainment"} {
+		if strings.HasPrefix(l, g+" |") || strings.HasPrefix(l, g+"|") || strings.HasPrefix(l, g+":") || strings.HasPrefix(l, g+" ") {
+			w.seen[g] = true
+		}
+	}
+	fmt.Println(l)
+}
+
+// guestInitramfs writes an initramfs with guests/NAME as /init and the
+// modules it loads listed in /etc/tandem-modules.
+func guestInitramfs(file, name string, k e2e.Kernel) error {
+	mods, order, err := initramfs.Modules(k.Modules, guestModules, true)
+	if err != nil {
+		return err
+	}
+	dir := "/lib/modules/" + filepath.Base(k.Modules)
+	var list strings.Builder
+	for _, p := range order {
+		fmt.Fprintf(&list, "%s/%s\n", dir, p)
+	}
+	ents := append(initramfs.Console(), mods...)
+	ents = append(ents,
+		initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
+		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "arm64"))
+	if err := initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: "."}); err != nil {
+		return fmt.Errorf("building the %s guest: %w", name, err)
+	}
+	return nil
+}
