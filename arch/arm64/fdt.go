@@ -1,224 +1,32 @@
 package arm64
 
 import (
-	"errors"
-	"fmt"
-
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
-	"github.com/tandem-hv/tandem/hv/devices"
-)
-
-// GICVersion is the interrupt controller architecture a guest gets.
-type GICVersion int
-
-// The in-kernel GICs KVM offers.
-const (
-	GICv2 GICVersion = 2
-	GICv3 GICVersion = 3
 )
 
 // PSCI versions as KVM_REG_ARM_PSCI_VERSION reports them: major in bits
 // 31:16, minor in 15:0.
 const (
-	PSCI02 = 0x00000002
-	PSCI10 = 0x00010000
-	PSCI11 = 0x00010001
+	PSCI02 = armvirt.PSCI02
+	PSCI10 = armvirt.PSCI10
+	PSCI11 = armvirt.PSCI11
 )
 
-// Hardware is everything a guest's device tree says. It is plain data, so
-// the tree can be generated, and tested, without KVM.
-type Hardware struct {
-	// MPIDRs are the vCPUs' MPIDR_EL1 values, in vCPU order.
-	MPIDRs []uint64
-	// MemorySize is the RAM from RAMBase.
-	MemorySize uint64
-	GIC        GICVersion
-	// PSCIVersion is KVM_REG_ARM_PSCI_VERSION of the vCPUs.
-	PSCIVersion uint64
-	// Virtio are the virtio-mmio transports, in slot order.
-	Virtio []devices.Placement
-	// Cmdline is the kernel command line.
-	Cmdline string
-	// InitrdStart and InitrdEnd locate the initrd; both 0 for none.
-	InitrdStart, InitrdEnd uint64
-	// RNGSeed (64 bytes is customary) and KASLRSeed seed the guest's
-	// entropy pool and its KASLR offset. Callers take them from
-	// crypto/rand; tests fix them.
-	RNGSeed   []byte
-	KASLRSeed uint64
-}
-
-// Interrupt specifier encodings of the GIC binding
-// (Documentation/devicetree/bindings/interrupt-controller/arm,gic.yaml
-// and arm,gic-v3.yaml; include/dt-bindings/interrupt-controller/).
-const (
-	gicSPI = 0 // GIC_SPI: number is the SPI (INTID - 32)
-	gicPPI = 1 // GIC_PPI: number is the PPI (INTID - 16)
-
-	irqTypeEdgeRising = 1 // IRQ_TYPE_EDGE_RISING
-	irqTypeLevelHigh  = 4 // IRQ_TYPE_LEVEL_HIGH
-
-	// gicv2PPICPUShift places GICv2's PPI CPU mask (GIC_CPU_MASK_SIMPLE)
-	// in the flags cell.
-	gicv2PPICPUShift = 8
-)
-
-// Architected timer PPIs (Arm Base System Architecture; the same as
-// QEMU's virt board): secure EL1 physical, non-secure EL1 physical,
-// virtual, and EL2 (hypervisor) physical timer.
-var timerPPIs = []uint32{13, 14, 11, 10}
-
-// apbClockHz is the PrimeCell bus clock the UART and RTC nodes name. The
-// PL011 model has no baud-rate timing, so any sane value works; 24 MHz is
-// what QEMU's virt board says.
-const apbClockHz = 24000000
-
-// mpidrAffinity masks MPIDR_EL1 to Aff2.Aff1.Aff0, the cpu nodes' reg for
-// #address-cells = 1 (Documentation/devicetree/bindings/arm/cpus.yaml).
-// Aff3 is zero for every vCPU KVM numbers below 2^20.
-const mpidrAffinity = 0x00ffffff
+// Hardware is everything a guest's device tree says (armvirt.Hardware).
+type Hardware = armvirt.Hardware
 
 // ErrNoCPUs is returned by DeviceTree for a guest without vCPUs.
-var ErrNoCPUs = errors.New("no vCPUs")
+var ErrNoCPUs = armvirt.ErrNoCPUs
+
+// profile is what makes the virt board's tree an arm64 one.
+var profile = armvirt.Profile{
+	Model:      "tandem,arm64",
+	Compatible: []string{"tandem,arm64", "linux,dummy-virt"},
+	CPU:        "arm,armv8",
+	Timer:      "arm,armv8-timer",
+	KASLR:      true,
+}
 
 // DeviceTree generates the guest's device tree.
-func DeviceTree(h Hardware) (*dtb.Tree, error) {
-	if len(h.MPIDRs) == 0 {
-		return nil, ErrNoCPUs
-	}
-	if h.GIC == GICv2 && len(h.MPIDRs) > 8 {
-		return nil, fmt.Errorf("%d vCPUs: a GICv2 serves at most 8", len(h.MPIDRs))
-	}
-	t := dtb.New()
-	root := t.Root
-	root.SetU32("#address-cells", 2).SetU32("#size-cells", 2).
-		SetString("model", "tandem,arm64").
-		SetStrings("compatible", "tandem,arm64", "linux,dummy-virt")
-
-	gic, err := addGIC(root, h)
-	if err != nil {
-		return nil, err
-	}
-	gicPh := t.Phandle(gic)
-	root.SetU32("interrupt-parent", gicPh)
-
-	if err := addCPUs(root, h.MPIDRs); err != nil {
-		return nil, err
-	}
-	memory := root.AddNodeAt("memory", RAMBase).SetString("device_type", "memory")
-	if err := memory.SetReg(dtb.Region{Address: RAMBase, Size: h.MemorySize}); err != nil {
-		return nil, err
-	}
-
-	psci := root.AddNode("psci").SetString("method", "hvc")
-	switch {
-	case h.PSCIVersion >= PSCI10:
-		psci.SetStrings("compatible", "arm,psci-1.0", "arm,psci-0.2")
-	case h.PSCIVersion == PSCI02:
-		psci.SetStrings("compatible", "arm,psci-0.2")
-	default:
-		return nil, fmt.Errorf("PSCI version %#x: Tandem needs KVM's PSCI 0.2 or later", h.PSCIVersion)
-	}
-
-	ppiFlags := uint32(irqTypeLevelHigh)
-	if h.GIC == GICv2 {
-		ppiFlags |= (1<<len(h.MPIDRs) - 1) << gicv2PPICPUShift
-	}
-	var timer []uint32
-	for _, ppi := range timerPPIs {
-		timer = append(timer, gicPPI, ppi, ppiFlags)
-	}
-	root.AddNode("timer").
-		SetStrings("compatible", "arm,armv8-timer").
-		SetU32s("interrupts", timer...).
-		SetEmpty("always-on")
-
-	clk := root.AddNode("apb-pclk").
-		SetStrings("compatible", "fixed-clock").
-		SetU32("#clock-cells", 0).
-		SetU32("clock-frequency", apbClockHz).
-		SetString("clock-output-names", "clk24mhz")
-	clkPh := t.Phandle(clk)
-
-	uart := root.AddNodeAt("pl011", UARTBase).
-		SetStrings("compatible", "arm,pl011", "arm,primecell").
-		SetU32s("interrupts", gicSPI, UARTSPI, irqTypeEdgeRising).
-		SetU32s("clocks", clkPh, clkPh).
-		SetStrings("clock-names", "uartclk", "apb_pclk")
-	if err := uart.SetReg(dtb.Region{Address: UARTBase, Size: UARTSize}); err != nil {
-		return nil, err
-	}
-	rtc := root.AddNodeAt("pl031", RTCBase).
-		SetStrings("compatible", "arm,pl031", "arm,primecell").
-		SetU32s("interrupts", gicSPI, RTCSPI, irqTypeEdgeRising).
-		SetU32s("clocks", clkPh).
-		SetStrings("clock-names", "apb_pclk")
-	if err := rtc.SetReg(dtb.Region{Address: RTCBase, Size: RTCSize}); err != nil {
-		return nil, err
-	}
-
-	// virtio-mmio interrupts arrive through irqfds, which pulse the
-	// line: they must be edge-triggered in the GIC, or a pulse the vCPU
-	// has not yet taken is lost when the line drops.
-	for _, p := range h.Virtio {
-		n := root.AddNodeAt("virtio_mmio", p.Base).
-			SetStrings("compatible", "virtio,mmio").
-			SetU32s("interrupts", gicSPI, p.IRQ, irqTypeEdgeRising).
-			SetEmpty("dma-coherent")
-		if err := n.SetReg(dtb.Region{Address: p.Base, Size: p.Size}); err != nil {
-			return nil, err
-		}
-	}
-
-	chosen := root.AddNode("chosen").
-		SetString("bootargs", h.Cmdline).
-		SetString("stdout-path", uart.Path()).
-		SetU64("kaslr-seed", h.KASLRSeed)
-	if len(h.RNGSeed) > 0 {
-		chosen.SetBytes("rng-seed", h.RNGSeed)
-	}
-	if h.InitrdEnd > h.InitrdStart {
-		chosen.SetU64("linux,initrd-start", h.InitrdStart).SetU64("linux,initrd-end", h.InitrdEnd)
-	}
-	if err := t.Validate(); err != nil {
-		return nil, fmt.Errorf("generated device tree: %w", err)
-	}
-	return t, nil
-}
-
-func addGIC(root *dtb.Node, h Hardware) (*dtb.Node, error) {
-	gic := root.AddNodeAt("intc", GICDistBase).
-		SetU32("#interrupt-cells", 3).
-		SetU32("#address-cells", 0).
-		SetEmpty("interrupt-controller")
-	switch h.GIC {
-	case GICv3:
-		redist := uint64(len(h.MPIDRs)) * 0x20000 // KVM_VGIC_V3_REDIST_SIZE each
-		gic.SetStrings("compatible", "arm,gic-v3").SetU32("#redistributor-regions", 1)
-		// The maintenance interrupt (PPI 9) is for a guest hypervisor;
-		// KVM gives this guest none, so none is described.
-		return gic, gic.SetReg(dtb.Region{Address: GICDistBase, Size: 0x10000}, dtb.Region{Address: GICv3RedistBase, Size: redist})
-	case GICv2:
-		gic.SetStrings("compatible", "arm,cortex-a15-gic")
-		return gic, gic.SetReg(dtb.Region{Address: GICDistBase, Size: 0x1000}, dtb.Region{Address: GICv2CPUBase, Size: 0x2000})
-	}
-	return nil, fmt.Errorf("GIC version %d: want 2 or 3", h.GIC)
-}
-
-func addCPUs(root *dtb.Node, mpidrs []uint64) error {
-	cpus := root.AddNode("cpus").SetU32("#address-cells", 1).SetU32("#size-cells", 0)
-	for i, m := range mpidrs {
-		aff := m & mpidrAffinity
-		if m>>32&0xff != 0 {
-			return fmt.Errorf("vCPU %d: MPIDR %#x has Aff3 set, which one address cell cannot hold", i, m)
-		}
-		cpu := cpus.AddNodeAt("cpu", aff).
-			SetString("device_type", "cpu").
-			SetStrings("compatible", "arm,armv8").
-			SetString("enable-method", "psci")
-		if err := cpu.SetReg(dtb.Region{Address: aff}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func DeviceTree(h Hardware) (*dtb.Tree, error) { return armvirt.DeviceTree(profile, h) }

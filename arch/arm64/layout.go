@@ -6,29 +6,17 @@
 package arm64
 
 import (
-	"errors"
-	"fmt"
-
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/hv/devices"
-	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
 
-// Guest-physical memory map. Devices live below 1 GiB at the addresses of
-// QEMU's virt board (hw/arm/virt.c), so that a guest kernel, earlycon
-// line or DTB made for that board finds the same things here; RAM starts
-// at 1 GiB.
+// Guest-physical memory map: the virt-board layout of arch/armvirt, which
+// AArch32 guests share.
 //
 //	0x0000_0000 ┌────────────────────────────────┐
-//	            │ (nothing: reads as zero)       │
-//	0x0800_0000 │ GIC distributor (64 KiB)       │ GICDistBase
-//	0x0801_0000 │ GICv2 CPU interface (8 KiB)    │ GICv2CPUBase
-//	0x080a_0000 │ GICv3 redistributors, 128 KiB  │ GICv3RedistBase, up to
-//	            │ per vCPU                       │ GICv3RedistMax (123 vCPUs)
-//	0x0900_0000 │ PL011 UART (4 KiB), SPI 1      │ UARTBase
-//	0x0901_0000 │ PL031 RTC (4 KiB), SPI 2       │ RTCBase
-//	0x0a00_0000 │ virtio-mmio slots, 4 KiB each, │ VirtioBase
-//	            │ SPI 16 and up                  │
+//	            │ devices (armvirt: GIC, PL011,  │
+//	            │ PL031, virtio-mmio slots)      │
 //	0x4000_0000 ├────────────────────────────────┤ RAMBase
 //	            │ kernel Image at RAMBase +      │
 //	            │ text_offset, image_size long   │
@@ -38,59 +26,40 @@ import (
 //	            │           ...                  │
 //	            └────────────────────────────────┘ RAMBase + guest RAM
 const (
-	GICDistBase     = 0x08000000
-	GICv2CPUBase    = 0x08010000
-	GICv3RedistBase = 0x080a0000
-	// GICv3RedistMax is the room for redistributors before the UART.
-	GICv3RedistMax = 0x00f60000
+	GICDistBase     = armvirt.GICDistBase
+	GICv2CPUBase    = armvirt.GICv2CPUBase
+	GICv3RedistBase = armvirt.GICv3RedistBase
+	GICv3RedistMax  = armvirt.GICv3RedistMax
 
-	UARTBase = 0x09000000
-	UARTSize = 0x1000
-	UARTSPI  = 1
-	RTCBase  = 0x09010000
-	RTCSize  = 0x1000
-	RTCSPI   = 2
+	UARTBase = armvirt.UARTBase
+	UARTSize = armvirt.UARTSize
+	UARTSPI  = armvirt.UARTSPI
+	RTCBase  = armvirt.RTCBase
+	RTCSize  = armvirt.RTCSize
+	RTCSPI   = armvirt.RTCSPI
 
-	VirtioBase     = 0x0a000000
-	VirtioSlotSize = 0x1000
-	// VirtioFirstSPI is the SPI of the first virtio-mmio slot; each slot
-	// has its own (irqfd lines are edge-triggered, and shared edge lines
-	// lose interrupts).
-	VirtioFirstSPI = 16
-	// NumVirtioSlots is how many virtio-mmio devices a guest can have.
-	NumVirtioSlots = 32
+	VirtioBase     = armvirt.VirtioBase
+	VirtioSlotSize = armvirt.VirtioSlotSize
+	VirtioFirstSPI = armvirt.VirtioFirstSPI
+	NumVirtioSlots = armvirt.NumVirtioSlots
 
 	// RAMBase is the start of guest RAM (2 MiB aligned, as booting.rst
 	// wants the kernel's base to be).
-	RAMBase = 0x40000000
+	RAMBase = armvirt.RAMBase
 	// MaxRAM keeps RAM below 512 GiB: inside KVM's default 40-bit IPA
 	// space without asking for a larger one.
 	MaxRAM = 511 << 30
 
-	// NumIRQs is what the vGIC is told it has (KVM_DEV_ARM_VGIC_GRP_NR_IRQS):
-	// the 32 private interrupts and 96 SPIs. It must be a multiple of 32.
-	NumIRQs = 128
-
-	// MaxCPUs is the most vCPUs a guest can have: GICv2 serves eight; the
-	// GICv3 redistributor window 123. Config caps vCPUs lower anyway.
-	MaxCPUs = GICv3RedistMax / kvm.VGICV3RedistSize
+	NumIRQs = armvirt.NumIRQs
+	MaxCPUs = armvirt.MaxCPUs
 )
 
 // ErrNoSlot is returned by VirtioSlot past the last slot.
-var ErrNoSlot = errors.New("no free virtio-mmio slot")
+var ErrNoSlot = armvirt.ErrNoSlot
 
 // VirtioSlot returns where virtio-mmio device i sits and which SPI it
 // raises.
-func VirtioSlot(i int) (devices.Placement, error) {
-	if i < 0 || i >= NumVirtioSlots {
-		return devices.Placement{}, fmt.Errorf("virtio-mmio device %d: %w (arm64 guests have %d)", i, ErrNoSlot, NumVirtioSlots)
-	}
-	return devices.Placement{
-		Base: VirtioBase + uint64(i)*VirtioSlotSize,
-		Size: VirtioSlotSize,
-		IRQ:  VirtioFirstSPI + uint32(i),
-	}, nil
-}
+func VirtioSlot(i int) (devices.Placement, error) { return armvirt.VirtioSlot(i) }
 
 // MemoryRanges returns the guest RAM range for size bytes of RAM. Sizes
 // beyond MaxRAM are cut there; Load reports a guest too small to boot.

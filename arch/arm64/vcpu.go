@@ -3,6 +3,7 @@ package arm64
 import (
 	"fmt"
 
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
 
@@ -55,12 +56,5 @@ func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot) (mpidr uint64, err
 }
 
 // PSCIVersion reads the PSCI version KVM implements for a vCPU after
-// KVM_ARM_VCPU_INIT. Kernels before 4.16 have no such register and
-// implement PSCI 0.2.
-func PSCIVersion(cpu *kvm.VCPU) uint64 {
-	v, err := cpu.GetOneReg(kvm.RegPSCIVersion)
-	if err != nil {
-		return PSCI02
-	}
-	return v
-}
+// KVM_ARM_VCPU_INIT (armvirt.PSCIVersion).
+func PSCIVersion(cpu *kvm.VCPU) uint64 { return armvirt.PSCIVersion(cpu) }

@@ -1,0 +1,90 @@
+// Package armvirt is the virtual ARM platform that arm64 and AArch32
+// guests share: the memory map of QEMU's virt board, the in-kernel GIC
+// KVM provides, and the device tree that describes both. The guest
+// architecture packages (arch/arm64, arch/arm32) add what differs: the
+// kernel format, the vCPU's boot state, and a Profile naming their CPU
+// and timer.
+package armvirt
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/kvm"
+)
+
+// Guest-physical memory map. Devices live below 1 GiB at the addresses of
+// QEMU's virt board (hw/arm/virt.c), so that a guest kernel, earlycon
+// line or DTB made for that board finds the same things here; RAM starts
+// at 1 GiB. Both arm64 and 32-bit kernels boot from this layout (QEMU
+// uses it for both).
+//
+//	0x0000_0000 ┌────────────────────────────────┐
+//	            │ (nothing: reads as zero)       │
+//	0x0800_0000 │ GIC distributor (64 KiB)       │ GICDistBase
+//	0x0801_0000 │ GICv2 CPU interface (8 KiB)    │ GICv2CPUBase
+//	0x080a_0000 │ GICv3 redistributors, 128 KiB  │ GICv3RedistBase, up to
+//	            │ per vCPU                       │ GICv3RedistMax (123 vCPUs)
+//	0x0900_0000 │ PL011 UART (4 KiB), SPI 1      │ UARTBase
+//	0x0901_0000 │ PL031 RTC (4 KiB), SPI 2       │ RTCBase
+//	0x0a00_0000 │ virtio-mmio slots, 4 KiB each, │ VirtioBase
+//	            │ SPI 16 and up                  │
+//	0x4000_0000 ├────────────────────────────────┤ RAMBase
+//	            │ guest RAM: the kernel, device  │
+//	            │ tree and initrd, placed by the │
+//	            │ guest architecture's loader    │
+//	            └────────────────────────────────┘ RAMBase + guest RAM
+const (
+	GICDistBase     = 0x08000000
+	GICv2CPUBase    = 0x08010000
+	GICv3RedistBase = 0x080a0000
+	// GICv3RedistMax is the room for redistributors before the UART.
+	GICv3RedistMax = 0x00f60000
+
+	UARTBase = 0x09000000
+	UARTSize = 0x1000
+	UARTSPI  = 1
+	RTCBase  = 0x09010000
+	RTCSize  = 0x1000
+	RTCSPI   = 2
+
+	VirtioBase     = 0x0a000000
+	VirtioSlotSize = 0x1000
+	// VirtioFirstSPI is the SPI of the first virtio-mmio slot; each slot
+	// has its own (irqfd lines are edge-triggered, and shared edge lines
+	// lose interrupts).
+	VirtioFirstSPI = 16
+	// NumVirtioSlots is how many virtio-mmio devices a guest can have.
+	NumVirtioSlots = 32
+
+	// RAMBase is the start of guest RAM: 2 MiB aligned, as arm64's
+	// booting.rst wants the kernel's base to be, and 128 MiB aligned, as
+	// a 32-bit zImage built with AUTO_ZRELADDR derives the start of RAM
+	// from its own address rounded down to 128 MiB.
+	RAMBase = 0x40000000
+
+	// NumIRQs is what the vGIC is told it has (KVM_DEV_ARM_VGIC_GRP_NR_IRQS):
+	// the 32 private interrupts and 96 SPIs. It must be a multiple of 32.
+	NumIRQs = 128
+
+	// MaxCPUs is the most vCPUs a guest can have: GICv2 serves eight; the
+	// GICv3 redistributor window 123. Config caps vCPUs lower anyway.
+	MaxCPUs = GICv3RedistMax / kvm.VGICV3RedistSize
+)
+
+// ErrNoSlot is returned by VirtioSlot past the last slot.
+var ErrNoSlot = errors.New("no free virtio-mmio slot")
+
+// VirtioSlot returns where virtio-mmio device i sits and which SPI it
+// raises.
+func VirtioSlot(i int) (devices.Placement, error) {
+	if i < 0 || i >= NumVirtioSlots {
+		return devices.Placement{}, fmt.Errorf("virtio-mmio device %d: %w (ARM guests have %d)", i, ErrNoSlot, NumVirtioSlots)
+	}
+	return devices.Placement{
+		Base: VirtioBase + uint64(i)*VirtioSlotSize,
+		Size: VirtioSlotSize,
+		IRQ:  VirtioFirstSPI + uint32(i),
+	}, nil
+}
