@@ -2,6 +2,9 @@ package hv
 
 import (
 	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
@@ -9,11 +12,39 @@ import (
 // newArchGuest returns the architecture support for a guest kernel, or an
 // error saying why this host cannot run it.
 func newArchGuest(a GuestArch) (archGuest, error) {
-	switch {
-	case a == ArchX86_64 && kvm.HostArch == "x86_64":
-		return &x86Guest{}, nil
-	case a == ArchARM64 && kvm.HostArch == "arm64":
-		return &arm64Guest{}, nil
+	if kvm.HostArch == "arm" {
+		if err := armv7HostKVM(); err != nil {
+			return nil, err
+		}
 	}
-	return nil, fmt.Errorf("%s guest on an %s host: KVM runs guests of the host's own architecture (an x86_64 host runs bzImages; an arm64 host runs arm64 Images and AArch32 zImages)", a, kvm.HostArch)
+	return guestFor(a, kvm.HostArch)
+}
+
+// guestFor picks the guest support for kernel architecture a on a host
+// of architecture host (kvm.HostArch). An arm64 host runs AArch32 guests
+// too, through KVM_ARM_VCPU_EL1_32BIT; an ARMv7 host runs only them.
+func guestFor(a GuestArch, host string) (archGuest, error) {
+	switch {
+	case a == ArchX86_64 && host == "x86_64":
+		return &x86Guest{}, nil
+	case a == ArchARM64 && host == "arm64":
+		return &arm64Guest{}, nil
+	case a == ArchAArch32 && (host == "arm64" || host == "arm"):
+		return &arm32Guest{abi: kvm.HostAArch32}, nil
+	case a == ArchARM64 && host == "arm":
+		return nil, fmt.Errorf("arm64 guest on an ARMv7 host: a 32-bit host runs only 32-bit ARM guests (zImages)")
+	}
+	return nil, fmt.Errorf("%s guest on an %s host: KVM runs guests of the host's own architecture (an x86_64 host runs bzImages; an arm64 host runs arm64 Images and AArch32 zImages)", a, host)
+}
+
+// armv7HostKVM checks that an ARMv7 host's kernel has KVM, and otherwise
+// says which kernel would.
+func armv7HostKVM() error {
+	var u unix.Utsname
+	release := "unknown"
+	if err := unix.Uname(&u); err == nil {
+		release = unix.ByteSliceToString(u.Release[:])
+	}
+	_, err := os.Stat(kvm.DevicePath)
+	return kvm.ARMv7HostCheck(release, err == nil)
 }

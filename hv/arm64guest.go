@@ -124,8 +124,10 @@ func (g *arm64Guest) finishVM(vm *VM) error {
 // DeviceTree returns the device tree generated for the guest (nil for
 // guests described otherwise, such as x86's ACPI).
 func (vm *VM) DeviceTree() []byte {
-	if g, ok := vm.arch.(*arm64Guest); ok {
-		return g.dtb
+	if g, ok := vm.arch.(interface{ deviceTree() []byte }); ok {
+		return g.deviceTree()
 	}
 	return nil
 }
+
+func (g *arm64Guest) deviceTree() []byte { return g.dtb }

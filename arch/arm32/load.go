@@ -1,0 +1,136 @@
+package arm32
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/tandem-hv/tandem/dtb"
+	"github.com/tandem-hv/tandem/hv/mem"
+)
+
+// Guest is what Load needs to know about the guest.
+type Guest struct {
+	// Kernel is the path of a zImage; Initrd of an initramfs, or "".
+	Kernel, Initrd string
+}
+
+// Boot is a loaded guest: where everything went.
+type Boot struct {
+	// KernelAddr is where the zImage was loaded, and its entry point.
+	KernelAddr uint64
+	ZImage     ZImage
+	// DTBAddr is where WriteDeviceTree puts the device tree.
+	DTBAddr uint64
+	// InitrdAddr and InitrdSize locate the initrd (0 if none).
+	InitrdAddr, InitrdSize uint64
+}
+
+// decompressFootprint is how far above RAMBase the decompressor may
+// write: the kernel inflated at ZImageOffset with its BSS, then the
+// zImage relocated above it with its 64 KiB heap and stack, rounded up
+// with a MiB to spare. Without the extension table (kernels before 3.18)
+// the inflated size is unknown and the footprint is SafeOffset.
+func decompressFootprint(z ZImage) uint64 {
+	if z.KernelSize == 0 {
+		return SafeOffset
+	}
+	end := uint64(ZImageOffset) + uint64(z.KernelSize) + uint64(z.BSSSize) + uint64(z.Size) + 64<<10
+	return alignUp(end, align1M) + align1M
+}
+
+// dtbOffset places the device tree: at SafeOffset where RAM allows, else
+// (a small guest) just above the decompressor's footprint.
+func dtbOffset(z ZImage, ramSize, initrdSize uint64) (uint64, error) {
+	need := MaxDTBSize + alignUp(initrdSize, pageSize)
+	if SafeOffset+need <= ramSize {
+		return SafeOffset, nil
+	}
+	off := decompressFootprint(z)
+	if off+need > ramSize {
+		return 0, fmt.Errorf("%d MiB of guest RAM is too small: the kernel decompresses into the first %d MiB, and the device tree and initrd need %d MiB above that: give the guest at least %d MiB", ramSize>>20, off>>20, alignUp(need, align1M)>>20, alignUp(SafeOffset+need, align1M)>>20)
+	}
+	return off, nil
+}
+
+// Load loads g's zImage and initrd into m (laid out by MemoryRanges).
+// Errors name the file and what is wrong with it.
+func Load(m *mem.Memory, g Guest) (*Boot, error) {
+	regions := m.Regions()
+	if len(regions) != 1 || regions[0].GPA != RAMBase {
+		return nil, fmt.Errorf("guest memory is not laid out by arm32.MemoryRanges")
+	}
+	ramSize := regions[0].Size
+	k, err := readFile(g.Kernel, "kernel", maxZImageSize)
+	if err != nil {
+		return nil, err
+	}
+	z, err := ParseZImage(k)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: zImage header: %w", g.Kernel, err)
+	}
+	var initrdSize uint64
+	if g.Initrd != "" {
+		st, err := os.Stat(g.Initrd)
+		if err != nil {
+			return nil, fmt.Errorf("initrd: %w", err)
+		}
+		initrdSize = uint64(st.Size())
+	}
+	off, err := dtbOffset(z, ramSize, initrdSize)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
+	}
+	b := &Boot{ZImage: z, KernelAddr: RAMBase + ZImageOffset, DTBAddr: RAMBase + off}
+	// The zImage is copied whole: the appended-DTB and padding past
+	// end are the decompressor's business, not the loader's.
+	if err := m.WriteAt(k, b.KernelAddr); err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
+	}
+	if g.Initrd != "" {
+		start := b.DTBAddr + MaxDTBSize
+		dst, err := m.Slice(start, initrdSize)
+		if err != nil {
+			return nil, fmt.Errorf("initrd %s: %w", g.Initrd, err)
+		}
+		f, err := os.Open(g.Initrd)
+		if err != nil {
+			return nil, fmt.Errorf("opening initrd: %w", err)
+		}
+		defer f.Close()
+		if _, err := io.ReadFull(f, dst); err != nil {
+			return nil, fmt.Errorf("reading initrd %s: %w", g.Initrd, err)
+		}
+		b.InitrdAddr, b.InitrdSize = start, initrdSize
+	}
+	return b, nil
+}
+
+// readFile reads at most limit bytes of a file, or says it is larger.
+func readFile(path, what string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s %s: larger than %d MiB", what, path, limit>>20)
+	}
+	return b, nil
+}
+
+// WriteDeviceTree writes t at DTBAddr.
+func (b *Boot) WriteDeviceTree(m *mem.Memory, t *dtb.Tree) error {
+	blob, err := t.Bytes()
+	if err != nil {
+		return fmt.Errorf("device tree: %w", err)
+	}
+	if len(blob) > MaxDTBSize {
+		return fmt.Errorf("device tree: %d bytes, larger than the %d Tandem reserves", len(blob), MaxDTBSize)
+	}
+	return m.WriteAt(blob, b.DTBAddr)
+}
