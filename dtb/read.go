@@ -77,7 +77,7 @@ func checkHeader(b []byte) (header, error) {
 	h := decodeHeader(b)
 	switch {
 	case h.Magic != Magic:
-		return fail(ErrBadMagic, "magic %#08x, want %#08x", h.Magic, Magic)
+		return fail(ErrBadMagic, "magic %#08x, want %#08x", h.Magic, uint32(Magic))
 	case h.Version < Version:
 		return fail(ErrVersion, "version %d, want %d or later (versions before 17 have no size_dt_struct)", h.Version, Version)
 	case h.LastCompVersion > Version:

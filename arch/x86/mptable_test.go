@@ -31,7 +31,7 @@ func parseMP(t *testing.T, b []byte, addr uint64) []mpEntry {
 		t.Fatalf("MP config header: %q rev %d length %d (have %d), sum %#x; want PCMP rev 4, sum 0", c[:4], c[6], n, len(c), sum(c[:n]))
 	}
 	if lapic := le.Uint32(c[36:]); lapic != LAPICAddr {
-		t.Errorf("MP config LAPIC address = %#x, want %#x", lapic, LAPICAddr)
+		t.Errorf("MP config LAPIC address = %#x, want %#x", lapic, uint32(LAPICAddr))
 	}
 	var ents []mpEntry
 	rest := c[mpcHeaderLen:n]
@@ -90,7 +90,7 @@ func TestMPTable(t *testing.T) {
 					}
 				case mpEntryIOAPIC:
 					if e.body[1] != uint8(tt.cpus) || binary.LittleEndian.Uint32(e.body[4:]) != IOAPICAddr {
-						t.Errorf("IOAPIC id %d at %#x, want %d at %#x", e.body[1], binary.LittleEndian.Uint32(e.body[4:]), tt.cpus, IOAPICAddr)
+						t.Errorf("IOAPIC id %d at %#x, want %d at %#x", e.body[1], binary.LittleEndian.Uint32(e.body[4:]), tt.cpus, uint32(IOAPICAddr))
 					}
 				case mpEntryIOInt:
 					if e.body[5] != e.body[7] || e.body[6] != uint8(tt.cpus) {
