@@ -14,8 +14,8 @@ import (
 
 // legacyHeader mirrors U-Boot's struct legacy_img_hdr (include/image.h):
 // 64 bytes, every field big-endian. A script image's data is a table of
-// big-endian uint32 lengths ended by 0, then the parts, each padded to 4
-// bytes; mkimage -T script writes one part, the script text.
+// big-endian uint32 lengths ended by 0, then the parts, each but the last
+// padded to 4 bytes; mkimage -T script writes one part, the script text.
 type legacyHeader struct {
 	Magic uint32 // ih_magic: IH_MAGIC
 	HCRC  uint32 // ih_hcrc: CRC32 of the header with this field 0
@@ -49,12 +49,11 @@ var ErrBadScript = errors.New("bad U-Boot script image")
 // ScriptImage wraps a U-Boot script in a legacy image, as
 // `mkimage -A ARCH -O linux -T script -C none -n NAME -d FILE` does.
 func ScriptImage(script []byte, arch platforms.Arch, name string, epoch uint32) []byte {
-	pad := (4 - len(script)%4) % 4
-	data := make([]byte, 8, 8+len(script)+pad)
+	data := make([]byte, 8, 8+len(script))
 	binary.BigEndian.PutUint32(data[0:], uint32(len(script)))
 	// data[4:8] is the 0 that ends the length table.
+	// The last part is not padded (tools/default_image.c).
 	data = append(data, script...)
-	data = append(data, make([]byte, pad)...)
 	h := legacyHeader{
 		Magic: ihMagic, Time: epoch, Size: uint32(len(data)),
 		DCRC: crc32.ChecksumIEEE(data),

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+// TestImageBuildBadInput checks that `tandem image build` refuses bad
+// input with an error naming the file and the fix, and leaves no output
+// file behind.
+func TestImageBuildBadInput(t *testing.T) {
+	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
+	dir := t.TempDir()
+	write := func(name string, size int) string {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{0x5a}, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	kernel := write("host/zImage", 4096)
+	initrd := write("host/initrd", 4096)
+	dtb := write("host/board.dtb", 1024)
+	write("sys/vmlinuz", 4096)
+	good := filepath.Join(dir, "sys", "system.yaml")
+	os.WriteFile(good, []byte("guests:\n  - name: control\n    kernel: vmlinuz\n"), 0o644)
+	missing := filepath.Join(dir, "sys", "missing.yaml")
+	os.WriteFile(missing, []byte("guests:\n  - name: control\n    kernel: nope/vmlinuz\n"), 0o644)
+	blobs := filepath.Join(dir, "blobs")
+	write("blobs/u-boot-sunxi-with-spl.bin", 1016<<10+1) // one byte more than its slot
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"manifest names a missing kernel",
+			[]string{"--board", "cubieboard2", "--manifest", missing},
+			[]string{missing, "kernel", "nope/vmlinuz", "no such file"}},
+		{"unknown board",
+			[]string{"--board", "cubieboard3", "--manifest", good},
+			[]string{"cubieboard3", "known", "cubieboard2", "qemu-virt-arm64", "arndale"}},
+		{"blob larger than its slot",
+			[]string{"--board", "cubieboard2", "--manifest", good, "--blobs", blobs},
+			[]string{filepath.Join(blobs, "u-boot-sunxi-with-spl.bin"), "1040385 bytes", "holds 1040384", "built for this board"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outDir := filepath.Join(dir, "out-"+strings.ReplaceAll(tt.name, " ", "-"))
+			os.MkdirAll(outDir, 0o755)
+			args := append([]string{"image", "build", "-o", filepath.Join(outDir, "x.img"),
+				"--host-kernel", kernel, "--host-initrd", initrd, "--dtb", dtb, "--fetch=false"}, tt.args...)
+			var stdout, stderr bytes.Buffer
+			err := run(args, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("run(%v) = nil, want an error", args)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run() = %q, want it to mention %q", err, w)
+				}
+			}
+			if left, _ := os.ReadDir(outDir); len(left) != 0 {
+				t.Errorf("run() left %s behind, want no output file", left[0].Name())
+			}
+		})
+	}
+}

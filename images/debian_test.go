@@ -1,0 +1,67 @@
+package images
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/platforms/all"
+)
+
+// cacheDir is the repository's test-data cache, seen from this package.
+const cacheDir = "../build/cache"
+
+// TestBuildWithDebianBlobs builds the A20 and Arndale images with the
+// bootloaders Debian ships (u-boot-sunxi, u-boot-exynos; the Arndale's
+// Samsung BL1 and TrustZone blobs stay synthetic) and checks they sit at
+// their offsets byte for byte. The packages come from build/cache/debs;
+// under CI they are downloaded there with apt-get.
+func TestBuildWithDebianBlobs(t *testing.T) {
+	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
+	testenv.RequireCommand(t, "dpkg-deb", "dpkg")
+	for _, name := range []string{"cubieboard2", "bananapi", "arndale"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := all.Lookup(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found, err := FindBlobs(b, nil, cacheDir, testenv.InCI())
+			if err != nil {
+				t.Fatalf("FindBlobs() = %v", err)
+			}
+			for _, bl := range b.Image.Blobs {
+				if bl.Package != "" && found[bl.File] == "" {
+					testenv.RequireFile(t, filepath.Join(cacheDir, "debs", bl.Package),
+						"apt-get download "+bl.Package[:bytes.IndexByte([]byte(bl.Package), ':')]+":armhf into build/cache/debs, or build this board's image once")
+				}
+			}
+			dir := t.TempDir()
+			cfg := fixture(t, dir, b)
+			for file, p := range found {
+				cfg.Blobs[file] = p
+			}
+			img := filepath.Join(dir, "out.img")
+			if _, err := Build(img, cfg); err != nil {
+				t.Fatalf("Build() = %v", err)
+			}
+			for _, bl := range b.Image.Blobs {
+				want, _ := os.ReadFile(cfg.Blobs[bl.File])
+				if got := readAt(t, img, int64(bl.Offset), len(want)); !bytes.Equal(got, want) {
+					t.Errorf("%s (%s) at %#x differs from %s", bl.Name, bl.File, bl.Offset, cfg.Blobs[bl.File])
+				}
+				t.Logf("%s: %s, %d of %d bytes at %#x", bl.Name, cfg.Blobs[bl.File], len(want), bl.MaxLen, bl.Offset)
+			}
+			in, err := Inspect(img)
+			if err != nil {
+				t.Fatalf("Inspect() = %v", err)
+			}
+			for _, c := range in.Blobs {
+				if !c.OK {
+					t.Errorf("Inspect(): blob %s at %#x does not match its recorded hash", c.Name, c.Offset)
+				}
+			}
+		})
+	}
+}
