@@ -39,6 +39,11 @@ const machineTypeDT = 0xffffffff
 // handles in the kernel (in the AArch32 state the vCPU was created in).
 func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, abi kvm.AArch32ABI, index int, b *Boot) (mpidr uint64, err error) {
 	init, err := vm.ARMPreferredTarget()
+	if err != nil && !abi.NeedsEL132Bit {
+		// ARMv7 hosts before 3.13 have no KVM_ARM_PREFERRED_TARGET;
+		// they support only the Cortex-A15 target anyway (3.9-3.12).
+		init, err = kvm.VCPUInit{Target: kvm.ARMv7TargetCortexA15}, nil
+	}
 	if err != nil {
 		return 0, err
 	}
