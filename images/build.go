@@ -94,6 +94,8 @@ type Result struct {
 	// Script is the boot script's text ("" on UEFI boards).
 	Script string
 	Mapped int64 // bytes in mapped blocks
+	// DTBFixes says what the builder changed in the board's DTB.
+	DTBFixes []string
 
 	mapped extents
 }
@@ -246,6 +248,7 @@ type plan struct {
 	data      Partition
 	size      int64
 	seed      [32]byte
+	dtbFixes  []string
 }
 
 func planImage(cfg Config) (*plan, error) {
@@ -330,7 +333,12 @@ func planImage(cfg Config) (*plan, error) {
 		}
 		files = append(files, fat.File{Path: kernel, Source: cfg.HostKernel}, fat.File{Path: InitrdName, Source: cfg.HostInitrd})
 		if dtb != "" {
-			files = append(files, fat.File{Path: dtb, Source: cfg.DTB})
+			data, fixes, err := boardDTB(b, cfg.DTB)
+			if err != nil {
+				return nil, err
+			}
+			p.dtbFixes = fixes
+			files = append(files, fat.File{Path: dtb, Data: data})
 		}
 		s, err := BootScript(b, cmdline, kernel, InitrdName, dtb)
 		if err != nil {
@@ -487,7 +495,7 @@ func (c countingWriterAt) WriteAt(b []byte, off int64) (int, error) {
 
 func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 	b := p.cfg.Board
-	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script}
+	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes}
 	for _, bf := range p.bootFiles {
 		res.BootFiles = append(res.BootFiles, bf.Path)
 	}

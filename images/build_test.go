@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
@@ -50,7 +51,18 @@ func fixture(t *testing.T, dir string, b *platforms.Board) Config {
 		cfg.Blobs[bf.Name] = write("blobs/"+bf.Name, 64<<10+5, 9)
 	}
 	if b.Image.DTB != "" && !FirmwareDTB(b) {
-		cfg.DTB = write("host/"+filepath.Base(b.Image.DTB), 40<<10, 3)
+		// Debian's DTB where make testdata unpacked it, else an empty tree.
+		sub := "armhf"
+		if b.Arch == platforms.ARM64 {
+			sub = "arm64"
+		}
+		cfg.DTB = filepath.Join(cacheDir, "boards", sub, b.Image.DTB)
+		if _, err := os.Stat(cfg.DTB); err != nil {
+			empty, _ := dtb.New().Bytes()
+			cfg.DTB = filepath.Join(dir, "host", filepath.Base(b.Image.DTB))
+			os.MkdirAll(filepath.Dir(cfg.DTB), 0o755)
+			os.WriteFile(cfg.DTB, empty, 0o644)
+		}
 	}
 	m := filepath.Join(dir, "sys", "system.yaml")
 	write("sys/guests/vmlinuz", 1<<20+3, 4)

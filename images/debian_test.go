@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/platforms/all"
 )
@@ -63,5 +64,29 @@ func TestBuildWithDebianBlobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOMAP5MaintenanceIRQ: Debian's omap5-uevm.dtb lacks the GIC
+// maintenance interrupt; the boot partition's copy has it.
+func TestOMAP5MaintenanceIRQ(t *testing.T) {
+	src := filepath.Join(cacheDir, "boards/armhf/omap5-uevm.dtb")
+	testenv.RequireFile(t, src, "run `make testdata`")
+	b, _ := all.Lookup("omap5-uevm")
+	out, fixes, err := boardDTB(b, src)
+	if err != nil || len(fixes) != 1 {
+		t.Fatalf("boardDTB() = %v, %v; want one fix", fixes, err)
+	}
+	tr, err := dtb.Parse(out)
+	if err != nil {
+		t.Fatalf("fixed DTB does not parse: %v", err)
+	}
+	gic := tr.FindCompatible(b.GIC.Compatible)
+	if len(gic) != 1 {
+		t.Fatalf("%d GIC nodes, want 1", len(gic))
+	}
+	got, err := gic[0].U32s("interrupts")
+	if want := []uint32{1, 9, 0x304}; err != nil || len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("GIC interrupts = %#x, %v; want %#x", got, err, want)
 	}
 }

@@ -164,6 +164,9 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 	for _, bl := range res.Blobs {
 		fmt.Fprintf(w, "  blob %s (%s): %d bytes at %#x (slot %d)\n", bl.Name, bl.File, bl.Size, bl.Offset, bl.MaxLen)
 	}
+	for _, fix := range res.DTBFixes {
+		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
+	}
 	return nil
 }
 
