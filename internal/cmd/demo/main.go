@@ -64,26 +64,42 @@ guests:
 `
 
 func main() {
-	runFor := flag.Duration("run-for", 40*time.Second, "how long the system runs before it is stopped")
-	timeout := flag.Duration("timeout", 5*time.Minute, "bound on the whole boot")
-	out := flag.String("dir", "build/demo", "work directory")
+	o := options{Root: ".", Out: os.Stdout}
+	flag.DurationVar(&o.RunFor, "run-for", 40*time.Second, "how long the system runs before it is stopped")
+	flag.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "bound on the whole boot")
+	flag.StringVar(&o.Dir, "dir", "build/demo", "work directory")
 	flag.Parse()
-	start := time.Now()
-	if err := run(*out, *runFor, *timeout, start); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		os.Exit(1)
 	}
-	fmt.Printf("demo: done in %.0fs\n", time.Since(start).Seconds())
 }
 
-var start0 time.Time
+// options configure a run.
+type options struct {
+	// Root is the source tree; Dir the work directory (relative to Root).
+	Root, Dir string
+	// Tandem is the tandem binary (default Root/build/tandem).
+	Tandem          string
+	RunFor, Timeout time.Duration
+	Out             io.Writer
+}
+
+var (
+	start0 time.Time
+	out    io.Writer = os.Stdout
+)
 
 func stage(format string, args ...any) {
-	fmt.Printf("\n==> [%5.1fs] %s\n", time.Since(start0).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(out, "\n==> [%5.1fs] %s\n", time.Since(start0).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func run(dir string, runFor, timeout time.Duration, start time.Time) error {
-	start0 = start
+func run(o options) error {
+	start0, out = time.Now(), o.Out
+	if err := os.Chdir(o.Root); err != nil {
+		return err
+	}
+	dir, runFor, timeout := o.Dir, o.RunFor, o.Timeout
 	stage("checking prerequisites…")
 	for _, c := range []struct{ cmd, pkg string }{{"qemu-system-aarch64", "qemu-system-arm"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}} {
 		if _, err := exec.LookPath(c.cmd); err != nil {
@@ -97,7 +113,10 @@ func run(dir string, runFor, timeout time.Duration, start time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%w (run `make testdata`)", err)
 	}
-	tandem, err := filepath.Abs("build/tandem")
+	if o.Tandem == "" {
+		o.Tandem = "build/tandem"
+	}
+	tandem, err := filepath.Abs(o.Tandem)
 	if err != nil {
 		return err
 	}
@@ -129,7 +148,7 @@ func run(dir string, runFor, timeout time.Duration, start time.Time) error {
 	build := exec.Command(tandem, "image", "build", "--board", "qemu-virt-arm64",
 		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img,
 		"--cmdline", "tandem.runfor="+runFor.String())
-	build.Stdout, build.Stderr = os.Stdout, os.Stdout
+	build.Stdout, build.Stderr = out, out
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 		build.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
 	}
@@ -173,7 +192,7 @@ func run(dir string, runFor, timeout time.Duration, start time.Time) error {
 	case !w.seen["poweroff"]:
 		return fmt.Errorf("QEMU ended without the host's clean power-off")
 	}
-	stage("the board powered off cleanly")
+	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
 	return nil
 }
 
@@ -204,7 +223,7 @@ func (w *watcher) line(l string) {
 			w.seen[g] = true
 		}
 	}
-	fmt.Println(l)
+	fmt.Fprintln(out, l)
 }
 
 // guestInitramfs writes an initramfs with guests/NAME as /init and the
