@@ -254,8 +254,15 @@ func ReadPartitions(head []byte) (platforms.PartitionTable, []Partition, error) 
 		if e[4] == 0 {
 			continue
 		}
+		name := fmt.Sprintf("partition %d", i+1)
+		switch e[4] {
+		case mbrTypeFAT16LBA, mbrTypeESP:
+			name = "boot"
+		case mbrTypeLinux:
+			name = "data"
+		}
 		parts = append(parts, Partition{
-			Name:  fmt.Sprintf("partition %d", i+1),
+			Name:  name,
 			Type:  fmt.Sprintf("%02x", e[4]),
 			Start: int64(le.Uint32(e[8:])) * sec, Size: int64(le.Uint32(e[12:])) * sec,
 			Bootable: e[0] == mbrBootable,

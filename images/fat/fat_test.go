@@ -225,3 +225,25 @@ func TestReader(t *testing.T) {
 		t.Errorf("ReadFile(nope) = nil error, want one")
 	}
 }
+
+func FuzzReader(f *testing.F) {
+	dir := f.TempDir()
+	img := filepath.Join(dir, "fat.img")
+	fh, _ := os.Create(img)
+	fh.Truncate(4 << 20)
+	Write(fh, 0, []File{{Path: "a/b.txt", Data: []byte("b")}, {Path: "long-name.dtb", Data: []byte("d")}}, Options{Size: 4 << 20, Time: epoch})
+	fh.Close()
+	seed, _ := os.ReadFile(img)
+	f.Add(seed[:64<<10])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Open(bytes.NewReader(b), 0)
+		if err != nil {
+			return
+		}
+		ents, _ := r.ReadDir("/")
+		for _, e := range ents {
+			r.ReadFile(e.Name)
+		}
+		r.ReadFile("a/b.txt")
+	})
+}

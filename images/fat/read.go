@@ -59,13 +59,21 @@ func Open(r io.ReaderAt, base int64) (*Reader, error) {
 	return fr, nil
 }
 
-func (fr *Reader) chain(first uint32) ([]uint32, error) {
+// maxDirBytes bounds a subdirectory: 65536 entries (fatgen103 allows no
+// more), so a cyclic chain in a corrupt directory ends.
+const maxDirBytes = 65536 * dirEntrySize
+
+// chain follows the FAT from first, for at most max clusters: a file
+// needs no more than its size, a corrupt chain may loop.
+func (fr *Reader) chain(first uint32, max int64) ([]uint32, error) {
 	var cs []uint32
+	seen := map[uint32]bool{}
 	b := make([]byte, 2)
 	for c := first; c >= 2 && c < 0xfff8; {
-		if c >= fr.clusters+2 || len(cs) > int(fr.clusters) {
+		if c >= fr.clusters+2 || int64(len(cs)) >= max || seen[c] {
 			return nil, fmt.Errorf("FAT chain from cluster %d is corrupt", first)
 		}
+		seen[c] = true
 		cs = append(cs, c)
 		if _, err := fr.r.ReadAt(b, fr.base+fr.fatOff+int64(c)*2); err != nil {
 			return nil, err
@@ -76,22 +84,28 @@ func (fr *Reader) chain(first uint32) ([]uint32, error) {
 }
 
 func (fr *Reader) read(first uint32, size int64) ([]byte, error) {
-	cs, err := fr.chain(first)
+	limit := size
+	if limit < 0 {
+		limit = maxDirBytes
+	}
+	cs, err := fr.chain(first, (limit+fr.perCluster-1)/fr.perCluster)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, int64(len(cs))*fr.perCluster)
+	if size > int64(len(cs))*fr.perCluster {
+		return nil, fmt.Errorf("file of %d bytes has %d clusters", size, len(cs))
+	}
+	// Read cluster by cluster: a corrupt BPB or chain fails at the first
+	// read past the medium, before much is allocated.
+	var out []byte
+	buf := make([]byte, fr.perCluster)
 	for _, c := range cs {
-		buf := make([]byte, fr.perCluster)
 		if _, err := fr.r.ReadAt(buf, fr.base+fr.dataOff+int64(c-2)*fr.perCluster); err != nil {
 			return nil, err
 		}
 		out = append(out, buf...)
 	}
 	if size >= 0 {
-		if size > int64(len(out)) {
-			return nil, fmt.Errorf("file of %d bytes has %d clusters", size, len(cs))
-		}
 		out = out[:size]
 	}
 	return out, nil

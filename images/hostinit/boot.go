@@ -15,6 +15,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// moduleInitCompressedFile is MODULE_INIT_COMPRESSED_FILE
+// (include/uapi/linux/module.h).
+const moduleInitCompressedFile = 4
+
 // DataWait bounds the wait for the data partition's device: the block
 // drivers probe asynchronously after their modules load.
 const DataWait = 20 * time.Second
@@ -101,7 +105,12 @@ func loadModules(file string) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("module %s: %w", p, err)
 		}
-		err = unix.FinitModule(int(m.Fd()), "", 0)
+		flags := 0
+		if strings.HasSuffix(p, ".xz") || strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".gz") {
+			// The kernel decompresses it (CONFIG_MODULE_DECOMPRESS).
+			flags = moduleInitCompressedFile
+		}
+		err = unix.FinitModule(int(m.Fd()), "", flags)
 		m.Close()
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return n, fmt.Errorf("loading module %s: %w", p, err)
