@@ -97,9 +97,39 @@ func openTAP(name string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("clearing offloads of TAP %q: %w", name, err)
 	}
+	if err := linkUp(name); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	// The descriptor is non-blocking, so os.NewFile registers it with the
 	// runtime poller and Close wakes a goroutine blocked in Read.
 	return os.NewFile(uintptr(fd), tunDevice+":"+name), nil
+}
+
+// linkUp sets the TAP's link up, as plugging in a cable would: a TAP that
+// is down fails every frame the guest sends with EIO. Bridging or
+// addressing it stays the host's business.
+func linkUp(name string) error {
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bringing TAP %q up: %w", name, err)
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("TAP interface name %q: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading the flags of TAP %q: %w", name, err)
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing TAP %q up (SIOCSIFFLAGS): %w", name, err)
+	}
+	return nil
 }
 
 // writev writes bufs to f as one frame.
