@@ -42,10 +42,11 @@ func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimit
 		}
 		for i := 0; i < e.Count; i++ {
 			d := e.Data[i*e.Size : (i+1)*e.Size]
+			// A PC guest probes ports for hardware that may be absent
+			// (PCI configuration, more UARTs, CMOS): writes to nothing
+			// are dropped without a word, as an ISA bus does.
 			if e.Out {
-				if !pio.Write(uint64(e.Port), d) {
-					warn.printf("port write %#x (%d bytes) to nothing", e.Port, e.Size)
-				}
+				pio.Write(uint64(e.Port), d)
 			} else if !pio.Read(uint64(e.Port), d) {
 				for j := range d {
 					d[j] = 0xff
