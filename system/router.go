@@ -21,6 +21,10 @@ func (s *Supervisor) serveVsockOut(l net.Listener, from *guestProc) {
 	}
 }
 
+// refusalLogInterval bounds how often the same refusal is logged: a guest
+// whose peer is down retries many times a second.
+const refusalLogInterval = 5 * time.Second
+
 func (s *Supervisor) route(c net.Conn, from *guestProc) {
 	c.SetReadDeadline(time.Now().Add(dialTimeout))
 	line, err := readLine(c)
@@ -32,7 +36,7 @@ func (s *Supervisor) route(c net.Conn, from *guestProc) {
 	srcPort, dstCID, dstPort, err := parseConnect(line)
 	refuse := func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
-		s.logf("%s: vsock %d → %d:%d refused: %s", from.g.Name, srcPort, dstCID, dstPort, msg)
+		s.logEvery(refusalLogInterval, "%s: vsock → %d:%d refused: %s", from.g.Name, dstCID, dstPort, msg)
 		fmt.Fprintf(c, "ERR %s\n", msg)
 		c.Close()
 	}

@@ -52,11 +52,13 @@ type Supervisor struct {
 	// guest's name; Log the supervisor's own messages.
 	Out, Log io.Writer
 
-	outMu  sync.Mutex // serialises writes to Out and Log
-	guests []*guestProc
-	byName map[string]*guestProc
-	byCID  map[uint32]*guestProc
-	nextEp atomic.Uint32
+	outMu sync.Mutex // serialises writes to Out and Log, and protects lastSaid
+	// lastSaid is when each repeated message was last logged (logEvery).
+	lastSaid map[string]time.Time
+	guests   []*guestProc
+	byName   map[string]*guestProc
+	byCID    map[uint32]*guestProc
+	nextEp   atomic.Uint32
 }
 
 // guestProc is one guest's VMM over its restarts.
@@ -88,6 +90,25 @@ func (s *Supervisor) logf(format string, args ...any) {
 	defer s.outMu.Unlock()
 	if s.Log != nil {
 		fmt.Fprintf(s.Log, "tandem: "+format+"\n", args...)
+	}
+}
+
+// logEvery logs a message that may repeat (a guest retrying a refused
+// connection many times a second) at most once per interval.
+func (s *Supervisor) logEvery(interval time.Duration, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.lastSaid == nil {
+		s.lastSaid = map[string]time.Time{}
+	}
+	now := time.Now()
+	if t, ok := s.lastSaid[msg]; ok && now.Sub(t) < interval {
+		return
+	}
+	s.lastSaid[msg] = now
+	if s.Log != nil {
+		fmt.Fprintf(s.Log, "tandem: %s\n", msg)
 	}
 }
 
