@@ -2,7 +2,6 @@ package arm32
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/hv/kvm"
@@ -57,29 +56,17 @@ func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, abi kvm.AArch32ABI, index int, b *Boot
 	if err := cpu.ARMVCPUInit(init); err != nil {
 		return 0, err
 	}
+	var regs []armvirt.BootReg
 	if index == 0 {
-		regs := []struct {
-			name string
-			id   uint64
-			val  uint64
-		}{
-			{"r0", abi.R0, 0},
-			{"r1", abi.R1, machineTypeDT},
-			{"r2", abi.R2, b.DTBAddr},
-			{"cpsr", abi.CPSR, bootCPSR},
-			{"pc", abi.PC, b.KernelAddr},
-		}
-		for _, r := range regs {
-			if err := cpu.SetOneReg(r.id, r.val); err != nil {
-				return 0, fmt.Errorf("setting %s: %w", r.name, err)
-			}
+		regs = []armvirt.BootReg{
+			{Name: "r0", ID: abi.R0, Val: 0},
+			{Name: "r1", ID: abi.R1, Val: machineTypeDT},
+			{Name: "r2", ID: abi.R2, Val: b.DTBAddr},
+			{Name: "cpsr", ID: abi.CPSR, Val: bootCPSR},
+			{Name: "pc", ID: abi.PC, Val: b.KernelAddr},
 		}
 	}
-	mpidr, err = cpu.GetOneReg(abi.MPIDR)
-	if err != nil {
-		return 0, fmt.Errorf("reading MPIDR: %w", err)
-	}
-	return mpidr, nil
+	return armvirt.StartVCPU(cpu, regs, abi.MPIDR)
 }
 
 // PSCIVersion reads the PSCI version KVM implements for a vCPU after

@@ -1,8 +1,6 @@
 package arm64
 
 import (
-	"fmt"
-
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
@@ -29,30 +27,18 @@ func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot) (mpidr uint64, err
 	if err := cpu.ARMVCPUInit(init); err != nil {
 		return 0, err
 	}
+	var regs []armvirt.BootReg
 	if index == 0 {
-		regs := []struct {
-			name string
-			id   uint64
-			val  uint64
-		}{
-			{"x0", kvm.ARM64XReg(0), b.DTBAddr},
-			{"x1", kvm.ARM64XReg(1), 0},
-			{"x2", kvm.ARM64XReg(2), 0},
-			{"x3", kvm.ARM64XReg(3), 0},
-			{"pstate", kvm.RegARM64PState, bootPState},
-			{"pc", kvm.RegARM64PC, b.KernelAddr},
-		}
-		for _, r := range regs {
-			if err := cpu.SetOneReg(r.id, r.val); err != nil {
-				return 0, fmt.Errorf("setting %s: %w", r.name, err)
-			}
+		regs = []armvirt.BootReg{
+			{Name: "x0", ID: kvm.ARM64XReg(0), Val: b.DTBAddr},
+			{Name: "x1", ID: kvm.ARM64XReg(1), Val: 0},
+			{Name: "x2", ID: kvm.ARM64XReg(2), Val: 0},
+			{Name: "x3", ID: kvm.ARM64XReg(3), Val: 0},
+			{Name: "pstate", ID: kvm.RegARM64PState, Val: bootPState},
+			{Name: "pc", ID: kvm.RegARM64PC, Val: b.KernelAddr},
 		}
 	}
-	mpidr, err = cpu.GetOneReg(kvm.RegMPIDR)
-	if err != nil {
-		return 0, fmt.Errorf("reading MPIDR_EL1: %w", err)
-	}
-	return mpidr, nil
+	return armvirt.StartVCPU(cpu, regs, kvm.RegMPIDR)
 }
 
 // PSCIVersion reads the PSCI version KVM implements for a vCPU after

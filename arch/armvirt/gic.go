@@ -160,3 +160,25 @@ func CreateLegacyGICv2(vm *kvm.VM, cpus int) (*GIC, error) {
 	}
 	return &GIC{Version: GICv2}, nil
 }
+
+// BootReg is one register the boot vCPU starts with.
+type BootReg struct {
+	Name    string // for messages: "x0", "pc", "cpsr"
+	ID, Val uint64
+}
+
+// StartVCPU writes the boot vCPU's registers (none for a secondary, which
+// PSCI CPU_ON starts) and returns the vCPU's MPIDR, which the device
+// tree's cpu nodes must carry as their reg.
+func StartVCPU(cpu *kvm.VCPU, regs []BootReg, mpidrID uint64) (uint64, error) {
+	for _, r := range regs {
+		if err := cpu.SetOneReg(r.ID, r.Val); err != nil {
+			return 0, fmt.Errorf("setting %s: %w", r.Name, err)
+		}
+	}
+	mpidr, err := cpu.GetOneReg(mpidrID)
+	if err != nil {
+		return 0, fmt.Errorf("reading MPIDR: %w", err)
+	}
+	return mpidr, nil
+}
