@@ -7,6 +7,8 @@
 //   - boot: Debian's stock cloud kernel to power-off under Tandem and under
 //     QEMU's microvm, inside the same emulated x86 host; target ≤ 0.9×.
 //   - memory: Tandem's resident memory beyond guest RAM; target ≤ 8 MiB.
+//   - arm64: the guest's boot inside the emulated virt board beside the
+//     board's own boot (reported, not gated).
 //
 // Each pair runs interleaved, several rounds, and the medians are compared,
 // so a busy machine slows both sides alike.
@@ -66,8 +68,20 @@ func run(rounds, exits int, boot bool) error {
 		}
 		rows = append(rows, mixed...)
 	}
+	var notes []string
+	if boot {
+		n, err := arm64Boot(root, out)
+		if err != nil {
+			return fmt.Errorf("arm64 boot: %w", err)
+		}
+		notes = append(notes, n...)
+	}
 	for _, r := range rows {
 		r.print(tw)
+	}
+	tw.Flush()
+	for _, n := range notes {
+		fmt.Println(n)
 	}
 	return nil
 }
