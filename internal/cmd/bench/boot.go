@@ -117,7 +117,7 @@ done
 		{name: fmt.Sprintf("stock kernel boot to power-off, nested (median of %d/%d)", len(times["tandem"]), len(times["qemu"])),
 			tandem: median(times["tandem"]), peer: median(times["qemu"]), unit: "s", target: 0.9},
 		{name: "VMM memory overhead, RSS − guest RAM (median)", tandem: median(overhead), peer: 8, unit: "MiB", target: 1.0, absolute: true},
-		{name: "  of which private (RSS − guest RAM − shared binary)", tandem: median(private), peer: 8, unit: "MiB", target: 1.0, absolute: true},
+		{name: "  of which private (RSS − guest RAM − shared binary)", tandem: median(private), unit: "MiB", report: true},
 	}, nil
 }
 

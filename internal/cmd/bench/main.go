@@ -93,6 +93,8 @@ type row struct {
 	target       float64
 	// absolute rows compare with a fixed budget (peer) instead of a peer.
 	absolute bool
+	// report rows have no target: the number is shown for information.
+	report bool
 }
 
 func (r row) print(tw *tabwriter.Writer) {
@@ -100,6 +102,10 @@ func (r row) print(tw *tabwriter.Writer) {
 	verdict := "met"
 	if ratio > r.target {
 		verdict = "MISSED"
+	}
+	if r.report {
+		fmt.Fprintf(tw, "%s\t%.2f %s\t\t\t(reported)\t\n", r.name, r.tandem, r.unit)
+		return
 	}
 	if r.absolute {
 		fmt.Fprintf(tw, "%s\t%.2f %s\t(budget)\t\t≤ %.2f %s %s\t\n", r.name, r.tandem, r.unit, r.peer, r.unit, verdict)
