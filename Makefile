@@ -28,7 +28,7 @@ vet:
 
 # The end-to-end tests boot emulated hosts under QEMU: give them time.
 test: deps testdata vet
-	$(GO) test -p 1 -timeout 45m ./...
+	$(GO) test -p 1 -count=1 -timeout 45m ./...
 
 bench: deps testdata build
 	$(GO) run ./internal/cmd/bench

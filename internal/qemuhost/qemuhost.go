@@ -93,18 +93,23 @@ type Result struct {
 // last console lines).
 func Run(ctx context.Context, opt Options) (*Result, error) {
 	res, err := runOnce(ctx, opt)
-	if err != nil && hostCrashed(res) && ctx.Err() == nil {
+	for try := 2; try <= hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
 		// KVM_RUN. That is the test rig failing, not the code under
-		// test, so the run is tried once more, saying so.
+		// test, so the run is tried again, saying so where it is seen.
+		msg := fmt.Sprintf("qemuhost: the emulated %s host's kernel panicked; attempt %d of %d", opt.Arch, try, hostAttempts)
+		fmt.Fprintln(os.Stderr, msg)
 		if opt.Console != nil {
-			fmt.Fprintf(opt.Console, "\nqemuhost: the emulated host's kernel panicked; running again once\n")
+			fmt.Fprintf(opt.Console, "\n%s\n", msg)
 		}
-		return runOnce(ctx, opt)
+		res, err = runOnce(ctx, opt)
 	}
 	return res, err
 }
+
+// hostAttempts bounds how often a run whose host kernel panicked is tried.
+const hostAttempts = 3
 
 // hostCrashed reports whether the emulated host's kernel panicked before
 // its script reported an exit status. A guest's panic cannot look like
@@ -354,7 +359,10 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		"-kernel", kernel, "-initrd", initrd,
 		// panic=-1 reboots on a panic, and -no-reboot turns that into
 		// QEMU's exit, so a dead host ends the run at once.
-		"-append", strings.TrimSpace("console="+a.console+" panic=-1 quiet rdinit=/init "+opt.Cmdline),
+		// No transparent huge pages: the emulated host's khugepaged has
+		// been seen to lock up a CPU while collapsing a nested guest's
+		// memory under software emulation.
+		"-append", strings.TrimSpace("console="+a.console+" panic=-1 quiet rdinit=/init transparent_hugepage=never "+opt.Cmdline),
 	)
 	return args
 }
