@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
 
-	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
@@ -19,29 +16,11 @@ import (
 // how long the guest took from `tandem run` to its init's last marker.
 // Both run under software emulation: the numbers are reported, not gated.
 func arm64Boot(root, out string) ([]string, error) {
-	cache, err := qemuhost.CacheDir()
+	g, err := prepareGuest(root, out, "arm64", "arm64")
 	if err != nil {
 		return nil, err
 	}
-	k, err := e2e.Arm64Kernel(cache)
-	if err != nil {
-		return nil, err
-	}
-	initrd := filepath.Join(out, "initrd-arm64-testinit")
-	if err := e2e.BuildGuestInitramfs(initrd, e2e.GuestTestinit, k, "arm64", root); err != nil {
-		return nil, err
-	}
-	disk := filepath.Join(out, "disk-arm64.img")
-	if _, err := e2e.WriteDisk(disk, 4<<20); err != nil {
-		return nil, err
-	}
-	tandem := filepath.Join(out, "tandem-arm64")
-	build := exec.Command("go", "build", "-trimpath", "-o", tandem, "./cmd/tandem")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH=arm64")
-	if b, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building tandem for arm64: %v\n%s", err, b)
-	}
+	k, initrd, disk, tandem := g.kernel, g.initrd, g.disk, g.tandem
 	script := `t0=$(cut -d' ' -f1 /proc/uptime)
 timeout 300 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=ttyAMA0 quiet panic=-1" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest 2>&1
 s=$?

@@ -22,29 +22,11 @@ import (
 // guest's power-off after its last marker. Tandem's runs also report the
 // VMM's memory overhead (RSS minus guest RAM).
 func bootCompare(root, out string, rounds int) ([]row, error) {
-	cache, err := qemuhost.CacheDir()
+	g, err := prepareGuest(root, out, "x86", "amd64")
 	if err != nil {
 		return nil, err
 	}
-	k, err := e2e.X86Kernel(cache)
-	if err != nil {
-		return nil, err
-	}
-	initrd := filepath.Join(out, "initrd-testinit")
-	if err := e2e.BuildGuestInitramfs(initrd, e2e.GuestTestinit, k, "amd64", root); err != nil {
-		return nil, err
-	}
-	disk := filepath.Join(out, "disk.img")
-	if _, err := e2e.WriteDisk(disk, 4<<20); err != nil {
-		return nil, err
-	}
-	tandem := filepath.Join(out, "tandem")
-	build := exec.Command("go", "build", "-trimpath", "-o", tandem, "./cmd/tandem")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building tandem: %v\n%s", err, b)
-	}
+	k, initrd, disk, tandem := g.kernel, g.initrd, g.disk, g.tandem
 	qemu, files, err := e2e.QEMUFiles()
 	if err != nil {
 		return nil, fmt.Errorf("carrying QEMU into the emulated host: %w", err)
@@ -143,4 +125,43 @@ func (pr *progress) Write(p []byte) (int, error) {
 			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
 		}
 	}
+}
+
+// guestFiles are what one benchmarked guest boots from: the cached Debian
+// kernel, the testinit initramfs, a disk, and tandem for the host.
+type guestFiles struct {
+	kernel               e2e.Kernel
+	initrd, disk, tandem string
+}
+
+// prepareGuest builds the testinit guest for a cache architecture (x86,
+// arm64) and tandem for the matching GOARCH, under out.
+func prepareGuest(root, out, arch, goarch string) (*guestFiles, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	k, err := e2e.CachedKernel(cache, arch)
+	if err != nil {
+		return nil, err
+	}
+	g := &guestFiles{
+		kernel: k,
+		initrd: filepath.Join(out, "initrd-testinit-"+goarch),
+		disk:   filepath.Join(out, "disk-"+goarch+".img"),
+		tandem: filepath.Join(out, "tandem-"+goarch),
+	}
+	if err := e2e.BuildGuestInitramfs(g.initrd, e2e.GuestTestinit, k, goarch, root); err != nil {
+		return nil, err
+	}
+	if _, err := e2e.WriteDisk(g.disk, 4<<20); err != nil {
+		return nil, err
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", g.tandem, "./cmd/tandem")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building tandem for %s: %v\n%s", goarch, err, b)
+	}
+	return g, nil
 }
