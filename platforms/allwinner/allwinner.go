@@ -66,47 +66,38 @@ func a20Image(ubootBoard, dtb string) platforms.Image {
 	}
 }
 
-// Cubieboard2 is the Cubietech Cubieboard2 (A20, 1 GiB).
-var Cubieboard2 = &platforms.Board{
-	Name:                 "cubieboard2",
-	Description:          "Cubietech Cubieboard2, Allwinner A20, 2× Cortex-A7, 1 GiB",
-	Compatible:           []string{"cubietech,cubieboard2", "allwinner,sun7i-a20"},
-	Arch:                 platforms.ARM,
-	CPU:                  platforms.CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
-	Memory:               []platforms.Region{{Base: 0x40000000, Size: 1 << 30}},
-	MemoryFromBootloader: true,
-	GIC:                  gic,
-	Timer:                timer,
-	Console:              console,
-	SMP:                  platforms.SMPPSCI,
-	PSCIFromBootloader:   true,
-	Reset:                "watchdog (sun4i-a10-wdt)",
-	Denylist:             denylist,
-	HostKernel:           platforms.ARMv7HostKernel,
-	DTB:                  "sun7i-a20-cubieboard2.dtb",
-	Image:                a20Image("Cubieboard2", "sun7i-a20-cubieboard2.dtb"),
+// a20Board is an A20 board: every A20 board here shares the SoC's memory
+// map, GIC, timer, console and denylist, and differs only in its name,
+// its vendor compatible, its U-Boot build and its DTB.
+func a20Board(name, description, compatible, ubootDir, dtb string) *platforms.Board {
+	return &platforms.Board{
+		Name:                 name,
+		Description:          description,
+		Compatible:           []string{compatible, "allwinner,sun7i-a20"},
+		Arch:                 platforms.ARM,
+		CPU:                  platforms.CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
+		Memory:               []platforms.Region{{Base: 0x40000000, Size: 1 << 30}},
+		MemoryFromBootloader: true,
+		GIC:                  gic,
+		Timer:                timer,
+		Console:              console,
+		SMP:                  platforms.SMPPSCI,
+		PSCIFromBootloader:   true,
+		Reset:                "watchdog (sun4i-a10-wdt)",
+		Denylist:             denylist,
+		HostKernel:           platforms.ARMv7HostKernel,
+		DTB:                  dtb,
+		Image:                a20Image(ubootDir, dtb),
+	}
 }
 
+// Cubieboard2 is the Cubietech Cubieboard2 (A20, 1 GiB).
+var Cubieboard2 = a20Board("cubieboard2", "Cubietech Cubieboard2, Allwinner A20, 2× Cortex-A7, 1 GiB",
+	"cubietech,cubieboard2", "Cubieboard2", "sun7i-a20-cubieboard2.dtb")
+
 // BananaPi is the LeMaker Banana Pi (A20, 1 GiB, gigabit Ethernet).
-var BananaPi = &platforms.Board{
-	Name:                 "bananapi",
-	Description:          "LeMaker Banana Pi, Allwinner A20, 2× Cortex-A7, 1 GiB",
-	Compatible:           []string{"lemaker,bananapi", "allwinner,sun7i-a20"},
-	Arch:                 platforms.ARM,
-	CPU:                  platforms.CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
-	Memory:               []platforms.Region{{Base: 0x40000000, Size: 1 << 30}},
-	MemoryFromBootloader: true,
-	GIC:                  gic,
-	Timer:                timer,
-	Console:              console,
-	SMP:                  platforms.SMPPSCI,
-	PSCIFromBootloader:   true,
-	Reset:                "watchdog (sun4i-a10-wdt)",
-	Denylist:             denylist,
-	HostKernel:           platforms.ARMv7HostKernel,
-	DTB:                  "sun7i-a20-bananapi.dtb",
-	Image:                a20Image("Bananapi", "sun7i-a20-bananapi.dtb"),
-}
+var BananaPi = a20Board("bananapi", "LeMaker Banana Pi, Allwinner A20, 2× Cortex-A7, 1 GiB",
+	"lemaker,bananapi", "Bananapi", "sun7i-a20-bananapi.dtb")
 
 // A31Hummingbird is the Merrii A31 Hummingbird (A31, 1 GiB). Its DTB names
 // the kernel's sun6i SMP code (enable-method "allwinner,sun6i-a31");
