@@ -72,6 +72,9 @@ type Options struct {
 	Cmdline string
 	// CacheDir is the test-data cache (default: CacheDir()).
 	CacheDir string
+	// PinCPUs gives each emulated CPU a machine CPU of its own (see
+	// pinVCPUs), for runs that measure timing across emulated cores.
+	PinCPUs bool
 }
 
 // Result is what a run produced.
@@ -160,6 +163,15 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("starting %s: %w", qemu, err)
 	}
 	con := newConsole(opt.Console, start)
+	if opt.PinCPUs {
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			if n, err := pinVCPUs(pctx, cmd.Process.Pid, opt.CPUs); err != nil {
+				fmt.Fprintf(os.Stderr, "qemuhost: pinned %d of %d emulated CPUs: %v\n", n, opt.CPUs, err)
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -355,6 +367,8 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 	args = append(args,
 		"-smp", strconv.Itoa(opt.CPUs), "-m", opt.Memory,
 		"-nodefaults", "-no-user-config", "-display", "none",
+		// Named threads ("CPU 0/TCG"): PinCPUs finds the vCPUs by name.
+		"-name", "tandem-host,debug-threads=on",
 		"-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
 		// panic=-1 reboots on a panic, and -no-reboot turns that into

@@ -1,0 +1,78 @@
+package qemuhost
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pinVCPUs gives each of QEMU's vCPU threads ("CPU n/TCG", named because
+// QEMU runs with debug-threads=on) a machine CPU of its own, n modulo the
+// CPUs there are, and leaves QEMU's other threads (the main loop, which
+// runs the emulated timers, and its helpers) free to go where the
+// scheduler finds room. Unpinned, two busy emulated CPUs can share one
+// real CPU while the other idles, and an emulated CPU's timer interrupt
+// waits for the other's time slice: the emulated cores would interfere
+// in a way real cores do not.
+//
+// It polls until every vCPU thread is pinned or ctx ends, and returns
+// how many it pinned.
+func pinVCPUs(ctx context.Context, pid, vcpus int) (int, error) {
+	ncpu := runtime.NumCPU()
+	pinned := map[int]bool{}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(pinned) < vcpus {
+		tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return len(pinned), err
+		}
+		for _, t := range tids {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || pinned[tid] {
+				continue
+			}
+			comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "comm"))
+			if err != nil {
+				continue
+			}
+			n, ok := vcpuIndex(strings.TrimSpace(string(comm)))
+			if !ok {
+				continue
+			}
+			var set unix.CPUSet
+			set.Set(n % ncpu)
+			if err := unix.SchedSetaffinity(tid, &set); err != nil {
+				return len(pinned), fmt.Errorf("pinning %s (thread %d): %w", strings.TrimSpace(string(comm)), tid, err)
+			}
+			pinned[tid] = true
+		}
+		select {
+		case <-ctx.Done():
+			return len(pinned), ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return len(pinned), nil
+}
+
+// vcpuIndex parses QEMU's vCPU thread name, "CPU 1/TCG" or "CPU 1/KVM".
+func vcpuIndex(comm string) (int, bool) {
+	rest, ok := strings.CutPrefix(comm, "CPU ")
+	if !ok {
+		return 0, false
+	}
+	num, accel, ok := strings.Cut(rest, "/")
+	if !ok || accel == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	return n, err == nil && n >= 0
+}
