@@ -6,7 +6,14 @@
 // Kernel command line:
 //
 //	tandem.port=PORT      the vsock port to listen on (default 5000)
-//	tandem.stress=LIST    load to make while it runs: cpu, disk (comma-separated)
+//	tandem.stress=LIST    load to make while it runs (comma-separated): cpu
+//	                      (a spinning thread per CPU), disk (rewrites
+//	                      /dev/vda), channel (floods the channel: writes
+//	                      back on every connection it accepts, as fast as
+//	                      the sender's credit allows, and tries connections
+//	                      to tandem.flood over and over)
+//	tandem.flood=CID:PORT where the channel flood tries to connect: a port
+//	                      the manifest does not allow it to reach
 //
 // It also echoes whatever is sent to vsock port 5002, for round-trip and
 // throughput measurements.
@@ -14,6 +21,7 @@
 // Marker, once a second:
 //
 //	TANDEM-INFO received=N faults=F crc=C repeated=R reordered=O lost=L connections=K speed=… rpm=… gear=…
+//	TANDEM-INFO flood attempts=A refused=R reached=C written=W (with channel stress)
 //
 // A new connection starts a new sequence (the sender restarted or
 // reconnected): its first message synchronises, it is not a fault.
@@ -27,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,7 +49,16 @@ type counters struct {
 	received, crc, repeated, reorder uint64
 	lost, conns                      uint64
 	last                             vehicle.State
+	// flood: whether to write back on every accepted connection.
+	flood bool
 }
+
+// floodStats counts the channel flood's connection attempts.
+type floodStats struct {
+	attempts, refused, reached, written atomic.Uint64
+}
+
+var flood floodStats
 
 func (c *counters) faults() uint64 { return c.crc + c.repeated + c.reorder + c.lost }
 
@@ -49,6 +67,7 @@ func main() {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
 	args := guestinit.CmdlineArgs()
+	var c counters
 	port := uint32(5000)
 	if p, err := strconv.ParseUint(args["port"], 10, 32); err == nil {
 		port = uint32(p)
@@ -61,10 +80,14 @@ func main() {
 			}
 		case "disk":
 			go diskLoad("/dev/vda")
+		case "channel":
+			c.flood = true
+			if t := args["flood"]; t != "" {
+				go floodConnect(t)
+			}
 		}
 	}
 	go echo(5002)
-	var c counters
 	go report(&c)
 	if err := serve(port, &c); err != nil {
 		fmt.Println("TANDEM-INFO fail", err)
@@ -99,7 +122,11 @@ func serve(port uint32, c *counters) error {
 		c.mu.Lock()
 		c.conns++
 		c.mu.Unlock()
-		go receive(os.NewFile(uintptr(nfd), "vsock"), c)
+		f := os.NewFile(uintptr(nfd), "vsock")
+		if c.flood {
+			go floodBack(f)
+		}
+		go receive(f, c)
 	}
 }
 
@@ -143,7 +170,53 @@ func report(c *counters) {
 		fmt.Printf("TANDEM-INFO received=%d faults=%d crc=%d repeated=%d reordered=%d lost=%d connections=%d seq=%d speed=%.1f rpm=%d gear=%d\n",
 			c.received, c.faults(), c.crc, c.repeated, c.reorder, c.lost, c.conns, c.last.Seq,
 			float64(c.last.Speed)/100, c.last.RPM, c.last.Gear)
+		flooding := c.flood
 		c.mu.Unlock()
+		if flooding {
+			fmt.Printf("TANDEM-INFO flood attempts=%d refused=%d reached=%d written=%d\n",
+				flood.attempts.Load(), flood.refused.Load(), flood.reached.Load(), flood.written.Load())
+		}
+	}
+}
+
+// floodBack writes to the sender of a connection as fast as it will
+// take: the sender never reads, so its receive credit is all this can
+// use up.
+func floodBack(f *os.File) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Write(buf)
+		flood.written.Add(uint64(n))
+		if err != nil {
+			return
+		}
+	}
+}
+
+// floodConnect tries connections to addr over and over. The manifest
+// does not allow addr, so every try should be refused; one that
+// connects is counted as reached.
+func floodConnect(addr string) {
+	c, p, _ := strings.Cut(addr, ":")
+	cid, err1 := strconv.ParseUint(c, 10, 32)
+	port, err2 := strconv.ParseUint(p, 10, 32)
+	if err1 != nil || err2 != nil {
+		fmt.Printf("TANDEM-INFO stress channel err=%q\n", "bad tandem.flood address "+addr)
+		return
+	}
+	for {
+		fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		flood.attempts.Add(1)
+		if err := unix.Connect(fd, &unix.SockaddrVM{CID: uint32(cid), Port: uint32(port)}); err != nil {
+			flood.refused.Add(1)
+		} else {
+			flood.reached.Add(1)
+		}
+		unix.Close(fd)
 	}
 }
 
