@@ -59,6 +59,7 @@ type Supervisor struct {
 	byName   map[string]*guestProc
 	byCID    map[uint32]*guestProc
 	nextEp   atomic.Uint32
+	cores    partition
 }
 
 // guestProc is one guest's VMM over its restarts.
@@ -130,6 +131,18 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	order, err := s.M.StartOrder()
 	if err != nil {
 		return err
+	}
+	allowed, err := currentAffinity()
+	if err != nil {
+		return fmt.Errorf("reading the supervisor's cores: %w", err)
+	}
+	s.cores = newPartition(allowed, s.M)
+	if hk := s.cores.housekeeping; len(hk) > 0 {
+		if err := confineProcess(hk); err != nil {
+			return err
+		}
+		s.logf("dedicated cores are the guests' alone; the supervisor and the other guests share cores %s", cpuList(hk))
+		s.isolateHost(hk)
 	}
 	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}
 	for _, g := range order {
@@ -304,7 +317,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOn(s.cores.cores(gp.g), cmd.Start); err != nil {
 		w.Close()
 		r.Close()
 		return -1, fmt.Errorf("starting the VMM: %w", err)

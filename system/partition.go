@@ -1,0 +1,255 @@
+package system
+
+import (
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// CPU partitioning. A guest with host-cpus owns those cores: its VMM,
+// every thread of it, runs there and nowhere else, and nothing else runs
+// there. Everything else (the supervisor and the VMMs of guests without
+// dedicated cores) shares the remaining, housekeeping cores. Pinning only
+// the control guest's vCPU thread is not enough: a best-effort vCPU
+// scheduled on the dedicated core holds it until the next tick, and a
+// control guest's timer interrupt then waits for the other guest's exit.
+
+// partition is the split of the cores the supervisor may use.
+type partition struct {
+	housekeeping []int // for the supervisor and guests without host-cpus
+}
+
+// newPartition splits allowed (the supervisor's own affinity) into the
+// cores dedicated to guests and the rest. With no dedicated cores, or
+// none left over, the housekeeping set is empty: nothing is confined.
+func newPartition(allowed []int, m *Manifest) partition {
+	var dedicated []int
+	for _, g := range m.Guests {
+		dedicated = append(dedicated, g.HostCPUs...)
+	}
+	if len(dedicated) == 0 {
+		return partition{}
+	}
+	var p partition
+	for _, c := range allowed {
+		if !slices.Contains(dedicated, c) {
+			p.housekeeping = append(p.housekeeping, c)
+		}
+	}
+	return p
+}
+
+// cores is where a guest's VMM runs: its dedicated cores, else the
+// housekeeping ones (nil: anywhere).
+func (p partition) cores(g *Guest) []int {
+	if len(g.HostCPUs) > 0 {
+		return g.HostCPUs
+	}
+	return p.housekeeping
+}
+
+// currentAffinity is the calling thread's CPU set as a list.
+func currentAffinity() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, err
+	}
+	var cpus []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+func cpuSet(cpus []int) *unix.CPUSet {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return &set
+}
+
+// confineProcess moves every thread of this process to cpus. Threads
+// started later inherit the mask of the thread that starts them.
+func confineProcess(cpus []int) error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	set := cpuSet(cpus)
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		// A thread may have exited since the listing.
+		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("confining thread %d to cores %v: %w", tid, cpus, err)
+		}
+	}
+	return nil
+}
+
+// startOn starts a child process on cpus: a child inherits the CPU mask
+// of the thread that forks it, so the fork runs on a thread locked and
+// moved there for the purpose, and every thread the child ever starts
+// stays on cpus without the child doing anything. nil cpus: start as is.
+func startOn(cpus []int, start func() error) error {
+	if len(cpus) == 0 {
+		return start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return err
+	}
+	if err := unix.SchedSetaffinity(0, cpuSet(cpus)); err != nil {
+		return fmt.Errorf("cores %v: %w", cpus, err)
+	}
+	err := start()
+	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// IsolationCmdline is what the host kernel's command line needs for the
+// manifest's dedicated cores to be the guests' alone: no scheduler load
+// balancing onto them, no scheduler tick while one task runs there, RCU
+// callbacks and managed interrupts elsewhere; and full preemption, so a
+// real-time vCPU thread waking up does not wait for the kernel to finish
+// a long path on its core (kernels that pick their preemption model at
+// boot, PREEMPT_DYNAMIC as Debian's, take preempt=; others ignore it).
+// "" when no guest has dedicated cores. Images built from the manifest
+// boot with it.
+func (m *Manifest) IsolationCmdline() string {
+	var dedicated []int
+	for _, g := range m.Guests {
+		dedicated = append(dedicated, g.HostCPUs...)
+	}
+	if len(dedicated) == 0 {
+		return ""
+	}
+	slices.Sort(dedicated)
+	l := cpuList(dedicated)
+	return "isolcpus=nohz,domain,managed_irq," + l + " nohz_full=" + l + " rcu_nocbs=" + l + " preempt=full"
+}
+
+// isolated reports which of cores the running kernel's command line
+// (cmdline, /proc/cmdline's text) isolates with isolcpus= or nohz_full=.
+func isolated(cmdline string, cores []int) (missing []int) {
+	var iso []int
+	for _, w := range strings.Fields(cmdline) {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok || k != "isolcpus" && k != "nohz_full" {
+			continue
+		}
+		// isolcpus takes flags before the list: "nohz,domain,2-3".
+		parts := strings.Split(v, ",")
+		var list []string
+		for _, p := range parts {
+			if p != "" && (p[0] >= '0' && p[0] <= '9') {
+				list = append(list, p)
+			}
+		}
+		cs, err := parseCPUList(strings.Join(list, ","))
+		if err == nil {
+			iso = append(iso, cs...)
+		}
+	}
+	for _, c := range cores {
+		if !slices.Contains(iso, c) {
+			missing = append(missing, c)
+		}
+	}
+	return missing
+}
+
+// parseCPUList reads the kernel's CPU list syntax, "0-2,5".
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, r := range strings.Split(s, ",") {
+		if r == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(r, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %q is not a number", s, lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("cpu list %q: bad range %q", s, r)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// steerIRQs moves every interrupt that can move to the housekeeping
+// cores, and makes them the default for interrupts set up later, so a
+// device's interrupt never lands on a dedicated core. It returns how
+// many moved; interrupts the kernel keeps where they are (per-CPU
+// timers, managed queues) are left alone.
+func steerIRQs(housekeeping []int) (moved int, err error) {
+	var mask big.Int
+	for _, c := range housekeeping {
+		mask.SetBit(&mask, c, 1)
+	}
+	if err := os.WriteFile("/proc/irq/default_smp_affinity", []byte(mask.Text(16)), 0); err != nil {
+		return 0, fmt.Errorf("/proc/irq/default_smp_affinity: %w", err)
+	}
+	dirs, err := os.ReadDir("/proc/irq")
+	if err != nil {
+		return 0, err
+	}
+	l := []byte(cpuList(housekeeping))
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil || !d.IsDir() {
+			continue
+		}
+		if os.WriteFile(filepath.Join("/proc/irq", d.Name(), "smp_affinity_list"), l, 0) == nil {
+			moved++
+		}
+	}
+	return moved, nil
+}
+
+// isolateHost keeps the host's own work off the dedicated cores as far
+// as a running kernel allows: interrupts are steered to the housekeeping
+// cores, and a kernel booted without isolation for the dedicated cores
+// is named, with the command line that would isolate them.
+func (s *Supervisor) isolateHost(housekeeping []int) {
+	if n, err := steerIRQs(housekeeping); err != nil {
+		s.logf("interrupts stay where they are (%v): dedicated cores may take device interrupts", err)
+	} else {
+		s.logf("%d interrupts steered to cores %s", n, cpuList(housekeeping))
+	}
+	var dedicated []int
+	for _, g := range s.M.Guests {
+		dedicated = append(dedicated, g.HostCPUs...)
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return
+	}
+	if missing := isolated(string(cmdline), dedicated); len(missing) > 0 {
+		slices.Sort(missing)
+		s.logf("the host kernel still runs its own work (ticks, RCU, kernel threads) on dedicated cores %s: boot it with %q (Tandem's images do)",
+			cpuList(missing), s.M.IsolationCmdline())
+	}
+}
