@@ -149,7 +149,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 	}
 	res, err := images.Build(f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
-		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: f.cmdline, DataSize: dataSize,
+		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
 		Epoch: epoch, Progress: pr,
 	})
 	if err != nil {
