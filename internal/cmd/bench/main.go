@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,14 +34,42 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds per comparison")
 	boot := flag.Bool("boot", true, "also compare stock-kernel boots inside the emulated host")
 	exits := flag.Int("exits", 200000, "guest exits per round")
+	only := flag.String("only", "", "run only these parts, comma-separated: exits, boot, mixed, arm64 (default: all)")
 	flag.Parse()
-	if err := run(*rounds, *exits, *boot); err != nil {
+	parts, err := selectParts(*only, *boot)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)
+		os.Exit(2)
+	}
+	if err := run(*rounds, *exits, parts); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, exits int, boot bool) error {
+// benchParts are the parts of a run, in the order they run.
+var benchParts = []string{"exits", "boot", "mixed", "arm64"}
+
+// selectParts turns -only (and -boot=false, which drops the parts that
+// need an emulated host) into the set of parts to run.
+func selectParts(only string, boot bool) (map[string]bool, error) {
+	parts := map[string]bool{}
+	if only == "" {
+		for _, p := range benchParts {
+			parts[p] = boot || p == "exits"
+		}
+		return parts, nil
+	}
+	for _, p := range strings.Split(only, ",") {
+		if !slices.Contains(benchParts, p) {
+			return nil, fmt.Errorf("unknown part %q (want some of %s)", p, strings.Join(benchParts, ", "))
+		}
+		parts[p] = true
+	}
+	return parts, nil
+}
+
+func run(rounds, exits int, parts map[string]bool) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -52,16 +81,22 @@ func run(rounds, exits int, boot bool) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	defer tw.Flush()
 	fmt.Fprintf(tw, "comparison\tTandem\tpeer\tratio\ttarget\t\n")
-	rows, err := exitRoundTrip(root, out, rounds, exits)
-	if err != nil {
-		return fmt.Errorf("exit round trip: %w", err)
+	var rows []row
+	if parts["exits"] {
+		more, err := exitRoundTrip(root, out, rounds, exits)
+		if err != nil {
+			return fmt.Errorf("exit round trip: %w", err)
+		}
+		rows = append(rows, more...)
 	}
-	if boot {
+	if parts["boot"] {
 		more, err := bootCompare(root, out, rounds)
 		if err != nil {
 			return fmt.Errorf("boot comparison: %w", err)
 		}
 		rows = append(rows, more...)
+	}
+	if parts["mixed"] {
 		mixed, err := mixedCriticality(root, out)
 		if err != nil {
 			return fmt.Errorf("mixed criticality: %w", err)
@@ -69,7 +104,7 @@ func run(rounds, exits int, boot bool) error {
 		rows = append(rows, mixed...)
 	}
 	var notes []string
-	if boot {
+	if parts["arm64"] {
 		n, err := arm64Boot(root, out)
 		if err != nil {
 			return fmt.Errorf("arm64 boot: %w", err)
