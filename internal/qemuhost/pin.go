@@ -22,6 +22,10 @@ import (
 // waits for the other's time slice: the emulated cores would interfere
 // in a way real cores do not.
 //
+// Every QEMU thread also runs at nice -10, above whatever else the
+// machine is doing (a build, another test): real cores are not time
+// shared with unrelated programs either.
+//
 // It polls until every vCPU thread is pinned or ctx ends, and returns
 // how many it pinned.
 func pinVCPUs(ctx context.Context, pid, vcpus int) (int, error) {
@@ -39,6 +43,8 @@ func pinVCPUs(ctx context.Context, pid, vcpus int) (int, error) {
 			if err != nil || pinned[tid] {
 				continue
 			}
+			// Best effort: without CAP_SYS_NICE the threads keep nice 0.
+			unix.Setpriority(unix.PRIO_PROCESS, tid, -10)
 			comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", t.Name(), "comm"))
 			if err != nil {
 				continue
