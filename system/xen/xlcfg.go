@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The xl.cfg(5) syntax, as libxlu's lexer and grammar read it
@@ -110,6 +111,21 @@ type xlParser struct {
 func ParseXL(file string, data []byte) (*XLConfig, error) {
 	if len(data) > maxXLSize {
 		return nil, &Error{File: file, Msg: fmt.Sprintf("%d bytes: larger than any xl.cfg (at most %d); is this the right file?", len(data), maxXLSize)}
+	}
+	if !utf8.Valid(data) {
+		// The values end up in system.yaml, which is UTF-8.
+		line := 1
+		for i := 0; i < len(data); {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			if r == '\n' {
+				line++
+			}
+			i += n
+		}
+		return nil, &Error{File: file, Line: line, Msg: "not UTF-8 text: save the file as UTF-8 (iconv -t UTF-8)"}
 	}
 	p := &xlParser{file: file, src: string(data), line: 1}
 	cfg := &XLConfig{File: file}

@@ -129,3 +129,10 @@ func TestParseXLNumber(t *testing.T) {
 		}
 	}
 }
+
+func TestParseXLNotUTF8(t *testing.T) {
+	_, err := ParseXL("g.cfg", []byte("name = 'a'\nextra = '\xaf'\n"))
+	if err == nil || !strings.Contains(err.Error(), "g.cfg:2:") || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("ParseXL() = %v, want g.cfg:2: ... UTF-8", err)
+	}
+}
