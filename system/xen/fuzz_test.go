@@ -32,3 +32,28 @@ func FuzzImportXL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzImportDom0less feeds ImportDom0less arbitrary blobs, seeded with
+// the testdata trees.
+func FuzzImportDom0less(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.dtb")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := ImportDom0less("f.dtb", data, Dom0lessOptions{})
+		if err != nil {
+			if !errors.Is(err, ErrInput) {
+				t.Fatalf("ImportDom0less() = %v, not an ErrInput", err)
+			}
+			return
+		}
+		if _, err := res.Manifest.YAML(); err != nil {
+			t.Fatalf("YAML() = %v", err)
+		}
+	})
+}
