@@ -55,6 +55,14 @@ func TestDemo(t *testing.T) {
 			t.Errorf("console lacks %s; last lines:\n%s", re, tail(text, 40))
 		}
 	}
+	// The channel: the infotainment guest received the control guest's
+	// messages, and not one failed its end-to-end check.
+	infos := regexp.MustCompile(`(?m)^infotainment \| TANDEM-INFO received=(\d+) faults=(\d+)`).FindAllStringSubmatch(text, -1)
+	if len(infos) == 0 {
+		t.Errorf("no TANDEM-INFO report from the infotainment guest")
+	} else if last := infos[len(infos)-1]; last[1] == "0" || last[2] != "0" {
+		t.Errorf("infotainment guest's last report: received=%s faults=%s; want messages and no faults", last[1], last[2])
+	}
 	t.Logf("demo took %v", time.Since(start).Round(time.Second))
 }
 
