@@ -54,20 +54,24 @@ type HostDevice struct {
 }
 
 // ParseHostDevice parses the command-line form of a HostDevice:
-// PATH or PATH,interrupts=none.
+// PATH or PATH,interrupts=none. Node names may hold commas but never
+// '=', so options are the trailing ",key=value" parts.
 func ParseHostDevice(s string) (HostDevice, error) {
-	path, opts, _ := strings.Cut(s, ",")
-	d := HostDevice{Node: path}
-	for _, o := range strings.Split(opts, ",") {
-		switch o {
-		case "":
+	d := HostDevice{Node: s}
+	for {
+		i := strings.LastIndex(d.Node, ",")
+		if i < 0 || !strings.Contains(d.Node[i+1:], "=") {
+			break
+		}
+		switch o := d.Node[i+1:]; o {
 		case "interrupts=none":
 			d.NoInterrupts = true
 		default:
 			return HostDevice{}, fmt.Errorf("%s: unknown option %q (want PATH or PATH,interrupts=none)", s, o)
 		}
+		d.Node = d.Node[:i]
 	}
-	return d, d.validate()
+	return d, d.Validate()
 }
 
 // ParseInterrupts parses the interrupts field of a passed-through device
@@ -83,7 +87,8 @@ func ParseInterrupts(s string) (noInterrupts bool, err error) {
 	return false, fmt.Errorf("%q: want none (pass the device without its interrupts), or leave it out to forward them", s)
 }
 
-func (d HostDevice) validate() error {
+// Validate checks that Node is an absolute node path.
+func (d HostDevice) Validate() error {
 	if !strings.HasPrefix(d.Node, "/") || d.Node == "/" {
 		return fmt.Errorf("%q: want the absolute path of a host device tree node, e.g. /pl031@9010000", d.Node)
 	}
@@ -170,7 +175,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, d := range c.Passthrough {
-		if err := d.validate(); err != nil {
+		if err := d.Validate(); err != nil {
 			return fmt.Errorf("passthrough %d: %w", i, err)
 		}
 		for _, e := range c.Passthrough[:i] {

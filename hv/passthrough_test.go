@@ -255,6 +255,8 @@ func TestParseHostDevice(t *testing.T) {
 		{in: "/pl031@9010000,irq=off", err: `unknown option "irq=off"`},
 		{in: "pl031@9010000", err: "absolute path"},
 		{in: "/", err: "absolute path"},
+		{in: "/soc/qcom,pmic@0", want: HostDevice{Node: "/soc/qcom,pmic@0"}},
+		{in: "/soc/qcom,pmic@0,interrupts=none", want: HostDevice{Node: "/soc/qcom,pmic@0", NoInterrupts: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
