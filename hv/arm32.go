@@ -7,11 +7,13 @@ import (
 
 	"github.com/tandem-hv/tandem/arch/arm32"
 	"github.com/tandem-hv/tandem/arch/armvirt"
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/devices/pl011"
 	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
+	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
 // arm32Guest boots 32-bit ARM zImages, on the same virtual board as
@@ -26,6 +28,7 @@ type arm32Guest struct {
 	mpidrs []uint64
 	psci   uint64
 	dtb    []byte
+	passed []*dtb.Node // host nodes passed through, described for the guest
 }
 
 func (g *arm32Guest) memoryRanges(size uint64) []mem.Range { return arm32.MemoryRanges(size) }
@@ -114,6 +117,7 @@ func (g *arm32Guest) finishVM(vm *VM) error {
 		GIC:         g.gic.Version,
 		PSCIVersion: g.psci,
 		Virtio:      vm.placed,
+		Passthrough: g.passed,
 		Cmdline:     vm.cfg.Cmdline,
 		RNGSeed:     seed,
 	}
@@ -131,3 +135,9 @@ func (g *arm32Guest) finishVM(vm *VM) error {
 }
 
 func (g *arm32Guest) deviceTree() []byte { return g.dtb }
+
+func (g *arm32Guest) passthroughWindow() hostdt.Window {
+	return hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.PassthroughSize, FirstSPI: armvirt.PassthroughFirstSPI}
+}
+
+func (g *arm32Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm64"
+	"github.com/tandem-hv/tandem/arch/armvirt"
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/devices/pl011"
 	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
+	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
 // arm64Guest boots arm64 Images: an in-kernel vGIC (v3, or v2 where the
@@ -23,6 +26,7 @@ type arm64Guest struct {
 	mpidrs []uint64
 	psci   uint64
 	dtb    []byte
+	passed []*dtb.Node // host nodes passed through, described for the guest
 }
 
 func (g *arm64Guest) memoryRanges(size uint64) []mem.Range { return arm64.MemoryRanges(size) }
@@ -104,6 +108,7 @@ func (g *arm64Guest) finishVM(vm *VM) error {
 		GIC:         g.gic.Version,
 		PSCIVersion: g.psci,
 		Virtio:      vm.placed,
+		Passthrough: g.passed,
 		Cmdline:     vm.cfg.cmdlineOr("console=ttyAMA0"),
 		RNGSeed:     seed[:64],
 		KASLRSeed:   binary.LittleEndian.Uint64(seed[64:]),
@@ -131,3 +136,9 @@ func (vm *VM) DeviceTree() []byte {
 }
 
 func (g *arm64Guest) deviceTree() []byte { return g.dtb }
+
+func (g *arm64Guest) passthroughWindow() hostdt.Window {
+	return hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.PassthroughSize, FirstSPI: armvirt.PassthroughFirstSPI}
+}
+
+func (g *arm64Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }

@@ -36,6 +36,63 @@ type Config struct {
 	RTPriority int
 	// Vsock, when set, gives the guest a virtio-vsock device.
 	Vsock *Vsock
+	// Passthrough are host devices handed to the guest (ARM guests).
+	Passthrough []HostDevice
+}
+
+// HostDevice is a host device tree node passed through to the guest: its
+// registers are mapped into the guest and the node is copied into the
+// guest's device tree (see passthrough.go).
+type HostDevice struct {
+	// Node is the node's path in the host's device tree, as under
+	// /proc/device-tree: "/pl031@9010000", "/soc/can@1c2bc00".
+	Node string
+	// NoInterrupts passes the device without its interrupts: the guest's
+	// node has none, and its driver must poll or do without. Forwarding
+	// interrupts needs VFIO platform (see ErrNoInterruptForwarding).
+	NoInterrupts bool
+}
+
+// ParseHostDevice parses the command-line form of a HostDevice:
+// PATH or PATH,interrupts=none. Node names may hold commas but never
+// '=', so options are the trailing ",key=value" parts.
+func ParseHostDevice(s string) (HostDevice, error) {
+	d := HostDevice{Node: s}
+	for {
+		i := strings.LastIndex(d.Node, ",")
+		if i < 0 || !strings.Contains(d.Node[i+1:], "=") {
+			break
+		}
+		switch o := d.Node[i+1:]; o {
+		case "interrupts=none":
+			d.NoInterrupts = true
+		default:
+			return HostDevice{}, fmt.Errorf("%s: unknown option %q (want PATH or PATH,interrupts=none)", s, o)
+		}
+		d.Node = d.Node[:i]
+	}
+	return d, d.Validate()
+}
+
+// ParseInterrupts parses the interrupts field of a passed-through device
+// in a guest file or manifest: "none", or empty for the default
+// (forwarded).
+func ParseInterrupts(s string) (noInterrupts bool, err error) {
+	switch s {
+	case "":
+		return false, nil
+	case "none":
+		return true, nil
+	}
+	return false, fmt.Errorf("%q: want none (pass the device without its interrupts), or leave it out to forward them", s)
+}
+
+// Validate checks that Node is an absolute node path.
+func (d HostDevice) Validate() error {
+	if !strings.HasPrefix(d.Node, "/") || d.Node == "/" {
+		return fmt.Errorf("%q: want the absolute path of a host device tree node, e.g. /pl031@9010000", d.Node)
+	}
+	return nil
 }
 
 // Vsock is a guest's virtio-vsock device: its CID and where its
@@ -115,6 +172,16 @@ func (c *Config) Validate() error {
 	for i, n := range c.Nets {
 		if n.TAP == "" {
 			return fmt.Errorf("net %d: no TAP interface name", i)
+		}
+	}
+	for i, d := range c.Passthrough {
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("passthrough %d: %w", i, err)
+		}
+		for _, e := range c.Passthrough[:i] {
+			if e.Node == d.Node {
+				return fmt.Errorf("passthrough %d: %s is listed twice", i, d.Node)
+			}
 		}
 	}
 	return nil

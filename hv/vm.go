@@ -110,6 +110,7 @@ type VM struct {
 	stopping atomic.Bool
 	tids     []atomic.Int32 // vCPU thread ids, for kicking
 	vsock    *virtio.Vsock  // nil without Config.Vsock
+	passed   []*passedDevice
 }
 
 // Vsock returns the guest's vsock device, or nil.
@@ -131,6 +132,7 @@ func Build(cfg Config) (*VM, error) {
 		{"creating the VM", vm.newVM},
 		{"adding guest memory", vm.addMemory},
 		{"attaching devices", vm.attachDevices},
+		{"passing host devices through", vm.passThrough},
 		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
 		{"creating vCPUs", vm.createVCPUs},
 		{"finishing the VM", func() error { return vm.arch.finishVM(vm) }},
@@ -397,6 +399,7 @@ func (vm *VM) Close() error {
 	if vm.kvm != nil {
 		vm.kvm.Close()
 	}
+	vm.closePassthrough()
 	if vm.mem != nil {
 		vm.mem.Close()
 	}

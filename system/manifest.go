@@ -96,6 +96,8 @@ type Guest struct {
 	Restart    Restart
 	Watchdog   Watchdog
 	After      []string
+	// Passthrough are host device tree nodes handed to the guest.
+	Passthrough []hv.HostDevice
 
 	index    int
 	manifest *Manifest
@@ -224,7 +226,11 @@ type guestYAML struct {
 		Timeout string `yaml:"timeout"`
 		Grace   string `yaml:"grace"`
 	} `yaml:"watchdog"`
-	After []string `yaml:"after"`
+	After       []string `yaml:"after"`
+	Passthrough []struct {
+		Node       string `yaml:"node"`
+		Interrupts string `yaml:"interrupts"`
+	} `yaml:"passthrough"`
 }
 
 type diskYAML struct {
@@ -511,6 +517,25 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 				return nil, g.errorf("watchdog.grace", "%v", err)
 			}
 		}
+	}
+	for j, p := range y.Passthrough {
+		f := fmt.Sprintf("passthrough[%d]", j)
+		if p.Node == "" {
+			return nil, g.errorf(f, "missing node: give the host device tree path, e.g. /pl031@9010000")
+		}
+		d := hv.HostDevice{Node: p.Node}
+		if err := d.Validate(); err != nil {
+			return nil, g.errorf(f+".node", "%v", err)
+		}
+		if d.NoInterrupts, err = hv.ParseInterrupts(p.Interrupts); err != nil {
+			return nil, g.errorf(f+".interrupts", "%v", err)
+		}
+		for _, e := range g.Passthrough {
+			if e.Node == d.Node {
+				return nil, g.errorf(f+".node", "%s is listed twice", d.Node)
+			}
+		}
+		g.Passthrough = append(g.Passthrough, d)
 	}
 	return g, nil
 }
@@ -820,6 +845,7 @@ func (g *Guest) Config() (hv.Config, error) {
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
 		VCPUAffinity: slices.Clone(g.HostCPUs), RTPriority: g.RTPriority,
+		Passthrough: slices.Clone(g.Passthrough),
 	}
 	for j, d := range g.Disks {
 		p, err := g.resolveDisk(j, d)

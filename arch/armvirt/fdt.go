@@ -20,6 +20,11 @@ type Hardware struct {
 	PSCIVersion uint64
 	// Virtio are the virtio-mmio transports, in slot order.
 	Virtio []devices.Placement
+	// Passthrough are host device nodes passed through, described for
+	// this guest (platforms/hostdt.Passthrough): reg in guest addresses
+	// inside the PassthroughBase window, interrupts (if any) as guest
+	// SPIs, properties naming host phandles removed.
+	Passthrough []*dtb.Node
 	// Cmdline is the kernel command line.
 	Cmdline string
 	// InitrdStart and InitrdEnd locate the initrd; both 0 for none.
@@ -168,6 +173,19 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 			SetEmpty("dma-coherent")
 		if err := n.SetReg(dtb.Region{Address: p.Base, Size: p.Size}); err != nil {
 			return nil, err
+		}
+	}
+
+	// A PrimeCell's bus driver enables its apb_pclk before it reads the
+	// ID registers (drivers/amba/bus.c, amba_read_periphid): a passed
+	// PrimeCell gets the guest's bus clock in place of the host's.
+	for _, n := range h.Passthrough {
+		c, err := t.CopyNode(root, n)
+		if err != nil {
+			return nil, fmt.Errorf("passed-through node: %w", err)
+		}
+		if c.IsCompatible("arm,primecell") {
+			c.SetU32s("clocks", clkPh).SetStrings("clock-names", "apb_pclk")
 		}
 	}
 

@@ -30,6 +30,8 @@ import (
 //	0x0901_0000 │ PL031 RTC (4 KiB), SPI 2       │ RTCBase
 //	0x0a00_0000 │ virtio-mmio slots, 4 KiB each, │ VirtioBase
 //	            │ SPI 16 and up                  │
+//	0x0c00_0000 │ host devices passed through    │ PassthroughBase
+//	            │ (32 MiB), SPI 64 and up        │
 //	0x4000_0000 ├────────────────────────────────┤ RAMBase
 //	            │ guest RAM: the kernel, device  │
 //	            │ tree and initrd, placed by the │
@@ -57,6 +59,18 @@ const (
 	VirtioFirstSPI = 16
 	// NumVirtioSlots is how many virtio-mmio devices a guest can have.
 	NumVirtioSlots = 32
+
+	// PassthroughBase and PassthroughSize are the window host devices
+	// passed through to the guest are mapped into, page by page in the
+	// order the guest's config names them. It is QEMU's platform bus
+	// (VIRT_PLATFORM_BUS, where QEMU puts VFIO platform devices): a
+	// device never keeps its host address, since the host's devices sit
+	// at the same virt-board addresses as the guest's own (a QEMU virt
+	// host's PL031 is at RTCBase too). PassthroughFirstSPI is the first
+	// of the SPIs left for their interrupts, up to NumIRQs.
+	PassthroughBase     = 0x0c000000
+	PassthroughSize     = 0x02000000
+	PassthroughFirstSPI = 64
 
 	// RAMBase is the start of guest RAM: 2 MiB aligned, as arm64's
 	// booting.rst wants the kernel's base to be, and 128 MiB aligned, as

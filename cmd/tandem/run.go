@@ -37,6 +37,11 @@ type guestFile struct {
 	} `yaml:"nets"`
 	Console string `yaml:"console"`
 	Restart bool   `yaml:"restart"`
+	// Passthrough names host device tree nodes for the guest (ARM).
+	Passthrough []struct {
+		Node       string `yaml:"node"`
+		Interrupts string `yaml:"interrupts"`
+	} `yaml:"passthrough"`
 }
 
 type runFlags struct {
@@ -44,6 +49,7 @@ type runFlags struct {
 	cpus                    int
 	memory                  string
 	disks, nets             []string
+	passthrough             []string
 	console                 string
 	restart                 bool
 	dumpDTB                 string
@@ -100,6 +106,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
 	fl.StringArrayVar(&f.disks, "disk", nil, "virtio-blk disk: PATH[,ro] (repeatable)")
 	fl.StringArrayVar(&f.nets, "net", nil, "virtio-net on a host TAP interface: NAME (repeatable)")
+	fl.StringArrayVar(&f.passthrough, "passthrough", nil, "pass a host device tree node to the guest (ARM): PATH[,interrupts=none], e.g. /pl031@9010000 (repeatable; see the README)")
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
@@ -128,6 +135,13 @@ func (f *runFlags) config() (hv.Config, error) {
 	for _, n := range f.nets {
 		cfg.Nets = append(cfg.Nets, hv.Net{TAP: n})
 	}
+	for _, p := range f.passthrough {
+		d, err := hv.ParseHostDevice(p)
+		if err != nil {
+			return hv.Config{}, fmt.Errorf("--passthrough %w", err)
+		}
+		cfg.Passthrough = append(cfg.Passthrough, d)
+	}
 	return cfg, nil
 }
 
@@ -135,7 +149,11 @@ func (f *runFlags) config() (hv.Config, error) {
 // error is reported with the file and line.
 func loadGuestFile(path string) (hv.Config, string, bool, error) {
 	var g guestFile
-	if err := strictyaml.ReadFile(path, &g); err != nil {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
+	}
+	if err := strictyaml.Decode(path, data, &g); err != nil {
 		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
 	}
 	dir := filepath.Dir(path)
@@ -145,7 +163,6 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	var err error
 	cfg := hv.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 1
@@ -170,6 +187,24 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 			nt.MAC = mac
 		}
 		cfg.Nets = append(cfg.Nets, nt)
+	}
+	for i, p := range g.Passthrough {
+		field := fmt.Sprintf("passthrough[%d]", i)
+		at := func(f string) string {
+			if l := strictyaml.Line(data, f); l > 0 {
+				return fmt.Sprintf("%s:%d: %s", path, l, f)
+			}
+			return fmt.Sprintf("%s: %s", path, f)
+		}
+		none, err := hv.ParseInterrupts(p.Interrupts)
+		if err != nil {
+			return hv.Config{}, "", false, fmt.Errorf("%s: %w", at(field+".interrupts"), err)
+		}
+		d := hv.HostDevice{Node: p.Node, NoInterrupts: none}
+		if p.Node == "" {
+			return hv.Config{}, "", false, fmt.Errorf("%s: missing node: give the host device tree path, e.g. /pl031@9010000", at(field))
+		}
+		cfg.Passthrough = append(cfg.Passthrough, d)
 	}
 	console := g.Console
 	if console == "" {

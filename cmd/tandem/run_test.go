@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -30,6 +31,9 @@ func TestRunBadInput(t *testing.T) {
 	yamlUnknown := write("unknown.yaml", []byte("kernel: "+truncated+"\ncpus: 2\nmemroy: 512M\n"))
 	yamlType := write("type.yaml", []byte("kernel: "+truncated+"\ncpus: two\n"))
 	yamlNoKernel := write("nokernel.yaml", []byte("cpus: 1\n"))
+	yamlIRQ := write("irq.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: /pl031@9010000\n    interrupts: polled\n"))
+	yamlPassField := write("passfield.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - path: /pl031@9010000\n"))
+	yamlPassRel := write("passrel.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: pl031@9010000\n"))
 
 	tests := []struct {
 		name string
@@ -52,6 +56,11 @@ func TestRunBadInput(t *testing.T) {
 		{"guest file unknown field", []string{"run", yamlUnknown}, []string{yamlUnknown, yamlUnknown + ":3", "memroy"}, false},
 		{"guest file type error", []string{"run", yamlType}, []string{yamlType, yamlType + ":2", "two"}, false},
 		{"guest file without kernel", []string{"run", yamlNoKernel}, []string{yamlNoKernel, "kernel"}, false},
+		{"bad passthrough option", []string{"run", "--kernel", truncated, "--passthrough", "/pl031@9010000,irq=off"}, []string{"--passthrough", "irq=off", "interrupts=none"}, false},
+		{"passthrough path not absolute", []string{"run", "--kernel", truncated, "--passthrough", "pl031@9010000"}, []string{"--passthrough", "absolute path"}, false},
+		{"guest file passthrough interrupts", []string{"run", yamlIRQ}, []string{yamlIRQ + ":4", "passthrough[0].interrupts", "polled", "want none"}, false},
+		{"guest file passthrough unknown field", []string{"run", yamlPassField}, []string{yamlPassField + ":3", "path"}, false},
+		{"guest file passthrough relative node", []string{"run", yamlPassRel}, []string{yamlPassRel, "passthrough 0", "absolute path"}, false},
 		{"guest file missing", []string{"run", filepath.Join(dir, "none.yaml")}, []string{"none.yaml"}, false},
 	}
 	for _, tt := range tests {
@@ -77,5 +86,27 @@ func TestRunBadInput(t *testing.T) {
 				t.Errorf("exitCode(%v) = 0, want non-zero", err)
 			}
 		})
+	}
+}
+
+// TestGuestFilePassthrough reads the passthrough list of a guest file.
+func TestGuestFilePassthrough(t *testing.T) {
+	dir := t.TempDir()
+	k := filepath.Join(dir, "Image")
+	if err := os.WriteFile(k, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := filepath.Join(dir, "g.yaml")
+	doc := "kernel: Image\npassthrough:\n  - node: /pl031@9010000\n    interrupts: none\n  - node: /soc/can@1c2bc00\n"
+	if err := os.WriteFile(g, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _, err := loadGuestFile(g)
+	if err != nil {
+		t.Fatalf("loadGuestFile() = %v", err)
+	}
+	want := []hv.HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}, {Node: "/soc/can@1c2bc00"}}
+	if len(cfg.Passthrough) != len(want) || cfg.Passthrough[0] != want[0] || cfg.Passthrough[1] != want[1] {
+		t.Errorf("loadGuestFile().Passthrough = %+v, want %+v", cfg.Passthrough, want)
 	}
 }

@@ -13,6 +13,7 @@
 //	TANDEM-TEST mem=<MemTotal in KiB>
 //	TANDEM-TEST disk=/dev/vda size=<bytes> sha256=<hex of the whole disk>    (one per virtio disk)
 //	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
+//	TANDEM-TEST rtc=<rtcN> device=<bus device> since-epoch=<seconds> amba-id=<periphid>    (one per RTC; amba-id for PrimeCells)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
 // Every line starts with "TANDEM-TEST " at the start of a console line and
@@ -96,6 +97,7 @@ func main() {
 	if err := reportNICs(); err != nil {
 		fail("%v", err)
 	}
+	reportRTCs()
 	if !failed {
 		say("done uptime=" + uptime())
 	}
@@ -374,4 +376,33 @@ func powerOff() {
 	for {
 		time.Sleep(time.Hour)
 	}
+}
+
+// reportRTCs tells each real-time clock's device and time. The device
+// names the bus address ("9010000.pl031"), so a test tells the VMM's own
+// RTC from a host device passed through; a PrimeCell's amba-id is what
+// the AMBA bus read from its ID registers at probe.
+func reportRTCs() {
+	dirs, _ := filepath.Glob("/sys/class/rtc/rtc*")
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		dev := "unknown"
+		if p, err := filepath.EvalSymlinks(filepath.Join(d, "device")); err == nil {
+			dev = filepath.Base(p)
+		}
+		fact := fmt.Sprintf("rtc=%s device=%s since-epoch=%s", filepath.Base(d), dev, readTrim(filepath.Join(d, "since_epoch")))
+		if id := readTrim(filepath.Join("/sys/bus/amba/devices", dev, "id")); id != "unknown" {
+			fact += " amba-id=" + id
+		}
+		say(fact)
+	}
+}
+
+// readTrim returns a sysfs attribute's text, or "unknown".
+func readTrim(p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }

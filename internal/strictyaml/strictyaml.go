@@ -64,3 +64,48 @@ func located(path, msg string) string {
 	text = strings.ReplaceAll(text, "cannot unmarshal ", "cannot use ")
 	return fmt.Sprintf("%s:%s: %s", path, m[1], text)
 }
+
+// Line returns the line of a field of the document, named as a dotted
+// path with sequence indexes ("passthrough[1].interrupts"), or 0 when
+// the document has no such field. Checks made after decoding use it to
+// locate their errors as Decode does.
+func Line(data []byte, field string) int {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return 0
+	}
+	n := &root
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	line := 0
+	for _, part := range strings.Split(field, ".") {
+		key, rest, _ := strings.Cut(part, "[")
+		if key != "" {
+			if n.Kind != yaml.MappingNode {
+				return 0
+			}
+			var found *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == key {
+					line, found = n.Content[i].Line, n.Content[i+1]
+					break
+				}
+			}
+			if found == nil {
+				return 0
+			}
+			n = found
+		}
+		for rest != "" {
+			var idx int
+			if _, err := fmt.Sscanf(rest, "%d]", &idx); err != nil || n.Kind != yaml.SequenceNode || idx < 0 || idx >= len(n.Content) {
+				return 0
+			}
+			n = n.Content[idx]
+			line = n.Line
+			_, rest, _ = strings.Cut(rest, "[")
+		}
+	}
+	return line
+}

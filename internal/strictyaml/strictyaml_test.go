@@ -45,3 +45,27 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestLine(t *testing.T) {
+	doc := []byte("kernel: k\npassthrough:\n  - node: /a\n  - node: /b\n    interrupts: nope\n")
+	tests := []struct {
+		field string
+		want  int
+	}{
+		{"kernel", 1},
+		{"passthrough", 2},
+		{"passthrough[0]", 3},
+		{"passthrough[1].node", 4},
+		{"passthrough[1].interrupts", 5},
+		{"passthrough[2]", 0},
+		{"passthrough[0].interrupts", 0},
+		{"cpus", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			if got := Line(doc, tt.field); got != tt.want {
+				t.Errorf("Line(%q) = %d, want %d", tt.field, got, tt.want)
+			}
+		})
+	}
+}

@@ -43,6 +43,9 @@ func TestPassthrough(t *testing.T) {
 	if got.Node.Has("clocks") || got.Node.Has("dmas") {
 		t.Errorf("host phandle properties kept: dropped %v", got.Dropped)
 	}
+	if got.Node.Name != "spi@a000000" {
+		t.Errorf("Node.Name = %q, want spi@a000000 (the guest address)", got.Node.Name)
+	}
 	if s, _ := got.Node.String("status"); s != "okay" {
 		t.Errorf("status = %q, want okay", s)
 	}

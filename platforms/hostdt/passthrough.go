@@ -116,6 +116,11 @@ func Passthrough(t *dtb.Tree, f *Facts, b *platforms.Board, paths []string, w Wi
 			next += span
 		}
 		pn.Node.Set("reg", reg)
+		// The unit address follows reg (Devicetree Specification 2.2.1):
+		// the node is named after its first guest address.
+		if len(pn.MMIO) > 0 {
+			pn.Node.Name = fmt.Sprintf("%s@%x", n.BaseName(), pn.MMIO[0].Guest.Base)
+		}
 		if n.Has("interrupts") {
 			_, specs, err := t.Interrupts(n)
 			if err != nil {
