@@ -13,7 +13,6 @@ import (
 	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
-	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
 // arm32Guest boots 32-bit ARM zImages, on the same virtual board as
@@ -135,9 +134,5 @@ func (g *arm32Guest) finishVM(vm *VM) error {
 }
 
 func (g *arm32Guest) deviceTree() []byte { return g.dtb }
-
-func (g *arm32Guest) passthroughWindow() hostdt.Window {
-	return hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.PassthroughSize, FirstSPI: armvirt.PassthroughFirstSPI}
-}
 
 func (g *arm32Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }

@@ -6,14 +6,12 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm64"
-	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/devices/pl011"
 	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
-	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
 // arm64Guest boots arm64 Images: an in-kernel vGIC (v3, or v2 where the
@@ -136,9 +134,5 @@ func (vm *VM) DeviceTree() []byte {
 }
 
 func (g *arm64Guest) deviceTree() []byte { return g.dtb }
-
-func (g *arm64Guest) passthroughWindow() hostdt.Window {
-	return hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.PassthroughSize, FirstSPI: armvirt.PassthroughFirstSPI}
-}
 
 func (g *arm64Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }

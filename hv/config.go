@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices/virtio"
 )
 
@@ -36,63 +37,36 @@ type Config struct {
 	RTPriority int
 	// Vsock, when set, gives the guest a virtio-vsock device.
 	Vsock *Vsock
-	// Passthrough are host devices handed to the guest (ARM guests).
-	Passthrough []HostDevice
+	// Passthrough are host devices handed to the guest (ARM guests),
+	// already resolved from the host's device tree (see PassDevice).
+	Passthrough []PassDevice
 }
 
-// HostDevice is a host device tree node passed through to the guest: its
-// registers are mapped into the guest and the node is copied into the
-// guest's device tree (see passthrough.go).
-type HostDevice struct {
-	// Node is the node's path in the host's device tree, as under
-	// /proc/device-tree: "/pl031@9010000", "/soc/can@1c2bc00".
-	Node string
-	// NoInterrupts passes the device without its interrupts: the guest's
-	// node has none, and its driver must poll or do without. Forwarding
-	// interrupts needs VFIO platform (see ErrNoInterruptForwarding).
-	NoInterrupts bool
+// PassDevice is a host device tree node passed through to the guest, as
+// decided before Build: what may be passed, where it goes in the guest
+// and how its node reads there is worked out by the caller from the
+// host's device tree (system.ResolvePassthrough). Build does the host
+// side (see passthrough.go): it detaches the host driver, maps each
+// register range into the guest and puts Node into the guest's device
+// tree.
+type PassDevice struct {
+	// HostPath is the node's path in the host's device tree, as under
+	// /proc/device-tree: "/pl031@9010000". It names the device in
+	// messages and finds the host device whose driver is detached.
+	HostPath string
+	// MMIO are the device's register ranges.
+	MMIO []PassRange
+	// Node is the guest's node: reg in guest addresses for a parent with
+	// #address-cells = <2> and #size-cells = <2>, inside the passthrough
+	// window (armvirt.PassthroughBase), and nothing naming host nodes.
+	Node *dtb.Node
 }
 
-// ParseHostDevice parses the command-line form of a HostDevice:
-// PATH or PATH,interrupts=none. Node names may hold commas but never
-// '=', so options are the trailing ",key=value" parts.
-func ParseHostDevice(s string) (HostDevice, error) {
-	d := HostDevice{Node: s}
-	for {
-		i := strings.LastIndex(d.Node, ",")
-		if i < 0 || !strings.Contains(d.Node[i+1:], "=") {
-			break
-		}
-		switch o := d.Node[i+1:]; o {
-		case "interrupts=none":
-			d.NoInterrupts = true
-		default:
-			return HostDevice{}, fmt.Errorf("%s: unknown option %q (want PATH or PATH,interrupts=none)", s, o)
-		}
-		d.Node = d.Node[:i]
-	}
-	return d, d.Validate()
-}
-
-// ParseInterrupts parses the interrupts field of a passed-through device
-// in a guest file or manifest: "none", or empty for the default
-// (forwarded).
-func ParseInterrupts(s string) (noInterrupts bool, err error) {
-	switch s {
-	case "":
-		return false, nil
-	case "none":
-		return true, nil
-	}
-	return false, fmt.Errorf("%q: want none (pass the device without its interrupts), or leave it out to forward them", s)
-}
-
-// Validate checks that Node is an absolute node path.
-func (d HostDevice) Validate() error {
-	if !strings.HasPrefix(d.Node, "/") || d.Node == "/" {
-		return fmt.Errorf("%q: want the absolute path of a host device tree node, e.g. /pl031@9010000", d.Node)
-	}
-	return nil
+// PassRange is one register range of a passed device: host physical
+// [HostBase, HostBase+Size) seen by the guest at GuestBase, which has the
+// same offset into its page as HostBase.
+type PassRange struct {
+	HostBase, Size, GuestBase uint64
 }
 
 // Vsock is a guest's virtio-vsock device: its CID and where its
@@ -175,12 +149,15 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, d := range c.Passthrough {
-		if err := d.Validate(); err != nil {
-			return fmt.Errorf("passthrough %d: %w", i, err)
+		if !strings.HasPrefix(d.HostPath, "/") || d.HostPath == "/" {
+			return fmt.Errorf("passthrough %d: %q: want the absolute path of a host device tree node", i, d.HostPath)
+		}
+		if d.Node == nil {
+			return fmt.Errorf("passthrough %d: %s has no guest device tree node", i, d.HostPath)
 		}
 		for _, e := range c.Passthrough[:i] {
-			if e.Node == d.Node {
-				return fmt.Errorf("passthrough %d: %s is listed twice", i, d.Node)
+			if e.HostPath == d.HostPath {
+				return fmt.Errorf("passthrough %d: %s is listed twice", i, d.HostPath)
 			}
 		}
 	}

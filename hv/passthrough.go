@@ -2,11 +2,10 @@ package hv
 
 // Device passthrough: a host device tree node handed to an ARM guest.
 //
-// What may be passed, and how its node reads in the guest, is decided by
-// platforms/hostdt.Passthrough from the host's own device tree: denylisted
-// nodes and what the host needs (GIC, timer, console, memory, PSCI, CPUs,
-// clock/GPIO/pin/interrupt providers) are refused there. This file does
-// the host side:
+// What may be passed, and how its node reads in the guest, is decided
+// before Build from the host's own device tree (system.ResolvePassthrough,
+// with platforms/hostdt): Config.Passthrough holds the result. This file
+// does the host side:
 //
 //  1. the node's host driver is detached: driver_override is set to a
 //     name no driver has, so nothing binds it again, then the driver is
@@ -21,8 +20,7 @@ package hv
 //
 // Interrupts are not forwarded: that needs the host's VFIO platform
 // driver (vfio-platform, vfio-amba), which stock distribution kernels
-// leave out. A node with interrupts is refused unless the config passes
-// it without them.
+// leave out, so the nodes come without them.
 
 import (
 	"errors"
@@ -32,25 +30,19 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/mem"
-	"github.com/tandem-hv/tandem/platforms/all"
-	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
-// ErrNoInterruptForwarding: a passed device has interrupts, and Tandem
-// cannot forward them on this host.
-var ErrNoInterruptForwarding = errors.New("the host kernel cannot forward this device's interrupt to a guest")
-
-// hostPaths are where the host's facts are read and changed; tests point
-// them at a fake tree.
+// hostPaths are where the host's devices are found and changed; tests
+// point them at a fake tree.
 type hostPaths struct {
-	fdt    string // the device tree the host booted with
 	sys    string // sysfs
 	devMem string
 }
 
-var theHost = hostPaths{fdt: "/sys/firmware/fdt", sys: "/sys", devMem: mem.DevMem}
+var theHost = hostPaths{sys: "/sys", devMem: mem.DevMem}
 
 // overrideName is written to a passed device's driver_override: no driver
 // has this name, so none binds the device while the guest has it.
@@ -59,8 +51,6 @@ const overrideName = "tandem-passthrough"
 // passArch is a guest architecture whose hardware is a device tree, so
 // it can take host nodes.
 type passArch interface {
-	// passthroughWindow is where passed devices go in the guest.
-	passthroughWindow() hostdt.Window
 	// setPassthrough gives the nodes to put in the guest's device tree.
 	setPassthrough(nodes []*dtb.Node)
 }
@@ -82,52 +72,56 @@ func (vm *VM) passThrough() error {
 	if !ok {
 		return fmt.Errorf("passthrough: host device tree nodes go to ARM guests only (this guest is described by ACPI)")
 	}
-	blob, err := os.ReadFile(theHost.fdt)
-	if err != nil {
-		return fmt.Errorf("passthrough: reading the host's device tree: %w", err)
-	}
-	tr, err := dtb.Parse(blob)
-	if err != nil {
-		return fmt.Errorf("passthrough: host device tree %s: %w", theHost.fdt, err)
-	}
-	nodes, err := planPassthrough(tr, vm.cfg.Passthrough, pa.passthroughWindow(), theHost.sys)
-	if err != nil {
-		return err
+	for _, d := range vm.cfg.Passthrough {
+		for _, m := range d.MMIO {
+			if !inWindow(m) {
+				return fmt.Errorf("passthrough %s: guest range %#x+%#x is outside the passthrough window %#x+%#x",
+					d.HostPath, m.GuestBase, m.Size, armvirt.PassthroughBase, armvirt.PassthroughSize)
+			}
+		}
 	}
 	slot := uint32(len(vm.mem.Regions()))
 	var guestNodes []*dtb.Node
-	for _, pn := range nodes {
-		d := &passedDevice{node: pn.HostPath}
+	for _, pd := range vm.cfg.Passthrough {
+		d := &passedDevice{node: pd.HostPath}
 		vm.passed = append(vm.passed, d)
-		if d.detach, err = detachHostDriver(theHost.sys, pn.HostPath, os.Stderr); err != nil {
+		var err error
+		if d.detach, err = detachHostDriver(theHost.sys, pd.HostPath, os.Stderr); err != nil {
 			return err
 		}
-		for _, m := range pn.MMIO {
+		for _, m := range pd.MMIO {
 			p, gpa, err := mapRange(theHost.devMem, m)
 			if err != nil {
-				return fmt.Errorf("passthrough %s: %w", pn.HostPath, err)
+				return fmt.Errorf("passthrough %s: %w", pd.HostPath, err)
 			}
 			d.maps = append(d.maps, p)
 			if err := vm.kvm.SetUserMemoryRegion(slot, gpa, p.Host, false); err != nil {
-				return fmt.Errorf("passthrough %s: registers %#x as guest %#x: %w", pn.HostPath, p.Base, gpa, err)
+				return fmt.Errorf("passthrough %s: registers %#x as guest %#x: %w", pd.HostPath, p.Base, gpa, err)
 			}
 			slot++
 		}
-		guestNodes = append(guestNodes, pn.Node)
+		guestNodes = append(guestNodes, pd.Node)
 	}
 	pa.setPassthrough(guestNodes)
 	return nil
 }
 
-// mapRange maps the pages holding one register range. hostdt placed the
-// guest range at the same offset into its page as the host's.
-func mapRange(devMem string, m hostdt.Mapping) (*mem.Phys, uint64, error) {
+// inWindow reports whether a range's guest side lies in the passthrough
+// window, clear of guest RAM and of the VMM's own devices.
+func inWindow(m PassRange) bool {
+	end := m.GuestBase + m.Size
+	return m.Size > 0 && end > m.GuestBase && m.GuestBase >= armvirt.PassthroughBase && end <= armvirt.PassthroughBase+armvirt.PassthroughSize
+}
+
+// mapRange maps the pages holding one register range. The guest range
+// was placed at the same offset into its page as the host's.
+func mapRange(devMem string, m PassRange) (*mem.Phys, uint64, error) {
 	page := uint64(os.Getpagesize())
-	start := m.Host.Base &^ (page - 1)
-	end := (m.Host.Base + m.Host.Size + page - 1) &^ (page - 1)
-	gpa := m.Guest.Base - (m.Host.Base - start)
+	start := m.HostBase &^ (page - 1)
+	end := (m.HostBase + m.Size + page - 1) &^ (page - 1)
+	gpa := m.GuestBase - (m.HostBase - start)
 	if gpa%page != 0 {
-		return nil, 0, fmt.Errorf("guest address %#x is not at the host's offset into a %d-byte page (a host with larger pages than the device tree's granule)", m.Guest.Base, page)
+		return nil, 0, fmt.Errorf("guest address %#x is not at the host's offset into a %d-byte page (a host with larger pages than the device tree's granule)", m.GuestBase, page)
 	}
 	p, err := mem.MapPhys(devMem, start, end-start)
 	if err != nil {
@@ -151,67 +145,6 @@ func (vm *VM) closePassthrough() {
 		}
 	}
 	vm.passed = nil
-}
-
-// planPassthrough decides what the guest gets for each device: refusals
-// and the guest description come from hostdt; interrupts are dropped
-// where the config says so and refused elsewhere.
-func planPassthrough(tr *dtb.Tree, devs []HostDevice, w hostdt.Window, sys string) ([]hostdt.PassNode, error) {
-	f, err := hostdt.Read(tr)
-	if err != nil {
-		return nil, fmt.Errorf("passthrough: host device tree: %w", err)
-	}
-	// Without a profile there is no denylist; the refusals of what the
-	// host itself needs still hold.
-	board, _ := hostdt.Match(f, all.Boards)
-	paths := make([]string, len(devs))
-	withIRQ := map[string]bool{}
-	for i, d := range devs {
-		n, err := tr.Lookup(d.Node)
-		if err != nil {
-			return nil, fmt.Errorf("passthrough %s: %w", d.Node, err)
-		}
-		paths[i] = n.Path()
-		irq := n.Has("interrupts") || n.Has("interrupts-extended")
-		if d.NoInterrupts {
-			// tr is this VMM's own copy of the host's tree.
-			for _, p := range []string{"interrupts", "interrupts-extended", "interrupt-names", "wakeup-source"} {
-				n.DeleteProp(p)
-			}
-		} else if irq {
-			withIRQ[n.Path()] = true
-		}
-	}
-	nodes, err := hostdt.Passthrough(tr, f, board, paths, w)
-	if err != nil {
-		return nil, err
-	}
-	for _, pn := range nodes {
-		if withIRQ[pn.HostPath] {
-			return nil, interruptError(sys, pn)
-		}
-	}
-	return nodes, nil
-}
-
-// interruptError says why a device's interrupts cannot be forwarded, and
-// what to do instead.
-func interruptError(sys string, pn hostdt.PassNode) error {
-	bus, driver, config := "platform", "vfio-platform", "CONFIG_VFIO_PLATFORM"
-	if pn.Node.IsCompatible("arm,primecell") {
-		bus, driver, config = "amba", "vfio-amba", "CONFIG_VFIO_AMBA"
-	}
-	which := "its interrupt"
-	if len(pn.IRQs) > 0 {
-		which = fmt.Sprintf("its interrupt (host SPI %d)", pn.IRQs[0].HostSPI)
-	}
-	instead := fmt.Sprintf("pass it without interrupts if its driver can poll (interrupts: none in the guest file or manifest, --passthrough %s,interrupts=none)", pn.HostPath)
-	dir := filepath.Join(sys, "bus", bus, "drivers", driver)
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("passthrough %s: %w: %s needs the %s driver (%s; platform devices need vfio-platform, CONFIG_VFIO_PLATFORM), and %s is missing: use a host kernel with it, or %s",
-			pn.HostPath, ErrNoInterruptForwarding, which, driver, config, dir, instead)
-	}
-	return fmt.Errorf("passthrough %s: %w: forwarding %s through %s is not supported yet: %s", pn.HostPath, ErrNoInterruptForwarding, which, driver, instead)
 }
 
 // detached is a host device taken from its driver.

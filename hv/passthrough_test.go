@@ -2,170 +2,14 @@ package hv
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/tandem-hv/tandem/arch/arm64"
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
-	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
-
-var testWindow = hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.PassthroughSize, FirstSPI: armvirt.PassthroughFirstSPI}
-
-// qemuVirt reads QEMU's own virt-board DTB (qemu-system-aarch64 -M
-// virt,dumpdtb=...), the host tree of the emulated arm64 host.
-func qemuVirt(t *testing.T) *dtb.Tree {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "build", "cache", "boards", "qemu", "virt-arm64.dtb")
-	testenv.RequireFile(t, p, "run scripts/testdata-boards.sh or make testdata")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := dtb.Parse(b)
-	if err != nil {
-		t.Fatalf("Parse(%s) = %v", p, err)
-	}
-	return tr
-}
-
-// TestPlanPassthrough decides passthrough for nodes of QEMU's virt
-// board: what the host needs is refused, a device with an interrupt is
-// refused unless passed without it, and a PL031 passed without its
-// interrupt lands in the guest window.
-func TestPlanPassthrough(t *testing.T) {
-	tests := []struct {
-		name     string
-		dev      HostDevice
-		vfio     string // a VFIO driver directory the fake sysfs has
-		want     string // "" for success, else a part of the error
-		wantIRQs bool   // the error is ErrNoInterruptForwarding
-	}{
-		{name: "PL031 without its interrupt", dev: HostDevice{Node: "/pl031@9010000", NoInterrupts: true}},
-		{name: "fw-cfg has no interrupt", dev: HostDevice{Node: "/fw-cfg@9020000"}},
-		{name: "PL031 with its interrupt, no VFIO", dev: HostDevice{Node: "/pl031@9010000"},
-			want: "vfio-amba driver (CONFIG_VFIO_AMBA; platform devices need vfio-platform, CONFIG_VFIO_PLATFORM)", wantIRQs: true},
-		{name: "PL031 with its interrupt, VFIO AMBA loaded", dev: HostDevice{Node: "/pl031@9010000"}, vfio: "bus/amba/drivers/vfio-amba",
-			want: "forwarding its interrupt (host SPI 2) through vfio-amba is not supported yet", wantIRQs: true},
-		{name: "the opt-out is named", dev: HostDevice{Node: "/pl031@9010000"}, want: "--passthrough /pl031@9010000,interrupts=none", wantIRQs: true},
-		{name: "GIC", dev: HostDevice{Node: "/intc@8000000", NoInterrupts: true}, want: "the host's interrupt controller"},
-		{name: "console UART", dev: HostDevice{Node: "/pl011@9000000", NoInterrupts: true}, want: "the host's console UART"},
-		{name: "timer", dev: HostDevice{Node: "/timer", NoInterrupts: true}, want: "the host's timer"},
-		{name: "PSCI", dev: HostDevice{Node: "/psci"}, want: "PSCI"},
-		{name: "memory", dev: HostDevice{Node: "/memory@40000000"}, want: "host memory"},
-		{name: "CPU", dev: HostDevice{Node: "/cpus/cpu@0"}, want: "host cpu"},
-		{name: "GPIO controller with the power button", dev: HostDevice{Node: "/pl061@9030000", NoInterrupts: true}, want: "gpio-controller"},
-		{name: "no such node", dev: HostDevice{Node: "/can@0"}, want: "no node"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sys := t.TempDir()
-			if tt.vfio != "" {
-				if err := os.MkdirAll(filepath.Join(sys, tt.vfio), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			nodes, err := planPassthrough(qemuVirt(t), []HostDevice{tt.dev}, testWindow, sys)
-			if tt.want != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.want) {
-					t.Fatalf("planPassthrough(%s) = %v, want an error containing %q", tt.dev.Node, err, tt.want)
-				}
-				if got := errors.Is(err, ErrNoInterruptForwarding); got != tt.wantIRQs {
-					t.Errorf("planPassthrough(%s) = %v: errors.Is(ErrNoInterruptForwarding) = %v, want %v", tt.dev.Node, err, got, tt.wantIRQs)
-				}
-				if !tt.wantIRQs && tt.want != "no node" && !errors.Is(err, hostdt.ErrRefused) {
-					t.Errorf("planPassthrough(%s) = %v, want hostdt.ErrRefused", tt.dev.Node, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("planPassthrough(%s) = %v", tt.dev.Node, err)
-			}
-			if len(nodes) != 1 || nodes[0].MMIO[0].Guest.Base != armvirt.PassthroughBase {
-				t.Fatalf("planPassthrough(%s) = %+v, want one node at %#x", tt.dev.Node, nodes, armvirt.PassthroughBase)
-			}
-			for _, p := range []string{"interrupts", "clocks", "phandle"} {
-				if nodes[0].Node.Has(p) {
-					t.Errorf("guest node %s keeps %s", nodes[0].Node.Name, p)
-				}
-			}
-		})
-	}
-}
-
-// TestPassthroughDeviceTree puts the host's PL031 into an arm64 guest's
-// tree: it sits in the passthrough window beside the guest's own PL031,
-// with the guest's bus clock and no interrupt, and dtc reads the tree
-// without a warning.
-func TestPassthroughDeviceTree(t *testing.T) {
-	nodes, err := planPassthrough(qemuVirt(t), []HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}}, testWindow, t.TempDir())
-	if err != nil {
-		t.Fatalf("planPassthrough() = %v", err)
-	}
-	if m := nodes[0].MMIO[0]; m.Host.Base != 0x9010000 || m.Guest.Base != 0xc000000 || m.Host.Size != 0x1000 {
-		t.Errorf("MMIO = %+v, want host 0x9010000 -> guest 0xc000000, 4 KiB", m)
-	}
-	tr, err := arm64.DeviceTree(arm64.Hardware{
-		MPIDRs: []uint64{0x80000000}, MemorySize: 64 << 20, GIC: armvirt.GICv3, PSCIVersion: arm64.PSCI11,
-		Cmdline: "console=ttyAMA0", Passthrough: []*dtb.Node{nodes[0].Node},
-	})
-	if err != nil {
-		t.Fatalf("DeviceTree() = %v", err)
-	}
-	own, err := tr.Lookup("/pl031@9010000")
-	if err != nil {
-		t.Fatalf("the guest's own PL031: %v", err)
-	}
-	if !own.Has("interrupts") {
-		t.Errorf("the guest's own PL031 lost its interrupt")
-	}
-	n, err := tr.Lookup("/pl031@c000000")
-	if err != nil {
-		t.Fatalf("the passed PL031: %v", err)
-	}
-	if regs, err := n.Reg(); err != nil || len(regs) != 1 || regs[0].Address != 0xc000000 || regs[0].Size != 0x1000 {
-		t.Errorf("passed PL031 reg = %v, %v, want 0xc000000+0x1000", regs, err)
-	}
-	if n.Has("interrupts") {
-		t.Errorf("passed PL031 has interrupts, want none (passed with interrupts: none)")
-	}
-	clk, err := tr.Lookup("/apb-pclk")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := n.U32s("clocks"); len(got) != 1 || got[0] != clk.PhandleOf() {
-		t.Errorf("passed PL031 clocks = %v, want the guest's apb-pclk <%#x>", got, clk.PhandleOf())
-	}
-	if c, _ := n.Strings("compatible"); len(c) != 2 || c[0] != "arm,pl031" {
-		t.Errorf("passed PL031 compatible = %q, want the host's", c)
-	}
-	blob, err := tr.Bytes()
-	if err != nil {
-		t.Fatalf("Bytes() = %v", err)
-	}
-	if _, err := exec.LookPath("dtc"); err != nil {
-		t.Logf("dtc not installed (device-tree-compiler): not cross-checked")
-		return
-	}
-	f := filepath.Join(t.TempDir(), "guest.dtb")
-	if err := os.WriteFile(f, blob, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("dtc", "-I", "dtb", "-O", "dts", "-o", os.DevNull, f)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-		t.Errorf("dtc -I dtb -O dts: %v\n%s", err, stderr.String())
-	}
-}
 
 // fakeSysfs builds the sysfs of a host whose PL031 is bound to
 // rtc-pl031 on the AMBA bus.
@@ -244,31 +88,78 @@ func TestDetachHostDriver(t *testing.T) {
 	}
 }
 
-func TestParseHostDevice(t *testing.T) {
+// TestMapRange maps a passed range from a file standing in for /dev/mem:
+// whole pages, the guest address moved back by the range's offset into
+// its page, and a guest address at another offset refused.
+func TestMapRange(t *testing.T) {
+	page := uint64(os.Getpagesize())
+	f := filepath.Join(t.TempDir(), "mem")
+	data := make([]byte, 3*page)
+	copy(data[page+0x10:], "registers")
+	if err := os.WriteFile(f, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := PassRange{HostBase: page + 0x10, Size: 0x20, GuestBase: armvirt.PassthroughBase + 0x10}
+	p, gpa, err := mapRange(f, m)
+	if err != nil {
+		t.Fatalf("mapRange(%+v) = %v", m, err)
+	}
+	defer p.Close()
+	if p.Base != page || uint64(len(p.Host)) != page || gpa != armvirt.PassthroughBase {
+		t.Errorf("mapRange(%+v) mapped %#x+%#x as guest %#x, want %#x+%#x as guest %#x", m, p.Base, len(p.Host), gpa, page, page, armvirt.PassthroughBase)
+	}
+	if !bytes.HasPrefix(p.Host[0x10:], []byte("registers")) {
+		t.Errorf("mapping at offset 0x10 = %q, want the file's bytes", p.Host[0x10:0x19])
+	}
+	m.GuestBase = armvirt.PassthroughBase + 0x20
+	if _, _, err := mapRange(f, m); err == nil || !strings.Contains(err.Error(), "offset") {
+		t.Errorf("mapRange(%+v) = %v, want an error about the offset into the page", m, err)
+	}
+}
+
+// TestInWindow keeps passed ranges inside the guest's passthrough window.
+func TestInWindow(t *testing.T) {
+	const base, size = armvirt.PassthroughBase, armvirt.PassthroughSize
 	tests := []struct {
-		in   string
-		want HostDevice
-		err  string
+		m    PassRange
+		want bool
 	}{
-		{in: "/pl031@9010000", want: HostDevice{Node: "/pl031@9010000"}},
-		{in: "/pl031@9010000,interrupts=none", want: HostDevice{Node: "/pl031@9010000", NoInterrupts: true}},
-		{in: "/pl031@9010000,irq=off", err: `unknown option "irq=off"`},
-		{in: "pl031@9010000", err: "absolute path"},
-		{in: "/", err: "absolute path"},
-		{in: "/soc/qcom,pmic@0", want: HostDevice{Node: "/soc/qcom,pmic@0"}},
-		{in: "/soc/qcom,pmic@0,interrupts=none", want: HostDevice{Node: "/soc/qcom,pmic@0", NoInterrupts: true}},
+		{PassRange{GuestBase: base, Size: 0x1000}, true},
+		{PassRange{GuestBase: base + size - 0x1000, Size: 0x1000}, true},
+		{PassRange{GuestBase: base + size - 0x1000, Size: 0x2000}, false},
+		{PassRange{GuestBase: base - 0x1000, Size: 0x1000}, false},
+		{PassRange{GuestBase: armvirt.RAMBase, Size: 0x1000}, false},
+		{PassRange{GuestBase: base, Size: 0}, false},
+		{PassRange{GuestBase: base, Size: ^uint64(0)}, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParseHostDevice(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseHostDevice(%q) = %v, want an error containing %q", tt.in, err, tt.err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("ParseHostDevice(%q) = %+v, %v, want %+v", tt.in, got, err, tt.want)
+		if got := inWindow(tt.m); got != tt.want {
+			t.Errorf("inWindow(%+v) = %v, want %v", tt.m, got, tt.want)
+		}
+	}
+}
+
+// TestValidatePassthrough checks the resolved devices a Config carries.
+func TestValidatePassthrough(t *testing.T) {
+	node := func(name string) *dtb.Node { return dtb.New().Root.AddNode(name) }
+	tests := []struct {
+		name string
+		devs []PassDevice
+		want string
+	}{
+		{"relative path", []PassDevice{{HostPath: "pl031@9010000", Node: node("pl031@c000000")}}, "passthrough 0: \"pl031@9010000\": want the absolute path"},
+		{"no guest node", []PassDevice{{HostPath: "/pl031@9010000"}}, "passthrough 0: /pl031@9010000 has no guest device tree node"},
+		{"listed twice", []PassDevice{{HostPath: "/pl031@9010000", Node: node("a")}, {HostPath: "/pl031@9010000", Node: node("b")}}, "passthrough 1: /pl031@9010000 is listed twice"},
+	}
+	kernel := filepath.Join(t.TempDir(), "Image")
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Kernel: kernel, CPUs: 1, Memory: MinMemory, Passthrough: tt.devs}
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}

@@ -97,7 +97,7 @@ type Guest struct {
 	Watchdog   Watchdog
 	After      []string
 	// Passthrough are host device tree nodes handed to the guest.
-	Passthrough []hv.HostDevice
+	Passthrough []HostDevice
 
 	index    int
 	manifest *Manifest
@@ -523,11 +523,11 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		if p.Node == "" {
 			return nil, g.errorf(f, "missing node: give the host device tree path, e.g. /pl031@9010000")
 		}
-		d := hv.HostDevice{Node: p.Node}
+		d := HostDevice{Node: p.Node}
 		if err := d.Validate(); err != nil {
 			return nil, g.errorf(f+".node", "%v", err)
 		}
-		if d.NoInterrupts, err = hv.ParseInterrupts(p.Interrupts); err != nil {
+		if d.NoInterrupts, err = ParseInterrupts(p.Interrupts); err != nil {
 			return nil, g.errorf(f+".interrupts", "%v", err)
 		}
 		for _, e := range g.Passthrough {
@@ -837,7 +837,8 @@ func (g *Guest) resolveDisk(j int, d Disk) (string, error) {
 }
 
 // Config returns the VMM configuration of this guest: paths resolved,
-// host partitions found, vCPU placement and priority set. The vsock
+// host partitions found, host devices to pass through resolved against
+// the host's device tree, vCPU placement and priority set. The vsock
 // device's host side is left for the VMM to attach.
 func (g *Guest) Config() (hv.Config, error) {
 	cfg := hv.Config{
@@ -845,7 +846,6 @@ func (g *Guest) Config() (hv.Config, error) {
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
 		VCPUAffinity: slices.Clone(g.HostCPUs), RTPriority: g.RTPriority,
-		Passthrough: slices.Clone(g.Passthrough),
 	}
 	for j, d := range g.Disks {
 		p, err := g.resolveDisk(j, d)
@@ -856,6 +856,10 @@ func (g *Guest) Config() (hv.Config, error) {
 	}
 	if g.Vsock != nil {
 		cfg.Vsock = &hv.Vsock{CID: g.Vsock.CID}
+	}
+	var err error
+	if cfg.Passthrough, err = ResolvePassthrough(g.Passthrough); err != nil {
+		return hv.Config{}, fmt.Errorf("guest %s: passing host devices through: %w", g.Name, err)
 	}
 	return cfg, nil
 }

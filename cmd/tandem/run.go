@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/strictyaml"
+	"github.com/tandem-hv/tandem/system"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -44,6 +45,16 @@ type guestFile struct {
 	} `yaml:"passthrough"`
 }
 
+// runSpec is what `tandem run` runs: the VMM configuration, the host
+// devices to resolve into it before it is built, the console and whether
+// a reset restarts the guest.
+type runSpec struct {
+	cfg         hv.Config
+	passthrough []system.HostDevice
+	console     string
+	restart     bool
+}
+
 type runFlags struct {
 	kernel, initrd, cmdline string
 	cpus                    int
@@ -71,21 +82,22 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
   tandem run guest.yaml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var cfg hv.Config
-			var console string
-			var restart bool
+			var spec runSpec
 			var err error
 			if len(args) == 1 {
 				if cmd.Flags().Changed("kernel") {
 					return fmt.Errorf("give either a guest file or --kernel, not both")
 				}
-				cfg, console, restart, err = loadGuestFile(args[0])
+				spec, err = loadGuestFile(args[0])
 			} else {
-				cfg, err = f.config()
-				console, restart = f.console, f.restart
+				spec, err = f.config()
 			}
 			if err != nil {
 				return err
+			}
+			cfg, console, restart := spec.cfg, spec.console, spec.restart
+			if cfg.Passthrough, err = system.ResolvePassthrough(spec.passthrough); err != nil {
+				return fmt.Errorf("passing host devices through: %w", err)
 			}
 			if f.dumpDTB != "" {
 				return writeGuestDTB(cfg, f.dumpDTB)
@@ -114,10 +126,10 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	return c
 }
 
-func (f *runFlags) config() (hv.Config, error) {
+func (f *runFlags) config() (runSpec, error) {
 	mem, err := hv.ParseSize(f.memory)
 	if err != nil {
-		return hv.Config{}, fmt.Errorf("--memory: %w", err)
+		return runSpec{}, fmt.Errorf("--memory: %w", err)
 	}
 	cfg := hv.Config{Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline, CPUs: f.cpus, Memory: mem}
 	for _, d := range f.disks {
@@ -128,33 +140,37 @@ func (f *runFlags) config() (hv.Config, error) {
 		case "ro":
 			disk.ReadOnly = true
 		default:
-			return hv.Config{}, fmt.Errorf("--disk %s: unknown option %q (want PATH or PATH,ro)", d, opts)
+			return runSpec{}, fmt.Errorf("--disk %s: unknown option %q (want PATH or PATH,ro)", d, opts)
 		}
 		cfg.Disks = append(cfg.Disks, disk)
 	}
 	for _, n := range f.nets {
 		cfg.Nets = append(cfg.Nets, hv.Net{TAP: n})
 	}
+	var pass []system.HostDevice
 	for _, p := range f.passthrough {
-		d, err := hv.ParseHostDevice(p)
+		d, err := system.ParseHostDevice(p)
 		if err != nil {
-			return hv.Config{}, fmt.Errorf("--passthrough %w", err)
+			return runSpec{}, fmt.Errorf("--passthrough %w", err)
 		}
-		cfg.Passthrough = append(cfg.Passthrough, d)
+		pass = append(pass, d)
 	}
-	return cfg, nil
+	if err := system.CheckHostDevices(pass); err != nil {
+		return runSpec{}, err
+	}
+	return runSpec{cfg: cfg, passthrough: pass, console: f.console, restart: f.restart}, nil
 }
 
 // loadGuestFile decodes a guest file strictly: an unknown field or a type
 // error is reported with the file and line.
-func loadGuestFile(path string) (hv.Config, string, bool, error) {
+func loadGuestFile(path string) (runSpec, error) {
 	var g guestFile
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
+		return runSpec{}, fmt.Errorf("guest file: %w", err)
 	}
 	if err := strictyaml.Decode(path, data, &g); err != nil {
-		return hv.Config{}, "", false, fmt.Errorf("guest file: %w", err)
+		return runSpec{}, fmt.Errorf("guest file: %w", err)
 	}
 	dir := filepath.Dir(path)
 	rel := func(p string) string {
@@ -172,7 +188,7 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 		memStr = "512M"
 	}
 	if cfg.Memory, err = hv.ParseSize(memStr); err != nil {
-		return hv.Config{}, "", false, fmt.Errorf("%s: memory: %w", path, err)
+		return runSpec{}, fmt.Errorf("%s: memory: %w", path, err)
 	}
 	for _, d := range g.Disks {
 		cfg.Disks = append(cfg.Disks, hv.Disk{Path: rel(d.Path), ReadOnly: d.ReadOnly})
@@ -182,12 +198,13 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 		if n.MAC != "" {
 			mac, err := parseMAC(n.MAC)
 			if err != nil {
-				return hv.Config{}, "", false, fmt.Errorf("%s: nets[%d].mac: %w", path, i, err)
+				return runSpec{}, fmt.Errorf("%s: nets[%d].mac: %w", path, i, err)
 			}
 			nt.MAC = mac
 		}
 		cfg.Nets = append(cfg.Nets, nt)
 	}
+	var pass []system.HostDevice
 	for i, p := range g.Passthrough {
 		field := fmt.Sprintf("passthrough[%d]", i)
 		at := func(f string) string {
@@ -196,24 +213,27 @@ func loadGuestFile(path string) (hv.Config, string, bool, error) {
 			}
 			return fmt.Sprintf("%s: %s", path, f)
 		}
-		none, err := hv.ParseInterrupts(p.Interrupts)
+		none, err := system.ParseInterrupts(p.Interrupts)
 		if err != nil {
-			return hv.Config{}, "", false, fmt.Errorf("%s: %w", at(field+".interrupts"), err)
+			return runSpec{}, fmt.Errorf("%s: %w", at(field+".interrupts"), err)
 		}
-		d := hv.HostDevice{Node: p.Node, NoInterrupts: none}
+		d := system.HostDevice{Node: p.Node, NoInterrupts: none}
 		if p.Node == "" {
-			return hv.Config{}, "", false, fmt.Errorf("%s: missing node: give the host device tree path, e.g. /pl031@9010000", at(field))
+			return runSpec{}, fmt.Errorf("%s: missing node: give the host device tree path, e.g. /pl031@9010000", at(field))
 		}
-		cfg.Passthrough = append(cfg.Passthrough, d)
+		pass = append(pass, d)
 	}
 	console := g.Console
 	if console == "" {
 		console = "stdio"
 	}
 	if err := cfg.Validate(); err != nil {
-		return hv.Config{}, "", false, fmt.Errorf("%s: %w", path, err)
+		return runSpec{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, console, g.Restart, nil
+	if err := system.CheckHostDevices(pass); err != nil {
+		return runSpec{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return runSpec{cfg: cfg, passthrough: pass, console: console, restart: g.Restart}, nil
 }
 
 // reportTo returns w when on, else nil.

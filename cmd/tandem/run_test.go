@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/system"
 )
 
 // TestRunBadInput checks that bad input to `tandem run` gives a one-line
@@ -58,6 +58,7 @@ func TestRunBadInput(t *testing.T) {
 		{"guest file without kernel", []string{"run", yamlNoKernel}, []string{yamlNoKernel, "kernel"}, false},
 		{"bad passthrough option", []string{"run", "--kernel", truncated, "--passthrough", "/pl031@9010000,irq=off"}, []string{"--passthrough", "irq=off", "interrupts=none"}, false},
 		{"passthrough path not absolute", []string{"run", "--kernel", truncated, "--passthrough", "pl031@9010000"}, []string{"--passthrough", "absolute path"}, false},
+		{"passthrough listed twice", []string{"run", "--kernel", truncated, "--passthrough", "/pl031@9010000", "--passthrough", "/pl031@9010000,interrupts=none"}, []string{"passthrough 1: /pl031@9010000 is listed twice"}, false},
 		{"guest file passthrough interrupts", []string{"run", yamlIRQ}, []string{yamlIRQ + ":4", "passthrough[0].interrupts", "polled", "want none"}, false},
 		{"guest file passthrough unknown field", []string{"run", yamlPassField}, []string{yamlPassField + ":3", "path"}, false},
 		{"guest file passthrough relative node", []string{"run", yamlPassRel}, []string{yamlPassRel, "passthrough 0", "absolute path"}, false},
@@ -101,12 +102,12 @@ func TestGuestFilePassthrough(t *testing.T) {
 	if err := os.WriteFile(g, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, _, err := loadGuestFile(g)
+	spec, err := loadGuestFile(g)
 	if err != nil {
 		t.Fatalf("loadGuestFile() = %v", err)
 	}
-	want := []hv.HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}, {Node: "/soc/can@1c2bc00"}}
-	if len(cfg.Passthrough) != len(want) || cfg.Passthrough[0] != want[0] || cfg.Passthrough[1] != want[1] {
-		t.Errorf("loadGuestFile().Passthrough = %+v, want %+v", cfg.Passthrough, want)
+	want := []system.HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}, {Node: "/soc/can@1c2bc00"}}
+	if got := spec.passthrough; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("loadGuestFile() passthrough = %+v, want %+v", got, want)
 	}
 }
