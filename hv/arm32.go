@@ -72,7 +72,7 @@ func (g *arm32Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.mmio.Insert(rtc, armvirt.RTCBase, armvirt.RTCSize); err != nil {
 		return fmt.Errorf("PL031: %w", err)
 	}
-	return nil
+	return vm.addSP805()
 }
 
 func (g *arm32Guest) loadKernel(vm *VM) error {
@@ -116,6 +116,7 @@ func (g *arm32Guest) finishVM(vm *VM) error {
 		Virtio:      vm.placed,
 		Cmdline:     vm.cfg.Cmdline,
 		RNGSeed:     seed,
+		Watchdog:    vm.armWatchdog(),
 	}
 	if g.boot.InitrdSize > 0 {
 		h.InitrdStart, h.InitrdEnd = g.boot.InitrdAddr, g.boot.InitrdAddr+g.boot.InitrdSize

@@ -36,6 +36,8 @@ type Config struct {
 	RTPriority int
 	// Vsock, when set, gives the guest a virtio-vsock device.
 	Vsock *Vsock
+	// Watchdog, when set, gives the guest a watchdog timer.
+	Watchdog *Watchdog
 }
 
 // Vsock is a guest's virtio-vsock device: its CID and where its
@@ -116,6 +118,9 @@ func (c *Config) Validate() error {
 		if n.TAP == "" {
 			return fmt.Errorf("net %d: no TAP interface name", i)
 		}
+	}
+	if c.Watchdog != nil {
+		return c.Watchdog.validate()
 	}
 	return nil
 }

@@ -59,7 +59,8 @@ func newRunCmd() *cobra.Command {
 virtio-net (TAP), virtio-console and virtio-rng.
 
 The exit status tells how the guest ended: 0 power-off, 2 reset (without
---restart), 3 crash, 4 stopped by a signal, 1 an error of the VMM.`,
+--restart), 3 crash, 4 stopped by a signal, 5 its watchdog expired (a
+guest of a system manifest with watchdog:), 1 an error of the VMM.`,
 		Example: `  tandem run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M --disk root.img
   tandem run --kernel vmlinuz --disk data.img,ro --net tap0 --console pty
   tandem run guest.yaml`,
