@@ -172,13 +172,18 @@ type Restart struct {
 	StableAfter time.Duration
 }
 
-// Watchdog restarts a silent guest. A guest is silent when, for Timeout,
-// the supervisor has seen neither a byte of its console output nor a
-// vsock packet from it. The first Grace after a start are exempt, since
-// a booting kernel can be quiet for a while.
+// Watchdog gives a guest a watchdog device (hv.Watchdog: an SP805 on ARM,
+// an ACPI WDAT watchdog on x86) and restarts the guest, by its restart
+// policy, when the guest stops pinging it: its VMM ends with the exit
+// status hv.ExitWatchdog.
 type Watchdog struct {
-	Timeout time.Duration // 0: no watchdog
-	Grace   time.Duration
+	// Timeout is the device's default timeout (the device tree's
+	// timeout-sec, the WDAT's Max Count): whole seconds; 0: no watchdog.
+	Timeout time.Duration
+	// Grace is how long a started guest has to take the watchdog over:
+	// the device runs from power-on, as firmware would leave it, until
+	// the guest's driver pings it. 0: it waits, stopped, for the guest.
+	Grace time.Duration
 }
 
 // yaml forms. Every field is decoded strictly (internal/strictyaml):
@@ -497,7 +502,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	}
 	if w := y.Watchdog; w != nil {
 		if w.Timeout == "" {
-			return nil, g.errorf("watchdog.timeout", "missing: how long a guest may be silent, e.g. 10s")
+			return nil, g.errorf("watchdog.timeout", "missing: how long the guest may go without pinging its watchdog, e.g. 10s")
 		}
 		if g.Watchdog.Timeout, err = parseDuration(w.Timeout); err != nil || g.Watchdog.Timeout == 0 {
 			if err == nil {
@@ -505,9 +510,15 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			}
 			return nil, g.errorf("watchdog.timeout", "%v", err)
 		}
+		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
+			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
+		}
 		g.Watchdog.Grace = defaultWatchGrace
 		if w.Grace != "" {
-			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil {
+			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
+				if err == nil {
+					err = fmt.Errorf("at most %v", hv.MaxWatchdogTimeout)
+				}
 				return nil, g.errorf("watchdog.grace", "%v", err)
 			}
 		}
@@ -830,6 +841,9 @@ func (g *Guest) Config() (hv.Config, error) {
 	}
 	if g.Vsock != nil {
 		cfg.Vsock = &hv.Vsock{CID: g.Vsock.CID}
+	}
+	if g.Watchdog.Timeout > 0 {
+		cfg.Watchdog = &hv.Watchdog{Timeout: g.Watchdog.Timeout, Boot: g.Watchdog.Grace}
 	}
 	return cfg, nil
 }
