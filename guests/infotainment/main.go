@@ -7,6 +7,8 @@
 //
 //	tandem.port=PORT      the vsock port to listen on (default 5000)
 //	tandem.stress=LIST    load to make while it runs: cpu, disk (comma-separated)
+//	tandem.hang=DURATION  stop petting the watchdog after that long, to show
+//	                      the VMM end the guest
 //
 // It also echoes whatever is sent to vsock port 5002, for round-trip and
 // throughput measurements.
@@ -49,6 +51,10 @@ func main() {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
 	args := guestinit.CmdlineArgs()
+	hang, _ := time.ParseDuration(args["hang"])
+	if err := guestinit.Watchdog("TANDEM-INFO", hang); err != nil {
+		fmt.Println("TANDEM-INFO fail", err)
+	}
 	port := uint32(5000)
 	if p, err := strconv.ParseUint(args["port"], 10, 32); err == nil {
 		port = uint32(p)

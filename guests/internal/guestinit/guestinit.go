@@ -6,10 +6,12 @@ package guestinit
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,4 +73,64 @@ func CmdlineArgs() map[string]string {
 		}
 	}
 	return out
+}
+
+// wdatTable is where Linux shows the firmware's ACPI WDAT, and
+// wdatPeriod, wdatMaxCount where its Timer Period (ms) and Max Count sit
+// (after the 36-byte table header: header length, PCI location, period).
+const (
+	wdatTable    = "/sys/firmware/acpi/tables/WDAT"
+	wdatPeriod   = 36 + 12
+	wdatMaxCount = 36 + 16
+)
+
+// Watchdog opens /dev/watchdog, if the guest has one, and pets it from a
+// goroutine a few times per timeout, so that a guest whose init hangs
+// stops petting and the VMM ends it. It prints
+//
+//	PREFIX watchdog=IDENTITY timeout=Ns
+//
+// On x86 the timeout is set to the WDAT's Max Count (the device tree's
+// timeout-sec gives an ARM guest's driver its own). hang, when above 0,
+// stops the petting after that long, to show the watchdog fire.
+func Watchdog(prefix string, hang time.Duration) error {
+	f, err := os.OpenFile("/dev/watchdog", os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening /dev/watchdog: %w", err)
+	}
+	fd := int(f.Fd())
+	if b, err := os.ReadFile(wdatTable); err == nil && len(b) >= wdatMaxCount+4 {
+		period := binary.LittleEndian.Uint32(b[wdatPeriod:])
+		max := binary.LittleEndian.Uint32(b[wdatMaxCount:])
+		if t := int(uint64(period) * uint64(max) / 1000); t > 0 {
+			if err := unix.IoctlSetPointerInt(fd, unix.WDIOC_SETTIMEOUT, t); err != nil {
+				return fmt.Errorf("setting the watchdog timeout to %ds: %w", t, err)
+			}
+		}
+	}
+	timeout, err := unix.IoctlGetInt(fd, unix.WDIOC_GETTIMEOUT)
+	if err != nil || timeout <= 0 {
+		return fmt.Errorf("reading the watchdog timeout: %d, %v", timeout, err)
+	}
+	identity := "?"
+	if info, err := unix.IoctlGetWatchdogInfo(fd); err == nil {
+		identity = strings.TrimRight(string(info.Identity[:]), "\x00")
+	}
+	fmt.Printf("%s watchdog=%s timeout=%ds\n", prefix, identity, timeout)
+	every := time.Duration(timeout) * time.Second / 3
+	go func() {
+		start := time.Now()
+		for {
+			if hang > 0 && time.Since(start) >= hang {
+				fmt.Printf("%s hang: no more watchdog pings\n", prefix)
+				select {} // f stays open: closing it without 'V' would not stop it either
+			}
+			unix.IoctlWatchdogKeepalive(fd)
+			time.Sleep(every)
+		}
+	}()
+	return nil
 }
