@@ -35,10 +35,15 @@ func WatchdogCounts(timeout time.Duration) uint32 {
 // Specification, "Watchdog Action Table (WDAT)"; ACPICA's struct
 // acpi_table_wdat and acpi_wdat_entry in actbl3.h).
 const (
-	wdatRevision     = 1
-	wdatHeaderLen    = 32 // Watchdog Header Length: from here to the first entry
-	wdatEntryLen     = 24
-	wdatNoPCI        = 0xff // PCI segment, bus, device, function: not a PCI device
+	wdatRevision  = 1
+	wdatHeaderLen = 32 // Watchdog Header Length: from here to the first entry
+	wdatEntryLen  = 24
+	// wdatNoPCI in each of PCI Segment (16 bits), Bus, Device and
+	// Function says the watchdog is not a PCI device. The segment too
+	// is 0xff, not 0xffff: Linux's acpi_watchdog_init
+	// (drivers/acpi/acpi_watchdog.c) compares each field with 0xff and
+	// silently creates no wdat_wdt device for any other value.
+	wdatNoPCI        = 0xff
 	wdatEnabled      = 1 << 0
 	gasAccessDword   = 3
 	gasBitWidthByte  = 8
@@ -99,7 +104,7 @@ func wdat(w Watchdog) ([]byte, error) {
 	}
 	le := binary.LittleEndian
 	b := le.AppendUint32(nil, wdatHeaderLen)
-	b = le.AppendUint16(b, 0xffff) // PCI segment
+	b = le.AppendUint16(b, wdatNoPCI) // PCI segment
 	b = append(b, wdatNoPCI, wdatNoPCI, wdatNoPCI, 0, 0, 0)
 	b = le.AppendUint32(b, uint32(WatchdogPeriod/time.Millisecond))
 	b = le.AppendUint32(b, w.MaxCount)
