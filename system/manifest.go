@@ -50,7 +50,6 @@ const (
 	defaultMemory      = "512M"
 	defaultCmdline     = "console=ttyS0"
 	defaultBackoff     = 200 * time.Millisecond
-	defaultWatchGrace  = 60 * time.Second
 	maxRTPriority      = 99 // SCHED_FIFO's range on Linux is 1-99
 	defaultDevDiskRoot = "/dev/disk"
 )
@@ -180,9 +179,13 @@ type Watchdog struct {
 	// Timeout is the device's default timeout (the device tree's
 	// timeout-sec, the WDAT's Max Count): whole seconds; 0: no watchdog.
 	Timeout time.Duration
-	// Grace is how long a started guest has to take the watchdog over:
-	// the device runs from power-on, as firmware would leave it, until
-	// the guest's driver pings it. 0: it waits, stopped, for the guest.
+	// Grace, when above 0, runs the device from power-on, as firmware
+	// would leave it, and is how long a started guest has to take it
+	// over: a guest whose kernel never drives it is ended after Grace.
+	// 0, the default: the device waits, stopped, until the guest's
+	// driver starts it (Linux's, when /dev/watchdog is opened), so a
+	// guest without a working driver runs unwatched rather than being
+	// restarted over and over.
 	Grace time.Duration
 }
 
@@ -513,7 +516,6 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
 			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
 		}
-		g.Watchdog.Grace = defaultWatchGrace
 		if w.Grace != "" {
 			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
 				if err == nil {

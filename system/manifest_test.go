@@ -298,3 +298,35 @@ func TestDescribeExit(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchdogGrace pins grace: power-on arming is opt-in.
+func TestWatchdogGrace(t *testing.T) {
+	good := string(goodManifest(t))
+	for _, tt := range []struct {
+		name, grace string // the watchdog's grace line, "" for none
+		want        time.Duration
+	}{
+		{"left out: armed by the guest's driver only", "", 0},
+		{"0s", "      grace: 0s\n", 0},
+		{"45s", "      grace: 45s\n", 45 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const line = "      grace: 30s\n"
+			if !strings.Contains(good, line) {
+				t.Fatalf("test bug: %q not in the good manifest", line)
+			}
+			p := writeManifest(t, guestDir(t), []byte(strings.Replace(good, line, tt.grace, 1)))
+			m, err := LoadManifest(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := m.Guests[0].Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := cfg.Watchdog; w == nil || *w != (hv.Watchdog{Timeout: 10 * time.Second, Boot: tt.want}) {
+				t.Errorf("Config().Watchdog = %+v, want a 10s device armed at power-on for %v", w, tt.want)
+			}
+		})
+	}
+}
