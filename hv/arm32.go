@@ -74,7 +74,7 @@ func (g *arm32Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.mmio.Insert(rtc, armvirt.RTCBase, armvirt.RTCSize); err != nil {
 		return fmt.Errorf("PL031: %w", err)
 	}
-	return nil
+	return vm.addSP805()
 }
 
 func (g *arm32Guest) loadKernel(vm *VM) error {
@@ -119,6 +119,7 @@ func (g *arm32Guest) finishVM(vm *VM) error {
 		Passthrough: g.passed,
 		Cmdline:     vm.cfg.Cmdline,
 		RNGSeed:     seed,
+		Watchdog:    vm.armWatchdog(),
 	}
 	if g.boot.InitrdSize > 0 {
 		h.InitrdStart, h.InitrdEnd = g.boot.InitrdAddr, g.boot.InitrdAddr+g.boot.InitrdSize

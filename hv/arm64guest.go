@@ -64,7 +64,7 @@ func (g *arm64Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.mmio.Insert(rtc, arm64.RTCBase, arm64.RTCSize); err != nil {
 		return fmt.Errorf("PL031: %w", err)
 	}
-	return nil
+	return vm.addSP805()
 }
 
 func (g *arm64Guest) loadKernel(vm *VM) error {
@@ -109,6 +109,7 @@ func (g *arm64Guest) finishVM(vm *VM) error {
 		Passthrough: g.passed,
 		Cmdline:     vm.cfg.cmdlineOr("console=ttyAMA0"),
 		RNGSeed:     seed[:64],
+		Watchdog:    vm.armWatchdog(),
 		KASLRSeed:   binary.LittleEndian.Uint64(seed[64:]),
 	}
 	if g.boot.InitrdSize > 0 {

@@ -40,6 +40,8 @@ type Config struct {
 	// Passthrough are host devices handed to the guest (ARM guests),
 	// already resolved from the host's device tree (see PassDevice).
 	Passthrough []PassDevice
+	// Watchdog, when set, gives the guest a watchdog timer.
+	Watchdog *Watchdog
 }
 
 // PassDevice is a host device tree node passed through to the guest, as
@@ -160,6 +162,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("passthrough %d: %s is listed twice", i, d.HostPath)
 			}
 		}
+	}
+	if c.Watchdog != nil {
+		return c.Watchdog.validate()
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ const (
 	ExitReset    Exit = 2 // the guest asked for a reset and restart is off
 	ExitCrash    Exit = 3 // the guest crashed (triple fault, KVM internal error, crash event)
 	ExitStopped  Exit = 4 // stopped from outside (signal, context)
+	ExitWatchdog Exit = 5 // the guest stopped pinging its watchdog
 )
 
 func (e Exit) String() string {
@@ -51,6 +52,8 @@ func (e Exit) String() string {
 		return "crash"
 	case ExitStopped:
 		return "stopped"
+	case ExitWatchdog:
+		return "watchdog"
 	}
 	return fmt.Sprintf("exit(%d)", int(e))
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // x86Guest boots x86_64 bzImages: in-kernel PIC, IOAPIC, LAPICs and PIT;
-// COM1, the i8042 reset line and the ACPI power registers on the port bus;
+// COM1, the i8042 reset line, the ACPI power registers and (if asked)
+// the WDAT's watchdog on the port bus;
 // virtio-mmio devices in the 32-bit hole, described by the DSDT.
 type x86Guest struct {
 	boot *x86.Boot
@@ -61,7 +62,7 @@ func (g *x86Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.pio.Insert(power, x86.PowerPortBase, x86.PowerPortSize); err != nil {
 		return fmt.Errorf("ACPI power registers: %w", err)
 	}
-	return nil
+	return vm.addPortWatchdog()
 }
 
 func (g *x86Guest) loadKernel(vm *VM) error {
@@ -72,6 +73,7 @@ func (g *x86Guest) loadKernel(vm *VM) error {
 		CPUs:       vm.cfg.CPUs,
 		VirtioMMIO: vm.placed,
 		Serial:     true,
+		Watchdog:   vm.x86Watchdog(),
 	})
 	if err != nil {
 		return err

@@ -50,7 +50,6 @@ const (
 	defaultMemory      = "512M"
 	defaultCmdline     = "console=ttyS0"
 	defaultBackoff     = 200 * time.Millisecond
-	defaultWatchGrace  = 60 * time.Second
 	maxRTPriority      = 99 // SCHED_FIFO's range on Linux is 1-99
 	defaultDevDiskRoot = "/dev/disk"
 )
@@ -174,13 +173,22 @@ type Restart struct {
 	StableAfter time.Duration
 }
 
-// Watchdog restarts a silent guest. A guest is silent when, for Timeout,
-// the supervisor has seen neither a byte of its console output nor a
-// vsock packet from it. The first Grace after a start are exempt, since
-// a booting kernel can be quiet for a while.
+// Watchdog gives a guest a watchdog device (hv.Watchdog: an SP805 on ARM,
+// an ACPI WDAT watchdog on x86) and restarts the guest, by its restart
+// policy, when the guest stops pinging it: its VMM ends with the exit
+// status hv.ExitWatchdog.
 type Watchdog struct {
-	Timeout time.Duration // 0: no watchdog
-	Grace   time.Duration
+	// Timeout is the device's default timeout (the device tree's
+	// timeout-sec, the WDAT's Max Count): whole seconds; 0: no watchdog.
+	Timeout time.Duration
+	// Grace, when above 0, runs the device from power-on, as firmware
+	// would leave it, and is how long a started guest has to take it
+	// over: a guest whose kernel never drives it is ended after Grace.
+	// 0, the default: the device waits, stopped, until the guest's
+	// driver starts it (Linux's, when /dev/watchdog is opened), so a
+	// guest without a working driver runs unwatched rather than being
+	// restarted over and over.
+	Grace time.Duration
 }
 
 // yaml forms. Every field is decoded strictly (internal/strictyaml):
@@ -503,7 +511,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	}
 	if w := y.Watchdog; w != nil {
 		if w.Timeout == "" {
-			return nil, g.errorf("watchdog.timeout", "missing: how long a guest may be silent, e.g. 10s")
+			return nil, g.errorf("watchdog.timeout", "missing: how long the guest may go without pinging its watchdog, e.g. 10s")
 		}
 		if g.Watchdog.Timeout, err = parseDuration(w.Timeout); err != nil || g.Watchdog.Timeout == 0 {
 			if err == nil {
@@ -511,9 +519,14 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			}
 			return nil, g.errorf("watchdog.timeout", "%v", err)
 		}
-		g.Watchdog.Grace = defaultWatchGrace
+		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
+			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
+		}
 		if w.Grace != "" {
-			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil {
+			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
+				if err == nil {
+					err = fmt.Errorf("at most %v", hv.MaxWatchdogTimeout)
+				}
 				return nil, g.errorf("watchdog.grace", "%v", err)
 			}
 		}
@@ -860,6 +873,9 @@ func (g *Guest) Config() (hv.Config, error) {
 	var err error
 	if cfg.Passthrough, err = ResolvePassthrough(g.Passthrough); err != nil {
 		return hv.Config{}, fmt.Errorf("guest %s: passing host devices through: %w", g.Name, err)
+	}
+	if g.Watchdog.Timeout > 0 {
+		cfg.Watchdog = &hv.Watchdog{Timeout: g.Watchdog.Timeout, Boot: g.Watchdog.Grace}
 	}
 	return cfg, nil
 }

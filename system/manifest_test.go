@@ -3,6 +3,7 @@ package system
 import (
 	"errors"
 	"fmt"
+	"github.com/tandem-hv/tandem/hv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,7 @@ func TestLoadManifest(t *testing.T) {
 		{"control.Restart.Policy", c.Restart.Policy, RestartAlways},
 		{"control.Restart.Backoff", c.Restart.Backoff, 100 * time.Millisecond},
 		{"control.Watchdog.Timeout", c.Watchdog.Timeout, 10 * time.Second},
+		{"control.Watchdog.Grace", c.Watchdog.Grace, 30 * time.Second},
 		{"control.Vsock.Allow", c.Vsock.Allow, []Endpoint{{CID: 4, Port: 5000}}},
 		{"control allows 4:5000", c.Vsock.Allows(4, 5000), true},
 		{"control allows 4:5001", c.Vsock.Allows(4, 5001), false},
@@ -95,6 +97,12 @@ func TestLoadManifest(t *testing.T) {
 	}
 	if !slices.Equal(cfg.VCPUAffinity, []int{1}) || cfg.RTPriority != 50 || !cfg.Lock || cfg.Vsock == nil || cfg.Vsock.CID != 3 {
 		t.Errorf("Config() = %+v, want affinity [1], priority 50, locked, vsock CID 3", cfg)
+	}
+	if w := cfg.Watchdog; w == nil || *w != (hv.Watchdog{Timeout: 10 * time.Second, Boot: 30 * time.Second}) {
+		t.Errorf("Config().Watchdog = %+v, want a 10s device armed for 30s at power-on", w)
+	}
+	if cfg, _ := info.Config(); cfg.Watchdog != nil {
+		t.Errorf("infotainment Config().Watchdog = %+v, want none", cfg.Watchdog)
 	}
 }
 
@@ -145,6 +153,10 @@ func TestBadManifests(t *testing.T) {
 		{"negative limit", "limit: 5", "limit: -1", `guest "infotainment": restart.limit: -1`},
 		{"watchdog no timeout", "      timeout: 10s\n", "", `guest "control": watchdog.timeout: missing`},
 		{"watchdog zero", "timeout: 10s", "timeout: 0s", `watchdog.timeout: must be more than 0`},
+		{"watchdog not whole seconds", "timeout: 10s", "timeout: 1500ms", `system.yaml:22: guest "control": watchdog.timeout: 1.5s: want whole seconds`},
+		{"watchdog over an hour", "timeout: 10s", "timeout: 2h", `watchdog.timeout: 2h0m0s: want whole seconds up to 1h0m0s`},
+		{"watchdog grace over an hour", "grace: 30s", "grace: 2h", `system.yaml:23: guest "control": watchdog.grace: at most 1h0m0s`},
+		{"watchdog unknown field", "grace: 30s", "grace: 30s\n      action: reset", `watchdog`},
 		{"after unknown", "after: [control]", "after: [radio]", `system.yaml:41: guest "infotainment": after[0]: "radio": no such guest`},
 		{"after self", "after: [control]", "after: [infotainment]", `after[0]: a guest cannot start after itself`},
 		{"cycle", "    watchdog:\n      timeout", "    after: [infotainment]\n    watchdog:\n      timeout", `guest "control": after: dependency cycle among control, infotainment`},
@@ -267,3 +279,54 @@ func FuzzLoadManifest(f *testing.F) {
 }
 
 func sprint(v any) string { return fmt.Sprint(v) }
+
+// TestDescribeExit pins the words the supervisor logs for each end.
+func TestDescribeExit(t *testing.T) {
+	tests := []struct {
+		code int
+		err  error
+		want string
+	}{
+		{int(hv.ExitPowerOff), nil, "VMM exited: power-off"},
+		{int(hv.ExitCrash), nil, "VMM exited: crash"},
+		{int(hv.ExitWatchdog), nil, "watchdog expired"},
+		{-1, errors.New("VMM killed (signal: killed)"), "VMM killed (signal: killed)"},
+	}
+	for _, tt := range tests {
+		if got := describeExit(tt.code, tt.err); got != tt.want {
+			t.Errorf("describeExit(%d, %v) = %q, want %q", tt.code, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestWatchdogGrace pins grace: power-on arming is opt-in.
+func TestWatchdogGrace(t *testing.T) {
+	good := string(goodManifest(t))
+	for _, tt := range []struct {
+		name, grace string // the watchdog's grace line, "" for none
+		want        time.Duration
+	}{
+		{"left out: armed by the guest's driver only", "", 0},
+		{"0s", "      grace: 0s\n", 0},
+		{"45s", "      grace: 45s\n", 45 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			const line = "      grace: 30s\n"
+			if !strings.Contains(good, line) {
+				t.Fatalf("test bug: %q not in the good manifest", line)
+			}
+			p := writeManifest(t, guestDir(t), []byte(strings.Replace(good, line, tt.grace, 1)))
+			m, err := LoadManifest(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := m.Guests[0].Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := cfg.Watchdog; w == nil || *w != (hv.Watchdog{Timeout: 10 * time.Second, Boot: tt.want}) {
+				t.Errorf("Config().Watchdog = %+v, want a 10s device armed at power-on for %v", w, tt.want)
+			}
+		})
+	}
+}

@@ -44,7 +44,6 @@ func (s *Supervisor) route(c net.Conn, from *guestProc) {
 		refuse("%v", err)
 		return
 	}
-	from.activity.Store(time.Now().UnixNano())
 	if dstCID > 0xffffffff || !from.g.Vsock.Allows(uint32(dstCID), dstPort) {
 		refuse("not in %s's vsock.allow", from.g.Name)
 		return
@@ -60,7 +59,7 @@ func (s *Supervisor) route(c net.Conn, from *guestProc) {
 		return
 	}
 	fmt.Fprintf(c, "%s\n", answerOK)
-	splice(c, from, peer, to)
+	splice(c, peer)
 }
 
 // dialGuest opens a connection into a guest through its VMM's in socket,
@@ -96,22 +95,18 @@ func (s *Supervisor) serveForward(l net.Listener, to *guestProc, port uint32) {
 				c.Close()
 				return
 			}
-			splice(c, nil, peer, to)
+			splice(c, peer)
 		}()
 	}
 }
 
 // splice copies both ways until both directions end, passing half-closes
-// on, and counts traffic from each guest as a sign of life.
-func splice(a net.Conn, ga *guestProc, b net.Conn, gb *guestProc) {
+// on.
+func splice(a, b net.Conn) {
 	var wg sync.WaitGroup
-	one := func(dst, src net.Conn, from *guestProc) {
+	one := func(dst, src net.Conn) {
 		defer wg.Done()
-		var r io.Reader = src
-		if from != nil {
-			r = activityReader{src, from}
-		}
-		io.Copy(dst, r)
+		io.Copy(dst, src)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
@@ -119,22 +114,9 @@ func splice(a net.Conn, ga *guestProc, b net.Conn, gb *guestProc) {
 		}
 	}
 	wg.Add(2)
-	go one(b, a, ga)
-	go one(a, b, gb)
+	go one(b, a)
+	go one(a, b)
 	wg.Wait()
 	a.Close()
 	b.Close()
-}
-
-type activityReader struct {
-	r  io.Reader
-	gp *guestProc
-}
-
-func (a activityReader) Read(p []byte) (int, error) {
-	n, err := a.r.Read(p)
-	if n > 0 {
-		a.gp.activity.Store(time.Now().UnixNano())
-	}
-	return n, err
 }

@@ -3,12 +3,14 @@ package arm64
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 )
@@ -174,5 +176,65 @@ func TestDeviceTreeErrors(t *testing.T) {
 				t.Errorf("DeviceTree() = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDeviceTreeWatchdog checks the SP805 node against what its binding
+// and sp805_wdt read: the PrimeCell compatibles, the register page, the
+// interrupt, the counter's clock first and its rate, and timeout-sec.
+func TestDeviceTreeWatchdog(t *testing.T) {
+	h := fixedHardware(GICv3)
+	h.Watchdog = &armvirt.Watchdog{TimeoutSec: 10}
+	tr, err := DeviceTree(h)
+	if err != nil {
+		t.Fatalf("DeviceTree() = %v", err)
+	}
+	nodes := tr.FindCompatible("arm,sp805")
+	if len(nodes) != 1 {
+		t.Fatalf("arm,sp805 nodes = %d, want 1", len(nodes))
+	}
+	n := nodes[0]
+	compat, _ := n.Strings("compatible")
+	reg, _ := n.Reg()
+	irq, _ := n.U32s("interrupts")
+	names, _ := n.Strings("clock-names")
+	clocks, _ := n.U32s("clocks")
+	timeout, _ := n.U32("timeout-sec")
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"compatible", strings.Join(compat, ","), "arm,sp805,arm,primecell"},
+		{"reg", reg, []dtb.Region{{Address: armvirt.WatchdogBase, Size: armvirt.WatchdogSize}}},
+		{"interrupts", irq, []uint32{0, armvirt.WatchdogSPI, 1}},
+		{"clock-names", strings.Join(names, ","), "wdog_clk,apb_pclk"},
+		{"timeout-sec", timeout, uint32(10)},
+	}
+	for _, c := range checks {
+		if fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+			t.Errorf("watchdog %s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if len(clocks) != 2 {
+		t.Fatalf("watchdog clocks = %v, want two phandles", clocks)
+	}
+	var rate uint32
+	tr.Root.Walk(func(c *dtb.Node) error {
+		if c.PhandleOf() == clocks[0] {
+			rate, _ = c.U32("clock-frequency")
+		}
+		return nil
+	})
+	if rate != armvirt.WatchdogClockHz {
+		t.Errorf("wdog_clk rate = %d, want %d", rate, armvirt.WatchdogClockHz)
+	}
+	blob, err := tr.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtcDecode(t, blob)
+	h.Watchdog = nil
+	if tr, _ := DeviceTree(h); len(tr.FindCompatible("arm,sp805")) != 0 {
+		t.Errorf("a guest without a watchdog has an arm,sp805 node")
 	}
 }

@@ -35,6 +35,15 @@ type Hardware struct {
 	// profiles with KASLR.
 	RNGSeed   []byte
 	KASLRSeed uint64
+	// Watchdog, when set, describes an SP805 at WatchdogBase.
+	Watchdog *Watchdog
+}
+
+// Watchdog is the guest's SP805 watchdog.
+type Watchdog struct {
+	// TimeoutSec is the timeout-sec the driver starts with
+	// (Documentation/devicetree/bindings/watchdog/watchdog.yaml).
+	TimeoutSec uint32
 }
 
 // Profile is what differs between the guest architectures' trees.
@@ -163,6 +172,12 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		return nil, err
 	}
 
+	if h.Watchdog != nil {
+		if err := addWatchdog(t, clkPh, *h.Watchdog); err != nil {
+			return nil, err
+		}
+	}
+
 	// virtio-mmio interrupts arrive through irqfds, which pulse the
 	// line: they must be edge-triggered in the GIC, or a pulse the vCPU
 	// has not yet taken is lost when the line drops.
@@ -205,6 +220,31 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		return nil, fmt.Errorf("generated device tree: %w", err)
 	}
 	return t, nil
+}
+
+// addWatchdog describes the SP805 as its binding asks
+// (Documentation/devicetree/bindings/watchdog/arm,sp805.yaml): the
+// counter's clock first ("wdog_clk", whose rate sp805_wdt reads), the bus
+// clock second ("apb_pclk", which the AMBA bus enables to read the
+// PrimeCell ids). The interrupt is the first stage's; the line is an
+// irqfd, so edge-triggered like the UART's.
+func addWatchdog(t *dtb.Tree, apbClk uint32, w Watchdog) error {
+	root := t.Root
+	clk := root.AddNode("wdog-clk").
+		SetStrings("compatible", "fixed-clock").
+		SetU32("#clock-cells", 0).
+		SetU32("clock-frequency", WatchdogClockHz).
+		SetString("clock-output-names", "wdogclk")
+	clkPh := t.Phandle(clk)
+	n := root.AddNodeAt("watchdog", WatchdogBase).
+		SetStrings("compatible", "arm,sp805", "arm,primecell").
+		SetU32s("interrupts", gicSPI, WatchdogSPI, irqTypeEdgeRising).
+		SetU32s("clocks", clkPh, apbClk).
+		SetStrings("clock-names", "wdog_clk", "apb_pclk")
+	if w.TimeoutSec > 0 {
+		n.SetU32("timeout-sec", w.TimeoutSec)
+	}
+	return n.SetReg(dtb.Region{Address: WatchdogBase, Size: WatchdogSize})
 }
 
 func addGIC(root *dtb.Node, h Hardware) (*dtb.Node, error) {

@@ -28,6 +28,8 @@ import (
 //	            │ per vCPU                       │ GICv3RedistMax (123 vCPUs)
 //	0x0900_0000 │ PL011 UART (4 KiB), SPI 1      │ UARTBase
 //	0x0901_0000 │ PL031 RTC (4 KiB), SPI 2       │ RTCBase
+//	0x090c_0000 │ SP805 watchdog (4 KiB), SPI 3  │ WatchdogBase (a page QEMU's
+//	            │                                │ virt board leaves free)
 //	0x0a00_0000 │ virtio-mmio slots, 4 KiB each, │ VirtioBase
 //	            │ SPI 16 and up                  │
 //	0x0c00_0000 │ host devices passed through    │ PassthroughBase
@@ -50,6 +52,14 @@ const (
 	RTCBase  = 0x09010000
 	RTCSize  = 0x1000
 	RTCSPI   = 2
+
+	WatchdogBase = 0x090c0000
+	WatchdogSize = 0x1000
+	WatchdogSPI  = 3
+	// WatchdogClockHz is the SP805's WDOGCLK, a fixed clock of its own in
+	// the device tree: at 1 MHz one stage of its 32-bit counter spans
+	// more than an hour.
+	WatchdogClockHz = 1000000
 
 	VirtioBase     = 0x0a000000
 	VirtioSlotSize = 0x1000

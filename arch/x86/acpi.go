@@ -68,6 +68,7 @@ type acpiConfig struct {
 	CPUs       int
 	VirtioMMIO []devices.Placement
 	Serial     bool
+	Watchdog   *Watchdog // nil: no WDAT
 }
 
 // acpiTables is the ACPI area: every table at its guest-physical address.
@@ -119,6 +120,13 @@ func buildACPI(base uint64, c acpiConfig) (*acpiTables, error) {
 	madtAddr := t.add("APIC", madt(c.CPUs))
 	xsdtBody := binary.LittleEndian.AppendUint64(nil, fadtAddr)
 	xsdtBody = binary.LittleEndian.AppendUint64(xsdtBody, madtAddr)
+	if c.Watchdog != nil {
+		w, err := wdat(*c.Watchdog)
+		if err != nil {
+			return nil, err
+		}
+		xsdtBody = binary.LittleEndian.AppendUint64(xsdtBody, t.add("WDAT", w))
+	}
 	xsdtAddr := t.add("XSDT", sdt("XSDT", xsdtRevision, xsdtBody))
 	copy(t.buf, rsdp(xsdtAddr))
 	return t, nil

@@ -129,6 +129,7 @@ var acpiConfigs = []struct {
 	{"one CPU, nothing else", acpiConfig{CPUs: 1}},
 	{"two CPUs, serial, two virtio", acpiConfig{CPUs: 2, Serial: true}},
 	{"max CPUs, serial, every slot", acpiConfig{CPUs: MaxCPUs, Serial: true}},
+	{"watchdog", acpiConfig{CPUs: 1, Serial: true, Watchdog: &Watchdog{MinCount: 1, MaxCount: 10}}},
 }
 
 func configFor(t *testing.T, i int) acpiConfig {
@@ -183,8 +184,12 @@ func TestACPITables(t *testing.T) {
 				t.Errorf("RSDP checksums: first 20 bytes sum to %#x, all 36 to %#x; want 0", sum(r[:rsdpV1Len]), sum(r))
 			}
 			xsdt := tableAt(t, tb, le.Uint64(r[24:]))
-			if string(xsdt[:4]) != "XSDT" || len(xsdt) != acpiHeaderLen+16 {
-				t.Fatalf("XSDT = %q of %d bytes, want 2 entries", xsdt[:4], len(xsdt))
+			entries := 2
+			if c.Watchdog != nil {
+				entries++
+			}
+			if string(xsdt[:4]) != "XSDT" || len(xsdt) != acpiHeaderLen+8*entries {
+				t.Fatalf("XSDT = %q of %d bytes, want %d entries", xsdt[:4], len(xsdt), entries)
 			}
 			fadt := tableAt(t, tb, le.Uint64(xsdt[36:]))
 			madt := tableAt(t, tb, le.Uint64(xsdt[44:]))
@@ -195,7 +200,7 @@ func TestACPITables(t *testing.T) {
 				rev  uint8
 				size int
 			}{
-				{"XSDT", xsdt, xsdtRevision, 52},
+				{"XSDT", xsdt, xsdtRevision, acpiHeaderLen + 8*entries},
 				{"FACP", fadt, fadtRevision, fadtLen},
 				{"APIC", madt, madtRevision, 44 + 8*c.CPUs + 12 + 6},
 				{"DSDT", dsdt, dsdtRevision, len(dsdt)},

@@ -35,7 +35,7 @@ import (
 //	0x0009_fc00 ├────────────────────────────────┤ e820 RAM ends (EBDA would start)
 //	0x000a_0000 │ legacy VGA / option ROM hole   │ (backed by RAM, unused)
 //	0x000e_0000 │ ACPI: RSDP, XSDT, FADT, MADT,  │ ACPIAddr; e820 reserved
-//	            │ DSDT                           │
+//	            │ DSDT, WDAT                     │
 //	0x000f_0000 │ MP floating pointer and table  │ MPTableAddr; e820 reserved
 //	0x0010_0000 ├────────────────────────────────┤ KernelAddr: protected-mode kernel,
 //	            │ kernel, then the init_size it  │ or at pref_address (16 MiB for

@@ -27,6 +27,8 @@ type Guest struct {
 	VirtioMMIO []devices.Placement
 	// Serial describes COM1 (port 0x3f8, IRQ 4) in the DSDT.
 	Serial bool
+	// Watchdog, when set, is described by a WDAT.
+	Watchdog *Watchdog
 }
 
 // Boot is a loaded guest, ready for its vCPUs to be set up.
@@ -92,7 +94,7 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	if err := writeMPTable(m, g.CPUs, g.VirtioMMIO); err != nil {
 		return nil, fmt.Errorf("writing MP table: %w", err)
 	}
-	if err := writeACPI(m, acpiConfig{CPUs: g.CPUs, VirtioMMIO: g.VirtioMMIO, Serial: g.Serial}); err != nil {
+	if err := writeACPI(m, acpiConfig{CPUs: g.CPUs, VirtioMMIO: g.VirtioMMIO, Serial: g.Serial, Watchdog: g.Watchdog}); err != nil {
 		return nil, fmt.Errorf("writing ACPI tables: %w", err)
 	}
 	binary.LittleEndian.PutUint64(zp[bpACPIRSDPAddr:], ACPIAddr)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/tandem-hv/tandem/hv"
@@ -65,6 +66,7 @@ type runFlags struct {
 	restart                 bool
 	dumpDTB                 string
 	reportMemory            bool
+	watchdog                time.Duration
 }
 
 func newRunCmd() *cobra.Command {
@@ -76,7 +78,9 @@ func newRunCmd() *cobra.Command {
 virtio-net (TAP), virtio-console and virtio-rng.
 
 The exit status tells how the guest ended: 0 power-off, 2 reset (without
---restart), 3 crash, 4 stopped by a signal, 1 an error of the VMM.`,
+--restart), 3 crash, 4 stopped by a signal, 5 its watchdog expired
+(--watchdog, or a guest of a system manifest with watchdog:), 1 an error
+of the VMM.`,
 		Example: `  tandem run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M --disk root.img
   tandem run --kernel vmlinuz --disk data.img,ro --net tap0 --console pty
   tandem run guest.yaml`,
@@ -122,6 +126,7 @@ The exit status tells how the guest ended: 0 power-off, 2 reset (without
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
+	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
 	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
 	return c
 }
@@ -146,6 +151,9 @@ func (f *runFlags) config() (runSpec, error) {
 	}
 	for _, n := range f.nets {
 		cfg.Nets = append(cfg.Nets, hv.Net{TAP: n})
+	}
+	if f.watchdog != 0 {
+		cfg.Watchdog = &hv.Watchdog{Timeout: f.watchdog}
 	}
 	var pass []system.HostDevice
 	for _, p := range f.passthrough {

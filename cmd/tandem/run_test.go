@@ -52,6 +52,7 @@ func TestRunBadInput(t *testing.T) {
 		{"memory larger than the host", []string{"run", "--kernel", truncated, "--memory", "64T"}, []string{"memory 64T", "more than the host"}, false},
 		{"memory not a size", []string{"run", "--kernel", truncated, "--memory", "lots"}, []string{"--memory", "lots"}, false},
 		{"too many cpus", []string{"run", "--kernel", truncated, "--cpus", "1000"}, []string{"cpus 1000"}, false},
+		{"watchdog not whole seconds", []string{"run", "--kernel", truncated, "--watchdog", "1500ms"}, []string{"watchdog timeout 1.5s", "whole seconds"}, false},
 		{"bad console", []string{"run", "--kernel", truncated, "--console", "serial"}, []string{"--console", "serial"}, false},
 		{"guest file unknown field", []string{"run", yamlUnknown}, []string{yamlUnknown, yamlUnknown + ":3", "memroy"}, false},
 		{"guest file type error", []string{"run", yamlType}, []string{yamlType, yamlType + ":2", "two"}, false},

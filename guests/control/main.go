@@ -10,6 +10,8 @@
 //	                        whether it was refused (an allow-list check)
 //	tandem.rtt=CID:PORT     measure round trips and throughput against an
 //	                        echo service there, once, after 10 s
+//	tandem.hang=DURATION    stop petting the watchdog after that long, to
+//	                        show the VMM end the guest
 //
 // Markers, once a second:
 //
@@ -50,6 +52,10 @@ func main() {
 		fmt.Println("TANDEM-CONTROL fail", err)
 	}
 	args := guestinit.CmdlineArgs()
+	hang, _ := time.ParseDuration(args["hang"])
+	if err := guestinit.Watchdog("TANDEM-CONTROL", hang); err != nil {
+		fmt.Println("TANDEM-CONTROL fail", err)
+	}
 	peer := args["peer"]
 	if peer == "" {
 		peer = "4:5000"

@@ -14,6 +14,8 @@
 //	                      to tandem.flood over and over)
 //	tandem.flood=CID:PORT where the channel flood tries to connect: a port
 //	                      the manifest does not allow it to reach
+//	tandem.hang=DURATION  stop petting the watchdog after that long, to show
+//	                      the VMM end the guest
 //
 // It also echoes whatever is sent to vsock port 5002, for round-trip and
 // throughput measurements.
@@ -67,6 +69,10 @@ func main() {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
 	args := guestinit.CmdlineArgs()
+	hang, _ := time.ParseDuration(args["hang"])
+	if err := guestinit.Watchdog("TANDEM-INFO", hang); err != nil {
+		fmt.Println("TANDEM-INFO fail", err)
+	}
 	var c counters
 	port := uint32(5000)
 	if p, err := strconv.ParseUint(args["port"], 10, 32); err == nil {

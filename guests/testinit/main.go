@@ -14,6 +14,7 @@
 //	TANDEM-TEST disk=/dev/vda size=<bytes> sha256=<hex of the whole disk>    (one per virtio disk)
 //	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
 //	TANDEM-TEST rtc=<rtcN> device=<bus device> since-epoch=<seconds> amba-id=<periphid>    (one per RTC; amba-id for PrimeCells)
+//	TANDEM-TEST watchdog=<identity> timeout=<seconds>s registered=<yes|no>   (when the VMM gave the guest one)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
 // Every line starts with "TANDEM-TEST " at the start of a console line and
@@ -60,6 +61,8 @@ var drivers = []string{
 	"virtio_console",
 	"virtio_rng",
 	"vmw_vsock_virtio_transport",
+	"wdat_wdt",  // x86: the WDAT's port watchdog
+	"sp805_wdt", // ARM: the SP805
 }
 
 // deviceWait bounds how long init waits for a driver's devices to appear:
@@ -98,6 +101,9 @@ func main() {
 		fail("%v", err)
 	}
 	reportRTCs()
+	if err := reportWatchdog(); err != nil {
+		fail("%v", err)
+	}
 	if !failed {
 		say("done uptime=" + uptime())
 	}
@@ -405,4 +411,76 @@ func readTrim(p string) string {
 		return "unknown"
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// Where the firmware describes a watchdog: an ACPI WDAT, or a watchdog
+// node at the device tree's root.
+const (
+	wdatTable   = "/sys/firmware/acpi/tables/WDAT"
+	dtWatchdogs = "/sys/firmware/devicetree/base/watchdog@*"
+	// syslogReadAll is SYSLOG_ACTION_READ_ALL (include/linux/syslog.h).
+	syslogReadAll = 3
+)
+
+// reportWatchdog opens /dev/watchdog when the firmware describes a
+// watchdog and says which driver runs it, its timeout, and whether the
+// kernel logged "registration successful" (sp805_wdt does). It then
+// stops it with the magic close, a 'V' before the close, so the guest's
+// power-off, not the watchdog, ends the VM.
+func reportWatchdog() error {
+	_, err := os.Stat(wdatTable)
+	dt, _ := filepath.Glob(dtWatchdogs)
+	if err != nil && len(dt) == 0 {
+		return nil
+	}
+	var f *os.File
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		if f, err = os.OpenFile("/dev/watchdog", os.O_WRONLY, 0); err == nil || time.Since(start) > deviceWait {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the firmware describes a watchdog but opening /dev/watchdog: %v; kernel: %q", err, kernelLines("watchdog", "wdat", "wdt", "sp805"))
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	timeout, err := unix.IoctlGetInt(fd, unix.WDIOC_GETTIMEOUT)
+	if err != nil {
+		return fmt.Errorf("reading the watchdog timeout: %w", err)
+	}
+	info, err := unix.IoctlGetWatchdogInfo(fd)
+	if err != nil {
+		return fmt.Errorf("reading the watchdog's identity: %w", err)
+	}
+	identity := strings.ReplaceAll(strings.TrimRight(string(info.Identity[:]), "\x00"), " ", "_")
+	registered := "no"
+	if len(kernelLines("registration successful")) > 0 {
+		registered = "yes"
+	}
+	say(fmt.Sprintf("watchdog=%s timeout=%ds registered=%s", identity, timeout, registered))
+	if _, err := f.Write([]byte("V")); err != nil {
+		return fmt.Errorf("stopping the watchdog: %w", err)
+	}
+	return nil
+}
+
+// kernelLines are the kernel log's lines that mention any of words,
+// case-insensitively.
+func kernelLines(words ...string) []string {
+	buf := make([]byte, 1<<20)
+	n, err := unix.Klogctl(syslogReadAll, buf)
+	if err != nil {
+		return []string{fmt.Sprintf("reading the kernel log: %v", err)}
+	}
+	var out []string
+	for _, l := range strings.Split(string(buf[:n]), "\n") {
+		low := strings.ToLower(l)
+		for _, w := range words {
+			if strings.Contains(low, w) {
+				out = append(out, strings.TrimSpace(l))
+				break
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,9 @@ const (
 	arm64HostTimeout  = 5 * time.Minute
 	arm64GuestTimeout = 200 * time.Second
 	arm64GuestCmdline = "console=ttyAMA0 quiet panic=-1"
+	// arm64Watchdog is the SP805's timeout; the guest opens it and
+	// stops it again before it powers off.
+	arm64Watchdog = 10 * time.Second
 )
 
 var (
@@ -94,7 +98,8 @@ exit $status
 // an emulated arm64 host (QEMU's virt board with EL2), once with a GICv3
 // host and once with a GICv2 one, and checks what the guest saw: two
 // CPUs (the second brought up by PSCI CPU_ON), the disk's exact content,
-// and a PSCI SYSTEM_OFF that ends tandem with status 0.
+// its SP805 watchdog driven by sp805_wdt, and a PSCI SYSTEM_OFF that
+// ends tandem with status 0.
 func TestTandemRunArm64(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -108,8 +113,8 @@ func TestTandemRunArm64(t *testing.T) {
 	g, tandem := buildArm64(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
-				arm64GuestCmdline, guestCPUs, guestMemory)
+			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v",
+				arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog)
 			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 				Arch: tt.arch,
 				Files: map[string]string{
@@ -136,6 +141,12 @@ func TestTandemRunArm64(t *testing.T) {
 				t.Errorf("guest device tree does not describe a %s", tt.wantGIC)
 			}
 			checkGuest(t, res, g)
+			// The SP805's driver bound to the device tree's node, logged
+			// its registration and took the node's timeout-sec.
+			want := map[string]string{"watchdog": "sp805-wdt", "timeout": fmt.Sprintf("%ds", int(arm64Watchdog/time.Second)), "registered": "yes"}
+			if f := ParseFacts(res.Output).Find("watchdog"); !maps.Equal(f, want) {
+				t.Errorf("guest watchdog marker = %v, want %v", f, want)
+			}
 		})
 	}
 }

@@ -48,6 +48,8 @@ var GuestModules = []string{
 	"virtio_console",
 	"virtio_rng",
 	"vmw_vsock_virtio_transport",
+	"wdat_wdt",
+	"sp805_wdt",
 }
 
 // Kernel describes a guest kernel unpacked by scripts/testdata.sh.

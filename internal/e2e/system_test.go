@@ -16,8 +16,9 @@ import (
 )
 
 // demoModules are what the demo guests need: their console, a disk for
-// the infotainment guest's stress, and vsock.
-var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport"}
+// the infotainment guest's stress, vsock, and the watchdog driver.
+var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
+	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
 
 // buildDemoInitramfs writes an initramfs with guests/NAME as /init and
 // the modules it loads listed in /etc/tandem-modules.

@@ -229,8 +229,9 @@ func lastWords(out, prefix string) map[string]string {
 	return words(line)
 }
 
-// demoModules are the demo guests' drivers.
-var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport"}
+// demoModules are the demo guests' drivers, their watchdog's included.
+var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
+	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
 
 // demoInitramfs builds guests/NAME as /init with its modules.
 func demoInitramfs(file, name string, k e2e.Kernel, root string) error {

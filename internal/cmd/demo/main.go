@@ -32,8 +32,10 @@ import (
 // Where Debian's u-boot-qemu installs the firmware (scripts/deps.sh).
 const ubootBin = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
 
-// guestModules are what the demo guests load: their console, vsock.
-var guestModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport"}
+// guestModules are what the demo guests load: their console, vsock and
+// watchdog driver.
+var guestModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
+	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
 
 // manifest is the demo system: the control guest on host core 1 at
 // SCHED_FIFO 50, publishing to the infotainment guest over vsock.

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// watchdogManifest is one control guest with a 5 s watchdog, armed from
+// power-on for 120 s (a slow emulated boot must not trip it), that stops
+// petting 6 s after its init opens /dev/watchdog, and is restarted on
+// failure.
+const watchdogManifest = `guests:
+  - name: control
+    role: control
+    kernel: vmlinuz
+    initrd: control.img
+    cmdline: console=ttyS0 panic=-1 tandem.hang=6s
+    memory: 192M
+    restart: {policy: on-failure, backoff: 100ms}
+    watchdog: {timeout: 5s, grace: 120s}
+`
+
+// watchdogScript runs the system until the guest has booted a second
+// time after its watchdog fired, then stops it.
+const watchdogScript = `cd /s
+/tandem system system.yaml &
+SUP=$!
+i=0
+while [ $i -lt 300 ]; do
+  if [ "$(/tandem logs control 2>/dev/null | grep -c 'TANDEM-CONTROL watchdog=')" -ge 2 ]; then break; fi
+  sleep 1; i=$((i+1))
+done
+/tandem ps
+kill $SUP
+wait $SUP
+echo "E2E watchdog done"
+exit 0
+`
+
+// TestSystemWatchdog runs the control guest on Debian's stock x86 kernel
+// with a watchdog: the guest's wdat_wdt drives the port watchdog the WDAT
+// describes, its init opens /dev/watchdog with the manifest's timeout and
+// pets it, then stops; the watchdog fires, the VMM ends with exit status
+// watchdog, and the supervisor restarts the guest by its policy.
+func TestSystemWatchdog(t *testing.T) {
+	qemuhost.Require(t)
+	tandem := buildTandem(t)
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := X86Kernel(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := filepath.Join(workDir, "control.img")
+	buildDemoInitramfs(t, ctl, "control", k)
+	man := filepath.Join(workDir, "watchdog.yaml")
+	if err := os.WriteFile(man, []byte(watchdogManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Files:   map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/control.img": ctl, "/s/system.yaml": man},
+		Script:  watchdogScript,
+		Console: consoleLog{},
+		Timeout: 8 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("qemuhost.Run() = %v", err)
+	}
+	out := res.Output
+	defer func() {
+		if t.Failed() {
+			t.Logf("last console lines:\n%s", res.Tail(60))
+		}
+	}()
+	if !strings.Contains(out, "E2E watchdog done") {
+		t.Fatalf("the script did not finish")
+	}
+	// In order: the driver's device opened with the manifest's timeout,
+	// the hang, the VMM's end, the supervisor's restart, the second boot.
+	steps := []struct{ what, re string }{
+		{"the guest opened wdat_wdt's /dev/watchdog with a 5 s timeout", `control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=5s`},
+		{"the guest stopped petting", `control \| TANDEM-CONTROL hang: no more watchdog pings`},
+		{"the VMM logged the expiry", `control \| tandem: warning: control: watchdog expired`},
+		{"the VMM ended with reason watchdog", `control \| tandem: guest ended: watchdog: watchdog expired`},
+		{"the supervisor restarted it", `tandem: control: watchdog expired; restarting in 100ms`},
+		{"the guest booted again and opened its watchdog", `control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=5s`},
+	}
+	rest := out
+	for _, s := range steps {
+		loc := regexp.MustCompile(s.re).FindStringIndex(rest)
+		if loc == nil {
+			t.Fatalf("%s: no %q in the console after the previous step", s.what, s.re)
+		}
+		t.Logf("%s: %s", s.what, firstLines(rest[loc[0]:], 1))
+		rest = rest[loc[1]:]
+	}
+	if n := strings.Count(out, "tandem: control: started"); n < 2 {
+		t.Errorf("control VMM started %d times, want at least 2", n)
+	}
+}
