@@ -75,12 +75,14 @@ func mixedCriticality(root, out string) ([]row, error) {
 		// The host boots as Tandem's images boot it for this manifest.
 		Cmdline: benchManifest.IsolationCmdline(),
 	})
+	// The whole console stays beside the other bench files for a look
+	// at the per-second reports.
+	if res != nil {
+		os.WriteFile(filepath.Join(out, "mixed-console.log"), []byte(res.Output), 0o644)
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The whole console stays beside the other bench files for a look
-	// at the per-second reports.
-	os.WriteFile(filepath.Join(out, "mixed-console.log"), []byte(res.Output), 0o644)
 	alone, stress := jitter(res.Output, "BENCH alone "), jitter(res.Output, "BENCH stress ")
 	if alone.windows == 0 || stress.windows == 0 {
 		return nil, fmt.Errorf("no control-loop reports (alone %d, stressed %d windows):\n%s", alone.windows, stress.windows, res.Tail(30))
@@ -152,16 +154,27 @@ const benchInfotainment = `  - name: infotainment
 `
 
 const benchScript = `cd /s
-/tandem system alone.yaml > alone.log 2>&1 &
-P=$!; sleep 30; kill $P; wait $P
+# phase NAME SECONDS: run NAME.yaml for SECONDS, then stop it; a
+# supervisor that does not stop within 20 s is reported and killed.
+phase() {
+	/tandem system $1.yaml > $1.log 2>&1 &
+	P=$!; sleep $2; kill $P
+	i=0
+	while kill -0 $P 2>/dev/null && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
+	if kill -0 $P 2>/dev/null; then
+		echo "BENCH hang: the $1 supervisor did not stop within 20 s"
+		tail -20 $1.log
+		kill -9 $P
+	fi
+	wait $P
+}
+phase alone 30
 grep 'control | TANDEM-CONTROL' alone.log | sed 's/^/BENCH alone /'
-/tandem system stress.yaml > stress.log 2>&1 &
-P=$!; sleep 45; kill $P; wait $P
+phase stress 45
 grep -E 'control | TANDEM-CONTROL' stress.log | sed 's/^/BENCH stress /'
 grep -E 'TANDEM-INFO received' stress.log | tail -1 | sed 's/^/BENCH info /'
 grep -E 'TANDEM-INFO flood' stress.log | tail -1 | sed 's/^/BENCH flood /'
-/tandem system rtt.yaml > rtt.log 2>&1 &
-P=$!; sleep 25; kill $P; wait $P
+phase rtt 25
 grep -E 'TANDEM-CONTROL rtt' rtt.log | sed 's/^/BENCH rtt /'
 exit 0
 `
