@@ -2,9 +2,7 @@ package system
 
 import (
 	"fmt"
-	"math/big"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -200,45 +198,12 @@ func parseCPUList(s string) ([]int, error) {
 	return cpus, nil
 }
 
-// steerIRQs moves every interrupt that can move to the housekeeping
-// cores, and makes them the default for interrupts set up later, so a
-// device's interrupt never lands on a dedicated core. It returns how
-// many moved; interrupts the kernel keeps where they are (per-CPU
-// timers, managed queues) are left alone.
-func steerIRQs(housekeeping []int) (moved int, err error) {
-	var mask big.Int
-	for _, c := range housekeeping {
-		mask.SetBit(&mask, c, 1)
-	}
-	if err := os.WriteFile("/proc/irq/default_smp_affinity", []byte(mask.Text(16)), 0); err != nil {
-		return 0, fmt.Errorf("/proc/irq/default_smp_affinity: %w", err)
-	}
-	dirs, err := os.ReadDir("/proc/irq")
-	if err != nil {
-		return 0, err
-	}
-	l := []byte(cpuList(housekeeping))
-	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil || !d.IsDir() {
-			continue
-		}
-		if os.WriteFile(filepath.Join("/proc/irq", d.Name(), "smp_affinity_list"), l, 0) == nil {
-			moved++
-		}
-	}
-	return moved, nil
-}
-
-// isolateHost keeps the host's own work off the dedicated cores as far
-// as a running kernel allows: interrupts are steered to the housekeeping
-// cores, and a kernel booted without isolation for the dedicated cores
-// is named, with the command line that would isolate them.
-func (s *Supervisor) isolateHost(housekeeping []int) {
-	if n, err := steerIRQs(housekeeping); err != nil {
-		s.logf("interrupts stay where they are (%v): dedicated cores may take device interrupts", err)
-	} else {
-		s.logf("%d interrupts steered to cores %s", n, cpuList(housekeeping))
-	}
+// isolateHost names a host kernel booted without isolation for the
+// dedicated cores, with the command line that would isolate them. (The
+// kernel's own isolation is what keeps its ticks, RCU callbacks, kernel
+// threads and managed interrupts off those cores; the supervisor does
+// not move interrupts itself.)
+func (s *Supervisor) isolateHost() {
 	var dedicated []int
 	for _, g := range s.M.Guests {
 		dedicated = append(dedicated, g.HostCPUs...)

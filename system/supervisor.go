@@ -140,7 +140,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return err
 		}
 		s.logf("dedicated cores are the guests' alone; the supervisor and the other guests share cores %s", cpuList(hk))
-		s.isolateHost(hk)
+		s.isolateHost()
 	}
 	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}
 	for _, g := range order {
