@@ -124,7 +124,7 @@ func startOn(cpus []int, start func() error) error {
 // IsolationCmdline is what the host kernel's command line needs for the
 // manifest's dedicated cores to be the guests' alone: no scheduler load
 // balancing onto them, no scheduler tick while one task runs there, RCU
-// callbacks and managed interrupts elsewhere; and full preemption, so a
+// callbacks and interrupts elsewhere; and full preemption, so a
 // real-time vCPU thread waking up does not wait for the kernel to finish
 // a long path on its core (kernels that pick their preemption model at
 // boot, PREEMPT_DYNAMIC as Debian's, take preempt=; others ignore it).
@@ -140,7 +140,20 @@ func (m *Manifest) IsolationCmdline() string {
 	}
 	slices.Sort(dedicated)
 	l := cpuList(dedicated)
-	return "isolcpus=nohz,domain,managed_irq," + l + " nohz_full=" + l + " rcu_nocbs=" + l + " preempt=full"
+	c := "isolcpus=nohz,domain,managed_irq," + l + " nohz_full=" + l + " rcu_nocbs=" + l
+	// Interrupts that are not managed go to the cores below the highest
+	// dedicated one that are not dedicated: the manifest does not say how
+	// many cores the host has, but those exist.
+	var irq []int
+	for i := 0; i < dedicated[len(dedicated)-1]; i++ {
+		if !slices.Contains(dedicated, i) {
+			irq = append(irq, i)
+		}
+	}
+	if len(irq) > 0 {
+		c += " irqaffinity=" + cpuList(irq)
+	}
+	return c + " preempt=full"
 }
 
 // isolated reports which of cores the running kernel's command line

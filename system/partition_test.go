@@ -84,9 +84,11 @@ func TestIsolationCmdline(t *testing.T) {
 	}{
 		{"no dedicated cores", []*Guest{{Name: "a"}}, ""},
 		{"one core", []*Guest{{Name: "control", HostCPUs: []int{1}}, {Name: "b"}},
-			"isolcpus=nohz,domain,managed_irq,1 nohz_full=1 rcu_nocbs=1 preempt=full"},
+			"isolcpus=nohz,domain,managed_irq,1 nohz_full=1 rcu_nocbs=1 irqaffinity=0 preempt=full"},
+		{"core 0 dedicated: no core known to be left for interrupts", []*Guest{{Name: "control", HostCPUs: []int{0}}},
+			"isolcpus=nohz,domain,managed_irq,0 nohz_full=0 rcu_nocbs=0 preempt=full"},
 		{"two guests, ranges", []*Guest{{Name: "a", HostCPUs: []int{3, 2}}, {Name: "b", HostCPUs: []int{5}}},
-			"isolcpus=nohz,domain,managed_irq,2-3,5 nohz_full=2-3,5 rcu_nocbs=2-3,5 preempt=full"},
+			"isolcpus=nohz,domain,managed_irq,2-3,5 nohz_full=2-3,5 rcu_nocbs=2-3,5 irqaffinity=0-1,4 preempt=full"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
