@@ -33,8 +33,15 @@ func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds per comparison")
 	boot := flag.Bool("boot", true, "also compare stock-kernel boots inside the emulated host")
 	exits := flag.Int("exits", 200000, "guest exits per round")
+	bootOnly := flag.Bool("boot-only", false, "run only the stock-kernel boot comparison and the VMM's memory overhead")
 	flag.Parse()
-	if err := run(*rounds, *exits, *boot); err != nil {
+	var err error
+	if *bootOnly {
+		err = runBootOnly(*rounds)
+	} else {
+		err = run(*rounds, *exits, *boot)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -82,6 +89,29 @@ func run(rounds, exits int, boot bool) error {
 	tw.Flush()
 	for _, n := range notes {
 		fmt.Println(n)
+	}
+	return nil
+}
+
+// runBootOnly is the boot comparison and the memory overhead alone.
+func runBootOnly(rounds int) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(root, "build", "bench")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	rows, err := bootCompare(root, out, rounds)
+	if err != nil {
+		return fmt.Errorf("boot comparison: %w", err)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	defer tw.Flush()
+	fmt.Fprintf(tw, "comparison\tTandem\tpeer\tratio\ttarget\t\n")
+	for _, r := range rows {
+		r.print(tw)
 	}
 	return nil
 }
