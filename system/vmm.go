@@ -136,6 +136,8 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 		defer l.Close()
 		go serveVsockIn(l, vm)
 	}
+	// Best effort: it only lowers the VMM's resident set.
+	_ = hv.ReleaseStartupPages()
 	return vm.Run(ctx)
 }
 

@@ -265,6 +265,8 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer
 		if err != nil {
 			return err
 		}
+		// Best effort: it only lowers the VMM's resident set.
+		_ = hv.ReleaseStartupPages()
 		err = vm.Run(ctx)
 		if report != nil {
 			if u, uerr := vm.MemoryUse(); uerr == nil {
