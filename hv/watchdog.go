@@ -41,7 +41,11 @@ func (w *Watchdog) validate() error {
 
 // watchdogExpired ends the guest: it stopped pinging its watchdog.
 func (vm *VM) watchdogExpired() {
-	why := fmt.Sprintf("watchdog expired: no ping within the guest's timeout (%v by default)", vm.cfg.Watchdog.Timeout)
+	w := vm.cfg.Watchdog
+	why := fmt.Sprintf("watchdog expired: no ping in time (the guest's timeout, %v by default)", w.Timeout)
+	if w.Boot > 0 {
+		why = fmt.Sprintf("watchdog expired: no ping in time (the guest's timeout, %v by default, or the %v boot grace if its driver never took the watchdog over)", w.Timeout, w.Boot)
+	}
 	vm.warn.printf("%s: %s: ending the guest", vm.name(), why)
 	vm.stop(ExitWatchdog, why)
 }
