@@ -2,6 +2,7 @@ package mem
 
 import (
 	"bufio"
+	"debug/elf"
 	"fmt"
 	"os"
 	"strconv"
@@ -39,11 +40,20 @@ func ReleaseProgramPages() error {
 		return fmt.Errorf("releasing program pages: %w", err)
 	}
 	defer f.Close()
+	// A dynamically linked executable's read-only data may hold
+	// relocated pointers (RELRO: written at load time, then made
+	// read-only); dropping those pages would bring back the file's
+	// unrelocated bytes. There only code, which is never relocated in
+	// place, is released.
+	codeOnly := dynamic()
 	type span struct{ start, end uintptr }
 	var spans []span
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		start, end, ok := programMapping(s.Text(), st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev))
+		if ok && codeOnly && !executable(s.Text()) {
+			continue
+		}
 		if ok {
 			spans = append(spans, span{start, end})
 		}
@@ -91,4 +101,27 @@ func programMapping(line string, ino uint64, major, minor uint32) (start, end ui
 		return 0, 0, false
 	}
 	return uintptr(lo), uintptr(hi), true
+}
+
+// dynamic reports whether this process's executable is dynamically
+// linked (has a PT_DYNAMIC segment), or cannot be read to tell.
+func dynamic() bool {
+	f, err := elf.Open("/proc/self/exe")
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_DYNAMIC {
+			return true
+		}
+	}
+	return false
+}
+
+// executable reports whether a /proc/PID/maps line's mapping is
+// executable.
+func executable(line string) bool {
+	f := strings.Fields(line)
+	return len(f) >= 2 && len(f[1]) == 4 && f[1][2] == 'x'
 }
