@@ -238,31 +238,37 @@ func roundTrips(addr string) {
 	f := os.NewFile(uintptr(fd), "rtt")
 	msg, back := make([]byte, 64), make([]byte, 64)
 	var rtts []time.Duration
-	for range 200 {
+	for range 100 {
 		t0 := time.Now()
 		if _, err := f.Write(msg); err != nil {
-			break
+			fmt.Printf("TANDEM-CONTROL rtt fail n=%d err=%q\n", len(rtts), err.Error())
+			return
 		}
 		if _, err := io.ReadFull(f, back); err != nil {
-			break
+			fmt.Printf("TANDEM-CONTROL rtt fail n=%d err=%q\n", len(rtts), err.Error())
+			return
 		}
 		rtts = append(rtts, time.Since(t0))
 	}
 	slices.Sort(rtts)
-	const total = 2 << 20
+	const total = 1 << 20
 	chunk := make([]byte, 64<<10)
 	t0 := time.Now()
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	go func() {
-		io.CopyN(io.Discard, f, total)
-		close(done)
+		_, err := io.CopyN(io.Discard, f, total)
+		done <- err
 	}()
 	for sent := 0; sent < total; sent += len(chunk) {
 		if _, err := f.Write(chunk); err != nil {
-			break
+			fmt.Printf("TANDEM-CONTROL rtt fail throughput err=%q\n", err.Error())
+			return
 		}
 	}
-	<-done
+	if err := <-done; err != nil {
+		fmt.Printf("TANDEM-CONTROL rtt fail throughput err=%q\n", err.Error())
+		return
+	}
 	mibs := float64(total) / (1 << 20) / time.Since(t0).Seconds()
 	fmt.Printf("TANDEM-CONTROL rtt-p50-us=%d rtt-p99-us=%d rtt-n=%d throughput-mibs=%.1f\n",
 		pct(rtts, 50).Microseconds(), pct(rtts, 99).Microseconds(), len(rtts), mibs)

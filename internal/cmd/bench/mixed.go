@@ -14,7 +14,6 @@ import (
 	"github.com/tandem-hv/tandem/images/initramfs"
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
-	"github.com/tandem-hv/tandem/system"
 )
 
 // mixedCriticality runs the demo system inside the emulated x86 host
@@ -72,8 +71,11 @@ func mixedCriticality(root, out string) ([]row, error) {
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Files: files, Script: benchScript, Timeout: 8 * time.Minute,
 		Console: &progress{}, PinCPUs: true,
-		// The host boots as Tandem's images boot it for this manifest.
-		Cmdline: benchManifest.IsolationCmdline(),
+		// Not the isolation images boot with (benchManifest's
+		// IsolationCmdline): with nohz_full and isolcpus the emulated
+		// host has been seen to freeze under this load (software-emulated
+		// SVM running nested guests), so the host boots plain and
+		// only the supervisor's partitioning keeps the cores apart.
 	})
 	// The whole console stays beside the other bench files for a look
 	// at the per-second reports.
@@ -83,7 +85,7 @@ func mixedCriticality(root, out string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	alone, stress := jitter(res.Output, "BENCH alone "), jitter(res.Output, "BENCH stress ")
+	alone, stress := jitter(res.Output, "BENCH alone ", false), jitter(res.Output, "BENCH stress ", true)
 	if alone.windows == 0 || stress.windows == 0 {
 		return nil, fmt.Errorf("no control-loop reports (alone %d, stressed %d windows):\n%s", alone.windows, stress.windows, res.Tail(30))
 	}
@@ -119,14 +121,11 @@ func mixedCriticality(root, out string) ([]row, error) {
 			row{name: "vsock round trip control↔infotainment p99 (64 B)", tandem: p99, unit: "µs", report: true},
 			row{name: "vsock throughput control→infotainment→control", tandem: tp, unit: "MiB/s", report: true})
 	} else {
-		fmt.Fprintf(os.Stderr, "bench: no vsock round-trip report\n")
+		fail := lastWords(res.Output, "TANDEM-CONTROL rtt fail")
+		fmt.Fprintf(os.Stderr, "bench: no vsock round-trip report (%v)\n", fail)
 	}
 	return rows, nil
 }
-
-// benchManifest is the dedication stress.yaml asks for: core 1 to the
-// control guest.
-var benchManifest = &system.Manifest{Guests: []*system.Guest{{Name: "control", HostCPUs: []int{1}}}}
 
 const benchControl = `guests:
   - name: control
@@ -158,7 +157,9 @@ const benchScript = `cd /s
 # supervisor that does not stop within 20 s is reported and killed.
 phase() {
 	/tandem system $1.yaml > $1.log 2>&1 &
-	P=$!; sleep $2; kill $P
+	P=$!
+	( while kill -0 $P 2>/dev/null; do sleep 10; echo "BENCH tick $1 $(cut -d' ' -f1 /proc/uptime) $(grep -c TANDEM $1.log) $(tail -n1 $1.log | cut -c1-100)"; done ) &
+	sleep $2; kill $P
 	i=0
 	while kill -0 $P 2>/dev/null && [ $i -lt 20 ]; do sleep 1; i=$((i+1)); done
 	if kill -0 $P 2>/dev/null; then
@@ -170,11 +171,11 @@ phase() {
 }
 phase alone 30
 grep 'control | TANDEM-CONTROL' alone.log | sed 's/^/BENCH alone /'
-phase stress 45
-grep -E 'control | TANDEM-CONTROL' stress.log | sed 's/^/BENCH stress /'
+phase stress 60
+grep -E '^(control|infotainment) \| TANDEM-' stress.log | sed 's/^/BENCH stress /'
 grep -E 'TANDEM-INFO received' stress.log | tail -1 | sed 's/^/BENCH info /'
 grep -E 'TANDEM-INFO flood' stress.log | tail -1 | sed 's/^/BENCH flood /'
-phase rtt 25
+phase rtt 60
 grep -E 'TANDEM-CONTROL rtt' rtt.log | sed 's/^/BENCH rtt /'
 exit 0
 `
@@ -186,14 +187,20 @@ type jitterStats struct {
 }
 
 // jitter summarises the control loop's reports after its first five
-// windows (boot and connection set-up).
-func jitter(out, prefix string) jitterStats {
+// windows (boot and connection set-up). With afterInfo, only windows
+// after the infotainment guest's first report count: before it, the
+// other guest is still booting, not yet loading anything.
+func jitter(out, prefix string, afterInfo bool) jitterStats {
 	var p50s, p99s []float64
 	var s jitterStats
 	var firstMiss, lastMiss float64
+	infoUp := !afterInfo
 	for _, l := range strings.Split(out, "\n") {
 		i := strings.Index(l, prefix)
-		if i < 0 || !strings.Contains(l, "misses=") {
+		if i >= 0 && strings.Contains(l, "infotainment | TANDEM-INFO received=") {
+			infoUp = true
+		}
+		if i < 0 || !infoUp || !strings.Contains(l, "control | TANDEM-CONTROL misses=") {
 			continue
 		}
 		w := words(l[i:])
