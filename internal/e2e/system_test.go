@@ -125,6 +125,22 @@ ls /run/tandem/*.in 2>/dev/null | sed 's/^/E2E leftover /'
 exit 0
 `
 
+// systemSetup is what the system tests need first: an emulated x86 host,
+// tandem built for it, and Debian's stock kernel for the guests.
+func systemSetup(t *testing.T) (tandem string, k Kernel) {
+	t.Helper()
+	qemuhost.Require(t)
+	tandem = buildTandem(t)
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err = X86Kernel(cache); err != nil {
+		t.Fatal(err)
+	}
+	return tandem, k
+}
+
 // TestSystem runs the two demo guests under tandem system inside the
 // emulated host and checks the freedom-from-interference claims that are
 // meaningful there: the channel carries the control guest's messages
@@ -137,16 +153,7 @@ exit 0
 // jitter are reported, not asserted; what is asserted is that the loop
 // keeps reporting through the other guest's death.
 func TestSystem(t *testing.T) {
-	qemuhost.Require(t)
-	tandem := buildTandem(t)
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := X86Kernel(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tandem, k := systemSetup(t)
 	ctl, info := filepath.Join(workDir, "control.img"), filepath.Join(workDir, "info.img")
 	buildDemoInitramfs(t, ctl, "control", k)
 	buildDemoInitramfs(t, info, "infotainment", k)

@@ -50,16 +50,7 @@ exit 0
 // pets it, then stops; the watchdog fires, the VMM ends with exit status
 // watchdog, and the supervisor restarts the guest by its policy.
 func TestSystemWatchdog(t *testing.T) {
-	qemuhost.Require(t)
-	tandem := buildTandem(t)
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := X86Kernel(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tandem, k := systemSetup(t)
 	ctl := filepath.Join(workDir, "control.img")
 	buildDemoInitramfs(t, ctl, "control", k)
 	man := filepath.Join(workDir, "watchdog.yaml")
