@@ -148,12 +148,7 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		SetU32s("interrupts", timer...).
 		SetEmpty("always-on")
 
-	clk := root.AddNode("apb-pclk").
-		SetStrings("compatible", "fixed-clock").
-		SetU32("#clock-cells", 0).
-		SetU32("clock-frequency", apbClockHz).
-		SetString("clock-output-names", "clk24mhz")
-	clkPh := t.Phandle(clk)
+	clkPh := fixedClock(t, "apb-pclk", apbClockHz, "clk24mhz")
 
 	uart := root.AddNodeAt("pl011", UARTBase).
 		SetStrings("compatible", "arm,pl011", "arm,primecell").
@@ -229,14 +224,8 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 // PrimeCell ids). The interrupt is the first stage's; the line is an
 // irqfd, so edge-triggered like the UART's.
 func addWatchdog(t *dtb.Tree, apbClk uint32, w Watchdog) error {
-	root := t.Root
-	clk := root.AddNode("wdog-clk").
-		SetStrings("compatible", "fixed-clock").
-		SetU32("#clock-cells", 0).
-		SetU32("clock-frequency", WatchdogClockHz).
-		SetString("clock-output-names", "wdogclk")
-	clkPh := t.Phandle(clk)
-	n := root.AddNodeAt("watchdog", WatchdogBase).
+	clkPh := fixedClock(t, "wdog-clk", WatchdogClockHz, "wdogclk")
+	n := t.Root.AddNodeAt("watchdog", WatchdogBase).
 		SetStrings("compatible", "arm,sp805", "arm,primecell").
 		SetU32s("interrupts", gicSPI, WatchdogSPI, irqTypeEdgeRising).
 		SetU32s("clocks", clkPh, apbClk).
@@ -282,4 +271,15 @@ func addCPUs(root *dtb.Node, compatible string, mpidrs []uint64) error {
 		}
 	}
 	return nil
+}
+
+// fixedClock adds a fixed-rate clock node at the root and returns its
+// phandle.
+func fixedClock(t *dtb.Tree, name string, hz uint32, output string) uint32 {
+	clk := t.Root.AddNode(name).
+		SetStrings("compatible", "fixed-clock").
+		SetU32("#clock-cells", 0).
+		SetU32("clock-frequency", hz).
+		SetString("clock-output-names", output)
+	return t.Phandle(clk)
 }
