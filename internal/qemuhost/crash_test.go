@@ -1,6 +1,9 @@
 package qemuhost
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestHostCrashed(t *testing.T) {
 	tests := []struct {
@@ -17,6 +20,30 @@ func TestHostCrashed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := hostCrashed(tt.res); got != tt.want {
 				t.Errorf("hostCrashed() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPanicLines(t *testing.T) {
+	oops := "[ 1.0] booted\n[ 9.1] TANDEM-HOST kvm=kvm_amd\n[ 98.1] BUG: kernel stack overflow\n[ 98.2] RIP: 0010:svm_vcpu_run\n[ 98.3] Kernel panic - not syncing: Fatal exception\n[ 98.4] ---[ end Kernel panic ]---\n"
+	tests := []struct {
+		name, out  string
+		first, end string // the report's first and last lines
+	}{
+		{"from the BUG line to the panic line", oops, "BUG: kernel stack overflow", "Kernel panic - not syncing: Fatal exception"},
+		{"no oops: the lines before the panic", "a\nb\nKernel panic - not syncing: VFS\nc\n", "a", "Kernel panic - not syncing: VFS"},
+		{"a long trace is cut after its first lines", "BUG: stack guard page was hit\n" + strings.Repeat("[ 86.5] ? trace\n", 50) + "Kernel panic - not syncing: corrupted stack end\n",
+			"BUG: stack guard page was hit", "Kernel panic - not syncing: corrupted stack end"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Split(panicLines(tt.out), "\n")
+			if !strings.Contains(got[0], tt.first) || !strings.Contains(got[len(got)-1], tt.end) {
+				t.Errorf("panicLines() = %q, want it from %q to %q", got, tt.first, tt.end)
+			}
+			if len(got) > 14 {
+				t.Errorf("panicLines() gave %d lines, want at most 14", len(got))
 			}
 		})
 	}

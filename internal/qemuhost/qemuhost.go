@@ -95,6 +95,7 @@ type Result struct {
 // the host did not get KVM, or the run timed out (the error quotes the
 // last console lines).
 func Run(ctx context.Context, opt Options) (*Result, error) {
+	opt.defaults()
 	res, err := runOnce(ctx, opt)
 	for try := 2; try <= hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
 		// The emulated host's own kernel died: its nested KVM under
@@ -102,13 +103,39 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		// KVM_RUN. That is the test rig failing, not the code under
 		// test, so the run is tried again, saying so where it is seen.
 		msg := fmt.Sprintf("qemuhost: the emulated %s host's kernel panicked; attempt %d of %d", opt.Arch, try, hostAttempts)
-		fmt.Fprintln(os.Stderr, msg)
+		fmt.Fprintf(os.Stderr, "%s; the panic:\n%s\n", msg, panicLines(res.Output))
 		if opt.Console != nil {
 			fmt.Fprintf(opt.Console, "\n%s\n", msg)
 		}
 		res, err = runOnce(ctx, opt)
 	}
 	return res, err
+}
+
+// panicLines is the host kernel's panic report out of a console: the
+// first lines of the oops or BUG that led to it (found up to 200 lines
+// back) and the panic line.
+func panicLines(out string) string {
+	lines := strings.Split(out, "\n")
+	end := len(lines) - 1
+	for i, l := range lines {
+		if strings.Contains(l, "Kernel panic - not syncing") {
+			end = i
+			break
+		}
+	}
+	start := max(0, end-12)
+	for i := end - 1; i >= max(0, end-200); i-- {
+		if l := lines[i]; strings.Contains(l, "BUG:") || strings.Contains(l, "Oops") || strings.Contains(l, "general protection") {
+			start = i
+			break
+		}
+	}
+	report := lines[start:end]
+	if len(report) > 12 {
+		report = append(report[:12:12], "…")
+	}
+	return "\t" + strings.Join(append(report, lines[end]), "\n\t")
 }
 
 // hostAttempts bounds how often a run whose host kernel panicked is tried.
