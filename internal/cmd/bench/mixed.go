@@ -194,7 +194,7 @@ grep -E 'TANDEM-INFO received' stress.log | tail -1 | sed 's/^/BENCH info /'
 grep -E 'TANDEM-INFO flood' stress.log | tail -1 | sed 's/^/BENCH flood /'
 phase rtt 60
 grep -E 'TANDEM-CONTROL rtt' rtt.log | sed 's/^/BENCH rtt /'
-grep -hE '^tandem: |TANDEM-INFO (connection|listening|fail)' stress.log rtt.log | grep -v 'refused: not in' | sed 's/^/BENCH supervisor /'
+grep -hE '^tandem: |tandem: guest ended|TANDEM-INFO (connection|listening|fail)' stress.log rtt.log | grep -v 'refused: not in' | sed 's/^/BENCH supervisor /'
 exit 0
 `
 
