@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -21,7 +22,8 @@ const escapeByte = 0x01
 func openConsole(spec string, cfg *hv.Config, stderr io.Writer) (func(), error) {
 	switch {
 	case spec == "stdio":
-		cfg.Console.Out = os.Stdout
+		out := &lineEnder{w: os.Stdout}
+		cfg.Console.Out = out
 		restore, raw := makeRaw(int(os.Stdin.Fd()))
 		if raw {
 			cfg.Console.In = &escapeReader{r: os.Stdin}
@@ -29,7 +31,7 @@ func openConsole(spec string, cfg *hv.Config, stderr io.Writer) (func(), error) 
 		} else {
 			cfg.Console.In = os.Stdin
 		}
-		return restore, nil
+		return func() { restore(); out.end() }, nil
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -48,6 +50,30 @@ func openConsole(spec string, cfg *hv.Config, stderr io.Writer) (func(), error) 
 		return func() { master.Close() }, nil
 	}
 	return nil, fmt.Errorf("--console %q: want stdio, file:PATH or pty", spec)
+}
+
+// lineEnder passes the guest's console output through and, at the end,
+// finishes a line the guest left open: the VMM's own last words (how the
+// guest ended), written next to the same stream, then start a line of
+// their own instead of running into a report cut off mid-line.
+type lineEnder struct {
+	w   io.Writer
+	mid atomic.Bool // the last byte written was not a newline
+}
+
+func (l *lineEnder) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.mid.Store(p[n-1] != '\n')
+	}
+	return n, err
+}
+
+// end writes the newline an unfinished last line lacks.
+func (l *lineEnder) end() {
+	if l.mid.Swap(false) {
+		l.w.Write([]byte("\n"))
+	}
 }
 
 // makeRaw puts a terminal into raw mode so keys reach the guest as typed.
