@@ -149,7 +149,6 @@ func hostCrashed(res *Result) bool {
 }
 
 func runOnce(ctx context.Context, opt Options) (*Result, error) {
-	opt.defaults()
 	a, err := lookupArch(opt.Arch)
 	if err != nil {
 		return nil, err
