@@ -119,7 +119,7 @@ func panicLines(out string) string {
 	lines := strings.Split(out, "\n")
 	end := len(lines) - 1
 	for i, l := range lines {
-		if strings.Contains(l, "Kernel panic - not syncing") {
+		if strings.Contains(l, panicMark) {
 			end = i
 			break
 		}
@@ -138,6 +138,9 @@ func panicLines(out string) string {
 	return "\t" + strings.Join(append(report, lines[end]), "\n\t")
 }
 
+// panicMark starts the line a Linux kernel prints when it panics.
+const panicMark = "Kernel panic - not syncing"
+
 // hostAttempts bounds how often a run whose host kernel panicked is tried.
 const hostAttempts = 3
 
@@ -145,7 +148,7 @@ const hostAttempts = 3
 // its script reported an exit status. A guest's panic cannot look like
 // this: its VMM ends and the host script still reports.
 func hostCrashed(res *Result) bool {
-	return res != nil && res.ExitStatus == -1 && strings.Contains(res.Output, "Kernel panic - not syncing")
+	return res != nil && res.ExitStatus == -1 && strings.Contains(res.Output, panicMark)
 }
 
 func runOnce(ctx context.Context, opt Options) (*Result, error) {
