@@ -33,6 +33,8 @@ func TestPanicLines(t *testing.T) {
 	}{
 		{"from the BUG line to the panic line", oops, "BUG: kernel stack overflow", "Kernel panic - not syncing: Fatal exception"},
 		{"no oops: the lines before the panic", "a\nb\nKernel panic - not syncing: VFS\nc\n", "a", "Kernel panic - not syncing: VFS"},
+		{"a lockup: where, and the trace's reliable frames", "[ 50.0] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [tandem:141]\n[ 50.0] Modules linked in: kvm_amd\n[ 50.0] RIP: 0010:smp_call_function_many_cond+0x12e/0x3a0\n[ 50.0] RSP: 0018:ffffb\n[ 50.0] Call Trace:\n[ 50.0]  <TASK>\n[ 50.0]  ? update_load_avg+0x7e/0x780\n[ 50.0]  on_each_cpu_cond_mask+0x1e/0x30\n[ 50.0] Kernel panic - not syncing: softlockup: hung tasks\n",
+			"BUG: soft lockup", "softlockup: hung tasks"},
 		{"a long trace is cut after its first lines", "BUG: stack guard page was hit\n" + strings.Repeat("[ 86.5] ? trace\n", 50) + "Kernel panic - not syncing: corrupted stack end\n",
 			"BUG: stack guard page was hit", "Kernel panic - not syncing: corrupted stack end"},
 	}
@@ -42,8 +44,14 @@ func TestPanicLines(t *testing.T) {
 			if !strings.Contains(got[0], tt.first) || !strings.Contains(got[len(got)-1], tt.end) {
 				t.Errorf("panicLines() = %q, want it from %q to %q", got, tt.first, tt.end)
 			}
-			if len(got) > 14 {
-				t.Errorf("panicLines() gave %d lines, want at most 14", len(got))
+			if len(got) > reportLines+1 {
+				t.Errorf("panicLines() gave %d lines, want at most %d", len(got), reportLines+1)
+			}
+			if strings.Contains(tt.out, "RIP:") && !strings.Contains(strings.Join(got, "\n"), "RIP: 0010:") {
+				t.Errorf("panicLines() = %q, want the RIP line", got)
+			}
+			if strings.Contains(strings.Join(got, "\n"), " ? ") {
+				t.Errorf("panicLines() = %q, want no unreliable (?) frames", got)
 			}
 		})
 	}

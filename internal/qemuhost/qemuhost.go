@@ -88,6 +88,9 @@ type Result struct {
 	Boot, Total time.Duration
 	// KVM names the module that gave the host /dev/kvm.
 	KVM string
+	// Attempts is how many times the host was booted: more than one when
+	// its kernel panicked (see Run).
+	Attempts int
 }
 
 // Run boots the emulated host, runs opt.Script in it and returns once QEMU
@@ -97,24 +100,30 @@ type Result struct {
 func Run(ctx context.Context, opt Options) (*Result, error) {
 	opt.defaults()
 	res, err := runOnce(ctx, opt)
-	for try := 2; try <= hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
+	try := 1
+	for ; try < hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
-		// KVM_RUN. That is the test rig failing, not the code under
-		// test, so the run is tried again, saying so where it is seen.
-		msg := fmt.Sprintf("qemuhost: the emulated %s host's kernel panicked; attempt %d of %d", opt.Arch, try, hostAttempts)
+		// KVM_RUN or locks up (see hostCmdline). That is the test rig
+		// failing, not the code under test, so the run is tried again,
+		// saying so where it is seen.
+		msg := fmt.Sprintf("qemuhost: the emulated %s host's kernel panicked; attempt %d of %d", opt.Arch, try+1, hostAttempts)
 		fmt.Fprintf(os.Stderr, "%s; the panic:\n%s\n", msg, panicLines(res.Output))
 		if opt.Console != nil {
 			fmt.Fprintf(opt.Console, "\n%s\n", msg)
 		}
 		res, err = runOnce(ctx, opt)
 	}
+	if res != nil {
+		res.Attempts = try
+	}
 	return res, err
 }
 
 // panicLines is the host kernel's panic report out of a console: the
-// first lines of the oops or BUG that led to it (found up to 200 lines
-// back) and the panic line.
+// oops or BUG line that led to it (found up to 200 lines back), where it
+// happened (RIP, pc) and the first reliable frames of its call trace,
+// then the panic line. Without an oops it is the lines before the panic.
 func panicLines(out string) string {
 	lines := strings.Split(out, "\n")
 	end := len(lines) - 1
@@ -124,22 +133,58 @@ func panicLines(out string) string {
 			break
 		}
 	}
-	start := max(0, end-12)
+	start := -1
 	for i := end - 1; i >= max(0, end-200); i-- {
 		if l := lines[i]; strings.Contains(l, "BUG:") || strings.Contains(l, "Oops") || strings.Contains(l, "general protection") {
 			start = i
 			break
 		}
 	}
-	report := lines[start:end]
-	if len(report) > 12 {
-		report = append(report[:12:12], "…")
+	var report []string
+	if start < 0 {
+		report = lines[max(0, end-reportLines):end]
+	} else {
+		report = append(report, lines[start])
+		inTrace := false
+		for _, l := range lines[start+1 : end] {
+			switch {
+			case len(report) >= reportLines:
+			case strings.Contains(l, "RIP: 0010:") || strings.Contains(l, " pc : "):
+				report = append(report, l)
+			case strings.Contains(l, "Call Trace:") || strings.Contains(l, "Call trace:"):
+				inTrace = true
+				report = append(report, l)
+			case inTrace && !strings.Contains(l, " ? ") && strings.Contains(l, "+0x"):
+				report = append(report, l)
+			}
+		}
 	}
 	return "\t" + strings.Join(append(report, lines[end]), "\n\t")
 }
 
+// reportLines bounds the lines panicLines gives before the panic line.
+const reportLines = 12
+
 // panicMark starts the line a Linux kernel prints when it panics.
 const panicMark = "Kernel panic - not syncing"
+
+// hostCmdline is the emulated host kernel's own command line.
+//
+// panic=-1 reboots on a panic, and -no-reboot turns that into QEMU's
+// exit, so a dead host ends the run at once. A host that locks up is
+// made to panic too: its nested KVM under QEMU's software SVM now and
+// then leaves both CPUs spinning in KVM_RUN (soft lockups, a starved RCU
+// kthread) and never recovers, which would otherwise hold a run until its
+// timeout. softlockup_panic turns a CPU stuck for 20 s into a panic, and
+// panic_on_rcu_stall does the same for an RCU stall (21 s), so Run can
+// try again after a minute instead of failing after many. loglevel=5
+// (warnings, one more than quiet's) puts the stack of a lockup or BUG on
+// the console for panicLines.
+//
+// No transparent huge pages: the emulated host's khugepaged has been
+// seen to lock up a CPU while collapsing a nested guest's memory under
+// software emulation.
+const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never"
 
 // hostAttempts bounds how often a run whose host kernel panicked is tried.
 const hostAttempts = 3
@@ -218,6 +263,9 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
 	case con.failure != "":
 		return res, fmt.Errorf("emulated %s host: %s; last console lines:\n%s", opt.Arch, con.failure, con.tail(tailLines))
+	case !haveStatus && strings.Contains(res.Output, panicMark):
+		return res, fmt.Errorf("emulated %s host's kernel panicked before the script reported its exit status:\n%s",
+			opt.Arch, panicLines(res.Output))
 	case !haveStatus:
 		return res, fmt.Errorf("emulated %s host ended without reporting the script's exit status (qemu: %v %s); last console lines:\n%s",
 			opt.Arch, waitErr, strings.TrimSpace(stderr.String()), con.tail(tailLines))
@@ -400,12 +448,7 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		"-name", "tandem-host,debug-threads=on",
 		"-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
-		// panic=-1 reboots on a panic, and -no-reboot turns that into
-		// QEMU's exit, so a dead host ends the run at once.
-		// No transparent huge pages: the emulated host's khugepaged has
-		// been seen to lock up a CPU while collapsing a nested guest's
-		// memory under software emulation.
-		"-append", strings.TrimSpace("console="+a.console+" panic=-1 quiet rdinit=/init transparent_hugepage=never "+opt.Cmdline),
+		"-append", strings.TrimSpace("console="+a.console+" "+hostCmdline+" rdinit=/init "+opt.Cmdline),
 	)
 	return args
 }

@@ -44,7 +44,7 @@ func TestNestedKVM(t *testing.T) {
 	start := time.Now()
 	res, err := Run(context.Background(), Options{
 		Files:   map[string]string{"/kvmprobe": probe},
-		Script:  "/kvmprobe || exit $?\necho probe-done\nexit 3\n",
+		Script:  "/kvmprobe || exit $?\necho probe-done\necho lockup-panic=$(cat /proc/sys/kernel/softlockup_panic)/$(cat /proc/sys/kernel/panic_on_rcu_stall)\nexit 3\n",
 		Memory:  "1G",
 		Console: testWriter{t},
 		Timeout: 5 * time.Minute,
@@ -59,11 +59,41 @@ func TestNestedKVM(t *testing.T) {
 	if !strings.Contains(res.Output, "probe-done") {
 		t.Errorf("console lacks probe-done: the script did not go on after the probe")
 	}
+	if !strings.Contains(res.Output, "lockup-panic=1/1") {
+		t.Errorf("console lacks lockup-panic=1/1: the host does not panic on a soft lockup or an RCU stall, so a locked-up host would hold the run until its timeout")
+	}
 	if res.ExitStatus != 3 {
 		t.Errorf("Run().ExitStatus = %d, want 3", res.ExitStatus)
 	}
 	if res.KVM != "kvm_amd" && res.KVM != "kvm_intel" {
 		t.Errorf("Run().KVM = %q, want kvm_amd or kvm_intel", res.KVM)
+	}
+}
+
+// TestPanicRetried crashes the emulated host's kernel on purpose (sysrq
+// c) and shows that Run boots it again, hostAttempts times in all, and
+// then reports the panic as an error that quotes it.
+func TestPanicRetried(t *testing.T) {
+	Require(t)
+	var con strings.Builder
+	res, err := Run(context.Background(), Options{
+		Script:  "echo crashing-on-purpose\necho c >/proc/sysrq-trigger\nsleep 60\n",
+		Memory:  "512M",
+		CPUs:    1,
+		Console: &con,
+		Timeout: 2 * time.Minute,
+	})
+	if err == nil {
+		t.Fatalf("Run() = nil error, want the host's panic (exit status %d)", res.ExitStatus)
+	}
+	if res.Attempts != hostAttempts {
+		t.Errorf("Run().Attempts = %d, want %d", res.Attempts, hostAttempts)
+	}
+	if n := strings.Count(con.String(), "crashing-on-purpose"); n != hostAttempts {
+		t.Errorf("the script ran %d times, want %d", n, hostAttempts)
+	}
+	if !strings.Contains(err.Error(), panicMark+": sysrq triggered crash") {
+		t.Errorf("Run() error = %v, want it to quote the panic", err)
 	}
 }
 
