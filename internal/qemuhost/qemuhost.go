@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -121,7 +122,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 }
 
 // panicLines is the host kernel's panic report out of a console: the
-// oops or BUG line that led to it (found up to 200 lines back), where it
+// oops or BUG line that led to it, where it
 // happened (RIP, pc) and the first reliable frames of its call trace,
 // then the panic line. Without an oops it is the lines before the panic.
 func panicLines(out string) string {
@@ -134,8 +135,9 @@ func panicLines(out string) string {
 		}
 	}
 	start := -1
-	for i := end - 1; i >= max(0, end-200); i-- {
-		if l := lines[i]; strings.Contains(l, "BUG:") || strings.Contains(l, "Oops") || strings.Contains(l, "general protection") {
+	// A runaway recursion's trace runs to hundreds of lines.
+	for i := end - 1; i >= max(0, end-5000); i-- {
+		if l := lines[i]; strings.Contains(l, "BUG:") || oopsHeader.MatchString(l) {
 			start = i
 			break
 		}
@@ -145,21 +147,37 @@ func panicLines(out string) string {
 		report = lines[max(0, end-reportLines):end]
 	} else {
 		report = append(report, lines[start])
-		inTrace := false
+		inTrace, where := false, false
+		seen := map[string]bool{} // a runaway recursion repeats its frames
 		for _, l := range lines[start+1 : end] {
 			switch {
 			case len(report) >= reportLines:
-			case strings.Contains(l, "RIP: 0010:") || strings.Contains(l, " pc : "):
+			case !where && (strings.Contains(l, "RIP: 0010:") || strings.Contains(l, " pc : ")):
+				where = true
 				report = append(report, l)
 			case strings.Contains(l, "Call Trace:") || strings.Contains(l, "Call trace:"):
 				inTrace = true
 				report = append(report, l)
-			case inTrace && !strings.Contains(l, " ? ") && strings.Contains(l, "+0x"):
+			case inTrace && !strings.Contains(l, " ? ") && !strings.Contains(l, "RIP:") && strings.Contains(l, "+0x") && !seen[frame(l)]:
+				seen[frame(l)] = true
 				report = append(report, l)
 			}
 		}
 	}
 	return "\t" + strings.Join(append(report, lines[end]), "\n\t")
+}
+
+// oopsHeader matches the line an x86 or arm64 kernel starts an oops
+// with: "general protection fault: 0000 [#1] PREEMPT SMP", "stack guard
+// page: 0000 [#1] …", "Internal error: Oops: 96000004 [#1] SMP".
+var oopsHeader = regexp.MustCompile(`: [0-9a-f]+ \[#[0-9]+\]`)
+
+// frame is a call trace line without its timestamp.
+func frame(l string) string {
+	if i := strings.Index(l, "] "); i >= 0 {
+		l = l[i+2:]
+	}
+	return strings.TrimSpace(l)
 }
 
 // reportLines bounds the lines panicLines gives before the panic line.
