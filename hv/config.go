@@ -30,7 +30,9 @@ type Config struct {
 	Lock bool
 	// HugePages backs guest RAM with transparent huge pages where possible.
 	HugePages bool
-	// VCPUAffinity, when set, pins every vCPU thread to these host cores.
+	// VCPUAffinity, when set, pins every vCPU thread to these host cores;
+	// the VMM's other threads stay where the process was started (the
+	// supervisor starts it on the housekeeping cores).
 	VCPUAffinity []int
 	// RTPriority, when above 0, runs the vCPU threads under SCHED_FIFO
 	// at this priority (a control guest on dedicated cores).

@@ -10,6 +10,11 @@ import (
 // and, when priority is above 0, runs it under SCHED_FIFO: a control
 // guest's vCPU then owns its dedicated core and is not preempted by
 // best-effort work. An empty cpus and 0 leave the thread as it is.
+//
+// Only this thread moves. Threads the Go runtime starts later do not
+// inherit its mask: the runtime never clones a thread from one locked
+// with LockOSThread, it asks its template thread, started before the
+// first lock, to do it.
 func placeThread(cpus []int, priority int) error {
 	if len(cpus) > 0 {
 		var set unix.CPUSet

@@ -11,13 +11,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CPU partitioning. A guest with host-cpus owns those cores: its VMM,
-// every thread of it, runs there and nowhere else, and nothing else runs
-// there. Everything else (the supervisor and the VMMs of guests without
-// dedicated cores) shares the remaining, housekeeping cores. Pinning only
-// the control guest's vCPU thread is not enough: a best-effort vCPU
-// scheduled on the dedicated core holds it until the next tick, and a
-// control guest's timer interrupt then waits for the other guest's exit.
+// CPU partitioning. A guest with host-cpus owns those cores: its vCPU
+// threads run there and nothing else does. Everything else (the
+// supervisor, the VMMs of guests without dedicated cores, and the other
+// threads of every VMM: its devices, its channel, the Go runtime) shares
+// the remaining, housekeeping cores. Pinning only the control guest's
+// vCPU thread is not enough: a best-effort vCPU scheduled on the
+// dedicated core holds it until the next tick, and a control guest's
+// timer interrupt then waits for the other guest's exit. Keeping the
+// control guest's own device threads off its cores matters too: its
+// vCPU thread runs under SCHED_FIFO, and a guest that never halts
+// (idle=poll, a spinning task) would starve devices sharing its core
+// until real-time throttling let them run.
 
 // partition is the split of the cores the supervisor may use.
 type partition struct {
@@ -44,10 +49,14 @@ func newPartition(allowed []int, m *Manifest) partition {
 	return p
 }
 
-// cores is where a guest's VMM runs: its dedicated cores, else the
-// housekeeping ones (nil: anywhere).
+// cores is where a guest's VMM process starts: the housekeeping cores
+// (nil: anywhere). Its vCPU threads then move themselves to the guest's
+// host-cpus (hv.Config.VCPUAffinity); threads the Go runtime starts
+// later come from a thread that stayed here. Only when every core is
+// dedicated, and none is left for housekeeping, does a guest's whole VMM
+// run on its own cores.
 func (p partition) cores(g *Guest) []int {
-	if len(g.HostCPUs) > 0 {
+	if len(p.housekeeping) == 0 && len(g.HostCPUs) > 0 {
 		return g.HostCPUs
 	}
 	return p.housekeeping

@@ -139,7 +139,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err := confineProcess(hk); err != nil {
 			return err
 		}
-		s.logf("dedicated cores are the guests' alone; the supervisor and the other guests share cores %s", cpuList(hk))
+		s.logf("dedicated cores run their guests' vCPUs alone; the supervisor, the VMMs' other threads and the other guests share cores %s", cpuList(hk))
 		s.isolateHost()
 	}
 	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}

@@ -98,6 +98,10 @@ while [ $i -lt 120 ]; do
 done
 sleep 5
 /tandem ps
+CPID=$(up control)
+for t in /proc/$CPID/task/*; do
+  echo "E2E control thread policy=$(cut -d')' -f2 $t/stat | awk '{print $39}') cores=$(awk '/^Cpus_allowed_list/{print $2}' $t/status)"
+done
 PID=$(up infotainment)
 echo "E2E kill pid=$PID at=$(cut -d' ' -f1 /proc/uptime)"
 kill -9 $PID
@@ -191,6 +195,31 @@ func TestSystem(t *testing.T) {
 	}
 	if infoBefore["faults"] != "0" {
 		t.Errorf("infotainment faults before the kill = %v, want 0", infoBefore)
+	}
+	// Placement: the control guest's vCPU thread (the one under
+	// SCHED_FIFO, policy 1) alone on its dedicated core 1; every other
+	// thread of its VMM on the housekeeping core 0.
+	var vcpus, others []string
+	for _, l := range strings.Split(before, "\n") {
+		if _, th, ok := strings.Cut(l, "E2E control thread "); ok {
+			th = strings.TrimSpace(th)
+			if strings.HasPrefix(th, "policy=1 ") {
+				vcpus = append(vcpus, th)
+			} else {
+				others = append(others, th)
+			}
+		}
+	}
+	if len(vcpus) != 1 || vcpus[0] != "policy=1 cores=1" {
+		t.Errorf("control VMM's SCHED_FIFO threads = %q, want its one vCPU thread, on core 1", vcpus)
+	}
+	if len(others) == 0 {
+		t.Errorf("control VMM's other threads were not listed")
+	}
+	for _, th := range others {
+		if th != "policy=0 cores=0" {
+			t.Errorf("control VMM thread %q, want every thread but the vCPU's at normal policy on housekeeping core 0", th)
+		}
 	}
 	// The restart.
 	if restartAt-killAt > 2 || restartAt <= killAt {
