@@ -129,6 +129,10 @@ ls /run/tandem/*.in 2>/dev/null | sed 's/^/E2E leftover /'
 exit 0
 `
 
+// systemSilence is how long a system test's console may be silent: its
+// guests report every second, so a minute of silence is a frozen host.
+const systemSilence = time.Minute
+
 // systemSetup is what the system tests need first: an emulated x86 host,
 // tandem built for it, and Debian's stock kernel for the guests.
 func systemSetup(t *testing.T) (tandem string, k Kernel) {
@@ -173,6 +177,7 @@ func TestSystem(t *testing.T) {
 		Script:  systemScript,
 		Console: consoleLog{},
 		Timeout: 8 * time.Minute,
+		Silence: systemSilence,
 	})
 	if err != nil {
 		t.Fatalf("qemuhost.Run() = %v", err)

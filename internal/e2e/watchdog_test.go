@@ -62,6 +62,7 @@ func TestSystemWatchdog(t *testing.T) {
 		Script:  watchdogScript,
 		Console: consoleLog{},
 		Timeout: 8 * time.Minute,
+		Silence: systemSilence,
 	})
 	if err != nil {
 		t.Fatalf("qemuhost.Run() = %v", err)

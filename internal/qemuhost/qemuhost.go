@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,6 +77,12 @@ type Options struct {
 	// PinCPUs gives each emulated CPU a machine CPU of its own (see
 	// pinVCPUs), for runs that measure timing across emulated cores.
 	PinCPUs bool
+	// Silence, when above 0, is how long the console may stay silent
+	// once the host has booted: longer means the host froze (its own
+	// timers stopped with it, so no lockup report can come), and the run
+	// is ended and tried again as after a panic. Only for scripts whose
+	// guests report every few seconds.
+	Silence time.Duration
 }
 
 // Result is what a run produced.
@@ -90,8 +97,11 @@ type Result struct {
 	// KVM names the module that gave the host /dev/kvm.
 	KVM string
 	// Attempts is how many times the host was booted: more than one when
-	// its kernel panicked (see Run).
+	// its kernel panicked or it froze (see Run).
 	Attempts int
+	// frozen says the console fell silent for longer than
+	// Options.Silence and the run was ended for it.
+	frozen bool
 }
 
 // Run boots the emulated host, runs opt.Script in it and returns once QEMU
@@ -105,11 +115,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	for ; try < hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
-		// KVM_RUN or locks up (see hostCmdline). That is the test rig
-		// failing, not the code under test, so the run is tried again,
-		// saying so where it is seen.
-		msg := fmt.Sprintf("qemuhost: the emulated %s host's kernel panicked; attempt %d of %d", opt.Arch, try+1, hostAttempts)
-		fmt.Fprintf(os.Stderr, "%s; the panic:\n%s\n", msg, panicLines(res.Output))
+		// KVM_RUN, locks up (see hostCmdline) or freezes. That is the
+		// test rig failing, not the code under test, so the run is
+		// tried again, saying so where it is seen.
+		what, report := "'s kernel panicked", panicLines(res.Output)
+		if res.frozen {
+			what, report = fmt.Sprintf(" froze (console silent for %v)", opt.Silence), res.Tail(5)
+		}
+		msg := fmt.Sprintf("qemuhost: the emulated %s host%s; attempt %d of %d", opt.Arch, what, try+1, hostAttempts)
+		fmt.Fprintf(os.Stderr, "%s; the console's last lines:\n%s\n", msg, report)
 		if opt.Console != nil {
 			fmt.Fprintf(opt.Console, "\n%s\n", msg)
 		}
@@ -204,14 +218,15 @@ const panicMark = "Kernel panic - not syncing"
 // software emulation.
 const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never"
 
-// hostAttempts bounds how often a run whose host kernel panicked is tried.
+// hostAttempts bounds how often a run whose host kernel panicked or froze
+// is tried.
 const hostAttempts = 3
 
-// hostCrashed reports whether the emulated host's kernel panicked before
-// its script reported an exit status. A guest's panic cannot look like
-// this: its VMM ends and the host script still reports.
+// hostCrashed reports whether the emulated host's kernel panicked, or the
+// host froze, before its script reported an exit status. A guest's panic
+// cannot look like this: its VMM ends and the host script still reports.
 func hostCrashed(res *Result) bool {
-	return res != nil && res.ExitStatus == -1 && strings.Contains(res.Output, panicMark)
+	return res != nil && res.ExitStatus == -1 && (res.frozen || strings.Contains(res.Output, panicMark))
 }
 
 func runOnce(ctx context.Context, opt Options) (*Result, error) {
@@ -264,6 +279,25 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			}
 		}()
 	}
+	var frozen atomic.Bool
+	if opt.Silence > 0 {
+		go func() {
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if con.silentFor() > opt.Silence {
+						frozen.Store(true)
+						cancel() // kills QEMU
+						return
+					}
+				}
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -272,10 +306,13 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	}()
 	wg.Wait()
 	waitErr := cmd.Wait()
-	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1}
+	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen.Load()}
 	status, haveStatus := con.status()
 	res.KVM = con.kvm
 	switch {
+	case res.frozen && !haveStatus:
+		return res, fmt.Errorf("emulated %s host froze: its console was silent for more than %v (the host stopped, or everything in it did); last console lines:\n%s",
+			opt.Arch, opt.Silence, con.tail(tailLines))
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("emulated %s host did not finish within %v (%v); last console lines:\n%s",
 			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
@@ -316,6 +353,7 @@ type console struct {
 	start time.Time
 
 	mu      sync.Mutex // protects the fields below
+	last    time.Time  // of the last write
 	buf     bytes.Buffer
 	partial []byte
 	lines   []string
@@ -335,6 +373,7 @@ func (c *console) Write(p []byte) (int, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.last = time.Now()
 	c.buf.Write(p)
 	c.partial = append(c.partial, p...)
 	for {
@@ -369,6 +408,17 @@ func (c *console) line(l string) {
 	case strings.HasPrefix(m, markerExit):
 		c.exit = strings.TrimPrefix(m, markerExit)
 	}
+}
+
+// silentFor is how long the console has been silent since the host
+// booted; 0 before it booted.
+func (c *console) silentFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.booted == 0 {
+		return 0
+	}
+	return time.Since(c.last)
 }
 
 func (c *console) text() string {

@@ -97,6 +97,39 @@ func TestPanicRetried(t *testing.T) {
 	}
 }
 
+// TestSilenceRetried shows that a host whose console falls silent for
+// longer than Options.Silence is taken as frozen: the run is ended, tried
+// again hostAttempts times in all, and the error says so, long before the
+// run's own timeout.
+func TestSilenceRetried(t *testing.T) {
+	Require(t)
+	var con strings.Builder
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Script:  "echo going-quiet\nsleep 600\n",
+		Memory:  "512M",
+		CPUs:    1,
+		Console: &con,
+		Silence: 4 * time.Second,
+		Timeout: 5 * time.Minute,
+	})
+	if err == nil {
+		t.Fatalf("Run() = nil error, want the host taken as frozen (exit status %d)", res.ExitStatus)
+	}
+	if !strings.Contains(err.Error(), "froze: its console was silent for more than 4s") {
+		t.Errorf("Run() error = %v, want it to say the host froze", err)
+	}
+	if res.Attempts != hostAttempts {
+		t.Errorf("Run().Attempts = %d, want %d", res.Attempts, hostAttempts)
+	}
+	if n := strings.Count(con.String(), "going-quiet"); n != hostAttempts {
+		t.Errorf("the script ran %d times, want %d", n, hostAttempts)
+	}
+	if d := time.Since(start); d > 3*time.Minute {
+		t.Errorf("Run() took %v, want the silence to end each try early", d)
+	}
+}
+
 // TestTimeout shows that a host that does not finish in time ends the run
 // with an error quoting the console, and that QEMU is gone afterwards.
 func TestTimeout(t *testing.T) {

@@ -68,25 +68,20 @@ func mixedCriticality(root, out string) ([]row, error) {
 		files["/s/"+name] = f
 	}
 	fmt.Fprintln(os.Stderr, "bench: mixed criticality: control guest alone, then beside a stressed infotainment guest, then the channel round trips (about 3 minutes)")
-	opt := qemuhost.Options{
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Files: files, Script: benchScript, Timeout: 8 * time.Minute,
 		Console: &progress{}, PinCPUs: true,
+		// The script reports every 10 s; a minute of silence is a
+		// frozen host, which qemuhost tries again as it does a panicked
+		// one.
+		Silence: time.Minute,
 		// Not the isolation images boot with (the manifest's
 		// IsolationCmdline): with nohz_full and isolcpus the emulated
 		// host stopped or panicked in four of five tries under this load
 		// (software-emulated SVM running nested guests), against one in
 		// three without, so the host boots plain and only the
 		// supervisor's partitioning keeps the cores apart.
-	}
-	res, err := qemuhost.Run(context.Background(), opt)
-	if err != nil && res != nil && res.ExitStatus == -1 && !strings.Contains(res.Output, "BENCH stress") {
-		// The emulated host has been seen to stop altogether (its own
-		// ticks included) before the stressed phase's results were out:
-		// the run is tried once more, saying so. A second stop is the
-		// error.
-		fmt.Fprintf(os.Stderr, "bench: mixed criticality: the emulated host stopped (%v); trying once more\n", firstLine(err.Error()))
-		res, err = qemuhost.Run(context.Background(), opt)
-	}
+	})
 	// The whole console stays beside the other bench files for a look
 	// at the per-second reports.
 	if res != nil {
@@ -285,9 +280,4 @@ func demoInitramfs(file, name string, k e2e.Kernel, root string) error {
 	ents = append(ents, initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
 		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "amd64"))
 	return initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: root})
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
