@@ -12,10 +12,12 @@ import (
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
-// watchdogManifest is one control guest with a 5 s watchdog, armed from
+// watchdogManifest is one control guest with a 10 s watchdog, armed from
 // power-on for 120 s (a slow emulated boot must not trip it), that stops
 // petting 6 s after its init opens /dev/watchdog, and is restarted on
-// failure.
+// failure. The timeout is long for a watchdog: with 5 s (the guest pets
+// every third of it) one run in several ended the guest before its own
+// hang, most likely a ping held up that long under the emulation.
 const watchdogManifest = `guests:
   - name: control
     role: control
@@ -24,7 +26,7 @@ const watchdogManifest = `guests:
     cmdline: console=ttyS0 panic=-1 tandem.hang=6s
     memory: 192M
     restart: {policy: on-failure, backoff: 100ms}
-    watchdog: {timeout: 5s, grace: 120s}
+    watchdog: {timeout: 10s, grace: 120s}
 `
 
 // watchdogScript runs the system until the guest has booted a second
@@ -79,7 +81,7 @@ func TestSystemWatchdog(t *testing.T) {
 	// In order: the driver's device opened with the manifest's timeout,
 	// the hang, the VMM's end, the supervisor's restart, the second boot.
 	steps := []struct{ what, re string }{
-		{"the guest opened wdat_wdt's /dev/watchdog with a 5 s timeout", `control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=5s`},
+		{"the guest opened wdat_wdt's /dev/watchdog with a 10 s timeout", `control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=10s`},
 		{"the guest stopped petting", `control \| TANDEM-CONTROL hang: no more watchdog pings`},
 	}
 	rest := out
@@ -108,7 +110,7 @@ func TestSystemWatchdog(t *testing.T) {
 		restart = loc[1]
 	}
 	// The new VMM starts after the supervisor said it would restart it.
-	if !regexp.MustCompile(`control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=5s`).MatchString(rest[restart:]) {
+	if !regexp.MustCompile(`control \| TANDEM-CONTROL watchdog=wdat_wdt timeout=10s`).MatchString(rest[restart:]) {
 		t.Fatalf("the guest did not boot again and open its watchdog after the restart")
 	}
 	if n := strings.Count(out, "tandem: control: started"); n < 2 {
