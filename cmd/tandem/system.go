@@ -89,10 +89,16 @@ func newVMMCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o.Console = hv.Console{Out: os.Stdout, In: os.Stdin}
+			// The supervisor reads the console and the VMM's own last
+			// words from one pipe: a line the guest left open is ended
+			// first, as tandem run does.
+			out := &lineEnder{w: os.Stdout}
+			o.Console = hv.Console{Out: out, In: os.Stdin}
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
-			return system.RunVMM(ctx, m, o)
+			err = system.RunVMM(ctx, m, o)
+			out.end()
+			return err
 		},
 	}
 	c.Flags().StringVar(&manifest, "manifest", "", "the system manifest")

@@ -245,6 +245,21 @@ func TestSystem(t *testing.T) {
 	t.Logf("control loop before the kill: %v", lastFields(before, "control | TANDEM-CONTROL misses="))
 	t.Logf("control loop after the restart: %v", lastFields(afterKill, "control | TANDEM-CONTROL misses="))
 	t.Logf("infotainment before: %v; after: %v; restart took %.2fs", infoBefore, infoAfter, restartAt-killAt)
+	// Each VMM's last words start a line of their own, even when the
+	// guest was stopped in the middle of one.
+	ended := 0
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, "tandem: guest ended") {
+			continue
+		}
+		ended++
+		if _, rest, _ := strings.Cut(l, " | "); !strings.HasPrefix(rest, "tandem: guest ended") {
+			t.Errorf("a VMM's last words ran into a console line: %q", l)
+		}
+	}
+	if ended == 0 {
+		t.Errorf("no VMM said how its guest ended when the supervisor stopped")
+	}
 	// The allow-list.
 	if !strings.Contains(out, "TANDEM-CONTROL probe=4:5001 refused") {
 		t.Errorf("control guest's probe of 4:5001 was not refused")
