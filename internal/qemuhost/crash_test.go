@@ -14,6 +14,8 @@ func TestHostCrashed(t *testing.T) {
 		{"host kernel panicked before reporting", &Result{ExitStatus: -1, Output: "[ 98.3] Kernel panic - not syncing: Fatal exception in interrupt\n"}, true},
 		{"guest panicked, host reported", &Result{ExitStatus: 3, Output: "Kernel panic - not syncing: VFS\nTANDEM-HOST exit=3\n"}, false},
 		{"host hung without a panic", &Result{ExitStatus: -1, Output: "[ 30.0] watchdog: BUG: soft lockup\n"}, false},
+		{"host froze (console silent)", &Result{ExitStatus: -1, Output: "TANDEM-HOST booted\n", frozen: true}, true},
+		{"silent, but the script reported", &Result{ExitStatus: 0, Output: "TANDEM-HOST exit=0\n", frozen: true}, false},
 		{"no result", nil, false},
 	}
 	for _, tt := range tests {

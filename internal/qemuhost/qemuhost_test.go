@@ -70,63 +70,49 @@ func TestNestedKVM(t *testing.T) {
 	}
 }
 
-// TestPanicRetried crashes the emulated host's kernel on purpose (sysrq
-// c) and shows that Run boots it again, hostAttempts times in all, and
-// then reports the panic as an error that quotes it.
-func TestPanicRetried(t *testing.T) {
+// TestRetried shows that a host that fails the way the emulated host
+// does is booted again, hostAttempts times in all, and that the error
+// then says what happened, long before the run's own timeout: a kernel
+// panic (crashed on purpose with sysrq c), and a console silent for
+// longer than Options.Silence (taken as a frozen host).
+func TestRetried(t *testing.T) {
 	Require(t)
-	var con strings.Builder
-	res, err := Run(context.Background(), Options{
-		Script:  "echo crashing-on-purpose\necho c >/proc/sysrq-trigger\nsleep 60\n",
-		Memory:  "512M",
-		CPUs:    1,
-		Console: &con,
-		Timeout: 2 * time.Minute,
-	})
-	if err == nil {
-		t.Fatalf("Run() = nil error, want the host's panic (exit status %d)", res.ExitStatus)
+	tests := []struct {
+		name, script string
+		silence      time.Duration
+		wantErr      string
+	}{
+		{"a panicked host", "echo try-starts\necho c >/proc/sysrq-trigger\nsleep 60\n", 0, panicMark + ": sysrq triggered crash"},
+		{"a silent host", "echo try-starts\nsleep 600\n", 4 * time.Second, "froze: its console was silent for more than 4s"},
 	}
-	if res.Attempts != hostAttempts {
-		t.Errorf("Run().Attempts = %d, want %d", res.Attempts, hostAttempts)
-	}
-	if n := strings.Count(con.String(), "crashing-on-purpose"); n != hostAttempts {
-		t.Errorf("the script ran %d times, want %d", n, hostAttempts)
-	}
-	if !strings.Contains(err.Error(), panicMark+": sysrq triggered crash") {
-		t.Errorf("Run() error = %v, want it to quote the panic", err)
-	}
-}
-
-// TestSilenceRetried shows that a host whose console falls silent for
-// longer than Options.Silence is taken as frozen: the run is ended, tried
-// again hostAttempts times in all, and the error says so, long before the
-// run's own timeout.
-func TestSilenceRetried(t *testing.T) {
-	Require(t)
-	var con strings.Builder
-	start := time.Now()
-	res, err := Run(context.Background(), Options{
-		Script:  "echo going-quiet\nsleep 600\n",
-		Memory:  "512M",
-		CPUs:    1,
-		Console: &con,
-		Silence: 4 * time.Second,
-		Timeout: 5 * time.Minute,
-	})
-	if err == nil {
-		t.Fatalf("Run() = nil error, want the host taken as frozen (exit status %d)", res.ExitStatus)
-	}
-	if !strings.Contains(err.Error(), "froze: its console was silent for more than 4s") {
-		t.Errorf("Run() error = %v, want it to say the host froze", err)
-	}
-	if res.Attempts != hostAttempts {
-		t.Errorf("Run().Attempts = %d, want %d", res.Attempts, hostAttempts)
-	}
-	if n := strings.Count(con.String(), "going-quiet"); n != hostAttempts {
-		t.Errorf("the script ran %d times, want %d", n, hostAttempts)
-	}
-	if d := time.Since(start); d > 3*time.Minute {
-		t.Errorf("Run() took %v, want the silence to end each try early", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var con strings.Builder
+			start := time.Now()
+			res, err := Run(context.Background(), Options{
+				Script:  tt.script,
+				Memory:  "512M",
+				CPUs:    1,
+				Console: &con,
+				Silence: tt.silence,
+				Timeout: 5 * time.Minute,
+			})
+			if err == nil {
+				t.Fatalf("Run() = nil error, want %q (exit status %d)", tt.wantErr, res.ExitStatus)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run() error = %v, want it to contain %q", err, tt.wantErr)
+			}
+			if res.Attempts != hostAttempts {
+				t.Errorf("Run().Attempts = %d, want %d", res.Attempts, hostAttempts)
+			}
+			if n := strings.Count(con.String(), "try-starts"); n != hostAttempts {
+				t.Errorf("the script ran %d times, want %d", n, hostAttempts)
+			}
+			if d := time.Since(start); d > 3*time.Minute {
+				t.Errorf("Run() took %v, want each try ended early", d)
+			}
+		})
 	}
 }
 
