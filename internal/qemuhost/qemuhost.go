@@ -136,9 +136,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 }
 
 // panicLines is the host kernel's panic report out of a console: the
-// oops or BUG line that led to it, where it
-// happened (RIP, pc) and the first reliable frames of its call trace,
-// then the panic line. Without an oops it is the lines before the panic.
+// oops or BUG line that led to it, where it happened (RIP, pc) and the
+// first reliable frames of its call trace, then the panic line. Without
+// an oops it is the lines before the panic.
 func panicLines(out string) string {
 	lines := strings.Split(out, "\n")
 	end := len(lines) - 1
