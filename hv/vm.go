@@ -382,10 +382,30 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 			return fmt.Errorf("vCPU %d: %w", i, err)
 		}
 		if out.stop {
+			if reason == kvm.ExitShutdown {
+				out.reason += shutdownState(c)
+			}
 			vm.stop(out.exit, fmt.Sprintf("vCPU %d: %s", i, out.reason))
 		}
 	}
 	return nil
+}
+
+// shutdownState is where an x86 vCPU was when it triple-faulted, for the
+// guest's end reason: the instruction and stack, the last page-fault
+// address, the page tables, the IDT and the GS base (per-CPU data in a
+// Linux kernel). "" when KVM will not say.
+func shutdownState(c *kvm.VCPU) string {
+	r, err := c.GetRegs()
+	if err != nil {
+		return ""
+	}
+	sr, err := c.GetSregs()
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" at rip=%#x rsp=%#x rflags=%#x cr2=%#x cr3=%#x idt=%#x/%#x gs=%#x",
+		r.RIP, r.RSP, r.RFLAGS, sr.CR2, sr.CR3, sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
 }
 
 // Close releases everything the VM holds. It is safe after a failed Build.
