@@ -200,7 +200,7 @@ const reportLines = 12
 // panicMark starts the line a Linux kernel prints when it panics.
 const panicMark = "Kernel panic - not syncing"
 
-// hostCmdline is the emulated host kernel's own command line.
+// hostCmdline is the emulated x86 host kernel's own command line.
 //
 // panic=-1 reboots on a panic, and -no-reboot turns that into QEMU's
 // exit, so a dead host ends the run at once. A host that locks up is
@@ -458,6 +458,7 @@ type arch struct {
 	qemuPackage string
 	machine     []string // QEMU's machine, CPU and accelerator flags
 	console     string   // the serial console's device name
+	cmdline     string   // the host kernel's own command line
 	// kvmModules are loaded in order; vendors are tried in turn until one
 	// gives /dev/kvm. Both are empty where KVM is built in.
 	kvmModules []string
@@ -477,7 +478,7 @@ var arches = map[string]arch{
 		// q35 and -cpu max: TCG emulates AMD's SVM (not Intel's VMX),
 		// which kvm-amd nested=1 turns into a working /dev/kvm.
 		machine: []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
-		console: "ttyS0",
+		console: "ttyS0", cmdline: hostCmdline,
 		// tun gives the VMM its TAP backends for virtio-net.
 		kvmModules: []string{"tun", "irqbypass", "kvm"},
 		vendors: []vendorModule{
@@ -490,7 +491,9 @@ var arches = map[string]arch{
 		// virtualization=on gives the guest EL2, where Debian's arm64
 		// kernel (KVM built in) starts KVM in VHE mode.
 		machine: []string{"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-accel", "tcg,thread=multi"},
-		console: "ttyAMA0",
+		// The arm64 host keeps the quiet line it has always booted
+		// with: it has shown none of the x86 host's panics or lock-ups.
+		console: "ttyAMA0", cmdline: "panic=-1 quiet transparent_hugepage=never",
 	},
 }
 
@@ -516,7 +519,7 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		"-name", "tandem-host,debug-threads=on",
 		"-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", strings.TrimSpace("console="+a.console+" "+hostCmdline+" rdinit=/init "+opt.Cmdline),
+		"-append", strings.TrimSpace("console="+a.console+" "+a.cmdline+" rdinit=/init "+opt.Cmdline),
 	)
 	return args
 }
