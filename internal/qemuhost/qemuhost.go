@@ -118,14 +118,12 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		// KVM_RUN, locks up (see hostCmdline) or freezes. That is the
 		// test rig failing, not the code under test, so the run is
 		// tried again, saying so where it is seen.
-		what, report := "'s kernel panicked", panicLines(res.Output)
-		if res.frozen {
-			what, report = fmt.Sprintf(" froze (console silent for %v)", opt.Silence), res.Tail(5)
-		}
-		msg := fmt.Sprintf("qemuhost: the emulated %s host%s; attempt %d of %d", opt.Arch, what, try+1, hostAttempts)
-		fmt.Fprintf(os.Stderr, "%s; the console's last lines:\n%s\n", msg, report)
+		// runOnce's error already says which, with the panic report or
+		// the console's last lines; its first line heads the console's.
+		fmt.Fprintf(os.Stderr, "qemuhost: attempt %d of %d after: %v\n", try+1, hostAttempts, err)
 		if opt.Console != nil {
-			fmt.Fprintf(opt.Console, "\n%s\n", msg)
+			head, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(opt.Console, "\nqemuhost: attempt %d of %d after: %s\n", try+1, hostAttempts, head)
 		}
 		res, err = runOnce(ctx, opt)
 	}
