@@ -62,9 +62,7 @@ func (s *Supervisor) command(c net.Conn, line string) {
 	}
 	switch f[0] {
 	case "logs":
-		gp.mu.Lock()
-		c.Write(gp.ring)
-		gp.mu.Unlock()
+		c.Write(gp.logs(nil))
 	case "stop":
 		gp.mu.Lock()
 		gp.stopReq = true
@@ -88,15 +86,15 @@ func (s *Supervisor) command(c net.Conn, line string) {
 		fmt.Fprintf(c, "%sing %s\n", f[0], gp.g.Name)
 	case "console":
 		ch := make(chan []byte, 256)
-		gp.mu.Lock()
-		c.Write(gp.ring)
-		gp.consoles[ch] = true
-		gp.mu.Unlock()
+		ring := gp.logs(ch)
 		defer func() {
 			gp.mu.Lock()
 			delete(gp.consoles, ch)
 			gp.mu.Unlock()
 		}()
+		if _, err := c.Write(ring); err != nil {
+			return
+		}
 		go func() {
 			buf := make([]byte, 1024)
 			for {

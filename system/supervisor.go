@@ -411,6 +411,19 @@ func (gp *guestProc) record(b []byte) {
 	}
 }
 
+// logs is a copy of the ring; with ch, ch is attached as a console in
+// the same step, so it gets what comes after the copy. The copy is written
+// to a client without the lock: a client that stops reading must not stop
+// record, and with it the pump and the guest's console writes.
+func (gp *guestProc) logs(ch chan []byte) []byte {
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	if ch != nil {
+		gp.consoles[ch] = true
+	}
+	return append([]byte(nil), gp.ring...)
+}
+
 // signal sends sig to the running VMM, if any.
 func (gp *guestProc) signal(sig syscall.Signal) bool {
 	gp.mu.Lock()
