@@ -21,6 +21,7 @@ const hostInit = `#!/bin/busybox sh
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/ TMPDIR=/tmp
 mount -t proc proc /proc
+echo 1 >/proc/sys/kernel/sysrq
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp

@@ -254,10 +254,14 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	defer cancel()
 	args := a.args(opt, art.kernel, initrd)
 	cmd := exec.CommandContext(ctx, qemu, args...)
-	// QEMU gets no stdin: the serial port only writes. WaitDelay bounds
-	// the wait for the pipe after QEMU is killed.
+	// QEMU's stdin is written only by probeFrozen. WaitDelay bounds the
+	// wait for the pipes after QEMU is killed.
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +282,7 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		}()
 	}
 	var frozen atomic.Bool
+	var frozenTail, probe string // set before frozen
 	if opt.Silence > 0 {
 		go func() {
 			tick := time.NewTicker(time.Second)
@@ -288,6 +293,8 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 					return
 				case <-tick.C:
 					if con.silentFor() > opt.Silence {
+						frozenTail = con.tail(tailLines)
+						probe = probeFrozen(ctx, stdin, cmd.Process.Pid, con)
 						frozen.Store(true)
 						cancel() // kills QEMU
 						return
@@ -309,8 +316,8 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	res.KVM = con.kvm
 	switch {
 	case res.frozen && !haveStatus:
-		return res, fmt.Errorf("emulated %s host froze: its console was silent for more than %v (the host stopped, or everything in it did); last console lines:\n%s",
-			opt.Arch, opt.Silence, con.tail(tailLines))
+		return res, fmt.Errorf("emulated %s host froze: its console was silent for more than %v (the host stopped, or everything in it did); last console lines:\n%s\n%s",
+			opt.Arch, opt.Silence, frozenTail, probe)
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("emulated %s host did not finish within %v (%v); last console lines:\n%s",
 			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
@@ -419,6 +426,20 @@ func (c *console) silentFor() time.Duration {
 	return time.Since(c.last)
 }
 
+// size is how many bytes the console has collected; since(size) is what
+// came after.
+func (c *console) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Len()
+}
+
+func (c *console) since(mark int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.buf.Bytes()[mark:])
+}
+
 func (c *console) text() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -515,7 +536,9 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		"-nodefaults", "-no-user-config", "-display", "none",
 		// Named threads ("CPU 0/TCG"): PinCPUs finds the vCPUs by name.
 		"-name", "tandem-host,debug-threads=on",
-		"-serial", "stdio", "-no-reboot",
+		// mon:stdio: the serial port, with QEMU's monitor behind
+		// Ctrl-A c and a break behind Ctrl-A b (probeFrozen).
+		"-serial", "mon:stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", strings.TrimSpace("console="+a.console+" "+a.cmdline+" rdinit=/init "+opt.Cmdline),
 	)

@@ -1,0 +1,206 @@
+package qemuhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A host whose console fell silent is asked where it is before it is
+// killed, so that a freeze seen once on a CI machine says what froze:
+//
+//   - QEMU's threads, each with its state and CPU use over a short
+//     while: emulated CPUs that run flat out are a host spinning, all
+//     threads asleep a QEMU that stopped;
+//   - the host kernel, through a serial break and sysrq l: each CPU's
+//     backtrace, or nothing if its CPUs take no interrupts;
+//   - QEMU's monitor, through info registers -a: where each emulated CPU
+//     is and whether it is halted.
+//
+// The serial port is QEMU's stdio multiplexed with its monitor (-serial
+// mon:stdio), so both are reached by writing to QEMU's standard input.
+const (
+	muxBreak   = "\x01b" // Ctrl-A b: a break on the serial line
+	muxMonitor = "\x01c" // Ctrl-A c: to the monitor (and back)
+	// probeSample is how long QEMU's threads are watched.
+	probeSample = 2 * time.Second
+	// sysrqWait is how long the kernel's backtraces may take: all CPUs'
+	// NMI handlers print in turn on a slow emulated serial port.
+	sysrqWait = 6 * time.Second
+	// monitorWait is how long the monitor may take to answer.
+	monitorWait = 3 * time.Second
+	// probeFrames bounds the frames kept of each backtrace.
+	probeFrames = 8
+	// probeLines bounds the report.
+	probeLines = 60
+)
+
+// probeFrozen runs the probe against QEMU process pid, writing to its
+// standard input in, and returns its report. The console keeps
+// collecting what the host and the monitor answer.
+func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "probe of the silent host:\n")
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "\tthis machine's load average: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
+	fmt.Fprintf(&b, "\tQEMU's threads over %v: %s\n", probeSample, threadUse(ctx, pid, probeSample))
+
+	mark := con.size()
+	io.WriteString(in, muxBreak)
+	sleep(ctx, 300*time.Millisecond)
+	io.WriteString(in, "l")
+	sleep(ctx, sysrqWait)
+	kernel := kernelBacktraces(con.since(mark))
+	if len(kernel) == 0 {
+		fmt.Fprintf(&b, "\thost kernel: no answer to sysrq l within %v (its CPUs take no interrupts, or QEMU stopped)\n", sysrqWait)
+	} else {
+		fmt.Fprintf(&b, "\thost kernel, sysrq l:\n\t\t%s\n", strings.Join(kernel, "\n\t\t"))
+	}
+
+	mark = con.size()
+	io.WriteString(in, muxMonitor+"info registers -a\r")
+	sleep(ctx, monitorWait)
+	io.WriteString(in, muxMonitor)
+	regs := registerLines(con.since(mark))
+	if len(regs) == 0 {
+		fmt.Fprintf(&b, "\tQEMU monitor: no answer to info registers within %v\n", monitorWait)
+	} else {
+		fmt.Fprintf(&b, "\tQEMU monitor, info registers -a:\n\t\t%s\n", strings.Join(regs, "\n\t\t"))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// kernelBacktraces picks the lines that say where each CPU is out of a
+// kernel's sysrq l answer: the NMI backtrace headers, the task, and each
+// interrupted context's instruction pointer with its first reliable
+// frames (the frames of the NMI and sysrq code before it are left out).
+func kernelBacktraces(out string) []string {
+	var keep []string
+	frames := -1 // no RIP yet in this backtrace
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(strings.TrimRight(l, "\r"))
+		switch {
+		case len(keep) >= probeLines:
+			return keep
+		case strings.Contains(l, "sysrq:") || strings.Contains(l, "NMI backtrace for cpu") ||
+			strings.Contains(l, "CPU: ") && strings.Contains(l, " PID: "):
+			frames = -1
+			keep = append(keep, l)
+		case strings.Contains(l, "RIP: 00") || strings.Contains(l, " pc : "):
+			frames = 0
+			keep = append(keep, l)
+		case frames >= 0 && frames < probeFrames && strings.Contains(l, "+0x") && !strings.Contains(l, " ? "):
+			frames++
+			keep = append(keep, l)
+		}
+	}
+	return keep
+}
+
+// registerLines picks each CPU's header and instruction pointer out of
+// QEMU's info registers -a: "CPU#0", "RIP=… CPL=0 … HLT=1" (x86) or
+// " PC=…" (arm64).
+func registerLines(out string) []string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(strings.TrimRight(l, "\r"))
+		if strings.HasPrefix(l, "CPU#") || strings.HasPrefix(l, "RIP=") || strings.HasPrefix(l, "PC=") {
+			keep = append(keep, l)
+		}
+		if len(keep) >= probeLines {
+			break
+		}
+	}
+	return keep
+}
+
+// threadUse describes process pid's threads: name, state and the share
+// of one machine CPU each used over d.
+func threadUse(ctx context.Context, pid int, d time.Duration) string {
+	first := threadTimes(pid)
+	sleep(ctx, d)
+	second := threadTimes(pid)
+	if len(second) == 0 {
+		return "none (QEMU has gone)"
+	}
+	var parts []string
+	for _, t := range second {
+		used := t.ticks
+		for _, f := range first {
+			if f.tid == t.tid {
+				used -= f.ticks
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %d%%", t.name, t.state, int(float64(used)/userHZ/d.Seconds()*100)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// userHZ is the unit of /proc's CPU times on Linux.
+const userHZ = 100
+
+type threadTime struct {
+	tid         int
+	name, state string
+	ticks       int64 // user + system
+}
+
+// threadTimes reads each thread of pid from /proc/PID/task/TID/stat: its
+// name (in parentheses, may hold spaces), state, utime and stime.
+func threadTimes(pid int) []threadTime {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []threadTime
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if t, ok := parseThreadStat(tid, string(stat)); ok {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].tid < out[j].tid })
+	return out
+}
+
+// parseThreadStat parses one /proc/PID/task/TID/stat line.
+func parseThreadStat(tid int, stat string) (threadTime, bool) {
+	open, close := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+	if open < 0 || close < open {
+		return threadTime{}, false
+	}
+	// After the name: state (field 3), then utime and stime are fields
+	// 14 and 15, the 12th and 13th after the state.
+	f := strings.Fields(stat[close+1:])
+	if len(f) < 13 {
+		return threadTime{}, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return threadTime{}, false
+	}
+	return threadTime{tid: tid, name: stat[open+1 : close], state: f[0], ticks: ut + st}, true
+}
