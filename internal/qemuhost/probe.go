@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,8 +19,10 @@ import (
 //   - QEMU's threads, each with its state and CPU use over a short
 //     while: emulated CPUs that run flat out are a host spinning, all
 //     threads asleep a QEMU that stopped;
-//   - the host kernel, through a serial break and sysrq l: each CPU's
-//     backtrace, or nothing if its CPUs take no interrupts;
+//   - the host kernel, through serial breaks and sysrq: each CPU's
+//     backtrace (l), or nothing if its CPUs take no interrupts, and where
+//     each user-space thread waits (t): a VMM or supervisor stuck while
+//     the host idles;
 //   - QEMU's monitor, through info registers -a: where each emulated CPU
 //     is and whether it is halted.
 //
@@ -33,6 +36,8 @@ const (
 	// sysrqWait is how long the kernel's backtraces may take: all CPUs'
 	// NMI handlers print in turn on a slow emulated serial port.
 	sysrqWait = 6 * time.Second
+	// tasksWait is how long sysrq t's dump of every task may take.
+	tasksWait = 10 * time.Second
 	// monitorWait is how long the monitor may take to answer.
 	monitorWait = 3 * time.Second
 	// probeFrames bounds the frames kept of each backtrace.
@@ -52,16 +57,31 @@ func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) strin
 	}
 	fmt.Fprintf(&b, "\tQEMU's threads over %v: %s\n", probeSample, threadUse(ctx, pid, probeSample))
 
+	// Console log level 9 first: sysrq t prints at KERN_INFO, which the
+	// host's loglevel=5 would hold back.
+	sysrq := func(key string) {
+		io.WriteString(in, muxBreak)
+		sleep(ctx, 300*time.Millisecond)
+		io.WriteString(in, key)
+	}
+	sysrq("9")
+	sleep(ctx, 500*time.Millisecond)
 	mark := con.size()
-	io.WriteString(in, muxBreak)
-	sleep(ctx, 300*time.Millisecond)
-	io.WriteString(in, "l")
+	sysrq("l")
 	sleep(ctx, sysrqWait)
 	kernel := kernelBacktraces(con.since(mark))
 	if len(kernel) == 0 {
 		fmt.Fprintf(&b, "\thost kernel: no answer to sysrq l within %v (its CPUs take no interrupts, or QEMU stopped)\n", sysrqWait)
 	} else {
 		fmt.Fprintf(&b, "\thost kernel, sysrq l:\n\t\t%s\n", strings.Join(kernel, "\n\t\t"))
+		mark = con.size()
+		sysrq("t")
+		sleep(ctx, tasksWait)
+		if tasks := taskStacks(con.since(mark)); len(tasks) > 0 {
+			fmt.Fprintf(&b, "\thost kernel, sysrq t, user-space threads:\n\t\t%s\n", strings.Join(tasks, "\n\t\t"))
+		} else {
+			fmt.Fprintf(&b, "\thost kernel: no answer to sysrq t within %v\n", tasksWait)
+		}
 	}
 
 	mark = con.size()
@@ -110,6 +130,68 @@ func kernelBacktraces(out string) []string {
 	}
 	return keep
 }
+
+// taskStacks picks the user-space threads (not kernel threads, whose
+// parent is kthreadd, pid 2, or none) out of a kernel's sysrq t answer:
+// each one's "task:" line (name, state, pid) and the first reliable
+// frames of its stack. Threads whose stacks are the same are given once,
+// with how many there were.
+func taskStacks(out string) []string {
+	type task struct {
+		head   string
+		frames []string
+	}
+	var tasks []*task
+	var cur *task
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(strings.TrimRight(l, "\r"))
+		if i := strings.Index(l, "task:"); i >= 0 {
+			cur = nil
+			if f := strings.Fields(l[i:]); !slices.Contains(f, "ppid:0") && !slices.Contains(f, "ppid:2") {
+				cur = &task{head: strings.Join(f, " ")}
+				tasks = append(tasks, cur)
+			}
+			continue
+		}
+		if cur != nil && len(cur.frames) < probeFrames && strings.Contains(l, "+0x") && !strings.Contains(l, " ? ") {
+			name, _, _ := strings.Cut(frame(l), "+0x")
+			if !slices.Contains(schedulingFrames, name) {
+				cur.frames = append(cur.frames, name)
+			}
+		}
+	}
+	var keep []string
+	count := map[string]int{}
+	var order []string
+	first := map[string]*task{}
+	for _, t := range tasks {
+		key := strings.Join(t.frames, " < ")
+		if count[key] == 0 {
+			order = append(order, key)
+			first[key] = t
+		}
+		count[key]++
+	}
+	for _, key := range order {
+		t := first[key]
+		head := t.head
+		if n := count[key]; n > 1 {
+			head = fmt.Sprintf("%s (and %d more with this stack)", head, n-1)
+		}
+		keep = append(keep, head)
+		if len(t.frames) > 0 {
+			keep = append(keep, "  "+key)
+		}
+		if len(keep) >= probeLines {
+			break
+		}
+	}
+	return keep
+}
+
+// schedulingFrames are left out of taskStacks' stacks: every sleeping
+// thread has them.
+var schedulingFrames = []string{"__schedule", "schedule", "do_syscall_64", "entry_SYSCALL_64_after_hwframe"}
 
 // registerLines picks each CPU's header and instruction pointer out of
 // QEMU's info registers -a: "CPU#0", "RIP=… CPL=0 … HLT=1" (x86) or

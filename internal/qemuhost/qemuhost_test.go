@@ -89,6 +89,7 @@ func TestRetried(t *testing.T) {
 			"froze: its console was silent for more than 4s", "try-starts",
 			"QEMU's threads over 2s: ", "CPU 0/TCG ",
 			"host kernel, sysrq l:", "NMI backtrace for cpu 0",
+			"host kernel, sysrq t, user-space threads:", "task:sleep ", "do_nanosleep",
 			"QEMU monitor, info registers -a:", "CPU#0", "RIP=",
 		}},
 	}
