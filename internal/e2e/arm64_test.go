@@ -82,8 +82,8 @@ func buildArm64(t *testing.T) (*guestSet, string) {
 // the device tree the same guest gets with --dump-dtb and reports which
 // GIC it describes, with the VMM's exit status and the time it took.
 func arm64Script(run string) string {
-	return fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
-timeout %d %s
+	return boundedFn + fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
+bounded %d %s
 status=$?
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo

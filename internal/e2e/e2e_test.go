@@ -107,11 +107,50 @@ func (consoleLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// boundedFn defines the host shell function bounded, which scripts use
+// instead of busybox's timeout: bounded SECONDS COMMAND... runs the
+// command and, if it is still running after SECONDS, says where each of
+// its threads waits in the host kernel (/proc/PID/task/TID/stack), sends
+// it SIGQUIT (a Go program such as tandem prints every goroutine's stack
+// and exits), and kills it 5 s later. Its status is the command's, or
+// 124 (timeout's) when it was ended. A guest that hangs then says which
+// part of the VMM it hangs in.
+const boundedFn = `bounded() {
+	limit=$1; shift
+	rm -f /tmp/bounded-expired
+	# A background command's stdin would be /dev/null: it keeps the
+	# console, as under timeout.
+	exec 3<&0
+	"$@" <&3 &
+	pid=$!
+	( sleep $limit
+	  kill -0 $pid 2>/dev/null || exit 0
+	  : >/tmp/bounded-expired
+	  echo
+	  echo "E2E bounded: $1 still running after ${limit}s; its threads:"
+	  for t in /proc/$pid/task/*; do
+	    echo "E2E thread $(cat $t/comm) tid=${t##*/} state=$(cut -d')' -f2 $t/stat | cut -d' ' -f2) wchan=$(cat $t/wchan 2>/dev/null)"
+	    head -n 8 $t/stack 2>/dev/null | sed 's/^/E2E   /'
+	  done
+	  kill -QUIT $pid
+	  sleep 5
+	  kill -KILL $pid 2>/dev/null ) &
+	watcher=$!
+	wait $pid
+	status=$?
+	kill $watcher 2>/dev/null
+	wait $watcher 2>/dev/null
+	exec 3<&-
+	[ -e /tmp/bounded-expired ] && status=124
+	return $status
+}
+`
+
 // timedScript wraps a command that boots the guest: it bounds it with
 // guestTimeout and prints how long it took on the host's clock.
 func timedScript(cmd string) string {
-	return fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
-timeout %d %s
+	return boundedFn + fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
+bounded %d %s
 status=$?
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo

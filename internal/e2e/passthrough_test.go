@@ -22,12 +22,12 @@ const rtc2031 = 1924992000
 // platform), runs the guest with the PL031 passed without its interrupt,
 // and reports which driver has the device afterwards.
 func passthroughScript(run string) string {
-	return fmt.Sprintf(`echo "E2E host-rtc-device=$(basename $(readlink /sys/class/rtc/rtc0/device)) driver=$(basename $(readlink /sys/bus/amba/devices/9010000.pl031/driver))"
+	return boundedFn + fmt.Sprintf(`echo "E2E host-rtc-device=$(basename $(readlink /sys/class/rtc/rtc0/device)) driver=$(basename $(readlink /sys/bus/amba/devices/9010000.pl031/driver))"
 now=$(date +%%s)
 date -s @%d >/dev/null && hwclock -w -u && date -s @$now >/dev/null
 echo "E2E host-rtc=$(cat /sys/class/rtc/rtc0/since_epoch) host-clock=$(date +%%s)"
 echo "E2E refused: $(%s --passthrough /pl031@9010000 --dump-dtb /tmp/refused.dtb 2>&1 | tail -n 1)"
-timeout %d %s --passthrough /pl031@9010000,interrupts=none
+bounded %d %s --passthrough /pl031@9010000,interrupts=none
 status=$?
 echo
 echo "E2E vmm-exit=$status"
