@@ -111,8 +111,10 @@ type VM struct {
 	outcome  atomic.Int32 // Exit, once stopping
 	reason   atomic.Value // string
 	stopping atomic.Bool
-	tids     []atomic.Int32 // vCPU thread ids, for kicking
-	vsock    *virtio.Vsock  // nil without Config.Vsock
+	tids     []atomic.Int32              // vCPU thread ids, for kicking
+	exits    []atomic.Uint64             // KVM_RUN returns per vCPU
+	dumpTo   []atomic.Pointer[io.Writer] // DumpState's request per vCPU
+	vsock    *virtio.Vsock               // nil without Config.Vsock
 	passed   []*passedDevice
 }
 
@@ -284,6 +286,8 @@ func (vm *VM) attachDevices() error {
 
 func (vm *VM) createVCPUs() error {
 	vm.tids = make([]atomic.Int32, vm.cfg.CPUs)
+	vm.exits = make([]atomic.Uint64, vm.cfg.CPUs)
+	vm.dumpTo = make([]atomic.Pointer[io.Writer], vm.cfg.CPUs)
 	for i := 0; i < vm.cfg.CPUs; i++ {
 		c, err := vm.kvm.CreateVCPU(i)
 		if err != nil {
@@ -372,6 +376,8 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 	}
 	for !vm.stopping.Load() {
 		reason, err := c.Run()
+		vm.exits[i].Add(1)
+		vm.dumpIfAsked(i, c)
 		if err != nil {
 			vm.stop(ExitError, err.Error())
 			return fmt.Errorf("vCPU %d: %w", i, err)
@@ -392,20 +398,14 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 }
 
 // shutdownState is where an x86 vCPU was when it triple-faulted, for the
-// guest's end reason: the instruction and stack, the last page-fault
-// address, the page tables, the IDT and the GS base (per-CPU data in a
-// Linux kernel). "" when KVM will not say.
+// guest's end reason, with the IDT and the GS base (per-CPU data in a
+// Linux kernel) besides what DumpState gives. "" when KVM will not say.
 func shutdownState(c *kvm.VCPU) string {
-	r, err := c.GetRegs()
-	if err != nil {
-		return ""
-	}
 	sr, err := c.GetSregs()
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf(" at rip=%#x rsp=%#x rflags=%#x cr2=%#x cr3=%#x idt=%#x/%#x gs=%#x",
-		r.RIP, r.RSP, r.RFLAGS, sr.CR2, sr.CR3, sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
+	return fmt.Sprintf(" at %s idt=%#x/%#x gs=%#x", x86Registers(c), sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
 }
 
 // Close releases everything the VM holds. It is safe after a failed Build.

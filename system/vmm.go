@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tandem-hv/tandem/hv"
@@ -138,6 +139,8 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 	}
 	// Best effort: it only lowers the VMM's resident set.
 	_ = hv.ReleaseStartupPages()
+	// kill -USR1 on the VMM prints where each vCPU is.
+	defer hv.DumpOnSignal(vm, syscall.SIGUSR1)()
 	return vm.Run(ctx)
 }
 

@@ -267,7 +267,9 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer
 		}
 		// Best effort: it only lowers the VMM's resident set.
 		_ = hv.ReleaseStartupPages()
+		stopDumps := hv.DumpOnSignal(vm, syscall.SIGUSR1) // kill -USR1: where each vCPU is
 		err = vm.Run(ctx)
+		stopDumps()
 		if report != nil {
 			if u, uerr := vm.MemoryUse(); uerr == nil {
 				fmt.Fprintf(report, "TANDEM-VMM rss-kib=%d guest-rss-kib=%d overhead-kib=%d file-kib=%d heap-kib=%d\n",

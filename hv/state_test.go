@@ -1,0 +1,97 @@
+package hv
+
+import (
+	"context"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/internal/tinyguest"
+)
+
+// lines passes each write on, as one line, to a channel.
+type lines chan string
+
+func (l lines) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
+}
+
+// TestDumpState runs tiny real-mode guests on KVM and asks them, twice,
+// where they are: each answer must name the vCPU, its state, its exits
+// and an instruction pointer inside the guest's loop, and the guest must
+// go on running between and after the answers (the second answer counts
+// the exits of the first kick, and the guest still stops when told).
+func TestDumpState(t *testing.T) {
+	testenv.RequireKVM(t)
+	tests := []struct {
+		name string
+		code []byte
+		// rips are the instruction pointers the loop can be at.
+		rips []uint64
+		// busy says the loop exits on its own, so exits grow by more
+		// than the kicks between two answers.
+		busy bool
+	}{
+		{"a guest spinning without exits (jmp $)", []byte{0xeb, 0xfe}, []uint64{0x1000}, false},
+		{"a guest writing a port in a loop", tinyguest.Loop, []uint64{0x1000, 0x1001}, true},
+	}
+	re := regexp.MustCompile(`^tandem: tiny: vCPU 0: state=runnable exits=(\d+) rip=(0x[0-9a-f]+) rsp=0x[0-9a-f]+ rflags=0x[0-9a-f]+ cpl=0 cr0=0x[0-9a-f]+ cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+\n$`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := tinyguest.New(tt.code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			vm := &VM{cfg: Config{Name: "tiny", CPUs: 1}, arch: &x86Guest{}, vcpus: []*kvm.VCPU{g.CPU},
+				warn: newRateLimited(nil, 0), tids: make([]atomic.Int32, 1), exits: make([]atomic.Uint64, 1),
+				dumpTo: make([]atomic.Pointer[io.Writer], 1)}
+			ran := make(chan error, 1)
+			go func() { ran <- vm.Run(context.Background()) }()
+			out := make(lines, 4)
+			var exits []uint64
+			for range 2 {
+				time.Sleep(50 * time.Millisecond)
+				vm.DumpState(out)
+				var l string
+				select {
+				case l = <-out:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no answer to DumpState within 10s")
+				}
+				m := re.FindStringSubmatch(l)
+				if m == nil {
+					t.Fatalf("DumpState wrote %q, want it to match %s", l, re)
+				}
+				n, _ := strconv.ParseUint(m[1], 10, 64)
+				rip, _ := strconv.ParseUint(m[2], 0, 64)
+				exits = append(exits, n)
+				if !slices.Contains(tt.rips, rip) {
+					t.Errorf("rip = %#x, want one of %#x (the guest's loop)", rip, tt.rips)
+				}
+			}
+			if exits[1] <= exits[0] {
+				t.Errorf("exits went from %d to %d, want more: the first answer's kick is an exit", exits[0], exits[1])
+			}
+			if tt.busy && exits[1]-exits[0] < 100 {
+				t.Errorf("exits went from %d to %d in 50ms, want the port writes counted: the guest did not go on after the first answer", exits[0], exits[1])
+			}
+			vm.Stop(ExitStopped, "test over")
+			select {
+			case err := <-ran:
+				if ee, ok := err.(*ExitErr); !ok || ee.Exit != ExitStopped {
+					t.Errorf("Run() = %v, want the stop", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the guest did not stop after its state was dumped")
+			}
+		})
+	}
+}
