@@ -111,10 +111,11 @@ func (consoleLog) Write(p []byte) (int, error) {
 // instead of busybox's timeout: bounded SECONDS COMMAND... runs the
 // command and, if it is still running after SECONDS, says where each of
 // its threads waits in the host kernel (/proc/PID/task/TID/stack), sends
-// it SIGQUIT (a Go program such as tandem prints every goroutine's stack
-// and exits), and kills it 5 s later. Its status is the command's, or
-// 124 (timeout's) when it was ended. A guest that hangs then says which
-// part of the VMM it hangs in.
+// it SIGUSR1 (a tandem VMM prints each vCPU's state and registers: see
+// hv.DumpState), then SIGTERM (a VMM stops its guest and gives passed
+// devices back), and SIGKILL 10 s later. Its status is the command's, or
+// 124 (timeout's) when it was ended. A guest that hangs then says where
+// it hangs, and which part of the VMM waits.
 const boundedFn = `bounded() {
 	limit=$1; shift
 	rm -f /tmp/bounded-expired
@@ -132,8 +133,10 @@ const boundedFn = `bounded() {
 	    echo "E2E thread $(cat $t/comm) tid=${t##*/} state=$(cut -d')' -f2 $t/stat | cut -d' ' -f2) wchan=$(cat $t/wchan 2>/dev/null)"
 	    head -n 8 $t/stack 2>/dev/null | sed 's/^/E2E   /'
 	  done
-	  kill -QUIT $pid
-	  sleep 5
+	  kill -USR1 $pid
+	  sleep 2
+	  kill -TERM $pid
+	  sleep 10
 	  kill -KILL $pid 2>/dev/null ) &
 	watcher=$!
 	wait $pid
