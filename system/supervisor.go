@@ -51,7 +51,9 @@ type Supervisor struct {
 	// guest's name; Log the supervisor's own messages.
 	Out, Log io.Writer
 
-	outMu sync.Mutex // serialises writes to Out and Log, and protects lastSaid
+	outOnce sync.Once
+	out     *output    // the only writer to Out and Log
+	saidMu  sync.Mutex // protects lastSaid
 	// lastSaid is when each repeated message was last logged (logEvery).
 	lastSaid map[string]time.Time
 	guests   []*guestProc
@@ -84,20 +86,22 @@ type guestProc struct {
 	upOnce sync.Once
 }
 
+// output returns the writer of Out and Log, starting it on first use.
+func (s *Supervisor) output() *output {
+	s.outOnce.Do(func() { s.out = newOutput(s.Log) })
+	return s.out
+}
+
 func (s *Supervisor) logf(format string, args ...any) {
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, "tandem: "+format+"\n", args...)
-	}
+	s.output().put(s.Log, fmt.Appendf(nil, "tandem: "+format+"\n", args...))
 }
 
 // logEvery logs a message that may repeat (a guest retrying a refused
 // connection many times a second) at most once per interval.
 func (s *Supervisor) logEvery(interval time.Duration, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
+	s.saidMu.Lock()
+	defer s.saidMu.Unlock()
 	if s.lastSaid == nil {
 		s.lastSaid = map[string]time.Time{}
 	}
@@ -106,14 +110,13 @@ func (s *Supervisor) logEvery(interval time.Duration, format string, args ...any
 		return
 	}
 	s.lastSaid[msg] = now
-	if s.Log != nil {
-		fmt.Fprintf(s.Log, "tandem: %s\n", msg)
-	}
+	s.output().put(s.Log, fmt.Appendf(nil, "tandem: %s\n", msg))
 }
 
 // Run starts every guest in dependency order and supervises them until
 // ctx is done; then it stops them all and returns.
 func (s *Supervisor) Run(ctx context.Context) error {
+	defer s.output().flush()
 	if s.RunDir == "" {
 		s.RunDir = DefaultRunDir
 	}
@@ -381,13 +384,8 @@ func (gp *guestProc) pumpConsole(r io.ReadCloser) {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			gp.record(line)
-			s := gp.s
-			s.outMu.Lock()
-			if s.Out != nil {
-				text := strings.TrimRight(string(line), "\r\n")
-				fmt.Fprintf(s.Out, "%s | %s\n", gp.g.Name, text)
-			}
-			s.outMu.Unlock()
+			text := strings.TrimRight(string(line), "\r\n")
+			gp.s.output().put(gp.s.Out, fmt.Appendf(nil, "%s | %s\n", gp.g.Name, text))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
