@@ -226,13 +226,6 @@ func floodConnect(addr string) {
 	}
 }
 
-func spin() {
-	x := 0
-	for {
-		x++
-	}
-}
-
 // diskLoad reads and rewrites the disk in 1 MiB blocks, forever.
 func diskLoad(dev string) {
 	f, err := os.OpenFile(dev, os.O_RDWR|os.O_SYNC, 0)

@@ -1,0 +1,4 @@
+package main
+
+// leaveGuest executes CPUID (leave_amd64.s).
+func leaveGuest()
