@@ -25,7 +25,7 @@ func (vm *VM) DumpState(w io.Writer) {
 	pid := unix.Getpid()
 	for i, c := range vm.vcpus {
 		// immediate_exit before the request: a vCPU that sees the
-		// request clears immediate_exit for good (see runVCPU).
+		// request clears immediate_exit for good (see dumpIfAsked).
 		c.SetImmediateExit(true)
 		vm.dumpTo[i].Store(&w)
 		if tid := vm.tids[i].Load(); tid != 0 {
@@ -34,9 +34,13 @@ func (vm *VM) DumpState(w io.Writer) {
 	}
 }
 
-// dumpIfAsked prints vCPU i's state if DumpState asked for it. It runs on
-// the vCPU's thread between two KVM_RUNs.
-func (vm *VM) dumpIfAsked(i int, c *kvm.VCPU) {
+// dumpIfAsked prints vCPU i's state, with the exits it has made, if
+// DumpState asked for it. It runs on the vCPU's thread after every
+// KVM_RUN: a plain load when nothing was asked.
+func (vm *VM) dumpIfAsked(i int, c *kvm.VCPU, exits uint64) {
+	if vm.dumpTo[i].Load() == nil {
+		return
+	}
 	w := vm.dumpTo[i].Swap(nil)
 	if w == nil {
 		return
@@ -44,7 +48,7 @@ func (vm *VM) dumpIfAsked(i int, c *kvm.VCPU) {
 	if !vm.stopping.Load() {
 		c.SetImmediateExit(false)
 	}
-	fmt.Fprintf(*w, "tandem: %s: vCPU %d: %s exits=%d %s\n", vm.name(), i, mpState(c), vm.exits[i].Load(), vcpuRegisters(vm.arch, c))
+	fmt.Fprintf(*w, "tandem: %s: vCPU %d: %s exits=%d %s\n", vm.name(), i, mpState(c), exits, vcpuRegisters(vm.arch, c))
 }
 
 // mpStates names KVM's multiprocessing states (KVM_MP_STATE_*).

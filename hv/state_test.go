@@ -51,8 +51,7 @@ func TestDumpState(t *testing.T) {
 			}
 			defer g.Close()
 			vm := &VM{cfg: Config{Name: "tiny", CPUs: 1}, arch: &x86Guest{}, vcpus: []*kvm.VCPU{g.CPU},
-				warn: newRateLimited(nil, 0), tids: make([]atomic.Int32, 1), exits: make([]atomic.Uint64, 1),
-				dumpTo: make([]atomic.Pointer[io.Writer], 1)}
+				warn: newRateLimited(nil, 0), tids: make([]atomic.Int32, 1), dumpTo: make([]atomic.Pointer[io.Writer], 1)}
 			ran := make(chan error, 1)
 			go func() { ran <- vm.Run(context.Background()) }()
 			out := make(lines, 4)

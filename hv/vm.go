@@ -112,7 +112,6 @@ type VM struct {
 	reason   atomic.Value // string
 	stopping atomic.Bool
 	tids     []atomic.Int32              // vCPU thread ids, for kicking
-	exits    []atomic.Uint64             // KVM_RUN returns per vCPU
 	dumpTo   []atomic.Pointer[io.Writer] // DumpState's request per vCPU
 	vsock    *virtio.Vsock               // nil without Config.Vsock
 	passed   []*passedDevice
@@ -286,7 +285,6 @@ func (vm *VM) attachDevices() error {
 
 func (vm *VM) createVCPUs() error {
 	vm.tids = make([]atomic.Int32, vm.cfg.CPUs)
-	vm.exits = make([]atomic.Uint64, vm.cfg.CPUs)
 	vm.dumpTo = make([]atomic.Pointer[io.Writer], vm.cfg.CPUs)
 	for i := 0; i < vm.cfg.CPUs; i++ {
 		c, err := vm.kvm.CreateVCPU(i)
@@ -374,10 +372,11 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 		vm.stop(ExitError, err.Error())
 		return fmt.Errorf("vCPU %d: %w", i, err)
 	}
+	var exits uint64 // KVM_RUN returns, for DumpState
 	for !vm.stopping.Load() {
 		reason, err := c.Run()
-		vm.exits[i].Add(1)
-		vm.dumpIfAsked(i, c)
+		exits++
+		vm.dumpIfAsked(i, c, exits)
 		if err != nil {
 			vm.stop(ExitError, err.Error())
 			return fmt.Errorf("vCPU %d: %w", i, err)
