@@ -384,8 +384,10 @@ func (gp *guestProc) pumpConsole(r io.ReadCloser) {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			gp.record(line)
-			text := strings.TrimRight(string(line), "\r\n")
-			gp.s.output().put(gp.s.Out, fmt.Appendf(nil, "%s | %s\n", gp.g.Name, text))
+			if gp.s.Out != nil {
+				text := strings.TrimRight(string(line), "\r\n")
+				gp.s.output().put(gp.s.Out, fmt.Appendf(nil, "%s | %s\n", gp.g.Name, text))
+			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
