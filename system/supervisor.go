@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/internal/procstat"
 )
 
 // DefaultControlSocket is where `tandem system` serves ps, logs, console,
@@ -465,22 +466,12 @@ func (s *Supervisor) Status() []Status {
 	return out
 }
 
-// procUsage reads a process's CPU time (utime + stime, fields 14 and 15
-// of /proc/PID/stat, in clock ticks of 100 Hz: USER_HZ on Linux) and its
-// resident memory (VmRSS of /proc/PID/status).
+// procUsage reads a process's CPU time (utime + stime of /proc/PID/stat)
+// and its resident memory (VmRSS of /proc/PID/status).
 func procUsage(pid int) (time.Duration, uint64) {
-	const userHZ = 100
 	var cpu time.Duration
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// The command name (field 2) may hold spaces: split after it.
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) > 12 {
-				u, _ := strconv.ParseUint(f[11], 10, 64)
-				k, _ := strconv.ParseUint(f[12], 10, 64)
-				cpu = time.Duration(u+k) * time.Second / userHZ
-			}
-		}
+	if s, ok := procstat.Read(fmt.Sprintf("/proc/%d/stat", pid)); ok {
+		cpu = s.CPU()
 	}
 	var rss uint64
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandem-hv/tandem/internal/procstat"
 )
 
 // A host whose console fell silent is asked where it is before it is
@@ -213,76 +215,46 @@ func registerLines(out string) []string {
 // threadUse describes process pid's threads: name, state and the share
 // of one machine CPU each used over d.
 func threadUse(ctx context.Context, pid int, d time.Duration) string {
-	first := threadTimes(pid)
+	before := map[int]time.Duration{}
+	for _, t := range threadStats(pid) {
+		before[t.tid] = t.CPU()
+	}
 	sleep(ctx, d)
-	second := threadTimes(pid)
-	if len(second) == 0 {
+	after := threadStats(pid)
+	if len(after) == 0 {
 		return "none (QEMU has gone)"
 	}
 	var parts []string
-	for _, t := range second {
-		used := t.ticks
-		for _, f := range first {
-			if f.tid == t.tid {
-				used -= f.ticks
-			}
-		}
-		parts = append(parts, fmt.Sprintf("%s %s %d%%", t.name, t.state, int(float64(used)/userHZ/d.Seconds()*100)))
+	for _, t := range after {
+		used := t.CPU() - before[t.tid]
+		parts = append(parts, fmt.Sprintf("%s %s %d%%", t.Name, t.State, int(used.Seconds()/d.Seconds()*100)))
 	}
 	return strings.Join(parts, ", ")
 }
 
-// userHZ is the unit of /proc's CPU times on Linux.
-const userHZ = 100
-
-type threadTime struct {
-	tid         int
-	name, state string
-	ticks       int64 // user + system
+// threadStat is one thread's /proc/PID/task/TID/stat.
+type threadStat struct {
+	tid int
+	procstat.Stat
 }
 
-// threadTimes reads each thread of pid from /proc/PID/task/TID/stat: its
-// name (in parentheses, may hold spaces), state, utime and stime.
-func threadTimes(pid int) []threadTime {
+// threadStats reads each thread of pid, in thread id order.
+func threadStats(pid int) []threadStat {
 	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
-	var out []threadTime
+	var out []threadStat
 	for _, e := range ents {
 		tid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if t, ok := parseThreadStat(tid, string(stat)); ok {
-			out = append(out, t)
+		if s, ok := procstat.Read(filepath.Join(dir, e.Name(), "stat")); ok {
+			out = append(out, threadStat{tid, s})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].tid < out[j].tid })
 	return out
-}
-
-// parseThreadStat parses one /proc/PID/task/TID/stat line.
-func parseThreadStat(tid int, stat string) (threadTime, bool) {
-	open, close := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
-	if open < 0 || close < open {
-		return threadTime{}, false
-	}
-	// After the name: state (field 3), then utime and stime are fields
-	// 14 and 15, the 12th and 13th after the state.
-	f := strings.Fields(stat[close+1:])
-	if len(f) < 13 {
-		return threadTime{}, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return threadTime{}, false
-	}
-	return threadTime{tid: tid, name: stat[open+1 : close], state: f[0], ticks: ut + st}, true
 }

@@ -71,32 +71,3 @@ func TestProbeParsers(t *testing.T) {
 		})
 	}
 }
-
-// TestParseThreadStat checks the fields probeFrozen reads of a thread's
-// /proc stat line, whose name may hold spaces and parentheses.
-func TestParseThreadStat(t *testing.T) {
-	tests := []struct {
-		name, stat string
-		want       threadTime
-		ok         bool
-	}{
-		{"a vCPU thread, name with a space", "4242 (CPU 0/TCG) R 4200 4200 100 0 -1 4194368 1 0 0 0 731 12 0 0 20 0 4 0 100 1 1 18446744073709551615",
-			threadTime{tid: 4242, name: "CPU 0/TCG", state: "R", ticks: 743}, true},
-		{"a name with a parenthesis", "7 (a) b) S 1 1 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 1 1 1",
-			threadTime{tid: 7, name: "a) b", state: "S", ticks: 11}, true},
-		{"cut short", "7 (x) S 1 1", threadTime{}, false},
-		{"no name", "7 x S", threadTime{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tid := 7
-			if tt.want.tid != 0 {
-				tid = tt.want.tid
-			}
-			got, ok := parseThreadStat(tid, tt.stat)
-			if ok != tt.ok || got != tt.want {
-				t.Errorf("parseThreadStat(%q) = %+v, %v; want %+v, %v", tt.stat, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
