@@ -162,27 +162,33 @@ func taskStacks(out string) []string {
 			}
 		}
 	}
-	var keep []string
-	count := map[string]int{}
-	var order []string
-	first := map[string]*task{}
-	for _, t := range tasks {
-		key := strings.Join(t.frames, " < ")
-		if count[key] == 0 {
-			order = append(order, key)
-			first[key] = t
-		}
-		count[key]++
+	// One group per distinct stack, in order of first appearance.
+	type group struct {
+		first *task
+		stack string
+		n     int
 	}
-	for _, key := range order {
-		t := first[key]
-		head := t.head
-		if n := count[key]; n > 1 {
-			head = fmt.Sprintf("%s (and %d more with this stack)", head, n-1)
+	var groups []*group
+	byStack := map[string]*group{}
+	for _, t := range tasks {
+		stack := strings.Join(t.frames, " < ")
+		g := byStack[stack]
+		if g == nil {
+			g = &group{first: t, stack: stack}
+			byStack[stack] = g
+			groups = append(groups, g)
+		}
+		g.n++
+	}
+	var keep []string
+	for _, g := range groups {
+		head := g.first.head
+		if g.n > 1 {
+			head = fmt.Sprintf("%s (and %d more with this stack)", head, g.n-1)
 		}
 		keep = append(keep, head)
-		if len(t.frames) > 0 {
-			keep = append(keep, "  "+key)
+		if g.stack != "" {
+			keep = append(keep, "  "+g.stack)
 		}
 		if len(keep) >= probeLines {
 			break
