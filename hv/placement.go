@@ -2,6 +2,7 @@ package hv
 
 import (
 	"fmt"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,4 +33,22 @@ func placeThread(cpus []int, priority int) error {
 		}
 	}
 	return nil
+}
+
+// reserveProcs gives each of n vCPU threads moved off the process's own
+// cores a Go scheduler P of its own. The runtime sizes GOMAXPROCS from the
+// cores the process started on (the housekeeping cores, under the
+// supervisor); a vCPU thread coming back from KVM_RUN needs a P before it
+// can handle the exit, and when every P is held by a device goroutine,
+// the vCPU waits until that goroutine's thread gets to run on a
+// housekeeping core, behind whatever else runs there: a real-time vCPU
+// on a dedicated core would be held up by the other guests' load. With n
+// more Ps than the process's cores, a P is always free for a vCPU thread
+// (and the device goroutines still cannot use more cores than they have).
+// It only ever raises GOMAXPROCS, so building VMs one after another in a
+// process does not add up.
+func reserveProcs(n int) {
+	if want := runtime.NumCPU() + n; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
 }

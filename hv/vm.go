@@ -331,6 +331,9 @@ func (vm *VM) kickAll() {
 // is done. A power-off returns nil; every other end returns an *ExitErr
 // (or another error when the VMM itself failed).
 func (vm *VM) Run(ctx context.Context) error {
+	if len(vm.cfg.VCPUAffinity) > 0 {
+		reserveProcs(len(vm.vcpus))
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(vm.vcpus))
 	for i, c := range vm.vcpus {
