@@ -94,3 +94,49 @@ func TestDumpState(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownState checks what a triple fault's end reason says of the
+// vCPU: its registers when they are where it faulted, and that they are
+// lost when KVM reset the vCPU at the shutdown (as it does on AMD, so a
+// reset vector there does not pass for where the guest was).
+func TestShutdownState(t *testing.T) {
+	testenv.RequireKVM(t)
+	tests := []struct {
+		name  string
+		reset bool
+		want  *regexp.Regexp
+	}{
+		{"a vCPU where it stopped", false, regexp.MustCompile(`^ at rip=0x1000 rsp=0x[0-9a-f]+ .* idt=0x[0-9a-f]+/0x[0-9a-f]+ gs=0x[0-9a-f]+$`)},
+		{"a vCPU in its reset state", true, regexp.MustCompile(`^ \(its registers are lost: KVM reset the vCPU at the shutdown, as it does on AMD\)$`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := tinyguest.New([]byte{0xf4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if tt.reset {
+				r, err := g.CPU.GetRegs()
+				if err != nil {
+					t.Fatal(err)
+				}
+				sr, err := g.CPU.GetSregs()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.RIP = 0xfff0
+				sr.CS.Selector, sr.CS.Base, sr.CR0 = 0xf000, 0xffff0000, 0x60000010
+				if err := g.CPU.SetRegs(r); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.CPU.SetSregs(sr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := shutdownState(g.CPU); !tt.want.MatchString(got) {
+				t.Errorf("shutdownState() = %q, want it to match %s", got, tt.want)
+			}
+		})
+	}
+}

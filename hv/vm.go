@@ -407,6 +407,16 @@ func shutdownState(c *kvm.VCPU) string {
 	if err != nil {
 		return ""
 	}
+	r, err := c.GetRegs()
+	if err != nil {
+		return ""
+	}
+	// On AMD (SVM) KVM answers a shutdown intercept by resetting the
+	// vCPU, as some boards do, before it exits: its registers are then
+	// the reset vector's, which say nothing of where it faulted.
+	if r.RIP == 0xfff0 && sr.CS.Base == 0xffff0000 && sr.CR0&1 == 0 {
+		return " (its registers are lost: KVM reset the vCPU at the shutdown, as it does on AMD)"
+	}
 	return fmt.Sprintf(" at %s idt=%#x/%#x gs=%#x", x86Registers(c), sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
 }
 
