@@ -591,8 +591,12 @@ func (v *Vsock) writer(c *vsockConn) {
 		c.fwdCnt += uint32(len(buf))
 		c.spare = buf[:0]
 		// Tell the guest of the room once a quarter of its buffer is
-		// free again, so a sender waiting on credit resumes.
-		if c.fwdCnt-c.reportedFwd >= vsockBufAlloc/4 || len(c.in) == 0 {
+		// free again, so a sender waiting on credit resumes. Not after
+		// every write: a guest publishing small messages would take an
+		// interrupt for each, and one waiting on credit has a whole
+		// buffer outstanding, so the quarter always comes. (Every packet
+		// to the guest carries fwd_cnt besides.)
+		if c.fwdCnt-c.reportedFwd >= vsockBufAlloc/4 {
 			c.needCredit = true
 			v.deliverLocked()
 		}

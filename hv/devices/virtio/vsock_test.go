@@ -188,15 +188,22 @@ func TestVsockStream(t *testing.T) {
 	if _, err := io.ReadFull(hc, got); err != nil || string(got) != "hello" {
 		t.Fatalf("host read = %q, %v, want hello", got, err)
 	}
-	// The forwarded bytes come back as credit.
-	if p := d.recv(1)[0]; p.Op != VsockOpCreditUpdate || p.FwdCnt != 5 {
-		t.Errorf("after forwarding = %+v, want CREDIT_UPDATE with fwd_cnt 5", p.VsockHeader)
-	}
 
-	// Host to guest.
+	// Host to guest. A few forwarded bytes are no reason for a
+	// CREDIT_UPDATE of their own: the next packet is the data.
 	go hc.Write([]byte("world"))
 	if p := d.recv(1)[0]; p.Op != VsockOpRW || string(p.data) != "world" || p.DstPort != 1000 {
 		t.Errorf("host write = %+v %q, want RW world to port 1000", p.VsockHeader, p.data)
+	}
+
+	// A quarter of the buffer forwarded comes back as credit.
+	big := make([]byte, vsockBufAlloc/4)
+	d.send(guestHeader(VsockOpRW), big)
+	if _, err := io.ReadFull(hc, big); err != nil {
+		t.Fatalf("host read of %d bytes: %v", len(big), err)
+	}
+	if p := d.recv(1)[0]; p.Op != VsockOpCreditUpdate || p.FwdCnt != uint32(5+len(big)) {
+		t.Errorf("after forwarding a quarter of the buffer = %+v, want CREDIT_UPDATE with fwd_cnt %d", p.VsockHeader, 5+len(big))
 	}
 
 	// CREDIT_REQUEST is answered.
