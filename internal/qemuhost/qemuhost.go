@@ -83,6 +83,9 @@ type Options struct {
 	// is ended and tried again as after a panic. Only for scripts whose
 	// guests report every few seconds.
 	Silence time.Duration
+	// Attempts bounds how often the host is booted when its kernel
+	// panics or it freezes (default hostAttempts).
+	Attempts int
 }
 
 // Result is what a run produced.
@@ -112,7 +115,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	opt.defaults()
 	res, err := runOnce(ctx, opt)
 	try := 1
-	for ; try < hostAttempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
+	for ; try < opt.Attempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
 		// KVM_RUN, locks up (see hostCmdline) or freezes. That is the
@@ -120,10 +123,10 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		// tried again, saying so where it is seen.
 		// runOnce's error already says which, with the panic report or
 		// the console's last lines; its first line heads the console's.
-		fmt.Fprintf(os.Stderr, "qemuhost: attempt %d of %d after: %v\n", try+1, hostAttempts, err)
+		fmt.Fprintf(os.Stderr, "qemuhost: attempt %d of %d after: %v\n", try+1, opt.Attempts, err)
 		if opt.Console != nil {
 			head, _, _ := strings.Cut(err.Error(), "\n")
-			fmt.Fprintf(opt.Console, "\nqemuhost: attempt %d of %d after: %s\n", try+1, hostAttempts, head)
+			fmt.Fprintf(opt.Console, "\nqemuhost: attempt %d of %d after: %s\n", try+1, opt.Attempts, head)
 		}
 		res, err = runOnce(ctx, opt)
 	}
@@ -337,6 +340,9 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 }
 
 func (opt *Options) defaults() {
+	if opt.Attempts <= 0 {
+		opt.Attempts = hostAttempts
+	}
 	if opt.Arch == "" {
 		opt.Arch = "x86_64"
 	}

@@ -75,6 +75,10 @@ func mixedCriticality(root, out string) ([]row, error) {
 		// frozen host, which qemuhost tries again as it does a panicked
 		// one.
 		Silence: time.Minute,
+		// The stressed phase is where the emulated host's kernel
+		// panics or freezes most (see qemuhost.Run); a bench has the
+		// time to try more often than a test.
+		Attempts: 5,
 		// Not the isolation images boot with (the manifest's
 		// IsolationCmdline): with nohz_full and isolcpus the emulated
 		// host stopped or panicked in four of five tries under this load
