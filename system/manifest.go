@@ -120,6 +120,30 @@ type Vsock struct {
 	Allow []Endpoint
 	// Forward exposes guest ports as host UNIX sockets.
 	Forward []Forward
+	// Host are the host's services this guest reaches at CID 2, each a
+	// host UNIX socket (a logger, a diagnostics or telemetry sink). Its
+	// port must be on the allow-list too.
+	Host []HostService
+}
+
+// HostService is a host port a guest connects to (CID 2), served by
+// whatever listens on Socket.
+type HostService struct {
+	Port   uint32 // port the guest dials at CID 2
+	Socket string // host path
+}
+
+// HostService returns the host service on port, or nil.
+func (v *Vsock) HostService(port uint32) *HostService {
+	if v == nil {
+		return nil
+	}
+	for i := range v.Host {
+		if v.Host[i].Port == port {
+			return &v.Host[i]
+		}
+	}
+	return nil
 }
 
 // Endpoint is a peer a guest may connect to: a CID and a port, where
@@ -222,6 +246,10 @@ type guestYAML struct {
 			Socket string `yaml:"socket"`
 			Port   int64  `yaml:"port"`
 		} `yaml:"forward"`
+		Host []struct {
+			Port   int64  `yaml:"port"`
+			Socket string `yaml:"socket"`
+		} `yaml:"host"`
 	} `yaml:"vsock"`
 	Restart *struct {
 		Policy      string `yaml:"policy"`
@@ -475,6 +503,19 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			}
 			g.Vsock.Forward = append(g.Vsock.Forward, Forward{Socket: m.rel(f.Socket), Port: uint32(f.Port)})
 		}
+		for j, h := range v.Host {
+			fld := fmt.Sprintf("vsock.host[%d]", j)
+			if h.Socket == "" {
+				return nil, g.errorf(fld, "missing socket: give the path of the host UNIX socket that serves the port")
+			}
+			if h.Port < 0 || h.Port > 0xffffffff {
+				return nil, g.errorf(fld+".port", "%d: not a vsock port", h.Port)
+			}
+			if g.Vsock.HostService(uint32(h.Port)) != nil {
+				return nil, g.errorf(fld+".port", "%d: listed twice", h.Port)
+			}
+			g.Vsock.Host = append(g.Vsock.Host, HostService{Port: uint32(h.Port), Socket: m.rel(h.Socket)})
+		}
 		// Allow entries may name guests, so they are resolved in validate.
 	}
 	g.Restart = Restart{Policy: RestartNever, Backoff: defaultBackoff}
@@ -638,6 +679,11 @@ func (m *Manifest) validate() error {
 				return g.errorf(fmt.Sprintf("vsock.allow[%d]", j), "%q: a guest does not connect to itself over vsock", s)
 			}
 			g.Vsock.Allow = append(g.Vsock.Allow, e)
+		}
+		for j, h := range g.Vsock.Host {
+			if !g.Vsock.Allows(HostCID, h.Port) {
+				return g.errorf(fmt.Sprintf("vsock.host[%d].port", j), "%d is not in vsock.allow: add \"host:%d\" for the guest to reach it", h.Port, h.Port)
+			}
 		}
 	}
 	for _, g := range m.Guests {

@@ -162,6 +162,9 @@ func TestBadManifests(t *testing.T) {
 		{"cycle", "    watchdog:\n      timeout", "    after: [infotainment]\n    watchdog:\n      timeout", `guest "control": after: dependency cycle among control, infotainment`},
 		{"bad mac", "    disks:", "    nets:\n      - tap: tap0\n        mac: zz\n    disks:", `guest "infotainment": nets[0].mac: "zz"`},
 		{"net without tap", "    disks:", "    nets:\n      - mac: 52:54:00:00:00:01\n    disks:", `nets[0]: missing tap`},
+		{"host service no socket", "      cid: 4\n", "      cid: 4\n      host: [{port: 6000}]\n", `system.yaml:34: guest "infotainment": vsock.host[0]: missing socket`},
+		{"host service not allowed", "      cid: 4\n", "      cid: 4\n      host: [{port: 6000, socket: log.sock}]\n", `guest "infotainment": vsock.host[0].port: 6000 is not in vsock.allow: add "host:6000"`},
+		{"host service twice", "      cid: 4\n", "      cid: 4\n      allow: [\"host:6000\"]\n      host: [{port: 6000, socket: a.sock}, {port: 6000, socket: b.sock}]\n", `vsock.host[1].port: 6000: listed twice`},
 		{"forward no socket", "- socket: info-5000.sock", "- socket: \"\"", `vsock.forward[0]: missing socket`},
 		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
 	}
@@ -328,5 +331,24 @@ func TestWatchdogGrace(t *testing.T) {
 				t.Errorf("Config().Watchdog = %+v, want a 10s device armed at power-on for %v", w, tt.want)
 			}
 		})
+	}
+}
+
+// TestHostServices: vsock.host lists the host's services a guest may
+// reach at CID 2, with socket paths relative to the manifest.
+func TestHostServices(t *testing.T) {
+	dir := guestDir(t)
+	text := strings.Replace(string(goodManifest(t)), "      cid: 4\n",
+		"      cid: 4\n      allow: [\"host:6000\"]\n      host: [{port: 6000, socket: log.sock}]\n", 1)
+	m, err := LoadManifest(writeManifest(t, dir, []byte(text)))
+	if err != nil {
+		t.Fatalf("LoadManifest() = %v, want nil", err)
+	}
+	v := m.Guest("infotainment").Vsock
+	if want := []HostService{{Port: 6000, Socket: filepath.Join(dir, "log.sock")}}; !slices.Equal(v.Host, want) {
+		t.Errorf("infotainment's Vsock.Host = %v, want %v", v.Host, want)
+	}
+	if v.HostService(6000) == nil || v.HostService(6001) != nil || !v.Allows(HostCID, 6000) {
+		t.Errorf("infotainment's host service on 6000 = %v, on 6001 = %v, allows host:6000 = %v; want only 6000, allowed", v.HostService(6000), v.HostService(6001), v.Allows(HostCID, 6000))
 	}
 }

@@ -48,15 +48,27 @@ func (s *Supervisor) route(c net.Conn, from *guestProc) {
 		refuse("not in %s's vsock.allow", from.g.Name)
 		return
 	}
-	to := s.byCID[uint32(dstCID)]
-	if to == nil {
-		refuse("no host service on port %d", dstPort)
-		return
-	}
-	peer, err := dialGuest(to, from.g.Vsock.CID, srcPort, dstPort)
-	if err != nil {
-		refuse("%s: %v", to.g.Name, err)
-		return
+	var peer net.Conn
+	if dstCID == HostCID {
+		hs := from.g.Vsock.HostService(dstPort)
+		if hs == nil {
+			refuse("no host service on port %d in %s's vsock.host", dstPort, from.g.Name)
+			return
+		}
+		if peer, err = net.DialTimeout("unix", hs.Socket, dialTimeout); err != nil {
+			refuse("host service on port %d: %v", dstPort, err)
+			return
+		}
+	} else {
+		to := s.byCID[uint32(dstCID)]
+		if to == nil {
+			refuse("no guest has CID %d", dstCID)
+			return
+		}
+		if peer, err = dialGuest(to, from.g.Vsock.CID, srcPort, dstPort); err != nil {
+			refuse("%s: %v", to.g.Name, err)
+			return
+		}
 	}
 	fmt.Fprintf(c, "%s\n", answerOK)
 	splice(c, peer)
