@@ -63,7 +63,7 @@ const demoManifest = `guests:
     role: infotainment
     kernel: vmlinuz
     initrd: info.img
-    cmdline: console=ttyS0 quiet panic=-1 %s
+    cmdline: console=ttyS0 quiet panic=-1 nokaslr %s
     memory: 256M
     vsock:
       cid: 4
@@ -129,6 +129,7 @@ echo "E2E bad manifest"
 /tandem system bad.yaml
 echo "E2E bad-status=$?"
 ls /run/tandem/*.in 2>/dev/null | sed 's/^/E2E leftover /'
+kvm-shutdowns
 exit 0
 `
 
@@ -246,6 +247,12 @@ func TestSystem(t *testing.T) {
 	for _, l := range strings.Split(afterKill, "\n") {
 		if strings.Contains(l, "infotainment | tandem: guest ended: reset") {
 			t.Logf("the restarted infotainment guest ended again: %s", strings.TrimSpace(l))
+		}
+	}
+	// Where, by the emulated host's KVM (a trace of shutdown exits).
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "KVM-SHUTDOWN ") {
+			t.Logf("%s", strings.TrimSpace(l))
 		}
 	}
 	// The control guest through it all: one VMM, reporting every second.

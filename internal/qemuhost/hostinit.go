@@ -35,6 +35,12 @@ kvm=
 [ -n "$kvm" ] || fail "no KVM vendor module loaded: the emulated CPU has neither svm nor vmx usable"
 [ -c /dev/kvm ] || fail "$kvm loaded but /dev/kvm is missing"
 echo "TANDEM-HOST kvm=$kvm"
+# KVM's kvm_exit tracepoint for x86 guest shutdowns (SVM exit code 0x7f):
+# it records where a triple-faulting vCPU was before KVM on AMD resets it
+# (see /bin/kvm-shutdowns). Other exits are filtered out in the kernel.
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+t=/sys/kernel/tracing/events/kvm/kvm_exit
+echo 'exit_reason == 127' 2>/dev/null >$t/filter && echo 1 >$t/enable
 cd /
 sh %s
 status=$?
@@ -87,7 +93,8 @@ func buildInitramfs(file string, a arch, art hostArtifacts, opt Options) error {
 		// KVM is built into the kernel (arm64).
 		vendors.WriteString("[ -c /dev/kvm ] && kvm=builtin\n")
 	}
-	ents = append(ents, initramfs.Bytes("/init", []byte(fmt.Sprintf(hostInit, pre.String(), vendors.String(), scriptPath)), 0o755))
+	ents = append(ents, initramfs.Bytes("/init", []byte(fmt.Sprintf(hostInit, pre.String(), vendors.String(), scriptPath)), 0o755),
+		initramfs.Bytes("/bin/kvm-shutdowns", []byte(kvmShutdowns), 0o755))
 
 	dsts := make([]string, 0, len(opt.Files))
 	for dst := range opt.Files {
@@ -99,3 +106,24 @@ func buildInitramfs(file string, a arch, art hostArtifacts, opt Options) error {
 	}
 	return initramfs.Write(file, ents, initramfs.Options{})
 }
+
+// kvmShutdowns prints one line for each guest shutdown (triple fault) the
+// host's KVM traced since boot: the vCPU, its instruction pointer and the
+// host kernel symbol at or below it (kernel text only: a guest's modules
+// load elsewhere than the host's). The host boots with nokaslr, so a
+// guest of the same kernel booted with nokaslr too has its kernel at the
+// same addresses, and the host's /proc/kallsyms names where it was.
+const kvmShutdowns = `#!/bin/sh
+grep -h 'kvm_exit:.*reason' /sys/kernel/tracing/trace 2>/dev/null | while read -r line; do
+	rip=$(echo "$line" | sed -n 's/.* rip 0x\([0-9a-f]*\).*/\1/p')
+	vcpu=$(echo "$line" | sed -n 's/.*vcpu \([0-9]*\).*/\1/p')
+	[ -n "$rip" ] || continue
+	rip=$(printf '%016s' "$rip" | tr ' ' 0)
+	case $rip in
+	ffffffffc*|ffffffffd*|ffffffffe*|ffffffffff*) sym="(a module: not named)" ;;
+	ffffffff*) sym=$(awk -v a="$rip" '$1 <= a && $1 > best { best = $1; name = $3 } END { print name }' /proc/kallsyms) ;;
+	*) sym="(not kernel text)" ;;
+	esac
+	echo "KVM-SHUTDOWN vcpu=$vcpu rip=0x$rip sym=${sym:-?}"
+done
+`

@@ -171,7 +171,7 @@ const benchInfotainment = `  - name: infotainment
     role: infotainment
     kernel: vmlinuz
     initrd: infotainment.img
-    cmdline: console=ttyS0 quiet panic=-1 %s
+    cmdline: console=ttyS0 quiet panic=-1 nokaslr %s
     cpus: 2
     memory: 256M
     disks: [{path: media.img}]
@@ -215,6 +215,8 @@ echo "BENCH restarts ends=$(grep -c 'tandem: infotainment: .*restarting in' stre
 phase rtt 60
 grep -E 'TANDEM-CONTROL rtt' rtt.log | sed 's/^/BENCH rtt /'
 grep -hE '^tandem: |tandem: guest ended|TANDEM-INFO (connection|listening|fail)' stress.log rtt.log | grep -v 'refused: not in' | sed 's/^/BENCH supervisor /'
+# Where a guest that triple-faulted was, by the host's KVM.
+kvm-shutdowns | sed 's/^/BENCH /'
 exit 0
 `
 
