@@ -17,11 +17,15 @@ import (
 // QEMU runs with debug-threads=on) a machine CPU of its own, n modulo the
 // CPUs there are. Unpinned, two busy emulated CPUs can share one real CPU
 // while the other idles: the emulated cores would interfere in a way real
-// cores do not. QEMU's other threads stay free to go where there is
-// room: keeping them on machine CPU 0 beside emulated CPU 0 made the
-// mixed-criticality bench's control loop worse (p99 3.8-4.9× stressed
-// against alone, against 2.1-2.6× free). See raiseMainLoop for the main
-// loop's priority.
+// cores do not. QEMU's other threads (the main loop, which runs the
+// emulated timers) stay free to go where there is room: in the
+// mixed-criticality bench, keeping them on machine CPU 0 beside emulated
+// CPU 0 made the control loop's p99 worse (3.8-4.9× stressed against
+// alone, against 2.1-2.6× free), nice -20 on the main loop did not help,
+// and SCHED_FIFO on it kept the emulated host from ever reporting when
+// set at QEMU's start. Set once the host had booted, it cut the control
+// loop's misses under stress by about a third, but the host's kernel then
+// panicked in 6 of 9 boots (about 1 in 8 without).
 //
 // It polls until every vCPU thread is pinned or ctx ends, and returns
 // how many it pinned.
@@ -76,28 +80,4 @@ func vcpuIndex(comm string) (int, bool) {
 	}
 	n, err := strconv.Atoi(num)
 	return n, err == nil && n >= 0
-}
-
-// raiseMainLoop waits for the host to finish booting, then runs QEMU's
-// main loop (the process's first thread) under SCHED_FIFO at the lowest
-// real-time priority. The main loop fires the emulated timers: an
-// emulated CPU's timer interrupt waits for it. On a real board timers
-// are hardware and a busy core delays no other core's; here, with both
-// machine CPUs busy (an emulated CPU each), the main loop waited behind a
-// vCPU thread, and the control loop on the other emulated CPU missed its
-// deadlines for it. It is runnable a few percent of the time, so it
-// takes little. Not during boot: under SCHED_FIFO from the start (when
-// QEMU loads the kernel and the initramfs), the host never reported.
-func raiseMainLoop(ctx context.Context, pid int, con *console) error {
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !con.kvmSeen() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
-	return unix.SchedSetAttr(pid, attr, 0)
 }

@@ -75,9 +75,7 @@ type Options struct {
 	// CacheDir is the test-data cache (default: CacheDir()).
 	CacheDir string
 	// PinCPUs gives each emulated CPU a machine CPU of its own (see
-	// pinVCPUs) and, once the host has booted, runs QEMU's main loop
-	// under SCHED_FIFO (see raiseMainLoop), for runs that measure timing
-	// across emulated cores.
+	// pinVCPUs), for runs that measure timing across emulated cores.
 	PinCPUs bool
 	// Silence, when above 0, is how long the console may stay silent
 	// once the host has booted: longer means the host froze (its own
@@ -219,10 +217,7 @@ const panicMark = "Kernel panic - not syncing"
 // No transparent huge pages: the emulated host's khugepaged has been
 // seen to lock up a CPU while collapsing a nested guest's memory under
 // software emulation.
-//
-// nokaslr: the kernel sits at its link address, so /bin/kvm-shutdowns can
-// name where a guest of the same kernel (booted nokaslr too) faulted.
-const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never nokaslr"
+const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never"
 
 // hostAttempts bounds how often a run whose host kernel panicked or froze
 // is tried.
@@ -286,9 +281,6 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			defer cancel()
 			if n, err := pinVCPUs(pctx, cmd.Process.Pid, opt.CPUs); err != nil {
 				fmt.Fprintf(os.Stderr, "qemuhost: pinned %d of %d emulated CPUs: %v\n", n, opt.CPUs, err)
-			}
-			if err := raiseMainLoop(ctx, cmd.Process.Pid, con); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(os.Stderr, "qemuhost: QEMU's main loop stays at normal priority: %v\n", err)
 			}
 		}()
 	}
@@ -427,14 +419,6 @@ func (c *console) line(l string) {
 	case strings.HasPrefix(m, markerExit):
 		c.exit = strings.TrimPrefix(m, markerExit)
 	}
-}
-
-// kvmSeen reports whether the host has said which KVM module it loaded:
-// its boot is over.
-func (c *console) kvmSeen() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.kvm != ""
 }
 
 // silentFor is how long the console has been silent since the host
