@@ -494,22 +494,15 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		g.Vsock = &Vsock{CID: uint32(v.CID)}
 		g.rawAllow = v.Allow
 		for j, f := range v.Forward {
-			fld := fmt.Sprintf("vsock.forward[%d]", j)
-			if f.Socket == "" {
-				return nil, g.errorf(fld, "missing socket: give the host UNIX socket's path")
-			}
-			if f.Port < 0 || f.Port > 0xffffffff {
-				return nil, g.errorf(fld+".port", "%d: not a vsock port", f.Port)
+			if err := g.checkSocketPort(fmt.Sprintf("vsock.forward[%d]", j), f.Socket, f.Port, "the host UNIX socket's path"); err != nil {
+				return nil, err
 			}
 			g.Vsock.Forward = append(g.Vsock.Forward, Forward{Socket: m.rel(f.Socket), Port: uint32(f.Port)})
 		}
 		for j, h := range v.Host {
 			fld := fmt.Sprintf("vsock.host[%d]", j)
-			if h.Socket == "" {
-				return nil, g.errorf(fld, "missing socket: give the path of the host UNIX socket that serves the port")
-			}
-			if h.Port < 0 || h.Port > 0xffffffff {
-				return nil, g.errorf(fld+".port", "%d: not a vsock port", h.Port)
+			if err := g.checkSocketPort(fld, h.Socket, h.Port, "the path of the host UNIX socket that serves the port"); err != nil {
+				return nil, err
 			}
 			if g.Vsock.HostService(uint32(h.Port)) != nil {
 				return nil, g.errorf(fld+".port", "%d: listed twice", h.Port)
@@ -703,6 +696,18 @@ func (m *Manifest) validate() error {
 		if err := g.checkFiles(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkSocketPort checks a vsock.forward or vsock.host entry (field fld):
+// a socket path, what says which, and a port.
+func (g *Guest) checkSocketPort(fld, socket string, port int64, what string) error {
+	if socket == "" {
+		return g.errorf(fld, "missing socket: give %s", what)
+	}
+	if port < 0 || port > 0xffffffff {
+		return g.errorf(fld+".port", "%d: not a vsock port", port)
 	}
 	return nil
 }
