@@ -92,6 +92,11 @@ func x86Registers(c *kvm.VCPU) string {
 	if err != nil {
 		return "registers unreadable: " + err.Error()
 	}
+	return formatX86(r, sr)
+}
+
+// formatX86 is x86Registers' text for registers already read.
+func formatX86(r kvm.Regs, sr kvm.Sregs) string {
 	return fmt.Sprintf("rip=%#x rsp=%#x rflags=%#x cpl=%d cr0=%#x cr2=%#x cr3=%#x",
 		r.RIP, r.RSP, r.RFLAGS, sr.CS.Selector&3, sr.CR0, sr.CR2, sr.CR3)
 }

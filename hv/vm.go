@@ -417,7 +417,7 @@ func shutdownState(c *kvm.VCPU) string {
 	if r.RIP == 0xfff0 && sr.CS.Base == 0xffff0000 && sr.CR0&1 == 0 {
 		return " (its registers are lost: KVM reset the vCPU at the shutdown, as it does on AMD)"
 	}
-	return fmt.Sprintf(" at %s idt=%#x/%#x gs=%#x", x86Registers(c), sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
+	return fmt.Sprintf(" at %s idt=%#x/%#x gs=%#x", formatX86(r, sr), sr.IDT.Base, sr.IDT.Limit, sr.GS.Base)
 }
 
 // Close releases everything the VM holds. It is safe after a failed Build.
