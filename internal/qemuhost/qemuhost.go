@@ -217,7 +217,10 @@ const panicMark = "Kernel panic - not syncing"
 // No transparent huge pages: the emulated host's khugepaged has been
 // seen to lock up a CPU while collapsing a nested guest's memory under
 // software emulation.
-const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never"
+//
+// nokaslr: the kernel sits at its link address, so /bin/kvm-shutdowns can
+// name where a guest of the same kernel (booted nokaslr too) faulted.
+const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stall=1 loglevel=5 transparent_hugepage=never nokaslr"
 
 // hostAttempts bounds how often a run whose host kernel panicked or froze
 // is tried.

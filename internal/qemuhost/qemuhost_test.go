@@ -43,8 +43,10 @@ func TestNestedKVM(t *testing.T) {
 	probe := buildStatic(t, "./testdata/kvmprobe", "amd64")
 	start := time.Now()
 	res, err := Run(context.Background(), Options{
-		Files:   map[string]string{"/kvmprobe": probe},
-		Script:  "/kvmprobe || exit $?\necho probe-done\necho lockup-panic=$(cat /proc/sys/kernel/softlockup_panic)/$(cat /proc/sys/kernel/panic_on_rcu_stall)\nexit 3\n",
+		Files: map[string]string{"/kvmprobe": probe},
+		Script: "/kvmprobe || exit $?\necho probe-done\necho lockup-panic=$(cat /proc/sys/kernel/softlockup_panic)/$(cat /proc/sys/kernel/panic_on_rcu_stall)\n" +
+			"echo kernel-text=$(grep -w _text /proc/kallsyms | cut -d' ' -f1)\n" +
+			"exit 3\n",
 		Memory:  "1G",
 		Console: testWriter{t},
 		Timeout: 5 * time.Minute,
@@ -61,6 +63,11 @@ func TestNestedKVM(t *testing.T) {
 	}
 	if !strings.Contains(res.Output, "lockup-panic=1/1") {
 		t.Errorf("console lacks lockup-panic=1/1: the host does not panic on a soft lockup or an RCU stall, so a locked-up host would hold the run until its timeout")
+	}
+	// kvm-shutdowns names a guest's fault address from the host's
+	// symbols: only right when the host's kernel is at its link address.
+	if !strings.Contains(res.Output, "kernel-text=ffffffff81000000") {
+		t.Errorf("console lacks kernel-text=ffffffff81000000: the host kernel is not at its link address (nokaslr), so kvm-shutdowns would name the wrong symbols")
 	}
 	if res.ExitStatus != 3 {
 		t.Errorf("Run().ExitStatus = %d, want 3", res.ExitStatus)
