@@ -77,6 +77,11 @@ type Options struct {
 	// PinCPUs gives each emulated CPU a machine CPU of its own (see
 	// pinVCPUs), for runs that measure timing across emulated cores.
 	PinCPUs bool
+	// Yield lists emulated CPUs whose threads run under SCHED_IDLE once
+	// pinned (see pinVCPUs): QEMU's main loop, which fires every
+	// emulated CPU's timers, then preempts them at once instead of
+	// waiting its turn behind them. Only with PinCPUs.
+	Yield []int
 	// Silence, when above 0, is how long the console may stay silent
 	// once the host has booted: longer means the host froze (its own
 	// timers stopped with it, so no lockup report can come), and the run
@@ -282,7 +287,7 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		go func() {
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			if n, err := pinVCPUs(pctx, cmd.Process.Pid, opt.CPUs); err != nil {
+			if n, err := pinVCPUs(pctx, cmd.Process.Pid, opt.CPUs, opt.Yield); err != nil {
 				fmt.Fprintf(os.Stderr, "qemuhost: pinned %d of %d emulated CPUs: %v\n", n, opt.CPUs, err)
 			}
 		}()
