@@ -220,8 +220,9 @@ phase alone 30
 grep 'control | TANDEM-CONTROL' alone.log | sed 's/^/BENCH alone /'
 phase stress 60
 grep -E '^(control|infotainment) \| TANDEM-' stress.log | sed 's/^/BENCH stress /'
-grep -E 'TANDEM-INFO received' stress.log | tail -1 | sed 's/^/BENCH info /'
-grep -E 'TANDEM-INFO flood' stress.log | tail -1 | sed 's/^/BENCH flood /'
+# The last whole reports: a guest stopped mid-line leaves a cut one.
+grep -E 'TANDEM-INFO received=[0-9]+ faults=[0-9]+ ' stress.log | tail -1 | sed 's/^/BENCH info /'
+grep -E 'TANDEM-INFO flood attempts=[0-9]+ refused=[0-9]+ reached=[0-9]+ ' stress.log | tail -1 | sed 's/^/BENCH flood /'
 echo "BENCH restarts ends=$(grep -c 'tandem: infotainment: .*restarting in' stress.log)"
 phase rtt 60
 grep -E 'TANDEM-CONTROL rtt' rtt.log | sed 's/^/BENCH rtt /'
@@ -251,7 +252,9 @@ func jitter(out, prefix string, afterInfo bool) jitterStats {
 		if i >= 0 && strings.Contains(l, "infotainment | TANDEM-INFO received=") {
 			infoUp = true
 		}
-		if i < 0 || !infoUp || !strings.Contains(l, "control | TANDEM-CONTROL misses=") {
+		// A report cut short (the guest stopped mid-line) lacks its
+		// last field and is not a window.
+		if i < 0 || !infoUp || !strings.Contains(l, "control | TANDEM-CONTROL misses=") || !strings.Contains(l, " connected=") {
 			continue
 		}
 		w := words(l[i:])
