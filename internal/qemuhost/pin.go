@@ -55,19 +55,20 @@ func pinVCPUs(ctx context.Context, pid, vcpus int, yield []int) (int, error) {
 			if err != nil {
 				continue
 			}
-			n, ok := vcpuIndex(strings.TrimSpace(string(comm)))
+			name := strings.TrimSpace(string(comm))
+			n, ok := vcpuIndex(name)
 			if !ok {
 				continue
 			}
 			var set unix.CPUSet
 			set.Set(n % ncpu)
 			if err := unix.SchedSetaffinity(tid, &set); err != nil {
-				return len(pinned), fmt.Errorf("pinning %s (thread %d): %w", strings.TrimSpace(string(comm)), tid, err)
+				return len(pinned), fmt.Errorf("pinning %s (thread %d): %w", name, tid, err)
 			}
 			if slices.Contains(yield, n) {
 				attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
 				if err := unix.SchedSetAttr(tid, attr, 0); err != nil {
-					return len(pinned), fmt.Errorf("SCHED_IDLE for %s (thread %d): %w", strings.TrimSpace(string(comm)), tid, err)
+					return len(pinned), fmt.Errorf("SCHED_IDLE for %s (thread %d): %w", name, tid, err)
 				}
 			}
 			pinned[tid] = true

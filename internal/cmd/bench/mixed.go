@@ -89,8 +89,8 @@ func mixedCriticality(root, out string) ([]row, error) {
 		Silence: time.Minute,
 		// The stressed phase is where the emulated host's kernel
 		// panics or freezes most (see qemuhost.Run); a bench has the
-		// time to try more often than a test: in this round's runs
-		// about every second boot panicked.
+		// time to try more often than a test: in some weeks' runs
+		// about every second boot panicked (README).
 		Attempts: 8,
 		// Not the isolation images boot with (the manifest's
 		// IsolationCmdline): with nohz_full and isolcpus the emulated
