@@ -77,6 +77,8 @@ func (g *arm32Guest) addPlatformDevices(vm *VM) error {
 	return vm.addSP805()
 }
 
+func (g *arm32Guest) checkKernel(path string) error { return arm32.CheckKernel(path) }
+
 func (g *arm32Guest) loadKernel(vm *VM) error {
 	b, err := arm32.Load(vm.mem, arm32.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd})
 	if err != nil {

@@ -67,6 +67,8 @@ func (g *arm64Guest) addPlatformDevices(vm *VM) error {
 	return vm.addSP805()
 }
 
+func (g *arm64Guest) checkKernel(path string) error { return arm64.CheckKernel(path) }
+
 func (g *arm64Guest) loadKernel(vm *VM) error {
 	b, err := arm64.Load(vm.mem, arm64.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd})
 	if err != nil {

@@ -80,6 +80,9 @@ type archGuest interface {
 	virtioSlot(i int) (devices.Placement, error)
 	// addPlatformDevices adds the console UART and the board's fixed devices.
 	addPlatformDevices(vm *VM) error
+	// checkKernel says what is wrong with the kernel file, before any
+	// of KVM is opened; loadKernel reads it again into guest memory.
+	checkKernel(path string) error
 	// loadKernel places kernel, initrd and the hardware description.
 	loadKernel(vm *VM) error
 	// setupVCPU resets one vCPU to the boot state.
@@ -161,7 +164,7 @@ func (vm *VM) chooseArch() error {
 		return fmt.Errorf("kernel %s: %w", vm.cfg.Kernel, err)
 	}
 	vm.arch = g
-	return nil
+	return g.checkKernel(vm.cfg.Kernel)
 }
 
 func (vm *VM) newVM() error {

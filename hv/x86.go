@@ -65,6 +65,8 @@ func (g *x86Guest) addPlatformDevices(vm *VM) error {
 	return vm.addPortWatchdog()
 }
 
+func (g *x86Guest) checkKernel(path string) error { return x86.CheckKernel(path) }
+
 func (g *x86Guest) loadKernel(vm *VM) error {
 	b, err := x86.Load(vm.mem, x86.Guest{
 		Kernel:     vm.cfg.Kernel,

@@ -250,3 +250,39 @@ func TestVirtioSlot(t *testing.T) {
 		t.Errorf("redistributor window overlaps the UART")
 	}
 }
+
+// TestCheckKernel checks an Image file's header without guest memory:
+// plain and gzip-compressed Images pass, a foreign file, a truncated
+// gzip stream and a missing file are named with what is wrong.
+func TestCheckKernel(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(text, []byte("not a kernel\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badGz := filepath.Join(dir, "bad.gz")
+	if err := os.WriteFile(badGz, []byte{0x1f, 0x8b, 8}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		want       string // "" for no error
+	}{
+		{"an Image", writeImage(t, 4096, false), ""},
+		{"an Image.gz", writeImage(t, 4096, true), ""},
+		{"a text file", text, "shorter than the 64-byte header"},
+		{"a gzip stream cut short", badGz, "gzip header"},
+		{"a missing file", filepath.Join(dir, "gone"), "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckKernel(tt.path)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("CheckKernel() = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("CheckKernel() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package arm64
 
 import (
+	"bufio"
+	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -120,4 +123,38 @@ func (b *Boot) WriteDeviceTree(m *mem.Memory, t *dtb.Tree) error {
 		return fmt.Errorf("device tree: %d bytes, larger than the boot protocol's %d", len(blob), MaxDTBSize)
 	}
 	return m.WriteAt(blob, b.DTBAddr)
+}
+
+// CheckKernel reads the header of the Image (or Image.gz) at path and
+// says what is wrong with it, as Load would, without guest memory: a VMM
+// checks its inputs before it opens /dev/kvm.
+func CheckKernel(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening kernel: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", path, err)
+	}
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	fileLen := uint64(st.Size())
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		z, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("kernel %s: gzip header: %w", path, err)
+		}
+		r, fileLen = z, 0 // the inflated length is known only once inflated
+	}
+	head := make([]byte, HeaderSize)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("kernel %s: reading the Image header: %w", path, err)
+	}
+	if _, err := ParseImage(head[:n], fileLen); err != nil {
+		return fmt.Errorf("kernel %s: Image header: %w", path, err)
+	}
+	return nil
 }

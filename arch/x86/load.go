@@ -262,3 +262,26 @@ func writeE820(zp []byte, m *mem.Memory) error {
 	zp[bpE820Entries] = uint8(len(es))
 	return nil
 }
+
+// CheckKernel reads the setup header of the bzImage at path and says what
+// is wrong with it, as Load would, without guest memory: a VMM checks its
+// inputs before it opens /dev/kvm.
+func CheckKernel(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening kernel: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("kernel %s: %w", path, err)
+	}
+	head := make([]byte, min(st.Size(), hdrEnd))
+	if _, err := io.ReadFull(f, head); err != nil {
+		return fmt.Errorf("kernel %s: reading setup header: %w", path, err)
+	}
+	if _, err := parseBzImage(head, st.Size()); err != nil {
+		return fmt.Errorf("kernel %s: %w", path, err)
+	}
+	return nil
+}
