@@ -166,29 +166,53 @@ func serveVsockIn(l net.Listener, vm *hv.VM) {
 				return
 			}
 			s := &answeredConn{Conn: c, ready: make(chan struct{})}
-			if err := vm.Vsock().Dial(peerCID, peerPort, port, s); err != nil {
-				fmt.Fprintf(c, "ERR %v\n", err)
-				c.Close()
-				return
-			}
-			s.answer()
+			s.answer(vm.Vsock().Dial(peerCID, peerPort, port, s))
 		}()
 	}
 }
 
-// answeredConn holds the guest's first bytes until "OK" is written, so
-// the answer line always comes before the stream.
+// answeredConn holds the guest's first bytes until the answer is written,
+// so the answer line always comes before the stream. A refused Dial
+// closes its stream before it returns (at once, or from a goroutine):
+// that Close waits for the answer, so the supervisor reads why ("ERR
+// connection refused by the guest") instead of an end of file.
 type answeredConn struct {
 	net.Conn
 	once  sync.Once
 	ready chan struct{}
+
+	mu                    sync.Mutex
+	answered, closeWanted bool
 }
 
-func (a *answeredConn) answer() {
+// answer writes OK, or ERR and why, then closes the connection if it was
+// refused or its Close came first.
+func (a *answeredConn) answer(err error) {
 	a.once.Do(func() {
-		fmt.Fprintf(a.Conn, "%s\n", answerOK)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(a.Conn, "ERR %v\n", err)
+		} else {
+			fmt.Fprintf(a.Conn, "%s\n", answerOK)
+		}
+		a.answered = true
+		if err != nil || a.closeWanted {
+			a.Conn.Close()
+		}
 		close(a.ready)
 	})
+}
+
+// Close closes the connection, or, before the answer, has answer do it.
+func (a *answeredConn) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.answered {
+		a.closeWanted = true
+		return nil
+	}
+	return a.Conn.Close()
 }
 
 func (a *answeredConn) Write(p []byte) (int, error) {
