@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/internal/kvmtest"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/internal/tinyguest"
 )
 
-// newTinyGuest returns a tiny real-mode guest running code, skipping
-// (saying why) where /dev/kvm is absent.
+// newTinyGuest returns a tiny real-mode guest running code. A test
+// calls kvmtest.Here first; a benchmark skips (saying why, or fails in
+// CI) where /dev/kvm is absent: `make bench` runs it where there is one.
 func newTinyGuest(tb testing.TB, code []byte) *tinyguest.Guest {
 	tb.Helper()
 	testenv.RequireKVM(tb)
@@ -57,6 +59,9 @@ type tinyExit struct {
 }
 
 func TestTinyGuestExits(t *testing.T) {
+	if !kvmtest.Here(t) {
+		return // it ran in an emulated host
+	}
 	g := newTinyGuest(t, tinyCode)
 	want := []tinyExit{
 		{kvm.ExitIO, 0x3f8, true, 'A'},
@@ -133,6 +138,9 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestRequireCapabilities(t *testing.T) {
+	if !kvmtest.Here(t) {
+		return // it ran in an emulated host
+	}
 	g := newTinyGuest(t, tinyguest.Loop)
 	s := g.Sys
 	if err := s.Require("a test", kvm.CapUserMemory); err != nil {

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // Markers the host init prints.
@@ -48,6 +50,10 @@ const (
 	DefaultMemory  = "3G"
 	DefaultCPUs    = 2
 	DefaultTimeout = 15 * time.Minute
+	// BootDeadline is Options.BootDeadline's default: several times the
+	// slowest boot seen on a loaded machine (see the README's table of
+	// emulated-host boots).
+	BootDeadline = 3 * time.Minute
 )
 
 // tailLines is how many console lines an error quotes.
@@ -88,9 +94,16 @@ type Options struct {
 	// is ended and tried again as after a panic. Only for scripts whose
 	// guests report every few seconds.
 	Silence time.Duration
+	// BootDeadline bounds the time from starting QEMU to the host init's
+	// first marker (default BootDeadline): a host not booted by then
+	// hangs, and is tried again as after a panic.
+	BootDeadline time.Duration
 	// Attempts bounds how often the host is booted when its kernel
 	// panics or it freezes (default hostAttempts).
 	Attempts int
+	// Label says what the run is for in the run's report, where it is
+	// not an ordinary run (a host crashed on purpose).
+	Label string
 }
 
 // Result is what a run produced.
@@ -108,8 +121,11 @@ type Result struct {
 	// its kernel panicked or it froze (see Run).
 	Attempts int
 	// frozen says the console fell silent for longer than
-	// Options.Silence and the run was ended for it.
+	// Options.Silence, or the host did not boot within BootDeadline, and
+	// the run was ended for it.
 	frozen bool
+	// timedOut says Options.Timeout or the context ended the run.
+	timedOut bool
 }
 
 // Run boots the emulated host, runs opt.Script in it and returns once QEMU
@@ -118,14 +134,22 @@ type Result struct {
 // last console lines).
 func Run(ctx context.Context, opt Options) (*Result, error) {
 	opt.defaults()
-	res, err := runOnce(ctx, opt)
+	var res *Result
+	var err error
 	try := 1
-	for ; try < opt.Attempts && err != nil && hostCrashed(res) && ctx.Err() == nil; try++ {
+	for ; ; try++ {
+		res, err = runOnce(ctx, opt)
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
 		// KVM_RUN, locks up (see hostCmdline) or freezes. That is the
 		// test rig failing, not the code under test, so the run is
-		// tried again, saying so where it is seen.
+		// tried again, saying so where it is seen and in the run's
+		// report (testenv.Record).
+		retry := err != nil && hostCrashed(res) && ctx.Err() == nil && try < opt.Attempts
+		record(opt, res, err, retry)
+		if !retry {
+			break
+		}
 		// runOnce's error already says which, with the panic report or
 		// the console's last lines; its first line heads the console's.
 		fmt.Fprintf(os.Stderr, "qemuhost: attempt %d of %d after: %v\n", try+1, opt.Attempts, err)
@@ -133,12 +157,45 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			head, _, _ := strings.Cut(err.Error(), "\n")
 			fmt.Fprintf(opt.Console, "\nqemuhost: attempt %d of %d after: %s\n", try+1, opt.Attempts, head)
 		}
-		res, err = runOnce(ctx, opt)
 	}
 	if res != nil {
 		res.Attempts = try
 	}
 	return res, err
+}
+
+// Outcome names how one boot of a host ended: "ok" (the script reported
+// its exit status), "panic" (the host kernel panicked first), "hang"
+// (its console fell silent, or it never booted, see Options.Silence and
+// BootDeadline), "timeout" (Options.Timeout ran out) or "error" (QEMU
+// failed, or the host had no KVM).
+func (r *Result) Outcome() string {
+	switch {
+	case r == nil:
+		return "error"
+	case r.ExitStatus != -1:
+		return "ok"
+	case r.frozen:
+		return "hang"
+	case strings.Contains(r.Output, panicMark):
+		return "panic"
+	case r.timedOut:
+		return "timeout"
+	}
+	return "error"
+}
+
+// record adds one boot of a host to the run's report.
+func record(opt Options, res *Result, err error, retried bool) {
+	ev := testenv.Event{Kind: "host", Arch: opt.Arch, QEMU: QEMUVersion(opt.Arch), Outcome: res.Outcome(), Retried: retried, Detail: opt.Label}
+	if err != nil {
+		head, _, _ := strings.Cut(err.Error(), "\n")
+		ev.Detail = strings.TrimSpace(opt.Label + " " + head)
+	}
+	if res != nil {
+		ev.BootSeconds, ev.Seconds = res.Boot.Seconds(), res.Total.Seconds()
+	}
+	testenv.Record(ev)
 }
 
 // panicLines is the host kernel's panic report out of a console: the
@@ -247,9 +304,9 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	qemu, err := exec.LookPath(a.qemu)
+	qemu, err := a.qemuPath()
 	if err != nil {
-		return nil, fmt.Errorf("%s not found: install Debian's %s", a.qemu, a.qemuPackage)
+		return nil, err
 	}
 	work, err := os.MkdirTemp("", "qemuhost-")
 	if err != nil {
@@ -293,27 +350,32 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		}()
 	}
 	var frozen atomic.Bool
-	var frozenTail, probe string // set before frozen
-	if opt.Silence > 0 {
-		go func() {
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					if con.silentFor() > opt.Silence {
-						frozenTail = con.tail(tailLines)
-						probe = probeFrozen(ctx, stdin, cmd.Process.Pid, con)
-						frozen.Store(true)
-						cancel() // kills QEMU
-						return
-					}
-				}
+	var frozenWhy, frozenTail, probe string // set before frozen
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
 			}
-		}()
-	}
+			why := ""
+			switch booted, silent := con.silentFor(); {
+			case !booted && time.Since(start) > opt.BootDeadline:
+				why = fmt.Sprintf("did not boot: its init gave no sign within %v", opt.BootDeadline)
+			case booted && opt.Silence > 0 && silent > opt.Silence:
+				why = fmt.Sprintf("froze: its console was silent for more than %v (the host stopped, or everything in it did)", opt.Silence)
+			default:
+				continue
+			}
+			frozenWhy, frozenTail = why, con.tail(tailLines)
+			probe = probeFrozen(ctx, stdin, cmd.Process.Pid, con)
+			frozen.Store(true)
+			cancel() // kills QEMU
+			return
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -322,13 +384,13 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	}()
 	wg.Wait()
 	waitErr := cmd.Wait()
-	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen.Load()}
+	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen.Load(), timedOut: ctx.Err() != nil}
 	status, haveStatus := con.status()
 	res.KVM = con.kvm
 	switch {
 	case res.frozen && !haveStatus:
-		return res, fmt.Errorf("emulated %s host froze: its console was silent for more than %v (the host stopped, or everything in it did); last console lines:\n%s\n%s",
-			opt.Arch, opt.Silence, frozenTail, probe)
+		return res, fmt.Errorf("emulated %s host %s; last console lines:\n%s\n%s",
+			opt.Arch, frozenWhy, frozenTail, probe)
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("emulated %s host did not finish within %v (%v); last console lines:\n%s",
 			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
@@ -362,6 +424,9 @@ func (opt *Options) defaults() {
 	}
 	if opt.Timeout == 0 {
 		opt.Timeout = DefaultTimeout
+	}
+	if opt.BootDeadline == 0 {
+		opt.BootDeadline = BootDeadline
 	}
 }
 
@@ -429,15 +494,15 @@ func (c *console) line(l string) {
 	}
 }
 
-// silentFor is how long the console has been silent since the host
-// booted; 0 before it booted.
-func (c *console) silentFor() time.Duration {
+// silentFor says whether the host has booted and how long its console
+// has been silent since it did.
+func (c *console) silentFor() (booted bool, silent time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.booted == 0 {
-		return 0
+		return false, 0
 	}
-	return time.Since(c.last)
+	return true, time.Since(c.last)
 }
 
 // size is how many bytes the console has collected; since(size) is what
@@ -559,6 +624,55 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 	return args
 }
 
+// QEMUDirEnv names a directory whose qemu-system-* binaries are used
+// instead of those on PATH: an unpacked QEMU of another version, to
+// compare the emulated hosts' steadiness under both.
+const QEMUDirEnv = "TANDEM_QEMU_DIR"
+
+// qemuPath finds the arch's QEMU.
+func (a arch) qemuPath() (string, error) {
+	if d := os.Getenv(QEMUDirEnv); d != "" {
+		p := filepath.Join(d, a.qemu)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", QEMUDirEnv, d, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(a.qemu)
+	if err != nil {
+		return "", fmt.Errorf("%s not found: install Debian's %s (make deps)", a.qemu, a.qemuPackage)
+	}
+	return p, nil
+}
+
+var qemuVersions sync.Map // QEMU's path → its version
+
+// QEMUVersion is the version the arch's QEMU reports ("10.0.2"), or
+// "unknown".
+func QEMUVersion(archName string) string {
+	a, err := lookupArch(archName)
+	if err != nil {
+		return "unknown"
+	}
+	p, err := a.qemuPath()
+	if err != nil {
+		return "unknown"
+	}
+	if v, ok := qemuVersions.Load(p); ok {
+		return v.(string)
+	}
+	v := "unknown"
+	if b, err := exec.Command(p, "--version").Output(); err == nil {
+		if m := qemuVersionRE.FindSubmatch(b); m != nil {
+			v = string(m[1])
+		}
+	}
+	qemuVersions.Store(p, v)
+	return v
+}
+
+var qemuVersionRE = regexp.MustCompile(`version ([0-9][0-9.]*)`)
+
 // hostArtifacts are the files of the host's kernel from the cache.
 type hostArtifacts struct {
 	kernel  string
@@ -601,8 +715,8 @@ func Check(archName string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := exec.LookPath(a.qemu); err != nil {
-		return fmt.Errorf("%s not found: install Debian's %s (make deps)", a.qemu, a.qemuPackage)
+	if _, err := a.qemuPath(); err != nil {
+		return err
 	}
 	cache, err := CacheDir()
 	if err != nil {

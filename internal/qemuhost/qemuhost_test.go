@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // buildStatic builds a package of this module as a static binary for the
@@ -111,6 +113,7 @@ func TestRetried(t *testing.T) {
 				Console: &con,
 				Silence: tt.silence,
 				Timeout: 5 * time.Minute,
+				Label:   testenv.CrashedOnPurpose,
 			})
 			if err == nil {
 				t.Fatalf("Run() = nil error, want %q (exit status %d)", tt.wantErr[0], res.ExitStatus)
@@ -142,6 +145,7 @@ func TestTimeout(t *testing.T) {
 		Memory:  "512M",
 		CPUs:    1,
 		Timeout: 12 * time.Second,
+		Label:   testenv.CrashedOnPurpose,
 	})
 	if err == nil {
 		t.Fatalf("Run() = nil error, want a timeout (exit status %d)", res.ExitStatus)

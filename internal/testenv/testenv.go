@@ -5,8 +5,11 @@
 package testenv
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -56,3 +59,93 @@ func RequireFile(tb testing.TB, path, how string) {
 		skipOrFail(tb, "%s missing (%s)", path, how)
 	}
 }
+
+// ReportEnv names the file a test run's report goes to (make test sets
+// it): one JSON object a line, appended by every test binary of the run,
+// which internal/cmd/testreport sums up at the end. Unset, nothing is
+// recorded.
+const ReportEnv = "TANDEM_TEST_REPORT"
+
+// Event is one line of the run's report.
+type Event struct {
+	// Kind is "host" for one boot of an emulated host, "kvm" for where a
+	// test that needs /dev/kvm ran.
+	Kind string `json:"kind"`
+	// Package is the test binary's package directory, relative to the
+	// module root where it can be found.
+	Package string `json:"package,omitempty"`
+	// Test is the test's name (kind "kvm").
+	Test string `json:"test,omitempty"`
+	// Where a test ran: "this machine" or "emulated x86_64 host" (kind
+	// "kvm").
+	Where string `json:"where,omitempty"`
+	// Arch and QEMU describe an emulated host (kind "host").
+	Arch string `json:"arch,omitempty"`
+	QEMU string `json:"qemu,omitempty"`
+	// Outcome is "ok", "panic", "hang", "timeout" or "error" for a host
+	// boot; "pass" or "fail" for a test.
+	Outcome string `json:"outcome"`
+	// Retried says the host boot was followed by another attempt.
+	Retried bool `json:"retried,omitempty"`
+	// BootSeconds is the time from starting QEMU to the host's first
+	// marker; 0 when it never came.
+	BootSeconds float64 `json:"boot_seconds,omitempty"`
+	// Seconds is the whole host run or test.
+	Seconds float64 `json:"seconds,omitempty"`
+	// Detail is the first line of an error.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Record appends ev to the run's report, if there is one. A report that
+// cannot be written is said on stderr; it never fails a test.
+func Record(ev Event) {
+	name := os.Getenv(ReportEnv)
+	if name == "" {
+		return
+	}
+	if ev.Package == "" {
+		ev.Package = packageDir()
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: report: %v\n", err)
+		return
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: report: %v\n", err)
+		return
+	}
+	defer f.Close()
+	// One write of a short line: lines of test binaries running at the
+	// same time do not interleave (O_APPEND).
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: report: %v\n", err)
+	}
+}
+
+// packageDir is the working directory (a test's package directory)
+// relative to the module root, or as it is where none is found.
+func packageDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if rel, err := filepath.Rel(dir, wd); err == nil {
+				return filepath.ToSlash(rel)
+			}
+			return wd
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return wd
+		}
+		dir = parent
+	}
+}
+
+// CrashedOnPurpose labels the emulated hosts a test crashes, freezes or
+// runs out of time on purpose (qemuhost.Options.Label): the run's report counts them apart.
+const CrashedOnPurpose = "crashed on purpose"

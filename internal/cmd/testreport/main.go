@@ -1,0 +1,140 @@
+// Command testreport sums up a test run's report (testenv.Record): where
+// each test that needs /dev/kvm ran, and how the emulated hosts fared —
+// boots, panics, hangs, timeouts and retries per architecture and QEMU.
+// `make test` prints it after the tests.
+//
+//	go run ./internal/cmd/testreport build/test-report.jsonl
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: testreport REPORT.jsonl")
+		os.Exit(2)
+	}
+	evs, err := read(os.Args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testreport: %v\n", err)
+		os.Exit(1)
+	}
+	write(os.Stdout, evs)
+}
+
+func read(name string) ([]testenv.Event, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var evs []testenv.Event
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		var ev testenv.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, sc.Err()
+}
+
+// hostKey groups host boots.
+type hostKey struct{ arch, qemu string }
+
+type hostSum struct {
+	boots, retries int
+	outcomes       map[string]int
+	bootTimes      []float64
+}
+
+func write(w io.Writer, evs []testenv.Event) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var kvm []testenv.Event
+	hosts := map[hostKey]*hostSum{}
+	deliberate := 0
+	for _, ev := range evs {
+		switch ev.Kind {
+		case "kvm":
+			kvm = append(kvm, ev)
+		case "host":
+			if strings.Contains(ev.Detail, testenv.CrashedOnPurpose) {
+				deliberate++
+				continue
+			}
+			k := hostKey{ev.Arch, ev.QEMU}
+			s := hosts[k]
+			if s == nil {
+				s = &hostSum{outcomes: map[string]int{}}
+				hosts[k] = s
+			}
+			s.boots++
+			s.outcomes[ev.Outcome]++
+			if ev.Retried {
+				s.retries++
+			}
+			if ev.BootSeconds > 0 {
+				s.bootTimes = append(s.bootTimes, ev.BootSeconds)
+			}
+		}
+	}
+	fmt.Fprintf(tw, "tests that need /dev/kvm: %d\n", len(kvm))
+	for _, ev := range kvm {
+		fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%v\n", ev.Package, ev.Test, ev.Where, ev.Outcome, dur(ev.Seconds))
+	}
+	var keys []hostKey
+	total := 0
+	for k, s := range hosts {
+		keys = append(keys, k)
+		total += s.boots
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].arch+keys[i].qemu < keys[j].arch+keys[j].qemu })
+	fmt.Fprintf(tw, "emulated-host boots: %d", total)
+	if deliberate > 0 {
+		fmt.Fprintf(tw, " (and %d of hosts crashed on purpose by qemuhost's own tests)", deliberate)
+	}
+	fmt.Fprintln(tw)
+	for _, k := range keys {
+		s := hosts[k]
+		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\tboot median %v, max %v\n",
+			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["timeout"], s.outcomes["error"],
+			s.retries, dur(median(s.bootTimes)), dur(maxOf(s.bootTimes)))
+	}
+	tw.Flush()
+}
+
+func dur(s float64) time.Duration {
+	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func maxOf(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}

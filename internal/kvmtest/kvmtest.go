@@ -1,0 +1,275 @@
+// Package kvmtest runs a test that needs /dev/kvm where there is one: on
+// this machine when it has a usable /dev/kvm, and otherwise inside an
+// emulated host of this machine's architecture (internal/qemuhost), whose
+// nested KVM gives it one. There the package's own test binary, built
+// static, runs just that test; its output comes back to the test's log
+// and its result becomes the test's own. So in CI a KVM test never skips
+// for want of /dev/kvm, and the run's report (testenv.Record) says where
+// each one ran.
+//
+// A test starts with
+//
+//	if !kvmtest.Here(t) {
+//		return // it ran, and was judged, in the emulated host
+//	}
+package kvmtest
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+// WhereEnv chooses where KVM tests run: "host" runs them in the emulated
+// host even on a machine with /dev/kvm (so that the path of a machine
+// without one is exercised on one with it), "here" always on this
+// machine. Unset, they run here when /dev/kvm can be opened.
+const WhereEnv = "TANDEM_KVM_TESTS"
+
+// inHostEnv is set for the test binary inside the emulated host.
+const inHostEnv = "TANDEM_IN_EMULATED_HOST"
+
+// Limits of one test's run in the emulated host.
+const (
+	hostMemory  = "1G"
+	hostTimeout = 10 * time.Minute
+	// hostSilence: the test binary runs with -test.v inside, and these
+	// tests take seconds; a minute of silence is a frozen host.
+	hostSilence = 2 * time.Minute
+)
+
+// Where is "this machine" or the emulated host a test runs in.
+const thisMachine = "this machine"
+
+// Here reports whether the calling test goes on in this process. It is
+// true where this machine's /dev/kvm can be opened (or inside the
+// emulated host). Otherwise Here runs the test in an emulated host,
+// reports its result on t and returns false: the caller returns at once.
+// With -short, where that would take minutes, the test is skipped.
+func Here(t *testing.T) bool {
+	t.Helper()
+	inHost := os.Getenv(inHostEnv) != ""
+	where := os.Getenv(WhereEnv)
+	switch {
+	case where != "" && where != "here" && where != "host":
+		t.Fatalf("%s=%q: want host, here or nothing", WhereEnv, where)
+	case inHost || where == "here" || (where == "" && kvmUsable()):
+		testenv.RequireKVM(t)
+		if !inHost {
+			start := time.Now()
+			t.Cleanup(func() {
+				testenv.Record(testenv.Event{Kind: "kvm", Test: t.Name(), Where: thisMachine, Outcome: result(t),
+					Seconds: time.Since(start).Seconds()})
+			})
+		}
+		return true
+	}
+	arch := hostArch()
+	if testing.Short() {
+		t.Skipf("skipping: this machine has no /dev/kvm, and running the test in an emulated %s host takes minutes (-short)", arch)
+	}
+	qemuhost.RequireArch(t, arch)
+	start := time.Now()
+	ok, detail := runInHost(t, arch)
+	outcome := "pass"
+	if !ok {
+		outcome = "fail"
+	}
+	testenv.Record(testenv.Event{Kind: "kvm", Test: t.Name(), Where: "emulated " + arch + " host", Outcome: outcome,
+		Seconds: time.Since(start).Seconds(), Detail: detail})
+	return false
+}
+
+// result is how t ended, for the report.
+func result(t *testing.T) string {
+	switch {
+	case t.Failed():
+		return "fail"
+	case t.Skipped():
+		return "skip"
+	}
+	return "pass"
+}
+
+// kvmUsable reports whether /dev/kvm opens read-write.
+func kvmUsable() bool {
+	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// hostArch is the emulated host of this machine's architecture.
+func hostArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "arm64"
+	}
+	return "x86_64"
+}
+
+// runInHost runs t's test in an emulated host and reports on t. It
+// returns whether the test passed there and, if not, why in a line.
+func runInHost(t *testing.T, arch string) (bool, string) {
+	bin, err := staticTestBinary(t)
+	if err != nil {
+		t.Fatalf("the test binary for the emulated %s host: %v", arch, err)
+	}
+	script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
+		inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(RunPattern(t.Name())), hostTimeout)
+	t.Logf("no /dev/kvm here (or %s=host): running %s in an emulated %s host", WhereEnv, t.Name(), arch)
+	log := &lineLog{t: t}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    arch,
+		Files:   map[string]string{"/bin/kvmtest.test": bin},
+		Script:  script,
+		Memory:  hostMemory,
+		Console: log,
+		Timeout: hostTimeout,
+		Silence: hostSilence,
+	})
+	log.flush()
+	if err != nil {
+		t.Errorf("running %s in the emulated %s host: %v", t.Name(), arch, err)
+		head, _, _ := strings.Cut(err.Error(), "\n")
+		return false, head
+	}
+	if why := judge(res.Output, t.Name(), res.ExitStatus); why != "" {
+		t.Errorf("in the emulated %s host: %s", arch, why)
+		return false, why
+	}
+	t.Logf("%s passed in the emulated %s host (KVM from %s; %d boot(s), host booted in %v, whole run %v)",
+		t.Name(), arch, res.KVM, res.Attempts, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
+	return true, ""
+}
+
+// judge says why the test named name did not pass, from the console of
+// its run and the test binary's exit status; "" when it passed. A run
+// that matched no test, or where the test skipped, did not pass.
+func judge(out, name string, status int) string {
+	switch {
+	case strings.Contains(out, "--- FAIL: "+name+" "):
+		return fmt.Sprintf("%s failed (exit status %d)", name, status)
+	case strings.Contains(out, "--- SKIP: "+name+" "):
+		return fmt.Sprintf("%s skipped, where it must run", name)
+	case !strings.Contains(out, "--- PASS: "+name+" "):
+		return fmt.Sprintf("%s did not report a result (exit status %d): the test binary did not run it", name, status)
+	case status != 0:
+		return fmt.Sprintf("%s passed, but the test binary exited with status %d", name, status)
+	}
+	return ""
+}
+
+// RunPattern is the -test.run pattern that selects exactly the test (or
+// subtest) named name, as testing.T.Name gives it.
+func RunPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// staticTestBinary returns this test binary where it is statically
+// linked (the emulated host has no C library), or else the package's test
+// binary built again without cgo, into the test's temporary directory
+// (the build cache makes that a link).
+func staticTestBinary(t *testing.T) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if static, err := isStatic(self); err == nil && static {
+		return self, nil
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(self))
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go test -c (CGO_ENABLED=0): %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// isStatic reports whether the ELF file has no program interpreter.
+func isStatic(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// lineLog passes the test binary's lines from the emulated host's console
+// to the test's log: those after the host's KVM marker, without the
+// host's own markers.
+type lineLog struct {
+	t       *testing.T
+	mu      sync.Mutex
+	partial []byte
+	started bool
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.line(strings.TrimRight(string(l.partial[:i]), "\r"))
+		l.partial = l.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *lineLog) line(s string) {
+	switch {
+	case strings.HasPrefix(s, "qemuhost: "): // a retry
+		l.t.Log(s)
+	case strings.Contains(s, "TANDEM-HOST kvm="):
+		l.started = true
+	case strings.Contains(s, "TANDEM-HOST exit="):
+		l.started = false
+	case l.started && s != "" && !strings.Contains(s, "TANDEM-HOST "):
+		l.t.Log("host| " + s)
+	}
+}
+
+func (l *lineLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started && len(l.partial) > 0 {
+		l.t.Log("host| " + string(l.partial))
+	}
+	l.partial = nil
+}
