@@ -12,7 +12,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +25,15 @@ var ErrOutOfRange = errors.New("guest-physical range outside guest memory")
 
 // ErrOverlap is returned when two regions would share guest-physical addresses.
 var ErrOverlap = errors.New("guest memory regions overlap")
+
+// ErrAddressSpace is returned when guest RAM does not fit the VMM's own
+// address space: on a 32-bit host (ARMv7) a process maps at most 2 GiB
+// in one piece, and less in all.
+var ErrAddressSpace = errors.New("does not fit this VMM's address space")
+
+// maxMapping bounds one region and all of them together: what an int (a
+// mapping's length) holds, 2 GiB - 1 on a 32-bit host.
+const maxMapping = uint64(math.MaxInt)
 
 // Range is a guest-physical address range.
 type Range struct {
@@ -65,6 +76,7 @@ func New(ranges []Range, opt Options) (*Memory, error) {
 	sort.Slice(rs, func(i, j int) bool { return rs[i].GPA < rs[j].GPA })
 	page := uint64(unix.Getpagesize())
 	m := &Memory{}
+	var total uint64
 	for i, r := range rs {
 		if r.Size == 0 || r.GPA%page != 0 || r.Size%page != 0 {
 			m.Close()
@@ -77,6 +89,11 @@ func New(ranges []Range, opt Options) (*Memory, error) {
 		if i > 0 && rs[i-1].End() > r.GPA {
 			m.Close()
 			return nil, fmt.Errorf("guest memory range %#x+%#x: %w", r.GPA, r.Size, ErrOverlap)
+		}
+		if total += r.Size; r.Size > maxMapping || total > maxMapping {
+			m.Close()
+			return nil, fmt.Errorf("%d MiB of guest memory %w (at most %d MiB on a %d-bit host): give the guest less memory",
+				total>>20, ErrAddressSpace, maxMapping>>20, strconv.IntSize)
 		}
 		b, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 		if err != nil {

@@ -2,6 +2,7 @@ package mem
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 )
 
@@ -88,5 +89,48 @@ func TestAccessors(t *testing.T) {
 	}
 	if m.Size() != 0x1000 {
 		t.Errorf("Size() = %#x, want 0x1000", m.Size())
+	}
+}
+
+// TestNewAddressSpace checks guest RAM against the VMM's own address
+// space: a 64-bit VMM maps it all (lazily), a 32-bit one (an ARMv7 host)
+// refuses more than an int holds, naming the limit, instead of mapping a
+// length cut to 32 bits (5 GiB would have become 1 GiB that the guest
+// was told is 5).
+func TestNewAddressSpace(t *testing.T) {
+	const gib = 1 << 30
+	tests := []struct {
+		name   string
+		ranges []Range
+		// fits32 says it fits a 32-bit VMM; every case fits a 64-bit one.
+		fits32 bool
+	}{
+		{"1 GiB", []Range{{0, gib}}, true},
+		{"3 GiB in one range", []Range{{0, 3 * gib}}, false},
+		{"two ranges of 1.5 GiB", []Range{{0, 3 * gib / 2}, {4 * gib, 3 * gib / 2}}, false},
+		{"5 GiB, whose length is 1 GiB cut to 32 bits", []Range{{0, 5 * gib}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(tt.ranges, Options{})
+			fits := tt.fits32 || strconv.IntSize == 64
+			switch {
+			case fits && err != nil:
+				t.Fatalf("New() = %v, want the memory mapped (%d-bit VMM)", err, strconv.IntSize)
+			case !fits && !errors.Is(err, ErrAddressSpace):
+				t.Fatalf("New() = %v, want ErrAddressSpace (%d-bit VMM)", err, strconv.IntSize)
+			}
+			if m == nil {
+				return
+			}
+			defer m.Close()
+			var want uint64
+			for _, r := range tt.ranges {
+				want += r.Size
+			}
+			if got := m.Size(); got != want {
+				t.Errorf("Size() = %d MiB, want %d MiB", got>>20, want>>20)
+			}
+		})
 	}
 }
