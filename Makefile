@@ -27,8 +27,36 @@ vet:
 	GOARCH=arm $(GO) build ./...
 
 # The end-to-end tests boot emulated hosts under QEMU: give them time.
+# Every test binary appends to $(REPORT) (internal/testenv.Record): where
+# each test that needs /dev/kvm ran, and every emulated host's boot; the
+# summary is printed at the end, pass or fail.
+REPORT   := $(BUILD)/test-report.jsonl
+# Packages with tests that need /dev/kvm (internal/kvmtest.Here).
+KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv cmd arch system internal)))
+# Packages whose tests boot no emulated host: they run again under -race.
+RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/cmd/demo)
+# Device models, virtqueues, buses, guest memory and loaders: they run
+# again as 32-bit ARM (an ARMv7 host), where an int is 32 bits wide.
+# TestReleaseProgramPages measures the kernel's count of the process's
+# own resident pages, which under qemu-user are the emulator's: it runs
+# in the native pass only.
+ARM_PKGS  = ./hv/bus/... ./hv/mem/... ./hv/devices/... ./arch/...
+ARM_SKIP  = ^TestReleaseProgramPages$$
+
 test: deps testdata vet
-	$(GO) test -p 1 -count=1 -timeout 45m ./...
+	@mkdir -p $(BUILD) && rm -f $(REPORT)
+	@export TANDEM_TEST_REPORT=$(abspath $(REPORT)); status=0; \
+	$(GO) test -p 1 -count=1 -timeout 45m ./... || status=1; \
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then \
+		echo "test: this machine has /dev/kvm; the tests that need it run again in an emulated host ($(KVM_PKGS))"; \
+		TANDEM_KVM_TESTS=host $(GO) test -count=1 -run 'Test' $(addprefix ./,$(KVM_PKGS)) || status=1; \
+	fi; \
+	echo "test: unit tests again under the race detector"; \
+	$(GO) test -race -short -count=1 $(RACE_PKGS) || status=1; \
+	echo "test: device, memory and loader tests again as 32-bit ARM (qemu-arm-static)"; \
+	GOARCH=arm $(GO) test -count=1 -exec qemu-arm-static -skip '$(ARM_SKIP)' $(ARM_PKGS) || status=1; \
+	$(GO) run ./internal/cmd/testreport $(REPORT); \
+	exit $$status
 
 bench: deps testdata build
 	$(GO) run ./internal/cmd/bench

@@ -7,7 +7,7 @@ set -eu
 
 pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools
 u-boot-tools u-boot-qemu bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
-gcc libc6-dev linux-libc-dev xz-utils zstd"
+gcc libc6-dev linux-libc-dev xz-utils zstd qemu-user-static"
 
 missing=
 for p in $pkgs; do
