@@ -3,7 +3,8 @@
 //
 //   - exit round trip: a guest port or MMIO write through Tandem's vCPU
 //     path against a minimal C KVM loop doing the same, on this host's
-//     /dev/kvm; target ≤ 1.3×.
+//     /dev/kvm, or both inside one emulated host where it has none;
+//     target ≤ 1.3×.
 //   - boot: Debian's stock cloud kernel to power-off under Tandem and under
 //     QEMU's microvm, inside the same emulated x86 host; target ≤ 0.9×.
 //   - memory: Tandem's resident memory beyond guest RAM; target ≤ 8 MiB.
@@ -17,17 +18,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
 func main() {
@@ -35,7 +41,12 @@ func main() {
 	boot := flag.Bool("boot", true, "also compare stock-kernel boots inside the emulated host")
 	exits := flag.Int("exits", 200000, "guest exits per round")
 	only := flag.String("only", "", "run only these parts, comma-separated: exits, boot, mixed, arm64 (default: all)")
+	flag.StringVar(&exitsWhere, "exits-in", "auto", "where the exit round trips run: here (this machine's /dev/kvm), host (an emulated host), auto (here when /dev/kvm opens)")
 	flag.Parse()
+	if exitsWhere != "auto" && exitsWhere != "here" && exitsWhere != "host" {
+		fmt.Fprintf(os.Stderr, "bench: -exits-in %q: want here, host or auto\n", exitsWhere)
+		os.Exit(2)
+	}
 	parts, err := selectParts(*only, *boot)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: -only: %v\n", err)
@@ -46,6 +57,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// exitsWhere is -exits-in.
+var exitsWhere string
 
 // benchParts are the parts of a run, in the order they run.
 var benchParts = []string{"exits", "boot", "mixed", "arm64"}
@@ -83,7 +97,7 @@ func run(rounds, exits int, parts map[string]bool) error {
 	fmt.Fprintf(tw, "comparison\tTandem\tpeer\tratio\ttarget\t\n")
 	var rows []row
 	if parts["exits"] {
-		more, err := exitRoundTrip(root, out, rounds, exits)
+		more, err := exitRoundTrip(root, out, exitsWhere, rounds, exits)
 		if err != nil {
 			return fmt.Errorf("exit round trip: %w", err)
 		}
@@ -149,47 +163,130 @@ func (r row) print(tw *tabwriter.Writer) {
 	fmt.Fprintf(tw, "%s\t%.2f %s\t%.2f %s\t%.2f×\t≤ %.2f× %s\t\n", r.name, r.tandem, r.unit, r.peer, r.unit, ratio, r.target, verdict)
 }
 
-// exitRoundTrip compares hv's BenchmarkExitRoundTrip with kvmloop.c.
-func exitRoundTrip(root, out string, rounds, exits int) ([]row, error) {
+// exitRoundTrip compares hv's BenchmarkExitRoundTrip with kvmloop.c, both
+// on this machine's /dev/kvm, or, where it has none (or where="host"),
+// both inside one emulated host (exitRoundTripInHost).
+func exitRoundTrip(root, out, where string, rounds, exits int) ([]row, error) {
+	inHost := where == "host" || (where == "auto" && !kvmUsable())
 	cbin := filepath.Join(out, "kvmloop")
-	if b, err := exec.Command("cc", "-O2", "-o", cbin, filepath.Join(root, "internal/bench/c/kvmloop.c")).CombinedOutput(); err != nil {
+	cc := []string{"-O2", "-o", cbin, filepath.Join(root, "internal/bench/c/kvmloop.c")}
+	if inHost {
+		cc = append([]string{"-static"}, cc...) // the emulated host has no C library
+	}
+	if b, err := exec.Command("cc", cc...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building kvmloop.c: %v\n%s", err, b)
 	}
 	gobin := filepath.Join(out, "hv.test")
 	build := exec.Command("go", "test", "-c", "-o", gobin, "./hv")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building hv benchmarks: %v\n%s", err, b)
 	}
+	if inHost {
+		return exitRoundTripInHost(gobin, cbin, rounds, exits)
+	}
+	fmt.Fprintf(os.Stderr, "bench: exit round trips on this machine's /dev/kvm\n")
 	var rows []row
 	for _, kind := range []string{"pio", "mmio"} {
 		var t, c []float64
 		for i := 0; i < rounds; i++ {
-			ns, err := goBench(gobin, kind, exits)
+			b, err := exec.Command(gobin, goBenchArgs(kind, exits)...).CombinedOutput()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v\n%s", gobin, err, b)
+			}
+			ns, err := goBenchResult(b)
 			if err != nil {
 				return nil, err
 			}
 			t = append(t, ns)
-			ns, err = cBench(cbin, kind, exits)
-			if err != nil {
+			if b, err = exec.Command(cbin, kind, strconv.Itoa(exits)).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("%s: %v\n%s", cbin, err, b)
+			}
+			if ns, err = cBenchResult(b); err != nil {
 				return nil, err
 			}
 			c = append(c, ns)
 			fmt.Fprintf(os.Stderr, "bench: %s exit round %d/%d: tandem %.0f ns, C %.0f ns\n", kind, i+1, rounds, t[i], c[i])
 		}
-		rows = append(rows, row{name: kind + " exit round trip (median)", tandem: median(t) / 1000, peer: median(c) / 1000, unit: "µs", target: 1.3})
+		rows = append(rows, exitRow(kind, "", t, c))
 	}
 	return rows, nil
 }
 
+func exitRow(kind, where string, t, c []float64) row {
+	return row{name: kind + " exit round trip" + where + " (median)", tandem: median(t) / 1000, peer: median(c) / 1000, unit: "µs", target: 1.3}
+}
+
+// exitRoundTripInHost runs the interleaved rounds of both loops in one
+// boot of an emulated host of this machine's architecture, whose nested
+// KVM stands in for the /dev/kvm this machine lacks. Both sides exit to
+// the same nested KVM, so their ratio is meaningful; the absolute
+// numbers are the emulated host's.
+func exitRoundTripInHost(gobin, cbin string, rounds, exits int) ([]row, error) {
+	arch := "x86_64"
+	if runtime.GOARCH == "arm64" {
+		arch = "arm64"
+	}
+	var script strings.Builder
+	for i := 1; i <= rounds; i++ {
+		for _, kind := range []string{"pio", "mmio"} {
+			fmt.Fprintf(&script, "echo \"EXITS tandem %s %d $(/bin/hv.test %s 2>&1 | grep -o '[0-9.]* ns/op')\"\n", kind, i, strings.Join(goBenchArgs(kind, exits), " "))
+			fmt.Fprintf(&script, "echo \"EXITS c %s %d $(/bin/kvmloop %s %d 2>&1 | grep '^ns/exit')\"\n", kind, i, kind, exits)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: exit round trips of both loops in one emulated %s host (no /dev/kvm here, or -exits-in host)\n", arch)
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    arch,
+		Files:   map[string]string{"/bin/hv.test": gobin, "/bin/kvmloop": cbin},
+		Script:  script.String(),
+		Memory:  "1G",
+		Timeout: time.Duration(rounds) * 2 * time.Minute,
+		Console: &progress{},
+	})
+	if err != nil {
+		return nil, err
+	}
+	t, c := map[string][]float64{}, map[string][]float64{}
+	for _, m := range exitsLine.FindAllStringSubmatch(res.Output, -1) {
+		v, _ := strconv.ParseFloat(m[4], 64)
+		if m[1] == "tandem" {
+			t[m[2]] = append(t[m[2]], v)
+		} else {
+			c[m[2]] = append(c[m[2]], v)
+		}
+	}
+	var rows []row
+	for _, kind := range []string{"pio", "mmio"} {
+		if len(t[kind]) != rounds || len(c[kind]) != rounds {
+			return nil, fmt.Errorf("%s exits in the emulated host: %d Tandem and %d C results of %d rounds:\n%s", kind, len(t[kind]), len(c[kind]), rounds, res.Tail(20))
+		}
+		rows = append(rows, exitRow(kind, ", in an emulated "+arch+" host", t[kind], c[kind]))
+	}
+	return rows, nil
+}
+
+// exitsLine is a result line of exitRoundTripInHost's script: Go's "123.4
+// ns/op" or kvmloop's "ns/exit 56.7".
+var exitsLine = regexp.MustCompile(`EXITS (tandem|c) (pio|mmio) (\d+) (?:ns/exit )?([0-9.]+)`)
+
+// kvmUsable reports whether this machine's /dev/kvm opens read-write.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
 var nsPerOp = regexp.MustCompile(`\s([0-9.]+) ns/op`)
 
-func goBench(bin, kind string, exits int) (float64, error) {
-	cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", "ExitRoundTrip/"+kind+"$", "-test.benchtime", strconv.Itoa(exits)+"x")
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v\n%s", bin, err, b)
-	}
+func goBenchArgs(kind string, exits int) []string {
+	return []string{"-test.run", "^$", "-test.bench", "ExitRoundTrip/" + kind + "$", "-test.benchtime", strconv.Itoa(exits) + "x"}
+}
+
+func goBenchResult(b []byte) (float64, error) {
 	m := nsPerOp.FindSubmatch(b)
 	if m == nil {
 		return 0, fmt.Errorf("no ns/op in benchmark output:\n%s", b)
@@ -197,11 +294,7 @@ func goBench(bin, kind string, exits int) (float64, error) {
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
-func cBench(bin, kind string, exits int) (float64, error) {
-	b, err := exec.Command(bin, kind, strconv.Itoa(exits)).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %v\n%s", bin, err, b)
-	}
+func cBenchResult(b []byte) (float64, error) {
 	s := bufio.NewScanner(bytes.NewReader(b))
 	for s.Scan() {
 		if v, ok := strings.CutPrefix(s.Text(), "ns/exit "); ok {
