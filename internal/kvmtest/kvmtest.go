@@ -49,7 +49,7 @@ const (
 	hostMemory  = "1G"
 	hostTimeout = 10 * time.Minute
 	// hostSilence: the test binary runs with -test.v inside, and these
-	// tests take seconds; a minute of silence is a frozen host.
+	// tests take seconds; two minutes of silence is a frozen host.
 	hostSilence = 2 * time.Minute
 )
 

@@ -50,6 +50,9 @@ const (
 	DefaultMemory  = "3G"
 	DefaultCPUs    = 2
 	DefaultTimeout = 15 * time.Minute
+	// DefaultSilence is Options.Silence's default: longer than any quiet
+	// stretch of the tests' and the bench's scripts.
+	DefaultSilence = 3 * time.Minute
 	// BootDeadline is Options.BootDeadline's default: several times the
 	// slowest boot seen on a loaded machine (see the README's table of
 	// emulated-host boots).
@@ -88,11 +91,12 @@ type Options struct {
 	// emulated CPU's timers, then preempts them at once instead of
 	// waiting its turn behind them. Only with PinCPUs.
 	Yield []int
-	// Silence, when above 0, is how long the console may stay silent
-	// once the host has booted: longer means the host froze (its own
-	// timers stopped with it, so no lockup report can come), and the run
-	// is ended and tried again as after a panic. Only for scripts whose
-	// guests report every few seconds.
+	// Silence is how long the console may stay silent once the host has
+	// booted: longer means the host froze (its own timers stopped with
+	// it, so no lockup report can come), and the run is ended and tried
+	// again as after a panic. The default, DefaultSilence, suits any
+	// script; one whose guests report every few seconds sets less, and a
+	// negative Silence never ends a run for it.
 	Silence time.Duration
 	// BootDeadline bounds the time from starting QEMU to the host init's
 	// first marker (default BootDeadline): a host not booted by then
@@ -424,6 +428,9 @@ func (opt *Options) defaults() {
 	}
 	if opt.Timeout == 0 {
 		opt.Timeout = DefaultTimeout
+	}
+	if opt.Silence == 0 {
+		opt.Silence = DefaultSilence
 	}
 	if opt.BootDeadline == 0 {
 		opt.BootDeadline = BootDeadline
