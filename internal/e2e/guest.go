@@ -22,6 +22,7 @@ import (
 	"text/template"
 
 	"github.com/tandem-hv/tandem/images/initramfs"
+	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
 // Guest is a kind of test guest userland.
@@ -292,4 +293,51 @@ func QEMUFiles() (string, map[string]string, error) {
 		files[p] = p
 	}
 	return qemu, files, nil
+}
+
+// GuestFiles are what one test guest boots from inside an emulated host:
+// the cached Debian kernel, the testinit initramfs, a disk, and tandem
+// built for the host.
+type GuestFiles struct {
+	Kernel               Kernel
+	Initrd, Disk, Tandem string
+}
+
+// PrepareGuest builds the testinit guest for a cache architecture (x86,
+// arm64) and tandem for the matching GOARCH, under out; root is the
+// module's root.
+func PrepareGuest(root, out, arch, goarch string) (*GuestFiles, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	k, err := CachedKernel(cache, arch)
+	if err != nil {
+		return nil, err
+	}
+	g := &GuestFiles{
+		Kernel: k,
+		Initrd: filepath.Join(out, "initrd-testinit-"+goarch),
+		Disk:   filepath.Join(out, "disk-"+goarch+".img"),
+		Tandem: filepath.Join(out, "tandem-"+goarch),
+	}
+	if err := BuildGuestInitramfs(g.Initrd, GuestTestinit, k, goarch, root); err != nil {
+		return nil, err
+	}
+	if _, err := WriteDisk(g.Disk, 4<<20); err != nil {
+		return nil, err
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", g.Tandem, "./cmd/tandem")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
+	if b, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building tandem for %s: %v\n%s", goarch, err, b)
+	}
+	return g, nil
+}
+
+// Files maps where each file goes in the emulated host: /tandem and
+// /guest/{vmlinuz,initrd,disk.img}.
+func (g *GuestFiles) Files() map[string]string {
+	return map[string]string{"/tandem": g.Tandem, "/guest/vmlinuz": g.Kernel.Image, "/guest/initrd": g.Initrd, "/guest/disk.img": g.Disk}
 }

@@ -96,6 +96,16 @@ while [ $i -lt 120 ]; do
   if /tandem logs infotainment 2>/dev/null | grep -q 'TANDEM-INFO received=[1-9]'; then break; fi
   sleep 1; i=$((i+1))
 done
+echo "E2E channel wait=${i}s"
+if [ $i -ge 120 ]; then
+  # Say where the channel stands before the test fails for it: both
+  # guests' consoles and where the infotainment guest's vCPUs are.
+  /tandem ps
+  kill -USR1 $(up infotainment) 2>/dev/null
+  sleep 2
+  /tandem logs infotainment 2>&1 | tail -40 | sed 's/^/E2E info-log /'
+  /tandem logs control 2>&1 | tail -20 | sed 's/^/E2E control-log /'
+fi
 sleep 5
 /tandem ps
 CPID=$(up control)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
@@ -16,11 +17,10 @@ import (
 // how long the guest took from `tandem run` to its init's last marker.
 // Both run under software emulation: the numbers are reported, not gated.
 func arm64Boot(root, out string) ([]string, error) {
-	g, err := prepareGuest(root, out, "arm64", "arm64")
+	g, err := e2e.PrepareGuest(root, out, "arm64", "arm64")
 	if err != nil {
 		return nil, err
 	}
-	k, initrd, disk, tandem := g.kernel, g.initrd, g.disk, g.tandem
 	script := `t0=$(cut -d' ' -f1 /proc/uptime)
 timeout 300 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=ttyAMA0 quiet panic=-1" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest 2>&1
 s=$?
@@ -31,10 +31,8 @@ exit $s
 `
 	fmt.Fprintf(os.Stderr, "bench: booting the emulated arm64 virt board (GICv3) and an arm64 guest in it\n")
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-		Arch: "arm64",
-		Files: map[string]string{
-			"/tandem": tandem, "/guest/vmlinuz": k.Image, "/guest/initrd": initrd, "/guest/disk.img": disk,
-		},
+		Arch:    "arm64",
+		Files:   g.Files(),
 		Script:  script,
 		Memory:  "2G",
 		Timeout: 8 * time.Minute,

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/stats"
 )
 
 // bootCompare boots Debian's stock cloud kernel with the test guest's
@@ -22,11 +21,11 @@ import (
 // guest's power-off after its last marker. Tandem's runs also report the
 // VMM's memory overhead (RSS minus guest RAM).
 func bootCompare(root, out string, rounds int) ([]row, error) {
-	g, err := prepareGuest(root, out, "x86", "amd64")
+	g, err := e2e.PrepareGuest(root, out, "x86", "amd64")
 	if err != nil {
 		return nil, err
 	}
-	k, initrd, disk, tandem := g.kernel, g.initrd, g.disk, g.tandem
+	k, initrd, disk, tandem := g.Kernel, g.Initrd, g.Disk, g.Tandem
 	qemu, files, err := e2e.QEMUFiles()
 	if err != nil {
 		return nil, fmt.Errorf("carrying QEMU into the emulated host: %w", err)
@@ -97,9 +96,9 @@ done
 	}
 	return []row{
 		{name: fmt.Sprintf("stock kernel boot to power-off, nested (median of %d/%d)", len(times["tandem"]), len(times["qemu"])),
-			tandem: median(times["tandem"]), peer: median(times["qemu"]), unit: "s", target: 0.9},
-		{name: "VMM memory overhead, RSS − guest RAM (median)", tandem: median(overhead), peer: 8, unit: "MiB", target: 1.0, absolute: true},
-		{name: "  of which private (RSS − guest RAM − shared binary)", tandem: median(private), unit: "MiB", report: true},
+			tandem: stats.Median(times["tandem"]), peer: stats.Median(times["qemu"]), unit: "s", target: 0.9},
+		{name: "VMM memory overhead, RSS − guest RAM (median)", tandem: stats.Median(overhead), peer: 8, unit: "MiB", target: 1.0, absolute: true},
+		{name: "  of which private (RSS − guest RAM − shared binary)", tandem: stats.Median(private), unit: "MiB", report: true},
 	}, nil
 }
 
@@ -125,43 +124,4 @@ func (pr *progress) Write(p []byte) (int, error) {
 			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
 		}
 	}
-}
-
-// guestFiles are what one benchmarked guest boots from: the cached Debian
-// kernel, the testinit initramfs, a disk, and tandem for the host.
-type guestFiles struct {
-	kernel               e2e.Kernel
-	initrd, disk, tandem string
-}
-
-// prepareGuest builds the testinit guest for a cache architecture (x86,
-// arm64) and tandem for the matching GOARCH, under out.
-func prepareGuest(root, out, arch, goarch string) (*guestFiles, error) {
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	k, err := e2e.CachedKernel(cache, arch)
-	if err != nil {
-		return nil, err
-	}
-	g := &guestFiles{
-		kernel: k,
-		initrd: filepath.Join(out, "initrd-testinit-"+goarch),
-		disk:   filepath.Join(out, "disk-"+goarch+".img"),
-		tandem: filepath.Join(out, "tandem-"+goarch),
-	}
-	if err := e2e.BuildGuestInitramfs(g.initrd, e2e.GuestTestinit, k, goarch, root); err != nil {
-		return nil, err
-	}
-	if _, err := e2e.WriteDisk(g.disk, 4<<20); err != nil {
-		return nil, err
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", g.tandem, "./cmd/tandem")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
-	if b, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building tandem for %s: %v\n%s", goarch, err, b)
-	}
-	return g, nil
 }

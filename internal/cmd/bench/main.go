@@ -27,13 +27,13 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/stats"
 )
 
 func main() {
@@ -215,7 +215,7 @@ func exitRoundTrip(root, out, where string, rounds, exits int) ([]row, error) {
 }
 
 func exitRow(kind, where string, t, c []float64) row {
-	return row{name: kind + " exit round trip" + where + " (median)", tandem: median(t) / 1000, peer: median(c) / 1000, unit: "µs", target: 1.3}
+	return row{name: kind + " exit round trip" + where + " (median)", tandem: stats.Median(t) / 1000, peer: stats.Median(c) / 1000, unit: "µs", target: 1.3}
 }
 
 // exitRoundTripInHost runs the interleaved rounds of both loops in one
@@ -302,15 +302,6 @@ func cBenchResult(b []byte) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no ns/exit in kvmloop output:\n%s", b)
-}
-
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func repoRoot() (string, error) {

@@ -15,10 +15,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/stats"
 )
 
 func main() {
@@ -85,11 +84,11 @@ func run(n int, arches []string, qemuList string) error {
 		if !ok {
 			return fmt.Errorf("-arch %q: want x86_64 or arm64", a)
 		}
-		f, err := guestFiles(root, out, ca[0], ca[1])
+		g, err := e2e.PrepareGuest(root, out, ca[0], ca[1])
 		if err != nil {
 			return err
 		}
-		files[a] = f
+		files[a] = g.Files()
 	}
 	results := map[string][]boot{} // arch + " " + label
 	for i := 1; i <= n; i++ {
@@ -119,39 +118,10 @@ func run(n int, arches []string, qemuList string) error {
 				}
 			}
 			fmt.Fprintf(tw, "%s\t%s (%s)\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f s\t%.1f s\t\n", a, q.label, version(a, q),
-				len(bs), c["ok"], c["panic"], c["hang"], c["timeout"], c["guest failed"], c["error"], median(hb), median(gb))
+				len(bs), c["ok"], c["panic"], c["hang"], c["timeout"], c["guest failed"], c["error"], stats.Median(hb), stats.Median(gb))
 		}
 	}
 	return tw.Flush()
-}
-
-// guestFiles builds what a boot carries into the host: tandem, the stock
-// kernel, the test guest's initramfs and a disk.
-func guestFiles(root, out, cacheArch, goarch string) (map[string]string, error) {
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		return nil, err
-	}
-	k, err := e2e.CachedKernel(cache, cacheArch)
-	if err != nil {
-		return nil, err
-	}
-	initrd := filepath.Join(out, "initrd-"+goarch)
-	disk := filepath.Join(out, "disk-"+goarch)
-	tandem := filepath.Join(out, "tandem-"+goarch)
-	if err := e2e.BuildGuestInitramfs(initrd, e2e.GuestTestinit, k, goarch, root); err != nil {
-		return nil, err
-	}
-	if _, err := e2e.WriteDisk(disk, 4<<20); err != nil {
-		return nil, err
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", tandem, "./cmd/tandem")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
-	if b, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building tandem for %s: %v\n%s", goarch, err, b)
-	}
-	return map[string]string{"/tandem": tandem, "/guest/vmlinuz": k.Image, "/guest/initrd": initrd, "/guest/disk.img": disk}, nil
 }
 
 // script boots the guest once. A heartbeat keeps the host's console
@@ -204,16 +174,4 @@ func bootOnce(arch string, q qemu, files map[string]string) boot {
 func version(arch string, q qemu) string {
 	os.Setenv(qemuhost.QEMUDirEnv, q.dir)
 	return qemuhost.QEMUVersion(arch)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

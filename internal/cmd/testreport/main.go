@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tandem-hv/tandem/internal/stats"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -110,25 +111,13 @@ func write(w io.Writer, evs []testenv.Event) {
 		s := hosts[k]
 		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\tboot median %v, max %v\n",
 			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["timeout"], s.outcomes["error"],
-			s.retries, dur(median(s.bootTimes)), dur(maxOf(s.bootTimes)))
+			s.retries, dur(stats.Median(s.bootTimes)), dur(maxOf(s.bootTimes)))
 	}
 	tw.Flush()
 }
 
 func dur(s float64) time.Duration {
 	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond)
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func maxOf(v []float64) float64 {
