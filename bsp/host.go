@@ -10,23 +10,34 @@ import (
 
 	"github.com/jaypipes/ghw"
 
-	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/platforms"
 )
 
 // Host is a live machine to check. Root prefixes /dev, /sys and /proc so
-// tests can point it at a fake tree; KVM opens /dev/kvm (kvm.Open when nil).
+// tests can point it at a fake tree. The porting kit does not open
+// /dev/kvm itself: KVM answers for it (the CLI fills it from hv/kvm), so
+// the kit stays below the VMM's layers.
 type Host struct {
 	Root string
-	KVM  func() (KVM, error)
+	// Arch is the host's architecture as KVM names it: x86_64, arm64 or
+	// arm.
+	Arch string
+	// KVM opens the host's KVM and asks it for the named capabilities.
+	KVM func(caps []string) KVMProbe
 	// Inventory returns cores and memory (ghw when nil).
 	Inventory func() (Inventory, error)
 }
 
-// KVM is the part of an open /dev/kvm the check needs.
-type KVM interface {
-	CheckExtension(c kvm.Cap) int
-	Close() error
+// KVMProbe is what opening the host's /dev/kvm told.
+type KVMProbe struct {
+	// Err is why /dev/kvm did not open; nil when it did.
+	Err error
+	// Absent says there is no /dev/kvm at all (rather than, say, no
+	// permission to open it).
+	Absent bool
+	// Caps is KVM_CHECK_EXTENSION's answer for each capability asked for,
+	// by its name in <linux/kvm.h> (KVM_CAP_IRQFD).
+	Caps map[string]int
 }
 
 // Inventory is the host's hardware as ghw reports it.
@@ -74,47 +85,35 @@ const minGuestMemory = 512 << 20
 func (h Host) CheckHost(b *platforms.Board) Section {
 	s := Section{Title: "Live host"}
 	add := func(it Item) { s.Items = append(s.Items, it) }
-	arch := kvm.HostArch
+	arch := h.Arch
 	if b != nil {
 		add(Item{Check: "architecture", OK: string(b.Arch) == arch, Detail: arch,
 			Fix: fmt.Sprintf("run on the %s board (%s), or check the board this host is", b.Name, b.Arch)})
 	}
-	open := h.KVM
-	if open == nil {
-		open = func() (KVM, error) { return kvm.Open() }
+	caps := hostCaps(arch)
+	probe := KVMProbe{Err: errors.New("no KVM probe given"), Absent: true}
+	if h.KVM != nil {
+		probe = h.KVM(KVMCapabilities(arch))
 	}
-	k, err := open()
-	kvmOK := err == nil
+	kvmOK := probe.Err == nil
 	switch {
-	case errors.Is(err, kvm.ErrNoKVM):
+	case probe.Err != nil && probe.Absent:
 		fix := "load kvm (modprobe kvm-intel or kvm-amd), or boot a kernel with CONFIG_KVM=y"
 		if arch == "arm64" || arch == "arm" {
 			fix = "boot the kernel at EL2 (HYP): the firmware or U-Boot must not drop to EL1 (sunxi: U-Boot with CONFIG_ARMV7_NONSEC/PSCI); and use a kernel with CONFIG_KVM=y"
 		}
-		add(Item{Check: "/dev/kvm", Detail: err.Error(), Fix: fix})
-	case err != nil:
-		add(Item{Check: "/dev/kvm", Detail: err.Error(), Fix: "run as root or add the user to the kvm group"})
+		add(Item{Check: "/dev/kvm", Detail: probe.Err.Error(), Fix: fix})
+	case probe.Err != nil:
+		add(Item{Check: "/dev/kvm", Detail: probe.Err.Error(), Fix: "run as root or add the user to the kvm group"})
 	default:
-		defer k.Close()
 		el2 := "opens: KVM initialised"
 		if arch == "arm64" || arch == "arm" {
 			el2 += ", so the kernel was entered at EL2"
 		}
 		add(Item{Check: "/dev/kvm", OK: true, Detail: el2})
-		caps := []capCheck{
-			{kvm.CapUserMemory, "guest memory", false},
-			{kvm.CapIRQFD, "device interrupts", false},
-			{kvm.CapIOEventFD, "virtio notifications", false},
-			{kvm.CapImmediateExit, "stopping vCPUs", false},
-		}
-		if arch == "arm64" {
-			caps = append(caps,
-				capCheck{kvm.CapARMPSCI02, "guest PSCI 0.2 (SMP, reset)", false},
-				capCheck{kvm.CapARMEL132Bit, "AArch32 guests", true})
-		}
 		for _, c := range caps {
-			n := k.CheckExtension(c.c)
-			add(Item{Check: c.c.String(), OK: n > 0, Detail: fmt.Sprintf("%d (%s)", n, c.why), Advisory: c.advisory,
+			n := probe.Caps[c.name]
+			add(Item{Check: c.name, OK: n > 0, Detail: fmt.Sprintf("%d (%s)", n, c.why), Advisory: c.advisory,
 				Fix: "use a newer host kernel"})
 		}
 	}
@@ -153,9 +152,35 @@ func (h Host) CheckHost(b *platforms.Board) Section {
 	return s
 }
 
+// hostCaps are the KVM capabilities a host of arch needs, and why.
+func hostCaps(arch string) []capCheck {
+	caps := []capCheck{
+		{"KVM_CAP_USER_MEMORY", "guest memory", false},
+		{"KVM_CAP_IRQFD", "device interrupts", false},
+		{"KVM_CAP_IOEVENTFD", "virtio notifications", false},
+		{"KVM_CAP_IMMEDIATE_EXIT", "stopping vCPUs", false},
+	}
+	if arch == "arm64" {
+		caps = append(caps,
+			capCheck{"KVM_CAP_ARM_PSCI_0_2", "guest PSCI 0.2 (SMP, reset)", false},
+			capCheck{"KVM_CAP_ARM_EL1_32BIT", "AArch32 guests", true})
+	}
+	return caps
+}
+
+// KVMCapabilities names the capabilities the host check of a host of
+// arch asks Host.KVM for.
+func KVMCapabilities(arch string) []string {
+	var names []string
+	for _, c := range hostCaps(arch) {
+		names = append(names, c.name)
+	}
+	return names
+}
+
 // capCheck is a KVM capability the host check asks for.
 type capCheck struct {
-	c        kvm.Cap
+	name     string // as in <linux/kvm.h>
 	why      string
 	advisory bool
 }

@@ -6,34 +6,41 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tandem-hv/tandem/hv/kvm"
 )
 
-type fakeKVM map[kvm.Cap]int
+// fakeKVM answers a host check's KVM probe with these capabilities.
+type fakeKVM map[string]int
 
-func (f fakeKVM) CheckExtension(c kvm.Cap) int { return f[c] }
-func (f fakeKVM) Close() error                 { return nil }
+func (f fakeKVM) probe(names []string) KVMProbe {
+	p := KVMProbe{Caps: map[string]int{}}
+	for _, n := range names {
+		p.Caps[n] = f[n]
+	}
+	return p
+}
+
+// failedKVM is a probe of a /dev/kvm that did not open.
+func failedKVM(err error, absent bool) func([]string) KVMProbe {
+	return func([]string) KVMProbe { return KVMProbe{Err: err, Absent: absent} }
+}
 
 // TestCheckHost runs the live check against fake hosts.
 func TestCheckHost(t *testing.T) {
-	all := fakeKVM{kvm.CapUserMemory: 1, kvm.CapIRQFD: 1, kvm.CapIOEventFD: 1, kvm.CapImmediateExit: 1, kvm.CapARMPSCI02: 1, kvm.CapARMEL132Bit: 1}
+	all := fakeKVM{"KVM_CAP_USER_MEMORY": 1, "KVM_CAP_IRQFD": 1, "KVM_CAP_IOEVENTFD": 1, "KVM_CAP_IMMEDIATE_EXIT": 1, "KVM_CAP_ARM_PSCI_0_2": 1, "KVM_CAP_ARM_EL1_32BIT": 1}
 	inv := func() (Inventory, error) { return Inventory{Cores: 4, MemoryBytes: 2 << 30}, nil }
 	tests := []struct {
 		name    string
-		kvm     func() (KVM, error)
+		kvm     func([]string) KVMProbe
 		inv     func() (Inventory, error)
 		tpm     bool
 		vfio    bool
 		failing string // the item that must fail, "" for none
 	}{
-		{"ready", func() (KVM, error) { return all, nil }, inv, true, true, ""},
-		{"no kvm", func() (KVM, error) { return nil, kvm.ErrNoKVM }, inv, true, true, "/dev/kvm"},
-		{"no permission", func() (KVM, error) { return nil, kvm.ErrPermission }, inv, true, true, "/dev/kvm"},
-		{"no irqfd", func() (KVM, error) {
-			return fakeKVM{kvm.CapUserMemory: 1, kvm.CapIOEventFD: 1, kvm.CapImmediateExit: 1, kvm.CapARMPSCI02: 1}, nil
-		}, inv, true, true, "KVM_CAP_IRQFD"},
-		{"small memory", func() (KVM, error) { return all, nil }, func() (Inventory, error) { return Inventory{Cores: 4, MemoryBytes: 256 << 20}, nil }, true, true, "memory"},
+		{"ready", all.probe, inv, true, true, ""},
+		{"no kvm", failedKVM(errors.New("no /dev/kvm"), true), inv, true, true, "/dev/kvm"},
+		{"no permission", failedKVM(errors.New("permission denied on /dev/kvm"), false), inv, true, true, "/dev/kvm"},
+		{"no irqfd", fakeKVM{"KVM_CAP_USER_MEMORY": 1, "KVM_CAP_IOEVENTFD": 1, "KVM_CAP_IMMEDIATE_EXIT": 1, "KVM_CAP_ARM_PSCI_0_2": 1}.probe, inv, true, true, "KVM_CAP_IRQFD"},
+		{"small memory", all.probe, func() (Inventory, error) { return Inventory{Cores: 4, MemoryBytes: 256 << 20}, nil }, true, true, "memory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,7 +54,7 @@ func TestCheckHost(t *testing.T) {
 			if tt.vfio {
 				os.MkdirAll(filepath.Join(root, vfioPlatformDriver), 0o755)
 			}
-			s := Host{Root: root, KVM: tt.kvm, Inventory: tt.inv}.CheckHost(nil)
+			s := Host{Root: root, Arch: "x86_64", KVM: tt.kvm, Inventory: tt.inv}.CheckHost(nil)
 			var failed []string
 			for _, it := range s.Items {
 				if !it.OK && !it.Advisory {

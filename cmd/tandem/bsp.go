@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-hv/tandem/bsp"
+	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/platforms/all"
 	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
@@ -123,7 +124,7 @@ func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
 		r.Add(bsp.CheckKernelConfig(c, b))
 	}
 	if host {
-		r.Add(bsp.Host{}.CheckHost(b))
+		r.Add(bsp.Host{Arch: kvm.HostArch, KVM: probeKVM}.CheckHost(b))
 	}
 	if len(r.Sections) == 0 {
 		ok, why := b.CanHostKVM()
@@ -133,4 +134,21 @@ func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
 		r.Add(bsp.Section{Title: "Profile " + b.Name, Verdict: why, Items: []bsp.Item{{Check: "profile invariants", OK: true}}})
 	}
 	return r, nil
+}
+
+// probeKVM opens this host's /dev/kvm for the porting kit's host check
+// and asks it for the named capabilities.
+func probeKVM(caps []string) bsp.KVMProbe {
+	sys, err := kvm.Open()
+	if err != nil {
+		return bsp.KVMProbe{Err: err, Absent: errors.Is(err, kvm.ErrNoKVM)}
+	}
+	defer sys.Close()
+	p := bsp.KVMProbe{Caps: map[string]int{}}
+	for _, name := range caps {
+		if c, ok := kvm.CapByName(name); ok {
+			p.Caps[name] = sys.CheckExtension(c)
+		}
+	}
+	return p
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/bsp"
+	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/system"
 )
 
@@ -104,5 +106,20 @@ func TestGuestFilePassthrough(t *testing.T) {
 	want := []system.HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}, {Node: "/soc/can@1c2bc00"}}
 	if got := spec.passthrough; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("loadGuestFile() passthrough = %+v, want %+v", got, want)
+	}
+}
+
+// TestKVMProbeNames checks that every KVM capability the porting kit's
+// host check asks for is one hv/kvm can ask the kernel about: a name it
+// did not know would read as a missing capability on every host.
+func TestKVMProbeNames(t *testing.T) {
+	for _, arch := range []string{"x86_64", "arm64", "arm"} {
+		t.Run(arch, func(t *testing.T) {
+			for _, name := range bsp.KVMCapabilities(arch) {
+				if c, ok := kvm.CapByName(name); !ok || c.String() != name {
+					t.Errorf("kvm.CapByName(%q) = %v, %v: hv/kvm does not know the capability", name, c, ok)
+				}
+			}
+		})
 	}
 }

@@ -66,6 +66,17 @@ var capNames = map[Cap]string{
 	CapSystemEventData: "KVM_CAP_SYSTEM_EVENT_DATA",
 }
 
+// CapByName returns the capability named as in <linux/kvm.h>
+// ("KVM_CAP_IRQFD"), if Tandem knows it.
+func CapByName(name string) (Cap, bool) {
+	for c, n := range capNames {
+		if n == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
 func (c Cap) String() string {
 	if n, ok := capNames[c]; ok {
 		return n
