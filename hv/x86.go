@@ -5,6 +5,7 @@ import (
 
 	"github.com/tandem-hv/tandem/arch/x86"
 	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/acpipower"
 	"github.com/tandem-hv/tandem/hv/devices/i8042"
 	"github.com/tandem-hv/tandem/hv/devices/serial"
 	"github.com/tandem-hv/tandem/hv/kvm"
@@ -55,7 +56,7 @@ func (g *x86Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.pio.Insert(i8042.New(func() { vm.stop(ExitReset, "i8042 reset") }), i8042.Base, i8042.Size); err != nil {
 		return fmt.Errorf("i8042: %w", err)
 	}
-	power := x86.NewPower(
+	power := acpipower.New(
 		func() { vm.stop(ExitPowerOff, "ACPI S5 power-off") },
 		func() { vm.stop(ExitReset, "ACPI reset") },
 	)

@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/acpipower"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
 
 // ACPI tables (ACPI Specification 6.4, chapter 5). The platform is
 // hardware-reduced (§4.1): no PM1 blocks, no SCI, no FACS; sleep and
-// reset go through the registers of the Power device.
+// reset go through the registers of hv/devices/acpipower.
 const (
 	acpiHeaderLen = 36 // §5.2.6, System Description Table Header
 	rsdpLen       = 36 // §5.2.5.3
@@ -176,12 +177,12 @@ func fadt(dsdt uint64) []byte {
 	// the wall clock comes from kvm-clock. No 8042 flag either, so the
 	// kernel does not probe for a keyboard controller.
 	le.PutUint16(o(fadtIAPCBootArch), bootArchNoVGA|bootArchNoMSI|bootArchNoCMOSRTC)
-	copy(o(fadtResetReg), gas(PowerPortBase+powerReset))
-	o(fadtResetValue)[0] = ResetValue
+	copy(o(fadtResetReg), gas(PowerPortBase+acpipower.Reset))
+	o(fadtResetValue)[0] = acpipower.ResetValue
 	o(fadtMinorVersion)[0] = fadtMinor
 	le.PutUint64(o(fadtXDSDT), dsdt)
-	copy(o(fadtSleepControl), gas(PowerPortBase+powerSleepControl))
-	copy(o(fadtSleepStatus), gas(PowerPortBase+powerSleepStatus))
+	copy(o(fadtSleepControl), gas(PowerPortBase+acpipower.SleepControl))
+	copy(o(fadtSleepStatus), gas(PowerPortBase+acpipower.SleepStatus))
 	copy(o(fadtHypervisorID), hypervisorVendorID)
 	return sdt("FACP", fadtRevision, b)
 }
@@ -248,6 +249,6 @@ func dsdtAML(c acpiConfig) ([]byte, error) {
 	return concat(
 		amlScope("_SB_", devs...),
 		// SLP_TYPa, SLP_TYPb and two reserved values (§7.4.2).
-		amlName("_S5_", amlPackage(amlInteger(S5SleepType), amlInteger(0), amlInteger(0), amlInteger(0))),
+		amlName("_S5_", amlPackage(amlInteger(acpipower.S5SleepType), amlInteger(0), amlInteger(0), amlInteger(0))),
 	), nil
 }

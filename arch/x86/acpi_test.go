@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/acpipower"
 )
 
 func TestAMLPkgLength(t *testing.T) {
@@ -220,18 +221,18 @@ func TestACPITables(t *testing.T) {
 				off  int
 				port uint64
 			}{
-				{"RESET_REG", fadtResetReg, PowerPortBase + powerReset},
-				{"SLEEP_CONTROL_REG", fadtSleepControl, PowerPortBase + powerSleepControl},
-				{"SLEEP_STATUS_REG", fadtSleepStatus, PowerPortBase + powerSleepStatus},
+				{"RESET_REG", fadtResetReg, PowerPortBase + acpipower.Reset},
+				{"SLEEP_CONTROL_REG", fadtSleepControl, PowerPortBase + acpipower.SleepControl},
+				{"SLEEP_STATUS_REG", fadtSleepStatus, PowerPortBase + acpipower.SleepStatus},
 			} {
 				g := fadt[reg.off : reg.off+12]
 				if g[0] != gasSystemIO || g[1] != 8 || le.Uint64(g[4:]) != reg.port {
 					t.Errorf("FADT %s = % x, want 8-bit SystemIO at %#x", reg.name, g, reg.port)
 				}
 			}
-			if fadt[fadtResetValue] != ResetValue || fadt[fadtMinorVersion] != fadtMinor || string(fadt[fadtHypervisorID:fadtHypervisorID+8]) != hypervisorVendorID {
+			if fadt[fadtResetValue] != acpipower.ResetValue || fadt[fadtMinorVersion] != fadtMinor || string(fadt[fadtHypervisorID:fadtHypervisorID+8]) != hypervisorVendorID {
 				t.Errorf("FADT reset value %#x, minor %d, hypervisor %q; want %#x, %d, %q",
-					fadt[fadtResetValue], fadt[fadtMinorVersion], fadt[fadtHypervisorID:], ResetValue, fadtMinor, hypervisorVendorID)
+					fadt[fadtResetValue], fadt[fadtMinorVersion], fadt[fadtHypervisorID:], acpipower.ResetValue, fadtMinor, hypervisorVendorID)
 			}
 			if n := bytes.Count(dsdt, []byte("LNRO0005")); n != len(c.VirtioMMIO) {
 				t.Errorf("DSDT has %d LNRO0005 devices, want %d", n, len(c.VirtioMMIO))

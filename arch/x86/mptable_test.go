@@ -108,41 +108,6 @@ func TestMPTable(t *testing.T) {
 	}
 }
 
-func TestPower(t *testing.T) {
-	tests := []struct {
-		name         string
-		off          uint64
-		data         []byte
-		off1, reset1 int
-	}{
-		{"S5", powerSleepControl, []byte{S5SleepType<<2 | sleepEnable}, 1, 0},
-		{"S5 type without SLP_EN", powerSleepControl, []byte{S5SleepType << 2}, 0, 0},
-		{"S3", powerSleepControl, []byte{3<<2 | sleepEnable}, 0, 0},
-		{"reset", powerReset, []byte{ResetValue}, 0, 1},
-		{"wrong reset value", powerReset, []byte{ResetValue + 1}, 0, 0},
-		{"status write", powerSleepStatus, []byte{0xff}, 0, 0},
-		{"past the registers", 3, []byte{ResetValue}, 0, 0},
-		{"empty write", powerReset, nil, 0, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var off, reset int
-			p := NewPower(func() { off++ }, func() { reset++ })
-			p.Write(tt.off, tt.data)
-			if off != tt.off1 || reset != tt.reset1 {
-				t.Errorf("Write(%d, % x): power-off %d, reset %d; want %d, %d", tt.off, tt.data, off, reset, tt.off1, tt.reset1)
-			}
-			got := []byte{0xaa, 0xaa}
-			p.Read(powerSleepStatus, got)
-			if got[0] != 0 || got[1] != 0 {
-				t.Errorf("Read(status) = % x, want zeros", got)
-			}
-		})
-	}
-	// Nil callbacks are allowed.
-	NewPower(nil, nil).Write(powerReset, []byte{ResetValue})
-}
-
 func TestCPUIDFor(t *testing.T) {
 	supported := []kvm.CPUIDEntry{
 		{Function: 0, EAX: 0x1f},

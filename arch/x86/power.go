@@ -1,63 +1,10 @@
 package x86
 
-// The ACPI power registers of a hardware-reduced platform (ACPI 6.4
-// §4.8.3.7 Sleep Control and Status Registers, §4.8.3.6 Reset Register),
-// in the port I/O space. The FADT points at them; the layout is QEMU's
-// generic event device's.
+import "github.com/tandem-hv/tandem/hv/devices/acpipower"
+
+// The ACPI power registers (hv/devices/acpipower) sit in the port I/O
+// space at PowerPortBase; the FADT points at them.
 const (
 	PowerPortBase = 0x600
-	PowerPortSize = 4
-
-	powerSleepControl = 0 // SLEEP_CONTROL_REG
-	powerSleepStatus  = 1 // SLEEP_STATUS_REG
-	powerReset        = 2 // RESET_REG
-
-	// ResetValue is the FADT's RESET_VALUE.
-	ResetValue = 0x42
-	// S5SleepType is the SLP_TYP value of \_S5 in the DSDT.
-	S5SleepType = 5
-
-	sleepTypeShift = 2    // SLP_TYPx: bits 4:2 of the sleep control register
-	sleepTypeMask  = 0x7  // after the shift
-	sleepEnable    = 0x20 // SLP_EN
+	PowerPortSize = acpipower.Size
 )
-
-// Power holds the sleep control, sleep status and reset registers. A
-// guest's S5 request calls OnPowerOff; a write of ResetValue to the reset
-// register calls OnReset. Other sleep states are not supported: the write
-// is ignored and the guest carries on.
-type Power struct {
-	onPowerOff, onReset func()
-}
-
-// NewPower returns the power registers. Either callback may be nil.
-func NewPower(onPowerOff, onReset func()) *Power {
-	return &Power{onPowerOff: onPowerOff, onReset: onReset}
-}
-
-// Read implements bus.Device. Every register reads 0: the sleep status
-// register's WAK_STS is never set, since a guest never wakes from S5 in
-// place, and the control and reset registers are write-only.
-func (p *Power) Read(off uint64, data []byte) { clear(data) }
-
-// Write implements bus.Device. Only byte accesses are meaningful: the
-// FADT describes the registers as byte-wide, and a wider write is taken
-// as its first byte at off.
-func (p *Power) Write(off uint64, data []byte) {
-	if len(data) == 0 {
-		return
-	}
-	v := data[0]
-	switch off {
-	case powerSleepControl:
-		if v&sleepEnable != 0 && v>>sleepTypeShift&sleepTypeMask == S5SleepType && p.onPowerOff != nil {
-			p.onPowerOff()
-		}
-	case powerSleepStatus:
-		// Write-one-to-clear of a WAK_STS that is never set.
-	case powerReset:
-		if v == ResetValue && p.onReset != nil {
-			p.onReset()
-		}
-	}
-}
