@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-
-	"github.com/tandem-hv/tandem/hv/mem"
 )
 
 // MemoryUse is the VMM process's resident memory, split into what backs
@@ -26,9 +24,9 @@ type MemoryUse struct {
 // ReleaseStartupPages unmaps the pages of the tandem binary that start-up
 // touched (every package's initialisation, the command line, Build), so
 // that the VMM's resident set holds only what the running guest uses; see
-// mem.ReleaseProgramPages. A VMM process calls it once the guest is built,
+// releaseProgramPages. A VMM process calls it once the guest is built,
 // just before Run.
-func ReleaseStartupPages() error { return mem.ReleaseProgramPages() }
+func ReleaseStartupPages() error { return releaseProgramPages() }
 
 // Overhead is the VMM's own resident memory: RSS minus guest RAM.
 func (u MemoryUse) Overhead() uint64 { return u.RSS - u.GuestRSS }

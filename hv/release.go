@@ -1,4 +1,4 @@
-package mem
+package hv
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReleaseProgramPages unmaps the pages of this process's own executable
+// releaseProgramPages unmaps the pages of this process's own executable
 // that are mapped read-only (code, read-only data, the function tables) so
 // that only the pages used from now on are mapped again. A VMM calls it
 // once its guest is built, before the vCPUs start.
@@ -30,7 +30,7 @@ import (
 // Writable mappings (data, BSS, heap, stacks) are left alone. What this
 // lowers is the process's resident set; the page cache holds the binary
 // either way (on a ramfs root, always).
-func ReleaseProgramPages() error {
+func releaseProgramPages() error {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return fmt.Errorf("releasing program pages: %w", err)

@@ -1,4 +1,4 @@
-package mem
+package hv
 
 import (
 	"bufio"
@@ -45,8 +45,8 @@ func TestProgramMapping(t *testing.T) {
 // still runs (it reads its code and tables back from the page cache).
 func TestReleaseProgramPages(t *testing.T) {
 	before := programRSS(t)
-	if err := ReleaseProgramPages(); err != nil {
-		t.Fatalf("ReleaseProgramPages() = %v", err)
+	if err := releaseProgramPages(); err != nil {
+		t.Fatalf("releaseProgramPages() = %v", err)
 	}
 	after := programRSS(t)
 	t.Logf("read-only program pages resident: %d KiB before, %d KiB after", before>>10, after>>10)
