@@ -32,7 +32,7 @@ vet:
 # summary is printed at the end, pass or fail.
 REPORT   := $(BUILD)/test-report.jsonl
 # Packages with tests that need /dev/kvm (internal/kvmtest.Here).
-KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv cmd arch system internal)))
+KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)))
 # Packages whose tests boot no emulated host: they run again under -race.
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/cmd/demo)
 # Device models, virtqueues, buses, guest memory and loaders: they run

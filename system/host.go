@@ -6,7 +6,7 @@ import (
 
 	"github.com/jaypipes/ghw"
 
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // Host is what the manifest is checked against: the host's logical CPUs
@@ -37,7 +37,7 @@ func DetectHost() (Host, error) {
 	h.Memory = uint64(mem.TotalUsableBytes)
 	if h.Memory == 0 {
 		// Some kernels hide the usable total from ghw; /proc/meminfo has it.
-		h.Memory, _ = hv.HostMemory()
+		h.Memory, _ = vmm.HostMemory()
 	}
 	return h, nil
 }
@@ -59,7 +59,7 @@ func (m *Manifest) CheckHost(h Host) error {
 		total += g.Memory
 		if h.Memory > 0 && total > h.Memory {
 			return g.errorf("memory", "%s brings the guests' memory to %s, more than the host's %s: lower it",
-				hv.FormatSize(g.Memory), hv.FormatSize(total), fmtGiB(h.Memory))
+				vmm.FormatSize(g.Memory), vmm.FormatSize(total), fmtGiB(h.Memory))
 		}
 		for j, d := range g.Disks {
 			if _, err := g.resolveDisk(j, d); err != nil {

@@ -17,8 +17,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/strictyaml"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // Roles a guest can have. The control role is the safety-relevant guest:
@@ -90,7 +90,7 @@ type Guest struct {
 	LockMemory bool
 	HugePages  bool
 	Disks      []Disk
-	Nets       []hv.Net
+	Nets       []vmm.Net
 	Vsock      *Vsock
 	Restart    Restart
 	Watchdog   Watchdog
@@ -197,10 +197,10 @@ type Restart struct {
 	StableAfter time.Duration
 }
 
-// Watchdog gives a guest a watchdog device (hv.Watchdog: an SP805 on ARM,
+// Watchdog gives a guest a watchdog device (vmm.Watchdog: an SP805 on ARM,
 // an ACPI WDAT watchdog on x86) and restarts the guest, by its restart
 // policy, when the guest stops pinging it: its VMM ends with the exit
-// status hv.ExitWatchdog.
+// status vmm.ExitWatchdog.
 type Watchdog struct {
 	// Timeout is the device's default timeout (the device tree's
 	// timeout-sec, the WDAT's Max Count): whole seconds; 0: no watchdog.
@@ -426,8 +426,8 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	if g.CPUs == 0 {
 		g.CPUs = defaultCPUs
 	}
-	if g.CPUs < 0 || g.CPUs > hv.MaxCPUs {
-		return nil, g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, hv.MaxCPUs)
+	if g.CPUs < 0 || g.CPUs > vmm.MaxCPUs {
+		return nil, g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, vmm.MaxCPUs)
 	}
 	if g.Cmdline == "" {
 		g.Cmdline = defaultCmdline
@@ -437,11 +437,11 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		ms = defaultMemory
 	}
 	var err error
-	if g.Memory, err = hv.ParseSize(ms); err != nil {
+	if g.Memory, err = vmm.ParseSize(ms); err != nil {
 		return nil, g.errorf("memory", "%v", err)
 	}
-	if g.Memory < hv.MinMemory || g.Memory%(2<<20) != 0 {
-		return nil, g.errorf("memory", "%s: must be a multiple of 2M and at least %s", ms, hv.FormatSize(hv.MinMemory))
+	if g.Memory < vmm.MinMemory || g.Memory%(2<<20) != 0 {
+		return nil, g.errorf("memory", "%s: must be a multiple of 2M and at least %s", ms, vmm.FormatSize(vmm.MinMemory))
 	}
 	for j, c := range g.HostCPUs {
 		if c < 0 {
@@ -477,7 +477,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		if n.TAP == "" {
 			return nil, g.errorf(fmt.Sprintf("nets[%d]", j), "missing tap: name the host TAP interface")
 		}
-		nt := hv.Net{TAP: n.TAP}
+		nt := vmm.Net{TAP: n.TAP}
 		if n.MAC != "" {
 			mac, err := parseMAC(n.MAC)
 			if err != nil {
@@ -553,13 +553,13 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			}
 			return nil, g.errorf("watchdog.timeout", "%v", err)
 		}
-		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
-			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
+		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > vmm.MaxWatchdogTimeout {
+			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, vmm.MaxWatchdogTimeout)
 		}
 		if w.Grace != "" {
-			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
+			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > vmm.MaxWatchdogTimeout {
 				if err == nil {
-					err = fmt.Errorf("at most %v", hv.MaxWatchdogTimeout)
+					err = fmt.Errorf("at most %v", vmm.MaxWatchdogTimeout)
 				}
 				return nil, g.errorf("watchdog.grace", "%v", err)
 			}
@@ -904,8 +904,8 @@ func (g *Guest) resolveDisk(j int, d Disk) (string, error) {
 // host partitions found, host devices to pass through resolved against
 // the host's device tree, vCPU placement and priority set. The vsock
 // device's host side is left for the VMM to attach.
-func (g *Guest) Config() (hv.Config, error) {
-	cfg := hv.Config{
+func (g *Guest) Config() (vmm.Config, error) {
+	cfg := vmm.Config{
 		Name: g.Name, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline,
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
@@ -914,19 +914,19 @@ func (g *Guest) Config() (hv.Config, error) {
 	for j, d := range g.Disks {
 		p, err := g.resolveDisk(j, d)
 		if err != nil {
-			return hv.Config{}, err
+			return vmm.Config{}, err
 		}
-		cfg.Disks = append(cfg.Disks, hv.Disk{Path: p, ReadOnly: d.ReadOnly})
+		cfg.Disks = append(cfg.Disks, vmm.Disk{Path: p, ReadOnly: d.ReadOnly})
 	}
 	if g.Vsock != nil {
-		cfg.Vsock = &hv.Vsock{CID: g.Vsock.CID}
+		cfg.Vsock = &vmm.Vsock{CID: g.Vsock.CID}
 	}
 	var err error
 	if cfg.Passthrough, err = ResolvePassthrough(g.Passthrough); err != nil {
-		return hv.Config{}, fmt.Errorf("guest %s: passing host devices through: %w", g.Name, err)
+		return vmm.Config{}, fmt.Errorf("guest %s: passing host devices through: %w", g.Name, err)
 	}
 	if g.Watchdog.Timeout > 0 {
-		cfg.Watchdog = &hv.Watchdog{Timeout: g.Watchdog.Timeout, Boot: g.Watchdog.Grace}
+		cfg.Watchdog = &vmm.Watchdog{Timeout: g.Watchdog.Timeout, Boot: g.Watchdog.Grace}
 	}
 	return cfg, nil
 }

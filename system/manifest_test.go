@@ -3,7 +3,7 @@ package system
 import (
 	"errors"
 	"fmt"
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,7 +98,7 @@ func TestLoadManifest(t *testing.T) {
 	if !slices.Equal(cfg.VCPUAffinity, []int{1}) || cfg.RTPriority != 50 || !cfg.Lock || cfg.Vsock == nil || cfg.Vsock.CID != 3 {
 		t.Errorf("Config() = %+v, want affinity [1], priority 50, locked, vsock CID 3", cfg)
 	}
-	if w := cfg.Watchdog; w == nil || *w != (hv.Watchdog{Timeout: 10 * time.Second, Boot: 30 * time.Second}) {
+	if w := cfg.Watchdog; w == nil || *w != (vmm.Watchdog{Timeout: 10 * time.Second, Boot: 30 * time.Second}) {
 		t.Errorf("Config().Watchdog = %+v, want a 10s device armed for 30s at power-on", w)
 	}
 	if cfg, _ := info.Config(); cfg.Watchdog != nil {
@@ -290,9 +290,9 @@ func TestDescribeExit(t *testing.T) {
 		err  error
 		want string
 	}{
-		{int(hv.ExitPowerOff), nil, "VMM exited: power-off"},
-		{int(hv.ExitCrash), nil, "VMM exited: crash"},
-		{int(hv.ExitWatchdog), nil, "watchdog expired"},
+		{int(vmm.ExitPowerOff), nil, "VMM exited: power-off"},
+		{int(vmm.ExitCrash), nil, "VMM exited: crash"},
+		{int(vmm.ExitWatchdog), nil, "watchdog expired"},
 		{-1, errors.New("VMM killed (signal: killed)"), "VMM killed (signal: killed)"},
 	}
 	for _, tt := range tests {
@@ -327,7 +327,7 @@ func TestWatchdogGrace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w := cfg.Watchdog; w == nil || *w != (hv.Watchdog{Timeout: 10 * time.Second, Boot: tt.want}) {
+			if w := cfg.Watchdog; w == nil || *w != (vmm.Watchdog{Timeout: 10 * time.Second, Boot: tt.want}) {
 				t.Errorf("Config().Watchdog = %+v, want a 10s device armed at power-on for %v", w, tt.want)
 			}
 		})

@@ -51,7 +51,7 @@ func newPartition(allowed []int, m *Manifest) partition {
 
 // cores is where a guest's VMM process starts: the housekeeping cores
 // (nil: anywhere). Its vCPU threads then move themselves to the guest's
-// host-cpus (hv.Config.VCPUAffinity); threads the Go runtime starts
+// host-cpus (vmm.Config.VCPUAffinity); threads the Go runtime starts
 // later come from a thread that stayed here. Only when every core is
 // dedicated, and none is left for housekeeping, does a guest's whole VMM
 // run on its own cores.

@@ -6,7 +6,7 @@ package system
 // (HostDevice); ResolvePassthrough reads the host's device tree, lets
 // platforms/hostdt refuse what the board profile denylists and what the
 // host needs, places the registers in the guest's passthrough window
-// (arch/armvirt) and gives hv.Build the result (hv.PassDevice). hv does
+// (arch/armvirt) and gives vmm.Build the result (vmm.PassDevice). vmm does
 // the host side: detaching the host driver, mapping the registers,
 // writing the guest's device tree.
 //
@@ -25,9 +25,9 @@ import (
 
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/platforms/all"
 	"github.com/tandem-hv/tandem/platforms/hostdt"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // HostDevice is a host device tree node a guest asks for: its registers
@@ -118,13 +118,13 @@ var guestWindow = hostdt.Window{Base: armvirt.PassthroughBase, Size: armvirt.Pas
 // ResolvePassthrough decides what a guest gets for each requested host
 // node, from the host's device tree (HostFDT): refusals come from
 // platforms/hostdt, interrupts are dropped where the request says so and
-// refused elsewhere. The result is hv.Config.Passthrough. No request, no
+// refused elsewhere. The result is vmm.Config.Passthrough. No request, no
 // work: a host without a device tree is only read when asked.
-func ResolvePassthrough(devs []HostDevice) ([]hv.PassDevice, error) {
+func ResolvePassthrough(devs []HostDevice) ([]vmm.PassDevice, error) {
 	return resolvePassthrough(passHost.fdt, passHost.sys, devs)
 }
 
-func resolvePassthrough(fdt, sys string, devs []HostDevice) ([]hv.PassDevice, error) {
+func resolvePassthrough(fdt, sys string, devs []HostDevice) ([]vmm.PassDevice, error) {
 	if len(devs) == 0 {
 		return nil, nil
 	}
@@ -146,11 +146,11 @@ func resolvePassthrough(fdt, sys string, devs []HostDevice) ([]hv.PassDevice, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]hv.PassDevice, 0, len(nodes))
+	out := make([]vmm.PassDevice, 0, len(nodes))
 	for _, pn := range nodes {
-		d := hv.PassDevice{HostPath: pn.HostPath, Node: pn.Node}
+		d := vmm.PassDevice{HostPath: pn.HostPath, Node: pn.Node}
 		for _, m := range pn.MMIO {
-			d.MMIO = append(d.MMIO, hv.PassRange{HostBase: m.Host.Base, Size: m.Host.Size, GuestBase: m.Guest.Base})
+			d.MMIO = append(d.MMIO, vmm.PassRange{HostBase: m.Host.Base, Size: m.Host.Size, GuestBase: m.Guest.Base})
 		}
 		out = append(out, d)
 	}

@@ -253,7 +253,7 @@ func TestParseHostDevice(t *testing.T) {
 }
 
 // TestResolvePassthrough resolves requests against QEMU's virt DTB read
-// from a file, as from /sys/firmware/fdt: hv gets the host and guest
+// from a file, as from /sys/firmware/fdt: vmm gets the host and guest
 // addresses and the guest's node.
 func TestResolvePassthrough(t *testing.T) {
 	devs, err := resolvePassthrough(qemuVirtDTB(t), t.TempDir(), []HostDevice{{Node: "/pl031@9010000", NoInterrupts: true}, {Node: "/fw-cfg@9020000"}})

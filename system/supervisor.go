@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/procstat"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // DefaultControlSocket is where `tandem system` serves ps, logs, console,
@@ -238,7 +238,7 @@ func (gp *guestProc) supervise(ctx context.Context) {
 		case gp.g.Restart.Policy == RestartAlways:
 			restart = true
 		case gp.g.Restart.Policy == RestartOnFailure:
-			restart = exit != int(hv.ExitPowerOff)
+			restart = exit != int(vmm.ExitPowerOff)
 		}
 		if ran >= gp.g.Restart.StableAfter {
 			consecutive = 0
@@ -290,10 +290,10 @@ func describeExit(code int, err error) string {
 	if err != nil && code < 0 {
 		return err.Error()
 	}
-	if hv.Exit(code) == hv.ExitWatchdog {
+	if vmm.Exit(code) == vmm.ExitWatchdog {
 		return "watchdog expired"
 	}
-	return "VMM exited: " + hv.Exit(code).String()
+	return "VMM exited: " + vmm.Exit(code).String()
 }
 
 func (gp *guestProc) setState(st, why string) {
@@ -303,7 +303,7 @@ func (gp *guestProc) setState(st, why string) {
 }
 
 // runOnce starts the VMM and waits for it; the exit status is the
-// guest's hv.Exit, or -1 when it died of a signal or did not start.
+// guest's vmm.Exit, or -1 when it died of a signal or did not start.
 func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	s := gp.s
 	args := append(append([]string(nil), s.VMM[1:]...), "--guest", gp.g.Name)

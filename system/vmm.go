@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // The VMM and the supervisor speak over UNIX sockets, one connection per
@@ -104,11 +104,11 @@ type VMMOptions struct {
 	Guest    string
 	VsockOut string // the supervisor's socket for this guest's connections
 	VsockIn  string // where this VMM takes connections into the guest
-	Console  hv.Console
+	Console  vmm.Console
 }
 
 // RunVMM runs one guest of the manifest in this process until it ends.
-// The returned error is an *hv.ExitErr for every end but a power-off, so
+// The returned error is an *vmm.ExitErr for every end but a power-off, so
 // the exit status tells the supervisor how the guest ended.
 func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 	g := m.Guest(o.Guest)
@@ -123,7 +123,7 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 	if cfg.Vsock != nil && o.VsockOut != "" {
 		cfg.Vsock.Host = routerHost{o.VsockOut}
 	}
-	vm, err := hv.Build(cfg)
+	vm, err := vmm.Build(cfg)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
@@ -138,14 +138,14 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 		go serveVsockIn(l, vm)
 	}
 	// Best effort: it only lowers the VMM's resident set.
-	_ = hv.ReleaseStartupPages()
+	_ = vmm.ReleaseStartupPages()
 	// kill -USR1 on the VMM prints where each vCPU is.
-	defer hv.DumpOnSignal(vm, syscall.SIGUSR1)()
+	defer vmm.DumpOnSignal(vm, syscall.SIGUSR1)()
 	return vm.Run(ctx)
 }
 
 // serveVsockIn takes connections into the guest from the supervisor.
-func serveVsockIn(l net.Listener, vm *hv.VM) {
+func serveVsockIn(l net.Listener, vm *vmm.VM) {
 	for {
 		c, err := l.Accept()
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // escapeByte, then 'x', typed on a terminal console ends the guest (as in
@@ -19,7 +19,7 @@ const escapeByte = 0x01
 
 // openConsole connects the guest's console as spec says: "stdio",
 // "file:PATH" or "pty". It returns a function that undoes it.
-func openConsole(spec string, cfg *hv.Config, stderr io.Writer) (func(), error) {
+func openConsole(spec string, cfg *vmm.Config, stderr io.Writer) (func(), error) {
 	switch {
 	case spec == "stdio":
 		out := &lineEnder{w: os.Stdout}

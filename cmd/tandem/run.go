@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/strictyaml"
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -50,7 +50,7 @@ type guestFile struct {
 // devices to resolve into it before it is built, the console and whether
 // a reset restarts the guest.
 type runSpec struct {
-	cfg         hv.Config
+	cfg         vmm.Config
 	passthrough []system.HostDevice
 	console     string
 	restart     bool
@@ -132,14 +132,14 @@ of the VMM.`,
 }
 
 func (f *runFlags) config() (runSpec, error) {
-	mem, err := hv.ParseSize(f.memory)
+	mem, err := vmm.ParseSize(f.memory)
 	if err != nil {
 		return runSpec{}, fmt.Errorf("--memory: %w", err)
 	}
-	cfg := hv.Config{Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline, CPUs: f.cpus, Memory: mem}
+	cfg := vmm.Config{Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline, CPUs: f.cpus, Memory: mem}
 	for _, d := range f.disks {
 		path, opts, _ := strings.Cut(d, ",")
-		disk := hv.Disk{Path: path}
+		disk := vmm.Disk{Path: path}
 		switch opts {
 		case "":
 		case "ro":
@@ -150,10 +150,10 @@ func (f *runFlags) config() (runSpec, error) {
 		cfg.Disks = append(cfg.Disks, disk)
 	}
 	for _, n := range f.nets {
-		cfg.Nets = append(cfg.Nets, hv.Net{TAP: n})
+		cfg.Nets = append(cfg.Nets, vmm.Net{TAP: n})
 	}
 	if f.watchdog != 0 {
-		cfg.Watchdog = &hv.Watchdog{Timeout: f.watchdog}
+		cfg.Watchdog = &vmm.Watchdog{Timeout: f.watchdog}
 	}
 	var pass []system.HostDevice
 	for _, p := range f.passthrough {
@@ -187,7 +187,7 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	cfg := hv.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
+	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
 	if cfg.CPUs == 0 {
 		cfg.CPUs = 1
 	}
@@ -195,14 +195,14 @@ func loadGuestFile(path string) (runSpec, error) {
 	if memStr == "" {
 		memStr = "512M"
 	}
-	if cfg.Memory, err = hv.ParseSize(memStr); err != nil {
+	if cfg.Memory, err = vmm.ParseSize(memStr); err != nil {
 		return runSpec{}, fmt.Errorf("%s: memory: %w", path, err)
 	}
 	for _, d := range g.Disks {
-		cfg.Disks = append(cfg.Disks, hv.Disk{Path: rel(d.Path), ReadOnly: d.ReadOnly})
+		cfg.Disks = append(cfg.Disks, vmm.Disk{Path: rel(d.Path), ReadOnly: d.ReadOnly})
 	}
 	for i, n := range g.Nets {
-		nt := hv.Net{TAP: n.TAP}
+		nt := vmm.Net{TAP: n.TAP}
 		if n.MAC != "" {
 			mac, err := parseMAC(n.MAC)
 			if err != nil {
@@ -254,20 +254,20 @@ func reportTo(on bool, w io.Writer) io.Writer {
 
 // runGuest builds and runs the guest, building it afresh after each reset
 // when restart is on. SIGINT and SIGTERM stop it.
-func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer) error {
+func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	for {
-		vm, err := hv.Build(cfg)
+		vm, err := vmm.Build(cfg)
 		if err != nil {
 			return err
 		}
 		// Best effort: it only lowers the VMM's resident set.
-		_ = hv.ReleaseStartupPages()
-		stopDumps := hv.DumpOnSignal(vm, syscall.SIGUSR1) // kill -USR1: where each vCPU is
+		_ = vmm.ReleaseStartupPages()
+		stopDumps := vmm.DumpOnSignal(vm, syscall.SIGUSR1) // kill -USR1: where each vCPU is
 		err = vm.Run(ctx)
 		stopDumps()
 		if report != nil {
@@ -277,8 +277,8 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer
 			}
 		}
 		vm.Close()
-		var ee *hv.ExitErr
-		if restart && errors.As(err, &ee) && ee.Exit == hv.ExitReset {
+		var ee *vmm.ExitErr
+		if restart && errors.As(err, &ee) && ee.Exit == vmm.ExitReset {
 			continue
 		}
 		return err
@@ -287,8 +287,8 @@ func runGuest(ctx context.Context, cfg hv.Config, restart bool, report io.Writer
 
 // writeGuestDTB builds the guest, as run would, and writes its generated
 // device tree to file instead of running it.
-func writeGuestDTB(cfg hv.Config, file string) error {
-	vm, err := hv.Build(cfg)
+func writeGuestDTB(cfg vmm.Config, file string) error {
+	vm, err := vmm.Build(cfg)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 func init() {
@@ -93,7 +93,7 @@ func newVMMCmd() *cobra.Command {
 			// words from one pipe: a line the guest left open is ended
 			// first, as tandem run does.
 			out := &lineEnder{w: os.Stdout}
-			o.Console = hv.Console{Out: out, In: os.Stdin}
+			o.Console = vmm.Console{Out: out, In: os.Stdin}
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			err = system.RunVMM(ctx, m, o)

@@ -112,7 +112,7 @@ func (consoleLog) Write(p []byte) (int, error) {
 // command and, if it is still running after SECONDS, says where each of
 // its threads waits in the host kernel (/proc/PID/task/TID/stack), sends
 // it SIGUSR1 (a tandem VMM prints each vCPU's state and registers: see
-// hv.DumpState), then SIGTERM (a VMM stops its guest and gives passed
+// vmm.DumpState), then SIGTERM (a VMM stops its guest and gives passed
 // devices back), and SIGKILL 10 s later. Its status is the command's, or
 // 124 (timeout's) when it was ended. A guest that hangs then says where
 // it hangs, and which part of the VMM waits.

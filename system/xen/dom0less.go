@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tandem-hv/tandem/dtb"
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // Compatible strings of a dom0less device tree (Xen's
@@ -215,13 +215,13 @@ func (d *d0Import) memory(n *dtb.Node, g *Guest) error {
 		return d.errorf(n, "memory", "%d KiB: give the domain's RAM in KiB, e.g. <0 0x20000> for 128 MiB", kib)
 	}
 	b := kib << 10
-	if b < hv.MinMemory {
-		return d.errorf(n, "memory", "%d KiB: Tandem guests need at least %s; raise memory", kib, hv.FormatSize(hv.MinMemory))
+	if b < vmm.MinMemory {
+		return d.errorf(n, "memory", "%d KiB: Tandem guests need at least %s; raise memory", kib, vmm.FormatSize(vmm.MinMemory))
 	}
 	const align = 2 << 20
 	if r := b % align; r != 0 {
 		b += align - r
-		d.warnf(n, "memory", "%d KiB rounded up to %s: guest memory is a multiple of 2 MiB", kib, hv.FormatSize(b))
+		d.warnf(n, "memory", "%d KiB rounded up to %s: guest memory is a multiple of 2 MiB", kib, vmm.FormatSize(b))
 	}
 	g.Memory = b
 	g.note("memory", "memory = <%#x> KiB", kib)
@@ -237,8 +237,8 @@ func (d *d0Import) cpus(n *dtb.Node, g *Guest) error {
 	if err != nil {
 		return d.errorf(n, "cpus", "%d bytes: want one cell, cpus = <N>", len(p.Value))
 	}
-	if v < 1 || v > hv.MaxCPUs {
-		return d.errorf(n, "cpus", "%d: Tandem guests have 1 to %d vCPUs", v, hv.MaxCPUs)
+	if v < 1 || v > vmm.MaxCPUs {
+		return d.errorf(n, "cpus", "%d: Tandem guests have 1 to %d vCPUs", v, vmm.MaxCPUs)
 	}
 	g.CPUs = int(v)
 	return nil

@@ -7,7 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // Manifest is an imported system manifest: the guests, in the order of
@@ -98,7 +98,7 @@ func (g *Guest) node() *yaml.Node {
 		add(n, "cpus", scalar(strconv.Itoa(g.CPUs)), g.Notes["cpus"])
 	}
 	if g.Memory > 0 {
-		add(n, "memory", scalar(hv.FormatSize(g.Memory)), g.Notes["memory"])
+		add(n, "memory", scalar(vmm.FormatSize(g.Memory)), g.Notes["memory"])
 	}
 	if len(g.HostCPUs) > 0 {
 		s := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tandem-hv/tandem/hv"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // XLOptions adjusts an xl import.
@@ -414,13 +414,13 @@ func (x *xlImport) memory() error {
 		return x.errorf(ms, key, "%d MiB: too large", mem)
 	}
 	b := uint64(mem) << 20
-	if b < hv.MinMemory {
-		return x.errorf(ms, key, "%d MiB: Tandem guests need at least %s; raise %s", mem, hv.FormatSize(hv.MinMemory), key)
+	if b < vmm.MinMemory {
+		return x.errorf(ms, key, "%d MiB: Tandem guests need at least %s; raise %s", mem, vmm.FormatSize(vmm.MinMemory), key)
 	}
 	const align = 2 << 20 // system.yaml's memory is a multiple of 2M
 	if r := b % align; r != 0 {
 		b += align - r
-		x.warnf(ms, key, "%d MiB rounded up to %s: guest memory is a multiple of 2 MiB", mem, hv.FormatSize(b))
+		x.warnf(ms, key, "%d MiB rounded up to %s: guest memory is a multiple of 2 MiB", mem, vmm.FormatSize(b))
 		x.g.note("memory", "xl: %s = %d", key, mem)
 	}
 	x.g.Memory = b
@@ -442,8 +442,8 @@ func (x *xlImport) vcpus() error {
 	if s == nil {
 		n, s = maxn, ms
 	}
-	if n < 1 || n > hv.MaxCPUs {
-		return x.errorf(s, s.Key, "%d: Tandem guests have 1 to %d vCPUs", n, hv.MaxCPUs)
+	if n < 1 || n > vmm.MaxCPUs {
+		return x.errorf(s, s.Key, "%d: Tandem guests have 1 to %d vCPUs", n, vmm.MaxCPUs)
 	}
 	if ms != nil && ms != s && maxn != n {
 		if maxn < n {

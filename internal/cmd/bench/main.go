@@ -163,7 +163,7 @@ func (r row) print(tw *tabwriter.Writer) {
 	fmt.Fprintf(tw, "%s\t%.2f %s\t%.2f %s\t%.2f×\t≤ %.2f× %s\t\n", r.name, r.tandem, r.unit, r.peer, r.unit, ratio, r.target, verdict)
 }
 
-// exitRoundTrip compares hv's BenchmarkExitRoundTrip with kvmloop.c, both
+// exitRoundTrip compares vmm's BenchmarkExitRoundTrip with kvmloop.c, both
 // on this machine's /dev/kvm, or, where it has none (or where="host"),
 // both inside one emulated host (exitRoundTripInHost).
 func exitRoundTrip(root, out, where string, rounds, exits int) ([]row, error) {
@@ -176,12 +176,12 @@ func exitRoundTrip(root, out, where string, rounds, exits int) ([]row, error) {
 	if b, err := exec.Command("cc", cc...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building kvmloop.c: %v\n%s", err, b)
 	}
-	gobin := filepath.Join(out, "hv.test")
-	build := exec.Command("go", "test", "-c", "-o", gobin, "./hv")
+	gobin := filepath.Join(out, "vmm.test")
+	build := exec.Command("go", "test", "-c", "-o", gobin, "./vmm")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building hv benchmarks: %v\n%s", err, b)
+		return nil, fmt.Errorf("building vmm benchmarks: %v\n%s", err, b)
 	}
 	if inHost {
 		return exitRoundTripInHost(gobin, cbin, rounds, exits)
@@ -231,14 +231,14 @@ func exitRoundTripInHost(gobin, cbin string, rounds, exits int) ([]row, error) {
 	var script strings.Builder
 	for i := 1; i <= rounds; i++ {
 		for _, kind := range []string{"pio", "mmio"} {
-			fmt.Fprintf(&script, "echo \"EXITS tandem %s %d $(/bin/hv.test %s 2>&1 | grep -o '[0-9.]* ns/op')\"\n", kind, i, strings.Join(goBenchArgs(kind, exits), " "))
+			fmt.Fprintf(&script, "echo \"EXITS tandem %s %d $(/bin/vmm.test %s 2>&1 | grep -o '[0-9.]* ns/op')\"\n", kind, i, strings.Join(goBenchArgs(kind, exits), " "))
 			fmt.Fprintf(&script, "echo \"EXITS c %s %d $(/bin/kvmloop %s %d 2>&1 | grep '^ns/exit')\"\n", kind, i, kind, exits)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: exit round trips of both loops in one emulated %s host (no /dev/kvm here, or -exits-in host)\n", arch)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    arch,
-		Files:   map[string]string{"/bin/hv.test": gobin, "/bin/kvmloop": cbin},
+		Files:   map[string]string{"/bin/vmm.test": gobin, "/bin/kvmloop": cbin},
 		Script:  script.String(),
 		Memory:  "1G",
 		Timeout: time.Duration(rounds) * 2 * time.Minute,

@@ -1,4 +1,4 @@
-package hv
+package vmm
 
 import (
 	"fmt"
@@ -19,10 +19,10 @@ func TestGuestFor(t *testing.T) {
 		want    string // the archGuest's type, or "" for an error
 		wantErr string
 	}{
-		{ArchX86_64, "x86_64", "*hv.x86Guest", ""},
-		{ArchARM64, "arm64", "*hv.arm64Guest", ""},
-		{ArchAArch32, "arm64", "*hv.arm32Guest", ""},
-		{ArchAArch32, "arm", "*hv.arm32Guest", ""},
+		{ArchX86_64, "x86_64", "*vmm.x86Guest", ""},
+		{ArchARM64, "arm64", "*vmm.arm64Guest", ""},
+		{ArchAArch32, "arm64", "*vmm.arm32Guest", ""},
+		{ArchAArch32, "arm", "*vmm.arm32Guest", ""},
 		{ArchAArch32, "x86_64", "", "aarch32 guest on an x86_64 host"},
 		{ArchARM64, "arm", "", "a 32-bit host runs only 32-bit ARM guests"},
 		{ArchX86_64, "arm64", "", "x86_64 guest on an arm64 host"},

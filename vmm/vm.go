@@ -1,11 +1,11 @@
-// Package hv runs one virtual machine on KVM: Config → Build (a readable
+// Package vmm runs one virtual machine on KVM: Config → Build (a readable
 // list of steps) → Run, with one OS thread per vCPU and a plain exit
 // dispatcher.
 //
 // A guest is untrusted. Everything it can reach — its RAM, its device
 // registers, its virtqueues — is checked before use; a misbehaving guest
 // fails its own devices or ends its own VM, never the VMM.
-package hv
+package vmm
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package hv
+package vmm
 
 // Device passthrough: a host device tree node handed to an ARM guest.
 //

@@ -1,4 +1,4 @@
-package hv
+package vmm
 
 import (
 	"bytes"
