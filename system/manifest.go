@@ -17,7 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/internal/strictyaml"
+	"github.com/tandem-hv/tandem/system/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 

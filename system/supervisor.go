@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-hv/tandem/internal/procstat"
+	"github.com/tandem-hv/tandem/system/procstat"
 	"github.com/tandem-hv/tandem/vmm"
 )
 

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-hv/tandem/internal/procstat"
+	"github.com/tandem-hv/tandem/system/procstat"
 )
 
 // A host whose console fell silent is asked where it is before it is
