@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
@@ -353,9 +352,13 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			}
 		}()
 	}
-	var frozen atomic.Bool
-	var frozenWhy, frozenTail, probe string // set before frozen
+	// The watcher ends a host that does not boot in time or falls
+	// silent. Its results are read once it has returned.
+	var frozen bool
+	var frozenWhy, frozenTail, probe string
+	watched := make(chan struct{})
 	go func() {
+		defer close(watched)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
@@ -373,9 +376,8 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			default:
 				continue
 			}
-			frozenWhy, frozenTail = why, con.tail(tailLines)
+			frozen, frozenWhy, frozenTail = true, why, con.tail(tailLines)
 			probe = probeFrozen(ctx, stdin, cmd.Process.Pid, con)
-			frozen.Store(true)
 			cancel() // kills QEMU
 			return
 		}
@@ -388,14 +390,17 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	}()
 	wg.Wait()
 	waitErr := cmd.Wait()
-	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen.Load(), timedOut: ctx.Err() != nil}
+	timedOut := ctx.Err() != nil
+	cancel() // ends the watcher's probe, should QEMU have ended during it
+	<-watched
+	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen, timedOut: timedOut && !frozen}
 	status, haveStatus := con.status()
 	res.KVM = con.kvm
 	switch {
-	case res.frozen && !haveStatus:
+	case res.frozen:
 		return res, fmt.Errorf("emulated %s host %s; last console lines:\n%s\n%s",
 			opt.Arch, frozenWhy, frozenTail, probe)
-	case ctx.Err() != nil:
+	case res.timedOut:
 		return res, fmt.Errorf("emulated %s host did not finish within %v (%v); last console lines:\n%s",
 			opt.Arch, opt.Timeout, ctx.Err(), con.tail(tailLines))
 	case con.failure != "":
