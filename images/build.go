@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/images/fat"
 	"github.com/tandem-hv/tandem/platforms"
 )
@@ -260,7 +261,7 @@ func planImage(cfg Config) (*plan, error) {
 		}
 		st, err := os.Stat(file)
 		if err != nil {
-			return fmt.Errorf("%w: %s %s: %v (%s)", ErrMissing, what, file, unwrap(err), fix)
+			return fmt.Errorf("%w: %s %s: %v (%s)", ErrMissing, what, file, fsx.UnwrapPathError(err), fix)
 		}
 		if !st.Mode().IsRegular() {
 			return fmt.Errorf("%s %s: not a regular file", what, file)
@@ -288,7 +289,7 @@ func planImage(cfg Config) (*plan, error) {
 		}
 		st, err := os.Stat(src)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, unwrap(err), blobFix(bl))
+			return nil, fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(bl))
 		}
 		if uint64(st.Size()) > bl.MaxLen {
 			return nil, fmt.Errorf("%w: %s blob %s is %d bytes, its slot at offset %#x on %s holds %d (%d too many): use the %s built for this board",
@@ -442,14 +443,6 @@ func blobFix(bl platforms.Blob) string {
 		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bl.Package, bl.File)
 	}
 	return fmt.Sprintf("Debian does not ship it: copy %s from the board vendor's BSP into a directory and pass --blobs DIR", bl.File)
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/hv"
 	"github.com/tandem-hv/tandem/internal/strictyaml"
 )
@@ -756,7 +757,7 @@ func (g *Guest) checkFiles() error {
 		}
 		st, err := os.Stat(f.path)
 		if err != nil {
-			return g.errorf(f.field, "%s: %v", f.path, unwrapPathError(err))
+			return g.errorf(f.field, "%s: %v", f.path, fsx.UnwrapPathError(err))
 		}
 		if !st.Mode().IsRegular() {
 			return g.errorf(f.field, "%s: not a regular file", f.path)
@@ -768,21 +769,13 @@ func (g *Guest) checkFiles() error {
 		}
 		st, err := os.Stat(d.Path)
 		if err != nil {
-			return g.errorf(fmt.Sprintf("disks[%d].path", j), "%s: %v", d.Path, unwrapPathError(err))
+			return g.errorf(fmt.Sprintf("disks[%d].path", j), "%s: %v", d.Path, fsx.UnwrapPathError(err))
 		}
 		if st.IsDir() {
 			return g.errorf(fmt.Sprintf("disks[%d].path", j), "%s: is a directory, want an image file or block device", d.Path)
 		}
 	}
 	return nil
-}
-
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // StartOrder returns the guests in an order that starts each after the
@@ -895,7 +888,7 @@ func (g *Guest) resolveDisk(j int, d Disk) (string, error) {
 	link := filepath.Join(root, dir, key)
 	p, err := filepath.EvalSymlinks(link)
 	if err != nil {
-		return "", g.errorf(fmt.Sprintf("disks[%d].%s", j, field), "%s: no such partition on this host (%s: %v)", key, link, unwrapPathError(err))
+		return "", g.errorf(fmt.Sprintf("disks[%d].%s", j, field), "%s: no such partition on this host (%s: %v)", key, link, fsx.UnwrapPathError(err))
 	}
 	return p, nil
 }
