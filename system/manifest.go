@@ -408,6 +408,8 @@ func (m *Manifest) rel(p string) string {
 	return filepath.Join(filepath.Dir(m.Path), p)
 }
 
+// decodeGuest makes guest i from its yaml form, checking and defaulting
+// each field; what involves other guests is left for validate.
 func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	g := &Guest{
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
@@ -415,52 +417,88 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
 		index: i, manifest: m,
 	}
+	for _, decode := range []func(*guestYAML) error{
+		g.decodeBasics,
+		g.decodeMemory,
+		g.decodeScheduling,
+		g.decodeDisks,
+		g.decodeNets,
+		g.decodeVsock,
+		g.decodeRestart,
+		g.decodeWatchdog,
+		g.decodePassthrough,
+	} {
+		if err := decode(y); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// decodeBasics checks the name and the kernel, and defaults cpus and
+// cmdline.
+func (g *Guest) decodeBasics(*guestYAML) error {
 	if g.Name == "" {
-		return nil, g.errorf("name", "missing: every guest needs a name")
+		return g.errorf("name", "missing: every guest needs a name")
 	}
 	if !validName(g.Name) {
-		return nil, g.errorf("name", "%q: use letters, digits, '-' and '_' only (it names sockets and log lines)", g.Name)
+		return g.errorf("name", "%q: use letters, digits, '-' and '_' only (it names sockets and log lines)", g.Name)
 	}
 	if g.Kernel == "" {
-		return nil, g.errorf("kernel", "missing: give the guest kernel's path")
+		return g.errorf("kernel", "missing: give the guest kernel's path")
 	}
 	if g.CPUs == 0 {
 		g.CPUs = defaultCPUs
 	}
 	if g.CPUs < 0 || g.CPUs > hv.MaxCPUs {
-		return nil, g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, hv.MaxCPUs)
+		return g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, hv.MaxCPUs)
 	}
 	if g.Cmdline == "" {
 		g.Cmdline = defaultCmdline
 	}
+	return nil
+}
+
+// decodeMemory reads memory:, defaulting it.
+func (g *Guest) decodeMemory(y *guestYAML) error {
 	ms := y.Memory
 	if ms == "" {
 		ms = defaultMemory
 	}
 	var err error
 	if g.Memory, err = hv.ParseSize(ms); err != nil {
-		return nil, g.errorf("memory", "%v", err)
+		return g.errorf("memory", "%v", err)
 	}
 	if g.Memory < hv.MinMemory || g.Memory%(2<<20) != 0 {
-		return nil, g.errorf("memory", "%s: must be a multiple of 2M and at least %s", ms, hv.FormatSize(hv.MinMemory))
+		return g.errorf("memory", "%s: must be a multiple of 2M and at least %s", ms, hv.FormatSize(hv.MinMemory))
 	}
+	return nil
+}
+
+// decodeScheduling checks host-cpus and rt-priority.
+func (g *Guest) decodeScheduling(*guestYAML) error {
 	for j, c := range g.HostCPUs {
 		if c < 0 {
-			return nil, g.errorf(fmt.Sprintf("host-cpus[%d]", j), "%d: not a core number", c)
+			return g.errorf(fmt.Sprintf("host-cpus[%d]", j), "%d: not a core number", c)
 		}
 		if slices.Index(g.HostCPUs, c) != j {
-			return nil, g.errorf(fmt.Sprintf("host-cpus[%d]", j), "core %d listed twice", c)
+			return g.errorf(fmt.Sprintf("host-cpus[%d]", j), "core %d listed twice", c)
 		}
 	}
 	if g.RTPriority < 0 || g.RTPriority > maxRTPriority {
-		return nil, g.errorf("rt-priority", "%d: must be between 1 and %d (SCHED_FIFO), or 0 for none", g.RTPriority, maxRTPriority)
+		return g.errorf("rt-priority", "%d: must be between 1 and %d (SCHED_FIFO), or 0 for none", g.RTPriority, maxRTPriority)
 	}
 	if g.RTPriority > 0 && g.Role != RoleControl {
-		return nil, g.errorf("rt-priority", "only a guest with role: control may run its vCPUs at real-time priority (this one has role %q)", g.Role)
+		return g.errorf("rt-priority", "only a guest with role: control may run its vCPUs at real-time priority (this one has role %q)", g.Role)
 	}
 	if g.RTPriority > 0 && len(g.HostCPUs) == 0 {
-		return nil, g.errorf("rt-priority", "needs host-cpus: a SCHED_FIFO vCPU on a shared core starves the host")
+		return g.errorf("rt-priority", "needs host-cpus: a SCHED_FIFO vCPU on a shared core starves the host")
 	}
+	return nil
+}
+
+// decodeDisks reads disks:, each a path, a label or a partuuid.
+func (g *Guest) decodeDisks(y *guestYAML) error {
 	for j, d := range y.Disks {
 		f := fmt.Sprintf("disks[%d]", j)
 		n := 0
@@ -470,48 +508,66 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			}
 		}
 		if n != 1 {
-			return nil, g.errorf(f, "give exactly one of path, label or partuuid")
+			return g.errorf(f, "give exactly one of path, label or partuuid")
 		}
-		g.Disks = append(g.Disks, Disk{Path: m.rel(d.Path), Label: d.Label, PartUUID: d.PartUUID, ReadOnly: d.ReadOnly})
+		g.Disks = append(g.Disks, Disk{Path: g.manifest.rel(d.Path), Label: d.Label, PartUUID: d.PartUUID, ReadOnly: d.ReadOnly})
 	}
+	return nil
+}
+
+// decodeNets reads nets:.
+func (g *Guest) decodeNets(y *guestYAML) error {
 	for j, n := range y.Nets {
 		if n.TAP == "" {
-			return nil, g.errorf(fmt.Sprintf("nets[%d]", j), "missing tap: name the host TAP interface")
+			return g.errorf(fmt.Sprintf("nets[%d]", j), "missing tap: name the host TAP interface")
 		}
 		nt := hv.Net{TAP: n.TAP}
 		if n.MAC != "" {
 			mac, err := parseMAC(n.MAC)
 			if err != nil {
-				return nil, g.errorf(fmt.Sprintf("nets[%d].mac", j), "%v", err)
+				return g.errorf(fmt.Sprintf("nets[%d].mac", j), "%v", err)
 			}
 			nt.MAC = mac
 		}
 		g.Nets = append(g.Nets, nt)
 	}
-	if v := y.Vsock; v != nil {
-		if v.CID < minGuestCID || v.CID > maxGuestCID {
-			return nil, g.errorf("vsock.cid", "%d: guest CIDs are %d to %d (0-2 are reserved, 2 is the host)", v.CID, minGuestCID, uint32(maxGuestCID))
-		}
-		g.Vsock = &Vsock{CID: uint32(v.CID)}
-		g.rawAllow = v.Allow
-		for j, f := range v.Forward {
-			if err := g.checkSocketPort(fmt.Sprintf("vsock.forward[%d]", j), f.Socket, f.Port, "the host UNIX socket's path"); err != nil {
-				return nil, err
-			}
-			g.Vsock.Forward = append(g.Vsock.Forward, Forward{Socket: m.rel(f.Socket), Port: uint32(f.Port)})
-		}
-		for j, h := range v.Host {
-			fld := fmt.Sprintf("vsock.host[%d]", j)
-			if err := g.checkSocketPort(fld, h.Socket, h.Port, "the path of the host UNIX socket that serves the port"); err != nil {
-				return nil, err
-			}
-			if g.Vsock.HostService(uint32(h.Port)) != nil {
-				return nil, g.errorf(fld+".port", "%d: listed twice", h.Port)
-			}
-			g.Vsock.Host = append(g.Vsock.Host, HostService{Port: uint32(h.Port), Socket: m.rel(h.Socket)})
-		}
-		// Allow entries may name guests, so they are resolved in validate.
+	return nil
+}
+
+// decodeVsock reads vsock: but its allow-list, which may name guests and
+// so is resolved in validate.
+func (g *Guest) decodeVsock(y *guestYAML) error {
+	v := y.Vsock
+	if v == nil {
+		return nil
 	}
+	m := g.manifest
+	if v.CID < minGuestCID || v.CID > maxGuestCID {
+		return g.errorf("vsock.cid", "%d: guest CIDs are %d to %d (0-2 are reserved, 2 is the host)", v.CID, minGuestCID, uint32(maxGuestCID))
+	}
+	g.Vsock = &Vsock{CID: uint32(v.CID)}
+	g.rawAllow = v.Allow
+	for j, f := range v.Forward {
+		if err := g.checkSocketPort(fmt.Sprintf("vsock.forward[%d]", j), f.Socket, f.Port, "the host UNIX socket's path"); err != nil {
+			return err
+		}
+		g.Vsock.Forward = append(g.Vsock.Forward, Forward{Socket: m.rel(f.Socket), Port: uint32(f.Port)})
+	}
+	for j, h := range v.Host {
+		fld := fmt.Sprintf("vsock.host[%d]", j)
+		if err := g.checkSocketPort(fld, h.Socket, h.Port, "the path of the host UNIX socket that serves the port"); err != nil {
+			return err
+		}
+		if g.Vsock.HostService(uint32(h.Port)) != nil {
+			return g.errorf(fld+".port", "%d: listed twice", h.Port)
+		}
+		g.Vsock.Host = append(g.Vsock.Host, HostService{Port: uint32(h.Port), Socket: m.rel(h.Socket)})
+	}
+	return nil
+}
+
+// decodeRestart reads restart:, defaulting the policy and its timings.
+func (g *Guest) decodeRestart(y *guestYAML) error {
 	g.Restart = Restart{Policy: RestartNever, Backoff: defaultBackoff}
 	if r := y.Restart; r != nil {
 		if r.Policy != "" {
@@ -520,10 +576,10 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		switch g.Restart.Policy {
 		case RestartNever, RestartOnFailure, RestartAlways:
 		default:
-			return nil, g.errorf("restart.policy", "%q: want never, on-failure or always", r.Policy)
+			return g.errorf("restart.policy", "%q: want never, on-failure or always", r.Policy)
 		}
 		if r.Limit < 0 {
-			return nil, g.errorf("restart.limit", "%d: want 0 (no limit) or more", r.Limit)
+			return g.errorf("restart.limit", "%d: want 0 (no limit) or more", r.Limit)
 		}
 		g.Restart.Limit = r.Limit
 		for _, d := range []struct {
@@ -533,8 +589,9 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 			if d.s == "" {
 				continue
 			}
+			var err error
 			if *d.dst, err = parseDuration(d.s); err != nil {
-				return nil, g.errorf(d.field, "%v", err)
+				return g.errorf(d.field, "%v", err)
 			}
 		}
 	}
@@ -544,48 +601,63 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	if g.Restart.StableAfter == 0 {
 		g.Restart.StableAfter = time.Minute
 	}
-	if w := y.Watchdog; w != nil {
-		if w.Timeout == "" {
-			return nil, g.errorf("watchdog.timeout", "missing: how long the guest may go without pinging its watchdog, e.g. 10s")
+	return nil
+}
+
+// decodeWatchdog reads watchdog:.
+func (g *Guest) decodeWatchdog(y *guestYAML) error {
+	w := y.Watchdog
+	if w == nil {
+		return nil
+	}
+	if w.Timeout == "" {
+		return g.errorf("watchdog.timeout", "missing: how long the guest may go without pinging its watchdog, e.g. 10s")
+	}
+	var err error
+	if g.Watchdog.Timeout, err = parseDuration(w.Timeout); err != nil || g.Watchdog.Timeout == 0 {
+		if err == nil {
+			err = errors.New("must be more than 0")
 		}
-		if g.Watchdog.Timeout, err = parseDuration(w.Timeout); err != nil || g.Watchdog.Timeout == 0 {
+		return g.errorf("watchdog.timeout", "%v", err)
+	}
+	if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
+		return g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
+	}
+	if w.Grace != "" {
+		if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
 			if err == nil {
-				err = errors.New("must be more than 0")
+				err = fmt.Errorf("at most %v", hv.MaxWatchdogTimeout)
 			}
-			return nil, g.errorf("watchdog.timeout", "%v", err)
-		}
-		if t := g.Watchdog.Timeout; t%time.Second != 0 || t > hv.MaxWatchdogTimeout {
-			return nil, g.errorf("watchdog.timeout", "%v: want whole seconds up to %v, as the guest's watchdog driver counts", t, hv.MaxWatchdogTimeout)
-		}
-		if w.Grace != "" {
-			if g.Watchdog.Grace, err = parseDuration(w.Grace); err != nil || g.Watchdog.Grace > hv.MaxWatchdogTimeout {
-				if err == nil {
-					err = fmt.Errorf("at most %v", hv.MaxWatchdogTimeout)
-				}
-				return nil, g.errorf("watchdog.grace", "%v", err)
-			}
+			return g.errorf("watchdog.grace", "%v", err)
 		}
 	}
+	return nil
+}
+
+// decodePassthrough reads passthrough:, the host devices handed to the
+// guest.
+func (g *Guest) decodePassthrough(y *guestYAML) error {
 	for j, p := range y.Passthrough {
 		f := fmt.Sprintf("passthrough[%d]", j)
 		if p.Node == "" {
-			return nil, g.errorf(f, "missing node: give the host device tree path, e.g. /pl031@9010000")
+			return g.errorf(f, "missing node: give the host device tree path, e.g. /pl031@9010000")
 		}
 		d := HostDevice{Node: p.Node}
 		if err := d.Validate(); err != nil {
-			return nil, g.errorf(f+".node", "%v", err)
+			return g.errorf(f+".node", "%v", err)
 		}
+		var err error
 		if d.NoInterrupts, err = ParseInterrupts(p.Interrupts); err != nil {
-			return nil, g.errorf(f+".interrupts", "%v", err)
+			return g.errorf(f+".interrupts", "%v", err)
 		}
 		for _, e := range g.Passthrough {
 			if e.Node == d.Node {
-				return nil, g.errorf(f+".node", "%s is listed twice", d.Node)
+				return g.errorf(f+".node", "%s is listed twice", d.Node)
 			}
 		}
 		g.Passthrough = append(g.Passthrough, d)
 	}
-	return g, nil
+	return nil
 }
 
 func validName(s string) bool {
