@@ -28,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/images/fat"
 	"github.com/tandem-hv/tandem/platforms"
 )
@@ -251,108 +252,177 @@ type plan struct {
 	dtbFixes  []string
 }
 
+// planImage checks the inputs and lays the image out, in this order:
+// the input files, the blobs, the boot partition's files, the data
+// partition's files, the identifiers and the info file, the partitions.
 func planImage(cfg Config) (*plan, error) {
-	b := cfg.Board
 	p := &plan{cfg: cfg}
-	need := func(what, file, fix string) error {
-		if file == "" {
-			return fmt.Errorf("%w: no %s given (%s)", ErrMissing, what, fix)
-		}
-		st, err := os.Stat(file)
-		if err != nil {
-			return fmt.Errorf("%w: %s %s: %v (%s)", ErrMissing, what, file, unwrap(err), fix)
-		}
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s %s: not a regular file", what, file)
-		}
-		return nil
-	}
-	if err := need("host kernel", cfg.HostKernel, "pass --host-kernel, or run `make testdata` for Debian's"); err != nil {
+	if err := checkInputs(cfg); err != nil {
 		return nil, err
 	}
-	if err := need("host initramfs", cfg.HostInitrd, "build it with images/hostinit"); err != nil {
+	if err := p.placeBlobs(); err != nil {
 		return nil, err
 	}
-	if err := need("manifest", cfg.Manifest, "pass --manifest system.yaml"); err != nil {
+	cmdline := HostCmdline(cfg.Board, cfg.Cmdline)
+	files, err := p.bootPartitionFiles(cmdline)
+	if err != nil {
 		return nil, err
 	}
-	// Blobs: every one present (unless optional) and within its slot,
-	// before a byte is written.
+	if p.dataFiles, err = dataPartitionFiles(cfg); err != nil {
+		return nil, err
+	}
+	info, err := p.makeInfo(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	p.bootFiles = append(files, info)
+	if err := p.layOut(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// needFile checks that file, the input what, was given and is a regular
+// file; fix says how to provide it.
+func needFile(what, file, fix string) error {
+	if file == "" {
+		return fmt.Errorf("%w: no %s given (%s)", ErrMissing, what, fix)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %v (%s)", ErrMissing, what, file, fsx.UnwrapPathError(err), fix)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s %s: not a regular file", what, file)
+	}
+	return nil
+}
+
+// checkInputs checks the inputs every image has: the host kernel, the
+// host initramfs and the manifest.
+func checkInputs(cfg Config) error {
+	if err := needFile("host kernel", cfg.HostKernel, "pass --host-kernel, or run `make testdata` for Debian's"); err != nil {
+		return err
+	}
+	if err := needFile("host initramfs", cfg.HostInitrd, "build it with images/hostinit"); err != nil {
+		return err
+	}
+	return needFile("manifest", cfg.Manifest, "pass --manifest system.yaml")
+}
+
+// placeBlobs checks the board's blobs, every one present (unless
+// optional) and within its slot, before a byte is written, and records
+// them in p.blobs and p.blobSrc.
+func (p *plan) placeBlobs() error {
+	b, cfg := p.cfg.Board, p.cfg
 	for _, bl := range b.Image.Blobs {
 		src := cfg.Blobs[bl.File]
 		if src == "" {
 			if bl.Optional {
 				continue
 			}
-			return nil, fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(bl))
+			return fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(bl))
 		}
 		st, err := os.Stat(src)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, unwrap(err), blobFix(bl))
+			return fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(bl))
 		}
 		if uint64(st.Size()) > bl.MaxLen {
-			return nil, fmt.Errorf("%w: %s blob %s is %d bytes, its slot at offset %#x on %s holds %d (%d too many): use the %s built for this board",
+			return fmt.Errorf("%w: %s blob %s is %d bytes, its slot at offset %#x on %s holds %d (%d too many): use the %s built for this board",
 				ErrBlobTooLarge, bl.Name, src, st.Size(), bl.Offset, b.Name, bl.MaxLen, uint64(st.Size())-bl.MaxLen, bl.File)
 		}
 		p.blobs = append(p.blobs, PlacedBlob{Name: bl.Name, File: bl.File, Offset: bl.Offset, MaxLen: bl.MaxLen, Size: st.Size()})
 		p.blobSrc = append(p.blobSrc, src)
 	}
+	return nil
+}
+
+// bootPartitionFiles returns the boot partition's files but the info file: the
+// board's boot files, then the kernel, initramfs, device tree and boot
+// script, laid out for UEFI or for U-Boot. It sets p.script and
+// p.dtbFixes.
+func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
+	b, cfg := p.cfg.Board, p.cfg
 	dtb := ""
 	if b.Image.DTB != "" && !FirmwareDTB(b) {
-		if err := need("board device tree", cfg.DTB, "pass --dtb, or run `make testdata` to unpack Debian's DTBs into build/cache/boards"); err != nil {
+		if err := needFile("board device tree", cfg.DTB, "pass --dtb, or run `make testdata` to unpack Debian's DTBs into build/cache/boards"); err != nil {
 			return nil, err
 		}
 		dtb = path.Base(b.Image.DTB)
 	}
-	cmdline := HostCmdline(b, cfg.Cmdline)
 	var files []fat.File
 	for _, bf := range b.Image.BootFiles {
 		src := cfg.Blobs[bf.Name]
-		if err := need("boot file "+bf.Name, src, "copy it from the board vendor's BSP into a directory and pass --blobs DIR"); err != nil {
+		if err := needFile("boot file "+bf.Name, src, "copy it from the board vendor's BSP into a directory and pass --blobs DIR"); err != nil {
 			return nil, err
 		}
 		files = append(files, fat.File{Path: bf.Name, Source: src, First: true})
 	}
 	if UEFI(b) {
-		kernel := uefiDir + "/vmlinuz.efi"
-		files = append(files, fat.File{Path: kernel, Source: cfg.HostKernel}, fat.File{Path: uefiDir + "/" + InitrdName, Source: cfg.HostInitrd})
-		cmd := `\` + strings.ReplaceAll(kernel, "/", `\`) + ` initrd=\` + strings.ReplaceAll(uefiDir, "/", `\`) + `\` + InitrdName
-		if dtb != "" {
-			files = append(files, fat.File{Path: uefiDir + "/" + dtb, Source: cfg.DTB})
-			cmd += ` dtb=\` + strings.ReplaceAll(uefiDir, "/", `\`) + `\` + dtb
-		}
-		// The UEFI shell runs startup.nsh from the first file system it
-		// finds when no boot option takes over; the kernel's EFI stub
-		// takes initrd= and dtb= from its load options.
-		p.script = "@echo -off\r\necho \"Tandem: starting the host\"\r\n" + cmd + " " + cmdline + "\r\n"
-		files = append(files, fat.File{Path: uefiScript, Data: []byte(p.script)})
-	} else {
-		kernel := KernelARM64
-		if b.Arch == platforms.ARM {
-			kernel = KernelARM
-		}
-		files = append(files, fat.File{Path: kernel, Source: cfg.HostKernel}, fat.File{Path: InitrdName, Source: cfg.HostInitrd})
-		if dtb != "" {
-			data, fixes, err := boardDTB(b, cfg.DTB)
-			if err != nil {
-				return nil, err
-			}
-			p.dtbFixes = fixes
-			files = append(files, fat.File{Path: dtb, Data: data})
-		}
-		s, err := BootScript(b, cmdline, kernel, InitrdName, dtb)
+		return append(files, p.uefiFiles(cmdline, dtb)...), nil
+	}
+	more, err := p.ubootFiles(cmdline, dtb)
+	if err != nil {
+		return nil, err
+	}
+	return append(files, more...), nil
+}
+
+// uefiFiles are the files a UEFI board boots the host from: the kernel
+// (an EFI stub), the initramfs and the device tree under uefiDir, and
+// the UEFI shell's startup.nsh. dtb is the device tree's file name, ""
+// for none.
+func (p *plan) uefiFiles(cmdline, dtb string) []fat.File {
+	cfg := p.cfg
+	kernel := uefiDir + "/vmlinuz.efi"
+	files := []fat.File{{Path: kernel, Source: cfg.HostKernel}, {Path: uefiDir + "/" + InitrdName, Source: cfg.HostInitrd}}
+	cmd := `\` + strings.ReplaceAll(kernel, "/", `\`) + ` initrd=\` + strings.ReplaceAll(uefiDir, "/", `\`) + `\` + InitrdName
+	if dtb != "" {
+		files = append(files, fat.File{Path: uefiDir + "/" + dtb, Source: cfg.DTB})
+		cmd += ` dtb=\` + strings.ReplaceAll(uefiDir, "/", `\`) + `\` + dtb
+	}
+	// The UEFI shell runs startup.nsh from the first file system it
+	// finds when no boot option takes over; the kernel's EFI stub
+	// takes initrd= and dtb= from its load options.
+	p.script = "@echo -off\r\necho \"Tandem: starting the host\"\r\n" + cmd + " " + cmdline + "\r\n"
+	return append(files, fat.File{Path: uefiScript, Data: []byte(p.script)})
+}
+
+// ubootFiles are the files U-Boot boots the host from: the kernel, the
+// initramfs, the board's device tree as the builder fixes it, and the
+// boot script. dtb is the device tree's file name, "" for none.
+func (p *plan) ubootFiles(cmdline, dtb string) ([]fat.File, error) {
+	b, cfg := p.cfg.Board, p.cfg
+	kernel := KernelARM64
+	if b.Arch == platforms.ARM {
+		kernel = KernelARM
+	}
+	files := []fat.File{{Path: kernel, Source: cfg.HostKernel}, {Path: InitrdName, Source: cfg.HostInitrd}}
+	if dtb != "" {
+		data, fixes, err := boardDTB(b, cfg.DTB)
 		if err != nil {
 			return nil, err
 		}
-		p.script = s
-		files = append(files, fat.File{Path: b.Image.BootScript, Data: ScriptImage([]byte(s), b.Arch, "Tandem "+b.Name, uint32(cfg.Epoch))})
+		p.dtbFixes = fixes
+		files = append(files, fat.File{Path: dtb, Data: data})
 	}
-	// The data partition keeps the manifest's relative paths.
+	s, err := BootScript(b, cmdline, kernel, InitrdName, dtb)
+	if err != nil {
+		return nil, err
+	}
+	p.script = s
+	return append(files, fat.File{Path: b.Image.BootScript, Data: ScriptImage([]byte(s), b.Arch, "Tandem "+b.Name, uint32(cfg.Epoch))}), nil
+}
+
+// dataPartitionFiles returns the data partition's files: the manifest, as
+// ManifestIn, and the files it names, which keep their paths relative to
+// it and so must lie under its directory.
+func dataPartitionFiles(cfg Config) ([]DataFile, error) {
 	mdir, err := filepath.Abs(filepath.Dir(cfg.Manifest))
 	if err != nil {
 		return nil, err
 	}
-	p.dataFiles = []DataFile{{Path: ManifestIn, Source: cfg.Manifest}}
+	files := []DataFile{{Path: ManifestIn, Source: cfg.Manifest}}
 	for _, f := range cfg.ManifestFiles {
 		abs, err := filepath.Abs(f)
 		if err != nil {
@@ -362,15 +432,21 @@ func planImage(cfg Config) (*plan, error) {
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			return nil, fmt.Errorf("manifest %s names %s, outside its directory %s: the data partition keeps paths relative to the manifest, so move the file under %s and name it relatively", cfg.Manifest, f, mdir, mdir)
 		}
-		if err := need("file named by manifest "+cfg.Manifest+":", f, "fix the path in the manifest or create the file"); err != nil {
+		if err := needFile("file named by manifest "+cfg.Manifest+":", f, "fix the path in the manifest or create the file"); err != nil {
 			return nil, err
 		}
 		if rel == ManifestIn {
 			continue
 		}
-		p.dataFiles = append(p.dataFiles, DataFile{Path: rel, Source: f})
+		files = append(files, DataFile{Path: rel, Source: f})
 	}
-	// Identifiers and the info file.
+	return files, nil
+}
+
+// makeInfo derives the plan's seed for its identifiers, hashes the blobs
+// and returns the info file, having set p.seed and p.info.
+func (p *plan) makeInfo(cmdline string) (fat.File, error) {
+	b, cfg := p.cfg.Board, p.cfg
 	h := sha256.New()
 	fmt.Fprintf(h, "tandem image\x00%s\x00%d\x00%s\x00", b.Name, cfg.Epoch, cmdline)
 	if m, err := os.ReadFile(cfg.Manifest); err == nil {
@@ -382,40 +458,25 @@ func planImage(cfg Config) (*plan, error) {
 	for i := range p.blobs {
 		sum, err := hashFile(p.blobSrc[i], int64(p.blobs[i].MaxLen))
 		if err != nil {
-			return nil, err
+			return fat.File{}, err
 		}
 		p.blobs[i].SHA256 = sum
 	}
 	p.info.Blobs = p.blobs
 	infoJSON, _ := json.MarshalIndent(p.info, "", "  ")
-	files = append(files, fat.File{Path: InfoName, Data: append(infoJSON, '\n')})
-	p.bootFiles = files
+	return fat.File{Path: InfoName, Data: append(infoJSON, '\n')}, nil
+}
 
-	// Sizes.
-	var bootNeed int64
-	for _, f := range files {
-		n := int64(len(f.Data))
-		if f.Source != "" {
-			st, _ := os.Stat(f.Source)
-			n = st.Size()
-		}
-		bootNeed += roundUp(n, 32<<10)
-	}
-	bootSize := roundUp(bootNeed+bootNeed/8+4*mib, mib)
-	if bootSize < 16*mib {
-		bootSize = 16 * mib
-	}
-	var dataNeed int64
-	for _, f := range p.dataFiles {
-		st, err := os.Stat(f.Source)
-		if err != nil {
-			return nil, err
-		}
-		dataNeed += roundUp(st.Size(), 4096) + 4096
-	}
-	dataSize := roundUp(dataNeed+dataNeed/8+40*mib, mib)
-	if cfg.DataSize > dataSize {
-		dataSize = roundUp(cfg.DataSize, mib)
+// layOut sizes the partitions for p.bootFiles and p.dataFiles and places
+// them after the board's first-partition offset, with the types and
+// GUIDs of the board's partition table; it sets p.boot, p.data and
+// p.size.
+func (p *plan) layOut() error {
+	b, cfg := p.cfg.Board, p.cfg
+	bootSize := bootPartitionSize(p.bootFiles)
+	dataSize, err := dataPartitionSize(p.dataFiles, cfg.DataSize)
+	if err != nil {
+		return err
 	}
 	start := roundUp(int64(b.Image.FirstPartition), mib)
 	p.boot = Partition{Name: "boot", Start: start, Size: bootSize, Bootable: true}
@@ -434,7 +495,47 @@ func planImage(cfg Config) (*plan, error) {
 			p.boot.Type = fmt.Sprintf("%02x", mbrTypeESP)
 		}
 	}
-	return p, nil
+	return nil
+}
+
+// bootPartitionSize is the boot partition's size for files: what they
+// take in 32 KiB clusters, an eighth more and 4 MiB for the file system,
+// in whole MiB and at least 16 MiB.
+func bootPartitionSize(files []fat.File) int64 {
+	var need int64
+	for _, f := range files {
+		n := int64(len(f.Data))
+		if f.Source != "" {
+			st, _ := os.Stat(f.Source)
+			n = st.Size()
+		}
+		need += roundUp(n, 32<<10)
+	}
+	size := roundUp(need+need/8+4*mib, mib)
+	if size < 16*mib {
+		size = 16 * mib
+	}
+	return size
+}
+
+// dataPartitionSize is the data partition's size for files: what they
+// take in 4 KiB blocks with an inode block each, an eighth more and
+// 40 MiB for the file system, in whole MiB; atLeast, rounded up to a
+// MiB, where that is larger.
+func dataPartitionSize(files []DataFile, atLeast int64) (int64, error) {
+	var need int64
+	for _, f := range files {
+		st, err := os.Stat(f.Source)
+		if err != nil {
+			return 0, err
+		}
+		need += roundUp(st.Size(), 4096) + 4096
+	}
+	size := roundUp(need+need/8+40*mib, mib)
+	if atLeast > size {
+		size = roundUp(atLeast, mib)
+	}
+	return size, nil
 }
 
 func blobFix(bl platforms.Blob) string {
@@ -442,14 +543,6 @@ func blobFix(bl platforms.Blob) string {
 		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bl.Package, bl.File)
 	}
 	return fmt.Sprintf("Debian does not ship it: copy %s from the board vendor's BSP into a directory and pass --blobs DIR", bl.File)
-}
-
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

@@ -9,8 +9,6 @@ import (
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
-	"github.com/tandem-hv/tandem/hv/devices/pl011"
-	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -56,26 +54,7 @@ func (g *arm32Guest) setupVM(vm *VM) error {
 	return nil
 }
 
-func (g *arm32Guest) addPlatformDevices(vm *VM) error {
-	irq, err := vm.newInterrupt(armvirt.UARTSPI)
-	if err != nil {
-		return err
-	}
-	uart := pl011.New(vm.cfg.Console.Out, irq)
-	if err := vm.mmio.Insert(uart, armvirt.UARTBase, armvirt.UARTSize); err != nil {
-		return fmt.Errorf("PL011: %w", err)
-	}
-	vm.startConsoleInput(uart.Input)
-	if irq, err = vm.newInterrupt(armvirt.RTCSPI); err != nil {
-		return err
-	}
-	rtc := pl031.New(irq, nil)
-	vm.closers = append(vm.closers, rtc)
-	if err := vm.mmio.Insert(rtc, armvirt.RTCBase, armvirt.RTCSize); err != nil {
-		return fmt.Errorf("PL031: %w", err)
-	}
-	return vm.addSP805()
-}
+func (g *arm32Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
 func (g *arm32Guest) checkKernel(path string) error { return arm32.CheckKernel(path) }
 

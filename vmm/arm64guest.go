@@ -8,8 +8,6 @@ import (
 	"github.com/tandem-hv/tandem/arch/arm64"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
-	"github.com/tandem-hv/tandem/hv/devices/pl011"
-	"github.com/tandem-hv/tandem/hv/devices/pl031"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -46,26 +44,7 @@ func (g *arm64Guest) setupVM(vm *VM) error {
 	return nil
 }
 
-func (g *arm64Guest) addPlatformDevices(vm *VM) error {
-	irq, err := vm.newInterrupt(arm64.UARTSPI)
-	if err != nil {
-		return err
-	}
-	uart := pl011.New(vm.cfg.Console.Out, irq)
-	if err := vm.mmio.Insert(uart, arm64.UARTBase, arm64.UARTSize); err != nil {
-		return fmt.Errorf("PL011: %w", err)
-	}
-	vm.startConsoleInput(uart.Input)
-	if irq, err = vm.newInterrupt(arm64.RTCSPI); err != nil {
-		return err
-	}
-	rtc := pl031.New(irq, nil)
-	vm.closers = append(vm.closers, rtc)
-	if err := vm.mmio.Insert(rtc, arm64.RTCBase, arm64.RTCSize); err != nil {
-		return fmt.Errorf("PL031: %w", err)
-	}
-	return vm.addSP805()
-}
+func (g *arm64Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
 func (g *arm64Guest) checkKernel(path string) error { return arm64.CheckKernel(path) }
 

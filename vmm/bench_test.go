@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/internal/tinyguest"
@@ -43,7 +44,7 @@ func BenchmarkExitRoundTrip(b *testing.B) {
 			if err := mmio.Insert(dev, 0x20000, 0x1000); err != nil {
 				b.Fatal(err)
 			}
-			warn := newRateLimited(nil, 0)
+			warn := devices.NewRateLimited(nil, 0)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				reason, err := g.CPU.Run()

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tandem-hv/tandem/dtb"
+	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/hv/devices/virtio"
 )
 
@@ -117,7 +118,7 @@ func (c *Config) Validate() error {
 		}
 		st, err := os.Stat(f.path)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", f.field, f.path, unwrapPathError(err))
+			return fmt.Errorf("%s %s: %w", f.field, f.path, fsx.UnwrapPathError(err))
 		}
 		if !st.Mode().IsRegular() {
 			return fmt.Errorf("%s %s: not a regular file", f.field, f.path)
@@ -141,7 +142,7 @@ func (c *Config) Validate() error {
 	for i, d := range c.Disks {
 		st, err := os.Stat(d.Path)
 		if err != nil {
-			return fmt.Errorf("disk %d %s: %w", i, d.Path, unwrapPathError(err))
+			return fmt.Errorf("disk %d %s: %w", i, d.Path, fsx.UnwrapPathError(err))
 		}
 		if st.IsDir() {
 			return fmt.Errorf("disk %d %s: is a directory, want an image file or block device", i, d.Path)
@@ -169,15 +170,6 @@ func (c *Config) Validate() error {
 		return c.Watchdog.validate()
 	}
 	return nil
-}
-
-// unwrapPathError drops the path from an *os.PathError: our messages name
-// the path themselves.
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // HostMemory returns the host's total RAM from /proc/meminfo.

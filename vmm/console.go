@@ -17,7 +17,7 @@ func (vm *VM) startConsoleInput(deliver func([]byte)) {
 			}
 			if err != nil {
 				if err != io.EOF {
-					vm.warn.printf("console input: %v", err)
+					vm.warn.Printf("console input: %v", err)
 				}
 				return
 			}

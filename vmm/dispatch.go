@@ -2,11 +2,9 @@ package vmm
 
 import (
 	"fmt"
-	"io"
-	"sync"
-	"time"
 
 	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
 
@@ -33,7 +31,7 @@ var keepGoing = outcome{}
 // it exits without KVM. Port reads that no device claims return all ones
 // (an undriven ISA bus floats high, and probes such as the PCI
 // configuration mechanism rely on it); MMIO reads of nothing return zeros.
-func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimited) (outcome, error) {
+func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *devices.RateLimited) (outcome, error) {
 	switch reason {
 	case kvm.ExitIO:
 		e, err := src.IO()
@@ -58,10 +56,10 @@ func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimit
 		e := src.MMIO()
 		if e.IsWrite {
 			if !mmio.Write(e.Addr, e.Data) {
-				warn.printf("MMIO write %#x (%d bytes) to nothing", e.Addr, len(e.Data))
+				warn.Printf("MMIO write %#x (%d bytes) to nothing", e.Addr, len(e.Data))
 			}
 		} else if !mmio.Read(e.Addr, e.Data) {
-			warn.printf("MMIO read %#x (%d bytes) from nothing", e.Addr, len(e.Data))
+			warn.Printf("MMIO read %#x (%d bytes) from nothing", e.Addr, len(e.Data))
 		}
 		return keepGoing, nil
 	case kvm.ExitIntr, kvm.ExitIRQWindowOpen:
@@ -100,40 +98,4 @@ func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *rateLimit
 		return outcome{true, ExitCrash, fmt.Sprintf("VM entry failed: hardware reason %#x", src.FailEntry())}, nil
 	}
 	return outcome{true, ExitCrash, fmt.Sprintf("unhandled KVM exit %d", reason)}, nil
-}
-
-// rateLimited writes at most n warnings a second, so a guest hammering a
-// hole cannot flood the log.
-type rateLimited struct {
-	w io.Writer
-	n int
-
-	// mu protects window and count.
-	mu     sync.Mutex
-	window time.Time
-	count  int
-}
-
-func newRateLimited(w io.Writer, perSecond int) *rateLimited {
-	return &rateLimited{w: w, n: perSecond}
-}
-
-func (r *rateLimited) printf(format string, args ...any) {
-	if r == nil || r.w == nil {
-		return
-	}
-	r.mu.Lock()
-	now := time.Now()
-	if now.Sub(r.window) >= time.Second {
-		if dropped := r.count - r.n; dropped > 0 {
-			fmt.Fprintf(r.w, "tandem: warning: %d more warnings dropped\n", dropped)
-		}
-		r.window, r.count = now, 0
-	}
-	r.count++
-	ok := r.count <= r.n
-	r.mu.Unlock()
-	if ok {
-		fmt.Fprintf(r.w, "tandem: warning: "+format+"\n", args...)
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/bus"
+	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
 
@@ -90,7 +91,7 @@ func TestDispatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			var log bytes.Buffer
-			out, err := dispatch(tt.reason, &tt.exit, &pio, &mmio, newRateLimited(&log, 10))
+			out, err := dispatch(tt.reason, &tt.exit, &pio, &mmio, devices.NewRateLimited(&log, 10))
 			if err != nil {
 				t.Fatalf("dispatch() error = %v", err)
 			}
@@ -113,17 +114,6 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("warnings = %q, want %q", log.String(), tt.wantWarn)
 			}
 		})
-	}
-}
-
-func TestWarningsAreRateLimited(t *testing.T) {
-	var log bytes.Buffer
-	w := newRateLimited(&log, 3)
-	for i := 0; i < 100; i++ {
-		w.printf("hole %d", i)
-	}
-	if n := strings.Count(log.String(), "\n"); n != 3 {
-		t.Errorf("%d warnings written, want 3:\n%s", n, log.String())
 	}
 }
 

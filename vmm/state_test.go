@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/internal/kvmtest"
 	"github.com/tandem-hv/tandem/internal/tinyguest"
@@ -53,7 +54,7 @@ func TestDumpState(t *testing.T) {
 			}
 			defer g.Close()
 			vm := &VM{cfg: Config{Name: "tiny", CPUs: 1}, arch: &x86Guest{}, vcpus: []*kvm.VCPU{g.CPU},
-				warn: newRateLimited(nil, 0), tids: make([]atomic.Int32, 1), dumpTo: make([]atomic.Pointer[io.Writer], 1)}
+				warn: devices.NewRateLimited(nil, 0), tids: make([]atomic.Int32, 1), dumpTo: make([]atomic.Pointer[io.Writer], 1)}
 			ran := make(chan error, 1)
 			go func() { ran <- vm.Run(context.Background()) }()
 			out := make(lines, 4)

@@ -109,7 +109,7 @@ type VM struct {
 	irqs     []*os.File          // eventfds behind irqfds
 	gsis     []uint32            // the GSI of each of irqs
 	closers  []io.Closer
-	warn     *rateLimited
+	warn     *devices.RateLimited
 	stopOnce sync.Once
 	outcome  atomic.Int32 // Exit, once stopping
 	reason   atomic.Value // string
@@ -130,7 +130,7 @@ func Build(cfg Config) (*VM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	vm := &VM{cfg: cfg, warn: newRateLimited(os.Stderr, 10)}
+	vm := &VM{cfg: cfg, warn: devices.NewRateLimited(os.Stderr, 10)}
 	steps := []struct {
 		name string
 		fn   func() error

@@ -46,7 +46,7 @@ func (vm *VM) watchdogExpired() {
 	if w.Boot > 0 {
 		why = fmt.Sprintf("watchdog expired: no ping in time (the guest's timeout, %v by default, or the %v boot grace if its driver never took the watchdog over)", w.Timeout, w.Boot)
 	}
-	vm.warn.printf("%s: %s: ending the guest", vm.name(), why)
+	vm.warn.Printf("%s: %s: ending the guest", vm.name(), why)
 	vm.stop(ExitWatchdog, why)
 }
 

@@ -1,6 +1,8 @@
 // Package devices holds what every device model shares: the interrupt
-// line a device raises, and where a device sits in the guest's address
-// space so the architecture code can describe it (device tree or ACPI).
+// line a device raises, where a device sits in the guest's address space
+// so the architecture code can describe it (device tree or ACPI),
+// rate-limited warnings about what a guest does wrong, and the bounded
+// input buffer of the UARTs.
 //
 // The models themselves live in subpackages (serial, virtio, ...). They
 // see guest memory only through hv/mem and register accesses only as

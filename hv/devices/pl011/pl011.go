@@ -91,11 +91,6 @@ const (
 // 0xb105f00d. Linux's AMBA bus matches the driver on 0x00041011.
 var id = [8]uint8{0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1}
 
-// maxInput bounds what is buffered for a guest that does not read: input
-// beyond it is dropped rather than growing without limit. A real PL011
-// holds 32 characters; more is kinder to pasted input.
-const maxInput = 64 << 10
-
 // UART is one PL011. It implements bus.Device for the MMIO bus.
 type UART struct {
 	out io.Writer
@@ -115,7 +110,7 @@ type UART struct {
 	txRIS bool
 	// lastMIS is UARTMIS as of the last update, to find rising bits.
 	lastMIS uint32
-	in      []byte
+	in      devices.InputBuffer
 }
 
 // New returns a UART writing guest output to out and raising irq.
@@ -127,11 +122,7 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
 	u.mu.Lock()
-	room := maxInput - len(u.in)
-	if room < len(p) {
-		p = p[:max(room, 0)]
-	}
-	u.in = append(u.in, p...)
+	u.in.Push(p)
 	raise := u.update()
 	u.mu.Unlock()
 	u.trigger(raise)
@@ -142,7 +133,7 @@ func (u *UART) Input(p []byte) {
 // both and treats them alike. Caller holds mu.
 func (u *UART) ris() uint32 {
 	var r uint32
-	if len(u.in) > 0 {
+	if u.in.Len() > 0 {
 		r |= intRX | intRT
 	}
 	if u.txRIS {
@@ -178,17 +169,16 @@ func (u *UART) Read(off uint64, data []byte) {
 	raise := false
 	switch {
 	case off == regDR:
-		if len(u.in) > 0 {
-			v = uint32(u.in[0])
-			u.in = u.in[1:]
+		if c, ok := u.in.Pop(); ok {
+			v = uint32(c)
 			raise = u.update()
 		}
 	case off == regFR:
 		v = frTXFE
 		switch {
-		case len(u.in) == 0:
+		case u.in.Len() == 0:
 			v |= frRXFE
-		case len(u.in) >= maxInput:
+		case u.in.Full():
 			v |= frRXFF
 		}
 	case off == regILPR:

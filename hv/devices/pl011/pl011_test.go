@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tandem-hv/tandem/hv/devices"
 )
 
 type countIRQ struct{ n atomic.Int32 }
@@ -124,13 +126,13 @@ func TestInputWhileHandling(t *testing.T) {
 
 func TestInputBounded(t *testing.T) {
 	u := New(nil, nil)
-	u.Input(make([]byte, maxInput+100))
+	u.Input(make([]byte, devices.MaxInput+100))
 	b := make([]byte, 4)
 	u.Read(regFR, b)
 	if b[0]&frRXFF == 0 {
-		t.Errorf("FR = %#x after %d bytes of input, want RXFF", b[0], maxInput+100)
+		t.Errorf("FR = %#x after %d bytes of input, want RXFF", b[0], devices.MaxInput+100)
 	}
-	if len(u.in) != maxInput {
-		t.Errorf("buffered %d bytes, want %d", len(u.in), maxInput)
+	if u.in.Len() != devices.MaxInput {
+		t.Errorf("buffered %d bytes, want %d", u.in.Len(), devices.MaxInput)
 	}
 }

@@ -58,10 +58,6 @@ const (
 	msrDCD = 0x80
 )
 
-// maxInput bounds what is buffered for a guest that does not read: input
-// beyond it is dropped rather than growing without limit.
-const maxInput = 64 << 10
-
 // UART is one 16550A. It implements bus.Device for the port-I/O bus.
 type UART struct {
 	out io.Writer
@@ -78,7 +74,7 @@ type UART struct {
 	// threPending is set when a THR-empty interrupt is owed and not yet
 	// read from IIR (reading IIR clears it, per the data sheet).
 	threPending bool
-	in          []byte
+	in          devices.InputBuffer
 }
 
 // New returns a UART writing guest output to out and raising irq.
@@ -90,12 +86,8 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
 	u.mu.Lock()
-	room := maxInput - len(u.in)
-	if room < len(p) {
-		p = p[:max(room, 0)]
-	}
-	u.in = append(u.in, p...)
-	raise := len(p) > 0 && u.ier&ierRDI != 0
+	kept := u.in.Push(p)
+	raise := kept > 0 && u.ier&ierRDI != 0
 	u.mu.Unlock()
 	if raise {
 		u.trigger()
@@ -115,7 +107,7 @@ func (u *UART) iir() uint8 {
 		fifo = iirFIFO
 	}
 	switch {
-	case u.ier&ierRDI != 0 && len(u.in) > 0:
+	case u.ier&ierRDI != 0 && u.in.Len() > 0:
 		return iirRDI | fifo
 	case u.ier&ierTHRI != 0 && u.threPending:
 		return iirTHRI | fifo
@@ -138,9 +130,8 @@ func (u *UART) Read(off uint64, data []byte) {
 			v = u.dll
 			break
 		}
-		if len(u.in) > 0 {
-			v = u.in[0]
-			u.in = u.in[1:]
+		if c, ok := u.in.Pop(); ok {
+			v = c
 		}
 	case regIER:
 		if u.lcr&lcrDLAB != 0 {
@@ -159,7 +150,7 @@ func (u *UART) Read(off uint64, data []byte) {
 		v = u.mcr
 	case regLSR:
 		v = lsrTHRE | lsrTEMT // output never backs up: it is written at once
-		if len(u.in) > 0 {
+		if u.in.Len() > 0 {
 			v |= lsrDR
 		}
 	case regMSR:
@@ -203,7 +194,7 @@ func (u *UART) Write(off uint64, data []byte) {
 			break
 		}
 		if u.mcr&mcrLoop != 0 {
-			u.in = append(u.in, v)
+			u.in.PushUnbounded(v)
 			raise = u.ier&ierRDI != 0
 		} else {
 			out = []byte{v}
@@ -224,13 +215,13 @@ func (u *UART) Write(off uint64, data []byte) {
 			u.threPending = true
 			raise = true
 		}
-		if u.ier&ierRDI != 0 && len(u.in) > 0 {
+		if u.ier&ierRDI != 0 && u.in.Len() > 0 {
 			raise = true
 		}
 	case regIIR: // FCR
 		u.fifo = v&fcrEnableFIFO != 0
 		if v&0x02 != 0 { // clear receive FIFO
-			u.in = nil
+			u.in.Reset()
 		}
 	case regLCR:
 		u.lcr = v

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tandem-hv/tandem/hv/devices"
 )
 
 type countIRQ struct{ n atomic.Int32 }
@@ -100,9 +102,9 @@ func TestUART(t *testing.T) {
 
 func TestInputBounded(t *testing.T) {
 	u := New(nil, nil)
-	u.Input(make([]byte, maxInput+100))
+	u.Input(make([]byte, devices.MaxInput+100))
 	u.Input([]byte("more"))
-	if len(u.in) != maxInput {
-		t.Errorf("buffered input = %d bytes, want the cap %d", len(u.in), maxInput)
+	if u.in.Len() != devices.MaxInput {
+		t.Errorf("buffered input = %d bytes, want the cap %d", u.in.Len(), devices.MaxInput)
 	}
 }

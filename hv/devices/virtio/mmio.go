@@ -80,7 +80,7 @@ type MMIO struct {
 	mem  *mem.Memory
 	irq  devices.Interrupt
 	max  []uint16 // the device's QueueMax, fixed
-	warn rateLimited
+	warn *devices.RateLimited
 
 	// mu protects everything below it up to the atomics. Register
 	// writes take it for writing; QueueNotify takes it for reading, so
@@ -114,14 +114,14 @@ func NewMMIO(dev Device, m *mem.Memory, irq devices.Interrupt) *MMIO {
 		irq:    irq,
 		max:    max,
 		queues: make([]queueRegs, len(max)),
-		warn:   rateLimited{n: 5, w: os.Stderr},
+		warn:   devices.NewRateLimited(os.Stderr, 5),
 	}
 	return t
 }
 
 // SetWarnings sends the transport's rate-limited warnings about guest
 // misbehaviour to w instead of standard error; nil discards them.
-func (t *MMIO) SetWarnings(w io.Writer) { t.warn.setOutput(w) }
+func (t *MMIO) SetWarnings(w io.Writer) { t.warn.SetOutput(w) }
 
 // SetPlacement records where the VMM put the device; Placement returns it.
 func (t *MMIO) SetPlacement(p devices.Placement) {
@@ -168,7 +168,7 @@ func (t *MMIO) Read(off uint64, data []byte) {
 	}
 	clear(data)
 	if len(data) != 4 || off%4 != 0 {
-		t.warn.printf("%s: %d-byte read at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
+		t.warn.Printf("%s: %d-byte read at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
 		return
 	}
 	binary.LittleEndian.PutUint32(data, t.readReg(off))
@@ -221,7 +221,7 @@ func (t *MMIO) readReg(off uint64) uint32 {
 		}
 		return s
 	}
-	t.warn.printf("%s: read of write-only or unknown register %#x", t.dev.Name(), off)
+	t.warn.Printf("%s: read of write-only or unknown register %#x", t.dev.Name(), off)
 	return 0
 }
 
@@ -243,7 +243,7 @@ func (t *MMIO) Write(off uint64, data []byte) {
 		return
 	}
 	if len(data) != 4 || off%4 != 0 {
-		t.warn.printf("%s: %d-byte write at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
+		t.warn.Printf("%s: %d-byte write at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
 		return
 	}
 	v := binary.LittleEndian.Uint32(data)
@@ -268,7 +268,7 @@ func (t *MMIO) Write(off uint64, data []byte) {
 	case regDriverFeatures:
 		// Features are fixed once FEATURES_OK is set (spec §3.1.1).
 		if t.status&StatusFeaturesOK != 0 {
-			t.warn.printf("%s: driver features written after FEATURES_OK ignored", t.dev.Name())
+			t.warn.Printf("%s: driver features written after FEATURES_OK ignored", t.dev.Name())
 			return
 		}
 		switch t.driverFeatSel {
@@ -289,7 +289,7 @@ func (t *MMIO) Write(off uint64, data []byte) {
 	case regSHMSel:
 		// No shared memory regions: any selection reads length ~0.
 	default:
-		t.warn.printf("%s: write to read-only or unknown register %#x ignored", t.dev.Name(), off)
+		t.warn.Printf("%s: write to read-only or unknown register %#x ignored", t.dev.Name(), off)
 	}
 }
 
@@ -300,12 +300,12 @@ func setHigh(x *uint64, v uint32) { *x = *x&0xffffffff | uint64(v)<<32 }
 func (t *MMIO) writeQueueReg(off uint64, v uint32) {
 	qr := t.selected()
 	if qr == nil {
-		t.warn.printf("%s: queue register %#x written for queue %d, which does not exist", t.dev.Name(), off, t.queueSel)
+		t.warn.Printf("%s: queue register %#x written for queue %d, which does not exist", t.dev.Name(), off, t.queueSel)
 		return
 	}
 	// The driver must not change a queue that is ready (spec §4.2.2.2).
 	if qr.ready {
-		t.warn.printf("%s: queue %d register %#x written while the queue is ready; ignored", t.dev.Name(), t.queueSel, off)
+		t.warn.Printf("%s: queue %d register %#x written while the queue is ready; ignored", t.dev.Name(), t.queueSel, off)
 		return
 	}
 	switch off {
@@ -334,13 +334,13 @@ func (t *MMIO) writeQueueReg(off uint64, v uint32) {
 func (t *MMIO) writeQueueReady(v uint32) {
 	qr := t.selected()
 	if qr == nil {
-		t.warn.printf("%s: QueueReady written for queue %d, which does not exist", t.dev.Name(), t.queueSel)
+		t.warn.Printf("%s: QueueReady written for queue %d, which does not exist", t.dev.Name(), t.queueSel)
 		return
 	}
 	if v == 0 {
 		// Linux clears QueueReady when deleting a queue, after reset.
 		if t.active {
-			t.warn.printf("%s: queue %d disabled while the device runs; ignored", t.dev.Name(), t.queueSel)
+			t.warn.Printf("%s: queue %d disabled while the device runs; ignored", t.dev.Name(), t.queueSel)
 			return
 		}
 		qr.ready, qr.q = false, nil
@@ -368,7 +368,7 @@ func (t *MMIO) writeStatus(v uint32) {
 	added := v &^ t.status
 	if added&StatusFeaturesOK != 0 {
 		if err := t.checkFeatures(); err != nil {
-			t.warn.printf("%s: %v", t.dev.Name(), err)
+			t.warn.Printf("%s: %v", t.dev.Name(), err)
 			// Leave FEATURES_OK clear: the driver reads it back and
 			// gives up (spec §3.1.1 step 6).
 			v &^= StatusFeaturesOK
@@ -405,7 +405,7 @@ func (t *MMIO) activateLocked() {
 		}
 	}
 	if err := t.dev.Activate(t.driverFeatures, qs); err != nil {
-		t.warn.printf("%s: activating: %v", t.dev.Name(), err)
+		t.warn.Printf("%s: activating: %v", t.dev.Name(), err)
 		t.setNeedsReset()
 		return
 	}
@@ -437,7 +437,7 @@ func (t *MMIO) notify(v uint32) {
 		return
 	}
 	if int(v) >= len(t.queues) || t.queues[v].q == nil {
-		t.warn.printf("%s: notify for queue %d, which is not set up", t.dev.Name(), v)
+		t.warn.Printf("%s: notify for queue %d, which is not set up", t.dev.Name(), v)
 		return
 	}
 	t.dev.Notify(int(v))
@@ -449,7 +449,7 @@ func (t *MMIO) usedBuffer() { t.raise(InterruptUsedBuffer) }
 // queueFailed puts the device into DEVICE_NEEDS_RESET and tells the driver
 // through a configuration-change interrupt (spec §2.1.2; queueOwner).
 func (t *MMIO) queueFailed(q int, err error) {
-	t.warn.printf("%s: %v; device needs reset", t.dev.Name(), err)
+	t.warn.Printf("%s: %v; device needs reset", t.dev.Name(), err)
 	t.setNeedsReset()
 }
 
@@ -464,6 +464,6 @@ func (t *MMIO) setNeedsReset() {
 func (t *MMIO) raise(bit uint32) {
 	t.interruptStatus.Or(bit)
 	if err := t.irq.Trigger(); err != nil {
-		t.warn.printf("%s: raising interrupt: %v", t.dev.Name(), err)
+		t.warn.Printf("%s: raising interrupt: %v", t.dev.Name(), err)
 	}
 }

@@ -199,8 +199,8 @@ func TestWarningsAreRateLimited(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		d.bus.Read(devBase+regMagicValue, make([]byte, 1))
 	}
-	if n := strings.Count(log.String(), "\n"); n == 0 || n > d.mmio.warn.n {
-		t.Errorf("%d warning lines for 100 bad accesses, want 1 to %d", n, d.mmio.warn.n)
+	if n := strings.Count(log.String(), "\n"); n == 0 || n > d.mmio.warn.PerSecond() {
+		t.Errorf("%d warning lines for 100 bad accesses, want 1 to %d", n, d.mmio.warn.PerSecond())
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"github.com/tandem-hv/tandem/hv/devices"
 )
 
 // virtio-net feature bits (spec §5.1.3).
@@ -38,7 +40,7 @@ type Net struct {
 	tap    *os.File
 	ifname string
 	config [netCfgLen]byte
-	warn   rateLimited
+	warn   *devices.RateLimited
 	done   chan struct{} // closed when the receive goroutine returns
 
 	// txMu serialises transmit processing and guards tx, txChain and
@@ -70,7 +72,7 @@ func NewNet(tap string, mac net.HardwareAddr) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Net{tap: f, ifname: tap, done: make(chan struct{}), warn: rateLimited{n: 5, w: os.Stderr}}
+	n := &Net{tap: f, ifname: tap, done: make(chan struct{}), warn: devices.NewRateLimited(os.Stderr, 5)}
 	copy(n.config[:], mac)
 	n.rxReady.L = &n.mu
 	go n.receive()
@@ -154,11 +156,11 @@ func (n *Net) transmit() {
 			break
 		}
 		if l := n.txChain.ReadableLen(); l < vnetHdrLen || l > vnetHdrLen+maxFrame {
-			n.warn.printf("virtio-net %s: dropped a %d-byte transmit chain: not a header and a frame", n.ifname, l)
+			n.warn.Printf("virtio-net %s: dropped a %d-byte transmit chain: not a header and a frame", n.ifname, l)
 		} else {
 			n.txIOV = append(n.txIOV[:0], n.txChain.Readable...)
 			if err := writev(n.tap, n.txIOV); err != nil {
-				n.warn.printf("virtio-net %s: sending a frame: %v", n.ifname, err)
+				n.warn.Printf("virtio-net %s: sending a frame: %v", n.ifname, err)
 			}
 			clear(n.txIOV) // drop references to guest memory
 		}
@@ -181,7 +183,7 @@ func (n *Net) receive() {
 			closed := n.closed
 			n.mu.Unlock()
 			if !closed {
-				n.warn.printf("virtio-net %s: receiving stopped: %v", n.ifname, err)
+				n.warn.Printf("virtio-net %s: receiving stopped: %v", n.ifname, err)
 			}
 			return
 		}
@@ -214,7 +216,7 @@ func (n *Net) deliver(frame []byte) bool {
 				} else {
 					// Without mergeable buffers a frame must fit one
 					// chain; a used length of 0 tells the driver.
-					n.warn.printf("virtio-net %s: dropped a %d-byte frame: receive chain holds %d", n.ifname, len(frame), n.rxChain.WritableLen())
+					n.warn.Printf("virtio-net %s: dropped a %d-byte frame: receive chain holds %d", n.ifname, len(frame), n.rxChain.WritableLen())
 				}
 				q.Push(n.rxChain.Head, uint32(written))
 				q.Signal()

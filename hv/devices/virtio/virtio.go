@@ -19,13 +19,6 @@
 // device.
 package virtio
 
-import (
-	"fmt"
-	"io"
-	"sync"
-	"time"
-)
-
 // Device IDs (spec §5).
 const (
 	IDNet     = 1
@@ -99,41 +92,4 @@ type Device interface {
 	// Close releases the backend (file, TAP, goroutines). The device is
 	// not used afterwards.
 	Close() error
-}
-
-// rateLimited writes at most n warnings a second, so a guest hammering a
-// device cannot flood the log.
-type rateLimited struct {
-	n int
-
-	// mu protects w, window and count.
-	mu     sync.Mutex
-	w      io.Writer
-	window time.Time
-	count  int
-}
-
-func (r *rateLimited) setOutput(w io.Writer) {
-	r.mu.Lock()
-	r.w = w
-	r.mu.Unlock()
-}
-
-func (r *rateLimited) printf(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.w == nil {
-		return
-	}
-	now := time.Now()
-	if now.Sub(r.window) >= time.Second {
-		if dropped := r.count - r.n; dropped > 0 {
-			fmt.Fprintf(r.w, "tandem: warning: %d more warnings dropped\n", dropped)
-		}
-		r.window, r.count = now, 0
-	}
-	r.count++
-	if r.count <= r.n {
-		fmt.Fprintf(r.w, "tandem: warning: "+format+"\n", args...)
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/tandem-hv/tandem/hv/devices"
 )
 
 // IDVsock is the socket device's ID (spec §5.10.1).
@@ -183,7 +185,7 @@ func (c *vsockConn) credit() uint32 {
 type Vsock struct {
 	cid  uint64
 	host VsockHost
-	warn *rateLimited
+	warn *devices.RateLimited
 
 	// txMu serialises transmit processing. Lock order: MMIO.mu before
 	// txMu before mu.
@@ -204,11 +206,11 @@ type Vsock struct {
 // NewVsock returns a vsock device for a guest with the given CID whose
 // connections go to host (nil: every connection is refused).
 func NewVsock(cid uint64, host VsockHost) *Vsock {
-	return &Vsock{cid: cid, host: host, conns: map[vsockKey]*vsockConn{}, warn: &rateLimited{n: 10}}
+	return &Vsock{cid: cid, host: host, conns: map[vsockKey]*vsockConn{}, warn: devices.NewRateLimited(nil, 10)}
 }
 
 // SetWarnings sends the device's rate-limited warnings to w.
-func (v *Vsock) SetWarnings(w io.Writer) { v.warn.setOutput(w) }
+func (v *Vsock) SetWarnings(w io.Writer) { v.warn.SetOutput(w) }
 
 func (v *Vsock) DeviceID() uint32 { return IDVsock }
 func (v *Vsock) Name() string     { return "virtio-vsock" }
@@ -300,7 +302,7 @@ func (v *Vsock) transmit() {
 		gather(v.hdrBuf[:], v.txChain.Readable, 0)
 		h, _ := DecodeVsockHeader(v.hdrBuf[:])
 		if int(h.Len) > n-VsockHeaderSize || h.Len > maxVsockPayload {
-			v.warn.printf("virtio-vsock: packet says %d payload bytes, carries %d: reset", h.Len, n-VsockHeaderSize)
+			v.warn.Printf("virtio-vsock: packet says %d payload bytes, carries %d: reset", h.Len, n-VsockHeaderSize)
 			v.replyRSTLocked(h)
 			v.resetConnLocked(v.conns[keyOf(h)])
 			q.Push(v.txChain.Head, 0)
@@ -337,7 +339,7 @@ func (v *Vsock) handleLocked(h VsockHeader, payload []byte) {
 	if h.SrcCID != v.cid {
 		// A guest cannot speak for another CID; an RST would go to the
 		// forged address, so the packet is only dropped.
-		v.warn.printf("virtio-vsock: packet from CID %d, the guest is %d: dropped", h.SrcCID, v.cid)
+		v.warn.Printf("virtio-vsock: packet from CID %d, the guest is %d: dropped", h.SrcCID, v.cid)
 		return
 	}
 	if h.Type != VsockTypeStream {
@@ -380,7 +382,7 @@ func (v *Vsock) handleLocked(h VsockHeader, payload []byte) {
 		if uint64(c.recv-c.fwdCnt)+uint64(len(payload)) > vsockBufAlloc {
 			// The guest sent past the credit it was given: a broken or
 			// hostile driver. Resetting is all that bounds the buffer.
-			v.warn.printf("virtio-vsock: port %d sent %d bytes past its credit: reset", h.SrcPort, uint64(c.recv-c.fwdCnt)+uint64(len(payload))-vsockBufAlloc)
+			v.warn.Printf("virtio-vsock: port %d sent %d bytes past its credit: reset", h.SrcPort, uint64(c.recv-c.fwdCnt)+uint64(len(payload))-vsockBufAlloc)
 			v.replyRSTLocked(h)
 			v.resetConnLocked(c)
 			return
