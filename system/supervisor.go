@@ -70,18 +70,17 @@ type guestProc struct {
 	g *Guest
 
 	// mu guards the fields below it.
-	mu        sync.Mutex
-	state     string
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	started   time.Time
-	restarts  int
-	lastExit  string
-	stopReq   bool          // tandem stop: do not restart
-	kick      chan struct{} // tandem restart / start: skip the back-off
-	ring      []byte        // recent console output
-	consoles  map[chan []byte]bool
-	everStart bool
+	mu       sync.Mutex
+	state    string
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	started  time.Time
+	restarts int
+	lastExit string
+	stopReq  bool          // tandem stop: do not restart
+	kick     chan struct{} // tandem restart / start: skip the back-off
+	ring     []byte        // recent console output
+	consoles map[chan []byte]bool
 
 	up     chan struct{} // closed once the VMM first started (for after:)
 	upOnce sync.Once
