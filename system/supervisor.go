@@ -70,18 +70,17 @@ type guestProc struct {
 	g *Guest
 
 	// mu guards the fields below it.
-	mu        sync.Mutex
-	state     string
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	started   time.Time
-	restarts  int
-	lastExit  string
-	stopReq   bool          // tandem stop: do not restart
-	kick      chan struct{} // tandem restart / start: skip the back-off
-	ring      []byte        // recent console output
-	consoles  map[chan []byte]bool
-	everStart bool
+	mu       sync.Mutex
+	state    string
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	started  time.Time
+	restarts int
+	lastExit string
+	stopReq  bool          // tandem stop: do not restart
+	kick     chan struct{} // tandem restart / start: skip the back-off
+	ring     []byte        // recent console output
+	consoles map[chan []byte]bool
 
 	up     chan struct{} // closed once the VMM first started (for after:)
 	upOnce sync.Once
@@ -340,7 +339,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	}()
 	waitDone := make(chan struct{})
 	go gp.watch(ctx, cmd, waitDone)
-	err = cmd.Wait()
+	waitErr := cmd.Wait()
 	close(waitDone)
 	// Console output can outlive the VMM in a grandchild holding the
 	// pipe; do not wait for it forever.
@@ -352,6 +351,18 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	gp.mu.Lock()
 	gp.cmd, gp.stdin = nil, nil
 	gp.mu.Unlock()
+	// A VMM that exited non-zero or died of a signal is an
+	// *exec.ExitError, told apart by the exit status below. Any other
+	// error with no ProcessState means the wait itself failed and how the
+	// VMM ended is unknown; with one, the VMM was reaped and the error
+	// came after (copying its I/O): it is logged and the status stands.
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		if cmd.ProcessState == nil {
+			return -1, fmt.Errorf("waiting for the VMM: %w", waitErr)
+		}
+		s.logf("%s: waiting for the VMM: %v", gp.g.Name, waitErr)
+	}
 	code := cmd.ProcessState.ExitCode()
 	if code < 0 {
 		return -1, fmt.Errorf("VMM killed (%v)", cmd.ProcessState)

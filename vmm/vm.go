@@ -58,8 +58,9 @@ func (e Exit) String() string {
 	return fmt.Sprintf("exit(%d)", int(e))
 }
 
-// ExitError is returned by Run when the guest ended in any way other than
-// powering off; the CLI turns it into the process's exit status.
+// ExitErr is the error Run returns, as an *ExitErr, when the guest ended
+// in any way other than powering off; the CLI turns it into the process's
+// exit status. (ExitError is one such Exit: the VMM failed.)
 type ExitErr struct {
 	Exit   Exit
 	Reason string

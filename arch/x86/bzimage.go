@@ -14,7 +14,7 @@ var (
 	ErrNotBzImage = errors.New("not a Linux bzImage")
 	// ErrProtocolTooOld: boot protocol older than 2.12, which cannot tell
 	// whether the kernel has a 64-bit entry point.
-	ErrProtocolTooOld = errors.New("Linux boot protocol too old")
+	ErrProtocolTooOld = errors.New("kernel boot protocol too old")
 	// ErrNot64Bit: the kernel lacks XLF_KERNEL_64 (a 32-bit kernel).
 	ErrNot64Bit = errors.New("kernel has no 64-bit entry point")
 	// ErrTruncated: the file is shorter than its header says.

@@ -59,10 +59,10 @@ func ARM64SysReg(op0, op1, crn, crm, op2 uint64) uint64 {
 // D17.2.101). KVM sets it at vCPU reset from the vCPU index.
 var RegMPIDR = ARM64SysReg(3, 0, 0, 0, 5)
 
-// RegPSCIVersion is KVM_REG_ARM_PSCI_VERSION, the firmware pseudo-register
-// holding the PSCI version KVM implements for the guest: major in bits
-// 31:16, minor in 15:0.
-var RegPSCIVersion = RegARM64 | RegSizeU64 | regARMFW | 0
+// RegPSCIVersion is KVM_REG_ARM_PSCI_VERSION (KVM_REG_ARM_FW_REG(0)), the
+// firmware pseudo-register holding the PSCI version KVM implements for the
+// guest: major in bits 31:16, minor in 15:0.
+var RegPSCIVersion = RegARM64 | RegSizeU64 | regARMFW
 
 // vCPU feature bits of struct kvm_vcpu_init.features[0].
 const (

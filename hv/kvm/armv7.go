@@ -66,8 +66,9 @@ var (
 	// RegARMv7MPIDR is MPIDR (p15, 0, c0, c0, 5).
 	RegARMv7MPIDR = ARMv7CP15Reg(0, 0, 0, 5)
 	// RegARMv7PSCIVersion is KVM_REG_ARM_PSCI_VERSION on ARMv7 (4.16+):
-	// KVM_REG_ARM | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW | 0.
-	RegARMv7PSCIVersion = RegARM | RegSizeU64 | regARMFW | 0
+	// KVM_REG_ARM | KVM_REG_SIZE_U64 | KVM_REG_ARM_FW_REG(0), firmware
+	// register 0.
+	RegARMv7PSCIVersion = RegARM | RegSizeU64 | regARMFW
 )
 
 // ARMv7R is the id of general-purpose register Rn (0-15) of user mode,

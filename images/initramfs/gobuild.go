@@ -45,9 +45,13 @@ func buildGo(e Entry, dir string, opt Options) (string, error) {
 	return out, nil
 }
 
-// goCommand finds the go tool: the one that runs this program's tests
-// (GOROOT) first, so the toolchain matches, then $PATH.
+// goCommand finds the go tool: the one that built this program (GOROOT)
+// first, so the toolchain matches, then $PATH.
 func goCommand() string {
+	// The demo and the bench run under go run, which, unlike go test,
+	// does not put its toolchain first on PATH. A binary copied away from
+	// its GOROOT falls back to PATH's go.
+	//lint:ignore SA1019 the build's GOROOT is the toolchain wanted, and it is checked to exist
 	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
 		return p
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -64,7 +63,7 @@ func buildArm64(t *testing.T) (*guestSet, string) {
 			return
 		}
 		bin := filepath.Join(workDir, "tandem-arm64")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			arm64Err = fmt.Errorf("building cmd/tandem for arm64: %v\n%s", err, out)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -209,7 +208,7 @@ func buildTandem(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(workDir, "tandem")
 	if _, err := os.Stat(bin); err != nil {
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("building cmd/tandem: %v\n%s", err, out)

@@ -204,7 +204,9 @@ func staticTestBinary(t *testing.T) (string, error) {
 		return self, nil
 	}
 	bin := filepath.Join(t.TempDir(), filepath.Base(self))
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".")
+	// go test puts its own GOROOT/bin first on PATH: this is the
+	// toolchain that runs the test.
+	cmd := exec.Command("go", "test", "-c", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go test -c (CGO_ENABLED=0): %v\n%s", err, b)

@@ -324,15 +324,6 @@ func keyOf(h VsockHeader) vsockKey {
 	return vsockKey{port: h.SrcPort, peerCID: h.DstCID, peerPort: h.DstPort}
 }
 
-// HandlePacket is transmit's per-packet step, exported for fuzzing the
-// state machine without a queue. The caller must not hold the device.
-func (v *Vsock) handlePacket(h VsockHeader, payload []byte) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.handleLocked(h, payload)
-	v.deliverLocked()
-}
-
 // handleLocked runs the connection state machine for one packet from the
 // guest (spec §5.10.6.4).
 func (v *Vsock) handleLocked(h VsockHeader, payload []byte) {
