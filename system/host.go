@@ -2,9 +2,9 @@ package system
 
 import (
 	"fmt"
+	"os"
 	"slices"
-
-	"github.com/jaypipes/ghw"
+	"strings"
 
 	"github.com/tandem-hv/tandem/vmm"
 )
@@ -16,31 +16,28 @@ type Host struct {
 	Memory uint64 // bytes
 }
 
-// DetectHost reads the running host's CPUs and memory with ghw.
+// DetectHost reads the running host's CPUs and memory: the online CPUs
+// (/sys/devices/system/cpu/online, the numbers sched_setaffinity takes)
+// and the RAM /proc/meminfo reports, the same figure each VMM checks its
+// guest's memory against (vmm.HostMemory), so the supervisor's check and
+// the VMM's agree.
 func DetectHost() (Host, error) {
 	var h Host
-	cpu, err := ghw.CPU(ghw.WithDisableWarnings())
+	b, err := os.ReadFile(onlineCPUs)
 	if err != nil {
 		return h, fmt.Errorf("reading the host's CPUs: %w", err)
 	}
-	for _, p := range cpu.Processors {
-		for _, c := range p.Cores {
-			h.CPUs = append(h.CPUs, c.LogicalProcessors...)
-		}
+	if h.CPUs, err = parseCPUList(strings.TrimSpace(string(b))); err != nil {
+		return h, fmt.Errorf("reading the host's CPUs: %s: %w", onlineCPUs, err)
 	}
-	slices.Sort(h.CPUs)
-	h.CPUs = slices.Compact(h.CPUs)
-	mem, err := ghw.Memory(ghw.WithDisableWarnings())
-	if err != nil {
+	if h.Memory, err = vmm.HostMemory(); err != nil {
 		return h, fmt.Errorf("reading the host's memory: %w", err)
-	}
-	h.Memory = uint64(mem.TotalUsableBytes)
-	if h.Memory == 0 {
-		// Some kernels hide the usable total from ghw; /proc/meminfo has it.
-		h.Memory, _ = vmm.HostMemory()
 	}
 	return h, nil
 }
+
+// onlineCPUs lists the host's online CPUs.
+const onlineCPUs = "/sys/devices/system/cpu/online"
 
 // CheckHost checks the manifest against a host: every dedicated core
 // exists, the guests' memory together fits, host partitions are present.
