@@ -11,7 +11,7 @@ GOFLAGS_STATIC := CGO_ENABLED=0
 all: build
 
 build:
-	$(GOFLAGS_STATIC) $(GO) build -o $(TANDEM) ./cmd/tandem
+	$(GOFLAGS_STATIC) $(GO) build -buildvcs=auto -o $(TANDEM) ./cmd/tandem
 
 deps:
 	@scripts/deps.sh
