@@ -58,6 +58,28 @@ func (e *ConfigError) Detail() string {
 
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// FatalError is an error no restart of the guest can cure: its
+// configuration is refused (anything Check finds), a file it names is
+// missing or unreadable, or the host cannot run guests (no /dev/kvm, no
+// permission on it, a KVM without what Tandem needs). Build returns its
+// errors of that kind wrapped in one. Its exit status, ExitFatal, tells a
+// supervisor to leave the guest stopped rather than restart it.
+type FatalError struct {
+	Err error
+}
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// ExitCode is the process exit status of a VMM that ends with the error.
+func (e *FatalError) ExitCode() int { return int(ExitFatal) }
+
+// IsFatal reports whether err is, or wraps, a FatalError.
+func IsFatal(err error) bool {
+	var f *FatalError
+	return errors.As(err, &f)
+}
+
 // Check checks a Config against this host without opening /dev/kvm:
 // Validate, then the kernel (its format, that this host's KVM runs its
 // architecture, that its header is whole), then the files (each can be

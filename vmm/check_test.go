@@ -12,7 +12,7 @@ import (
 
 // TestCheck checks what Check refuses beyond Validate, without KVM: each
 // error is a *ConfigError naming the manifest's field, and Build refuses
-// the same input with the same error.
+// the same input with a FatalError.
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	kernel, err := fakekernel.Write(dir, "vmlinuz")
@@ -61,8 +61,8 @@ func TestCheck(t *testing.T) {
 				vm.Close()
 				t.Fatal("Build() = nil error after Check refused the config")
 			}
-			if berr.Error() != err.Error() {
-				t.Errorf("Build() = %q, want Check's error %q", berr, err)
+			if berr.Error() != err.Error() || !IsFatal(berr) {
+				t.Errorf("Build() = %q (fatal %v), want Check's error %q, fatal", berr, IsFatal(berr), err)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/internal/fakekernel"
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // badGuest is one guest's input, given to `tandem run` as flags and to
@@ -129,6 +130,9 @@ func TestRunAndSystemCheckAgree(t *testing.T) {
 				if strings.Contains(msg, kvm.DevicePath) {
 					t.Errorf("%s = %q: refused for KVM, not for the input", r.what, msg)
 				}
+			}
+			if got := exitCode(runErr); runErr != nil && got != int(vmm.ExitFatal) {
+				t.Errorf("exit status of tandem run = %d, want %d (vmm.ExitFatal: no retry would help)", got, vmm.ExitFatal)
 			}
 			if checkErr != nil && !strings.HasPrefix(checkErr.Error(), manifest+":") || checkErr != nil && !strings.Contains(checkErr.Error(), `guest "g": `) {
 				t.Errorf("tandem system --check = %q, want it to start with %s:LINE and name guest \"g\"", checkErr, manifest)

@@ -79,8 +79,9 @@ virtio-net (TAP), virtio-console and virtio-rng.
 
 The exit status tells how the guest ended: 0 power-off, 2 reset (without
 --restart), 3 crash, 4 stopped by a signal, 5 its watchdog expired
-(--watchdog, or a guest of a system manifest with watchdog:), 1 an error
-of the VMM.`,
+(--watchdog, or a guest of a system manifest with watchdog:), 6 it could not
+start and no retry would help (its configuration, a file, or the host's KVM
+is at fault: the message says which), 1 another error of the VMM.`,
 		Example: `  tandem run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M --disk root.img
   tandem run --kernel vmlinuz --disk data.img,ro --net tap0 --console pty
   tandem run guest.yaml`,
@@ -96,12 +97,14 @@ of the VMM.`,
 			} else {
 				spec, err = f.config()
 			}
+			// A refused input is fatal, as Build's refusals are: the
+			// exit status says that running it again would not help.
 			if err != nil {
-				return err
+				return &vmm.FatalError{Err: err}
 			}
 			cfg, console, restart := spec.cfg, spec.console, spec.restart
 			if cfg.Passthrough, err = system.ResolvePassthrough(spec.passthrough); err != nil {
-				return fmt.Errorf("passing host devices through: %w", err)
+				return &vmm.FatalError{Err: fmt.Errorf("passing host devices through: %w", err)}
 			}
 			if f.dumpDTB != "" {
 				return writeGuestDTB(cfg, f.dumpDTB)

@@ -89,7 +89,9 @@ func newVMMCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := system.LoadManifest(manifest)
 			if err != nil {
-				return err
+				// The supervisor checked it; it changed since, and will
+				// not change back by itself.
+				return &vmm.FatalError{Err: err}
 			}
 			// The supervisor reads the console and the VMM's own last
 			// words from one pipe: a line the guest left open is ended
