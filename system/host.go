@@ -1,6 +1,7 @@
 package system
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -40,18 +41,23 @@ func DetectHost() (Host, error) {
 const onlineCPUs = "/sys/devices/system/cpu/online"
 
 // CheckHost checks the manifest against a host: every dedicated core
-// exists, the guests' memory together fits, host partitions are present.
-// Like LoadManifest's, each error names file:line, guest and field.
+// exists and at least one is left for housekeeping, the guests' memory
+// together fits, host partitions are present, and each guest passes the
+// checks its VMM makes before it opens /dev/kvm (vmm.Config.Check: the
+// kernel's format and architecture, cpus, memory, files, TAPs), so that
+// `tandem system --check` refuses what `tandem run` would. It needs no
+// KVM. Like LoadManifest's, each error names file:line, guest and field.
 func (m *Manifest) CheckHost(h Host) error {
 	var total uint64
+	dedicated := map[int]bool{}
+	var lastDedicating *Guest
 	for _, g := range m.Guests {
 		for j, c := range g.HostCPUs {
 			if len(h.CPUs) > 0 && !slices.Contains(h.CPUs, c) {
 				return g.errorf(fmt.Sprintf("host-cpus[%d]", j), "core %d: this host has cores %s", c, cpuList(h.CPUs))
 			}
-		}
-		if len(g.HostCPUs) > 0 && len(g.HostCPUs) == len(h.CPUs) && len(m.Guests) > 1 {
-			return g.errorf("host-cpus", "dedicates every host core to this guest: leave some for the others and the host")
+			dedicated[c] = true
+			lastDedicating = g
 		}
 		total += g.Memory
 		if h.Memory > 0 && total > h.Memory {
@@ -64,7 +70,49 @@ func (m *Manifest) CheckHost(h Host) error {
 			}
 		}
 	}
+	if g := lastDedicating; g != nil && len(h.CPUs) > 0 && !slices.ContainsFunc(h.CPUs, func(c int) bool { return !dedicated[c] }) {
+		return g.errorf("host-cpus", "every core of this host (%s) is dedicated to a guest once this guest's are: leave at least one out of every host-cpus list, for the host, the supervisor and the VMMs' other threads", cpuList(h.CPUs))
+	}
+	for _, g := range m.Guests {
+		if err := g.check(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// check makes the guest's VMM configuration and runs the VMM's own
+// checks on it (vmm.Config.Check), locating its error in the manifest.
+func (g *Guest) check() error {
+	cfg, err := g.Config()
+	if err != nil {
+		return err
+	}
+	err = cfg.Check()
+	var ce *vmm.ConfigError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		return g.errorf(g.field(ce.Field), "%s", ce.Detail())
+	}
+	return g.errorf("kernel", "%v", err)
+}
+
+// field turns a vmm.ConfigError's field into the manifest's: a disk is
+// a path, a label or a partuuid there.
+func (g *Guest) field(f string) string {
+	var j int
+	if _, err := fmt.Sscanf(f, "disks[%d]", &j); err == nil && j >= 0 && j < len(g.Disks) && !strings.Contains(f, ".") {
+		switch d := g.Disks[j]; {
+		case d.Label != "":
+			return f + ".label"
+		case d.PartUUID != "":
+			return f + ".partuuid"
+		}
+		return f + ".path"
+	}
+	return f
 }
 
 func fmtGiB(n uint64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }

@@ -15,11 +15,18 @@ func (m *Manifest) validate() error {
 	byCID := map[uint32]*Guest{}
 	coreOwner := map[int]*Guest{}
 	sockets := map[string]*Guest{}
+	var control *Guest
 	for _, g := range m.Guests {
 		if o := byName[g.Name]; o != nil {
 			return g.errorf("name", "duplicate: guest #%d (line %d) has the same name", o.index+1, m.line(fmt.Sprintf("guests[%d].name", o.index)))
 		}
 		byName[g.Name] = g
+		if g.Role == RoleControl {
+			if control != nil {
+				return g.errorf("role", "%s: guest %q (line %d) is the control guest already: a system has one; give this guest another role", RoleControl, control.Name, m.line(fmt.Sprintf("guests[%d].role", control.index)))
+			}
+			control = g
+		}
 		if g.Vsock != nil {
 			if o := byCID[g.Vsock.CID]; o != nil {
 				return g.errorf("vsock.cid", "%d: duplicate, guest %q has it too", g.Vsock.CID, o.Name)

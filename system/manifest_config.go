@@ -55,10 +55,26 @@ func (g *Guest) Config() (vmm.Config, error) {
 	}
 	var err error
 	if cfg.Passthrough, err = ResolvePassthrough(g.Passthrough); err != nil {
-		return vmm.Config{}, fmt.Errorf("guest %s: passing host devices through: %w", g.Name, err)
+		return vmm.Config{}, g.passthroughError(err)
 	}
 	if g.Watchdog.Timeout > 0 {
 		cfg.Watchdog = &vmm.Watchdog{Timeout: g.Watchdog.Timeout, Boot: g.Watchdog.Grace}
 	}
 	return cfg, nil
+}
+
+// passthroughError locates an error of ResolvePassthrough in the
+// manifest: at the node it names ("passthrough /pl031@9010000: ..."),
+// else at passthrough:.
+func (g *Guest) passthroughError(err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "passthrough "); ok {
+		node, _, _ := strings.Cut(rest, ":")
+		for j, d := range g.Passthrough {
+			if d.Node == node {
+				return g.errorf(fmt.Sprintf("passthrough[%d].node", j), "%s", rest)
+			}
+		}
+	}
+	return g.errorf("passthrough", "%s", strings.TrimPrefix(msg, "passthrough: "))
 }

@@ -27,7 +27,7 @@ type guestYAML struct {
 	Kernel     string     `yaml:"kernel"`
 	Initrd     string     `yaml:"initrd"`
 	Cmdline    string     `yaml:"cmdline"`
-	CPUs       int        `yaml:"cpus"`
+	CPUs       *int       `yaml:"cpus"` // nil: left out, defaultCPUs
 	Memory     string     `yaml:"memory"`
 	HostCPUs   []int      `yaml:"host-cpus"`
 	RTPriority int        `yaml:"rt-priority"`
@@ -115,7 +115,7 @@ func (m *Manifest) rel(p string) string {
 func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	g := &Guest{
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
-		Cmdline: y.Cmdline, CPUs: y.CPUs, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
+		Cmdline: y.Cmdline, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
 		index: i, manifest: m,
 	}
@@ -139,7 +139,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 
 // decodeBasics checks the name and the kernel, and defaults cpus and
 // cmdline.
-func (g *Guest) decodeBasics(*guestYAML) error {
+func (g *Guest) decodeBasics(y *guestYAML) error {
 	if g.Name == "" {
 		return g.errorf("name", "missing: every guest needs a name")
 	}
@@ -149,10 +149,11 @@ func (g *Guest) decodeBasics(*guestYAML) error {
 	if g.Kernel == "" {
 		return g.errorf("kernel", "missing: give the guest kernel's path")
 	}
-	if g.CPUs == 0 {
-		g.CPUs = defaultCPUs
+	g.CPUs = defaultCPUs
+	if y.CPUs != nil {
+		g.CPUs = *y.CPUs
 	}
-	if g.CPUs < 0 || g.CPUs > vmm.MaxCPUs {
+	if g.CPUs < 1 || g.CPUs > vmm.MaxCPUs {
 		return g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, vmm.MaxCPUs)
 	}
 	if g.Cmdline == "" {

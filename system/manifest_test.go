@@ -3,13 +3,15 @@ package system
 import (
 	"errors"
 	"fmt"
-	"github.com/tandem-hv/tandem/vmm"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-hv/tandem/internal/fakekernel"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // goodManifest is testdata/system.yaml; tests copy it next to stand-in
@@ -27,10 +29,14 @@ func goodManifest(t testing.TB) []byte {
 func guestDir(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"vmlinuz", "control.cpio.gz", "info.cpio.gz", "media.img"} {
+	for _, f := range []string{"control.cpio.gz", "info.cpio.gz", "media.img"} {
 		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A kernel this host's VMM accepts, for CheckHost.
+	if _, err := fakekernel.Write(dir, "vmlinuz"); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -135,6 +141,8 @@ func TestBadManifests(t *testing.T) {
 		{"bad memory", "memory: 256M", "memory: lots", `system.yaml:28: guest "infotainment": memory: size "lots"`},
 		{"small memory", "memory: 256M", "memory: 1M", `guest "infotainment": memory: 1M: must be`},
 		{"too many cpus", "    cpus: 1", "    cpus: 1000", `system.yaml:10: guest "control": cpus: 1000`},
+		{"no cpus", "    cpus: 1", "    cpus: 0", `system.yaml:10: guest "control": cpus: 0: must be between 1 and 64`},
+		{"two control guests", "    role: infotainment", "    role: control", `system.yaml:25: guest "infotainment": role: control: guest "control" (line 6) is the control guest already`},
 		{"negative core", "host-cpus: [1]", "host-cpus: [-1]", `system.yaml:12: guest "control": host-cpus[0]: -1`},
 		{"core twice", "host-cpus: [1]", "host-cpus: [1, 1]", `host-cpus[1]: core 1 listed twice`},
 		{"overlapping cores", "    disks:", "    host-cpus: [0, 1]\n    disks:", `system.yaml:29: guest "infotainment": host-cpus[1]: core 1 is already dedicated to guest "control"`},
@@ -200,7 +208,26 @@ func TestCheckHost(t *testing.T) {
 		{"fits", Host{CPUs: []int{0, 1, 2, 3}, Memory: 4 << 30}, nil, ""},
 		{"no such core", Host{CPUs: []int{0}, Memory: 4 << 30}, nil, `system.yaml:12: guest "control": host-cpus[0]: core 1: this host has cores 0`},
 		{"memory over", Host{CPUs: []int{0, 1, 2, 3}, Memory: 300 << 20}, nil, `system.yaml:28: guest "infotainment": memory: 256M brings the guests' memory to 384M, more than the host's 0.3 GiB`},
-		{"every core", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "[1]", "[0, 1]", 1) }, `dedicates every host core`},
+		{"every core to one guest", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "[1]", "[0, 1]", 1) },
+			`system.yaml:12: guest "control": host-cpus: every core of this host (0-1) is dedicated to a guest once this guest's are: leave at least one out`},
+		{"every core between two guests", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string {
+			return strings.Replace(s, "    disks:", "    host-cpus: [0]\n    disks:", 1)
+		}, `system.yaml:29: guest "infotainment": host-cpus: every core of this host (0-1) is dedicated`},
+		{"a core left over", Host{CPUs: []int{0, 1, 2}, Memory: 4 << 30}, func(s string) string {
+			return strings.Replace(s, "    disks:", "    host-cpus: [0]\n    disks:", 1)
+		}, ""},
+		{"a single guest on every core", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string {
+			i := strings.Index(s, "  - name: infotainment")
+			return strings.NewReplacer("[1]", "[0, 1]", `allow: ["infotainment:5000"]`, "allow: []").Replace(s[:i])
+		}, `guest "control": host-cpus: every core of this host (0-1)`},
+		{"kernel not a kernel", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "kernel: vmlinuz", "kernel: media.img", 1) },
+			`system.yaml:7: guest "control": kernel: `},
+		{"TAP missing", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string {
+			return strings.Replace(s, "    disks:", "    nets: [{tap: tandem-no-tap}]\n    disks:", 1)
+		}, `system.yaml:29: guest "infotainment": nets[0].tap: tandem-no-tap: no such interface on this host`},
+		{"TAP not a TAP", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string {
+			return strings.Replace(s, "    disks:", "    nets:\n      - tap: lo\n    disks:", 1)
+		}, `system.yaml:30: guest "infotainment": nets[0].tap: lo: not a TAP interface`},
 		{"missing label", Host{CPUs: []int{0, 1}, Memory: 4 << 30}, func(s string) string { return strings.Replace(s, "path: media.img", "label: MEDIA", 1) }, `system.yaml:30: guest "infotainment": disks[0].label: MEDIA: no such partition`},
 	}
 	for _, tt := range tests {

@@ -34,7 +34,7 @@ const (
 	StateRunning  = "running" // its VMM is up
 	StateBackoff  = "backoff" // ended, restarting after a delay
 	StateStopped  = "stopped" // ended and not restarted (policy, or tandem stop)
-	StateFailed   = "failed"  // ended and over its restart limit
+	StateFailed   = "failed"  // ended and not restarted: over its restart limit, or vmm.ExitFatal (ps says why)
 	logRingBytes  = 64 << 10  // per guest, for tandem logs
 	ephemeralBase = 49152     // host-side ports of forwarded connections
 )
@@ -81,6 +81,9 @@ type guestProc struct {
 	kick     chan struct{} // tandem restart / start: skip the back-off
 	ring     []byte        // recent console output
 	consoles map[chan []byte]bool
+	// lastWords is the last whole line the running VMM printed: why it
+	// ended, when it ends with an error.
+	lastWords string
 
 	up     chan struct{} // closed once the VMM first started (for after:)
 	upOnce sync.Once
@@ -231,58 +234,103 @@ func (gp *guestProc) supervise(ctx context.Context) {
 		stop := gp.stopReq
 		gp.mu.Unlock()
 		why := describeExit(exit, err)
-		restart := false
-		switch {
-		case stop:
-		case gp.g.Restart.Policy == RestartAlways:
-			restart = true
-		case gp.g.Restart.Policy == RestartOnFailure:
-			restart = exit != int(vmm.ExitPowerOff)
+		fatal := exit == int(vmm.ExitFatal)
+		if fatal {
+			why = "cannot run: " + gp.fatalReason()
 		}
 		if ran >= gp.g.Restart.StableAfter {
 			consecutive = 0
 		}
-		if restart && gp.g.Restart.Limit > 0 && consecutive >= gp.g.Restart.Limit {
-			gp.s.logf("%s: %s; %d restarts in a row, the limit: left stopped", gp.g.Name, why, consecutive)
+		switch gp.g.Restart.decide(exit, stop, consecutive) {
+		case leaveFailed:
+			if fatal {
+				gp.s.logf("%s: %s; not restarted, as no restart can cure it: fix it, then tandem start %s", gp.g.Name, why, gp.g.Name)
+			} else {
+				gp.s.logf("%s: %s; %d restarts in a row, the limit: left stopped", gp.g.Name, why, consecutive)
+			}
 			gp.setState(StateFailed, why)
-			restart = false
-		}
-		if !restart {
+		case leaveStopped:
 			if !stop {
 				gp.s.logf("%s: %s; policy %s: not restarted", gp.g.Name, why, gp.g.Restart.Policy)
 			}
-			if gp.state != StateFailed {
-				gp.setState(StateStopped, why)
+			gp.setState(StateStopped, why)
+		case restartGuest:
+			delay := gp.g.Restart.Backoff << min(consecutive, 20)
+			if delay > gp.g.Restart.MaxBackoff {
+				delay = gp.g.Restart.MaxBackoff
 			}
-			// Wait for tandem start or restart.
+			consecutive++
+			gp.setState(StateBackoff, why)
+			gp.s.logf("%s: %s; restarting in %v", gp.g.Name, why, delay)
 			select {
+			case <-time.After(delay):
 			case <-gp.kick:
-				gp.mu.Lock()
-				gp.stopReq = false
-				gp.mu.Unlock()
-				consecutive = 0
-				continue
 			case <-ctx.Done():
 				return
 			}
+			gp.mu.Lock()
+			gp.restarts++
+			gp.mu.Unlock()
+			continue
 		}
-		delay := gp.g.Restart.Backoff << min(consecutive, 20)
-		if delay > gp.g.Restart.MaxBackoff {
-			delay = gp.g.Restart.MaxBackoff
-		}
-		consecutive++
-		gp.setState(StateBackoff, why)
-		gp.s.logf("%s: %s; restarting in %v", gp.g.Name, why, delay)
+		// Left stopped: wait for tandem start or restart.
 		select {
-		case <-time.After(delay):
 		case <-gp.kick:
+			gp.mu.Lock()
+			gp.stopReq = false
+			gp.mu.Unlock()
+			consecutive = 0
 		case <-ctx.Done():
 			return
 		}
-		gp.mu.Lock()
-		gp.restarts++
-		gp.mu.Unlock()
 	}
+}
+
+// afterExit is what the supervisor does once a guest's VMM has ended.
+type afterExit int
+
+const (
+	restartGuest afterExit = iota // after the back-off
+	leaveStopped                  // by policy, or as tandem stop asked
+	leaveFailed                   // no restart can help, or the limit is reached
+)
+
+// decide says what follows a VMM's end with status exit (a vmm.Exit, or
+// -1 when it was killed or did not start), when tandem stop asked for it
+// (stop) and after consecutive restarts in a row. An error no restart
+// cures (vmm.ExitFatal: the configuration or the host) leaves the guest
+// failed whatever the policy: restarting it would only repeat the error,
+// with back-off, forever. Back-off is for the guest's own ends.
+func (r Restart) decide(exit int, stop bool, consecutive int) afterExit {
+	switch {
+	case stop:
+		return leaveStopped
+	case exit == int(vmm.ExitFatal):
+		return leaveFailed
+	}
+	restart := r.Policy == RestartAlways || r.Policy == RestartOnFailure && exit != int(vmm.ExitPowerOff)
+	switch {
+	case !restart:
+		return leaveStopped
+	case r.Limit > 0 && consecutive >= r.Limit:
+		return leaveFailed
+	}
+	return restartGuest
+}
+
+// fatalReason is why the VMM could not run the guest: its last line
+// (the error `tandem vmm` prints), without the program's and the
+// guest's names in front.
+func (gp *guestProc) fatalReason() string {
+	gp.mu.Lock()
+	w := gp.lastWords
+	gp.mu.Unlock()
+	w = strings.TrimPrefix(w, "tandem: ")
+	w = strings.TrimPrefix(w, "guest "+gp.g.Name+": ")
+	if w == "" {
+		return "its configuration or the host is at fault (tandem logs " + gp.g.Name + " shows the VMM's output)"
+	}
+	return w
 }
 
 func describeExit(code int, err error) string {
@@ -328,7 +376,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	}
 	w.Close()
 	gp.mu.Lock()
-	gp.cmd, gp.stdin, gp.state, gp.started = cmd, stdin, StateRunning, time.Now()
+	gp.cmd, gp.stdin, gp.state, gp.started, gp.lastWords = cmd, stdin, StateRunning, time.Now(), ""
 	gp.mu.Unlock()
 	gp.upOnce.Do(func() { close(gp.up) })
 	s.logf("%s: started (pid %d)", gp.g.Name, cmd.Process.Pid)
@@ -396,6 +444,11 @@ func (gp *guestProc) pumpConsole(r io.ReadCloser) {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			gp.record(line)
+			if text := strings.TrimSpace(string(line)); text != "" && line[len(line)-1] == '\n' {
+				gp.mu.Lock()
+				gp.lastWords = text
+				gp.mu.Unlock()
+			}
 			if gp.s.Out != nil {
 				text := strings.TrimRight(string(line), "\r\n")
 				gp.s.output().put(gp.s.Out, fmt.Appendf(nil, "%s | %s\n", gp.g.Name, text))
@@ -496,13 +549,22 @@ func procUsage(pid int) (time.Duration, uint64) {
 	return cpu, rss
 }
 
-// FormatStatus prints Status rows as `tandem ps` shows them.
+// FormatStatus prints Status rows as `tandem ps` shows them: a guest's
+// last end, last, says why a failed or stopped guest is not running.
 func FormatStatus(rows []Status) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-14s %-13s %-8s %7s %10s %8s %9s %8s\n", "NAME", "ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "RSS")
+	fmt.Fprintf(&b, "%-14s %-13s %-8s %7s %10s %8s %9s %8s  %s\n", "NAME", "ROLE", "STATE", "PID", "UPTIME", "RESTARTS", "CPU", "RSS", "LAST END")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%-14s %-13s %-8s %7d %10s %8d %9s %7dM\n", r.Name, r.Role, r.State, r.PID,
-			r.Uptime.Round(time.Second), r.Restarts, r.CPUTime.Round(10*time.Millisecond), r.RSS>>20)
+		// "-" for what is empty keeps every row's columns in place.
+		role, last := r.Role, r.LastExit
+		if role == "" {
+			role = "-"
+		}
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(&b, "%-14s %-13s %-8s %7d %10s %8d %9s %7dM  %s\n", r.Name, role, r.State, r.PID,
+			r.Uptime.Round(time.Second), r.Restarts, r.CPUTime.Round(10*time.Millisecond), r.RSS>>20, last)
 	}
 	return b.String()
 }

@@ -109,15 +109,17 @@ type VMMOptions struct {
 
 // RunVMM runs one guest of the manifest in this process until it ends.
 // The returned error is an *vmm.ExitErr for every end but a power-off, so
-// the exit status tells the supervisor how the guest ended.
+// the exit status tells the supervisor how the guest ended; an error no
+// restart cures (the guest's configuration, the host's KVM) is a
+// *vmm.FatalError, whose status, vmm.ExitFatal, says so.
 func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 	g := m.Guest(o.Guest)
 	if g == nil {
-		return fmt.Errorf("%s: no guest %q", m.Path, o.Guest)
+		return &vmm.FatalError{Err: fmt.Errorf("%s: no guest %q", m.Path, o.Guest)}
 	}
 	cfg, err := g.Config()
 	if err != nil {
-		return err
+		return &vmm.FatalError{Err: err}
 	}
 	cfg.Console = o.Console
 	if cfg.Vsock != nil && o.VsockOut != "" {

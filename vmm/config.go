@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,11 +107,13 @@ const (
 	maxDevices = 16
 )
 
-// Validate checks a Config before anything is built, naming the field and
-// the fix in its error.
+// Validate checks a Config's fields before anything is built, naming the
+// field and the fix in its error, a *ConfigError. It reads nothing but
+// the files' metadata and the host's memory; Check adds the kernel's
+// format and the host's interfaces.
 func (c *Config) Validate() error {
 	if c.Kernel == "" {
-		return fmt.Errorf("kernel: no kernel given (--kernel PATH, or kernel: in the guest file)")
+		return &ConfigError{Field: "kernel", Label: "kernel", Err: errors.New("no kernel given (--kernel PATH, or kernel: in the guest file)")}
 	}
 	for _, f := range []struct{ field, path string }{{"kernel", c.Kernel}, {"initrd", c.Initrd}} {
 		if f.path == "" {
@@ -118,58 +121,71 @@ func (c *Config) Validate() error {
 		}
 		st, err := os.Stat(f.path)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", f.field, f.path, fsx.UnwrapPathError(err))
+			return &ConfigError{Field: f.field, Label: f.field, Value: f.path, Err: fsx.UnwrapPathError(err)}
 		}
 		if !st.Mode().IsRegular() {
-			return fmt.Errorf("%s %s: not a regular file", f.field, f.path)
+			return &ConfigError{Field: f.field, Label: f.field, Value: f.path, Err: errors.New("not a regular file")}
 		}
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
-		return fmt.Errorf("cpus %d: must be between 1 and %d", c.CPUs, MaxCPUs)
+		return &ConfigError{Field: "cpus", Label: "cpus", Value: strconv.Itoa(c.CPUs), Err: fmt.Errorf("must be between 1 and %d", MaxCPUs)}
+	}
+	memErr := func(format string, args ...any) error {
+		return &ConfigError{Field: "memory", Label: "memory", Value: FormatSize(c.Memory), Err: fmt.Errorf(format, args...)}
 	}
 	if c.Memory < MinMemory {
-		return fmt.Errorf("memory %s: must be at least %s", FormatSize(c.Memory), FormatSize(MinMemory))
+		return memErr("must be at least %s", FormatSize(MinMemory))
 	}
 	if c.Memory%(2<<20) != 0 {
-		return fmt.Errorf("memory %s: must be a multiple of 2M", FormatSize(c.Memory))
+		return memErr("must be a multiple of 2M")
 	}
 	if host, err := HostMemory(); err == nil && c.Memory > host {
-		return fmt.Errorf("memory %s: more than the host has (%.1f GiB); lower it", FormatSize(c.Memory), float64(host)/(1<<30))
+		return memErr("more than the host has (%.1f GiB); lower it", float64(host)/(1<<30))
 	}
 	if n := len(c.Disks) + len(c.Nets) + 2; n > maxDevices {
-		return fmt.Errorf("devices: %d virtio devices, at most %d", n, maxDevices)
+		return &ConfigError{Field: "disks", Label: "devices", Err: fmt.Errorf("%d virtio devices, at most %d: drop some disks or nets", n, maxDevices)}
 	}
 	for i, d := range c.Disks {
 		st, err := os.Stat(d.Path)
 		if err != nil {
-			return fmt.Errorf("disk %d %s: %w", i, d.Path, fsx.UnwrapPathError(err))
+			return diskError(i, d.Path, fsx.UnwrapPathError(err))
 		}
 		if st.IsDir() {
-			return fmt.Errorf("disk %d %s: is a directory, want an image file or block device", i, d.Path)
+			return diskError(i, d.Path, errors.New("is a directory, want an image file or block device"))
 		}
 	}
 	for i, n := range c.Nets {
 		if n.TAP == "" {
-			return fmt.Errorf("net %d: no TAP interface name", i)
+			return &ConfigError{Field: fmt.Sprintf("nets[%d]", i), Label: fmt.Sprintf("net %d", i), Err: errors.New("no TAP interface name")}
 		}
 	}
 	for i, d := range c.Passthrough {
+		passErr := func(format string, args ...any) error {
+			return &ConfigError{Field: fmt.Sprintf("passthrough[%d].node", i), Label: fmt.Sprintf("passthrough %d", i), Err: fmt.Errorf(format, args...)}
+		}
 		if !strings.HasPrefix(d.HostPath, "/") || d.HostPath == "/" {
-			return fmt.Errorf("passthrough %d: %q: want the absolute path of a host device tree node", i, d.HostPath)
+			return passErr("%q: want the absolute path of a host device tree node", d.HostPath)
 		}
 		if d.Node == nil {
-			return fmt.Errorf("passthrough %d: %s has no guest device tree node", i, d.HostPath)
+			return passErr("%s has no guest device tree node", d.HostPath)
 		}
 		for _, e := range c.Passthrough[:i] {
 			if e.HostPath == d.HostPath {
-				return fmt.Errorf("passthrough %d: %s is listed twice", i, d.HostPath)
+				return passErr("%s is listed twice", d.HostPath)
 			}
 		}
 	}
 	if c.Watchdog != nil {
-		return c.Watchdog.validate()
+		if err := c.Watchdog.validate(); err != nil {
+			return &ConfigError{Field: "watchdog", Err: err}
+		}
 	}
 	return nil
+}
+
+// diskError is a *ConfigError about disk i.
+func diskError(i int, path string, err error) error {
+	return &ConfigError{Field: fmt.Sprintf("disks[%d]", i), Label: fmt.Sprintf("disk %d", i), Value: path, Err: err}
 }
 
 // HostMemory returns the host's total RAM from /proc/meminfo.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/tandem-hv/tandem/fsx"
 )
 
 // GuestArch is the architecture a guest kernel is built for.
@@ -39,21 +41,26 @@ const (
 
 // DetectKernel reads a kernel's header and says which architecture it is for.
 func DetectKernel(path string) (GuestArch, error) {
-	f, err := os.Open(path)
+	a, err := detectKernelFile(path)
 	if err != nil {
 		return "", fmt.Errorf("kernel %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// detectKernelFile is DetectKernel with errors that do not name the file.
+func detectKernelFile(path string) (GuestArch, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fsx.UnwrapPathError(err)
 	}
 	defer f.Close()
 	head := make([]byte, kernelProbeLen)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("kernel %s: reading header: %w", path, err)
+		return "", fmt.Errorf("reading header: %w", err)
 	}
-	a, err := detectKernel(head[:n])
-	if err != nil {
-		return "", fmt.Errorf("kernel %s: %w", path, err)
-	}
-	return a, nil
+	return detectKernel(head[:n])
 }
 
 func detectKernel(head []byte) (GuestArch, error) {

@@ -38,6 +38,9 @@ const (
 	ExitCrash    Exit = 3 // the guest crashed (triple fault, KVM internal error, crash event)
 	ExitStopped  Exit = 4 // stopped from outside (signal, context)
 	ExitWatchdog Exit = 5 // the guest stopped pinging its watchdog
+	// ExitFatal: the guest could not start, and no restart would help:
+	// its configuration or the host is at fault (see FatalError).
+	ExitFatal Exit = 6
 )
 
 func (e Exit) String() string {
@@ -54,6 +57,8 @@ func (e Exit) String() string {
 		return "stopped"
 	case ExitWatchdog:
 		return "watchdog"
+	case ExitFatal:
+		return "fatal"
 	}
 	return fmt.Sprintf("exit(%d)", int(e))
 }
@@ -124,19 +129,22 @@ type VM struct {
 // Vsock returns the guest's vsock device, or nil.
 func (vm *VM) Vsock() *virtio.Vsock { return vm.vsock }
 
-// Build creates the VM. The steps run in this order because each needs
-// the one before: devices are placed before the kernel is loaded since
-// the hardware description (ACPI or device tree) lists them.
+// Build creates the VM. It checks its inputs first (Check), before it
+// opens /dev/kvm. The steps run in this order because each needs the one
+// before: devices are placed before the kernel is loaded since the
+// hardware description (ACPI or device tree) lists them. An error no
+// restart can cure (Check's, or the host's KVM missing or refused) is a
+// *FatalError.
 func Build(cfg Config) (*VM, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	g, err := cfg.check()
+	if err != nil {
+		return nil, &FatalError{Err: err}
 	}
-	vm := &VM{cfg: cfg, warn: devices.NewRateLimited(os.Stderr, 10)}
+	vm := &VM{cfg: cfg, arch: g, warn: devices.NewRateLimited(os.Stderr, 10)}
 	steps := []struct {
 		name string
 		fn   func() error
 	}{
-		{"choosing the guest architecture", vm.chooseArch},
 		{"creating the VM", vm.newVM},
 		{"adding guest memory", vm.addMemory},
 		{"attaching devices", vm.attachDevices},
@@ -155,28 +163,36 @@ func Build(cfg Config) (*VM, error) {
 	return vm, nil
 }
 
-func (vm *VM) chooseArch() error {
-	a, err := DetectKernel(vm.cfg.Kernel)
-	if err != nil {
-		return err
+// openKVM opens /dev/kvm and checks what every guest needs of it. What
+// fails here is the host's: no KVM, no permission, too old a KVM.
+func openKVM() (*kvm.System, error) {
+	if err := hostKVM(); err != nil {
+		return nil, &FatalError{Err: err}
 	}
-	g, err := newArchGuest(a)
+	sys, err := kvm.Open()
 	if err != nil {
-		return fmt.Errorf("kernel %s: %w", vm.cfg.Kernel, err)
+		if errors.Is(err, kvm.ErrNoKVM) || errors.Is(err, kvm.ErrPermission) || errors.Is(err, kvm.ErrAPIVersion) {
+			err = &FatalError{Err: err}
+		}
+		return nil, err
 	}
-	vm.arch = g
-	return g.checkKernel(vm.cfg.Kernel)
+	if err := sys.Require("running guests", kvm.CapUserMemory, kvm.CapIRQChip, kvm.CapIRQFD); err != nil {
+		sys.Close()
+		var missing *kvm.MissingCapError
+		if errors.As(err, &missing) {
+			err = &FatalError{Err: err}
+		}
+		return nil, err
+	}
+	return sys, nil
 }
 
 func (vm *VM) newVM() error {
-	sys, err := kvm.Open()
+	sys, err := openKVM()
 	if err != nil {
 		return err
 	}
 	vm.sys = sys
-	if err := sys.Require("running guests", kvm.CapUserMemory, kvm.CapIRQChip, kvm.CapIRQFD); err != nil {
-		return err
-	}
 	v, err := sys.CreateVM(0)
 	if err != nil {
 		return err

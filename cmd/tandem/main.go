@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,11 +24,12 @@ func main() {
 var subcommands []func() *cobra.Command
 
 // exitCoder is an error that carries its own exit status (a guest's end,
-// for example).
+// or vmm.ExitFatal for an error no restart cures), wrapped or not.
 type exitCoder interface{ ExitCode() int }
 
 func exitCode(err error) int {
-	if e, ok := err.(exitCoder); ok {
+	var e exitCoder
+	if errors.As(err, &e) {
 		return e.ExitCode()
 	}
 	return 1

@@ -27,7 +27,7 @@ type guestFile struct {
 	Kernel  string `yaml:"kernel"`
 	Initrd  string `yaml:"initrd"`
 	Cmdline string `yaml:"cmdline"`
-	CPUs    int    `yaml:"cpus"`
+	CPUs    *int   `yaml:"cpus"` // nil: left out, 1
 	Memory  string `yaml:"memory"`
 	Disks   []struct {
 		Path     string `yaml:"path"`
@@ -79,8 +79,9 @@ virtio-net (TAP), virtio-console and virtio-rng.
 
 The exit status tells how the guest ended: 0 power-off, 2 reset (without
 --restart), 3 crash, 4 stopped by a signal, 5 its watchdog expired
-(--watchdog, or a guest of a system manifest with watchdog:), 1 an error
-of the VMM.`,
+(--watchdog, or a guest of a system manifest with watchdog:), 6 it could not
+start and no retry would help (its configuration, a file, or the host's KVM
+is at fault: the message says which), 1 another error of the VMM.`,
 		Example: `  tandem run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0" --cpus 2 --memory 512M --disk root.img
   tandem run --kernel vmlinuz --disk data.img,ro --net tap0 --console pty
   tandem run guest.yaml`,
@@ -96,12 +97,14 @@ of the VMM.`,
 			} else {
 				spec, err = f.config()
 			}
+			// A refused input is fatal, as Build's refusals are: the
+			// exit status says that running it again would not help.
 			if err != nil {
-				return err
+				return &vmm.FatalError{Err: err}
 			}
 			cfg, console, restart := spec.cfg, spec.console, spec.restart
 			if cfg.Passthrough, err = system.ResolvePassthrough(spec.passthrough); err != nil {
-				return fmt.Errorf("passing host devices through: %w", err)
+				return &vmm.FatalError{Err: fmt.Errorf("passing host devices through: %w", err)}
 			}
 			if f.dumpDTB != "" {
 				return writeGuestDTB(cfg, f.dumpDTB)
@@ -187,9 +190,9 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: g.CPUs}
-	if cfg.CPUs == 0 {
-		cfg.CPUs = 1
+	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: 1}
+	if g.CPUs != nil {
+		cfg.CPUs = *g.CPUs
 	}
 	memStr := g.Memory
 	if memStr == "" {
@@ -212,22 +215,25 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		cfg.Nets = append(cfg.Nets, nt)
 	}
+	// at locates field f of the file: "guest.yaml:7".
+	at := func(f string) string {
+		for ; f != ""; f = parentField(f) {
+			if l := strictyaml.Line(data, f); l > 0 {
+				return fmt.Sprintf("%s:%d", path, l)
+			}
+		}
+		return path
+	}
 	var pass []system.HostDevice
 	for i, p := range g.Passthrough {
 		field := fmt.Sprintf("passthrough[%d]", i)
-		at := func(f string) string {
-			if l := strictyaml.Line(data, f); l > 0 {
-				return fmt.Sprintf("%s:%d: %s", path, l, f)
-			}
-			return fmt.Sprintf("%s: %s", path, f)
-		}
 		none, err := system.ParseInterrupts(p.Interrupts)
 		if err != nil {
-			return runSpec{}, fmt.Errorf("%s: %w", at(field+".interrupts"), err)
+			return runSpec{}, fmt.Errorf("%s: %s.interrupts: %w", at(field+".interrupts"), field, err)
 		}
 		d := system.HostDevice{Node: p.Node, NoInterrupts: none}
 		if p.Node == "" {
-			return runSpec{}, fmt.Errorf("%s: missing node: give the host device tree path, e.g. /pl031@9010000", at(field))
+			return runSpec{}, fmt.Errorf("%s: %s: missing node: give the host device tree path, e.g. /pl031@9010000", at(field), field)
 		}
 		pass = append(pass, d)
 	}
@@ -235,13 +241,28 @@ func loadGuestFile(path string) (runSpec, error) {
 	if console == "" {
 		console = "stdio"
 	}
-	if err := cfg.Validate(); err != nil {
-		return runSpec{}, fmt.Errorf("%s: %w", path, err)
-	}
 	if err := system.CheckHostDevices(pass); err != nil {
 		return runSpec{}, fmt.Errorf("%s: %w", path, err)
 	}
+	// The VMM's own checks, made before /dev/kvm, located in the file.
+	if err := cfg.Check(); err != nil {
+		var ce *vmm.ConfigError
+		if errors.As(err, &ce) {
+			return runSpec{}, fmt.Errorf("%s: %w", at(ce.Field), err)
+		}
+		return runSpec{}, fmt.Errorf("%s: %w", path, err)
+	}
 	return runSpec{cfg: cfg, passthrough: pass, console: console, restart: g.Restart}, nil
+}
+
+// parentField is the field holding f: "nets" for "nets[0]", "nets[0]"
+// for "nets[0].tap", "" at the top.
+func parentField(f string) string {
+	i := strings.LastIndexAny(f, ".[")
+	if i < 0 {
+		return ""
+	}
+	return f[:i]
 }
 
 // reportTo returns w when on, else nil.

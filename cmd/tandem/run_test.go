@@ -9,6 +9,7 @@ import (
 
 	"github.com/tandem-hv/tandem/bsp"
 	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/internal/fakekernel"
 	"github.com/tandem-hv/tandem/system"
 )
 
@@ -90,8 +91,7 @@ func TestRunBadInput(t *testing.T) {
 // TestGuestFilePassthrough reads the passthrough list of a guest file.
 func TestGuestFilePassthrough(t *testing.T) {
 	dir := t.TempDir()
-	k := filepath.Join(dir, "Image")
-	if err := os.WriteFile(k, []byte("kernel"), 0o644); err != nil {
+	if _, err := fakekernel.Write(dir, "Image"); err != nil {
 		t.Fatal(err)
 	}
 	g := filepath.Join(dir, "g.yaml")

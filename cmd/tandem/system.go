@@ -36,10 +36,12 @@ func newSystemCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "system system.yaml",
 		Short: "Run every guest of a system manifest, one VMM process each",
-		Long: `Check the manifest against this host, then start one 'tandem vmm' per guest
-in dependency order, restart guests by their policies, watch them, route the
-inter-VM channel (vsock) by the manifest's allow-lists, and serve the control
-socket for ps, logs, console, stop, start and restart. Each guest's console
+		Long: `Check the manifest against this host (each guest as 'tandem run' checks it
+before opening /dev/kvm, one control guest at most, a core left to the host),
+then start one 'tandem vmm' per guest in dependency order, restart guests by
+their policies, watch them, route the inter-VM channel (vsock) by the
+manifest's allow-lists, and serve the control socket for ps, logs, console,
+stop, start and restart. Each guest's console
 lines are printed with its name in front. Nothing starts if the manifest has
 an error.`,
 		Args: cobra.ExactArgs(1),
@@ -72,7 +74,7 @@ an error.`,
 	}
 	c.Flags().StringVar(&control, "control", "", "control socket (default: the manifest's control-socket, else "+system.DefaultControlSocket+")")
 	c.Flags().StringVar(&runDir, "run-dir", system.DefaultRunDir, "directory for the per-guest vsock sockets")
-	c.Flags().BoolVar(&checkOnly, "check", false, "check the manifest against this host and exit")
+	c.Flags().BoolVar(&checkOnly, "check", false, "check the manifest, and each guest as its VMM would before opening /dev/kvm, against this host and exit")
 	return c
 }
 
@@ -87,7 +89,9 @@ func newVMMCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := system.LoadManifest(manifest)
 			if err != nil {
-				return err
+				// The supervisor checked it; it changed since, and will
+				// not change back by itself.
+				return &vmm.FatalError{Err: err}
 			}
 			// The supervisor reads the console and the VMM's own last
 			// words from one pipe: a line the guest left open is ended

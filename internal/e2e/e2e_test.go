@@ -246,7 +246,8 @@ func TestTandemRun(t *testing.T) {
 					"/guest/initrd":   g.initrd[tt.guest],
 					"/guest/disk.img": g.disk,
 				},
-				Script:  timedScript(cmd),
+				// The VMM attaches to an existing TAP; it creates none.
+				Script:  "tunctl -t tap0 >/dev/null\n" + timedScript(cmd),
 				Console: consoleLog{},
 				Timeout: hostTimeout,
 			})

@@ -1,0 +1,177 @@
+package system
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/vmm"
+)
+
+// fakeVMMEnv makes the test binary a stand-in for `tandem vmm` (see
+// TestMain): the guest named "broken" fails as a VMM does on a host
+// without KVM, with its one-line error and the status vmm.ExitFatal; any
+// other guest runs until SIGTERM and exits vmm.ExitStopped.
+const fakeVMMEnv = "TANDEM_TEST_FAKE_VMM"
+
+// fakeVMMError is the broken guest's last words.
+const fakeVMMError = "tandem: guest broken: creating the VM: no /dev/kvm: load the kvm module (kvm-intel, kvm-amd, or a host kernel with KVM built in)"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeVMMEnv) == "1" {
+		os.Exit(fakeVMM(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func fakeVMM(args []string) int {
+	var guest string
+	for i, a := range args {
+		if a == "--guest" && i+1 < len(args) {
+			guest = args[i+1]
+		}
+	}
+	if guest == "broken" {
+		fmt.Println("a console line before the end")
+		fmt.Fprintln(os.Stderr, fakeVMMError)
+		return int(vmm.ExitFatal)
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	fmt.Printf("%s is up\n", guest)
+	<-stop
+	return int(vmm.ExitStopped)
+}
+
+// TestDecide pins what follows each end of a VMM: an error no restart
+// cures fails the guest whatever its policy; back-off is for the
+// guest's own ends.
+func TestDecide(t *testing.T) {
+	always := Restart{Policy: RestartAlways}
+	onFailure := Restart{Policy: RestartOnFailure, Limit: 3}
+	never := Restart{Policy: RestartNever}
+	tests := []struct {
+		name        string
+		r           Restart
+		exit        int
+		stop        bool
+		consecutive int
+		want        afterExit
+	}{
+		{"fatal under always", always, int(vmm.ExitFatal), false, 0, leaveFailed},
+		{"fatal under on-failure", onFailure, int(vmm.ExitFatal), false, 0, leaveFailed},
+		{"fatal under never", never, int(vmm.ExitFatal), false, 0, leaveFailed},
+		{"fatal after tandem stop", always, int(vmm.ExitFatal), true, 0, leaveStopped},
+		{"crash under always", always, int(vmm.ExitCrash), false, 7, restartGuest},
+		{"VMM error under always", always, int(vmm.ExitError), false, 0, restartGuest},
+		{"killed under on-failure", onFailure, -1, false, 0, restartGuest},
+		{"watchdog under on-failure", onFailure, int(vmm.ExitWatchdog), false, 2, restartGuest},
+		{"crash over the limit", onFailure, int(vmm.ExitCrash), false, 3, leaveFailed},
+		{"power-off under on-failure", onFailure, int(vmm.ExitPowerOff), false, 0, leaveStopped},
+		{"power-off under always", always, int(vmm.ExitPowerOff), false, 0, restartGuest},
+		{"crash under never", never, int(vmm.ExitCrash), false, 0, leaveStopped},
+		{"crash after tandem stop", always, int(vmm.ExitStopped), true, 0, leaveStopped},
+	}
+	for _, tt := range tests {
+		if got := tt.r.decide(tt.exit, tt.stop, tt.consecutive); got != tt.want {
+			t.Errorf("%s: decide(%d, %v, %d) = %d, want %d", tt.name, tt.exit, tt.stop, tt.consecutive, got, tt.want)
+		}
+	}
+}
+
+// TestFatalNotRestarted runs a supervisor over two stand-in VMMs (see
+// fakeVMM), without KVM: the guest whose VMM exits vmm.ExitFatal is
+// started once, left failed with its VMM's reason in ps, and logged
+// once with the fix; the other guest keeps running.
+func TestFatalNotRestarted(t *testing.T) {
+	t.Setenv(fakeVMMEnv, "1")
+	dir := guestDir(t)
+	manifest := `guests:
+  - name: broken
+    kernel: vmlinuz
+    restart: {policy: always, backoff: 10ms}
+  - name: steady
+    kernel: vmlinuz
+    restart: {policy: always, backoff: 10ms}
+`
+	m, err := LoadManifest(writeManifest(t, dir, []byte(manifest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, log bytes.Buffer
+	sock := filepath.Join(dir, "control.sock")
+	s := &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: sock, Out: &out, Log: &log}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	// ps returns the rows of tandem ps by guest name.
+	ps := func() map[string]string {
+		var b bytes.Buffer
+		if err := Control(sock, "ps", nil, &b); err != nil {
+			return nil
+		}
+		rows := map[string]string{}
+		for _, l := range strings.Split(b.String(), "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				rows[f[0]] = l
+			}
+		}
+		return rows
+	}
+	settled := func(rows map[string]string) bool {
+		return strings.Contains(rows["broken"], " failed ") && strings.Contains(rows["steady"], " running ")
+	}
+	var rows map[string]string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if rows = ps(); settled(rows) {
+			break
+		}
+	}
+	if !settled(rows) {
+		t.Fatalf("tandem ps never showed broken failed and steady running: %q", rows)
+	}
+	// Twenty back-offs later, still: no restart.
+	time.Sleep(200 * time.Millisecond)
+	rows = ps()
+	if !settled(rows) {
+		t.Errorf("tandem ps = %q, want broken still failed and steady running", rows)
+	}
+	broken := strings.Fields(rows["broken"])
+	if len(broken) < 6 || broken[5] != "0" {
+		t.Errorf("tandem ps row %q, want RESTARTS 0", rows["broken"])
+	}
+	if want := "cannot run: creating the VM: no /dev/kvm: load the kvm module"; !strings.Contains(rows["broken"], want) {
+		t.Errorf("tandem ps row %q, want the reason %q", rows["broken"], want)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not stop")
+	}
+	var fatalLines []string
+	for _, l := range strings.Split(log.String(), "\n") {
+		if strings.HasPrefix(l, "tandem: broken: ") && !strings.Contains(l, "started (pid") {
+			fatalLines = append(fatalLines, l)
+		}
+	}
+	want := "tandem: broken: cannot run: creating the VM: no /dev/kvm: load the kvm module (kvm-intel, kvm-amd, or a host kernel with KVM built in); not restarted, as no restart can cure it: fix it, then tandem start broken"
+	if len(fatalLines) != 1 || fatalLines[0] != want {
+		t.Errorf("supervisor log about broken = %q, want exactly %q; whole log:\n%s", fatalLines, want, log.String())
+	}
+	if n := strings.Count(log.String(), "broken: started"); n != 1 {
+		t.Errorf("broken's VMM started %d times, want once; log:\n%s", n, log.String())
+	}
+	if !strings.Contains(out.String(), "steady | steady is up") {
+		t.Errorf("console = %q, want steady's line", out.String())
+	}
+}

@@ -1,0 +1,73 @@
+package vmm
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tandem-hv/tandem/internal/fakekernel"
+)
+
+// TestCheck checks what Check refuses beyond Validate, without KVM: each
+// error is a *ConfigError naming the manifest's field, and Build refuses
+// the same input with a FatalError.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	kernel, err := fakekernel.Write(dir, "vmlinuz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := filepath.Join(dir, "random")
+	if err := os.WriteFile(random, []byte(strings.Repeat("\x5a\xc3\x17", 4096)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok := func(c Config) Config {
+		c.Kernel, c.CPUs, c.Memory = kernel, 1, 64<<20
+		return c
+	}
+	tests := []struct {
+		name   string
+		cfg    Config
+		field  string
+		detail string   // what Detail starts with
+		want   []string // in Error
+	}{
+		{"random kernel", Config{Kernel: random, CPUs: 1, Memory: 64 << 20}, "kernel", random + ": ", []string{"kernel " + random + ": not a bzImage"}},
+		{"missing TAP", ok(Config{Nets: []Net{{TAP: "tandem-no-tap"}}}), "nets[0].tap", "tandem-no-tap: ", []string{"net 0 tandem-no-tap: no such interface", "ip tuntap add tandem-no-tap mode tap"}},
+		{"loopback is no TAP", ok(Config{Nets: []Net{{TAP: "lo"}}}), "nets[0].tap", "lo: ", []string{"net 0 lo: not a TAP interface"}},
+		{"TAP name with a slash", ok(Config{Nets: []Net{{TAP: "../lo"}}}), "nets[0].tap", "../lo: ", []string{"not a Linux interface name"}},
+		{"zero vCPUs", Config{Kernel: kernel, CPUs: 0, Memory: 64 << 20}, "cpus", "0: ", []string{"cpus 0: must be between 1 and"}},
+		{"disk is a directory", ok(Config{Disks: []Disk{{Path: dir}}}), "disks[0]", dir + ": ", []string{"disk 0 " + dir + ": is a directory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Check()
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Check() = %v, want a *ConfigError", err)
+			}
+			if ce.Field != tt.field || !strings.HasPrefix(ce.Detail(), tt.detail) {
+				t.Errorf("Check() = field %q, detail %q; want field %q, detail starting %q", ce.Field, ce.Detail(), tt.field, tt.detail)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Check() = %q, want it to contain %q", err, w)
+				}
+			}
+			vm, berr := Build(tt.cfg)
+			if berr == nil {
+				vm.Close()
+				t.Fatal("Build() = nil error after Check refused the config")
+			}
+			if berr.Error() != err.Error() || !IsFatal(berr) {
+				t.Errorf("Build() = %q (fatal %v), want Check's error %q, fatal", berr, IsFatal(berr), err)
+			}
+		})
+	}
+	good := ok(Config{})
+	if err := good.Check(); err != nil {
+		t.Errorf("Check(a good config) = %v, want nil", err)
+	}
+}
