@@ -303,7 +303,7 @@ func TestManifestConfigPassthrough(t *testing.T) {
 	}{
 		{"without interrupts", "      - node: /pl031@9010000\n        interrupts: none\n", ""},
 		{"with interrupts", "      - node: /pl031@9010000\n",
-			`system.yaml:25: guest "control": passthrough[0].node: /pl031@9010000: the host kernel cannot forward this device's interrupt to a guest`},
+			`system.yaml:22: guest "control": passthrough[0].node: /pl031@9010000: the host kernel cannot forward this device's interrupt to a guest`},
 		{"refused", "      - node: /pl011@9000000\n        interrupts: none\n", "the host's console UART"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/internal/fakekernel"
+	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/system"
 )
 
@@ -43,6 +47,11 @@ func TestExamples(t *testing.T) {
 			}
 			dir := t.TempDir()
 			p := filepath.Join(dir, tt.file)
+			if strings.Contains(string(b), "tap: tap0") {
+				// The loader checks that the TAP exists: a TAP of the
+				// test's own stands in for tap0.
+				b = []byte(strings.ReplaceAll(string(b), "tap: tap0", "tap: "+testTAP(t)))
+			}
 			if err := os.WriteFile(p, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -51,9 +60,27 @@ func TestExamples(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// A kernel this host's VMM accepts in place of vmlinuz.
+			if _, err := fakekernel.Write(dir, "vmlinuz"); err != nil {
+				t.Fatal(err)
+			}
 			if err := tt.load(p); err != nil {
 				t.Errorf("examples/%s: %v", tt.file, err)
 			}
 		})
 	}
+}
+
+// testTAP creates a TAP interface for the test and removes it after.
+func testTAP(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("tdmex%d", os.Getpid()%100000)
+	if b, err := exec.Command("ip", "tuntap", "add", name, "mode", "tap").CombinedOutput(); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("ip tuntap add %s: %v: %s", name, err, b)
+		}
+		t.Skipf("skipping: creating a TAP needs CAP_NET_ADMIN and iproute2: %v: %s", err, b)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	return name
 }
