@@ -172,30 +172,35 @@ func runSystem(manifest string, out, log io.Writer) error {
 const untilPoll = 500 * time.Millisecond
 
 // reportMissing says that m's line never came and shows the end of its
-// guest's log.
-func reportMissing(log io.Writer, m *marker, runFor time.Duration, logs func(string) ([]byte, error)) {
-	b, err := logs(m.guest)
-	switch tail := lastLines(b, 10); {
+// guest's log, in one write, so the guests' lines, which the supervisor
+// prints on the same console meanwhile, do not land inside it.
+func reportMissing(w io.Writer, m *marker, runFor time.Duration, logs func(string) ([]byte, error)) {
+	var b bytes.Buffer
+	log, err := logs(m.guest)
+	switch tail := lastLines(log, 10); {
 	case err != nil:
-		fmt.Fprintf(log, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v, and its log cannot be read: %v\n", m.guest, m.re, runFor, err)
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v, and its log cannot be read: %v\n", m.guest, m.re, runFor, err)
 	case len(tail) == 0:
-		fmt.Fprintf(log, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v: its console printed nothing\n", m.guest, m.re, runFor)
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v: its console printed nothing\n", m.guest, m.re, runFor)
 	default:
-		fmt.Fprintf(log, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v; its last %d lines:\n", m.guest, m.re, runFor, len(tail))
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v; its last %d lines:\n", m.guest, m.re, runFor, len(tail))
 		for _, l := range tail {
-			fmt.Fprintf(log, "tandem init:   %s | %s\n", m.guest, l)
+			fmt.Fprintf(&b, "tandem init:   %s | %s\n", m.guest, l)
 		}
 	}
+	w.Write(b.Bytes())
 }
 
 // stopSystem prints the status table (`tandem ps`) and stops the
-// supervisor, killing it if it does not end within stopGrace.
+// supervisor, killing it if it does not end within stopGrace. The table
+// goes out in one write, so the guests' lines, which the supervisor
+// prints on the same console meanwhile, do not land inside it.
 func stopSystem(sys *exec.Cmd, done <-chan error, control string, out, log io.Writer) {
-	ps := exec.Command("/proc/self/exe", "ps", "--control", control)
-	ps.Stdout, ps.Stderr = out, log
-	if err := ps.Run(); err != nil {
+	var ps bytes.Buffer
+	if err := system.Control(control, "ps", nil, &ps); err != nil {
 		fmt.Fprintf(log, "tandem init: tandem ps: %v\n", err)
 	}
+	out.Write(ps.Bytes())
 	sys.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -168,6 +169,40 @@ func TestLastLines(t *testing.T) {
 	} {
 		if got := lastLines([]byte(tc.log), tc.n); !slices.Equal(got, tc.want) {
 			t.Errorf("lastLines(%q, %d) = %q; want %q", tc.log, tc.n, got, tc.want)
+		}
+	}
+}
+
+// writes records each Write on its own.
+type writes []string
+
+func (w *writes) Write(p []byte) (int, error) { *w = append(*w, string(p)); return len(p), nil }
+
+// TestReportMissing checks what init prints, in one write, for a marker
+// that never came: the marker, and the last 10 lines of its guest's log.
+func TestReportMissing(t *testing.T) {
+	ms, _ := parseUntil("control:" + controlMarker)
+	var log strings.Builder
+	for i := 1; i <= 12; i++ {
+		fmt.Fprintf(&log, "line %d\r\n", i)
+	}
+	for _, tc := range []struct {
+		name, log string
+		err       error
+		want      string
+	}{
+		{"tail", log.String(), nil, "tandem init: tandem.until: no line of control matched TANDEM-CONTROL.*sent=[1-9] within tandem.runfor=40s; its last 10 lines:\n" +
+			"tandem init:   control | line 3\n" + "tandem init:   control | line 4\n" + "tandem init:   control | line 5\n" +
+			"tandem init:   control | line 6\n" + "tandem init:   control | line 7\n" + "tandem init:   control | line 8\n" +
+			"tandem init:   control | line 9\n" + "tandem init:   control | line 10\n" + "tandem init:   control | line 11\n" +
+			"tandem init:   control | line 12\n"},
+		{"silent", "", nil, "tandem init: tandem.until: no line of control matched TANDEM-CONTROL.*sent=[1-9] within tandem.runfor=40s: its console printed nothing\n"},
+		{"unreadable", "", errors.New("no guest"), "tandem init: tandem.until: no line of control matched TANDEM-CONTROL.*sent=[1-9] within tandem.runfor=40s, and its log cannot be read: no guest\n"},
+	} {
+		var w writes
+		reportMissing(&w, ms[0], 40*time.Second, func(string) ([]byte, error) { return []byte(tc.log), tc.err })
+		if len(w) != 1 || w[0] != tc.want {
+			t.Errorf("%s: reportMissing wrote %q; want one write of %q", tc.name, w, tc.want)
 		}
 	}
 }
