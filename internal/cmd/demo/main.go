@@ -98,6 +98,7 @@ func main() {
 	flag.DurationVar(&o.Deadline, "deadline", 150*time.Second, "tandem.runfor: how long the system may run before both guests have printed their markers")
 	flag.DurationVar(&o.Timeout, "timeout", 6*time.Minute, "bound on the whole boot")
 	flag.StringVar(&o.Dir, "dir", "build/demo", "work directory")
+	flag.BoolVar(&o.SilentGuests, "silent-guests", false, "give both guests an /init that prints nothing, to see the demo fail for want of their reports")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
@@ -241,12 +242,15 @@ func run(o options) error {
 		return fmt.Errorf("the board did not power off within %v: see the console above, or raise -timeout", timeout)
 	case werr != nil && !errors.Is(werr, io.EOF):
 		return fmt.Errorf("qemu: %w", werr)
-	case len(missing) > 0:
-		var l []string
+	case len(missing) == 1:
+		m := missing[0]
+		return fmt.Errorf("%s never printed its marker %s:%s within tandem.runfor=%v: its console's last lines above show how far it got", m.guest, m.guest, m.expr, o.Deadline)
+	case len(missing) > 1:
+		var names, l []string
 		for _, m := range missing {
-			l = append(l, m.guest+":"+m.expr)
+			names, l = append(names, m.guest), append(l, m.guest+":"+m.expr)
 		}
-		return fmt.Errorf("no line of the guests' own shows them working: marker %s missing by tandem.runfor=%v; the guest's last console lines are above", strings.Join(l, ", "), o.Deadline)
+		return fmt.Errorf("%s never printed their markers %s within tandem.runfor=%v: their consoles' last lines above show how far they got", strings.Join(names, " and "), strings.Join(l, ", "), o.Deadline)
 	case w.faults() > 0:
 		return fmt.Errorf("the infotainment guest's last report counts faults=%d: messages were corrupted, repeated, reordered or lost on the channel; see its TANDEM-INFO lines above", w.faults())
 	case !w.reached("poweroff"):

@@ -40,6 +40,7 @@ type watcher struct {
 	built    time.Duration            // when the image was built (QEMU's start)
 	at       map[string]time.Duration // stage key: when its line came, since the demo's start
 	tail     map[string][]string      // guest: its last console lines, as shown (NAME | …)
+	own      map[string]int           // guest: how many lines it printed itself
 	marked   map[string]bool          // guest: a line of its own matched its marker
 	report   map[string][]string      // guest: the submatches of its last report
 	restarts map[string]int           // guest: from the status table
@@ -49,7 +50,7 @@ type watcher struct {
 
 func newWatcher() *watcher {
 	w := &watcher{built: time.Since(start0), at: map[string]time.Duration{}, tail: map[string][]string{},
-		marked: map[string]bool{}, report: map[string][]string{}, restarts: map[string]int{}}
+		own: map[string]int{}, marked: map[string]bool{}, report: map[string][]string{}, restarts: map[string]int{}}
 	for _, m := range markers {
 		w.res = append(w.res, regexp.MustCompile(m.expr))
 	}
@@ -90,6 +91,7 @@ func (w *watcher) line(l string) {
 	if strings.HasPrefix(text, "tandem:") {
 		return
 	}
+	w.own[guest]++
 	for i, m := range markers {
 		if m.guest == guest && w.res[i].MatchString(text) {
 			w.marked[guest] = true
@@ -127,11 +129,20 @@ func (w *watcher) missing() []marker {
 // guilty shows which marker m is missing and its guest's last lines.
 func (w *watcher) guilty(m marker) {
 	t := w.tail[m.guest]
-	if len(t) == 0 {
-		stage("FAILED: %s never printed %s (%s); its console printed nothing", m.guest, m.expr, m.what)
+	say := fmt.Sprintf("FAILED: %s never printed %s (%s)", m.guest, m.expr, m.what)
+	switch {
+	case len(t) == 0:
+		stage("%s; its console shows nothing", say)
 		return
+	case len(t) == 1:
+		say += "; its console's last line"
+	default:
+		say += fmt.Sprintf("; its console's last %d lines", len(t))
 	}
-	stage("FAILED: %s never printed %s (%s); its last %d console lines:", m.guest, m.expr, m.what, len(t))
+	if w.own[m.guest] == 0 {
+		say += " (the VMM's: the guest itself printed nothing)"
+	}
+	stage("%s:", say)
 	for _, l := range t {
 		fmt.Fprintln(out, l)
 	}
