@@ -6,7 +6,7 @@ BUILD    := build
 TANDEM   := $(BUILD)/tandem
 GOFLAGS_STATIC := CGO_ENABLED=0
 
-.PHONY: all build deps testdata test bench demo vet clean
+.PHONY: all build deps testdata testdata-arm64 test bench demo vet clean
 
 all: build
 
@@ -18,6 +18,11 @@ deps:
 
 testdata: deps
 	@scripts/testdata.sh x86 arm64 armhf && scripts/testdata-boards.sh
+
+# The demo boots Debian's arm64 kernel as host and guests: it needs
+# neither the x86 and armhf kernels nor the boards' device trees.
+testdata-arm64: deps
+	@scripts/testdata.sh arm64
 
 # staticcheck is a tool dependency (go.mod), so its version is pinned.
 # It is built for this machine and then run with GOARCH set: `GOARCH=arm64
@@ -66,7 +71,7 @@ test: deps testdata vet
 bench: deps testdata build
 	$(GO) run ./internal/cmd/bench
 
-demo: deps testdata build
+demo: deps testdata-arm64 build
 	$(GO) run ./internal/cmd/demo
 
 clean:

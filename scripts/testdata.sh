@@ -19,6 +19,11 @@
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
 #
+# When nothing under /var/lib/apt/lists or dpkg's status and architectures
+# changed since an architecture's stamp was written, the same queries would
+# resolve the same packages: that architecture is up to date without asking
+# apt, whose queries take seconds each where its binary cache is disabled.
+#
 # It needs root only to install missing tools and add foreign architectures;
 # on a machine that has them, it runs as any user.
 set -eu
@@ -157,11 +162,26 @@ has_kvm_amd() {
 	grep -q 'kvm-amd\.ko' "$1/modules/$rel/modules.dep"
 }
 
+# index_unchanged DIR reports whether DIR/.stamp is newer than apt's
+# package index and dpkg's state: the queries that wrote it would resolve
+# the same packages again.
+index_unchanged() {
+	[ -f "$1/.stamp" ] || return 1
+	for f in /var/lib/apt/lists /var/lib/dpkg/status /var/lib/dpkg/arch; do
+		[ -e "$f" ] || continue
+		[ -z "$(find "$f" -maxdepth 1 -newer "$1/.stamp" | head -n1)" ] || return 1
+	done
+}
+
 # setup ARCH DEBARCH KERNEL_META HOST_META BUSYBOX
 setup() {
 	arch=$1 debarch=$2 kmeta=$3 hostmeta=$4 withbusybox=$5
-	need_arch "$debarch"
 	dest=$cache/$arch
+	if index_unchanged "$dest" && { [ -z "$hostmeta" ] || has_kvm_amd "$dest" || index_unchanged "$dest/host"; }; then
+		log "$arch: up to date ($(cat "$dest/release"); the package index has not changed since it was unpacked)"
+		return 0
+	fi
+	need_arch "$debarch"
 	kpkg=$(resolve "$kmeta")
 	case $kpkg in *:*) ;; *) [ "$debarch" = "$(dpkg --print-architecture)" ] || kpkg=$kpkg:$debarch ;; esac
 	kdeb=$(download "$kpkg")
@@ -169,6 +189,7 @@ setup() {
 	[ "$withbusybox" = yes ] && bdeb=$(download "busybox-static:$debarch")
 	stamp="$(basename "$kdeb") $(basename "${bdeb:-none}")"
 	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
+		touch "$dest/.stamp" # checked against the index as it is now
 		log "$arch: up to date ($(cat "$dest/release"))"
 	else
 		unpack_kernel "$kdeb" "$dest"
@@ -188,6 +209,8 @@ setup() {
 			if [ ! -f "$dest/host/.stamp" ] || [ "$(cat "$dest/host/.stamp")" != "$(basename "$hdeb")" ]; then
 				unpack_kernel "$hdeb" "$dest/host"
 				echo "$(basename "$hdeb")" >"$dest/host/.stamp"
+			else
+				touch "$dest/host/.stamp"
 			fi
 			has_kvm_amd "$dest/host" || die "$hpkg has no kvm-amd module either"
 			log "$arch: host kernel $(cat "$dest/host/release") ready in $dest/host"

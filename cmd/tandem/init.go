@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,13 @@ const stopGrace = 15 * time.Second
 // tandem.runfor=DURATION on the kernel command line (demos, tests) stops
 // the system after that long: init prints the status table (`tandem
 // ps`), stops the supervisor with SIGTERM, and powers off.
+//
+// tandem.until=GUEST:REGEX,… stops it sooner: init reads each named
+// guest's console log (`tandem logs GUEST`) every 500 ms and stops the
+// system the same way once every guest has printed a line matching its
+// regexp. tandem.runfor stays the deadline: when it expires first, init
+// names each marker that never came, with the last 10 lines of that
+// guest's log, before it stops the system.
 func newInitCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "init",
@@ -79,32 +87,120 @@ func runSystem(manifest string, out, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var markers []*marker
+	if v, ok := cmdlineValue("tandem.until"); ok {
+		if markers, err = parseUntil(v); err != nil {
+			return err
+		}
+	}
+	// The supervisor reports a manifest error itself, when it starts.
+	control := system.DefaultControlSocket
+	if m, err := system.LoadManifest(manifest); err == nil {
+		if m.ControlSocket != "" {
+			control = m.ControlSocket
+		}
+		var names []string
+		for _, g := range m.Guests {
+			names = append(names, g.Name)
+		}
+		if err := checkGuests(markers, manifest, names); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(log, "tandem init: starting tandem system %s\n", manifest)
 	sys := exec.Command("/proc/self/exe", "system", manifest)
 	sys.Stdin, sys.Stdout, sys.Stderr = os.Stdin, out, log
 	if err := sys.Start(); err != nil {
 		return fmt.Errorf("starting tandem system: %w", err)
 	}
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- sys.Wait() }()
-	if runFor <= 0 {
+	var deadline, poll <-chan time.Time
+	if runFor > 0 {
+		t := time.NewTimer(runFor)
+		defer t.Stop()
+		deadline = t.C
+	}
+	if len(markers) > 0 {
+		t := time.NewTicker(untilPoll)
+		defer t.Stop()
+		poll = t.C
+	}
+	if deadline == nil && poll == nil {
 		return <-done
 	}
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(runFor):
+	logs := func(guest string) ([]byte, error) {
+		var b bytes.Buffer
+		err := system.Control(control, "logs "+guest, nil, &b)
+		return b.Bytes(), err
 	}
-	control := system.DefaultControlSocket
-	if m, err := system.LoadManifest(manifest); err == nil && m.ControlSocket != "" {
-		control = m.ControlSocket
+	reached := func() bool { return checkMarkers(markers, logs, time.Since(start)) }
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-poll:
+			if !reached() {
+				continue
+			}
+		case <-deadline:
+			// A line may have come since the last poll.
+			if len(markers) == 0 || !reached() {
+				for _, m := range markers {
+					if !m.reached {
+						reportMissing(log, m, runFor, logs)
+					}
+				}
+				fmt.Fprintf(log, "\ntandem init: tandem.runfor=%v is up: status, then stopping the system\n", runFor)
+				stopSystem(sys, done, control, out, log)
+				return nil
+			}
+		}
+		// Every marker is reached.
+		var at []string
+		for _, m := range markers {
+			at = append(at, fmt.Sprintf("%s at %.1fs", m.guest, m.at.Seconds()))
+		}
+		fmt.Fprintf(log, "\ntandem init: tandem.until markers reached (%s): status, then stopping the system\n", strings.Join(at, ", "))
+		stopSystem(sys, done, control, out, log)
+		return nil
 	}
-	fmt.Fprintf(log, "\ntandem init: tandem.runfor=%v is up: status, then stopping the system\n", runFor)
-	ps := exec.Command("/proc/self/exe", "ps", "--control", control)
-	ps.Stdout, ps.Stderr = out, log
-	if err := ps.Run(); err != nil {
+}
+
+// untilPoll is how often init reads the guests' logs for tandem.until.
+const untilPoll = 500 * time.Millisecond
+
+// reportMissing says that m's line never came and shows the end of its
+// guest's log, in one write, so the guests' lines, which the supervisor
+// prints on the same console meanwhile, do not land inside it.
+func reportMissing(w io.Writer, m *marker, runFor time.Duration, logs func(string) ([]byte, error)) {
+	var b bytes.Buffer
+	log, err := logs(m.guest)
+	switch tail := lastLines(log, 10); {
+	case err != nil:
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v, and its log cannot be read: %v\n", m.guest, m.re, runFor, err)
+	case len(tail) == 0:
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v: its console printed nothing\n", m.guest, m.re, runFor)
+	default:
+		fmt.Fprintf(&b, "tandem init: tandem.until: no line of %s matched %s within tandem.runfor=%v; its last %d lines:\n", m.guest, m.re, runFor, len(tail))
+		for _, l := range tail {
+			fmt.Fprintf(&b, "tandem init:   %s | %s\n", m.guest, l)
+		}
+	}
+	w.Write(b.Bytes())
+}
+
+// stopSystem prints the status table (`tandem ps`) and stops the
+// supervisor, killing it if it does not end within stopGrace. The table
+// goes out in one write, so the guests' lines, which the supervisor
+// prints on the same console meanwhile, do not land inside it.
+func stopSystem(sys *exec.Cmd, done <-chan error, control string, out, log io.Writer) {
+	var ps bytes.Buffer
+	if err := system.Control(control, "ps", nil, &ps); err != nil {
 		fmt.Fprintf(log, "tandem init: tandem ps: %v\n", err)
 	}
+	out.Write(ps.Bytes())
 	sys.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -113,21 +209,29 @@ func runSystem(manifest string, out, log io.Writer) error {
 		sys.Process.Kill()
 		<-done
 	}
-	return nil
+}
+
+// cmdlineValue reads KEY=VALUE from the kernel command line.
+func cmdlineValue(key string) (string, bool) {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // cmdlineDuration reads KEY=DURATION from the kernel command line (0 when
 // absent).
 func cmdlineDuration(key string) (time.Duration, error) {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, f := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return 0, fmt.Errorf("kernel command line %s=%q: want a duration such as 30s", key, v)
-			}
-			return d, nil
-		}
+	v, ok := cmdlineValue(key)
+	if !ok {
+		return 0, nil
 	}
-	return 0, nil
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("kernel command line %s=%q: want a duration such as 30s", key, v)
+	}
+	return d, nil
 }

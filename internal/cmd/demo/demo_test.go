@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,21 +14,21 @@ import (
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
-// TestDemo runs `make demo` end to end with a shorter run: the image is
-// built, U-Boot boots it under QEMU, both guests print on their consoles
-// (prefixed by name), the status table shows both running, and the board
-// powers off cleanly within the demo's time bound.
-func TestDemo(t *testing.T) {
+// bootSetup skips unless this machine can boot the demo, and builds
+// tandem into a temporary directory: it returns the source tree, the
+// binary and the work directory.
+func bootSetup(t *testing.T) (root, tandem, work string) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("skipping: boots an emulated board for about a minute")
+		t.Skip("skipping: boots an emulated board for a minute or two")
 	}
 	testenv.RequireCommand(t, "qemu-system-aarch64", "qemu-system-arm")
 	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
 	testenv.RequireFile(t, ubootBin, "install Debian's u-boot-qemu: make deps")
-	root, _ := filepath.Abs("../../..")
-	testenv.RequireFile(t, filepath.Join(root, "build/cache/arm64/release"), "run `make testdata`")
-	work := t.TempDir()
-	tandem := filepath.Join(work, "tandem")
+	root, _ = filepath.Abs("../../..")
+	testenv.RequireFile(t, filepath.Join(root, "build/cache/arm64/release"), "run `scripts/testdata.sh arm64`")
+	work = t.TempDir()
+	tandem = filepath.Join(work, "tandem")
 	build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -35,35 +36,199 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
 	wd, _ := os.Getwd()
-	defer os.Chdir(wd)
+	t.Cleanup(func() { os.Chdir(wd) })
+	return root, tandem, work
+}
+
+// TestDemo runs `make demo` end to end: the image is built, U-Boot boots
+// it under QEMU, both guests print their markers on their consoles
+// (prefixed by name), tandem init stops the system on them, the status
+// table shows both running, the board powers off cleanly, and the summary
+// gives every stage's time, the messages, faults and restarts.
+func TestDemo(t *testing.T) {
+	root, tandem, work := bootSetup(t)
 	var console bytes.Buffer
 	start := time.Now()
-	err := run(options{Root: root, Dir: filepath.Join(work, "demo"), Tandem: tandem, RunFor: 25 * time.Second, Timeout: 5 * time.Minute, Out: &console})
+	err := run(options{Root: root, Dir: filepath.Join(work, "demo"), Tandem: tandem, Deadline: 150 * time.Second, Timeout: 6 * time.Minute, Out: &console})
 	if err != nil {
-		t.Fatalf("run() = %v; console:\n%s", err, tail(console.String(), 40))
+		t.Fatalf("run() = %v; console:\n%s", err, tail(console.String(), 60))
 	}
 	text := console.String()
 	for _, re := range []string{
-		`(?m)^control \| TANDEM-CONTROL `,
-		`(?m)^infotainment \| TANDEM-INFO `,
+		`(?m)^control \| TANDEM-CONTROL misses=\d+ .* sent=[1-9]`,
+		`(?m)^infotainment \| TANDEM-INFO received=[1-9]\d* faults=0 `,
+		`(?m)^tandem init: tandem.until markers reached \(control at \d+\.\ds, infotainment at \d+\.\ds\)`,
 		`(?m)^NAME\s+ROLE\s+STATE`,
 		`(?m)^control\s+control\s+running`,
 		`(?m)^infotainment\s+infotainment\s+running`,
 		`reboot: Power down`,
+		// The summary.
+		`(?m)^\s*stage\s+at\s+took$`,
+		`(?m)^\s*image built\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*U-Boot found boot\.scr\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*host kernel started\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*data partition mounted\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*system started\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*markers reached\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*powered off\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^messages received\s+[1-9]\d*$`,
+		`(?m)^faults\s+0$`,
+		`(?m)^restarts\s+control \d+, infotainment \d+$`,
+		`(?m)^control loop\s+\d+ of [1-9]\d* cycles woke a period`,
+		`demo done in \d+s`,
 	} {
 		if !regexp.MustCompile(re).MatchString(text) {
-			t.Errorf("console lacks %s; last lines:\n%s", re, tail(text, 40))
+			t.Errorf("console lacks %s; last lines:\n%s", re, tail(text, 60))
 		}
 	}
-	// The channel: the infotainment guest received the control guest's
-	// messages, and not one failed its end-to-end check.
-	infos := regexp.MustCompile(`(?m)^infotainment \| TANDEM-INFO received=(\d+) faults=(\d+)`).FindAllStringSubmatch(text, -1)
-	if len(infos) == 0 {
-		t.Errorf("no TANDEM-INFO report from the infotainment guest")
-	} else if last := infos[len(infos)-1]; last[1] == "0" || last[2] != "0" {
-		t.Errorf("infotainment guest's last report: received=%s faults=%s; want messages and no faults", last[1], last[2])
+	if strings.Contains(text, "deadline, no markers") {
+		t.Errorf("the summary has a deadline row though the markers came:\n%s", tail(text, 30))
 	}
-	t.Logf("demo took %v", time.Since(start).Round(time.Second))
+	t.Logf("demo took %v; its end:\n%s", time.Since(start).Round(time.Second), tail(text, 20))
+}
+
+// TestDemoSilentGuests runs the demo with guests that print nothing: the
+// markers never come, tandem init names them when tandem.runfor is up,
+// and the demo fails naming them, with each guest's console tail, after
+// the summary.
+func TestDemoSilentGuests(t *testing.T) {
+	root, tandem, work := bootSetup(t)
+	var console bytes.Buffer
+	err := run(options{Root: root, Dir: filepath.Join(work, "demo"), Tandem: tandem, Deadline: 40 * time.Second, Timeout: 5 * time.Minute, Out: &console, SilentGuests: true})
+	text := console.String()
+	t.Logf("run() = %v; the console's end:\n%s", err, tail(text, 40))
+	if err == nil {
+		t.Fatalf("run() = nil with silent guests; want the missing markers named")
+	}
+	for _, m := range markers {
+		if !strings.Contains(err.Error(), m.guest+":"+m.expr) {
+			t.Errorf("run() = %q; want it to name marker %s:%s", err, m.guest, m.expr)
+		}
+	}
+	if !strings.HasPrefix(err.Error(), "control and infotainment never printed their markers") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("run() = %q; want one line naming both guests", err)
+	}
+	for _, re := range []string{
+		`(?m)^tandem init: tandem.until: no line of control matched TANDEM-CONTROL`,
+		`(?m)^tandem init: tandem.until: no line of infotainment matched TANDEM-INFO`,
+		`(?m)^tandem init: tandem.runfor=40s is up`,
+		`(?m)^NAME\s+ROLE\s+STATE`,
+		`reboot: Power down`,
+		`(?m)^\s*deadline, no markers\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*markers reached\s+—\s+—$`,
+		`(?m)^messages received\s+— \(no report\)$`,
+		// The guilty guests, with their consoles' tails (or the word
+		// that they printed nothing).
+		`==> \[ *\d+\.\ds\] FAILED: control never printed TANDEM-CONTROL\.\*sent=\[1-9\] \(the control loop's report with messages sent\); its console('s last (line|\d+ lines)[^\n]*:\n(control \| .*\n)+| shows nothing)`,
+		`==> \[ *\d+\.\ds\] FAILED: infotainment never printed TANDEM-INFO\S+ \(the infotainment receiver's report[^)]*\); its console('s last (line|\d+ lines)[^\n]*:\n(infotainment \| .*\n)+| shows nothing)`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("console lacks %s", re)
+		}
+	}
+}
+
+// TestWatcher feeds the watcher a console: the supervisor's and the VMM's
+// own lines on a guest's console are not the guest's, a marker counts only
+// from its guest's own lines, and the summary takes the last reports and
+// the status table.
+func TestWatcher(t *testing.T) {
+	var buf bytes.Buffer
+	start0, out = time.Now(), &buf
+	feed := func(w *watcher, lines string) {
+		for _, l := range strings.Split(strings.TrimSpace(lines), "\n") {
+			w.line(l)
+		}
+	}
+	w := newWatcher()
+	feed(w, `
+Found U-Boot script /boot.scr
+Tandem: starting the host
+tandem init: data partition /dev/vda2 mounted on /data
+tandem init: starting tandem system /data/system.yaml
+control | tandem: guest ended: watchdog expired (TANDEM-CONTROL sent=5)
+tandem: control ended; restarting
+infotainment | tandem: guest ended: TANDEM-INFO received=12 faults=0 crc=0
+control TANDEM-CONTROL misses=0 p50-us=1 p99-us=2 max-us=3 cycles=1000 sent=100 dropped=0 connected=true
+infotainment: TANDEM-INFO received=12 faults=0 crc=0
+tandem init:   control | TANDEM-CONTROL misses=0 p50-us=1 p99-us=2 max-us=3 cycles=1000 sent=100 dropped=0 connected=true
+control | TANDEM-CONTROL misses=0 p50-us=1 p99-us=2 max-us=3 cycles=1000 sent=0 dropped=100 connected=false
+infotainment | TANDEM-INFO received=0 faults=0 crc=0 repeated=0 reordered=0 lost=0 connections=0 seq=0 speed=0.0 rpm=0 gear=0
+`)
+	if m := w.missing(); len(m) != 2 {
+		t.Errorf("missing() = %v; want both markers: no line of a guest's own shows it working", m)
+	}
+	feed(w, `
+control | TANDEM-CONTROL misses=7 p50-us=80 p99-us=2500 max-us=9000 cycles=3000 sent=200 dropped=100 connected=true
+infotainment | TANDEM-INFO received=180 faults=0 crc=0 repeated=0 reordered=0 lost=0 connections=1 seq=179 speed=50.0 rpm=2000 gear=3
+
+tandem init: tandem.until markers reached (control at 20.1s, infotainment at 20.6s): status, then stopping the system
+NAME           ROLE          STATE        PID     UPTIME RESTARTS       CPU      RSS
+control        control       running      201        21s        1     9.12s      40M
+infotainment   infotainment  running      202        20s        0     3.40s      52M
+tandem init: system ended; powering off
+reboot: Power down
+`)
+	if m := w.missing(); len(m) != 0 {
+		t.Errorf("missing() = %v; want none", m)
+	}
+	if len(w.tail["control"]) != 3 || w.tail["control"][0] != "control | tandem: guest ended: watchdog expired (TANDEM-CONTROL sent=5)" {
+		t.Errorf("control's tail = %q; want its 3 console lines", w.tail["control"])
+	}
+	w.summary()
+	text := buf.String()
+	for _, re := range []string{
+		`(?m)^\s*markers reached\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*powered off\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^messages received\s+180$`,
+		`(?m)^faults\s+0$`,
+		`(?m)^restarts\s+control 1, infotainment 0$`,
+		`(?m)^control loop\s+7 of 3000 cycles woke a period \(1 ms\) or more late; wake-up lateness in its last second p99 2500 µs, max 9000 µs$`,
+		`(?m)^missed deadlines: the board is emulated in software on this machine`,
+		`(?m)^restarts: the supervisor restarted a guest`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("summary lacks %s:\n%s", re, text)
+		}
+	}
+	if strings.Contains(text, "deadline, no markers") {
+		t.Errorf("summary has a deadline row though the markers came:\n%s", text)
+	}
+}
+
+// TestGuilty checks what the demo shows for a missing marker: the marker,
+// and its guest's last console lines, at most tailLines of them, saying
+// when they are only the VMM's.
+func TestGuilty(t *testing.T) {
+	var buf bytes.Buffer
+	start0, out = time.Now(), &buf
+	w := newWatcher()
+	for i := 1; i <= 20; i++ {
+		w.line(fmt.Sprintf("control | booting %d", i))
+	}
+	w.line("infotainment | tandem: guest ended: stopped: terminated signal received")
+	buf.Reset()
+	for _, m := range w.missing() {
+		w.guilty(m)
+	}
+	text := buf.String()
+	for _, re := range []string{
+		`(?m)^==> \[ *\d+\.\ds\] FAILED: control never printed TANDEM-CONTROL\.\*sent=\[1-9\] \(the control loop's report with messages sent\); its console's last 15 lines:\ncontrol \| booting 6\n(control \| booting \d+\n){13}control \| booting 20\n`,
+		`(?m)^==> \[ *\d+\.\ds\] FAILED: infotainment never printed \S+ \(.*\); its console's last line \(the VMM's: the guest itself printed nothing\):\ninfotainment \| tandem: guest ended`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("guilty() output lacks %s:\n%s", re, text)
+		}
+	}
+}
+
+// TestUntilParam checks the host's tandem.until: no character the kernel
+// command line, tandem.until or U-Boot's quoted boot script would take.
+func TestUntilParam(t *testing.T) {
+	p := untilParam()
+	if strings.ContainsAny(p, " \t\"'\\$") || strings.Count(p, ",") != len(markers)-1 {
+		t.Errorf("untilParam() = %q: want no spaces, quotes, backslashes or $, and commas only between markers", p)
+	}
 }
 
 func tail(s string, n int) string {

@@ -7,9 +7,14 @@
 // appear prefixed by their names, then the status table, then the board
 // powers off.
 //
-// The host kernel boots with tandem.runfor=, so the system stops by
-// itself. Everything runs under software emulation on two host cores:
-// the guests are small and their kernels quiet.
+// The demo succeeds only on what the guests themselves print: the control
+// loop's report with messages sent, and the infotainment receiver's with
+// messages received and no faults. The host kernel boots with
+// tandem.until= naming those two lines (tandem init stops the system once
+// both have come) and tandem.runfor= as the deadline. The demo ends with a
+// summary: each boot stage's time, messages, faults and restarts.
+// Everything runs under software emulation on two host cores: the guests
+// are small and their kernels quiet.
 package main
 
 import (
@@ -65,11 +70,35 @@ guests:
     after: [control]
 `
 
+// markers are the lines the demo waits for, one per guest: tandem.until
+// on the host's command line, and what the demo itself checks on the
+// guests' consoles. Each is a Go regexp without spaces, commas, quotes,
+// backslashes or $ (the kernel command line splits at spaces, tandem.until
+// at commas, and U-Boot's boot script quotes the command line).
+var markers = []marker{
+	{"control", `TANDEM-CONTROL.*sent=[1-9]`, "the control loop's report with messages sent"},
+	{"infotainment", `TANDEM-INFO.received=[1-9][0-9]*.faults=0.crc=`, "the infotainment receiver's report with messages received and no faults"},
+}
+
+// marker is a line a guest prints when it works: expr matches it, what
+// says what it is.
+type marker struct{ guest, expr, what string }
+
+// untilParam is tandem.until= for markers.
+func untilParam() string {
+	var l []string
+	for _, m := range markers {
+		l = append(l, m.guest+":"+m.expr)
+	}
+	return "tandem.until=" + strings.Join(l, ",")
+}
+
 func main() {
 	o := options{Root: ".", Out: os.Stdout}
-	flag.DurationVar(&o.RunFor, "run-for", 40*time.Second, "how long the system runs before it is stopped")
-	flag.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "bound on the whole boot")
+	flag.DurationVar(&o.Deadline, "deadline", 150*time.Second, "tandem.runfor: how long the system may run before both guests have printed their markers")
+	flag.DurationVar(&o.Timeout, "timeout", 6*time.Minute, "bound on the whole boot")
 	flag.StringVar(&o.Dir, "dir", "build/demo", "work directory")
+	flag.BoolVar(&o.SilentGuests, "silent-guests", false, "give both guests an /init that prints nothing, to see the demo fail for want of their reports")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
@@ -82,9 +111,16 @@ type options struct {
 	// Root is the source tree; Dir the work directory (relative to Root).
 	Root, Dir string
 	// Tandem is the tandem binary (default Root/build/tandem).
-	Tandem          string
-	RunFor, Timeout time.Duration
-	Out             io.Writer
+	Tandem string
+	// Deadline is tandem.runfor: the system is stopped after that long
+	// if the guests' markers have not all come.
+	Deadline time.Duration
+	// Timeout bounds the boot, from QEMU's start to its end.
+	Timeout time.Duration
+	Out     io.Writer
+	// SilentGuests gives both guests an /init that prints nothing
+	// (testdata/silent), so the markers never come: the demo's failure.
+	SilentGuests bool
 }
 
 var (
@@ -101,7 +137,7 @@ func run(o options) error {
 	if err := os.Chdir(o.Root); err != nil {
 		return err
 	}
-	dir, runFor, timeout := o.Dir, o.RunFor, o.Timeout
+	dir, timeout := o.Dir, o.Timeout
 	stage("checking prerequisites…")
 	for _, c := range []struct{ cmd, pkg string }{{"qemu-system-aarch64", "qemu-system-arm"}, {"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}} {
 		if _, err := exec.LookPath(c.cmd); err != nil {
@@ -113,7 +149,7 @@ func run(o options) error {
 	}
 	k, err := e2e.Arm64Kernel("build/cache")
 	if err != nil {
-		return fmt.Errorf("%w (run `make testdata`)", err)
+		return fmt.Errorf("%w (run `scripts/testdata.sh arm64`)", err)
 	}
 	if o.Tandem == "" {
 		o.Tandem = "build/tandem"
@@ -130,9 +166,17 @@ func run(o options) error {
 		return err
 	}
 
-	stage("building the guests' initramfs images (control, infotainment; arm64)…")
+	if o.SilentGuests {
+		stage("building the guests' initramfs images (control, infotainment; arm64), both SILENT: their /init prints nothing…")
+	} else {
+		stage("building the guests' initramfs images (control, infotainment; arm64)…")
+	}
 	for _, g := range []struct{ name, file string }{{"control", "control.img"}, {"infotainment", "info.img"}} {
-		if err := guestInitramfs(filepath.Join(sys, g.file), g.name, k); err != nil {
+		pkg := "github.com/tandem-hv/tandem/guests/" + g.name
+		if o.SilentGuests {
+			pkg = "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent"
+		}
+		if err := guestInitramfs(filepath.Join(sys, g.file), g.name, pkg, k); err != nil {
 			return err
 		}
 	}
@@ -145,11 +189,11 @@ func run(o options) error {
 		return err
 	}
 
-	stage("building image… (tandem image build --board qemu-virt-arm64)")
+	cmdline := "tandem.runfor=" + o.Deadline.String() + " " + untilParam()
+	stage("building image… (tandem image build --board qemu-virt-arm64 --cmdline %q)", cmdline)
 	img := filepath.Join(dir, "tandem-qemu-virt-arm64.img")
 	build := exec.Command(tandem, "image", "build", "--board", "qemu-virt-arm64",
-		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img,
-		"--cmdline", "tandem.runfor="+runFor.String())
+		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", cmdline)
 	build.Stdout, build.Stderr = out, out
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 		build.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
@@ -158,13 +202,18 @@ func run(o options) error {
 		return fmt.Errorf("tandem image build: %w", err)
 	}
 
-	stage("booting U-Boot… (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2G -bios %s)", ubootBin)
+	w := newWatcher()
+	stage("booting U-Boot… (qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -smp 2 -m 2G -bios %s)", ubootBin)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// -snapshot: the host mounts the data partition read-write; the
-	// built image stays as built.
+	// built image stays as built. pauth-impdef=on: Debian's kernels sign
+	// return addresses (pointer authentication), and QEMU computes the
+	// architected algorithm (QARMA) slowly; with pauth-impdef=on the CPU
+	// offers an implementation-defined algorithm instead, which QEMU
+	// computes cheaply.
 	q := exec.CommandContext(ctx, "qemu-system-aarch64",
-		"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max", "-smp", "2", "-m", "2G",
+		"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "2G",
 		"-accel", "tcg,thread=multi",
 		"-bios", ubootBin, "-nographic", "-no-reboot", "-snapshot",
 		"-drive", "if=none,id=disk,format=raw,file="+img, "-device", "virtio-blk-device,drive=disk")
@@ -177,60 +226,43 @@ func run(o options) error {
 	if err := q.Start(); err != nil {
 		return err
 	}
-	w := &watcher{seen: map[string]bool{}}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		w.line(strings.TrimRight(sc.Text(), "\r"))
 	}
 	werr := q.Wait()
+	w.summary()
+	missing := w.missing()
+	for _, m := range missing {
+		w.guilty(m)
+	}
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("the board did not power off within %v", timeout)
+		return fmt.Errorf("the board did not power off within %v: see the console above, or raise -timeout", timeout)
 	case werr != nil && !errors.Is(werr, io.EOF):
 		return fmt.Errorf("qemu: %w", werr)
-	case !w.seen["control"] || !w.seen["infotainment"]:
-		return fmt.Errorf("the board powered off, but not both guests printed on their consoles (control: %v, infotainment: %v)", w.seen["control"], w.seen["infotainment"])
-	case !w.seen["poweroff"]:
-		return fmt.Errorf("QEMU ended without the host's clean power-off")
+	case len(missing) == 1:
+		m := missing[0]
+		return fmt.Errorf("%s never printed its marker %s:%s within tandem.runfor=%v: its console's last lines above show how far it got", m.guest, m.guest, m.expr, o.Deadline)
+	case len(missing) > 1:
+		var names, l []string
+		for _, m := range missing {
+			names, l = append(names, m.guest), append(l, m.guest+":"+m.expr)
+		}
+		return fmt.Errorf("%s never printed their markers %s within tandem.runfor=%v: their consoles' last lines above show how far they got", strings.Join(names, " and "), strings.Join(l, ", "), o.Deadline)
+	case w.faults() > 0:
+		return fmt.Errorf("the infotainment guest's last report counts faults=%d: messages were corrupted, repeated, reordered or lost on the channel; see its TANDEM-INFO lines above", w.faults())
+	case !w.reached("poweroff"):
+		return fmt.Errorf("QEMU ended without the host's clean power-off: see the console above")
 	}
 	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
 	return nil
 }
 
-// watcher passes the serial console through and announces each stage of
-// the boot as its first line appears.
-type watcher struct {
-	seen map[string]bool
-}
-
-var stages = []struct{ key, match, say string }{
-	{"script", "Found U-Boot script", "U-Boot found boot.scr on the boot partition, running it…"},
-	{"kernel", "Tandem: starting the host", "booting the host kernel (tandem as init)…"},
-	{"data", "tandem init: data partition", "data partition mounted…"},
-	{"system", "tandem init: starting tandem system", "starting tandem system: control and infotainment guests…"},
-	{"status", "tandem.runfor=", "status table, then stopping the system…"},
-	{"poweroff", "reboot: Power down", "powering off…"},
-}
-
-func (w *watcher) line(l string) {
-	for _, s := range stages {
-		if !w.seen[s.key] && strings.Contains(l, s.match) {
-			w.seen[s.key] = true
-			stage("%s", s.say)
-		}
-	}
-	for _, g := range []string{"control", "infotainment"} {
-		if strings.HasPrefix(l, g+" |") || strings.HasPrefix(l, g+"|") || strings.HasPrefix(l, g+":") || strings.HasPrefix(l, g+" ") {
-			w.seen[g] = true
-		}
-	}
-	fmt.Fprintln(out, l)
-}
-
-// guestInitramfs writes an initramfs with guests/NAME as /init and the
-// modules it loads listed in /etc/tandem-modules.
-func guestInitramfs(file, name string, k e2e.Kernel) error {
+// guestInitramfs writes an initramfs with the Go program pkg as /init and
+// the modules the demo guests load listed in /etc/tandem-modules.
+func guestInitramfs(file, name, pkg string, k e2e.Kernel) error {
 	mods, order, err := initramfs.Modules(k.Modules, guestModules, true)
 	if err != nil {
 		return err
@@ -243,7 +275,7 @@ func guestInitramfs(file, name string, k e2e.Kernel) error {
 	ents := append(initramfs.Console(), mods...)
 	ents = append(ents,
 		initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
-		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "arm64"))
+		initramfs.GoProgram("/init", pkg, "arm64"))
 	if err := initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: "."}); err != nil {
 		return fmt.Errorf("building the %s guest: %w", name, err)
 	}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// tailLines is how many of a guest's last console lines a failure shows.
+const tailLines = 15
+
+// stages are the boot's milestones, in order, as the console shows them;
+// name is the summary's row.
+var stages = []struct{ key, match, say, name string }{
+	{"script", "Found U-Boot script", "U-Boot found boot.scr on the boot partition, running it…", "U-Boot found boot.scr"},
+	{"kernel", "Tandem: starting the host", "booting the host kernel (tandem as init)…", "host kernel started"},
+	{"data", "tandem init: data partition", "data partition mounted…", "data partition mounted"},
+	{"system", "tandem init: starting tandem system", "starting tandem system: control and infotainment guests…", "system started"},
+	{"markers", "tandem init: tandem.until markers reached", "both guests printed their markers: status table, then stopping the system…", "markers reached"},
+	{"deadline", "tandem init: tandem.runfor=", "tandem.runfor is up before the guests' markers came: status table, then stopping the system…", "deadline, no markers"},
+	{"poweroff", "reboot: Power down", "powering off…", "powered off"},
+}
+
+var (
+	// The status table `tandem ps` prints: NAME ROLE STATE PID UPTIME RESTARTS ….
+	statusHeader = regexp.MustCompile(`^NAME\s+ROLE\s+STATE\s+PID\s+UPTIME\s+RESTARTS`)
+	statusRow    = regexp.MustCompile(`^(\S+)\s+\S+\s+\S+\s+\d+\s+\S+\s+(\d+)\s`)
+	// The guests' reports (guests/control, guests/infotainment).
+	controlReport = regexp.MustCompile(`^TANDEM-CONTROL misses=(\d+) p50-us=(\d+) p99-us=(\d+) max-us=(\d+) cycles=(\d+) sent=(\d+) dropped=(\d+)`)
+	infoReport    = regexp.MustCompile(`^TANDEM-INFO received=(\d+) faults=(\d+) `)
+)
+
+// watcher passes the serial console through, announces each boot stage
+// as its first line appears, and keeps what the verdict and the summary
+// need: each guest's console lines, whether its marker came, its last
+// report, and the restarts the status table shows.
+type watcher struct {
+	built    time.Duration            // when the image was built (QEMU's start)
+	at       map[string]time.Duration // stage key: when its line came, since the demo's start
+	tail     map[string][]string      // guest: its last console lines, as shown (NAME | …)
+	own      map[string]int           // guest: how many lines it printed itself
+	marked   map[string]bool          // guest: a line of its own matched its marker
+	report   map[string][]string      // guest: the submatches of its last report
+	restarts map[string]int           // guest: from the status table
+	res      []*regexp.Regexp         // markers' regexps, in markers' order
+	inTable  bool
+}
+
+func newWatcher() *watcher {
+	w := &watcher{built: time.Since(start0), at: map[string]time.Duration{}, tail: map[string][]string{},
+		own: map[string]int{}, marked: map[string]bool{}, report: map[string][]string{}, restarts: map[string]int{}}
+	for _, m := range markers {
+		w.res = append(w.res, regexp.MustCompile(m.expr))
+	}
+	return w
+}
+
+// line takes one line of the console.
+func (w *watcher) line(l string) {
+	fmt.Fprintln(out, l)
+	for _, s := range stages {
+		if !w.reached(s.key) && strings.Contains(l, s.match) {
+			w.at[s.key] = time.Since(start0)
+			stage("%s", s.say)
+		}
+	}
+	switch {
+	case statusHeader.MatchString(l):
+		w.inTable = true
+		return
+	case w.inTable:
+		if m := statusRow.FindStringSubmatch(l); m != nil {
+			w.restarts[m[1]], _ = strconv.Atoi(m[2])
+			return
+		}
+		w.inTable = false
+	}
+	guest, text, ok := guestLine(l)
+	if !ok {
+		return
+	}
+	t := append(w.tail[guest], l)
+	if len(t) > tailLines {
+		t = t[len(t)-tailLines:]
+	}
+	w.tail[guest] = t
+	// The VMM's own last words (tandem: guest ended …) come on the
+	// guest's console too; they are not the guest's.
+	if strings.HasPrefix(text, "tandem:") {
+		return
+	}
+	w.own[guest]++
+	for i, m := range markers {
+		if m.guest == guest && w.res[i].MatchString(text) {
+			w.marked[guest] = true
+		}
+	}
+	for _, re := range []*regexp.Regexp{controlReport, infoReport} {
+		if m := re.FindStringSubmatch(text); m != nil {
+			w.report[guest] = m
+		}
+	}
+}
+
+// guestLine splits a line the supervisor prints for a guest's console,
+// NAME | TEXT, for the demo's guests.
+func guestLine(l string) (guest, text string, ok bool) {
+	for _, m := range markers {
+		if text, ok := strings.CutPrefix(l, m.guest+" | "); ok {
+			return m.guest, text, true
+		}
+	}
+	return "", "", false
+}
+
+// missing returns the markers no line of their guest's own matched.
+func (w *watcher) missing() []marker {
+	var l []marker
+	for _, m := range markers {
+		if !w.marked[m.guest] {
+			l = append(l, m)
+		}
+	}
+	return l
+}
+
+// guilty shows which marker m is missing and its guest's last lines.
+func (w *watcher) guilty(m marker) {
+	t := w.tail[m.guest]
+	say := fmt.Sprintf("FAILED: %s never printed %s (%s)", m.guest, m.expr, m.what)
+	switch {
+	case len(t) == 0:
+		stage("%s; its console shows nothing", say)
+		return
+	case len(t) == 1:
+		say += "; its console's last line"
+	default:
+		say += fmt.Sprintf("; its console's last %d lines", len(t))
+	}
+	if w.own[m.guest] == 0 {
+		say += " (the VMM's: the guest itself printed nothing)"
+	}
+	stage("%s:", say)
+	for _, l := range t {
+		fmt.Fprintln(out, l)
+	}
+}
+
+// reached reports whether the stage key's line came.
+func (w *watcher) reached(key string) bool {
+	_, ok := w.at[key]
+	return ok
+}
+
+// faults is the infotainment guest's last reported fault count.
+func (w *watcher) faults() int {
+	r := w.report["infotainment"]
+	if r == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(r[2])
+	return n
+}
+
+// summary prints the boot's stages with their times, the channel's
+// figures, the restarts, and a line on each effect of the emulation that
+// shows.
+func (w *watcher) summary() {
+	stage("summary")
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+	// took: since the row above.
+	row := func(name, at, took string) { fmt.Fprintf(out, "%-24s %7s %7s\n", name, at, took) }
+	row("stage", "at", "took")
+	row("image built", sec(w.built), sec(w.built))
+	prev := w.built
+	for _, s := range stages {
+		at, ok := w.at[s.key]
+		switch {
+		case ok:
+			row(s.name, sec(at), sec(at-prev))
+			prev = at
+		case s.key != "deadline":
+			row(s.name, "—", "—")
+		}
+	}
+	info, ctl := w.report["infotainment"], w.report["control"]
+	field := func(r []string, i int) string {
+		if r == nil {
+			return "— (no report)"
+		}
+		return r[i]
+	}
+	fmt.Fprintf(out, "messages received         %s\n", field(info, 1))
+	fmt.Fprintf(out, "faults                    %s\n", field(info, 2))
+	var rs []string
+	total := 0
+	for _, m := range markers {
+		if n, ok := w.restarts[m.guest]; ok {
+			rs = append(rs, fmt.Sprintf("%s %d", m.guest, n))
+			total += n
+		}
+	}
+	if rs == nil {
+		rs = []string{"— (no status table)"}
+	}
+	fmt.Fprintf(out, "restarts                  %s\n", strings.Join(rs, ", "))
+	if ctl != nil {
+		fmt.Fprintf(out, "control loop              %s of %s cycles woke a period (1 ms) or more late; wake-up lateness in its last second p99 %s µs, max %s µs\n", ctl[1], ctl[5], ctl[3], ctl[4])
+		if ctl[1] != "0" {
+			fmt.Fprintln(out, "missed deadlines: the board is emulated in software on this machine (QEMU TCG runs the host and the guests inside it), so the control loop wakes late; on hardware it runs under KVM on its own pinned core at SCHED_FIFO, and the figures there are the ones to judge")
+		}
+	}
+	if total > 0 {
+		fmt.Fprintln(out, "restarts: the supervisor restarted a guest (its `tandem:` lines above say why); under software emulation a guest slowed enough can miss its watchdog")
+	}
+}
