@@ -286,13 +286,28 @@ func QEMUFiles() (string, map[string]string, error) {
 		files[lib] = lib
 	}
 	for _, f := range qemuDataFiles {
-		p := filepath.Join("/usr/share/qemu", f)
-		if _, err := os.Stat(p); err != nil {
+		p, err := qemuDataFile(f)
+		if err != nil {
 			return "", nil, err
 		}
 		files[p] = p
 	}
 	return qemu, files, nil
+}
+
+// qemuFirmwareDirs are where Debian's QEMU looks for firmware, in order:
+// its own data directory, then (QEMU 10's packages) SeaBIOS's and iPXE's.
+var qemuFirmwareDirs = []string{"/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"}
+
+// qemuDataFile finds a firmware file where QEMU would.
+func qemuDataFile(name string) (string, error) {
+	for _, d := range qemuFirmwareDirs {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("QEMU firmware %s not found in %s: install Debian's qemu-system-x86 and seabios (make deps)", name, strings.Join(qemuFirmwareDirs, ", "))
 }
 
 // GuestFiles are what one test guest boots from inside an emulated host:
