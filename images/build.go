@@ -14,6 +14,7 @@
 package images
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -144,7 +145,10 @@ func HostCmdline(b *platforms.Board, extra string) string {
 }
 
 // Build writes the image to out and its block map beside it (BmapPath).
-func Build(out string, cfg Config) (*Result, error) {
+// Cancelling ctx stops the build soon after (mke2fs and debugfs are
+// killed, copies end at their next write) and removes its temporary
+// files; out and its block map are renamed into place only when complete.
+func Build(ctx context.Context, out string, cfg Config) (*Result, error) {
 	b := cfg.Board
 	if b == nil {
 		return nil, errors.New("image build: no board")
@@ -155,26 +159,36 @@ func Build(out string, cfg Config) (*Result, error) {
 	if b.Image.BootFS != "vfat" {
 		return nil, fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	pr := cfg.Progress
 	pr.Stage("checking inputs", 0)
 	plan, err := planImage(cfg)
 	if err != nil {
+		pr.Stop()
 		return nil, err
 	}
 	dir := filepath.Dir(out)
 	work, err := os.MkdirTemp(dir, "."+filepath.Base(out)+".work*")
 	if err != nil {
+		pr.Stop()
 		return nil, fmt.Errorf("creating work directory beside %s: %w", out, err)
 	}
 	defer os.RemoveAll(work)
-	res, err := writeAtomically(out, func(f *os.File) (*Result, error) { return plan.write(f, work, pr) })
+	res, err := writeAtomically(ctx, out, func(f *os.File) (*Result, error) { return plan.write(ctx, f, work, pr) })
+	if err != nil {
+		pr.Stop()
+		return nil, err
+	}
 	pr.Done()
-	return res, err
+	return res, nil
 }
 
 // writeAtomically writes out and its block map through temporary files in
-// the same directory, synced and renamed into place only on success.
-func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Result, err error) {
+// the same directory, synced and renamed into place only on success and
+// only while ctx is live.
+func writeAtomically(ctx context.Context, out string, write func(*os.File) (*Result, error)) (res *Result, err error) {
 	dir := filepath.Dir(out)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
 	if err != nil {
@@ -198,7 +212,7 @@ func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Re
 	if err != nil {
 		return nil, err
 	}
-	m, err := makeBmap(tmp, res.Size, res.mapped)
+	m, err := makeBmap(ctx, tmp, res.Size, res.mapped)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +230,10 @@ func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Re
 		if err := f.Close(); err != nil {
 			return nil, err
 		}
+	}
+	// The last moment to stop: past it the image is complete.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := os.Rename(bm.Name(), BmapPath(out)); err != nil {
 		return nil, err
@@ -574,19 +592,7 @@ func hashFile(file string, limit int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// countingWriterAt reports bytes written to a progress.
-type countingWriterAt struct {
-	w  io.WriterAt
-	pr *Progress
-}
-
-func (c countingWriterAt) WriteAt(b []byte, off int64) (int, error) {
-	n, err := c.w.WriteAt(b, off)
-	c.pr.Add(int64(n))
-	return n, err
-}
-
-func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
+func (p *plan) write(ctx context.Context, f *os.File, work string, pr *Progress) (*Result, error) {
 	b := p.cfg.Board
 	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes}
 	for _, bf := range p.bootFiles {
@@ -625,6 +631,9 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 		}
 	}
 	for i, bl := range p.blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		pr.Stage(fmt.Sprintf("writing %s (%s) at %#x", bl.Name, bl.File, bl.Offset), bl.Size)
 		if err := copyBlob(f, p.blobSrc[i], bl, pr); err != nil {
 			return nil, err
@@ -632,7 +641,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 		res.mapped.add(int64(bl.Offset), bl.Size)
 	}
 	pr.Stage(fmt.Sprintf("writing the boot partition (FAT16, %s)", humanBytes(p.boot.Size)), totalSize(p.bootFiles))
-	ranges, err := fat.Write(countingWriterAt{f, pr}, p.boot.Start, p.bootFiles, fat.Options{
+	ranges, err := fat.Write(progressWriterAt{ctx, f, pr}, p.boot.Start, p.bootFiles, fat.Options{
 		Size: p.boot.Size, Label: BootLabel, Serial: p.u32("fat serial"),
 		Time: time.Unix(p.cfg.Epoch, 0), HiddenSectors: uint32(p.boot.Start / platforms.Sector),
 	})
@@ -644,7 +653,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 	}
 	pr.Stage(fmt.Sprintf("building the data partition (ext4, %s)", humanBytes(p.data.Size)), 0)
 	ext := filepath.Join(work, "data.ext4")
-	if err := makeExt4(ext, filepath.Join(work, "data"), p.dataFiles, ext4Params{Size: p.data.Size, Label: DataLabel, UUID: p.uuid("data fs"), Epoch: p.cfg.Epoch}); err != nil {
+	if err := makeExt4(ctx, ext, filepath.Join(work, "data"), p.dataFiles, ext4Params{Size: p.data.Size, Label: DataLabel, UUID: p.uuid("data fs"), Epoch: p.cfg.Epoch}); err != nil {
 		return nil, fmt.Errorf("data partition: %w", err)
 	}
 	ef, err := os.Open(ext)
@@ -662,7 +671,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 	}
 	pr.Stage("copying the data partition", total)
 	for _, r := range ex {
-		if _, err := io.Copy(pr.Writer(io.NewOffsetWriter(f, p.data.Start+r.Off)), io.NewSectionReader(ef, r.Off, r.Len)); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, pr.Writer(io.NewOffsetWriter(f, p.data.Start+r.Off))}, io.NewSectionReader(ef, r.Off, r.Len)); err != nil {
 			return nil, fmt.Errorf("copying the data partition: %w", err)
 		}
 		res.mapped.add(p.data.Start+r.Off, r.Len)

@@ -118,7 +118,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			return fmt.Errorf("image build: --data-size %q: %w", f.dataSize, err)
 		}
 	}
-	blobs, err := images.FindBlobs(b, f.blobs, cache, f.fetch)
+	blobs, err := images.FindBlobs(cmd.Context(), b, f.blobs, cache, f.fetch)
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
@@ -142,12 +142,13 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			}
 		}
 		pr.Stage("building the host initramfs (tandem as init, "+hostinit.GOARCH(b.Arch)+")", 0)
-		if err := hostinit.Build(tmp.Name(), opt); err != nil {
+		if err := hostinit.Build(cmd.Context(), tmp.Name(), opt); err != nil {
+			pr.Stop()
 			return fmt.Errorf("image build: host initramfs: %w", err)
 		}
 		f.initrd = tmp.Name()
 	}
-	res, err := images.Build(f.out, images.Config{
+	res, err := images.Build(cmd.Context(), f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
 		Epoch: epoch, Progress: pr,
@@ -250,7 +251,7 @@ func newImageFlashCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			if err := images.Flash(args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
+			if err := images.Flash(cmd.Context(), args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
 				return fmt.Errorf("image flash: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())

@@ -14,6 +14,7 @@
 package hostinit
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -70,8 +71,9 @@ func GOARCH(a platforms.Arch) string {
 	return "arm64"
 }
 
-// Build writes the host initramfs to file, atomically.
-func Build(file string, opt Options) error {
+// Build writes the host initramfs to file, atomically. Cancelling ctx
+// stops it and leaves file as it was.
+func Build(ctx context.Context, file string, opt Options) error {
 	if opt.Board == nil {
 		return fmt.Errorf("host initramfs: no board")
 	}
@@ -102,5 +104,5 @@ func Build(file string, opt Options) error {
 		}
 	}
 	ents = append(ents, initramfs.Bytes(ModulesList, []byte(strings.Join(order, "\n")+"\n"), 0o644))
-	return initramfs.Write(file, ents, initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir})
+	return initramfs.WriteContext(ctx, file, ents, initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir})
 }

@@ -12,6 +12,7 @@ package initramfs
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -123,9 +124,16 @@ type Options struct {
 	GoFlags []string
 }
 
-// Write writes the image to file atomically: into a temporary file beside
-// it, synced, then renamed over file.
-func Write(file string, entries []Entry, opt Options) (err error) {
+// Write is WriteContext without a way to stop it.
+func Write(file string, entries []Entry, opt Options) error {
+	return WriteContext(context.Background(), file, entries, opt)
+}
+
+// WriteContext writes the image to file atomically: into a temporary file
+// beside it, synced, then renamed over file. Cancelling ctx stops it
+// between entries (and interrupts `go build`) and removes the temporary
+// file; file is then left as it was.
+func WriteContext(ctx context.Context, file string, entries []Entry, opt Options) (err error) {
 	dir := filepath.Dir(file)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
 	if err != nil {
@@ -137,7 +145,7 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := WriteTo(tmp, entries, opt); err != nil {
+	if err := writeTo(ctx, tmp, entries, opt); err != nil {
 		return fmt.Errorf("writing initramfs %s: %w", file, err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -149,6 +157,9 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return fmt.Errorf("initramfs %s: %w", file, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fmt.Errorf("installing initramfs %s: %w", file, err)
 	}
@@ -157,6 +168,10 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 
 // WriteTo writes the image to w.
 func WriteTo(w io.Writer, entries []Entry, opt Options) error {
+	return writeTo(context.Background(), w, entries, opt)
+}
+
+func writeTo(ctx context.Context, w io.Writer, entries []Entry, opt Options) error {
 	mtime, err := opt.mtime()
 	if err != nil {
 		return err
@@ -185,7 +200,10 @@ func WriteTo(w io.Writer, entries []Entry, opt Options) error {
 	}
 	cw := cpio.Newc.Writer(out)
 	for i, e := range entries {
-		rec, closer, err := record(e, scratch, opt)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, closer, err := record(ctx, e, scratch, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Path, err)
 		}
@@ -275,7 +293,7 @@ func (e Entry) perm(def os.FileMode) uint64 {
 
 // record turns an entry into a cpio record. The returned closer, if any,
 // is closed after the record is written.
-func record(e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error) {
+func record(ctx context.Context, e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error) {
 	name := strings.TrimPrefix(e.Path, "/")
 	switch e.Kind {
 	case KindDir:
@@ -297,7 +315,7 @@ func record(e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error
 		}
 		return hostFile(name, e.Source, e.perm(0o644))
 	case KindGo:
-		bin, err := buildGo(e, scratch, opt)
+		bin, err := buildGo(ctx, e, scratch, opt)
 		if err != nil {
 			return cpio.Record{}, nil, err
 		}
