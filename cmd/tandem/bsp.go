@@ -40,7 +40,7 @@ func newBSPCmd() *cobra.Command {
 			if dir == "" {
 				dir = filepath.Join("platforms", g.Package)
 			}
-			if err := g.Write(dir); err != nil {
+			if err := g.Write(cmd.Context(), dir); err != nil {
 				return fmt.Errorf("bsp import: %w", err)
 			}
 			w := cmd.OutOrStdout()
