@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +45,9 @@ func newImageBuildCmd() *cobra.Command {
 		Short: "Build a flashable image (and its .bmap) for a board from a system manifest",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return imageBuild(cmd, f)
+			return interruptible(cmd, "image build", notWritten(f.out), func(ctx context.Context) error {
+				return imageBuild(ctx, cmd, f)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -65,7 +68,9 @@ func newImageBuildCmd() *cobra.Command {
 	return cmd
 }
 
-func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
+// imageBuild builds the image; ctx stops it (see interruptible), and every
+// temporary file is removed on the way out.
+func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) error {
 	start := time.Now()
 	if f.board == "" || f.manifest == "" || f.out == "" {
 		return fmt.Errorf("image build: --board, --manifest and -o are required (boards: %s)", strings.Join(all.Names(), ", "))
@@ -118,7 +123,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			return fmt.Errorf("image build: --data-size %q: %w", f.dataSize, err)
 		}
 	}
-	blobs, err := images.FindBlobs(cmd.Context(), b, f.blobs, cache, f.fetch)
+	blobs, err := images.FindBlobs(ctx, b, f.blobs, cache, f.fetch)
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
@@ -142,13 +147,13 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			}
 		}
 		pr.Stage("building the host initramfs (tandem as init, "+hostinit.GOARCH(b.Arch)+")", 0)
-		if err := hostinit.Build(cmd.Context(), tmp.Name(), opt); err != nil {
+		if err := hostinit.Build(ctx, tmp.Name(), opt); err != nil {
 			pr.Stop()
 			return fmt.Errorf("image build: host initramfs: %w", err)
 		}
 		f.initrd = tmp.Name()
 	}
-	res, err := images.Build(cmd.Context(), f.out, images.Config{
+	res, err := images.Build(ctx, f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
 		Epoch: epoch, Progress: pr,
@@ -251,11 +256,14 @@ func newImageFlashCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			if err := images.Flash(cmd.Context(), args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
-				return fmt.Errorf("image flash: %w", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())
-			return nil
+			note := fmt.Sprintf("%s may hold part of %s: flash it again before booting from it", args[1], args[0])
+			return interruptible(cmd, "image flash", note, func(ctx context.Context) error {
+				if err := images.Flash(ctx, args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
+					return fmt.Errorf("image flash: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")
