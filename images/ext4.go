@@ -87,9 +87,13 @@ func makeExt4(ctx context.Context, img, stage string, files []DataFile, p ext4Pa
 		}
 		return fmt.Errorf("mke2fs %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
+	// debugfs takes seconds as @SECONDS: a bare number it reads as
+	// YYYYMMDDhhmm[ss] first, and that can succeed (1704067200 became a
+	// time in 2248).
+	at := "@" + epoch
 	var script bytes.Buffer
 	for _, pth := range append([]string{"/", "/lost+found"}, paths...) {
-		for _, field := range []string{"uid 0", "gid 0", "atime " + epoch, "ctime " + epoch, "mtime " + epoch, "crtime " + epoch} {
+		for _, field := range []string{"uid 0", "gid 0", "atime " + at, "ctime " + at, "mtime " + at, "crtime " + at} {
 			fmt.Fprintf(&script, "sif %q %s\n", pth, field)
 		}
 	}
