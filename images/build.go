@@ -6,11 +6,12 @@
 // block map (bmaptool's format) beside the image lets `bmaptool copy` and
 // `tandem image flash` write only the blocks that hold data.
 //
-// Images are reproducible: every timestamp is SOURCE_DATE_EPOCH, every
-// identifier (disk GUIDs, UUIDs, serial numbers) is derived from the
-// board, the manifest and the epoch, so two builds of the same inputs are
-// byte-identical. They are written atomically: on any error no output
-// file is left behind.
+// Images are reproducible: every timestamp is the build's epoch
+// (SOURCE_DATE_EPOCH, else the commit time of the Tandem source, else a
+// fixed date; see Epoch), every identifier (disk GUIDs, UUIDs, serial
+// numbers) is derived from the board, the manifest and the epoch, so two
+// builds of the same inputs are byte-identical. They are written
+// atomically: on any error, or a cancel, no output file is left behind.
 package images
 
 import (
@@ -78,8 +79,11 @@ type Config struct {
 	// DataSize is the data partition's minimum size in bytes (0: what the
 	// files need plus room to spare).
 	DataSize int64
-	// Epoch is SOURCE_DATE_EPOCH: every timestamp in the image.
-	Epoch int64
+	// Epoch is every timestamp in the image, from MinEpoch to MaxEpoch;
+	// 0 means Epoch()'s. EpochSource says where it came from, for the
+	// info file.
+	Epoch       int64
+	EpochSource EpochSource
 	// Progress reports the build (nil: silent).
 	Progress *Progress
 }
@@ -114,11 +118,12 @@ type PlacedBlob struct {
 // Info is the boot partition's tandem-image.json: what `tandem image
 // inspect` needs to check an image without the inputs.
 type Info struct {
-	Board     string       `json:"board"`
-	Epoch     int64        `json:"source_date_epoch"`
-	Cmdline   string       `json:"cmdline"`
-	DataLabel string       `json:"data_label"`
-	Blobs     []PlacedBlob `json:"blobs,omitempty"`
+	Board       string       `json:"board"`
+	Epoch       int64        `json:"source_date_epoch"`
+	EpochSource EpochSource  `json:"epoch_source,omitempty"`
+	Cmdline     string       `json:"cmdline"`
+	DataLabel   string       `json:"data_label"`
+	Blobs       []PlacedBlob `json:"blobs,omitempty"`
 }
 
 // FirmwareDTB reports whether the board's device tree comes from its
@@ -158,6 +163,15 @@ func Build(ctx context.Context, out string, cfg Config) (*Result, error) {
 	}
 	if b.Image.BootFS != "vfat" {
 		return nil, fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
+	}
+	if cfg.Epoch == 0 {
+		var err error
+		if cfg.Epoch, cfg.EpochSource, err = Epoch(); err != nil {
+			return nil, fmt.Errorf("image build: %w", err)
+		}
+	}
+	if err := checkEpoch(cfg.Epoch); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -471,7 +485,7 @@ func (p *plan) makeInfo(cmdline string) (fat.File, error) {
 		h.Write(m)
 	}
 	copy(p.seed[:], h.Sum(nil))
-	p.info = Info{Board: b.Name, Epoch: cfg.Epoch, Cmdline: cmdline, DataLabel: DataLabel}
+	p.info = Info{Board: b.Name, Epoch: cfg.Epoch, EpochSource: cfg.EpochSource, Cmdline: cmdline, DataLabel: DataLabel}
 	// Blob hashes go into the info file, so they are read now.
 	for i := range p.blobs {
 		sum, err := hashFile(p.blobSrc[i], int64(p.blobs[i].MaxLen))

@@ -87,9 +87,9 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
-	epoch, err := sourceDateEpoch()
+	epoch, epochSource, err := images.Epoch()
 	if err != nil {
-		return err
+		return fmt.Errorf("image build: %w", err)
 	}
 	cache := f.cache
 	if cache == "" {
@@ -137,7 +137,7 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem}
+		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem, Epoch: uint32(epoch)}
 		if opt.Tandem == "" && hostinit.GOARCH(b.Arch) == runtime.GOARCH {
 			opt.Tandem, _ = os.Executable()
 		}
@@ -156,7 +156,7 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	res, err := images.Build(ctx, f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
-		Epoch: epoch, Progress: pr,
+		Epoch: epoch, EpochSource: epochSource, Progress: pr,
 	})
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
@@ -164,6 +164,7 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s: %s image for %s, %d MiB (%d MiB mapped), block map %s, built in %.1fs\n",
 		res.Image, res.Table, b.Name, res.Size>>20, res.Mapped>>20, res.Bmap, time.Since(start).Seconds())
+	fmt.Fprintf(w, "  epoch: %d (%s), from %s\n", epoch, time.Unix(epoch, 0).UTC().Format(time.RFC3339), epochSource)
 	for i, p := range res.Partitions {
 		fmt.Fprintf(w, "  partition %d: %-4s at %#x, %d MiB\n", i+1, p.Name, p.Start, p.Size>>20)
 	}
@@ -174,20 +175,6 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
 	}
 	return nil
-}
-
-// sourceDateEpoch is SOURCE_DATE_EPOCH, or 0: an image's timestamps
-// never come from the clock.
-func sourceDateEpoch() (int64, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > 1<<32-1 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (up to 2106)", s)
-	}
-	return v, nil
 }
 
 func parseSize(s string) (int64, error) {

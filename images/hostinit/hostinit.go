@@ -58,6 +58,9 @@ type Options struct {
 	// Gzip compresses the archive: smaller boot partition, slower boot
 	// under emulation.
 	Gzip bool
+	// Epoch is every mtime in the archive, and the gzip header's (0:
+	// SOURCE_DATE_EPOCH, or 0, as initramfs.Options.MTime).
+	Epoch uint32
 }
 
 // GOARCH is the Go architecture of a board's host.
@@ -104,5 +107,9 @@ func Build(ctx context.Context, file string, opt Options) error {
 		}
 	}
 	ents = append(ents, initramfs.Bytes(ModulesList, []byte(strings.Join(order, "\n")+"\n"), 0o644))
-	return initramfs.WriteContext(ctx, file, ents, initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir})
+	wo := initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir}
+	if opt.Epoch != 0 {
+		wo.MTime = &opt.Epoch
+	}
+	return initramfs.WriteContext(ctx, file, ents, wo)
 }

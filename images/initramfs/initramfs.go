@@ -5,9 +5,10 @@
 // image's architecture.
 //
 // Images are reproducible: entries are sorted by path, missing parent
-// directories are added, owners are root, and every mtime is
-// SOURCE_DATE_EPOCH (or 0). Two builds of the same entries are
-// byte-identical. The cpio encoding itself is u-root's.
+// directories are added, owners are root, and every mtime, and the gzip
+// header's, is Options.MTime (else SOURCE_DATE_EPOCH, else 0). Two builds
+// of the same entries are byte-identical. The cpio encoding itself is
+// u-root's.
 package initramfs
 
 import (
@@ -21,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -114,8 +116,8 @@ type Options struct {
 	// Gzip compresses the archive. Every Debian kernel can unpack it, but
 	// an emulated CPU unpacks an uncompressed archive much faster.
 	Gzip bool
-	// MTime is the mtime of every entry; nil means SOURCE_DATE_EPOCH from
-	// the environment, or 0.
+	// MTime is the mtime of every entry and of the gzip header; nil
+	// means SOURCE_DATE_EPOCH from the environment, or 0.
 	MTime *uint32
 	// GoDir is the directory `go build` runs in (it resolves relative
 	// packages and picks the module); empty means the current directory.
@@ -191,11 +193,13 @@ func writeTo(ctx context.Context, w io.Writer, entries []Entry, opt Options) err
 	out := w
 	var zw *gzip.Writer
 	if opt.Gzip {
-		// A zero gzip header (no name, no time) keeps the output reproducible.
+		// The header names no file, and its time is the entries'
+		// (none when that is 0): nothing in it varies between builds.
 		zw, err = gzip.NewWriterLevel(w, gzip.BestCompression)
 		if err != nil {
 			return err
 		}
+		zw.ModTime = time.Unix(int64(mtime), 0)
 		out = zw
 	}
 	cw := cpio.Newc.Writer(out)
