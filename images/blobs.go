@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-hv/tandem/images/pgroup"
 	"github.com/tandem-hv/tandem/platforms"
 )
 
@@ -95,7 +96,7 @@ func DebianFile(ctx context.Context, spec, arch, cache string, fetch bool) (stri
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if out, err := groupCommand(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+	if out, err := pgroup.Command(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
@@ -130,7 +131,7 @@ func downloadDeb(ctx context.Context, pkg, arch, debs string) (string, error) {
 		// As root apt drops to _apt, who cannot write the cache.
 		args = append(args, "-o", "APT::Sandbox::User=root")
 	}
-	cmd := groupCommand(ctx, "apt-get", append(args, pkg+":"+arch)...)
+	cmd := pgroup.Command(ctx, "apt-get", append(args, pkg+":"+arch)...)
 	cmd.Dir = tmp
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

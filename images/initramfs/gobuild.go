@@ -5,12 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
-	"time"
+
+	"github.com/tandem-hv/tandem/images/pgroup"
 )
 
 // buildGo builds e.Source as a static Linux binary for e.GOARCH into dir
@@ -18,12 +17,10 @@ import (
 // and when it was built: -trimpath drops host paths, an empty build ID
 // drops the hash of the build inputs' locations.
 //
-// Cancelling ctx interrupts go as a Ctrl-C would: go runs in a process
-// group of its own, and the whole group, go with the compiler or linker
-// it runs, gets SIGINT (signalled alone, go would exit and leave them
-// running); go is killed if it has not ended within goStopDelay. go keeps
-// its work directory in dir (GOTMPDIR), so the caller's removal of dir
-// takes it even when go dies before it can remove it itself.
+// Cancelling ctx interrupts go, its compiler and its linker as a Ctrl-C
+// would (see pgroup). go keeps its work directory in dir (GOTMPDIR), so
+// the caller's removal of dir takes it even when go dies before it can
+// remove it itself.
 func buildGo(ctx context.Context, e Entry, dir string, opt Options) (string, error) {
 	goarch := e.GOARCH
 	if goarch == "" {
@@ -39,10 +36,7 @@ func buildGo(ctx context.Context, e Entry, dir string, opt Options) (string, err
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out}
 	args = append(args, opt.GoFlags...)
 	args = append(args, e.Source)
-	cmd := exec.CommandContext(ctx, goCommand(), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
-	cmd.WaitDelay = goStopDelay
+	cmd := pgroup.Command(ctx, goCommand(), args...)
 	cmd.Dir = opt.GoDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOTMPDIR="+dir)
 	if goarch == "arm" {
@@ -60,9 +54,6 @@ func buildGo(ctx context.Context, e Entry, dir string, opt Options) (string, err
 	}
 	return out, nil
 }
-
-// goStopDelay is how long an interrupted `go build` has to clean up.
-const goStopDelay = 10 * time.Second
 
 // goCommand finds the go tool: the one that built this program (GOROOT)
 // first, so the toolchain matches, then $PATH.
