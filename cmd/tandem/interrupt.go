@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -65,6 +67,15 @@ func interruptible(cmd *cobra.Command, name, note string, f func(ctx context.Con
 		}
 	}()
 	err := f(ctx)
+	if err != nil && ctx.Err() == nil && diedOfSignal(err) {
+		// A Ctrl-C reaches the children in the terminal's process group
+		// too: one that died of it can end f before the signal is seen
+		// here.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
@@ -73,6 +84,17 @@ func interruptible(cmd *cobra.Command, name, note string, f func(ctx context.Con
 		return in
 	}
 	return &interruptedError{cmd: name, note: note}
+}
+
+// diedOfSignal reports whether err comes from a child that SIGINT or
+// SIGTERM ended.
+func diedOfSignal(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && (ws.Signal() == syscall.SIGINT || ws.Signal() == syscall.SIGTERM)
 }
 
 // notWritten is the note of a command interrupted before its output was

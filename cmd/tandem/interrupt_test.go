@@ -273,13 +273,18 @@ func TestImageBuildSignalled(t *testing.T) {
 		// tmp, the build's $TMPDIR), or once stage is reported.
 		file, stage string
 		sig         syscall.Signal
+		// group signals tandem's process group, as a Ctrl-C in a
+		// terminal does: mke2fs gets the signal too.
+		group bool
 	}{
-		{"SIGINT as go starts building the host's tandem", nil, "tmp/initramfs-go-*/go-build*", "", syscall.SIGINT},
-		{"SIGINT while go links the host's tandem", nil, "tmp/initramfs-go-*/go-build*/b001/exe", "", syscall.SIGINT},
-		{"SIGINT while mke2fs runs", slow, "out/.x.img.work*/data.ext4", "", syscall.SIGINT},
-		{"SIGTERM while mke2fs runs", slow, "out/.x.img.work*/data.ext4", "", syscall.SIGTERM},
-		{"SIGINT while the data partition is copied", slow, "", "copying the data partition", syscall.SIGINT},
-		{"SIGINT while the block map is written", slow, "", "writing the block map", syscall.SIGINT},
+		{"SIGINT as go starts building the host's tandem", nil, "tmp/initramfs-go-*/go-build*", "", syscall.SIGINT, false},
+		{"SIGINT while go links the host's tandem", nil, "tmp/initramfs-go-*/go-build*/b001/exe", "", syscall.SIGINT, false},
+		{"Ctrl-C while go links the host's tandem", nil, "tmp/initramfs-go-*/go-build*/b001/exe", "", syscall.SIGINT, true},
+		{"SIGINT while mke2fs runs", slow, "out/.x.img.work*/data.ext4", "", syscall.SIGINT, false},
+		{"Ctrl-C while mke2fs runs", slow, "out/.x.img.work*/data.ext4", "", syscall.SIGINT, true},
+		{"SIGTERM while mke2fs runs", slow, "out/.x.img.work*/data.ext4", "", syscall.SIGTERM, false},
+		{"SIGINT while the data partition is copied", slow, "", "copying the data partition", syscall.SIGINT, false},
+		{"SIGINT while the block map is written", slow, "", "writing the block map", syscall.SIGINT, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,6 +305,7 @@ func TestImageBuildSignalled(t *testing.T) {
 			cmd := tandemCmd(t, tandem, cache, tmp, "", args...)
 			var stdout, stderr lockedBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -331,7 +337,11 @@ func TestImageBuildSignalled(t *testing.T) {
 			if !seen {
 				t.Fatalf("tandem image build ended (%v) before %s%s:\n%s%s", exited, tt.file, tt.stage, stdout.String(), stderr.String())
 			}
-			if err := cmd.Process.Signal(tt.sig); err != nil {
+			to := cmd.Process.Pid
+			if tt.group {
+				to = -to
+			}
+			if err := syscall.Kill(to, tt.sig); err != nil {
 				t.Fatal(err)
 			}
 			signalled := time.Now()
