@@ -2,12 +2,14 @@ package bsp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"go/format"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -66,22 +68,114 @@ func Import(data []byte, file, name string) (*Generated, error) {
 	return g, nil
 }
 
-// Write puts the package's files under dir, which must not hold a profile
-// of the same name already.
-func (g *Generated) Write(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, g.Package+".go")); err == nil {
-		return fmt.Errorf("writing board package: %s already exists", filepath.Join(dir, g.Package+".go"))
+// Write puts the package's files under dir, which must hold none of them
+// already. They are written into a temporary directory beside dir and
+// moved into place only when all are complete, and only while ctx is
+// live: on an error or a cancel, dir is left as it was (and not created).
+func (g *Generated) Write(ctx context.Context, dir string) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("writing board package %s: %w", dir, err)
+		}
+	}()
+	names := make([]string, 0, len(g.Files))
+	for name := range g.Files {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return fmt.Errorf("%s already exists: remove it, or pass another -o", filepath.Join(dir, name))
+		}
+		names = append(names, name)
 	}
-	for name, data := range g.Files {
-		p := filepath.Join(dir, name)
+	slices.Sort(names)
+	dir = filepath.Clean(dir)
+	made, err := mkdirs(filepath.Dir(dir))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			removeDirs(made)
+		}
+	}()
+	stage, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := filepath.Join(stage, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("writing board package: %w", err)
+			return err
 		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			return fmt.Errorf("writing board package: %w", err)
+		if err := os.WriteFile(p, g.Files[name], 0o644); err != nil {
+			return err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dir); os.IsNotExist(err) {
+		// A new directory: one rename puts the whole package in place.
+		if err := os.Chmod(stage, 0o755); err != nil {
+			return err
+		}
+		return os.Rename(stage, dir)
+	}
+	// An existing directory: each file is renamed in; a failure takes
+	// back those already moved.
+	var moved []string
+	defer func() {
+		if err != nil {
+			for _, p := range moved {
+				os.Remove(p)
+			}
+		}
+	}()
+	for _, name := range names {
+		p := filepath.Join(dir, name)
+		sub, err := mkdirs(filepath.Dir(p))
+		made = append(made, sub...)
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(stage, name), p); err != nil {
+			return err
+		}
+		moved = append(moved, p)
 	}
 	return nil
+}
+
+// mkdirs is os.MkdirAll that returns the directories it created,
+// outermost first.
+func mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	slices.Reverse(missing)
+	for i, d := range missing {
+		if err := os.Mkdir(d, 0o755); err != nil && !os.IsExist(err) {
+			return missing[:i], err
+		}
+	}
+	return missing, nil
+}
+
+// removeDirs removes the directories mkdirs created, innermost first,
+// each only if it is empty.
+func removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
 }
 
 // gen accumulates the profile's source and its TODOs.

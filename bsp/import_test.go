@@ -1,6 +1,7 @@
 package bsp
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,7 +48,7 @@ func buildInTempModule(t *testing.T, g *Generated) {
 	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Write(filepath.Join(dir, g.Package)); err != nil {
+	if err := g.Write(t.Context(), filepath.Join(dir, g.Package)); err != nil {
 		t.Fatalf("Write() = %v", err)
 	}
 	for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "./..."}} {
@@ -156,4 +157,102 @@ func TestImportErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWriteAllOrNothing: Write puts every file of the package in place or
+// none, whether the directory is new or exists, on an error as on a
+// cancel; the directories it would have created are not left behind.
+func TestWriteAllOrNothing(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(), "dtb", "testdata", "qemu-virt.dtb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Import(data, "qemu-virt.dtb", "my-virt")
+	if err != nil {
+		t.Fatalf("Import() = %v", err)
+	}
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		dir     string            // relative to the test's directory
+		before  map[string]string // files there first, relative to it
+		wantErr string            // "": success
+	}{
+		{"new directory", t.Context(), "platforms/myvirt", nil, ""},
+		{"existing directory", t.Context(), "pkg", map[string]string{"pkg/README": "x"}, ""},
+		{"cancelled, new directory", cancelled, "platforms/myvirt", nil, "context canceled"},
+		{"cancelled, existing directory", cancelled, "pkg", map[string]string{"pkg/README": "x"}, "context canceled"},
+		{"profile exists", t.Context(), "pkg", map[string]string{"pkg/myvirt.go": "package myvirt\n"}, "pkg/myvirt.go already exists"},
+		{"testdata is a file", t.Context(), "pkg", map[string]string{"pkg/testdata": "not a directory"}, "testdata"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for name, content := range tt.before {
+				p := filepath.Join(root, name)
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			was := listTree(t, root)
+			err := g.Write(tt.ctx, filepath.Join(root, tt.dir))
+			now := listTree(t, root)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Write() = %v, want an error mentioning %q", err, tt.wantErr)
+				}
+				if !slices.Equal(now, was) {
+					t.Errorf("after a failed Write the tree holds %q, want %q as before", now, was)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Write() = %v", err)
+			}
+			for name, content := range g.Files {
+				got, err := os.ReadFile(filepath.Join(root, tt.dir, name))
+				if err != nil || string(got) != string(content) {
+					t.Errorf("%s: %v, or its content differs", name, err)
+				}
+			}
+			want := slices.Clone(was)
+			for name := range g.Files {
+				rel := filepath.Join(tt.dir, name)
+				want = append(want, rel)
+				for d := filepath.Dir(rel); d != "."; d = filepath.Dir(d) {
+					want = append(want, d+"/")
+				}
+			}
+			slices.Sort(want)
+			if want = slices.Compact(want); !slices.Equal(now, want) {
+				t.Errorf("after Write the tree holds %q, want %q", now, want)
+			}
+		})
+	}
+}
+
+// listTree lists every path under root, sorted, with "/" after
+// directories.
+func listTree(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			rel += "/"
+		}
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -2,12 +2,13 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"github.com/tandem-hv/tandem/images/pgroup"
 	"github.com/tandem-hv/tandem/platforms"
 )
 
@@ -27,8 +28,9 @@ func DebianArch(a platforms.Arch) string {
 // blob Debian ships (Blob.Package "pkg:/path"), inside that package
 // unpacked under cache (build/cache), downloading it with apt-get when
 // fetch is set. Anything not found is left out of the map: Build says
-// what is missing and how to get it.
-func FindBlobs(b *platforms.Board, dirs []string, cache string, fetch bool) (map[string]string, error) {
+// what is missing and how to get it. Cancelling ctx stops a download or
+// an unpacking, leaving the cache as it was.
+func FindBlobs(ctx context.Context, b *platforms.Board, dirs []string, cache string, fetch bool) (map[string]string, error) {
 	found := map[string]string{}
 	want := map[string]string{} // file → Debian package spec
 	for _, bl := range b.Image.Blobs {
@@ -48,7 +50,7 @@ func FindBlobs(b *platforms.Board, dirs []string, cache string, fetch bool) (map
 		if found[file] != "" || pkg == "" || cache == "" {
 			continue
 		}
-		p, err := DebianFile(pkg, DebianArch(b.Arch), cache, fetch)
+		p, err := DebianFile(ctx, pkg, DebianArch(b.Arch), cache, fetch)
 		if err != nil {
 			return nil, fmt.Errorf("board %s, %s: %w", b.Name, file, err)
 		}
@@ -63,8 +65,10 @@ func FindBlobs(b *platforms.Board, dirs []string, cache string, fetch bool) (map
 // "package:/path/in/package", unpacked under cache/pkgs/PACKAGE_ARCH. The
 // .deb is taken from cache/debs, downloaded there with `apt-get download`
 // when fetch is set. It returns "" without error when the package is not
-// there and fetch is not set.
-func DebianFile(spec, arch, cache string, fetch bool) (string, error) {
+// there and fetch is not set. The .deb is downloaded, and the package
+// unpacked, into temporary directories renamed into place when complete,
+// so cancelling ctx leaves the cache as it was.
+func DebianFile(ctx context.Context, spec, arch, cache string, fetch bool) (string, error) {
 	pkg, file, ok := strings.Cut(spec, ":")
 	if !ok || !strings.HasPrefix(file, "/") {
 		return "", fmt.Errorf("package file %q: want package:/path", spec)
@@ -80,25 +84,11 @@ func DebianFile(spec, arch, cache string, fetch bool) (string, error) {
 		if !fetch {
 			return "", nil
 		}
-		if err := os.MkdirAll(debs, 0o755); err != nil {
+		deb, err := downloadDeb(ctx, pkg, arch, debs)
+		if err != nil {
 			return "", err
 		}
-		args := []string{"download", "-q"}
-		if os.Geteuid() == 0 {
-			// As root apt drops to _apt, who cannot write the cache.
-			args = append(args, "-o", "APT::Sandbox::User=root")
-		}
-		cmd := exec.Command("apt-get", append(args, pkg+":"+arch)...)
-		cmd.Dir = debs
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("apt-get download %s:%s: %w (with apt's %s architecture enabled: dpkg --add-architecture %s; apt-get update)\n%s", pkg, arch, err, arch, arch, out.Bytes())
-		}
-		matches, _ = filepath.Glob(filepath.Join(debs, pkg+"_*_"+arch+".deb"))
-		if len(matches) == 0 {
-			return "", fmt.Errorf("apt-get download %s:%s left no .deb in %s", pkg, arch, debs)
-		}
+		matches = []string{deb}
 	}
 	deb := matches[len(matches)-1]
 	tmp, err := os.MkdirTemp(filepath.Join(cache), ".unpack-"+pkg+"*")
@@ -106,7 +96,10 @@ func DebianFile(spec, arch, cache string, fetch bool) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if out, err := exec.Command("dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+	if out, err := pgroup.Command(ctx, "dpkg-deb", "-x", deb, tmp).CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		return "", fmt.Errorf("dpkg-deb -x %s: %w\n%s", deb, err, out)
 	}
 	os.MkdirAll(filepath.Dir(root), 0o755)
@@ -118,4 +111,43 @@ func DebianFile(spec, arch, cache string, fetch bool) (string, error) {
 		return "", fmt.Errorf("%s has no %s", filepath.Base(deb), file)
 	}
 	return p, nil
+}
+
+// downloadDeb downloads pkg for arch with `apt-get download` into a
+// temporary directory under debs and moves the .deb into debs when apt
+// is done: an interrupted download leaves no partial .deb for the next
+// build to find.
+func downloadDeb(ctx context.Context, pkg, arch, debs string) (string, error) {
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(debs, ".download-"+pkg+"*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	args := []string{"download", "-q"}
+	if os.Geteuid() == 0 {
+		// As root apt drops to _apt, who cannot write the cache.
+		args = append(args, "-o", "APT::Sandbox::User=root")
+	}
+	cmd := pgroup.Command(ctx, "apt-get", append(args, pkg+":"+arch)...)
+	cmd.Dir = tmp
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("apt-get download %s:%s: %w (with apt's %s architecture enabled: dpkg --add-architecture %s; apt-get update)\n%s", pkg, arch, err, arch, arch, out.Bytes())
+	}
+	got, _ := filepath.Glob(filepath.Join(tmp, pkg+"_*_"+arch+".deb"))
+	if len(got) == 0 {
+		return "", fmt.Errorf("apt-get download %s:%s left no .deb in %s", pkg, arch, debs)
+	}
+	deb := filepath.Join(debs, filepath.Base(got[0]))
+	if err := os.Rename(got[0], deb); err != nil {
+		return "", err
+	}
+	return deb, nil
 }

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
@@ -79,8 +80,8 @@ func (e extents) blocks(bs, size int64) [][2]int64 {
 	return out
 }
 
-// makeBmap hashes the mapped blocks of img.
-func makeBmap(img io.ReaderAt, size int64, mapped extents) (*Bmap, error) {
+// makeBmap hashes the mapped blocks of img, stopping when ctx is done.
+func makeBmap(ctx context.Context, img io.ReaderAt, size int64, mapped extents) (*Bmap, error) {
 	m := &Bmap{ImageSize: size, BlockSize: BmapBlockSize, BlocksCount: (size + BmapBlockSize - 1) / BmapBlockSize}
 	for _, b := range mapped.blocks(BmapBlockSize, size) {
 		h := sha256.New()
@@ -89,7 +90,7 @@ func makeBmap(img io.ReaderAt, size int64, mapped extents) (*Bmap, error) {
 		if end > size {
 			end = size
 		}
-		if _, err := io.Copy(h, io.NewSectionReader(img, off, end-off)); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, h}, io.NewSectionReader(img, off, end-off)); err != nil {
 			return nil, fmt.Errorf("hashing blocks %d-%d: %w", b[0], b[1], err)
 		}
 		m.Ranges = append(m.Ranges, BmapRange{First: b[0], Last: b[1], SHA256: hex.EncodeToString(h.Sum(nil))})

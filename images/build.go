@@ -6,14 +6,16 @@
 // block map (bmaptool's format) beside the image lets `bmaptool copy` and
 // `tandem image flash` write only the blocks that hold data.
 //
-// Images are reproducible: every timestamp is SOURCE_DATE_EPOCH, every
-// identifier (disk GUIDs, UUIDs, serial numbers) is derived from the
-// board, the manifest and the epoch, so two builds of the same inputs are
-// byte-identical. They are written atomically: on any error no output
-// file is left behind.
+// Images are reproducible: every timestamp is the build's epoch
+// (SOURCE_DATE_EPOCH, else the commit time of the Tandem source, else a
+// fixed date; see Epoch), every identifier (disk GUIDs, UUIDs, serial
+// numbers) is derived from the board, the manifest and the epoch, so two
+// builds of the same inputs are byte-identical. They are written
+// atomically: on any error, or a cancel, no output file is left behind.
 package images
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -77,8 +79,11 @@ type Config struct {
 	// DataSize is the data partition's minimum size in bytes (0: what the
 	// files need plus room to spare).
 	DataSize int64
-	// Epoch is SOURCE_DATE_EPOCH: every timestamp in the image.
-	Epoch int64
+	// Epoch is every timestamp in the image, from MinEpoch to MaxEpoch;
+	// 0 means Epoch()'s. EpochSource says where it came from, for the
+	// info file.
+	Epoch       int64
+	EpochSource EpochSource
 	// Progress reports the build (nil: silent).
 	Progress *Progress
 }
@@ -113,11 +118,12 @@ type PlacedBlob struct {
 // Info is the boot partition's tandem-image.json: what `tandem image
 // inspect` needs to check an image without the inputs.
 type Info struct {
-	Board     string       `json:"board"`
-	Epoch     int64        `json:"source_date_epoch"`
-	Cmdline   string       `json:"cmdline"`
-	DataLabel string       `json:"data_label"`
-	Blobs     []PlacedBlob `json:"blobs,omitempty"`
+	Board       string       `json:"board"`
+	Epoch       int64        `json:"source_date_epoch"`
+	EpochSource EpochSource  `json:"epoch_source,omitempty"`
+	Cmdline     string       `json:"cmdline"`
+	DataLabel   string       `json:"data_label"`
+	Blobs       []PlacedBlob `json:"blobs,omitempty"`
 }
 
 // FirmwareDTB reports whether the board's device tree comes from its
@@ -144,7 +150,10 @@ func HostCmdline(b *platforms.Board, extra string) string {
 }
 
 // Build writes the image to out and its block map beside it (BmapPath).
-func Build(out string, cfg Config) (*Result, error) {
+// Cancelling ctx stops the build soon after (mke2fs and debugfs are
+// killed, copies end at their next write) and removes its temporary
+// files; out and its block map are renamed into place only when complete.
+func Build(ctx context.Context, out string, cfg Config) (*Result, error) {
 	b := cfg.Board
 	if b == nil {
 		return nil, errors.New("image build: no board")
@@ -155,26 +164,45 @@ func Build(out string, cfg Config) (*Result, error) {
 	if b.Image.BootFS != "vfat" {
 		return nil, fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
 	}
+	if cfg.Epoch == 0 {
+		var err error
+		if cfg.Epoch, cfg.EpochSource, err = Epoch(); err != nil {
+			return nil, fmt.Errorf("image build: %w", err)
+		}
+	}
+	if err := checkEpoch(cfg.Epoch); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	pr := cfg.Progress
 	pr.Stage("checking inputs", 0)
 	plan, err := planImage(cfg)
 	if err != nil {
+		pr.Stop()
 		return nil, err
 	}
 	dir := filepath.Dir(out)
 	work, err := os.MkdirTemp(dir, "."+filepath.Base(out)+".work*")
 	if err != nil {
+		pr.Stop()
 		return nil, fmt.Errorf("creating work directory beside %s: %w", out, err)
 	}
 	defer os.RemoveAll(work)
-	res, err := writeAtomically(out, func(f *os.File) (*Result, error) { return plan.write(f, work, pr) })
+	res, err := writeAtomically(ctx, out, func(f *os.File) (*Result, error) { return plan.write(ctx, f, work, pr) })
+	if err != nil {
+		pr.Stop()
+		return nil, err
+	}
 	pr.Done()
-	return res, err
+	return res, nil
 }
 
 // writeAtomically writes out and its block map through temporary files in
-// the same directory, synced and renamed into place only on success.
-func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Result, err error) {
+// the same directory, synced and renamed into place only on success and
+// only while ctx is live.
+func writeAtomically(ctx context.Context, out string, write func(*os.File) (*Result, error)) (res *Result, err error) {
 	dir := filepath.Dir(out)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
 	if err != nil {
@@ -198,7 +226,7 @@ func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Re
 	if err != nil {
 		return nil, err
 	}
-	m, err := makeBmap(tmp, res.Size, res.mapped)
+	m, err := makeBmap(ctx, tmp, res.Size, res.mapped)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +244,10 @@ func writeAtomically(out string, write func(*os.File) (*Result, error)) (res *Re
 		if err := f.Close(); err != nil {
 			return nil, err
 		}
+	}
+	// The last moment to stop: past it the image is complete.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := os.Rename(bm.Name(), BmapPath(out)); err != nil {
 		return nil, err
@@ -453,7 +485,7 @@ func (p *plan) makeInfo(cmdline string) (fat.File, error) {
 		h.Write(m)
 	}
 	copy(p.seed[:], h.Sum(nil))
-	p.info = Info{Board: b.Name, Epoch: cfg.Epoch, Cmdline: cmdline, DataLabel: DataLabel}
+	p.info = Info{Board: b.Name, Epoch: cfg.Epoch, EpochSource: cfg.EpochSource, Cmdline: cmdline, DataLabel: DataLabel}
 	// Blob hashes go into the info file, so they are read now.
 	for i := range p.blobs {
 		sum, err := hashFile(p.blobSrc[i], int64(p.blobs[i].MaxLen))
@@ -574,19 +606,7 @@ func hashFile(file string, limit int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// countingWriterAt reports bytes written to a progress.
-type countingWriterAt struct {
-	w  io.WriterAt
-	pr *Progress
-}
-
-func (c countingWriterAt) WriteAt(b []byte, off int64) (int, error) {
-	n, err := c.w.WriteAt(b, off)
-	c.pr.Add(int64(n))
-	return n, err
-}
-
-func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
+func (p *plan) write(ctx context.Context, f *os.File, work string, pr *Progress) (*Result, error) {
 	b := p.cfg.Board
 	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes}
 	for _, bf := range p.bootFiles {
@@ -625,6 +645,9 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 		}
 	}
 	for i, bl := range p.blobs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		pr.Stage(fmt.Sprintf("writing %s (%s) at %#x", bl.Name, bl.File, bl.Offset), bl.Size)
 		if err := copyBlob(f, p.blobSrc[i], bl, pr); err != nil {
 			return nil, err
@@ -632,7 +655,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 		res.mapped.add(int64(bl.Offset), bl.Size)
 	}
 	pr.Stage(fmt.Sprintf("writing the boot partition (FAT16, %s)", humanBytes(p.boot.Size)), totalSize(p.bootFiles))
-	ranges, err := fat.Write(countingWriterAt{f, pr}, p.boot.Start, p.bootFiles, fat.Options{
+	ranges, err := fat.Write(progressWriterAt{ctx, f, pr}, p.boot.Start, p.bootFiles, fat.Options{
 		Size: p.boot.Size, Label: BootLabel, Serial: p.u32("fat serial"),
 		Time: time.Unix(p.cfg.Epoch, 0), HiddenSectors: uint32(p.boot.Start / platforms.Sector),
 	})
@@ -644,7 +667,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 	}
 	pr.Stage(fmt.Sprintf("building the data partition (ext4, %s)", humanBytes(p.data.Size)), 0)
 	ext := filepath.Join(work, "data.ext4")
-	if err := makeExt4(ext, filepath.Join(work, "data"), p.dataFiles, ext4Params{Size: p.data.Size, Label: DataLabel, UUID: p.uuid("data fs"), Epoch: p.cfg.Epoch}); err != nil {
+	if err := makeExt4(ctx, ext, filepath.Join(work, "data"), p.dataFiles, ext4Params{Size: p.data.Size, Label: DataLabel, UUID: p.uuid("data fs"), Epoch: p.cfg.Epoch}); err != nil {
 		return nil, fmt.Errorf("data partition: %w", err)
 	}
 	ef, err := os.Open(ext)
@@ -662,7 +685,7 @@ func (p *plan) write(f *os.File, work string, pr *Progress) (*Result, error) {
 	}
 	pr.Stage("copying the data partition", total)
 	for _, r := range ex {
-		if _, err := io.Copy(pr.Writer(io.NewOffsetWriter(f, p.data.Start+r.Off)), io.NewSectionReader(ef, r.Off, r.Len)); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, pr.Writer(io.NewOffsetWriter(f, p.data.Start+r.Off))}, io.NewSectionReader(ef, r.Off, r.Len)); err != nil {
 			return nil, fmt.Errorf("copying the data partition: %w", err)
 		}
 		res.mapped.add(p.data.Start+r.Off, r.Len)

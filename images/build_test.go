@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -100,7 +101,7 @@ func TestBuildBoards(t *testing.T) {
 			dir := t.TempDir()
 			cfg := fixture(t, dir, b)
 			img := filepath.Join(dir, "out.img")
-			res, err := Build(img, cfg)
+			res, err := Build(t.Context(), img, cfg)
 			if err != nil {
 				t.Fatalf("Build() = %v, want nil", err)
 			}
@@ -150,7 +151,7 @@ func TestBuildBoards(t *testing.T) {
 			first := sha(t, img)
 			firstMap := sha(t, BmapPath(img))
 			img2 := filepath.Join(dir, "again.img")
-			if _, err := Build(img2, cfg); err != nil {
+			if _, err := Build(t.Context(), img2, cfg); err != nil {
 				t.Fatalf("second Build() = %v", err)
 			}
 			if got := sha(t, img2); got != first {
@@ -240,7 +241,7 @@ func TestBuildErrors(t *testing.T) {
 			tt.mutate(&cfg, dir)
 			out := filepath.Join(dir, "out", "x.img")
 			os.MkdirAll(filepath.Dir(out), 0o755)
-			_, err := Build(out, cfg)
+			_, err := Build(t.Context(), out, cfg)
 			if err == nil || (tt.want != nil && !errors.Is(err, tt.want)) {
 				t.Fatalf("Build() = %v, want %v", err, tt.want)
 			}
@@ -252,6 +253,77 @@ func TestBuildErrors(t *testing.T) {
 			left, _ := os.ReadDir(filepath.Dir(out))
 			if len(left) != 0 {
 				t.Errorf("Build() left %d files behind (%s), want none", len(left), left[0].Name())
+			}
+		})
+	}
+}
+
+// cancelAt is a progress writer that cancels a build when a stage whose
+// line starts with stage begins.
+type cancelAt struct {
+	stage  string
+	cancel context.CancelFunc
+	seen   bool
+}
+
+func (c *cancelAt) Write(b []byte) (int, error) {
+	if strings.HasPrefix(strings.TrimLeft(string(b), "\r"), c.stage) {
+		c.seen = true
+		c.cancel()
+	}
+	return len(b), nil
+}
+
+// TestBuildCancelled cancels a build at the start of each of its steps:
+// Build must return the context's error and leave the output directory
+// as it found it, an older image of the same name untouched.
+func TestBuildCancelled(t *testing.T) {
+	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
+	a20, err := all.Lookup("cubieboard2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{
+		"checking inputs",
+		"writing the mbr partition table",
+		"writing SPL+U-Boot",
+		"writing the boot partition",
+		"building the data partition",
+		"copying the data partition",
+		"writing the block map",
+	} {
+		t.Run(stage, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := fixture(t, dir, a20)
+			outDir := filepath.Join(dir, "out")
+			os.MkdirAll(outDir, 0o755)
+			out := filepath.Join(outDir, "x.img")
+			os.WriteFile(out, []byte("an older image\n"), 0o644)
+			os.WriteFile(BmapPath(out), []byte("its block map\n"), 0o644)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			c := &cancelAt{stage: stage, cancel: cancel}
+			cfg.Progress = NewProgress(c)
+			_, err := Build(ctx, out, cfg)
+			if !c.seen {
+				t.Fatalf("no stage %q reported", stage)
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Build() = %v, want context.Canceled", err)
+			}
+			left, _ := os.ReadDir(outDir)
+			var names []string
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			if strings.Join(names, " ") != "x.bmap x.img" {
+				t.Errorf("output directory holds %q after the cancel, want only the older x.bmap and x.img", names)
+			}
+			if b, _ := os.ReadFile(out); string(b) != "an older image\n" {
+				t.Errorf("the older x.img changed")
+			}
+			if b, _ := os.ReadFile(BmapPath(out)); string(b) != "its block map\n" {
+				t.Errorf("the older x.bmap changed")
 			}
 		})
 	}

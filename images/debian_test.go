@@ -28,7 +28,7 @@ func TestBuildWithDebianBlobs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			found, err := FindBlobs(b, nil, cacheDir, testenv.InCI())
+			found, err := FindBlobs(t.Context(), b, nil, cacheDir, testenv.InCI())
 			if err != nil {
 				t.Fatalf("FindBlobs() = %v", err)
 			}
@@ -44,7 +44,7 @@ func TestBuildWithDebianBlobs(t *testing.T) {
 				cfg.Blobs[file] = p
 			}
 			img := filepath.Join(dir, "out.img")
-			if _, err := Build(img, cfg); err != nil {
+			if _, err := Build(t.Context(), img, cfg); err != nil {
 				t.Fatalf("Build() = %v", err)
 			}
 			for _, bl := range b.Image.Blobs {

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,9 @@ type ext4Params struct {
 // times with debugfs: mke2fs copies ctime and atime from the staging
 // files, which the builder cannot choose. E2FSPROGS_FAKE_TIME pins the
 // superblock's times (e2fsprogs 1.47.0 does not read SOURCE_DATE_EPOCH).
-func makeExt4(img, stage string, files []DataFile, p ext4Params) error {
+// Cancelling ctx kills mke2fs or debugfs; the caller removes img and
+// stage.
+func makeExt4(ctx context.Context, img, stage string, files []DataFile, p ext4Params) error {
 	mke2fs, err := exec.LookPath("mke2fs")
 	if err != nil {
 		return fmt.Errorf("mke2fs not found: install Debian's e2fsprogs")
@@ -53,7 +56,7 @@ func makeExt4(img, stage string, files []DataFile, p ext4Params) error {
 	if err != nil {
 		return fmt.Errorf("debugfs not found: install Debian's e2fsprogs")
 	}
-	paths, err := stageFiles(stage, files)
+	paths, err := stageFiles(ctx, stage, files)
 	if err != nil {
 		return err
 	}
@@ -76,21 +79,31 @@ func makeExt4(img, stage string, files []DataFile, p ext4Params) error {
 		"-L", p.Label, "-U", p.UUID,
 		"-E", "root_owner=0:0,hash_seed=" + p.UUID + ",lazy_journal_init=0,nodiscard",
 		"-d", stage, img}
-	cmd := exec.Command(mke2fs, args...)
+	cmd := exec.CommandContext(ctx, mke2fs, args...)
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("mke2fs %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
+	// debugfs takes seconds as @SECONDS: a bare number it reads as
+	// YYYYMMDDhhmm[ss] first, and that can succeed (1704067200 became a
+	// time in 2248).
+	at := "@" + epoch
 	var script bytes.Buffer
 	for _, pth := range append([]string{"/", "/lost+found"}, paths...) {
-		for _, field := range []string{"uid 0", "gid 0", "atime " + epoch, "ctime " + epoch, "mtime " + epoch, "crtime " + epoch} {
+		for _, field := range []string{"uid 0", "gid 0", "atime " + at, "ctime " + at, "mtime " + at, "crtime " + at} {
 			fmt.Fprintf(&script, "sif %q %s\n", pth, field)
 		}
 	}
-	cmd = exec.Command(debugfs, "-w", "-f", "-", img)
+	cmd = exec.CommandContext(ctx, debugfs, "-w", "-f", "-", img)
 	cmd.Env = env
 	cmd.Stdin = &script
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("debugfs (setting owners and times): %w\n%s", err, out)
 	}
@@ -104,8 +117,9 @@ func makeExt4(img, stage string, files []DataFile, p ext4Params) error {
 }
 
 // stageFiles copies the files into dir with fixed modes and returns their
-// paths in the file system ("/a", "/a/b"), directories included.
-func stageFiles(dir string, files []DataFile) ([]string, error) {
+// paths in the file system ("/a", "/a/b"), directories included. It stops
+// when ctx is done.
+func stageFiles(ctx context.Context, dir string, files []DataFile) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -136,7 +150,7 @@ func stageFiles(dir string, files []DataFile) ([]string, error) {
 		if mode == 0 {
 			mode = 0o644
 		}
-		if err := copyFile(dst, f, mode); err != nil {
+		if err := copyFile(ctx, dst, f, mode); err != nil {
 			return nil, err
 		}
 	}
@@ -144,7 +158,10 @@ func stageFiles(dir string, files []DataFile) ([]string, error) {
 	return paths, nil
 }
 
-func copyFile(dst string, f DataFile, mode os.FileMode) error {
+// copyFile writes f to dst with mode, checking ctx between chunks of
+// 64 MiB: a guest's disk image can take a while, and chunks keep the
+// kernel's in-place copy (copy_file_range).
+func copyFile(ctx context.Context, dst string, f DataFile, mode os.FileMode) error {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
@@ -159,7 +176,18 @@ func copyFile(dst string, f DataFile, mode os.FileMode) error {
 			return fmt.Errorf("data file %s: %w", f.Path, err)
 		}
 		defer in.Close()
-		_, err = io.Copy(out, in)
+		for {
+			if err = ctx.Err(); err != nil {
+				break
+			}
+			// CopyN says io.EOF when the file ends within the chunk.
+			if _, err = io.CopyN(out, in, 64<<20); err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				break
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("staging %s: %w", f.Path, err)

@@ -3,6 +3,7 @@ package images
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -33,7 +34,10 @@ type FlashOptions struct {
 // image's block map when there is one: only mapped blocks are written,
 // each range is hashed on the way and compared with the map, and after a
 // sync every range is read back from the target and hashed again.
-func Flash(image, target string, opt FlashOptions) error {
+// Cancelling ctx stops the write or the check at the next block: the
+// target then holds part of the image (Flash creates no files, so it
+// leaves none behind).
+func Flash(ctx context.Context, image, target string, opt FlashOptions) (err error) {
 	if opt.MountInfo == "" {
 		opt.MountInfo = "/proc/self/mountinfo"
 	}
@@ -49,7 +53,7 @@ func Flash(image, target string, opt FlashOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := loadBmap(image, st.Size())
+	m, err := loadBmap(ctx, image, st.Size())
 	if err != nil {
 		return err
 	}
@@ -77,12 +81,17 @@ func Flash(image, target string, opt FlashOptions) error {
 		return fmt.Errorf("%s holds %s, the image needs %s", target, humanBytes(size), humanBytes(m.ImageSize))
 	}
 	pr := opt.Progress
+	defer func() {
+		if err != nil {
+			pr.Stop()
+		}
+	}()
 	pr.Stage(fmt.Sprintf("writing %s to %s (%s mapped of %s)", filepath.Base(image), target, humanBytes(m.Mapped()*m.BlockSize), humanBytes(m.ImageSize)), m.Mapped()*m.BlockSize)
 	for _, r := range m.Ranges {
 		off, n := m.rangeBytes(r)
 		h := sha256.New()
 		src := io.TeeReader(io.NewSectionReader(img, off, n), h)
-		if _, err := io.Copy(pr.Writer(io.NewOffsetWriter(dev, off)), src); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, pr.Writer(io.NewOffsetWriter(dev, off))}, src); err != nil {
 			return fmt.Errorf("writing blocks %d-%d to %s: %w", r.First, r.Last, target, err)
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
@@ -108,7 +117,7 @@ func Flash(image, target string, opt FlashOptions) error {
 	for _, r := range m.Ranges {
 		off, n := m.rangeBytes(r)
 		h := sha256.New()
-		if _, err := io.Copy(pr.Writer(h), io.NewSectionReader(rd, off, n)); err != nil {
+		if _, err := io.Copy(ctxWriter{ctx, pr.Writer(h)}, io.NewSectionReader(rd, off, n)); err != nil {
 			return fmt.Errorf("reading back blocks %d-%d of %s: %w", r.First, r.Last, target, err)
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
@@ -129,8 +138,8 @@ func (m *Bmap) rangeBytes(r BmapRange) (int64, int64) {
 }
 
 // loadBmap reads the image's block map, or maps the whole image when it
-// has none.
-func loadBmap(image string, size int64) (*Bmap, error) {
+// has none (hashing it, which ctx stops).
+func loadBmap(ctx context.Context, image string, size int64) (*Bmap, error) {
 	b, err := os.ReadFile(BmapPath(image))
 	if err == nil {
 		m, err := ParseBmap(b)
@@ -152,7 +161,7 @@ func loadBmap(image string, size int64) (*Bmap, error) {
 	defer f.Close()
 	var all extents
 	all.add(0, size)
-	return makeBmap(f, size, all)
+	return makeBmap(ctx, f, size, all)
 }
 
 // checkNotInUse refuses a block device that is mounted (itself or a

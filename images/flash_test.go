@@ -20,7 +20,7 @@ func buildA20(t *testing.T) (string, Config) {
 	dir := t.TempDir()
 	cfg := fixture(t, dir, b)
 	img := filepath.Join(dir, "a20.img")
-	if _, err := Build(img, cfg); err != nil {
+	if _, err := Build(t.Context(), img, cfg); err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	return img, cfg
@@ -65,7 +65,7 @@ func TestFlash(t *testing.T) {
 	if err := os.WriteFile(dst, bytes.Repeat([]byte{0xa5}, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Flash(img, dst, FlashOptions{}); err != nil {
+	if err := Flash(t.Context(), img, dst, FlashOptions{}); err != nil {
 		t.Fatalf("Flash() = %v, want nil", err)
 	}
 	mappedEqual(t, img, dst)
@@ -87,7 +87,7 @@ func TestFlash(t *testing.T) {
 	f, _ := os.OpenFile(img, os.O_RDWR, 0)
 	f.WriteAt([]byte{0xff}, 8<<10+100)
 	f.Close()
-	if err := Flash(img, dst, FlashOptions{}); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if err := Flash(t.Context(), img, dst, FlashOptions{}); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("Flash(corrupt image) = %v, want a corruption error", err)
 	}
 }

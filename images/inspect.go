@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/tandem-hv/tandem/images/fat"
 	"github.com/tandem-hv/tandem/platforms"
@@ -127,7 +128,8 @@ func readExt4File(img string, off int64, name string) (string, string) {
 func (in *Inspection) Print(w io.Writer) {
 	fmt.Fprintf(w, "size: %d bytes (%s)\n", in.Size, humanBytes(in.Size))
 	if in.Info != nil {
-		fmt.Fprintf(w, "board: %s\nSOURCE_DATE_EPOCH: %d\nhost command line: %s\n", in.Info.Board, in.Info.Epoch, in.Info.Cmdline)
+		fmt.Fprintf(w, "board: %s\nepoch: %d (%s), from %s\nhost command line: %s\n", in.Info.Board,
+			in.Info.Epoch, time.Unix(in.Info.Epoch, 0).UTC().Format(time.RFC3339), in.Info.EpochSource, in.Info.Cmdline)
 	}
 	fmt.Fprintf(w, "partition table: %s\n", in.Table)
 	for i, p := range in.Partitions {

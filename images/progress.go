@@ -78,6 +78,20 @@ func (p *Progress) Done() {
 	p.stage = ""
 }
 
+// Stop ends the current stage where it got to, without drawing it
+// complete: the build or flash failed or was interrupted.
+func (p *Progress) Stop() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.term && p.stage != "" {
+		fmt.Fprintln(p.w)
+	}
+	p.stage = ""
+}
+
 func (p *Progress) finishLocked() {
 	if p.term && p.stage != "" {
 		p.done = p.total

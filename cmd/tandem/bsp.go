@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -28,27 +29,9 @@ func newBSPCmd() *cobra.Command {
 		Short: "Write a new board package from a vendor device tree",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := readFile("vendor DTB", args[0])
-			if err != nil {
-				return fmt.Errorf("bsp import: %w", err)
-			}
-			g, err := bsp.Import(data, args[0], name)
-			if err != nil {
-				return fmt.Errorf("bsp import: %w", err)
-			}
-			dir := out
-			if dir == "" {
-				dir = filepath.Join("platforms", g.Package)
-			}
-			if err := g.Write(dir); err != nil {
-				return fmt.Errorf("bsp import: %w", err)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "wrote package %s in %s\n", g.Package, dir)
-			for _, m := range g.Missing {
-				fmt.Fprintf(w, "  TODO %s\n", m)
-			}
-			return nil
+			return interruptible(cmd, "bsp import", "board package not written, temporary files removed", func(ctx context.Context) error {
+				return bspImport(ctx, cmd, args[0], name, out)
+			})
 		},
 	}
 	imp.Flags().StringVar(&name, "name", "", "board name (lower case, dashes)")
@@ -87,6 +70,32 @@ func newBSPCmd() *cobra.Command {
 	check.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// bspImport writes a board package from the vendor DTB file into out
+// (default platforms/PACKAGE); ctx stops it before anything is in place.
+func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out string) error {
+	data, err := readFile("vendor DTB", file)
+	if err != nil {
+		return fmt.Errorf("bsp import: %w", err)
+	}
+	g, err := bsp.Import(data, file, name)
+	if err != nil {
+		return fmt.Errorf("bsp import: %w", err)
+	}
+	dir := out
+	if dir == "" {
+		dir = filepath.Join("platforms", g.Package)
+	}
+	if err := g.Write(ctx, dir); err != nil {
+		return fmt.Errorf("bsp import: %w", err)
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "wrote package %s in %s\n", g.Package, dir)
+	for _, m := range g.Missing {
+		fmt.Fprintf(w, "  TODO %s\n", m)
+	}
+	return nil
 }
 
 func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {

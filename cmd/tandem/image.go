@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +45,9 @@ func newImageBuildCmd() *cobra.Command {
 		Short: "Build a flashable image (and its .bmap) for a board from a system manifest",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return imageBuild(cmd, f)
+			return interruptible(cmd, "image build", notWritten(f.out), func(ctx context.Context) error {
+				return imageBuild(ctx, cmd, f)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -65,7 +68,9 @@ func newImageBuildCmd() *cobra.Command {
 	return cmd
 }
 
-func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
+// imageBuild builds the image; ctx stops it (see interruptible), and every
+// temporary file is removed on the way out.
+func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) error {
 	start := time.Now()
 	if f.board == "" || f.manifest == "" || f.out == "" {
 		return fmt.Errorf("image build: --board, --manifest and -o are required (boards: %s)", strings.Join(all.Names(), ", "))
@@ -82,9 +87,9 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
-	epoch, err := sourceDateEpoch()
+	epoch, epochSource, err := images.Epoch()
 	if err != nil {
-		return err
+		return fmt.Errorf("image build: %w", err)
 	}
 	cache := f.cache
 	if cache == "" {
@@ -118,7 +123,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			return fmt.Errorf("image build: --data-size %q: %w", f.dataSize, err)
 		}
 	}
-	blobs, err := images.FindBlobs(b, f.blobs, cache, f.fetch)
+	blobs, err := images.FindBlobs(ctx, b, f.blobs, cache, f.fetch)
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
@@ -132,7 +137,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem}
+		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem, Epoch: uint32(epoch)}
 		if opt.Tandem == "" && hostinit.GOARCH(b.Arch) == runtime.GOARCH {
 			opt.Tandem, _ = os.Executable()
 		}
@@ -142,15 +147,16 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 			}
 		}
 		pr.Stage("building the host initramfs (tandem as init, "+hostinit.GOARCH(b.Arch)+")", 0)
-		if err := hostinit.Build(tmp.Name(), opt); err != nil {
+		if err := hostinit.Build(ctx, tmp.Name(), opt); err != nil {
+			pr.Stop()
 			return fmt.Errorf("image build: host initramfs: %w", err)
 		}
 		f.initrd = tmp.Name()
 	}
-	res, err := images.Build(f.out, images.Config{
+	res, err := images.Build(ctx, f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
-		Epoch: epoch, Progress: pr,
+		Epoch: epoch, EpochSource: epochSource, Progress: pr,
 	})
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
@@ -158,6 +164,7 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "%s: %s image for %s, %d MiB (%d MiB mapped), block map %s, built in %.1fs\n",
 		res.Image, res.Table, b.Name, res.Size>>20, res.Mapped>>20, res.Bmap, time.Since(start).Seconds())
+	fmt.Fprintf(w, "  epoch: %d (%s), from %s\n", epoch, time.Unix(epoch, 0).UTC().Format(time.RFC3339), epochSource)
 	for i, p := range res.Partitions {
 		fmt.Fprintf(w, "  partition %d: %-4s at %#x, %d MiB\n", i+1, p.Name, p.Start, p.Size>>20)
 	}
@@ -168,20 +175,6 @@ func imageBuild(cmd *cobra.Command, f imageBuildFlags) error {
 		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
 	}
 	return nil
-}
-
-// sourceDateEpoch is SOURCE_DATE_EPOCH, or 0: an image's timestamps
-// never come from the clock.
-func sourceDateEpoch() (int64, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > 1<<32-1 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970 (up to 2106)", s)
-	}
-	return v, nil
 }
 
 func parseSize(s string) (int64, error) {
@@ -250,11 +243,14 @@ func newImageFlashCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			if err := images.Flash(args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
-				return fmt.Errorf("image flash: %w", err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())
-			return nil
+			note := fmt.Sprintf("%s may hold part of %s: flash it again before booting from it", args[1], args[0])
+			return interruptible(cmd, "image flash", note, func(ctx context.Context) error {
+				if err := images.Flash(ctx, args[0], args[1], images.FlashOptions{Force: force, Progress: images.NewProgress(cmd.ErrOrStderr())}); err != nil {
+					return fmt.Errorf("image flash: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s written to %s and verified in %.1fs\n", args[0], args[1], time.Since(start).Seconds())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")

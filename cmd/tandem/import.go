@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,25 +40,41 @@ on stderr with their line. Paste the guest into a system.yaml, or load the
 output as one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch opt.Role {
-			case "", system.RoleControl, system.RoleInfotainment:
-			default:
-				return fmt.Errorf("import xl: --role %q: want %s or %s", opt.Role, system.RoleControl, system.RoleInfotainment)
-			}
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return fmt.Errorf("import xl: %w", err)
-			}
-			res, err := xen.ImportXL(args[0], data, opt)
-			if err != nil {
-				return err
-			}
-			return emitManifest(cmd, res, out)
+			return interruptible(cmd, "import xl", outputNote(out), func(ctx context.Context) error {
+				return importXL(ctx, cmd, args[0], opt, out)
+			})
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write the manifest to `FILE` (atomically) instead of stdout")
 	c.Flags().StringVar(&opt.Role, "role", "", "the guest's role: control or infotainment (xl has none)")
 	return c
+}
+
+// outputNote says what an interrupted import left of its output: nothing
+// when it writes a file.
+func outputNote(out string) string {
+	if out == "" {
+		return ""
+	}
+	return notWritten(out)
+}
+
+// importXL converts the xl.cfg file and emits the manifest.
+func importXL(ctx context.Context, cmd *cobra.Command, file string, opt xen.XLOptions, out string) error {
+	switch opt.Role {
+	case "", system.RoleControl, system.RoleInfotainment:
+	default:
+		return fmt.Errorf("import xl: --role %q: want %s or %s", opt.Role, system.RoleControl, system.RoleInfotainment)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("import xl: %w", err)
+	}
+	res, err := xen.ImportXL(file, data, opt)
+	if err != nil {
+		return err
+	}
+	return emitManifest(ctx, cmd, res, out)
 }
 
 func newImportDom0lessCmd() *cobra.Command {
@@ -75,29 +92,9 @@ module's xen,uefi-binary file name is used, or a FILL-IN placeholder that
 the warnings (and tandem system --check) point at.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opt := xen.Dom0lessOptions{Kernels: map[string]string{}, Initrds: map[string]string{}}
-			for _, f := range []struct {
-				flag string
-				vals []string
-				dst  map[string]string
-			}{{"--kernel", kernels, opt.Kernels}, {"--initrd", initrds, opt.Initrds}} {
-				for _, v := range f.vals {
-					name, path, ok := strings.Cut(v, "=")
-					if !ok || name == "" || path == "" {
-						return fmt.Errorf("import dom0less: %s %q: want DOMAIN=PATH, e.g. %s domU1=Image", f.flag, v, f.flag)
-					}
-					f.dst[name] = path
-				}
-			}
-			data, err := os.ReadFile(args[0])
-			if err != nil {
-				return fmt.Errorf("import dom0less: %w", err)
-			}
-			res, err := xen.ImportDom0less(args[0], data, opt)
-			if err != nil {
-				return err
-			}
-			return emitManifest(cmd, res, out)
+			return interruptible(cmd, "import dom0less", outputNote(out), func(ctx context.Context) error {
+				return importDom0less(ctx, cmd, args[0], kernels, initrds, out)
+			})
 		},
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "write the manifest to `FILE` (atomically) instead of stdout")
@@ -106,9 +103,37 @@ the warnings (and tandem system --check) point at.`,
 	return c
 }
 
+// importDom0less converts the dom0less device tree file, with the
+// --kernel and --initrd files, and emits the manifest.
+func importDom0less(ctx context.Context, cmd *cobra.Command, file string, kernels, initrds []string, out string) error {
+	opt := xen.Dom0lessOptions{Kernels: map[string]string{}, Initrds: map[string]string{}}
+	for _, f := range []struct {
+		flag string
+		vals []string
+		dst  map[string]string
+	}{{"--kernel", kernels, opt.Kernels}, {"--initrd", initrds, opt.Initrds}} {
+		for _, v := range f.vals {
+			name, path, ok := strings.Cut(v, "=")
+			if !ok || name == "" || path == "" {
+				return fmt.Errorf("import dom0less: %s %q: want DOMAIN=PATH, e.g. %s domU1=Image", f.flag, v, f.flag)
+			}
+			f.dst[name] = path
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("import dom0less: %w", err)
+	}
+	res, err := xen.ImportDom0less(file, data, opt)
+	if err != nil {
+		return err
+	}
+	return emitManifest(ctx, cmd, res, out)
+}
+
 // emitManifest prints the warnings on stderr and the manifest on stdout
-// or into out.
-func emitManifest(cmd *cobra.Command, res *xen.Result, out string) error {
+// or into out (unless ctx is done by then).
+func emitManifest(ctx context.Context, cmd *cobra.Command, res *xen.Result, out string) error {
 	y, err := res.Manifest.YAML()
 	if err != nil {
 		return err
@@ -120,7 +145,7 @@ func emitManifest(cmd *cobra.Command, res *xen.Result, out string) error {
 		_, err := cmd.OutOrStdout().Write(y)
 		return err
 	}
-	if err := writeFileAtomic(out, y); err != nil {
+	if err := writeFileAtomic(ctx, out, y); err != nil {
 		return err
 	}
 	n := len(res.Manifest.Guests)
@@ -133,8 +158,9 @@ func emitManifest(cmd *cobra.Command, res *xen.Result, out string) error {
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so path is either untouched or complete.
-func writeFileAtomic(path string, data []byte) (err error) {
+// it into place, so path is either untouched or complete; once ctx is
+// done it removes the temporary file instead.
+func writeFileAtomic(ctx context.Context, path string, data []byte) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -156,6 +182,9 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		return err
 	}
 	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = ctx.Err(); err != nil {
 		return err
 	}
 	return os.Rename(f.Name(), path)

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,12 @@ func exitCode(err error) int {
 
 // run is the whole program: main only wires it to the process.
 func run(args []string, stdout, stderr io.Writer) error {
+	return runContext(context.Background(), args, stdout, stderr)
+}
+
+// runContext is run with a context the commands' long work honours (the
+// tests cancel it to stand for a Ctrl-C).
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root := &cobra.Command{
 		Use:           "tandem",
 		Short:         "Tandem: a KVM hypervisor distribution for embedded and automotive boards",
@@ -49,5 +56,5 @@ func run(args []string, stdout, stderr io.Writer) error {
 	for _, c := range subcommands {
 		root.AddCommand(c())
 	}
-	return root.Execute()
+	return root.ExecuteContext(ctx)
 }

@@ -533,10 +533,16 @@ func label(s string) [11]byte {
 	return l
 }
 
-type dosStamp struct{ date, time uint16 }
+// dosStamp is a FAT date and time; tenths carries the creation time's
+// odd second (in units of 10 ms), which the 2-second time field lacks.
+type dosStamp struct {
+	date, time uint16
+	tenths     byte
+}
 
-// dosTime encodes t as a FAT date and time (2-second resolution, years
-// 1980-2107, local time by convention: UTC here, for reproducibility).
+// dosTime encodes t as a FAT date and time (2-second resolution, with the
+// creation time's odd second apart; years 1980-2107; local time by
+// convention: UTC here, for reproducibility).
 func dosTime(t time.Time) dosStamp {
 	t = t.UTC()
 	if t.Year() < 1980 {
@@ -546,8 +552,9 @@ func dosTime(t time.Time) dosStamp {
 		t = time.Date(2107, 12, 31, 23, 59, 58, 0, time.UTC)
 	}
 	return dosStamp{
-		date: uint16((t.Year()-1980)<<9 | int(t.Month())<<5 | t.Day()),
-		time: uint16(t.Hour()<<11 | t.Minute()<<5 | t.Second()/2),
+		date:   uint16((t.Year()-1980)<<9 | int(t.Month())<<5 | t.Day()),
+		time:   uint16(t.Hour()<<11 | t.Minute()<<5 | t.Second()/2),
+		tenths: byte(t.Second() % 2 * 100),
 	}
 }
 
@@ -555,6 +562,7 @@ func shortEntry(name [11]byte, attr byte, cluster, size uint32, t dosStamp) []by
 	e := make([]byte, dirEntrySize)
 	copy(e[0:11], name[:])
 	e[11] = attr
+	e[13] = t.tenths
 	le := binary.LittleEndian
 	le.PutUint16(e[14:], t.time) // creation
 	le.PutUint16(e[16:], t.date)

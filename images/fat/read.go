@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf16"
 )
 
@@ -22,10 +23,14 @@ type Reader struct {
 
 // Entry is a directory entry as Reader lists it.
 type Entry struct {
-	Name    string
-	Dir     bool
-	Size    int64
-	cluster uint32
+	Name string
+	Dir  bool
+	Size int64
+	// Created, Accessed and Modified are the entry's times, read as UTC
+	// (FAT records local time; Write records UTC). Accessed is a date;
+	// Modified has a 2-second resolution.
+	Created, Accessed, Modified time.Time
+	cluster                     uint32
 }
 
 // Open reads the boot sector of the file system at base in r.
@@ -173,10 +178,19 @@ func (fr *Reader) ReadDir(dir string) ([]Entry, error) {
 		le := binary.LittleEndian
 		out = append(out, Entry{
 			Name: name, Dir: e[11]&attrDir != 0, Size: int64(le.Uint32(e[28:])),
-			cluster: uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:])),
+			Created:  fromDOS(le.Uint16(e[16:]), le.Uint16(e[14:])).Add(time.Duration(e[13]) * 10 * time.Millisecond),
+			Accessed: fromDOS(le.Uint16(e[18:]), 0),
+			Modified: fromDOS(le.Uint16(e[24:]), le.Uint16(e[22:])),
+			cluster:  uint32(le.Uint16(e[20:]))<<16 | uint32(le.Uint16(e[26:])),
 		})
 	}
 	return out, nil
+}
+
+// fromDOS decodes a FAT date and time (dosTime's encoding) as UTC.
+func fromDOS(date, tod uint16) time.Time {
+	return time.Date(1980+int(date>>9), time.Month(date>>5&0xf), int(date&0x1f),
+		int(tod>>11), int(tod>>5&0x3f), int(tod&0x1f)*2, 0, time.UTC)
 }
 
 func (fr *Reader) lookup(p string) (Entry, error) {

@@ -14,6 +14,7 @@
 package hostinit
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -57,6 +58,9 @@ type Options struct {
 	// Gzip compresses the archive: smaller boot partition, slower boot
 	// under emulation.
 	Gzip bool
+	// Epoch is every mtime in the archive, and the gzip header's (0:
+	// SOURCE_DATE_EPOCH, or 0, as initramfs.Options.MTime).
+	Epoch uint32
 }
 
 // GOARCH is the Go architecture of a board's host.
@@ -70,8 +74,9 @@ func GOARCH(a platforms.Arch) string {
 	return "arm64"
 }
 
-// Build writes the host initramfs to file, atomically.
-func Build(file string, opt Options) error {
+// Build writes the host initramfs to file, atomically. Cancelling ctx
+// stops it and leaves file as it was.
+func Build(ctx context.Context, file string, opt Options) error {
 	if opt.Board == nil {
 		return fmt.Errorf("host initramfs: no board")
 	}
@@ -102,5 +107,9 @@ func Build(file string, opt Options) error {
 		}
 	}
 	ents = append(ents, initramfs.Bytes(ModulesList, []byte(strings.Join(order, "\n")+"\n"), 0o644))
-	return initramfs.Write(file, ents, initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir})
+	wo := initramfs.Options{Gzip: opt.Gzip, GoDir: opt.GoDir}
+	if opt.Epoch != 0 {
+		wo.MTime = &opt.Epoch
+	}
+	return initramfs.WriteContext(ctx, file, ents, wo)
 }

@@ -25,7 +25,7 @@ func TestBuild(t *testing.T) {
 	fake := filepath.Join(dir, "tandem")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	out := filepath.Join(dir, "initrd")
-	if err := Build(out, Options{Board: qemu.VirtARM64, ModulesDir: mods, Tandem: fake}); err != nil {
+	if err := Build(t.Context(), out, Options{Board: qemu.VirtARM64, ModulesDir: mods, Tandem: fake}); err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	f, err := os.Open(out)

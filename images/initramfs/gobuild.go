@@ -2,19 +2,26 @@ package initramfs
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+
+	"github.com/tandem-hv/tandem/images/pgroup"
 )
 
 // buildGo builds e.Source as a static Linux binary for e.GOARCH into dir
 // and returns its path. The flags make the binary independent of where
 // and when it was built: -trimpath drops host paths, an empty build ID
 // drops the hash of the build inputs' locations.
-func buildGo(e Entry, dir string, opt Options) (string, error) {
+//
+// Cancelling ctx interrupts go, its compiler and its linker as a Ctrl-C
+// would (see pgroup). go keeps its work directory in dir (GOTMPDIR), so
+// the caller's removal of dir takes it even when go dies before it can
+// remove it itself.
+func buildGo(ctx context.Context, e Entry, dir string, opt Options) (string, error) {
 	goarch := e.GOARCH
 	if goarch == "" {
 		goarch = runtime.GOARCH
@@ -29,9 +36,9 @@ func buildGo(e Entry, dir string, opt Options) (string, error) {
 	args := []string{"build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out}
 	args = append(args, opt.GoFlags...)
 	args = append(args, e.Source)
-	cmd := exec.Command(goCommand(), args...)
+	cmd := pgroup.Command(ctx, goCommand(), args...)
 	cmd.Dir = opt.GoDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOTMPDIR="+dir)
 	if goarch == "arm" {
 		// ARMv7 with hardware floating point: what armhf kernels run.
 		cmd.Env = append(cmd.Env, "GOARM=7")
@@ -40,6 +47,9 @@ func buildGo(e Entry, dir string, opt Options) (string, error) {
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		return "", fmt.Errorf("go build %s for %s: %w\n%s", e.Source, goarch, err, stderr.Bytes())
 	}
 	return out, nil

@@ -5,13 +5,15 @@
 // image's architecture.
 //
 // Images are reproducible: entries are sorted by path, missing parent
-// directories are added, owners are root, and every mtime is
-// SOURCE_DATE_EPOCH (or 0). Two builds of the same entries are
-// byte-identical. The cpio encoding itself is u-root's.
+// directories are added, owners are root, and every mtime, and the gzip
+// header's, is Options.MTime (else SOURCE_DATE_EPOCH, else 0). Two builds
+// of the same entries are byte-identical. The cpio encoding itself is
+// u-root's.
 package initramfs
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/u-root/u-root/pkg/cpio"
 )
@@ -113,8 +116,8 @@ type Options struct {
 	// Gzip compresses the archive. Every Debian kernel can unpack it, but
 	// an emulated CPU unpacks an uncompressed archive much faster.
 	Gzip bool
-	// MTime is the mtime of every entry; nil means SOURCE_DATE_EPOCH from
-	// the environment, or 0.
+	// MTime is the mtime of every entry and of the gzip header; nil
+	// means SOURCE_DATE_EPOCH from the environment, or 0.
 	MTime *uint32
 	// GoDir is the directory `go build` runs in (it resolves relative
 	// packages and picks the module); empty means the current directory.
@@ -123,9 +126,16 @@ type Options struct {
 	GoFlags []string
 }
 
-// Write writes the image to file atomically: into a temporary file beside
-// it, synced, then renamed over file.
-func Write(file string, entries []Entry, opt Options) (err error) {
+// Write is WriteContext without a way to stop it.
+func Write(file string, entries []Entry, opt Options) error {
+	return WriteContext(context.Background(), file, entries, opt)
+}
+
+// WriteContext writes the image to file atomically: into a temporary file
+// beside it, synced, then renamed over file. Cancelling ctx stops it
+// between entries (and interrupts `go build`) and removes the temporary
+// file; file is then left as it was.
+func WriteContext(ctx context.Context, file string, entries []Entry, opt Options) (err error) {
 	dir := filepath.Dir(file)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
 	if err != nil {
@@ -137,7 +147,7 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := WriteTo(tmp, entries, opt); err != nil {
+	if err := writeTo(ctx, tmp, entries, opt); err != nil {
 		return fmt.Errorf("writing initramfs %s: %w", file, err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -149,6 +159,9 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return fmt.Errorf("initramfs %s: %w", file, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fmt.Errorf("installing initramfs %s: %w", file, err)
 	}
@@ -157,6 +170,10 @@ func Write(file string, entries []Entry, opt Options) (err error) {
 
 // WriteTo writes the image to w.
 func WriteTo(w io.Writer, entries []Entry, opt Options) error {
+	return writeTo(context.Background(), w, entries, opt)
+}
+
+func writeTo(ctx context.Context, w io.Writer, entries []Entry, opt Options) error {
 	mtime, err := opt.mtime()
 	if err != nil {
 		return err
@@ -176,16 +193,21 @@ func WriteTo(w io.Writer, entries []Entry, opt Options) error {
 	out := w
 	var zw *gzip.Writer
 	if opt.Gzip {
-		// A zero gzip header (no name, no time) keeps the output reproducible.
+		// The header names no file, and its time is the entries'
+		// (none when that is 0): nothing in it varies between builds.
 		zw, err = gzip.NewWriterLevel(w, gzip.BestCompression)
 		if err != nil {
 			return err
 		}
+		zw.ModTime = time.Unix(int64(mtime), 0)
 		out = zw
 	}
 	cw := cpio.Newc.Writer(out)
 	for i, e := range entries {
-		rec, closer, err := record(e, scratch, opt)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, closer, err := record(ctx, e, scratch, opt)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Path, err)
 		}
@@ -275,7 +297,7 @@ func (e Entry) perm(def os.FileMode) uint64 {
 
 // record turns an entry into a cpio record. The returned closer, if any,
 // is closed after the record is written.
-func record(e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error) {
+func record(ctx context.Context, e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error) {
 	name := strings.TrimPrefix(e.Path, "/")
 	switch e.Kind {
 	case KindDir:
@@ -297,7 +319,7 @@ func record(e Entry, scratch string, opt Options) (cpio.Record, io.Closer, error
 		}
 		return hostFile(name, e.Source, e.perm(0o644))
 	case KindGo:
-		bin, err := buildGo(e, scratch, opt)
+		bin, err := buildGo(ctx, e, scratch, opt)
 		if err != nil {
 			return cpio.Record{}, nil, err
 		}

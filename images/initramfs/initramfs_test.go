@@ -146,6 +146,9 @@ func TestReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gzip: %v", err)
 	}
+	if zr.ModTime.Unix() != 1700000000 || zr.Name != "" {
+		t.Errorf("gzip header: time %d, name %q; want SOURCE_DATE_EPOCH 1700000000 and none", zr.ModTime.Unix(), zr.Name)
+	}
 	raw, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatal(err)
