@@ -22,7 +22,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeTandemBin()
+	os.Exit(code)
 }
 
 // TestVMMFatalStatus checks that `tandem vmm` ends with vmm.ExitFatal,

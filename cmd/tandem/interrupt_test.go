@@ -178,12 +178,12 @@ func buildTandem(t *testing.T) string {
 	return tandemBin
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
+// removeTandemBin removes the tandem binary tests built, once they are
+// done (TestMain).
+func removeTandemBin() {
 	if tandemBin != "" {
 		os.RemoveAll(filepath.Dir(tandemBin))
 	}
-	os.Exit(code)
 }
 
 // testCache is the test-data cache ($TANDEM_CACHE, else build/cache at
