@@ -631,6 +631,9 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		// Ctrl-A c and a break behind Ctrl-A b (probeFrozen).
 		"-serial", "mon:stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
+	)
+	args = append(args, firmwareDirs()...)
+	args = append(args,
 		"-append", strings.TrimSpace("console="+a.console+" "+a.cmdline+" rdinit=/init "+opt.Cmdline),
 	)
 	return args
@@ -655,6 +658,24 @@ func (a arch) qemuPath() (string, error) {
 		return "", fmt.Errorf("%s not found: install Debian's %s (make deps)", a.qemu, a.qemuPackage)
 	}
 	return p, nil
+}
+
+// firmwareDirs are -L options for a QEMU from QEMUDirEnv: an unpacked QEMU
+// looks for its firmware where its package would have put it, so its own
+// data directory is named, then SeaBIOS's (where QEMU 10's packages put
+// the PC BIOS) and the installed QEMU's.
+func firmwareDirs() []string {
+	d := os.Getenv(QEMUDirEnv)
+	if d == "" {
+		return nil
+	}
+	var args []string
+	for _, dir := range []string{filepath.Join(d, "..", "share", "qemu"), "/usr/share/seabios", "/usr/share/qemu"} {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			args = append(args, "-L", filepath.Clean(dir))
+		}
+	}
+	return args
 }
 
 var qemuVersions sync.Map // QEMU's path → its version
