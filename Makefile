@@ -41,9 +41,10 @@ vet:
 	GOARCH=arm $(GO) build ./...
 
 # The end-to-end tests boot emulated hosts under QEMU: give them time.
-# Every test binary appends to $(REPORT) (internal/testenv.Record): where
-# each test that needs /dev/kvm ran, and every emulated host's boot; the
-# summary is printed at the end, pass or fail.
+# Every test binary of the first two passes appends to $(REPORT)
+# (internal/testenv.Record): where each test that needs /dev/kvm ran, and
+# every emulated host's boot; the summary is printed at the end, pass or
+# fail. The race and 32-bit passes boot no host and are not reported.
 REPORT   := $(BUILD)/test-report.jsonl
 # Packages with tests that need /dev/kvm (internal/kvmtest.Here).
 KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)))
@@ -61,6 +62,7 @@ test: deps testdata vet
 		echo "test: this machine has /dev/kvm; the tests that need it run again in an emulated host ($(KVM_PKGS))"; \
 		TANDEM_KVM_TESTS=host $(GO) test -count=1 -run 'Test' $(addprefix ./,$(KVM_PKGS)) || status=1; \
 	fi; \
+	unset TANDEM_TEST_REPORT; \
 	echo "test: unit tests again under the race detector"; \
 	$(GO) test -race -short -count=1 $(RACE_PKGS) || status=1; \
 	echo "test: device, memory and loader tests again as 32-bit ARM (qemu-arm-static)"; \

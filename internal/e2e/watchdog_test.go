@@ -62,15 +62,31 @@ func TestSystemWatchdog(t *testing.T) {
 	if err := os.WriteFile(man, []byte(watchdogManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-		Files:   map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/control.img": ctl, "/s/system.yaml": man},
-		Script:  watchdogScript,
-		Console: consoleLog{},
-		Timeout: 8 * time.Minute,
-		Silence: systemSilence,
-	})
-	if err != nil {
-		t.Fatalf("qemuhost.Run() = %v", err)
+	var res *qemuhost.Result
+	for try := 1; ; try++ {
+		var err error
+		res, err = qemuhost.Run(context.Background(), qemuhost.Options{
+			Files:   map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/control.img": ctl, "/s/system.yaml": man},
+			Script:  watchdogScript,
+			Console: consoleLog{},
+			Timeout: 8 * time.Minute,
+			Silence: systemSilence,
+		})
+		if err != nil {
+			t.Fatalf("qemuhost.Run() = %v", err)
+		}
+		// The VMM counts the watchdog's timeout on the host's clock from
+		// the guest's last ping. A guest that the emulated host stalls
+		// for longer than that (its timers held up under nested KVM in
+		// software emulation: see docs/emulated-hosts.md) misses its
+		// pings before its own hang, and the VMM is right to end it. The
+		// run is tried once more, said here; an early expiry in both
+		// runs fails the test.
+		if try < 2 && stalledBeforeHang(res.Output) {
+			t.Logf("try %d: the watchdog expired before the guest's own hang: the guest stalled for over 10 s (its last lines below); trying once more\n%s", try, res.Tail(12))
+			continue
+		}
+		break
 	}
 	out := res.Output
 	defer func() {
@@ -119,4 +135,12 @@ func TestSystemWatchdog(t *testing.T) {
 	if n := strings.Count(out, "tandem: control: started"); n < 2 {
 		t.Errorf("control VMM started %d times, want at least 2", n)
 	}
+}
+
+// stalledBeforeHang reports whether the guest's watchdog expired before
+// the guest said it stopped petting.
+func stalledBeforeHang(out string) bool {
+	expired := strings.Index(out, "control | tandem: guest ended: watchdog")
+	hang := strings.Index(out, "TANDEM-CONTROL hang: no more watchdog pings")
+	return expired >= 0 && (hang < 0 || hang > expired)
 }

@@ -188,16 +188,19 @@ func (r *Result) Outcome() string {
 	return "error"
 }
 
-// record adds one boot of a host to the run's report.
+// record adds one boot of a host to the run's report. A run that never
+// started QEMU (an unknown architecture, no QEMU, no test data) booted
+// nothing and is not one.
 func record(opt Options, res *Result, err error, retried bool) {
+	if res == nil {
+		return
+	}
 	ev := testenv.Event{Kind: "host", Arch: opt.Arch, QEMU: QEMUVersion(opt.Arch), Outcome: res.Outcome(), Retried: retried, Detail: opt.Label}
 	if err != nil {
 		head, _, _ := strings.Cut(err.Error(), "\n")
 		ev.Detail = strings.TrimSpace(opt.Label + " " + head)
 	}
-	if res != nil {
-		ev.BootSeconds, ev.Seconds = res.Boot.Seconds(), res.Total.Seconds()
-	}
+	ev.BootSeconds, ev.Seconds = res.Boot.Seconds(), res.Total.Seconds()
 	testenv.Record(ev)
 }
 
