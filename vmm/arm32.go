@@ -1,13 +1,10 @@
 package vmm
 
 import (
-	"crypto/rand"
 	"errors"
-	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm32"
 	"github.com/tandem-hv/tandem/arch/armvirt"
-	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
@@ -19,14 +16,15 @@ import (
 // KVM names their registers: the AArch32 view of an arm64 vCPU, or an
 // ARMv7 host's own.
 type arm32Guest struct {
-	abi    kvm.AArch32ABI
-	gic    *armvirt.GIC
-	boot   *arm32.Boot
-	mpidrs []uint64
-	psci   uint64
-	dtb    []byte
-	passed []*dtb.Node // host nodes passed through, described for the guest
+	armState
+	abi  kvm.AArch32ABI
+	boot *arm32Boot
 }
+
+// arm32Boot is the zImage loader's result, as the shared ARM steps see it.
+type arm32Boot struct{ *arm32.Boot }
+
+func (b arm32Boot) initrd() (uint64, uint64) { return b.InitrdAddr, b.InitrdSize }
 
 func (g *arm32Guest) memoryRanges(size uint64) []mem.Range { return arm32.MemoryRanges(size) }
 
@@ -63,58 +61,22 @@ func (g *arm32Guest) loadKernel(vm *VM) error {
 	if err != nil {
 		return err
 	}
-	g.boot = b
+	g.boot = &arm32Boot{b}
 	return nil
 }
 
 // setupVCPU runs once per vCPU, in order, right after it is created.
 func (g *arm32Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
-	index := len(g.mpidrs)
-	mpidr, err := arm32.SetupVCPU(vm.kvm, cpu, g.abi, index, g.boot)
+	mpidr, err := arm32.SetupVCPU(vm.kvm, cpu, g.abi, len(g.mpidrs), g.boot.Boot)
 	if err != nil {
 		return err
 	}
-	if index == 0 {
-		g.psci = arm32.PSCIVersion(cpu, g.abi)
-	}
-	g.mpidrs = append(g.mpidrs, mpidr)
+	g.addVCPU(mpidr, func() uint64 { return arm32.PSCIVersion(cpu, g.abi) })
 	return nil
 }
 
-// finishVM initialises the vGIC, which needs every vCPU, and writes the
-// device tree, which lists their MPIDRs and the PSCI version KVM gave them.
+// finishVM initialises the vGIC and writes the device tree (armState),
+// with the guest's command line as given.
 func (g *arm32Guest) finishVM(vm *VM) error {
-	if err := g.gic.Init(); err != nil {
-		return err
-	}
-	seed := make([]byte, 64)
-	if _, err := rand.Read(seed); err != nil {
-		return fmt.Errorf("rng-seed: %w", err)
-	}
-	h := arm32.Hardware{
-		MPIDRs:      g.mpidrs,
-		MemorySize:  vm.mem.Size(),
-		GIC:         g.gic.Version,
-		PSCIVersion: g.psci,
-		Virtio:      vm.placed,
-		Passthrough: g.passed,
-		Cmdline:     vm.cfg.Cmdline,
-		RNGSeed:     seed,
-		Watchdog:    vm.armWatchdog(),
-	}
-	if g.boot.InitrdSize > 0 {
-		h.InitrdStart, h.InitrdEnd = g.boot.InitrdAddr, g.boot.InitrdAddr+g.boot.InitrdSize
-	}
-	t, err := arm32.DeviceTree(h)
-	if err != nil {
-		return err
-	}
-	if g.dtb, err = t.Bytes(); err != nil {
-		return fmt.Errorf("device tree: %w", err)
-	}
-	return g.boot.WriteDeviceTree(vm.mem, t)
+	return g.finish(vm, g.boot, arm32.Hardware{Cmdline: vm.cfg.Cmdline}, arm32.DeviceTree)
 }
-
-func (g *arm32Guest) deviceTree() []byte { return g.dtb }
-
-func (g *arm32Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }

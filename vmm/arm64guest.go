@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm64"
-	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
@@ -17,13 +16,14 @@ import (
 // CPU_ON and power, a PL011 and a PL031 on the MMIO bus, and virtio-mmio
 // devices, all described by a device tree generated for the guest.
 type arm64Guest struct {
-	gic    *arm64.GIC
-	boot   *arm64.Boot
-	mpidrs []uint64
-	psci   uint64
-	dtb    []byte
-	passed []*dtb.Node // host nodes passed through, described for the guest
+	armState
+	boot *arm64Boot
 }
+
+// arm64Boot is the arm64 loader's result, as the shared ARM steps see it.
+type arm64Boot struct{ *arm64.Boot }
+
+func (b arm64Boot) initrd() (uint64, uint64) { return b.InitrdAddr, b.InitrdSize }
 
 func (g *arm64Guest) memoryRanges(size uint64) []mem.Range { return arm64.MemoryRanges(size) }
 
@@ -53,57 +53,30 @@ func (g *arm64Guest) loadKernel(vm *VM) error {
 	if err != nil {
 		return err
 	}
-	g.boot = b
+	g.boot = &arm64Boot{b}
 	return nil
 }
 
 // setupVCPU runs once per vCPU, in order, right after it is created.
 func (g *arm64Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
-	index := len(g.mpidrs)
-	mpidr, err := arm64.SetupVCPU(vm.kvm, cpu, index, g.boot)
+	mpidr, err := arm64.SetupVCPU(vm.kvm, cpu, len(g.mpidrs), g.boot.Boot)
 	if err != nil {
 		return err
 	}
-	if index == 0 {
-		g.psci = arm64.PSCIVersion(cpu)
-	}
-	g.mpidrs = append(g.mpidrs, mpidr)
+	g.addVCPU(mpidr, func() uint64 { return arm64.PSCIVersion(cpu) })
 	return nil
 }
 
-// finishVM initialises the vGIC, which needs every vCPU, and writes the
-// device tree, which lists their MPIDRs and the PSCI version KVM gave them.
+// finishVM initialises the vGIC and writes the device tree (armState):
+// an arm64 guest's kernel also gets a KASLR seed, and the console's
+// command line by default.
 func (g *arm64Guest) finishVM(vm *VM) error {
-	if err := g.gic.Init(); err != nil {
-		return err
+	var kaslr [8]byte
+	if _, err := rand.Read(kaslr[:]); err != nil {
+		return fmt.Errorf("kaslr-seed: %w", err)
 	}
-	var seed [64 + 8]byte
-	if _, err := rand.Read(seed[:]); err != nil {
-		return fmt.Errorf("rng-seed: %w", err)
-	}
-	h := arm64.Hardware{
-		MPIDRs:      g.mpidrs,
-		MemorySize:  vm.mem.Size(),
-		GIC:         g.gic.Version,
-		PSCIVersion: g.psci,
-		Virtio:      vm.placed,
-		Passthrough: g.passed,
-		Cmdline:     vm.cfg.cmdlineOr("console=ttyAMA0"),
-		RNGSeed:     seed[:64],
-		Watchdog:    vm.armWatchdog(),
-		KASLRSeed:   binary.LittleEndian.Uint64(seed[64:]),
-	}
-	if g.boot.InitrdSize > 0 {
-		h.InitrdStart, h.InitrdEnd = g.boot.InitrdAddr, g.boot.InitrdAddr+g.boot.InitrdSize
-	}
-	t, err := arm64.DeviceTree(h)
-	if err != nil {
-		return err
-	}
-	if g.dtb, err = t.Bytes(); err != nil {
-		return fmt.Errorf("device tree: %w", err)
-	}
-	return g.boot.WriteDeviceTree(vm.mem, t)
+	h := arm64.Hardware{Cmdline: vm.cfg.cmdlineOr("console=ttyAMA0"), KASLRSeed: binary.LittleEndian.Uint64(kaslr[:])}
+	return g.finish(vm, g.boot, h, arm64.DeviceTree)
 }
 
 // DeviceTree returns the device tree generated for the guest (nil for
@@ -114,7 +87,3 @@ func (vm *VM) DeviceTree() []byte {
 	}
 	return nil
 }
-
-func (g *arm64Guest) deviceTree() []byte { return g.dtb }
-
-func (g *arm64Guest) setPassthrough(nodes []*dtb.Node) { g.passed = nodes }
