@@ -295,19 +295,15 @@ func QEMUFiles() (string, map[string]string, error) {
 	return qemu, files, nil
 }
 
-// qemuFirmwareDirs are where Debian's QEMU looks for firmware, in order:
-// its own data directory, then (QEMU 10's packages) SeaBIOS's and iPXE's.
-var qemuFirmwareDirs = []string{"/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"}
-
 // qemuDataFile finds a firmware file where QEMU would.
 func qemuDataFile(name string) (string, error) {
-	for _, d := range qemuFirmwareDirs {
+	for _, d := range qemuhost.FirmwareDirs {
 		p := filepath.Join(d, name)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("QEMU firmware %s not found in %s: install Debian's qemu-system-x86 and seabios (make deps)", name, strings.Join(qemuFirmwareDirs, ", "))
+	return "", fmt.Errorf("QEMU firmware %s not found in %s: install Debian's qemu-system-x86 and seabios (make deps)", name, strings.Join(qemuhost.FirmwareDirs, ", "))
 }
 
 // GuestFiles are what one test guest boots from inside an emulated host:

@@ -15,7 +15,6 @@
 package kvmtest
 
 import (
-	"bytes"
 	"context"
 	"debug/elf"
 	"fmt"
@@ -23,13 +22,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 	"github.com/tandem-hv/tandem/internal/testenv"
@@ -68,7 +63,7 @@ func Here(t *testing.T) bool {
 	switch {
 	case where != "" && where != "here" && where != "host":
 		t.Fatalf("%s=%q: want host, here or nothing", WhereEnv, where)
-	case inHost || where == "here" || (where == "" && kvmUsable()):
+	case inHost || where == "here" || (where == "" && testenv.KVMUsable() == nil):
 		testenv.RequireKVM(t)
 		if !inHost {
 			start := time.Now()
@@ -79,7 +74,7 @@ func Here(t *testing.T) bool {
 		}
 		return true
 	}
-	arch := hostArch()
+	arch := qemuhost.NativeArch()
 	if testing.Short() {
 		t.Skipf("skipping: this machine has no /dev/kvm, and running the test in an emulated %s host takes minutes (-short)", arch)
 	}
@@ -106,24 +101,6 @@ func result(t *testing.T) string {
 	return "pass"
 }
 
-// kvmUsable reports whether /dev/kvm opens read-write.
-func kvmUsable() bool {
-	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	unix.Close(fd)
-	return true
-}
-
-// hostArch is the emulated host of this machine's architecture.
-func hostArch() string {
-	if runtime.GOARCH == "arm64" {
-		return "arm64"
-	}
-	return "x86_64"
-}
-
 // runInHost runs t's test in an emulated host and reports on t. It
 // returns whether the test passed there and, if not, why in a line.
 func runInHost(t *testing.T, arch string) (bool, string) {
@@ -134,7 +111,7 @@ func runInHost(t *testing.T, arch string) (bool, string) {
 	script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
 		inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(RunPattern(t.Name())), hostTimeout)
 	t.Logf("no /dev/kvm here (or %s=host): running %s in an emulated %s host", WhereEnv, t.Name(), arch)
-	log := &lineLog{t: t}
+	log := hostLog(t)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    arch,
 		Files:   map[string]string{"/bin/kvmtest.test": bin},
@@ -144,7 +121,7 @@ func runInHost(t *testing.T, arch string) (bool, string) {
 		Timeout: hostTimeout,
 		Silence: hostSilence,
 	})
-	log.flush()
+	log.Flush()
 	if err != nil {
 		t.Errorf("running %s in the emulated %s host: %v", t.Name(), arch, err)
 		head, _, _ := strings.Cut(err.Error(), "\n")
@@ -229,49 +206,21 @@ func isStatic(path string) (bool, error) {
 	return true, nil
 }
 
-// lineLog passes the test binary's lines from the emulated host's console
+// hostLog passes the test binary's lines from the emulated host's console
 // to the test's log: those after the host's KVM marker, without the
-// host's own markers.
-type lineLog struct {
-	t       *testing.T
-	mu      sync.Mutex
-	partial []byte
-	started bool
-}
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
+// host's own markers, and the harness's retries.
+func hostLog(t *testing.T) *qemuhost.Lines {
+	started := false
+	return qemuhost.NewLines(func(s string) {
+		switch {
+		case strings.HasPrefix(s, "qemuhost: "): // a retry
+			t.Log(s)
+		case strings.Contains(s, "TANDEM-HOST kvm="):
+			started = true
+		case strings.Contains(s, "TANDEM-HOST exit="):
+			started = false
+		case started && s != "" && !strings.Contains(s, "TANDEM-HOST "):
+			t.Log("host| " + s)
 		}
-		l.line(strings.TrimRight(string(l.partial[:i]), "\r"))
-		l.partial = l.partial[i+1:]
-	}
-	return len(p), nil
-}
-
-func (l *lineLog) line(s string) {
-	switch {
-	case strings.HasPrefix(s, "qemuhost: "): // a retry
-		l.t.Log(s)
-	case strings.Contains(s, "TANDEM-HOST kvm="):
-		l.started = true
-	case strings.Contains(s, "TANDEM-HOST exit="):
-		l.started = false
-	case l.started && s != "" && !strings.Contains(s, "TANDEM-HOST "):
-		l.t.Log("host| " + s)
-	}
-}
-
-func (l *lineLog) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.started && len(l.partial) > 0 {
-		l.t.Log("host| " + string(l.partial))
-	}
-	l.partial = nil
+	})
 }

@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -298,7 +299,8 @@ const hostAttempts = 3
 // host froze, before its script reported an exit status. A guest's panic
 // cannot look like this: its VMM ends and the host script still reports.
 func hostCrashed(res *Result) bool {
-	return res != nil && res.ExitStatus == -1 && (res.frozen || strings.Contains(res.Output, panicMark))
+	o := res.Outcome()
+	return o == "panic" || o == "hang"
 }
 
 func runOnce(ctx context.Context, opt Options) (*Result, error) {
@@ -610,6 +612,15 @@ var arches = map[string]arch{
 	},
 }
 
+// NativeArch is the emulated host of this machine's own architecture,
+// whose nested KVM stands in for a /dev/kvm this machine lacks.
+func NativeArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "arm64"
+	}
+	return "x86_64"
+}
+
 func lookupArch(name string) (arch, error) {
 	a, ok := arches[name]
 	if !ok {
@@ -663,17 +674,20 @@ func (a arch) qemuPath() (string, error) {
 	return p, nil
 }
 
+// FirmwareDirs are where Debian's QEMU looks for firmware, in order: its
+// own data directory, then (QEMU 10's packages) SeaBIOS's and iPXE's.
+var FirmwareDirs = []string{"/usr/share/qemu", "/usr/share/seabios", "/usr/lib/ipxe/qemu"}
+
 // firmwareDirs are -L options for a QEMU from QEMUDirEnv: an unpacked QEMU
 // looks for its firmware where its package would have put it, so its own
-// data directory is named, then SeaBIOS's (where QEMU 10's packages put
-// the PC BIOS) and the installed QEMU's.
+// data directory is named first, then FirmwareDirs.
 func firmwareDirs() []string {
 	d := os.Getenv(QEMUDirEnv)
 	if d == "" {
 		return nil
 	}
 	var args []string
-	for _, dir := range []string{filepath.Join(d, "..", "share", "qemu"), "/usr/share/seabios", "/usr/share/qemu"} {
+	for _, dir := range append([]string{filepath.Join(d, "..", "share", "qemu")}, FirmwareDirs...) {
 		if st, err := os.Stat(dir); err == nil && st.IsDir() {
 			args = append(args, "-L", filepath.Clean(dir))
 		}
@@ -806,4 +820,41 @@ func (r *Result) Tail(n int) string {
 		}
 	}
 	return strings.Join(ls, "\n")
+}
+
+// Lines is a console writer that hands each whole line to a function,
+// without its line end ("\r\n" or "\n"); a partial line waits for the
+// rest, or for Flush.
+type Lines struct {
+	line    func(string)
+	mu      sync.Mutex
+	partial []byte
+}
+
+// NewLines returns a writer that calls line for each line written.
+func NewLines(line func(string)) *Lines { return &Lines{line: line} }
+
+func (l *Lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		s := strings.TrimRight(string(l.partial[:i]), "\r")
+		l.partial = l.partial[i+1:]
+		l.line(s)
+	}
+}
+
+// Flush hands over a last line that had no line end.
+func (l *Lines) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.partial) > 0 {
+		l.line(strings.TrimRight(string(l.partial), "\r"))
+	}
+	l.partial = nil
 }

@@ -242,3 +242,31 @@ func TestArm64Host(t *testing.T) {
 		t.Errorf("Run() = exit %d, KVM %q, want 0, builtin; last lines:\n%s", res.ExitStatus, res.KVM, res.Tail(20))
 	}
 }
+
+// TestLines checks how console chunks become lines: split anywhere, with
+// "\r\n" or "\n" ends, and a last line without an end given on Flush.
+func TestLines(t *testing.T) {
+	tests := []struct {
+		name   string
+		chunks []string
+		want   []string
+	}{
+		{"whole lines", []string{"a\nb\n"}, []string{"a", "b"}},
+		{"split across writes", []string{"TANDEM-HOST ex", "it=0\r\nne", "xt\n"}, []string{"TANDEM-HOST exit=0", "next"}},
+		{"empty lines kept", []string{"\n\nx\n"}, []string{"", "", "x"}},
+		{"a last line without an end", []string{"a\nb"}, []string{"a", "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			l := NewLines(func(s string) { got = append(got, s) })
+			for _, c := range tt.chunks {
+				l.Write([]byte(c))
+			}
+			l.Flush()
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+				t.Errorf("lines = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -28,16 +28,24 @@ func skipOrFail(tb testing.TB, format string, args ...any) {
 	tb.Skipf("skipping: "+format, args...)
 }
 
+// KVMUsable says why /dev/kvm cannot be opened read-write, or nil when
+// it can.
+func KVMUsable() error {
+	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	return nil
+}
+
 // RequireKVM skips (or in CI fails) the test when /dev/kvm cannot be
 // opened read-write.
 func RequireKVM(tb testing.TB) {
 	tb.Helper()
-	fd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
+	if err := KVMUsable(); err != nil {
 		skipOrFail(tb, "/dev/kvm unavailable: %v", err)
-		return
 	}
-	unix.Close(fd)
 }
 
 // RequireCommand skips (or in CI fails) the test when a program is not on

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -64,7 +63,7 @@ done
 		Files:   files,
 		Script:  script,
 		Timeout: time.Duration(rounds) * 4 * time.Minute,
-		Console: &progress{},
+		Console: progress(),
 	})
 	if err != nil {
 		return nil, err
@@ -107,21 +106,11 @@ var (
 	memLine   = regexp.MustCompile(`TANDEM-VMM rss-kib=\d+ guest-rss-kib=\d+ overhead-kib=(\d+) file-kib=(\d+)`)
 )
 
-// progress shows the timing lines as they come. The console arrives in
-// arbitrary chunks: only whole lines are looked at.
-type progress struct{ partial []byte }
-
-func (pr *progress) Write(p []byte) (int, error) {
-	pr.partial = append(pr.partial, p...)
-	for {
-		i := bytes.IndexByte(pr.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		l := string(pr.partial[:i])
-		pr.partial = pr.partial[i+1:]
+// progress shows the timing lines of a bench's console as they come.
+func progress() *qemuhost.Lines {
+	return qemuhost.NewLines(func(l string) {
 		if strings.Contains(l, "BENCH ") || strings.Contains(l, "TANDEM-VMM") {
 			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
 		}
-	}
+	})
 }

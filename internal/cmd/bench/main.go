@@ -25,7 +25,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 	"github.com/tandem-hv/tandem/internal/stats"
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 func main() {
@@ -167,7 +167,7 @@ func (r row) print(tw *tabwriter.Writer) {
 // on this machine's /dev/kvm, or, where it has none (or where="host"),
 // both inside one emulated host (exitRoundTripInHost).
 func exitRoundTrip(root, out, where string, rounds, exits int) ([]row, error) {
-	inHost := where == "host" || (where == "auto" && !kvmUsable())
+	inHost := where == "host" || (where == "auto" && testenv.KVMUsable() != nil)
 	cbin := filepath.Join(out, "kvmloop")
 	cc := []string{"-O2", "-o", cbin, filepath.Join(root, "internal/bench/c/kvmloop.c")}
 	if inHost {
@@ -224,10 +224,7 @@ func exitRow(kind, where string, t, c []float64) row {
 // the same nested KVM, so their ratio is meaningful; the absolute
 // numbers are the emulated host's.
 func exitRoundTripInHost(gobin, cbin string, rounds, exits int) ([]row, error) {
-	arch := "x86_64"
-	if runtime.GOARCH == "arm64" {
-		arch = "arm64"
-	}
+	arch := qemuhost.NativeArch()
 	// An exit under nested KVM in software emulation costs some 30 times
 	// one on hardware: a tenth of the exits keeps a round near a minute.
 	exits = max(exits/10, 1000)
@@ -245,7 +242,7 @@ func exitRoundTripInHost(gobin, cbin string, rounds, exits int) ([]row, error) {
 		Script:  script.String(),
 		Memory:  "1G",
 		Timeout: time.Duration(rounds) * 2 * time.Minute,
-		Console: &progress{},
+		Console: progress(),
 	})
 	if err != nil {
 		return nil, err
@@ -272,16 +269,6 @@ func exitRoundTripInHost(gobin, cbin string, rounds, exits int) ([]row, error) {
 // exitsLine is a result line of exitRoundTripInHost's script: Go's "123.4
 // ns/op" or kvmloop's "ns/exit 56.7".
 var exitsLine = regexp.MustCompile(`EXITS (tandem|c) (pio|mmio) (\d+) (?:ns/exit )?([0-9.]+)`)
-
-// kvmUsable reports whether this machine's /dev/kvm opens read-write.
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
 
 var nsPerOp = regexp.MustCompile(`\s([0-9.]+) ns/op`)
 

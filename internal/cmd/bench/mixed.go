@@ -75,7 +75,7 @@ func mixedCriticality(root, out string) ([]row, error) {
 	fmt.Fprintln(os.Stderr, "bench: mixed criticality: control guest alone, then beside a stressed infotainment guest, then the channel round trips (about 3 minutes)")
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Files: files, Script: benchScript, Timeout: 8 * time.Minute,
-		Console: &progress{}, PinCPUs: true,
+		Console: progress(), PinCPUs: true,
 		// Emulated CPU 0 is the housekeeping core: the supervisor, the
 		// infotainment guest and the VMMs' other threads. Under
 		// SCHED_IDLE its thread gives way at once to QEMU's main loop,
