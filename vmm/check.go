@@ -109,7 +109,7 @@ func (c *Config) check() (archGuest, error) {
 		return nil, kernelErr(err)
 	}
 	if err := g.checkKernel(c.Kernel); err != nil {
-		return nil, kernelErr(trimSubject(err, "kernel "+c.Kernel+": "))
+		return nil, kernelErr(err)
 	}
 	if c.Initrd != "" {
 		if err := canOpen(c.Initrd, os.O_RDONLY); err != nil {
@@ -182,21 +182,3 @@ func checkTAP(name string) error {
 	}
 	return nil
 }
-
-// trimSubject drops prefix from err's message: the arch packages name
-// the kernel file at the start of theirs, and a ConfigError names it
-// already.
-func trimSubject(err error, prefix string) error {
-	if msg, ok := strings.CutPrefix(err.Error(), prefix); ok {
-		return &trimmedError{msg: msg, err: err}
-	}
-	return err
-}
-
-type trimmedError struct {
-	msg string
-	err error
-}
-
-func (e *trimmedError) Error() string { return e.msg }
-func (e *trimmedError) Unwrap() error { return e.err }

@@ -137,14 +137,14 @@ func (b *Boot) WriteDeviceTree(m *mem.Memory, t *dtb.Tree) error {
 
 // CheckKernel reads the zImage at path and says what is wrong with it, as
 // Load would, without guest memory: a VMM checks its inputs before it
-// opens /dev/kvm.
+// opens /dev/kvm. Its errors do not name the file: the caller does.
 func CheckKernel(path string) error {
 	k, err := readFile(path, "kernel", maxZImageSize)
 	if err != nil {
 		return err
 	}
 	if _, err := ParseZImage(k); err != nil {
-		return fmt.Errorf("kernel %s: zImage header: %w", path, err)
+		return fmt.Errorf("zImage header: %w", err)
 	}
 	return nil
 }

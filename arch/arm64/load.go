@@ -127,7 +127,8 @@ func (b *Boot) WriteDeviceTree(m *mem.Memory, t *dtb.Tree) error {
 
 // CheckKernel reads the header of the Image (or Image.gz) at path and
 // says what is wrong with it, as Load would, without guest memory: a VMM
-// checks its inputs before it opens /dev/kvm.
+// checks its inputs before it opens /dev/kvm. Its errors do not name the
+// file: the caller does.
 func CheckKernel(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -136,7 +137,7 @@ func CheckKernel(path string) error {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("kernel %s: %w", path, err)
+		return err
 	}
 	br := bufio.NewReader(f)
 	var r io.Reader = br
@@ -144,17 +145,17 @@ func CheckKernel(path string) error {
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		z, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("kernel %s: gzip header: %w", path, err)
+			return fmt.Errorf("gzip header: %w", err)
 		}
 		r, fileLen = z, 0 // the inflated length is known only once inflated
 	}
 	head := make([]byte, HeaderSize)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("kernel %s: reading the Image header: %w", path, err)
+		return fmt.Errorf("reading the Image header: %w", err)
 	}
 	if _, err := ParseImage(head[:n], fileLen); err != nil {
-		return fmt.Errorf("kernel %s: Image header: %w", path, err)
+		return fmt.Errorf("Image header: %w", err)
 	}
 	return nil
 }

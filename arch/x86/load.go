@@ -265,7 +265,8 @@ func writeE820(zp []byte, m *mem.Memory) error {
 
 // CheckKernel reads the setup header of the bzImage at path and says what
 // is wrong with it, as Load would, without guest memory: a VMM checks its
-// inputs before it opens /dev/kvm.
+// inputs before it opens /dev/kvm. Its errors do not name the file: the
+// caller does.
 func CheckKernel(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -274,14 +275,14 @@ func CheckKernel(path string) error {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("kernel %s: %w", path, err)
+		return err
 	}
 	head := make([]byte, min(st.Size(), hdrEnd))
 	if _, err := io.ReadFull(f, head); err != nil {
-		return fmt.Errorf("kernel %s: reading setup header: %w", path, err)
+		return fmt.Errorf("reading setup header: %w", err)
 	}
 	if _, err := parseBzImage(head, st.Size()); err != nil {
-		return fmt.Errorf("kernel %s: %w", path, err)
+		return err
 	}
 	return nil
 }
