@@ -54,13 +54,7 @@ func (g badGuest) manifest() string {
 // field or file. The manifest's error names its file:line and the guest.
 func TestRunAndSystemCheckAgree(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, data []byte) string { return writeFile(t, filepath.Join(dir, name), data) }
 	kernel, err := fakekernel.Write(dir, "vmlinuz")
 	if err != nil {
 		t.Fatal(err)

@@ -17,12 +17,7 @@ func TestImageBuildBadInput(t *testing.T) {
 	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
 	dir := t.TempDir()
 	write := func(name string, size int) string {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, bytes.Repeat([]byte{0x5a}, size), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return writeFile(t, filepath.Join(dir, name), bytes.Repeat([]byte{0x5a}, size))
 	}
 	kernel := write("host/zImage", 4096)
 	initrd := write("host/initrd", 4096)

@@ -89,12 +89,7 @@ func TestCancelledCommandsLeaveNothing(t *testing.T) {
 	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
 	dir := t.TempDir()
 	write := func(name string, size int) string {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, bytes.Repeat([]byte{0x5a}, size), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return writeFile(t, filepath.Join(dir, name), bytes.Repeat([]byte{0x5a}, size))
 	}
 	kernel := write("in/vmlinuz", 1<<20)
 	initrd := write("in/initrd", 1<<20)

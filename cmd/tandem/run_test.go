@@ -17,13 +17,7 @@ import (
 // error naming the input and the field, and no guest is started.
 func TestRunBadInput(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, data []byte) string { return writeFile(t, filepath.Join(dir, name), data) }
 	text := write("notes.txt", []byte("not a kernel\n"))
 	// A bzImage header cut short: the magic is there, the rest is not.
 	trunc := make([]byte, 0x210)
@@ -122,4 +116,16 @@ func TestKVMProbeNames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeFile writes data to path, making its directory, and returns path.
+func writeFile(t *testing.T, path string, data []byte) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
