@@ -91,21 +91,22 @@ const systemScript = `cd /s
 /tandem system system.yaml &
 SUP=$!
 up() { /tandem ps 2>/dev/null | awk -v n="$1" '$1==n && $3=="running"{print $4}'; }
+# stuck says where the channel stands before the test fails for it: both
+# guests' consoles and where the infotainment guest's vCPUs are.
+stuck() {
+  /tandem ps
+  kill -USR1 $(up infotainment) 2>/dev/null
+  sleep 2
+  /tandem logs infotainment 2>&1 | tail -40 | sed 's/^/E2E info-log /'
+  /tandem logs control 2>&1 | tail -20 | sed 's/^/E2E control-log /'
+}
 i=0
 while [ $i -lt 120 ]; do
   if /tandem logs infotainment 2>/dev/null | grep -q 'TANDEM-INFO received=[1-9]'; then break; fi
   sleep 1; i=$((i+1))
 done
 echo "E2E channel wait=${i}s"
-if [ $i -ge 120 ]; then
-  # Say where the channel stands before the test fails for it: both
-  # guests' consoles and where the infotainment guest's vCPUs are.
-  /tandem ps
-  kill -USR1 $(up infotainment) 2>/dev/null
-  sleep 2
-  /tandem logs infotainment 2>&1 | tail -40 | sed 's/^/E2E info-log /'
-  /tandem logs control 2>&1 | tail -20 | sed 's/^/E2E control-log /'
-fi
+[ $i -ge 120 ] && stuck
 sleep 5
 /tandem ps
 CPID=$(up control)
@@ -131,6 +132,8 @@ while [ $i -lt 120 ]; do
   if /tandem logs infotainment 2>/dev/null | awk -v c0="$C0" '/connection from=3/{c++; n=0} /TANDEM-INFO received=[1-9]/{n++} END{exit !(c > c0 && n >= 2)}'; then break; fi
   sleep 1; i=$((i+1))
 done
+echo "E2E channel again wait=${i}s"
+[ $i -ge 120 ] && stuck
 sleep 1
 /tandem ps
 kill $SUP
@@ -200,6 +203,13 @@ func TestSystem(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			t.Logf("last console lines:\n%s", res.Tail(60))
+			// Where the guests stood when the channel did not come up,
+			// which the tail above may have lost.
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "E2E info-log ") || strings.Contains(l, "E2E control-log ") {
+					t.Log(strings.TrimSpace(l))
+				}
+			}
 		}
 	}()
 	killAt, restartAt := markerTime(out, "E2E kill "), markerTime(out, "E2E restarted ")
