@@ -13,7 +13,8 @@ package system
 // Interrupts are not forwarded: that needs the host's VFIO platform
 // driver (vfio-platform, vfio-amba), which stock distribution kernels
 // leave out. A node with interrupts is refused unless it is passed
-// without them.
+// without them. A node that can master DMA is refused outright
+// (dmaMasterError): without an IOMMU it would reach all host memory.
 
 import (
 	"errors"
@@ -187,6 +188,10 @@ func planPassthrough(tr *dtb.Tree, devs []HostDevice, w hostdt.Window, sys strin
 		}
 	}
 	nodes, err := hostdt.Passthrough(tr, f, board, paths, w)
+	var dma *hostdt.DMAMasterError
+	if errors.As(err, &dma) {
+		return nil, dmaMasterError(sys, dma)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +201,26 @@ func planPassthrough(tr *dtb.Tree, devs []HostDevice, w hostdt.Window, sys strin
 		}
 	}
 	return nodes, nil
+}
+
+// dmaMasterError says why a node that can master DMA cannot be passed on
+// this host, and what to do instead. Only an IOMMU programmed with the
+// guest's memory could confine the device, and that needs the node
+// behind one (iommus) and the host's VFIO platform driver to hand it
+// over.
+func dmaMasterError(sys string, e *hostdt.DMAMasterError) error {
+	vfio := filepath.Join(sys, "bus", "platform", "drivers", "vfio-platform")
+	_, noVFIO := os.Stat(vfio)
+	var why string
+	switch {
+	case !e.IOMMU:
+		why = "no IOMMU sits in front of it (the node has no iommus), so nothing would keep the guest from programming it to read and write all host memory"
+	case noVFIO != nil:
+		why = fmt.Sprintf("it sits behind an IOMMU, but the host kernel has no VFIO platform driver to hand it to a guest through it (%s is missing: CONFIG_VFIO_PLATFORM)", vfio)
+	default:
+		why = "it sits behind an IOMMU and the host has vfio-platform, but Tandem maps passed devices from /dev/mem and does not program their IOMMU through VFIO yet"
+	}
+	return fmt.Errorf("%w; %s: leave it to the host and give the guest a virtio device in its place (disks, nets, vsock), or pass a device that masters no DMA", e, why)
 }
 
 // interruptError says why a device's interrupts cannot be forwarded, and

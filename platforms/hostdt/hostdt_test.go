@@ -26,25 +26,27 @@ func a20(t *testing.T) (*Facts, *dtb.Tree) {
 func TestPassthrough(t *testing.T) {
 	f, tr := a20(t)
 	w := Window{Base: 0x0a000000, Size: 1 << 20, FirstSPI: 64}
-	pn, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/spi@1c05000"}, w)
+	// The infrared receiver: 0x40 bytes of registers in the middle of
+	// a page, an interrupt, clocks, resets and pins.
+	pn, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/ir@1c21800"}, w)
 	if err != nil {
-		t.Fatalf("Passthrough(spi) = %v", err)
+		t.Fatalf("Passthrough(ir) = %v", err)
 	}
 	got := pn[0]
-	if m := got.MMIO[0]; m.Host.Base != 0x1c05000 || m.Guest.Base != 0x0a000000 || m.Guest.Size != 0x1000 {
-		t.Errorf("MMIO = %+v, want host 0x1c05000 -> guest 0xa000000, 0x1000 bytes", m)
+	if m := got.MMIO[0]; m.Host.Base != 0x1c21800 || m.Guest.Base != 0x0a000800 || m.Guest.Size != 0x40 {
+		t.Errorf("MMIO = %+v, want host 0x1c21800 -> guest 0xa000800 (the same offset into its page), 0x40 bytes", m)
 	}
-	if q := got.IRQs[0]; q.HostSPI != 10 || q.GuestSPI != 64 {
-		t.Errorf("IRQs = %+v, want host SPI 10 -> guest SPI 64", q)
+	if q := got.IRQs[0]; q.HostSPI != 5 || q.GuestSPI != 64 {
+		t.Errorf("IRQs = %+v, want host SPI 5 -> guest SPI 64", q)
 	}
 	if irq, _ := got.Node.U32s("interrupts"); len(irq) != 3 || irq[1] != 64 {
 		t.Errorf("interrupts = %v, want <0 64 4>", irq)
 	}
-	if got.Node.Has("clocks") || got.Node.Has("dmas") {
+	if got.Node.Has("clocks") || got.Node.Has("resets") || got.Node.Has("pinctrl-0") {
 		t.Errorf("host phandle properties kept: dropped %v", got.Dropped)
 	}
-	if got.Node.Name != "spi@a000000" {
-		t.Errorf("Node.Name = %q, want spi@a000000 (the guest address)", got.Node.Name)
+	if got.Node.Name != "ir@a000800" {
+		t.Errorf("Node.Name = %q, want ir@a000800 (the guest address)", got.Node.Name)
 	}
 	if s, _ := got.Node.String("status"); s != "okay" {
 		t.Errorf("status = %q, want okay", s)
@@ -57,6 +59,7 @@ func TestPassthrough(t *testing.T) {
 		{"/cpus/cpu@0", "cpu"},
 		{"/soc/clock@1c20000", "provides"},
 		{"/soc/pinctrl@1c20800", "provides"},
+		{"/soc/spi@1c05000", "it can master DMA (property dmas"},
 		// The CAN controller shares its page with an enabled I2C controller.
 		{"/soc/can@1c2bc00", "share the 4 KiB page"},
 		{"/nope", "no node"},
@@ -70,7 +73,7 @@ func TestPassthrough(t *testing.T) {
 			t.Errorf("Passthrough(%s) = %v, want ErrRefused", tt.path, err)
 		}
 	}
-	if _, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/spi@1c05000"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
+	if _, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/ir@1c21800"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
 		t.Errorf("Passthrough into a too small window = nil error")
 	}
 }

@@ -23,7 +23,9 @@ import (
 //     devices);
 //   - nodes whose registers share a 4 KiB page with a host device that is
 //     not passed too: the guest would get that device with the page;
-//   - nodes with per-CPU (PPI) interrupts, which cannot be forwarded.
+//   - nodes with per-CPU (PPI) interrupts, which cannot be forwarded;
+//   - nodes that can master DMA (see dma.go): without an IOMMU the guest
+//     could program them to reach all host memory.
 
 // ErrRefused: a node may not be passed through.
 var ErrRefused = errors.New("refused for passthrough")
@@ -70,8 +72,10 @@ var hostRefProps = []string{"clocks", "clock-names", "assigned-clocks", "assigne
 	"iommus", "interrupt-parent", "interrupts-extended", "phandle", "linux,phandle"}
 
 // providerProps mark a node other nodes depend on.
+// A DMA controller (#dma-cells) provides too, and is refused as a DMA
+// master (dma.go): that is the greater harm.
 var providerProps = []string{"#clock-cells", "#reset-cells", "#power-domain-cells", "interrupt-controller",
-	"gpio-controller", "#dma-cells", "#pinctrl-cells", "#phy-cells"}
+	"gpio-controller", "#pinctrl-cells", "#phy-cells"}
 
 // Passthrough describes the host nodes at paths for a guest of board b.
 func Passthrough(t *dtb.Tree, f *Facts, b *platforms.Board, paths []string, w Window) ([]PassNode, error) {
@@ -176,15 +180,15 @@ func refuse(f *Facts, b *platforms.Board, n *dtb.Node) error {
 	if top == "cpus" || top == "chosen" || top == "aliases" || top == "reserved-memory" || n.Parent() == nil {
 		return no("a host-only node")
 	}
+	if !n.Has("reg") {
+		return no("it has no registers to map")
+	}
 	for _, p := range providerProps {
 		if n.Has(p) {
 			return no(fmt.Sprintf("it provides to other host devices (%s): the host kernel drives it", p))
 		}
 	}
-	if !n.Has("reg") {
-		return no("it has no registers to map")
-	}
-	return nil
+	return refuseDMAMaster(n)
 }
 
 // sharedPages refuses a node whose registers share a page with an enabled
