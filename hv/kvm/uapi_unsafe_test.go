@@ -93,6 +93,7 @@ int main(void) {
 	P("KVM_SET_REGS", KVM_SET_REGS);
 	P("KVM_GET_SREGS", KVM_GET_SREGS);
 	P("KVM_SET_SREGS", KVM_SET_SREGS);
+	P("KVM_TRANSLATE", KVM_TRANSLATE);
 	P("KVM_SET_MSRS", KVM_SET_MSRS);
 	P("KVM_GET_FPU", KVM_GET_FPU);
 	P("KVM_SET_FPU", KVM_SET_FPU);
@@ -154,7 +155,7 @@ func TestAgainstKernelHeaders(t *testing.T) {
 		"KVM_SET_TSS_ADDR": uint64(reqKVMSetTSSAddr), "KVM_SET_IDENTITY_MAP_ADDR": uint64(reqKVMSetIdentityMapAddr),
 		"KVM_CREATE_PIT2": uint64(reqCreatePIT2), "KVM_GET_SUPPORTED_CPUID": uint64(reqGetSupportedCPUID),
 		"KVM_GET_REGS": uint64(reqGetRegs), "KVM_SET_REGS": uint64(reqSetRegs),
-		"KVM_GET_SREGS": uint64(reqGetSregs), "KVM_SET_SREGS": uint64(reqSetSregs),
+		"KVM_GET_SREGS": uint64(reqGetSregs), "KVM_SET_SREGS": uint64(reqSetSregs), "KVM_TRANSLATE": uint64(reqTranslate),
 		"KVM_SET_MSRS": uint64(reqSetMSRs), "KVM_GET_FPU": uint64(reqGetFPU), "KVM_SET_FPU": uint64(reqSetFPU),
 		"KVM_GET_LAPIC": uint64(reqGetLAPIC), "KVM_SET_LAPIC": uint64(reqSetLAPIC),
 		"KVM_SET_CPUID2":                       uint64(reqSetCPUID2),
@@ -176,5 +177,11 @@ func TestAgainstKernelHeaders(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte("KVM_RUN")) {
 		t.Fatalf("probe printed no request numbers:\n%s", out)
+	}
+	// The sandbox's list names each request as linux/kvm.h does.
+	for _, r := range RunningRequests() {
+		if want, ok := kernel[r.Name]; !ok || uint64(r.Number) != want {
+			t.Errorf("RunningRequests(): %s = %#x, want %#x (linux/kvm.h)", r.Name, r.Number, want)
+		}
 	}
 }
