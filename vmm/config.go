@@ -46,6 +46,9 @@ type Config struct {
 	Passthrough []PassDevice
 	// Watchdog, when set, gives the guest a watchdog timer.
 	Watchdog *Watchdog
+	// Sandbox, when set, confines the VMM process once the guest is
+	// built, before it runs (sandbox.go). Nil runs it unconfined.
+	Sandbox *Sandbox
 }
 
 // PassDevice is a host device tree node passed through to the guest, as

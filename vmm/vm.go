@@ -24,6 +24,7 @@ import (
 	"github.com/tandem-hv/tandem/hv/devices/virtio"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
+	"github.com/tandem-hv/tandem/sandbox"
 )
 
 // Exit says how a guest ended.
@@ -356,13 +357,28 @@ func (vm *VM) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(vm.vcpus))
+	placed := make(chan struct{}, len(vm.vcpus))
+	gate := make(chan struct{})
 	for i, c := range vm.vcpus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = vm.runVCPU(i, c)
+			errs[i] = vm.runVCPU(i, c, placed, gate)
 		}()
 	}
+	// The sandbox goes up once every vCPU thread has its cores and its
+	// priority (which it refuses to change later) and before any guest
+	// code runs.
+	for range vm.vcpus {
+		<-placed
+	}
+	var sandboxErr error
+	if vm.cfg.Sandbox != nil && !vm.stopping.Load() {
+		if sandboxErr = vm.applySandbox(); sandboxErr != nil {
+			vm.stop(ExitError, sandboxErr.Error())
+		}
+	}
+	close(gate)
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -373,7 +389,13 @@ func (vm *VM) Run(ctx context.Context) error {
 	}()
 	wg.Wait()
 	close(done)
+	if sandboxErr != nil {
+		return sandboxErr
+	}
 	if err := errors.Join(errs...); err != nil {
+		if vm.cfg.Sandbox != nil {
+			err = sandbox.Explain(err)
+		}
 		return err
 	}
 	e := Exit(vm.outcome.Load())
@@ -385,14 +407,21 @@ func (vm *VM) Run(ctx context.Context) error {
 }
 
 // runVCPU is one vCPU's thread: enter the guest, dispatch the exit, repeat.
-func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
+// It says on placed when its thread has its cores and priority, and waits
+// for gate before it enters the guest.
+func (vm *VM) runVCPU(i int, c *kvm.VCPU, placed chan<- struct{}, gate <-chan struct{}) error {
 	// KVM ties a vCPU to the thread that runs it; moving threads costs a
 	// reload each time, and signals must reach the right thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	vm.tids[i].Store(int32(unix.Gettid()))
-	if err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority); err != nil {
+	err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority)
+	if err != nil {
 		vm.stop(ExitError, err.Error())
+	}
+	placed <- struct{}{}
+	<-gate
+	if err != nil {
 		return fmt.Errorf("vCPU %d: %w", i, err)
 	}
 	var exits uint64 // KVM_RUN returns, for DumpState
