@@ -77,6 +77,9 @@ func (m *Manifest) CheckHost(h Host) error {
 		if err := g.check(); err != nil {
 			return err
 		}
+		if _, err := m.Privileges(g); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -59,6 +59,9 @@ type Manifest struct {
 	// ControlSocket is where the supervisor serves `tandem ps` and
 	// friends; empty means DefaultControlSocket.
 	ControlSocket string
+	// VMMUser is who the VMMs run as (privileges.go): a user name, or
+	// UID:GID, or root; empty for DefaultVMMUser where the host has it.
+	VMMUser string
 	// Guests in the order the manifest lists them.
 	Guests []*Guest
 
@@ -246,7 +249,7 @@ func ParseManifest(path string, data []byte) (*Manifest, error) {
 	if err := strictyaml.Decode(path, data, &y); err != nil {
 		return nil, &manifestError{err.Error()}
 	}
-	m := &Manifest{Path: path, ControlSocket: y.ControlSocket, lines: map[string]int{}}
+	m := &Manifest{Path: path, ControlSocket: y.ControlSocket, VMMUser: y.VMMUser, lines: map[string]int{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err == nil {
 		indexLines(&root, "", m.lines)

@@ -18,6 +18,7 @@ import (
 // an unknown key is an error with file:line.
 type manifestYAML struct {
 	ControlSocket string      `yaml:"control-socket"`
+	VMMUser       string      `yaml:"vmm-user"`
 	Guests        []guestYAML `yaml:"guests"`
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // serveVsockOut takes the connections a guest's VMM opens for its guest
@@ -17,8 +19,39 @@ func (s *Supervisor) serveVsockOut(l net.Listener, from *guestProc) {
 		if err != nil {
 			return
 		}
+		if err := from.vmmPeer(c); err != nil {
+			s.logEvery(refusalLogInterval, "%s: vsock socket: %v", from.g.Name, err)
+			c.Close()
+			continue
+		}
 		go s.route(c, from)
 	}
+}
+
+// vmmPeer checks that the process at the other end of c is the guest's
+// running VMM: VMMs of one user can all reach each other's out sockets,
+// and none may speak for another guest.
+func (gp *guestProc) vmmPeer(c net.Conn) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	if credErr != nil {
+		return fmt.Errorf("who connected: %w", credErr)
+	}
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	if gp.cmd == nil || gp.cmd.Process == nil || int(cred.Pid) != gp.cmd.Process.Pid {
+		return fmt.Errorf("refused a connection from pid %d, which is not its VMM", cred.Pid)
+	}
+	return nil
 }
 
 // refusalLogInterval bounds how often the same refusal is logged: a guest

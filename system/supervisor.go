@@ -66,8 +66,9 @@ type Supervisor struct {
 
 // guestProc is one guest's VMM over its restarts.
 type guestProc struct {
-	s *Supervisor
-	g *Guest
+	s    *Supervisor
+	g    *Guest
+	priv Privileges // who its VMM runs as
 
 	// mu guards the fields below it.
 	mu       sync.Mutex
@@ -149,8 +150,17 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.isolateHost()
 	}
 	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}
+	saidRoot := false
 	for _, g := range order {
-		gp := &guestProc{s: s, g: g, state: StateWaiting, kick: make(chan struct{}, 1), consoles: map[chan []byte]bool{}, up: make(chan struct{})}
+		priv, err := s.M.Privileges(g)
+		if err != nil {
+			return err
+		}
+		if priv.Root == noUserReason && !saidRoot {
+			s.logf("VMMs run as root: %s (tandem system --check says who each runs as, with what)", noUserReason)
+			saidRoot = true
+		}
+		gp := &guestProc{s: s, g: g, priv: priv, state: StateWaiting, kick: make(chan struct{}, 1), consoles: map[chan []byte]bool{}, up: make(chan struct{})}
 		s.guests = append(s.guests, gp)
 		s.byName[g.Name] = gp
 		if g.Vsock != nil {
@@ -185,6 +195,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("guest %s: vsock socket: %w", gp.g.Name, err)
 		}
+		if err := gp.shareOutSocket(); err != nil {
+			return fmt.Errorf("guest %s: vsock socket: %w", gp.g.Name, err)
+		}
 		go s.serveVsockOut(l, gp)
 		for _, f := range gp.g.Vsock.Forward {
 			l, err := listen(f.Socket)
@@ -209,7 +222,38 @@ func (s *Supervisor) Run(ctx context.Context) error {
 func (gp *guestProc) outSocket() string {
 	return filepath.Join(gp.s.RunDir, gp.g.Name+".vsock")
 }
+
+// shareOutSocket lets a VMM that does not run as root connect to its out
+// socket: the run directory may be entered (not listed), and the socket
+// is its user's. Which guest speaks on a connection is still known from
+// the socket, and the connecting process must be that guest's VMM
+// (vmmPeer): VMMs that share a user cannot speak for each other.
+func (gp *guestProc) shareOutSocket() error {
+	c := gp.priv.Cred
+	if c == nil {
+		return nil
+	}
+	if err := os.Chmod(gp.s.RunDir, 0o711); err != nil {
+		return err
+	}
+	return os.Chown(gp.outSocket(), int(c.Uid), int(c.Gid))
+}
 func (gp *guestProc) inSocket() string { return filepath.Join(gp.s.RunDir, gp.g.Name+".in") }
+
+// listenIn makes the socket that takes connections into the guest, for
+// its VMM to inherit. It is the supervisor's, with the mode its umask
+// gives: only the supervisor connects to it.
+func (gp *guestProc) listenIn() (*os.File, error) {
+	os.Remove(gp.inSocket())
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: gp.inSocket(), Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	// Closing this process's listener must leave the socket to the VMM.
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
+	return l.File()
+}
 
 // supervise is one guest's life: wait for its dependencies, run its VMM,
 // restart it by policy, until ctx is done.
@@ -354,12 +398,12 @@ func (gp *guestProc) setState(st, why string) {
 func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	s := gp.s
 	args := append(append([]string(nil), s.VMM[1:]...), "--guest", gp.g.Name)
-	if gp.g.Vsock != nil {
-		args = append(args, "--vsock-out", gp.outSocket(), "--vsock-in", gp.inSocket())
-	}
 	cmd := exec.Command(s.VMM[0], args...)
-	// A VMM never outlives its supervisor.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// A VMM never outlives its supervisor. It runs as gp.priv says.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: gp.priv.Cred}
+	for _, c := range gp.priv.Caps {
+		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c.Value)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return -1, err
@@ -367,9 +411,27 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	cmd.Stdout, cmd.Stderr = w, w
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		w.Close()
+		r.Close()
 		return -1, err
 	}
-	if err := startOn(s.cores.cores(gp.g), cmd.Start); err != nil {
+	var in *os.File
+	if gp.g.Vsock != nil {
+		if in, err = gp.listenIn(); err != nil {
+			w.Close()
+			r.Close()
+			return -1, fmt.Errorf("guest %s: vsock: %w", gp.g.Name, err)
+		}
+		// The path goes once the VMM, which holds the socket, ends.
+		defer os.Remove(gp.inSocket())
+		cmd.ExtraFiles = []*os.File{in}
+		cmd.Args = append(cmd.Args, "--vsock-out", gp.outSocket(), "--vsock-in-fd", "3")
+	}
+	err = startOn(s.cores.cores(gp.g), cmd.Start)
+	if in != nil {
+		in.Close() // the VMM's now
+	}
+	if err != nil {
 		w.Close()
 		r.Close()
 		return -1, fmt.Errorf("starting the VMM: %w", err)

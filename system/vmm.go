@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,8 +102,14 @@ func (r routerHost) Connect(srcPort uint32, dstCID uint64, dstPort uint32) (io.R
 type VMMOptions struct {
 	Guest    string
 	VsockOut string // the supervisor's socket for this guest's connections
-	VsockIn  string // where this VMM takes connections into the guest
-	Console  vmm.Console
+	// VsockIn takes connections into the guest: the listening socket
+	// the supervisor made and the VMM inherited, so that only the
+	// supervisor can connect, and the VMM needs no right to make
+	// sockets. Nil for none.
+	VsockIn net.Listener
+	Console vmm.Console
+	// NoSandbox runs the VMM unconfined (debugging).
+	NoSandbox bool
 }
 
 // RunVMM runs one guest of the manifest in this process until it ends.
@@ -122,22 +127,22 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 		return &vmm.FatalError{Err: err}
 	}
 	cfg.Console = o.Console
+	if !o.NoSandbox {
+		cfg.Sandbox = &vmm.Sandbox{}
+	}
 	if cfg.Vsock != nil && o.VsockOut != "" {
 		cfg.Vsock.Host = routerHost{o.VsockOut}
+		if cfg.Sandbox != nil {
+			cfg.Sandbox.Connect = []string{o.VsockOut}
+		}
 	}
 	vm, err := vmm.Build(cfg)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	defer vm.Close()
-	if vm.Vsock() != nil && o.VsockIn != "" {
-		os.Remove(o.VsockIn)
-		l, err := net.Listen("unix", o.VsockIn)
-		if err != nil {
-			return fmt.Errorf("guest %s: vsock: %w", g.Name, err)
-		}
-		defer l.Close()
-		go serveVsockIn(l, vm)
+	if vm.Vsock() != nil && o.VsockIn != nil {
+		go serveVsockIn(o.VsockIn, vm)
 	}
 	// Best effort: it only lowers the VMM's resident set.
 	_ = vmm.ReleaseStartupPages()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -34,12 +35,25 @@ func openConsole(spec string, cfg *vmm.Config, stderr io.Writer) (func(), error)
 		return func() { restore(); out.end() }, nil
 	case strings.HasPrefix(spec, "file:"):
 		path := strings.TrimPrefix(spec, "file:")
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		mode := os.O_TRUNC
+		if os.Getenv(bootEnv) != "" {
+			mode = os.O_APPEND // one boot of several (runBoots)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|mode, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("--console %s: %w", spec, err)
 		}
 		cfg.Console.Out = f
 		return func() { f.Close() }, nil
+	case spec == "pty" && os.Getenv(consoleFDEnv) != "":
+		// One boot of several: the parent holds the pty (runBoots).
+		fd, err := strconv.Atoi(os.Getenv(consoleFDEnv))
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", consoleFDEnv, os.Getenv(consoleFDEnv), err)
+		}
+		master := os.NewFile(uintptr(fd), "pty")
+		cfg.Console.Out, cfg.Console.In = master, master
+		return func() { master.Close() }, nil
 	case spec == "pty":
 		master, name, err := openPTY()
 		if err != nil {

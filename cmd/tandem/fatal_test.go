@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
+	if dir := os.Getenv(fakeBootEnv); dir != "" {
+		os.Exit(fakeBoot(dir))
+	}
 	code := m.Run()
 	removeTandemBin()
 	os.Exit(code)

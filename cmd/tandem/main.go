@@ -15,7 +15,11 @@ import (
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "tandem: %v\n", err)
+		// An error with nothing to say carries a status whose reason
+		// was printed already (a child's).
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "tandem: %s\n", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

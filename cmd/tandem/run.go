@@ -67,6 +67,7 @@ type runFlags struct {
 	dumpDTB                 string
 	reportMemory            bool
 	watchdog                time.Duration
+	noSandbox               bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -109,12 +110,34 @@ is at fault: the message says which), 1 another error of the VMM.`,
 			if f.dumpDTB != "" {
 				return writeGuestDTB(cfg, f.dumpDTB)
 			}
-			closeConsole, err := openConsole(console, &cfg, cmd.ErrOrStderr())
+			stderr := cmd.ErrOrStderr()
+			if f.noSandbox {
+				warnNoSandbox(stderr)
+			} else {
+				cfg.Sandbox = &vmm.Sandbox{Log: stderr}
+				if f.reportMemory {
+					// The report reads /proc/self/smaps at the end.
+					cfg.Sandbox.Read = []string{"/proc/self"}
+				}
+				// A sandboxed VMM cannot build its VM again: each boot
+				// of a guest that restarts runs in a process of its own.
+				if restart && os.Getenv(bootEnv) == "" {
+					exe, err := os.Executable()
+					if err != nil {
+						return err
+					}
+					return runBoots(cmd.Context(), append([]string{exe}, os.Args[1:]...), console, stderr)
+				}
+			}
+			if os.Getenv(bootEnv) != "" {
+				restart = false // the parent restarts it (runBoots)
+			}
+			closeConsole, err := openConsole(console, &cfg, stderr)
 			if err != nil {
 				return err
 			}
 			defer closeConsole()
-			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, cmd.ErrOrStderr()))
+			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr))
 		},
 	}
 	fl := c.Flags()
@@ -131,6 +154,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
 	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
+	fl.BoolVar(&f.noSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	return c
 }
 

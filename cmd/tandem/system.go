@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -59,6 +60,13 @@ an error.`,
 			}
 			if checkOnly {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d guests, fits this host\n", args[0], len(m.Guests))
+				for _, g := range m.Guests {
+					p, err := m.Privileges(g)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: its VMM %s\n", g.Name, p)
+				}
 				return nil
 			}
 			exe, err := os.Executable()
@@ -81,6 +89,7 @@ an error.`,
 func newVMMCmd() *cobra.Command {
 	var o system.VMMOptions
 	var manifest string
+	vsockIn := -1
 	c := &cobra.Command{
 		Use:    "vmm --manifest system.yaml --guest NAME",
 		Short:  "Run one guest of a manifest (started by tandem system)",
@@ -98,6 +107,19 @@ func newVMMCmd() *cobra.Command {
 			// first, as tandem run does.
 			out := &lineEnder{w: os.Stdout}
 			o.Console = vmm.Console{Out: out, In: os.Stdin}
+			if o.NoSandbox {
+				warnNoSandbox(cmd.ErrOrStderr())
+			}
+			if vsockIn >= 0 {
+				f := os.NewFile(uintptr(vsockIn), "vsock-in")
+				l, err := net.FileListener(f)
+				f.Close()
+				if err != nil {
+					return &vmm.FatalError{Err: fmt.Errorf("--vsock-in-fd %d: the supervisor's listening socket: %w", vsockIn, err)}
+				}
+				defer l.Close()
+				o.VsockIn = l
+			}
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			err = system.RunVMM(ctx, m, o)
@@ -108,7 +130,8 @@ func newVMMCmd() *cobra.Command {
 	c.Flags().StringVar(&manifest, "manifest", "", "the system manifest")
 	c.Flags().StringVar(&o.Guest, "guest", "", "the guest to run")
 	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
-	c.Flags().StringVar(&o.VsockIn, "vsock-in", "", "socket to serve for vsock connections into the guest")
+	c.Flags().IntVar(&vsockIn, "vsock-in-fd", -1, "the listening socket, inherited from the supervisor, that takes vsock connections into the guest")
+	c.Flags().BoolVar(&o.NoSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	c.MarkFlagRequired("manifest")
 	c.MarkFlagRequired("guest")
 	return c
