@@ -33,13 +33,27 @@ const watchdogManifest = `guests:
 `
 
 // watchdogScript runs the system until the guest has booted a second
-// time after its watchdog fired, then stops it.
+// time after its watchdog fired, then stops it. The host has a user for
+// the VMMs (tandem, uid 900) that may open /dev/kvm: the VMM runs as it,
+// and while the first boot runs the script reads its sandbox from /proc.
 const watchdogScript = `cd /s
+echo 'tandem:x:900:900:Tandem VMMs:/:/bin/false' >>/etc/passwd
+echo 'tandem:x:900:' >>/etc/group
+chgrp 900 /dev/kvm && chmod 660 /dev/kvm
+/tandem system --check system.yaml | sed 's/^/E2E check /'
 /tandem system system.yaml &
 SUP=$!
 i=0
+seen=
 while [ $i -lt 300 ]; do
-  if [ "$(/tandem logs control 2>/dev/null | grep -c 'TANDEM-CONTROL watchdog=')" -ge 2 ]; then break; fi
+  n=$(/tandem logs control 2>/dev/null | grep -c 'TANDEM-CONTROL watchdog=')
+  if [ -z "$seen" ] && [ "$n" -ge 1 ]; then
+    seen=1
+    P=$(/tandem ps | awk '$1=="control" && $3=="running"{print $4}')
+    grep -E '^(Uid|Seccomp|NoNewPrivs|CapEff):' /proc/$P/status | sed 's/^/E2E vmm-status /'
+    grep -E '^Max (open files|address space|core file size)' /proc/$P/limits | sed 's/^/E2E vmm-limit /'
+  fi
+  [ "$n" -ge 2 ] && break
   sleep 1; i=$((i+1))
 done
 /tandem ps
@@ -54,6 +68,13 @@ exit 0
 // describes, its init opens /dev/watchdog with the manifest's timeout and
 // pets it, then stops; the watchdog fires, the VMM ends with exit status
 // watchdog, and the supervisor restarts the guest by its policy.
+//
+// The same boot checks the VMM's sandbox (vmm/sandbox.go): tandem system
+// --check says the VMM runs as the host's user for VMMs, without
+// capabilities, and the running VMM is that user's, with its seccomp
+// filter (Seccomp: 2), no_new_privs, no capabilities, and limits on open
+// files, address space and core dumps; the watchdog's expiry and the
+// restart happen under it.
 func TestSystemWatchdog(t *testing.T) {
 	tandem, k := systemSetup(t)
 	ctl := filepath.Join(workDir, "control.img")
@@ -134,6 +155,37 @@ func TestSystemWatchdog(t *testing.T) {
 	}
 	if n := strings.Count(out, "tandem: control: started"); n < 2 {
 		t.Errorf("control VMM started %d times, want at least 2", n)
+	}
+	checkSandbox(t, out)
+}
+
+// checkSandbox checks the lines watchdogScript printed about the control
+// guest's VMM: who tandem system --check says it runs as, and its
+// /proc/PID/status and limits while it ran.
+func checkSandbox(t *testing.T, out string) {
+	t.Helper()
+	for _, want := range []string{
+		"E2E check control: its VMM runs as tandem (uid 900, gid 900), no capabilities; sandboxed once its VM is built",
+		"E2E vmm-status Seccomp:\t2",
+		"E2E vmm-status NoNewPrivs:\t1",
+		"E2E vmm-status Uid:\t900\t900\t900\t900",
+		"E2E vmm-status CapEff:\t0000000000000000",
+		"E2E vmm-limit Max core file size        0                    0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q on the console: the VMM's sandbox", want)
+		}
+	}
+	for _, l := range []string{"Max open files", "Max address space"} {
+		_, rest, ok := strings.Cut(out, "E2E vmm-limit "+l)
+		if f := strings.Fields(rest); !ok || len(f) < 2 || f[0] == "unlimited" || f[0] != f[1] {
+			t.Errorf("VMM limit %q: %q, want a finite limit, soft and hard alike", l, firstLines(rest, 1))
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "E2E vmm-") || strings.Contains(l, "E2E check ") {
+			t.Log(strings.TrimSpace(l))
+		}
 	}
 }
 
