@@ -263,9 +263,6 @@ func (r Report) String() string {
 	return s
 }
 
-// ErrDenied is what a refused system call returns, unwrapped: EPERM.
-var ErrDenied = unix.EPERM
-
 // Explain adds to an error that may come from the sandbox (EPERM or
 // EACCES once it is up) where to look: the kernel's log names a refused
 // system call, and --no-sandbox tells the sandbox's refusals from
