@@ -92,7 +92,7 @@ type Report struct {
 // partly confined and should exit.
 func Apply(p Policy) (Report, error) {
 	var r Report
-	if err := setLimits(p.Limits); err != nil {
+	if err := SetLimits(p.Limits); err != nil {
 		return r, err
 	}
 	abi, err := restrictPaths(p.Paths)
@@ -231,8 +231,9 @@ func contains(vs []uint64, v uint64) bool {
 	return false
 }
 
-// setLimits lowers each limit to its Value; a limit already lower stays.
-func setLimits(ls []Limit) error {
+// SetLimits lowers each limit to its Value; a limit already lower stays.
+// Apply sets the policy's; a process may set some sooner.
+func SetLimits(ls []Limit) error {
 	for _, l := range ls {
 		var cur unix.Rlimit
 		if err := unix.Getrlimit(l.Resource, &cur); err != nil {

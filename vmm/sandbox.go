@@ -7,7 +7,8 @@ package vmm
 //
 //   - limits: open files (what is open plus the vsock streams), address
 //     space (guest RAM and passed registers plus the VMM's own budget),
-//     no core dumps (they would hold the guest's RAM);
+//     no core dumps (they would hold the guest's RAM); the last two from
+//     the start of Build;
 //   - Landlock: the guest's kernel and initrd, its disks, /dev/kvm, the
 //     TUN device, the sysfs files that give passed devices back to their
 //     host drivers, and the UNIX sockets the caller names; nothing else;
@@ -130,12 +131,28 @@ func (vm *VM) sandboxPolicy(s *Sandbox) (sandbox.Policy, error) {
 	if err != nil {
 		return p, err
 	}
-	p.Limits = []sandbox.Limit{
-		{Resource: unix.RLIMIT_NOFILE, Name: "open files", Value: uint64(open) + openFilesHeadroom},
-		{Resource: unix.RLIMIT_AS, Name: "address space", Value: vm.cfg.Memory + vm.passedBytes() + vmmAddressSpace},
+	p.Limits = append(buildLimits(vm.cfg, vm.passedBytes()),
+		sandbox.Limit{Resource: unix.RLIMIT_NOFILE, Name: "open files", Value: uint64(open) + openFilesHeadroom})
+	return p, nil
+}
+
+// buildLimits are the limits a sandboxed VMM takes before it builds its
+// VM, so that reading the guest's kernel and the rest of the build run
+// under them too: its address space (guest RAM, passed registers, its
+// own budget) and no core dumps. passed is the passed registers' size,
+// known once they are mapped; the sandbox sets the limits again with it.
+func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
+	var regs uint64
+	for _, d := range cfg.Passthrough {
+		for _, m := range d.MMIO {
+			// Whole pages either side, as mapRange maps them.
+			regs += m.Size + 2*uint64(os.Getpagesize())
+		}
+	}
+	return []sandbox.Limit{
+		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace},
 		{Resource: unix.RLIMIT_CORE, Name: "core dumps", Value: 0},
 	}
-	return p, nil
 }
 
 // sandboxPaths are the files the VMM may still open: its guest's, and

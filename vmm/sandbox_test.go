@@ -249,3 +249,35 @@ func TestSandboxCallsNamed(t *testing.T) {
 		t.Errorf("the filter of this host (%s): %v", runtime.GOARCH, err)
 	}
 }
+
+// TestBuildLimits: a sandboxed VMM's address space is its guest's RAM,
+// the pages of its passed registers and its own budget, and it dumps no
+// core, from the start of Build.
+func TestBuildLimits(t *testing.T) {
+	page := uint64(os.Getpagesize())
+	tests := []struct {
+		name   string
+		cfg    Config
+		passed uint64
+		want   uint64
+	}{
+		{"guest RAM", Config{Memory: 256 << 20}, 0, 256<<20 + vmmAddressSpace},
+		{"a passed device before it is mapped", Config{Memory: 128 << 20, Passthrough: []PassDevice{{MMIO: []PassRange{{Size: 0x1000}}}}}, 0, 128<<20 + 0x1000 + 2*page + vmmAddressSpace},
+		{"mapped registers, more than the estimate", Config{Memory: 128 << 20}, 1 << 20, 128<<20 + 1<<20 + vmmAddressSpace},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ls := buildLimits(tt.cfg, tt.passed)
+			got := map[int]uint64{}
+			for _, l := range ls {
+				got[l.Resource] = l.Value
+			}
+			if got[unix.RLIMIT_AS] != tt.want || len(ls) != 2 {
+				t.Errorf("buildLimits() address space = %d, want %d", got[unix.RLIMIT_AS], tt.want)
+			}
+			if v, ok := got[unix.RLIMIT_CORE]; !ok || v != 0 {
+				t.Errorf("buildLimits() core dumps = %d (set %v), want 0", v, ok)
+			}
+		})
+	}
+}

@@ -141,6 +141,11 @@ func Build(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, &FatalError{Err: err}
 	}
+	if cfg.Sandbox != nil {
+		if err := sandbox.SetLimits(buildLimits(cfg, 0)); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	vm := &VM{cfg: cfg, arch: g, warn: devices.NewRateLimited(os.Stderr, 10)}
 	steps := []struct {
 		name string
