@@ -238,6 +238,11 @@ type LoadAddrs struct {
 type BootFile struct {
 	Name    string
 	Package string // Debian package and path, or "" when the user supplies it
+	// Optional boot files may be left out: the image is then complete for
+	// everything but the first stage, which the user adds later or which
+	// the board's emulation does without (ZynqMP's BOOT.BIN under QEMU's
+	// -kernel boot).
+	Optional bool
 }
 
 // Image is how Tandem lays out the board's boot media (SD card, eMMC or
@@ -304,6 +309,12 @@ type Board struct {
 	Denylist []string
 	// HostKernel says which kernel can host KVM.
 	HostKernel HostKernel
+	// HostModules are the host kernel modules, by name, the board needs
+	// beyond those every host initramfs carries (images/hostinit.Modules):
+	// the driver of its SD/MMC controller where Debian builds it as a
+	// module. The initramfs loads them, dependencies first; a kernel that
+	// has one built in skips it.
+	HostModules []string
 	// GuestOnly marks boards whose CPUs cannot host KVM: Tandem only builds
 	// guests for them, and the check says so.
 	GuestOnly bool

@@ -13,6 +13,7 @@ import (
 	"github.com/tandem-hv/tandem/platforms/qemu"
 	"github.com/tandem-hv/tandem/platforms/x86"
 	"github.com/tandem-hv/tandem/platforms/xgene"
+	"github.com/tandem-hv/tandem/platforms/xilinx"
 )
 
 // Boards is every profile. A new port adds its value here.
@@ -27,6 +28,7 @@ var Boards = []*platforms.Board{
 	calxeda.Midway,
 	calxeda.Highbank,
 	xgene.Mustang,
+	xilinx.ZCU102,
 	x86.PC,
 }
 
