@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/system/strictyaml"
+	"github.com/tandem-hv/tandem/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
