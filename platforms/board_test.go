@@ -8,7 +8,7 @@ import (
 
 func good() *Board {
 	return &Board{
-		Name: "test", Arch: ARM,
+		Name: "test", Arch: ARM, SMP: SMPPSCI,
 		CPU:    CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
 		Memory: []Region{{0x40000000, 1 << 30}},
 		GIC: GIC{Version: 2, Dist: Region{0x1c81000, 0x1000}, CPU: Region{0x1c82000, 0x2000},

@@ -34,7 +34,7 @@ func TestBoards(t *testing.T) {
 			if b.Arch != platforms.X86 && b.DTB == "" {
 				t.Fatalf("ARM board without a DTB to check against")
 			}
-			path := hostdt.CachePath(cacheRoot(t), b)
+			path := b.DTBPath(b.DTB, cacheRoot(t))
 			if path == "" {
 				return
 			}
