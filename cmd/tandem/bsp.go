@@ -99,7 +99,7 @@ func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out string) 
 }
 
 func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
-	b, lookupErr := all.Lookup(name)
+	b, lookupErr := all.Find(name)
 	r := &bsp.Report{Board: name}
 	if dtbFile != "" {
 		f, _, err := hostdt.ReadFile(dtbFile)
