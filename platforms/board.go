@@ -358,18 +358,33 @@ type Problem struct {
 	Board string
 	Field string
 	Msg   string
-	File  string
-	Line  int // 0: the field is not in the file (left at its zero value)
+	// Fix says what would mend it, where the message does not.
+	Fix  string
+	File string
+	Line int // 0: the field is not in the file (left at its zero value)
 }
 
 func (p *Problem) Error() string {
+	msg := p.Msg
+	if p.Fix != "" {
+		msg += ": " + p.Fix
+	}
 	switch {
 	case p.File != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Field, p.Msg)
+		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Field, msg)
 	case p.File != "":
-		return fmt.Sprintf("%s: %s: %s", p.File, p.Field, p.Msg)
+		return fmt.Sprintf("%s: %s: %s", p.File, p.Field, msg)
 	}
-	return fmt.Sprintf("board %q: %v: %s: %s", p.Board, ErrInvalid, p.Field, p.Msg)
+	return fmt.Sprintf("board %q: %v: %s: %s", p.Board, ErrInvalid, p.Field, msg)
+}
+
+// Where returns the problem's place for people: "FILE:LINE", "FILE", or
+// "" for a profile not read from a file.
+func (p *Problem) Where() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return p.File
 }
 
 // Unwrap makes every Problem an ErrInvalid.
@@ -391,12 +406,13 @@ type problems struct {
 	list []*Problem
 }
 
-func (ps *problems) bad(field, format string, args ...any) {
+func (ps *problems) bad(field, format string, args ...any) *Problem {
 	p := &Problem{Board: ps.b.Name, Field: field, Msg: fmt.Sprintf(format, args...), File: ps.b.File}
 	if ps.b.src != nil {
 		p.Line = lineOf(ps.b.src, field)
 	}
 	ps.list = append(ps.list, p)
+	return p
 }
 
 // Problems checks the profile's internal invariants: a name, an
@@ -570,9 +586,9 @@ func (b *Board) ImageProblems() []*Problem {
 	}
 	switch {
 	case l == LoadAddrs{}:
-		ps.bad("image.load", "no load addresses: %s", LoadAddrsFix)
+		ps.bad("image.load", "no load addresses").Fix = LoadAddrsFix
 	case len(missing) > 0:
-		ps.bad("image.load", "no %s load address: %s", strings.Join(missing, ", "), LoadAddrsFix)
+		ps.bad("image.load", "no %s load address", strings.Join(missing, ", ")).Fix = LoadAddrsFix
 	}
 	return ps.list
 }

@@ -109,3 +109,80 @@ func Line(data []byte, field string) int {
 	}
 	return line
 }
+
+// A Note is a comment of a document that starts with a marker ("TODO:"),
+// and the field it is about.
+type Note struct {
+	// Field is the field the comment stands above, or at the end of the
+	// line of, named as Line takes it ("image.blobs", "memory[0]").
+	Field string
+	Line  int
+	// Text is the comment from the marker's line on, without the marker,
+	// its lines joined, up to a blank comment line.
+	Text string
+}
+
+// Notes returns the comments of data whose line starts with marker, in
+// the document's order: a porting kit marks what a generated file could
+// not know, and finds what is still marked.
+func Notes(data []byte, marker string) []Note {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil || len(root.Content) != 1 {
+		return nil
+	}
+	var notes []Note
+	var walk func(n *yaml.Node, field string)
+	// note records the marked comments, about field at line, among those
+	// yaml attached to one node.
+	note := func(field string, line int, comments ...string) {
+		for _, c := range comments {
+			if text, ok := marked(c, marker); ok {
+				notes = append(notes, Note{Field: field, Line: line, Text: text})
+			}
+		}
+	}
+	walk = func(n *yaml.Node, field string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				f := k.Value
+				if field != "" {
+					f = field + "." + k.Value
+				}
+				note(f, k.Line, k.HeadComment, k.LineComment, v.LineComment)
+				walk(v, f)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				f := fmt.Sprintf("%s[%d]", field, i)
+				note(f, item.Line, item.HeadComment, item.LineComment)
+				walk(item, f)
+			}
+		}
+	}
+	walk(root.Content[0], "")
+	return notes
+}
+
+// marked returns the text of comment from its first line that starts
+// with marker ("# TODO: ..."), continuation lines joined, up to a blank
+// comment line.
+func marked(comment, marker string) (string, bool) {
+	var text []string
+	in := false
+	for _, l := range strings.Split(comment, "\n") {
+		l = strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "#"))
+		if !in {
+			rest, ok := strings.CutPrefix(l, marker)
+			if !ok {
+				continue
+			}
+			in, l = true, strings.TrimSpace(rest)
+		} else if l == "" {
+			break
+		}
+		text = append(text, l)
+	}
+	return strings.Join(text, " "), in
+}

@@ -96,13 +96,7 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
-	cache := f.cache
-	if cache == "" {
-		cache = os.Getenv("TANDEM_CACHE")
-	}
-	if cache == "" {
-		cache = "build/cache"
-	}
+	cache := cacheDir(f.cache)
 	sub := map[platforms.Arch]string{platforms.ARM64: "arm64", platforms.ARM: "armhf", platforms.X86: "x86"}[b.Arch]
 	if f.hostKernel == "" {
 		f.hostKernel = filepath.Join(cache, sub, "vmlinuz")
@@ -193,6 +187,18 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a size such as 512M or 4G")
 	}
 	return v * mult, nil
+}
+
+// cacheDir is the test-data cache: flag when set, else $TANDEM_CACHE,
+// else build/cache.
+func cacheDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if c := os.Getenv("TANDEM_CACHE"); c != "" {
+		return c
+	}
+	return "build/cache"
 }
 
 // moduleRoot finds the tandem source tree above the working directory.
