@@ -50,9 +50,6 @@ func Import(data []byte, file, name string) (*Imported, error) {
 		return nil, fmt.Errorf("importing %s: %w", file, err)
 	}
 	dtbName := filepath.Base(file)
-	if dtbName == platforms.BoardFile {
-		dtbName = name + ".dtb"
-	}
 	src, missing := boardYAML(name, dtbName, t, f)
 	if _, err := platforms.Decode(platforms.BoardFile, src); err != nil {
 		return nil, fmt.Errorf("the board.yaml written from %s does not decode (a bug): %w\n%s", file, err, src)

@@ -21,7 +21,8 @@ const TodoMarker = "TODO:"
 // U-Boot board's load addresses) is a blocker, named by its board.yaml
 // field with its line; so is each TODO that Import left on a field an
 // image needs (arch, image.*), while the others (reset, denylist, ...)
-// and the blobs the user still has to supply are advisory.
+// and the blobs the user still has to supply are advisory. A guest-only
+// board is a blocker: no host image is built for it.
 func CheckProfile(b *platforms.Board) Section {
 	title := "Profile " + b.Name
 	if b.File != "" && b.Dir != "" {

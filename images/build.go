@@ -144,12 +144,8 @@ func CheckBoard(b *platforms.Board) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	if ps := b.ImageProblems(); len(ps) > 0 {
-		errs := make([]error, len(ps))
-		for i, p := range ps {
-			errs[i] = p
-		}
-		return errors.Join(errs...)
+	if err := platforms.Join(b.ImageProblems()); err != nil {
+		return err
 	}
 	if b.Image.BootFS != "vfat" {
 		return fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)

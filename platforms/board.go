@@ -16,6 +16,7 @@ package platforms
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -369,11 +370,8 @@ func (p *Problem) Error() string {
 	if p.Fix != "" {
 		msg += ": " + p.Fix
 	}
-	switch {
-	case p.File != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Field, msg)
-	case p.File != "":
-		return fmt.Sprintf("%s: %s: %s", p.File, p.Field, msg)
+	if w := p.Where(); w != "" {
+		return fmt.Sprintf("%s: %s: %s", w, p.Field, msg)
 	}
 	return fmt.Sprintf("board %q: %v: %s: %s", p.Board, ErrInvalid, p.Field, msg)
 }
@@ -392,10 +390,13 @@ func (p *Problem) Unwrap() error { return ErrInvalid }
 
 // Validate checks the profile's internal invariants (see Problems) and
 // returns every broken one joined, or nil.
-func (b *Board) Validate() error {
-	var errs []error
-	for _, p := range b.Problems() {
-		errs = append(errs, p)
+func (b *Board) Validate() error { return Join(b.Problems()) }
+
+// Join returns the problems as one error (errors.Join), nil for none.
+func Join(ps []*Problem) error {
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
 	}
 	return errors.Join(errs...)
 }
@@ -450,7 +451,7 @@ func (b *Board) validateCPU(ps *problems) {
 		ps.bad("cpu.count", "CPU count %d", c.Count)
 	}
 	if !c.Virtualization && !b.GuestOnly {
-		ps.bad("cpu.virtualization", "CPUs without virtualization extensions but not GuestOnly")
+		ps.bad("cpu.virtualization", "CPUs without virtualization extensions, but not guest-only")
 	}
 	if len(c.Clusters) == 0 {
 		return
@@ -550,11 +551,7 @@ func (b *Board) validateLoad(ps *problems) {
 		if a.addr == 0 {
 			continue
 		}
-		in := false
-		for _, m := range b.Memory {
-			in = in || (a.addr >= m.Base && a.addr < m.End())
-		}
-		if !in {
+		if !slices.ContainsFunc(b.Memory, func(m Region) bool { return a.addr >= m.Base && a.addr < m.End() }) {
 			ps.bad("image.load."+a.field, "%s load address %#x is in no memory bank %v", a.field, a.addr, b.Memory)
 		}
 	}

@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		{"no name", func(b *Board) { b.Name = "" }, "no name"},
 		{"bad arch", func(b *Board) { b.Arch = "mips" }, "architecture"},
 		{"no cpus", func(b *Board) { b.CPU.Count = 0 }, "CPU count"},
-		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "GuestOnly"},
+		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "not guest-only"},
 		{"memory overlap", func(b *Board) { b.Memory = append(b.Memory, Region{0x7fff0000, 0x20000}) }, "memory bank"},
 		{"GIC overlap", func(b *Board) { b.GIC.Hyp = Region{0x1c82800, 0x2000} }, "GIC region"},
 		{"GIC in memory", func(b *Board) { b.GIC.Dist.Base = 0x40001000 }, "overlaps memory"},

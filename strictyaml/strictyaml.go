@@ -1,7 +1,9 @@
 // Package strictyaml decodes configuration files strictly: an unknown
 // field or a value of the wrong type is an error that names the file and
-// line, on one line, so a typo in a guest file or a system manifest is
-// caught before anything starts.
+// line, on one line, so a typo in a board profile, a guest file or a
+// system manifest is caught before anything starts. Line and Notes find
+// the line of a field and the marked comments, for checks made after
+// decoding.
 package strictyaml
 
 import (
