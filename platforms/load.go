@@ -88,20 +88,9 @@ func Decode(file string, data []byte) (*Board, error) {
 func (b *Board) Source() []byte { return b.src }
 
 // lineOf returns the line of field in a board.yaml, or of the nearest
-// enclosing field the file has ("gic.hyp" left out: the line of "gic"),
-// or 0.
+// enclosing field the file has, or 0.
 func lineOf(src []byte, field string) int {
-	for f := field; f != ""; {
-		if l := strictyaml.Line(src, f); l > 0 {
-			return l
-		}
-		i := strings.LastIndexAny(f, ".[")
-		if i < 0 {
-			break
-		}
-		f = f[:i]
-	}
-	return 0
+	return strictyaml.Nearest(field, func(f string) int { return strictyaml.Line(src, f) })
 }
 
 // DTBPath returns the file holding the device tree name (the board's DTB,

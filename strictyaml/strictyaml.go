@@ -112,6 +112,24 @@ func Line(data []byte, field string) int {
 	return line
 }
 
+// Nearest returns line(field) or, where that is 0 (the document leaves
+// the field out), the line of the nearest field enclosing it:
+// "gic.hyp", then "gic"; "passthrough[1].interrupts", then
+// "passthrough[1]", then "passthrough". 0 when none is there.
+func Nearest(field string, line func(field string) int) int {
+	for f := field; f != ""; {
+		if l := line(f); l > 0 {
+			return l
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	return 0
+}
+
 // A Note is a comment of a document that starts with a marker ("TODO:"),
 // and the field it is about.
 type Note struct {

@@ -110,3 +110,22 @@ memory:
 		t.Errorf("Notes(broken) = %+v, want none", got)
 	}
 }
+
+func TestNearest(t *testing.T) {
+	doc := []byte("kernel: k\npassthrough:\n  - node: /a\n  - node: /b\n")
+	line := func(f string) int { return Line(doc, f) }
+	tests := []struct {
+		field string
+		want  int
+	}{
+		{"kernel", 1},
+		{"passthrough[1].interrupts", 4},
+		{"passthrough[5].node", 2},
+		{"gic.hyp", 0},
+	}
+	for _, tt := range tests {
+		if got := Nearest(tt.field, line); got != tt.want {
+			t.Errorf("Nearest(%q) = %d, want %d", tt.field, got, tt.want)
+		}
+	}
+}
