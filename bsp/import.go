@@ -61,8 +61,8 @@ func Import(data []byte, file, name string) (*Imported, error) {
 	}, nil
 }
 
-// Write puts the board directory's files under dir, which must hold none of them
-// already. They are written into a temporary directory beside dir and
+// Write puts the board directory's files under dir, which must hold none
+// of them already. They are written into a temporary directory beside dir and
 // moved into place only when all are complete, and only while ctx is
 // live: on an error or a cancel, dir is left as it was (and not created).
 func (g *Imported) Write(ctx context.Context, dir string) (err error) {
@@ -110,7 +110,7 @@ func (g *Imported) Write(ctx context.Context, dir string) (err error) {
 		return err
 	}
 	if _, err := os.Lstat(dir); os.IsNotExist(err) {
-		// A new directory: one rename puts the whole package in place.
+		// A new directory: one rename puts the whole board in place.
 		if err := os.Chmod(stage, 0o755); err != nil {
 			return err
 		}
