@@ -48,11 +48,11 @@ func newBoardCmd() *cobra.Command {
 	})
 	var asJSON bool
 	show := &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show one board profile",
+		Use:   "show NAME|DIR",
+		Short: "Show one board profile: a built-in one, or a board directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := all.Lookup(args[0])
+			b, err := all.Find(args[0])
 			if err != nil {
 				return fmt.Errorf("board show: %w", err)
 			}
@@ -89,6 +89,9 @@ func writeJSON(w io.Writer, v any) error {
 func showBoard(w io.Writer, b *platforms.Board) error {
 	p := func(k string, v any) { fmt.Fprintf(w, "%-14s %v\n", k+":", v) }
 	p("name", b.Name)
+	if b.File != "" && b.Dir != "" {
+		p("from", b.File)
+	}
 	p("description", b.Description)
 	p("compatible", b.Compatible)
 	p("arch", b.Arch)

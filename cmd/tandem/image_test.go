@@ -40,7 +40,7 @@ func TestImageBuildBadInput(t *testing.T) {
 			[]string{missing, "kernel", "nope/vmlinuz", "no such file"}},
 		{"unknown board",
 			[]string{"--board", "cubieboard3", "--manifest", good},
-			[]string{"cubieboard3", "known", "cubieboard2", "qemu-virt-arm64", "arndale"}},
+			[]string{"cubieboard3", "built-in boards", "cubieboard2", "qemu-virt-arm64", "arndale", "board directory"}},
 		{"blob larger than its slot",
 			[]string{"--board", "cubieboard2", "--manifest", good, "--blobs", blobs},
 			[]string{filepath.Join(blobs, "u-boot-sunxi-with-spl.bin"), "1040385 bytes", "holds 1040384", "built for this board"}},

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tandem-hv/tandem/strictyaml"
 	"github.com/tandem-hv/tandem/system"
-	"github.com/tandem-hv/tandem/system/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 

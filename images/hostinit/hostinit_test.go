@@ -9,7 +9,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/qemu"
+	"github.com/tandem-hv/tandem/platforms/all"
 )
 
 // TestBuild builds the QEMU virt board's host initramfs from Debian's
@@ -25,7 +25,11 @@ func TestBuild(t *testing.T) {
 	fake := filepath.Join(dir, "tandem")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	out := filepath.Join(dir, "initrd")
-	if err := Build(t.Context(), out, Options{Board: qemu.VirtARM64, ModulesDir: mods, Tandem: fake}); err != nil {
+	virt, err := all.Lookup("qemu-virt-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Build(t.Context(), out, Options{Board: virt, ModulesDir: mods, Tandem: fake}); err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	f, err := os.Open(out)

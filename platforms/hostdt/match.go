@@ -249,18 +249,3 @@ func Mismatches(fs []Finding) []Finding {
 	}
 	return bad
 }
-
-// CachePath returns where scripts/testdata-boards.sh puts the board's DTB
-// under cacheRoot (build/cache/boards), or "" for boards without one.
-func CachePath(cacheRoot string, b *platforms.Board) string {
-	switch {
-	case b.DTB == "":
-		return ""
-	case strings.HasPrefix(b.DTB, "qemu/"):
-		return filepath.Join(cacheRoot, b.DTB)
-	case b.Arch == platforms.ARM64:
-		return filepath.Join(cacheRoot, "arm64", b.DTB)
-	default:
-		return filepath.Join(cacheRoot, "armhf", b.DTB)
-	}
-}

@@ -1,6 +1,7 @@
 package strictyaml
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,64 @@ func TestLine(t *testing.T) {
 				t.Errorf("Line(%q) = %d, want %d", tt.field, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestNotes(t *testing.T) {
+	doc := []byte(`# A file. TODO: not at the start of a line: no note.
+name: x
+# TODO: reset: how the board resets,
+# on two lines.
+#
+# Not part of the note.
+reset: ""
+denylist: [] # TODO: review the denylist.
+image:
+  table: mbr
+  # Why the blobs are what they are.
+  # TODO: blobs: list them.
+  blobs: []
+memory:
+  # TODO: the first bank.
+  - {base: 0x0, size: 0x1}
+  - {base: 0x2, size: 0x1} # TODO: the second.
+`)
+	want := []Note{
+		{"reset", 7, "reset: how the board resets, on two lines."},
+		{"denylist", 8, "review the denylist."},
+		{"image.blobs", 13, "blobs: list them."},
+		{"memory[0]", 16, "the first bank."},
+		{"memory[1]", 17, "the second."},
+	}
+	got := Notes(doc, "TODO:")
+	if !slices.Equal(got, want) {
+		t.Errorf("Notes() =\n%+v\nwant\n%+v", got, want)
+	}
+	for _, n := range got {
+		if l := Line(doc, n.Field); l != n.Line {
+			t.Errorf("Line(%q) = %d, Note says %d", n.Field, l, n.Line)
+		}
+	}
+	if got := Notes([]byte("a: [\n"), "TODO:"); got != nil {
+		t.Errorf("Notes(broken) = %+v, want none", got)
+	}
+}
+
+func TestNearest(t *testing.T) {
+	doc := []byte("kernel: k\npassthrough:\n  - node: /a\n  - node: /b\n")
+	line := func(f string) int { return Line(doc, f) }
+	tests := []struct {
+		field string
+		want  int
+	}{
+		{"kernel", 1},
+		{"passthrough[1].interrupts", 4},
+		{"passthrough[5].node", 2},
+		{"gic.hyp", 0},
+	}
+	for _, tt := range tests {
+		if got := Nearest(tt.field, line); got != tt.want {
+			t.Errorf("Nearest(%q) = %d, want %d", tt.field, got, tt.want)
+		}
 	}
 }
