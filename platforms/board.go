@@ -53,6 +53,17 @@ type CPU struct {
 	// extensions (EL2 / HYP mode, or VT-x/AMD-V). A board without them can
 	// be a Tandem guest target, never a host.
 	Virtualization bool
+	// Clusters lists the cores by kind where they differ (big.LITTLE:
+	// RK3399 has 4× Cortex-A53 and 2× Cortex-A72). Compatible and Count
+	// above stay the summary: the first cluster's compatible and the total.
+	// Empty means one cluster of Count × Compatible.
+	Clusters []Cluster `yaml:"clusters"`
+}
+
+// Cluster is a group of cores with one compatible.
+type Cluster struct {
+	Compatible string
+	Count      int
 }
 
 // GIC describes the Arm Generic Interrupt Controller as the host sees it.
@@ -339,6 +350,15 @@ func (b *Board) Validate() error {
 	}
 	if b.CPU.Count <= 0 {
 		bad("CPU count %d", b.CPU.Count)
+	}
+	if cs := b.CPU.Clusters; len(cs) > 0 {
+		total := 0
+		for _, c := range cs {
+			total += c.Count
+		}
+		if total != b.CPU.Count || cs[0].Compatible != b.CPU.Compatible {
+			bad("CPU clusters %v do not sum up to %d × %s first", cs, b.CPU.Count, b.CPU.Compatible)
+		}
 	}
 	if !b.CPU.Virtualization && !b.GuestOnly {
 		bad("CPUs without virtualization extensions but not GuestOnly")

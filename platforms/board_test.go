@@ -29,6 +29,14 @@ func TestValidate(t *testing.T) {
 		{"no name", func(b *Board) { b.Name = "" }, "no name"},
 		{"bad arch", func(b *Board) { b.Arch = "mips" }, "architecture"},
 		{"no cpus", func(b *Board) { b.CPU.Count = 0 }, "CPU count"},
+		{"big.LITTLE", func(b *Board) {
+			b.CPU = CPU{Compatible: "arm,cortex-a53", Count: 6, Virtualization: true,
+				Clusters: []Cluster{{"arm,cortex-a53", 4}, {"arm,cortex-a72", 2}}}
+		}, ""},
+		{"clusters short of the count", func(b *Board) { b.CPU.Clusters = []Cluster{{"arm,cortex-a7", 1}} }, "CPU clusters"},
+		{"clusters led by another core", func(b *Board) {
+			b.CPU.Clusters = []Cluster{{"arm,cortex-a15", 1}, {"arm,cortex-a7", 1}}
+		}, "CPU clusters"},
 		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "GuestOnly"},
 		{"memory overlap", func(b *Board) { b.Memory = append(b.Memory, Region{0x7fff0000, 0x20000}) }, "memory bank"},
 		{"GIC overlap", func(b *Board) { b.GIC.Hyp = Region{0x1c82800, 0x2000} }, "GIC region"},

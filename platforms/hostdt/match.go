@@ -3,6 +3,7 @@ package hostdt
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -111,11 +112,9 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 		fmt.Sprintf("%q", b.Compatible), fmt.Sprintf("%q", f.Compatible), "")
 
 	eq("CPU count", fmt.Sprint(b.CPU.Count), fmt.Sprint(len(f.CPUs)))
-	gotCPU := "none"
-	if len(f.CPUs) > 0 {
-		gotCPU = f.CPUs[0].Compatible
-	}
-	eq("CPU compatible", b.CPU.Compatible, gotCPU)
+	// Every cluster, not only the first: a big.LITTLE board's profile
+	// must name its big cores too.
+	eq("CPU compatible", ClusterString(ProfileClusters(b)), ClusterString(f.Clusters()))
 
 	switch {
 	case len(f.Memory) == 0 && b.MemoryFromBootloader:
@@ -141,7 +140,7 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 		}
 		eq("GIC regions", fmt.Sprint(want), fmt.Sprint(got))
 		// A maintenance interrupt the image builder adds counts as there.
-		gotVirt := f.GIC.HasVirt() || (b.GIC.MaintenanceNotInDTB && len(f.GIC.Regions) >= 4)
+		gotVirt := f.GIC.HasVirt() || (b.GIC.MaintenanceNotInDTB && f.GIC.HasVirtRegions())
 		eq("GIC virtualization interface", yesNo(b.GIC.HasVirt()), yesNo(gotVirt))
 		switch {
 		case b.GIC.MaintenanceNotInDTB && !f.GIC.HasMaintenance:
@@ -180,6 +179,35 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 
 	out = append(out, checkSMP(b, f))
 	return out
+}
+
+// ProfileClusters returns the profile's cores by kind: its Clusters, or
+// one cluster of Count × Compatible where it lists none.
+func ProfileClusters(b *platforms.Board) []platforms.Cluster {
+	if len(b.CPU.Clusters) > 0 {
+		return b.CPU.Clusters
+	}
+	if b.CPU.Count == 0 && b.CPU.Compatible == "" {
+		return nil
+	}
+	return []platforms.Cluster{{Compatible: b.CPU.Compatible, Count: b.CPU.Count}}
+}
+
+// ClusterString names the cores: the compatible alone for one kind
+// ("arm,cortex-a7"), counts and compatibles for several
+// ("4× arm,cortex-a53 + 2× arm,cortex-a72"), "none" for none.
+func ClusterString(cs []platforms.Cluster) string {
+	switch len(cs) {
+	case 0:
+		return "none"
+	case 1:
+		return cs[0].Compatible
+	}
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%d× %s", c.Count, c.Compatible)
+	}
+	return strings.Join(parts, " + ")
 }
 
 func checkSMP(b *platforms.Board, f *Facts) Finding {
@@ -251,16 +279,62 @@ func Mismatches(fs []Finding) []Finding {
 }
 
 // CachePath returns where scripts/testdata-boards.sh puts the board's DTB
-// under cacheRoot (build/cache/boards), or "" for boards without one.
+// under cacheRoot (build/cache/boards), or "" for boards without one. A
+// profile may name its DTB without Debian's vendor folder
+// ("r8a774a1-hihope-rzg2m.dtb" for "renesas/r8a774a1-hihope-rzg2m.dtb",
+// as `tandem bsp import` writes it): FindDTB finds it there.
 func CachePath(cacheRoot string, b *platforms.Board) string {
+	var dir string
 	switch {
 	case b.DTB == "":
 		return ""
 	case strings.HasPrefix(b.DTB, "qemu/"):
 		return filepath.Join(cacheRoot, b.DTB)
 	case b.Arch == platforms.ARM64:
-		return filepath.Join(cacheRoot, "arm64", b.DTB)
+		dir = filepath.Join(cacheRoot, "arm64")
 	default:
-		return filepath.Join(cacheRoot, "armhf", b.DTB)
+		dir = filepath.Join(cacheRoot, "armhf")
 	}
+	if p, err := FindDTB(dir, b.DTB); err == nil {
+		return p
+	}
+	return filepath.Join(dir, b.DTB)
+}
+
+// ErrDTBNotFound: no DTB of that name in the directory or its vendor
+// folders.
+var ErrDTBNotFound = errors.New("DTB not found")
+
+// FindDTB finds the DTB name under dir, a directory of DTBs as Debian's
+// kernel packages ship them (usr/lib/linux-image-*/): arm64 ones in a
+// folder per vendor ("rockchip/rk3399-rock-pi-4b.dtb"), armhf ones flat
+// (or flattened, as scripts/testdata-boards.sh does). It takes name as a
+// path under dir first; then, for a name without a folder, the one
+// vendor folder that holds it; then, for a name with a folder, its base
+// name in dir itself. A base name that two vendors ship is an error naming
+// both.
+func FindDTB(dir, name string) (string, error) {
+	name = filepath.Clean(filepath.FromSlash(name))
+	if p := filepath.Join(dir, name); isFile(p) {
+		return p, nil
+	}
+	base := filepath.Base(name)
+	var found []string
+	if base == name {
+		found, _ = filepath.Glob(filepath.Join(dir, "*", base))
+	} else if p := filepath.Join(dir, base); isFile(p) {
+		found = []string{p}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: no %s in %s or its vendor folders", ErrDTBNotFound, name, dir)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w: %s is in several vendor folders of %s (%s): name the folder too", ErrDTBNotFound, name, dir, strings.Join(found, ", "))
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
