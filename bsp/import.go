@@ -218,17 +218,23 @@ func profileSource(pkg, name, dtbName string, t *dtb.Tree, f *hostdt.Facts) ([]b
 		g.todo(fmt.Sprintf("architecture: CPU %q is not one Tandem knows; arm assumed", cpu))
 	}
 	g.p("\tArch: platforms.%s,\n", map[platforms.Arch]string{platforms.ARM: "ARM", platforms.ARM64: "ARM64"}[arch])
+	// The board is virtualization-capable only if every core is.
 	virt := true
-	for _, c := range noVirtCPUs {
-		if c == cpu {
+	clusters := f.Clusters()
+	for _, c := range clusters {
+		if v, known := cpuVirt(c.Compatible); known && !v {
 			virt = false
-			g.p("\t// %s has no virtualization extensions: guest-only.\n", cpu)
+			g.p("\t// %s has no virtualization extensions: guest-only.\n", c.Compatible)
 		}
 	}
 	if len(f.CPUs) == 0 {
 		g.todo("CPUs: the DTB has no /cpus/cpu nodes")
 	}
-	g.p("\tCPU: platforms.CPU{Compatible: %q, Count: %d, Virtualization: %v},\n", cpu, len(f.CPUs), virt)
+	g.p("\tCPU: platforms.CPU{Compatible: %q, Count: %d, Virtualization: %v", cpu, len(f.CPUs), virt)
+	if len(clusters) > 1 {
+		g.p(", Clusters: %#v", clusters)
+	}
+	g.p("},\n")
 	if !virt {
 		g.p("\tGuestOnly: true,\n\tHostKernel: platforms.HostKernel{Note: %q},\n", cpu+" has no virtualization extensions: no kernel can host KVM here")
 	} else if arch == platforms.ARM {

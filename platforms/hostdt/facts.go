@@ -26,10 +26,13 @@ type Facts struct {
 	CPUs       []CPU
 	// Memory is the RAM banks of the device_type = "memory" nodes.
 	Memory []platforms.Region
-	// InterruptParent is the root's interrupt parent: the controller
-	// devices' interrupts go to unless they say otherwise. The GIC on a
-	// GIC board; on others it names what the board has instead.
-	InterruptParent *Controller
+	// InterruptController is the controller devices' interrupts go to
+	// unless they say otherwise: the root's interrupt-parent or, where
+	// the root names none, the first interrupt controller in the tree.
+	// The GIC on most GIC boards; on others what the board has instead
+	// (the Raspberry Pi 3's brcm,bcm2836-armctrl-ic, an STM32F4's
+	// arm,armv7m-nvic). Nil for a tree without interrupt controllers.
+	InterruptController *Controller
 	GIC             *GIC
 	Timer           *Timer
 	Console         *Console
@@ -310,15 +313,13 @@ func findGIC(t *dtb.Tree) (*dtb.Node, int) {
 }
 
 func readGIC(t *dtb.Tree, f *Facts) error {
-	if p, err := t.InterruptParent(t.Root); err == nil && p != nil {
-		f.InterruptParent = controller(p)
-	}
+	f.InterruptController = mainController(t)
 	n, version := findGIC(t)
 	if n == nil {
-		if f.InterruptParent != nil {
-			f.note("no Arm GIC node: interrupts go to %s", f.InterruptParent)
+		if f.InterruptController != nil {
+			f.note("no Arm GIC node: interrupts go to %s", f.InterruptController)
 		} else {
-			f.note("no Arm GIC node")
+			f.note("no Arm GIC node, and no interrupt controller")
 		}
 		return nil
 	}
@@ -359,6 +360,26 @@ func readGIC(t *dtb.Tree, f *Facts) error {
 	}
 	f.GIC = g
 	return nil
+}
+
+// mainController finds the Facts.InterruptController.
+func mainController(t *dtb.Tree) *Controller {
+	if t.Root.Has("interrupt-parent") {
+		if p, err := t.InterruptParent(t.Root); err == nil {
+			return controller(p)
+		}
+	}
+	var first *dtb.Node
+	_ = t.Root.Walk(func(n *dtb.Node) error {
+		if first == nil && n.Has("interrupt-controller") {
+			first = n
+		}
+		return nil
+	})
+	if first == nil {
+		return nil
+	}
+	return controller(first)
 }
 
 // GIC interrupt specifier types (first cell, arm,gic.yaml).

@@ -194,8 +194,9 @@ func ProfileClusters(b *platforms.Board) []platforms.Cluster {
 }
 
 // ClusterString names the cores: the compatible alone for one kind
-// ("arm,cortex-a7"), counts and compatibles for several
-// ("4× arm,cortex-a53 + 2× arm,cortex-a72"), "none" for none.
+// ("arm,cortex-a7"), as the profiles' CPU.Compatible does; counts and
+// compatibles for several ("4× arm,cortex-a53 + 2× arm,cortex-a72");
+// "none" for none.
 func ClusterString(cs []platforms.Cluster) string {
 	switch len(cs) {
 	case 0:
@@ -203,6 +204,12 @@ func ClusterString(cs []platforms.Cluster) string {
 	case 1:
 		return cs[0].Compatible
 	}
+	return ClusterCounts(cs)
+}
+
+// ClusterCounts names the cores with their counts, one kind or several:
+// "4× arm,cortex-a9", "4× arm,cortex-a53 + 2× arm,cortex-a72".
+func ClusterCounts(cs []platforms.Cluster) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
 		parts[i] = fmt.Sprintf("%d× %s", c.Count, c.Compatible)
