@@ -33,11 +33,11 @@ type Facts struct {
 	// (the Raspberry Pi 3's brcm,bcm2836-armctrl-ic, an STM32F4's
 	// arm,armv7m-nvic). Nil for a tree without interrupt controllers.
 	InterruptController *Controller
-	GIC             *GIC
-	Timer           *Timer
-	Console         *Console
-	PSCI            *PSCI
-	Notes           []string
+	GIC                 *GIC
+	Timer               *Timer
+	Console             *Console
+	PSCI                *PSCI
+	Notes               []string
 }
 
 // CPU is one /cpus/cpu node.
