@@ -232,7 +232,11 @@ func profileSource(pkg, name, dtbName string, t *dtb.Tree, f *hostdt.Facts) ([]b
 	}
 	g.p("\tCPU: platforms.CPU{Compatible: %q, Count: %d, Virtualization: %v", cpu, len(f.CPUs), virt)
 	if len(clusters) > 1 {
-		g.p(", Clusters: %#v", clusters)
+		g.p(", Clusters: []platforms.Cluster{")
+		for _, c := range clusters {
+			g.p("{Compatible: %q, Count: %d},", c.Compatible, c.Count)
+		}
+		g.p("}")
 	}
 	g.p("},\n")
 	if !virt {
