@@ -328,7 +328,12 @@ func FindDTB(dir, name string) (string, error) {
 	base := filepath.Base(name)
 	var found []string
 	if base == name {
-		found, _ = filepath.Glob(filepath.Join(dir, "*", base))
+		matches, _ := filepath.Glob(filepath.Join(dir, "*", base))
+		for _, p := range matches {
+			if isFile(p) {
+				found = append(found, p)
+			}
+		}
 	} else if p := filepath.Join(dir, base); isFile(p) {
 		found = []string{p}
 	}
