@@ -16,6 +16,7 @@ import (
 	"github.com/tandem-hv/tandem/images/hostinit"
 	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
+	"github.com/tandem-hv/tandem/platforms/hostdt"
 	"github.com/tandem-hv/tandem/system"
 )
 
@@ -111,11 +112,9 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 		}
 	}
 	if f.dtb == "" && b.Image.DTB != "" && !images.FirmwareDTB(b) {
-		dsub := "armhf"
-		if b.Arch == platforms.ARM64 {
-			dsub = "arm64"
+		if f.dtb, err = cachedDTB(cache, b); err != nil {
+			return fmt.Errorf("image build: no --dtb, and %w (run `make testdata`, or pass --dtb)", err)
 		}
-		f.dtb = filepath.Join(cache, "boards", dsub, b.Image.DTB)
 	}
 	var dataSize int64
 	if f.dataSize != "" {
@@ -255,4 +254,26 @@ func newImageFlashCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")
 	return cmd
+}
+
+// cachedDTB finds the board's device tree among Debian's in the cache:
+// first where scripts/testdata-boards.sh unpacks them (boards/armhf,
+// boards/arm64), then beside the kernel scripts/testdata.sh unpacks
+// (armhf/dtbs, arm64/dtbs). Debian keeps arm64 DTBs in a folder per
+// vendor, which a profile's DTB name may leave out (one `tandem bsp
+// import` wrote): hostdt.FindDTB looks there too.
+func cachedDTB(cache string, b *platforms.Board) (string, error) {
+	sub := "armhf"
+	if b.Arch == platforms.ARM64 {
+		sub = "arm64"
+	}
+	var tried []string
+	for _, dir := range []string{filepath.Join(cache, "boards", sub), filepath.Join(cache, sub, "dtbs")} {
+		p, err := hostdt.FindDTB(dir, b.Image.DTB)
+		if err == nil {
+			return p, nil
+		}
+		tried = append(tried, err.Error())
+	}
+	return "", fmt.Errorf("board %s: %s", b.Name, strings.Join(tried, "; "))
 }
