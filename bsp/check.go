@@ -127,7 +127,7 @@ func timerCanHost(f *hostdt.Facts) Item {
 	case t == nil:
 		it.Detail = "none in the DTB"
 		it.Fix = "add the arm,armv7-timer or arm,armv8-timer node with its GIC PPIs"
-	case !t.OnGIC:
+	case !t.OnGIC && t.Controller != nil:
 		it.Detail = fmt.Sprintf("%s: interrupts go to %s, not to a GIC", t.Path, t.Controller)
 		it.Fix = "KVM needs the timer's PPIs on the GIC"
 	case len(t.PPIs) < 3:

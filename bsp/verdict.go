@@ -151,7 +151,7 @@ func Judge(f *hostdt.Facts) Verdict {
 	case f.Timer == nil:
 		return Verdict{Capability: Cannot, Reason: ReasonNoTimer, Detail: cores,
 			Fix: "add the arm,armv7-timer or arm,armv8-timer node with its four GIC PPIs (secure, non-secure, virtual, hypervisor): KVM needs the virtual one"}
-	case !f.Timer.OnGIC:
+	case !f.Timer.OnGIC && f.Timer.Controller != nil:
 		return Verdict{Capability: Cannot, Reason: ReasonTimerNotOnGIC, Detail: "they go to " + f.Timer.Controller.String()}
 	case len(f.Timer.PPIs) < 3:
 		return Verdict{Capability: Cannot, Reason: ReasonNoVirtualTimer, Detail: fmt.Sprintf("%s lists PPIs %v", f.Timer.Path, f.Timer.PPIs),

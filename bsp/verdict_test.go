@@ -196,6 +196,7 @@ func TestJudge(t *testing.T) {
 		{"timer elsewhere", func(f *hostdt.Facts) {
 			f.Timer.OnGIC, f.Timer.PPIs, f.Timer.Controller = false, nil, &hostdt.Controller{Path: "/intc"}
 		}, Cannot, ReasonTimerNotOnGIC, false},
+		{"timer without interrupts", func(f *hostdt.Facts) { f.Timer.OnGIC, f.Timer.PPIs, f.Timer.Controller = false, nil, nil }, Cannot, ReasonNoVirtualTimer, true},
 		{"two timer PPIs", func(f *hostdt.Facts) { f.Timer.PPIs = f.Timer.PPIs[:2] }, Cannot, ReasonNoVirtualTimer, true},
 		{"no hypervisor timer PPI", func(f *hostdt.Facts) { f.Timer.PPIs = f.Timer.PPIs[:3] }, HostsKVM, "", false},
 	}
@@ -238,4 +239,27 @@ func TestJudgeDTBErrors(t *testing.T) {
 			t.Errorf("JudgeDTB(%q) = %v, want an error naming the file", data, err)
 		}
 	}
+}
+
+// FuzzJudgeDTB: whatever a DTB holds, reading its facts, judging it and
+// checking it give a verdict or an error, never a panic. Seeded with the
+// committed DTBs (the Debian ones are too large for the fuzzer to
+// minimise; TestEveryDebianDTB covers them).
+func FuzzJudgeDTB(f *testing.F) {
+	seeds, _ := filepath.Glob(filepath.Join(repoRoot(), "dtb", "testdata", "*.dtb"))
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, facts, err := JudgeDTB(data, "f.dtb")
+		if err != nil {
+			return
+		}
+		_ = v.String()
+		_ = CheckDTB(nil, facts)
+	})
 }

@@ -411,6 +411,10 @@ func readTimer(t *dtb.Tree, f *Facts) error {
 	if err != nil {
 		return err
 	}
+	if len(irqs) == 0 {
+		f.note("timer %s lists no interrupts", n.Path())
+		return nil
+	}
 	tm.Controller = controller(irqs[0].Parent)
 	if f.GIC == nil || tm.Controller.Path != f.GIC.Path {
 		f.note("timer %s interrupts go to %s, not to an Arm GIC", n.Path(), tm.Controller)

@@ -86,6 +86,9 @@ func TestReadInterrupts(t *testing.T) {
 		{name: "timer without interrupts", mutate: func(tr *dtb.Tree, n map[string]*dtb.Node) {
 			n["timer"].DeleteProp("interrupts-extended")
 		}, gic: true, maint: true, intc: "/interrupt-controller@1000", note: "lists no interrupts"},
+		{name: "timer with an empty interrupts-extended", mutate: func(tr *dtb.Tree, n map[string]*dtb.Node) {
+			n["timer"].SetU32s("interrupts-extended")
+		}, gic: true, maint: true, intc: "/interrupt-controller@1000", note: "lists no interrupts"},
 		{name: "timer half on the GIC", mutate: func(tr *dtb.Tree, n map[string]*dtb.Node) {
 			g, l := tr.Phandle(n["gic"]), tr.Phandle(n["intc"])
 			n["timer"].SetU32s("interrupts-extended", g, 1, 13, 0xf08, l, 1, 4)
