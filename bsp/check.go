@@ -30,14 +30,13 @@ func CheckDTB(b *platforms.Board, f *hostdt.Facts) Section {
 	s.Items = append(s.Items, cpuCanHost(b, f), gicCanHost(b, f), timerCanHost(f))
 	v := Judge(f)
 	s.Verdict = v.String()
-	// A guest-only profile of a DTB that could host KVM contradicts it:
-	// say both. (A 32-bit board's kernel limit is among v's notes.)
 	if b == nil {
 		return s
 	}
 	ok, why := b.CanHostKVM()
 	switch {
 	case b.GuestOnly && v.Capability == HostsKVM:
+		// The profile contradicts its DTB: say both.
 		s.Verdict += "; but profile " + b.Name + " is guest-only: " + why
 	case v.Reason == ReasonNoMaintenance && b.GIC.MaintenanceNotInDTB:
 		s.Verdict += fmt.Sprintf("; profile %s has the image builder add PPI %d, so the board's image can", b.Name, b.GIC.MaintenancePPI)

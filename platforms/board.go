@@ -357,7 +357,7 @@ func (b *Board) Validate() error {
 			total += c.Count
 		}
 		if total != b.CPU.Count || cs[0].Compatible != b.CPU.Compatible {
-			bad("CPU clusters %v do not sum up to %d × %s first", cs, b.CPU.Count, b.CPU.Compatible)
+			bad("CPU clusters %v must add up to the CPU count %d and start with its compatible %s", cs, b.CPU.Count, b.CPU.Compatible)
 		}
 	}
 	if !b.CPU.Virtualization && !b.GuestOnly {
