@@ -168,10 +168,11 @@ func Judge(f *hostdt.Facts) Verdict {
 }
 
 // maintenanceFix is the interrupts property to add to a GIC node without
-// one: PPI 9, the maintenance interrupt of GIC-400, GIC-500 and most
-// integrations (ARM's TRMs), level high; on GICv2 with the CPU mask of
-// every core (arm,gic.yaml: GIC_CPU_MASK_SIMPLE), as the image builder
-// adds it for profiles with MaintenanceNotInDTB (images/dtbfix.go).
+// one: PPI 9 (INTID 25), the GIC-400's maintenance interrupt and the
+// INTID Arm's Server Base System Architecture recommends for others,
+// level high; on GICv2 with the CPU mask of every core (arm,gic.yaml:
+// GIC_CPU_MASK_SIMPLE), as the image builder adds it for profiles with
+// MaintenanceNotInDTB (images/dtbfix.go).
 func maintenanceFix(g *hostdt.GIC, cpus int) string {
 	const ppi, levelHigh = 9, 4
 	flags := uint32(levelHigh)
