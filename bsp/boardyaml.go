@@ -120,9 +120,12 @@ func genCPU(w *yamlWriter, f *hostdt.Facts) cpuFacts {
 		w.todo(0, "arch", fmt.Sprintf("CPU %q is not one Tandem knows: arm assumed; say arm (ARMv7) or arm64 (ARMv8).", c.compatible))
 	}
 	w.line(0, "arch: %s", arch)
-	for _, nv := range noVirtCPUs {
-		if nv == c.compatible {
-			c.virt = false
+	// The board is virtualization-capable only if every core is.
+	cl := f.Clusters()
+	var noVirt string
+	for _, k := range cl {
+		if v, known := cpuVirt(k.Compatible); known && !v {
+			c.virt, noVirt = false, k.Compatible
 		}
 	}
 	if len(f.CPUs) == 0 {
@@ -132,10 +135,10 @@ func genCPU(w *yamlWriter, f *hostdt.Facts) cpuFacts {
 	w.line(1, "compatible: %s", str(c.compatible))
 	w.line(1, "count: %d", len(f.CPUs))
 	if !c.virt {
-		w.comment(1, c.compatible+" has no virtualization extensions: guest-only.")
+		w.comment(1, noVirt+" has no virtualization extensions: guest-only.")
 	}
 	w.line(1, "virtualization: %v", c.virt)
-	if cl := clusters(f.CPUs); len(cl) > 1 {
+	if len(cl) > 1 {
 		w.comment(1, "big.LITTLE: the core types in the cpu nodes' order.")
 		w.line(1, "clusters:")
 		for _, k := range cl {
@@ -147,19 +150,6 @@ func genCPU(w *yamlWriter, f *hostdt.Facts) cpuFacts {
 		w.line(0, "guest-only: true")
 	}
 	return c
-}
-
-// clusters groups the cpu nodes into runs of one compatible.
-func clusters(cpus []hostdt.CPU) []platforms.Cluster {
-	var cl []platforms.Cluster
-	for _, c := range cpus {
-		if n := len(cl); n > 0 && cl[n-1].Compatible == c.Compatible {
-			cl[n-1].Count++
-			continue
-		}
-		cl = append(cl, platforms.Cluster{Compatible: c.Compatible, Count: 1})
-	}
-	return cl
 }
 
 func genMemory(w *yamlWriter, f *hostdt.Facts) {

@@ -107,14 +107,21 @@ func (b *Board) DTBPath(name, cacheBoards string) string {
 			return p
 		}
 	}
+	var dir string
 	switch {
 	case strings.HasPrefix(name, "qemu/"):
 		return filepath.Join(cacheBoards, name)
 	case b.Arch == ARM64:
-		return filepath.Join(cacheBoards, "arm64", name)
+		dir = filepath.Join(cacheBoards, "arm64")
 	default:
-		return filepath.Join(cacheBoards, "armhf", name)
+		dir = filepath.Join(cacheBoards, "armhf")
 	}
+	// A profile may name its DTB without Debian's vendor folder
+	// ("r8a774a1-hihope-rzg2m.dtb", as `tandem bsp import` writes it).
+	if p, err := FindDTB(dir, name); err == nil {
+		return p
+	}
+	return filepath.Join(dir, name)
 }
 
 // Blobs returns the board directory's blobs/ folder, or "" for a
@@ -124,4 +131,47 @@ func (b *Board) Blobs() string {
 		return ""
 	}
 	return filepath.Join(b.Dir, BlobsDir)
+}
+
+// ErrDTBNotFound: no DTB of that name in the directory or its vendor
+// folders.
+var ErrDTBNotFound = errors.New("DTB not found")
+
+// FindDTB finds the DTB name under dir, a directory of DTBs as Debian's
+// kernel packages ship them (usr/lib/linux-image-*/): arm64 ones in a
+// folder per vendor ("rockchip/rk3399-rock-pi-4b.dtb"), armhf ones flat
+// (or flattened, as scripts/testdata-boards.sh does). It takes name as a
+// path under dir first; then, for a name without a folder, the one
+// vendor folder that holds it; then, for a name with a folder, its base
+// name in dir itself. A base name that two vendors ship is an error naming
+// both.
+func FindDTB(dir, name string) (string, error) {
+	name = filepath.Clean(filepath.FromSlash(name))
+	if p := filepath.Join(dir, name); isFile(p) {
+		return p, nil
+	}
+	base := filepath.Base(name)
+	var found []string
+	if base == name {
+		matches, _ := filepath.Glob(filepath.Join(dir, "*", base))
+		for _, p := range matches {
+			if isFile(p) {
+				found = append(found, p)
+			}
+		}
+	} else if p := filepath.Join(dir, base); isFile(p) {
+		found = []string{p}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("%w: no %s in %s or its vendor folders", ErrDTBNotFound, name, dir)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("%w: %s is in several vendor folders of %s (%s): name the folder too", ErrDTBNotFound, name, dir, strings.Join(found, ", "))
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }

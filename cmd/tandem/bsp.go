@@ -134,17 +134,26 @@ func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		var s bsp.Section
 		if b == nil {
 			// A board without a profile yet: check the DTB against
-			// whatever it matches, or say there is none.
-			if b, err = hostdt.Match(f, all.Boards); err != nil {
-				return nil, fmt.Errorf("%w; and %v", lookupErr, err)
+			// whatever it matches, or judge the DTB alone and say how to
+			// start its profile.
+			var matchErr error
+			if b, matchErr = hostdt.Match(f, all.Boards); matchErr != nil {
+				s = bsp.CheckDTB(nil, f)
+				s.Items = append(s.Items, bsp.Item{Check: "board profile", Detail: fmt.Sprintf("%v; and %v", lookupErr, matchErr),
+					Fix: fmt.Sprintf("tandem bsp import %s --name %s", dtbFile, name)})
+			} else {
+				r.Add(bsp.CheckProfile(b))
 			}
-			r.Add(bsp.CheckProfile(b))
 		}
-		r.Add(bsp.CheckDTB(b, f))
+		if b != nil {
+			s = bsp.CheckDTB(b, f)
+		}
+		r.Add(s)
 	}
-	if b == nil {
+	if b == nil && len(r.Sections) == 0 {
 		return nil, lookupErr
 	}
 	if kconfig != "" {

@@ -109,8 +109,10 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 			}
 		}
 	}
-	if f.dtb == "" && !images.FirmwareDTB(b) {
-		f.dtb = b.DTBPath(b.Image.DTB, filepath.Join(cache, "boards"))
+	if f.dtb == "" && b.Image.DTB != "" && !images.FirmwareDTB(b) {
+		if f.dtb, err = boardDTB(cache, b); err != nil {
+			return fmt.Errorf("image build: no --dtb, and %w (run `make testdata`, or pass --dtb)", err)
+		}
 	}
 	var dataSize int64
 	if f.dataSize != "" {
@@ -262,4 +264,34 @@ func newImageFlashCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")
 	return cmd
+}
+
+// boardDTB finds the board's device tree: the board directory's own copy,
+// else Debian's in the cache: first where scripts/testdata-boards.sh unpacks them (boards/armhf,
+// boards/arm64), then beside the kernel scripts/testdata.sh unpacks
+// (armhf/dtbs, arm64/dtbs). Debian keeps arm64 DTBs in a folder per
+// vendor, which a profile's DTB name may leave out (one `tandem bsp
+// import` wrote): platforms.FindDTB looks there too.
+func boardDTB(cache string, b *platforms.Board) (string, error) {
+	if p := b.DTBPath(b.Image.DTB, ""); b.Dir != "" && isRegular(p) {
+		return p, nil
+	}
+	sub := "armhf"
+	if b.Arch == platforms.ARM64 {
+		sub = "arm64"
+	}
+	var tried []string
+	for _, dir := range []string{filepath.Join(cache, "boards", sub), filepath.Join(cache, sub, "dtbs")} {
+		p, err := platforms.FindDTB(dir, b.Image.DTB)
+		if err == nil {
+			return p, nil
+		}
+		tried = append(tried, err.Error())
+	}
+	return "", fmt.Errorf("board %s: %s", b.Name, strings.Join(tried, "; "))
+}
+
+func isRegular(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
