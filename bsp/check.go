@@ -71,7 +71,7 @@ func cpuCanHost(b *platforms.Board, f *hostdt.Facts) Item {
 	case len(lacking) > 0:
 		it.OK = false
 		it.Detail = fmt.Sprintf("the CPU (%s) has no virtualization extensions: it cannot host KVM", hostdt.ClusterCounts(lacking))
-		it.Fix = "none for this board: use it as a guest-only target (GuestOnly: true), or pick a Cortex-A7/A15 or ARMv8 board as the host"
+		it.Fix = "none for this board: use it as a guest-only target (guest-only: true in board.yaml), or pick a Cortex-A7/A15 or ARMv8 board as the host"
 	case len(unknown) > 0:
 		it.OK = false
 		it.Detail = fmt.Sprintf("%s: a core Tandem does not know, whether it has the virtualization extensions is not known", hostdt.ClusterCounts(unknown))
