@@ -205,8 +205,8 @@ func (t *MMIO) readReg(off uint64) uint32 {
 		}
 		return 0
 	case regQueueNumMax:
-		if q := int(t.queueSel); q < len(t.max) {
-			return uint32(t.max[q])
+		if qr := t.selected(); qr != nil {
+			return uint32(t.max[t.queueSel])
 		}
 		return 0
 	case regQueueReady:
@@ -228,10 +228,21 @@ func (t *MMIO) readReg(off uint64) uint32 {
 // selected returns the registers of the queue QueueSel names, or nil.
 // The caller holds mu.
 func (t *MMIO) selected() *queueRegs {
-	if q := int(t.queueSel); q < len(t.queues) {
+	if q, ok := t.queueIndex(t.queueSel); ok {
 		return &t.queues[q]
 	}
 	return nil
+}
+
+// queueIndex turns a guest-written queue number (QueueSel, QueueNotify)
+// into an index of t.queues. It compares in 32 bits: converting first to
+// int would make 0xffffffff the index -1 on a 32-bit host, which passes a
+// "< len" check and panics when used.
+func (t *MMIO) queueIndex(v uint32) (int, bool) {
+	if v >= uint32(len(t.queues)) {
+		return 0, false
+	}
+	return int(v), true
 }
 
 // Write implements bus.Device.
@@ -436,11 +447,12 @@ func (t *MMIO) notify(v uint32) {
 	if !t.active || t.needsReset.Load() {
 		return
 	}
-	if int(v) >= len(t.queues) || t.queues[v].q == nil {
+	q, ok := t.queueIndex(v)
+	if !ok || t.queues[q].q == nil {
 		t.warn.Printf("%s: notify for queue %d, which is not set up", t.dev.Name(), v)
 		return
 	}
-	t.dev.Notify(int(v))
+	t.dev.Notify(q)
 }
 
 // usedBuffer raises the used-buffer interrupt (queueOwner).
