@@ -95,6 +95,9 @@ var id = [8]uint8{0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1}
 type UART struct {
 	out io.Writer
 	irq devices.Interrupt
+	// Guard contains a panic in Input, which runs on the console's
+	// input goroutine, not a vCPU.
+	devices.Guard
 
 	// mu protects every register and the input queue.
 	mu         sync.Mutex
@@ -121,6 +124,10 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // Input queues bytes for the guest to read, raising the receive
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
+	defer u.Contain("PL011 UART")
+	if u.Failed() {
+		return
+	}
 	u.mu.Lock()
 	u.in.Push(p)
 	raise := u.update()
@@ -160,10 +167,10 @@ func (u *UART) trigger(raise bool) {
 // Read implements bus.Device. Registers are 32 bits wide; narrower reads
 // see the low bytes, as on the APB bus.
 func (u *UART) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || u.Failed() {
 		return
 	}
-	clear(data)
 	u.mu.Lock()
 	var v uint32
 	raise := false
@@ -215,7 +222,7 @@ func (u *UART) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (u *UART) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || u.Failed() {
 		return
 	}
 	var v uint32

@@ -72,6 +72,9 @@ const (
 type UART struct {
 	out io.Writer
 	irq devices.Interrupt
+	// Guard contains a panic in Input, which runs on the console's
+	// input goroutine, not a vCPU.
+	devices.Guard
 
 	// mu protects every register and the input queue.
 	mu       sync.Mutex
@@ -100,6 +103,10 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // Input queues bytes for the guest to read, raising the receive
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
+	defer u.Contain("16550 UART")
+	if u.Failed() {
+		return
+	}
 	u.mu.Lock()
 	kept := u.in.Push(p)
 	raise := kept > 0 && u.ier&ierRDI != 0
@@ -132,10 +139,10 @@ func (u *UART) iir() uint8 {
 
 // Read implements bus.Device.
 func (u *UART) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || u.Failed() {
 		return
 	}
-	clear(data)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var v uint8
@@ -199,7 +206,7 @@ func (u *UART) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (u *UART) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || u.Failed() {
 		return
 	}
 	v := data[0]

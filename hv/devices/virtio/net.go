@@ -42,6 +42,7 @@ type Net struct {
 	config [netCfgLen]byte
 	warn   *devices.RateLimited
 	done   chan struct{} // closed when the receive goroutine returns
+	workerGuard
 
 	// txMu serialises transmit processing and guards tx, txChain and
 	// txIOV. It is never held together with mu. Lock order: MMIO.mu
@@ -174,6 +175,7 @@ func (n *Net) transmit() {
 // frame waits here and the TAP queues (then drops) the next ones, as a
 // full NIC ring would.
 func (n *Net) receive() {
+	defer n.contain()
 	defer close(n.done)
 	buf := make([]byte, vnetHdrLen+maxFrame)
 	for {
