@@ -62,8 +62,10 @@ func sDesc(q, i uint8, off uint32, l uint16, flags uint16, next uint8) devfuzz.O
 	b = append(b, le16b(l)...)
 	return devfuzz.E(evDescRAM, append(b, byte(flags), next))
 }
-func sPublish(q uint8, head uint16) devfuzz.Op { return devfuzz.E(evPublish, append([]byte{q}, le16b(head)...)) }
-func sKick(q uint8) devfuzz.Op                 { return devfuzz.E(evKick, []byte{q}) }
+func sPublish(q uint8, head uint16) devfuzz.Op {
+	return devfuzz.E(evPublish, append([]byte{q}, le16b(head)...))
+}
+func sKick(q uint8) devfuzz.Op { return devfuzz.E(evKick, []byte{q}) }
 func sPoke(off uint32, b []byte) devfuzz.Op {
 	return devfuzz.E(evPoke, append([]byte{byte(off), byte(off >> 8), byte(off >> 16)}, b...))
 }
