@@ -32,6 +32,12 @@
 // empty: UARTFR always reports TXFE and never TXFF or BUSY, and the
 // transmit interrupt (TXRIS) is set after every write to UARTDR, cleared
 // by UARTICR, as QEMU's model does.
+//
+// # Bounds
+//
+// The receive queue holds at most devices.MaxInput (64 KiB) bytes of host
+// input; more is dropped and UARTFR shows RXFF. Nothing the guest writes
+// is buffered: output goes to the host at once.
 package pl011
 
 import (
@@ -113,7 +119,8 @@ type UART struct {
 	txRIS bool
 	// lastMIS is UARTMIS as of the last update, to find rising bits.
 	lastMIS uint32
-	in      devices.InputBuffer
+	// in is the receive queue: at most devices.MaxInput bytes.
+	in devices.InputBuffer
 }
 
 // New returns a UART writing guest output to out and raising irq.

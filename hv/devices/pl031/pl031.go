@@ -10,6 +10,12 @@
 // match interrupt is level in the PL031 and stays set until RTCICR
 // clears it; Linux's handler clears it every time, so one edge per match
 // is what the driver sees from a level too.
+//
+// # Bounds
+//
+// The RTC holds nothing that grows: a write to RTCMR or RTCLR replaces the
+// one match timer, and the wait until a match, at most 2^32 seconds, fits
+// a time.Duration.
 package pl031
 
 import (
