@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tandem-hv/tandem/images/pgroup"
@@ -24,7 +25,8 @@ func DebianArch(a platforms.Arch) string {
 }
 
 // FindBlobs locates each blob and boot file of b: first by file name in
-// dirs (what the user supplies: signed BL1, TrustZone, MLO), then, for a
+// dirs (what the user supplies: signed BL1, TrustZone, MLO), then in the
+// board directory's blobs/ folder (platforms.Board.Blobs), then, for a
 // blob Debian ships (Blob.Package "pkg:/path"), inside that package
 // unpacked under cache (build/cache), downloading it with apt-get when
 // fetch is set. Anything not found is left out of the map: Build says
@@ -38,6 +40,9 @@ func FindBlobs(ctx context.Context, b *platforms.Board, dirs []string, cache str
 	}
 	for _, bf := range b.Image.BootFiles {
 		want[bf.Name] = bf.Package
+	}
+	if own := b.Blobs(); own != "" {
+		dirs = append(slices.Clip(dirs), own)
 	}
 	for file, pkg := range want {
 		for _, d := range dirs {

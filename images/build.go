@@ -139,6 +139,23 @@ func FirmwareDTB(b *platforms.Board) bool { return strings.HasPrefix(b.Image.DTB
 // UEFI reports whether the board boots through UEFI (no boot script).
 func UEFI(b *platforms.Board) bool { return b.Image.BootScript == "" }
 
+// CheckBoard says whether an image can be built for b: its profile holds
+// (platforms.Board.Validate), says all an image needs
+// (ImageProblems: a U-Boot board's load addresses), and boots from a
+// file system the builder writes.
+func CheckBoard(b *platforms.Board) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if err := platforms.Join(b.ImageProblems()); err != nil {
+		return err
+	}
+	if b.Image.BootFS != "vfat" {
+		return fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
+	}
+	return nil
+}
+
 // HostCmdline is the host kernel's command line for b.
 func HostCmdline(b *platforms.Board, extra string) string {
 	c := "console=" + b.Console.Linux
@@ -161,11 +178,8 @@ func Build(ctx context.Context, out string, cfg Config) (*Result, error) {
 	if b == nil {
 		return nil, errors.New("image build: no board")
 	}
-	if err := b.Validate(); err != nil {
+	if err := CheckBoard(b); err != nil {
 		return nil, err
-	}
-	if b.Image.BootFS != "vfat" {
-		return nil, fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
 	}
 	if cfg.Epoch == 0 {
 		var err error
@@ -358,11 +372,11 @@ func (p *plan) placeBlobs() error {
 			if bl.Optional {
 				continue
 			}
-			return fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(bl))
+			return fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(b, bl))
 		}
 		st, err := os.Stat(src)
 		if err != nil {
-			return fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(bl))
+			return fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(b, bl))
 		}
 		if uint64(st.Size()) > bl.MaxLen {
 			return fmt.Errorf("%w: %s blob %s is %d bytes, its slot at offset %#x on %s holds %d (%d too many): use the %s built for this board",
@@ -394,7 +408,7 @@ func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
 			p.skipped = append(p.skipped, bf.Name)
 			continue
 		}
-		if err := needFile("boot file "+bf.Name, src, "copy it from the board vendor's BSP into a directory and pass --blobs DIR"); err != nil {
+		if err := needFile("boot file "+bf.Name, src, supplyFix(b, bf.Name)); err != nil {
 			return nil, err
 		}
 		files = append(files, fat.File{Path: bf.Name, Source: src, First: true})
@@ -579,11 +593,19 @@ func dataPartitionSize(files []DataFile, atLeast int64) (int64, error) {
 	return size, nil
 }
 
-func blobFix(bl platforms.Blob) string {
+func blobFix(b *platforms.Board, bl platforms.Blob) string {
 	if bl.Package != "" {
 		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bl.Package, bl.File)
 	}
-	return fmt.Sprintf("Debian does not ship it: copy %s from the board vendor's BSP into a directory and pass --blobs DIR", bl.File)
+	return "Debian does not ship it: " + supplyFix(b, bl.File)
+}
+
+// supplyFix says where to put a file the user supplies for board b.
+func supplyFix(b *platforms.Board, file string) string {
+	if own := b.Blobs(); own != "" {
+		return fmt.Sprintf("copy %s from the board vendor's BSP into %s, or into a directory and pass --blobs DIR", file, own)
+	}
+	return fmt.Sprintf("copy %s from the board vendor's BSP into a directory and pass --blobs DIR", file)
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }

@@ -54,11 +54,7 @@ func fixture(t *testing.T, dir string, b *platforms.Board) Config {
 	}
 	if b.Image.DTB != "" && !FirmwareDTB(b) {
 		// Debian's DTB where make testdata unpacked it, else an empty tree.
-		sub := "armhf"
-		if b.Arch == platforms.ARM64 {
-			sub = "arm64"
-		}
-		cfg.DTB = filepath.Join(cacheDir, "boards", sub, b.Image.DTB)
+		cfg.DTB = b.DTBPath(b.Image.DTB, filepath.Join(cacheDir, "boards"))
 		if _, err := os.Stat(cfg.DTB); err != nil {
 			empty, _ := dtb.New().Bytes()
 			cfg.DTB = filepath.Join(dir, "host", filepath.Base(b.Image.DTB))

@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/system/strictyaml"
+	"github.com/tandem-hv/tandem/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -269,17 +269,7 @@ func ParseManifest(path string, data []byte) (*Manifest, error) {
 
 // line finds the line of field, falling back to its parents.
 func (m *Manifest) line(field string) int {
-	for p := field; p != ""; {
-		if l, ok := m.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
+	return strictyaml.Nearest(field, func(f string) int { return m.lines[f] })
 }
 
 // errorf makes an error located at field (a path such as

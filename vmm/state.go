@@ -5,10 +5,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/hv/mem"
 )
 
 // DumpState has every vCPU say where it is, one line each on w (the VM's
@@ -48,7 +50,7 @@ func (vm *VM) dumpIfAsked(i int, c *kvm.VCPU, exits uint64) {
 	if !vm.stopping.Load() {
 		c.SetImmediateExit(false)
 	}
-	fmt.Fprintf(*w, "tandem: %s: vCPU %d: %s exits=%d %s\n", vm.name(), i, mpState(c), exits, vcpuRegisters(vm.arch, c))
+	fmt.Fprintf(*w, "tandem: %s: vCPU %d: %s exits=%d %s\n", vm.name(), i, mpState(c), exits, vcpuRegisters(vm, c))
 }
 
 // mpStates names KVM's multiprocessing states (KVM_MP_STATE_*).
@@ -69,10 +71,10 @@ func mpState(c *kvm.VCPU) string {
 }
 
 // vcpuRegisters is where a vCPU is, in its architecture's terms.
-func vcpuRegisters(a archGuest, c *kvm.VCPU) string {
-	switch g := a.(type) {
+func vcpuRegisters(vm *VM, c *kvm.VCPU) string {
+	switch g := vm.arch.(type) {
 	case *x86Guest:
-		return x86Registers(c)
+		return x86Registers(c, vm.mem)
 	case *arm64Guest:
 		return armRegisters(c, kvm.RegARM64PC, kvm.RegARM64PState, "pstate")
 	case *arm32Guest:
@@ -82,8 +84,9 @@ func vcpuRegisters(a archGuest, c *kvm.VCPU) string {
 }
 
 // x86Registers: the instruction and stack, the flags, the page tables,
-// the privilege level and the last page-fault address.
-func x86Registers(c *kvm.VCPU) string {
+// the privilege level and the last page-fault address, then the words on
+// top of the stack as guest RAM holds them (see x86Stack).
+func x86Registers(c *kvm.VCPU, m *mem.Memory) string {
 	r, err := c.GetRegs()
 	if err != nil {
 		return "registers unreadable: " + err.Error()
@@ -92,7 +95,45 @@ func x86Registers(c *kvm.VCPU) string {
 	if err != nil {
 		return "registers unreadable: " + err.Error()
 	}
-	return formatX86(r, sr)
+	return formatX86(r, sr) + " " + x86Stack(c, m, sr.SS.Base+r.RSP)
+}
+
+// stackWords is how many words of a vCPU's stack a dump prints.
+const stackWords = 8
+
+// x86Stack reads up to stackWords words from the top of the stack (sp is
+// its linear address), as far as the page it is in goes, through the guest's own page tables. They are
+// the return addresses a hung guest's call chain left, so a guest halted
+// in a kernel's error loop says which caller it came from. Read through
+// the VMM's mapping of guest RAM, they also show whether what the guest
+// wrote reached the memory the VMM gave it: a stack of zeros under a
+// vCPU that has been calling functions would not.
+func x86Stack(c *kvm.VCPU, m *mem.Memory, sp uint64) string {
+	if m == nil {
+		return "stack=?"
+	}
+	gpa, mapped, err := c.Translate(sp)
+	if err != nil || !mapped {
+		return "stack=unmapped"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "stack@%#x=[", gpa)
+	for i := uint64(0); i < stackWords; i++ {
+		a := gpa + 8*i
+		if i > 0 && a%4096 == 0 {
+			break
+		}
+		w, err := m.Uint64(a)
+		if err != nil {
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%#x", w)
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // formatX86 is x86Registers' text for registers already read.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/hv/mem"
 	"github.com/tandem-hv/tandem/internal/kvmtest"
 	"github.com/tandem-hv/tandem/internal/tinyguest"
 )
@@ -23,6 +24,20 @@ func (l lines) Write(p []byte) (int, error) {
 	l <- string(p)
 	return len(p), nil
 }
+
+// stackRegion is where TestDumpState's guests may keep a stack: the page
+// after the tiny guest's 64 KiB.
+const stackRegion = 0x10000
+
+// pushAndSpin sets its stack in stackRegion, pushes two words and spins.
+//
+//	1000: b8 00 10  mov ax, 0x1000
+//	1003: 8e d0     mov ss, ax      ; ss:0 = 0x10000
+//	1005: bc 00 01  mov sp, 0x100
+//	1008: 68 ef be  push 0xbeef
+//	100b: 68 fe ca  push 0xcafe     ; ss:sp = 0x100fc
+//	100e: eb fe     jmp $
+var pushAndSpin = []byte{0xb8, 0x00, 0x10, 0x8e, 0xd0, 0xbc, 0x00, 0x01, 0x68, 0xef, 0xbe, 0x68, 0xfe, 0xca, 0xeb, 0xfe}
 
 // TestDumpState runs tiny real-mode guests on KVM and asks them, twice,
 // where they are: each answer must name the vCPU, its state, its exits
@@ -41,11 +56,16 @@ func TestDumpState(t *testing.T) {
 		// busy says the loop exits on its own, so exits grow by more
 		// than the kicks between two answers.
 		busy bool
+		// stack is what the answer must say about the stack.
+		stack string
 	}{
-		{"a guest spinning without exits (jmp $)", []byte{0xeb, 0xfe}, []uint64{0x1000}, false},
-		{"a guest writing a port in a loop", tinyguest.Loop, []uint64{0x1000, 0x1001}, true},
+		{"a guest spinning without exits (jmp $)", []byte{0xeb, 0xfe}, []uint64{0x1000}, false, "stack@0x0=[]"},
+		{"a guest writing a port in a loop", tinyguest.Loop, []uint64{0x1000, 0x1001}, true, "stack@0x0=[]"},
+		// Its stack is in a second RAM region the VM's memory maps:
+		// the words it pushed are read back through it.
+		{"a guest that pushed two words and spins", pushAndSpin, []uint64{0x100e}, false, "stack@0x100fc=[0xbeefcafe 0x0 0x0 0x0 0x0 0x0 0x0 0x0]"},
 	}
-	re := regexp.MustCompile(`^tandem: tiny: vCPU 0: state=runnable exits=(\d+) rip=(0x[0-9a-f]+) rsp=0x[0-9a-f]+ rflags=0x[0-9a-f]+ cpl=0 cr0=0x[0-9a-f]+ cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+\n$`)
+	re := regexp.MustCompile(`^tandem: tiny: vCPU 0: state=runnable exits=(\d+) rip=(0x[0-9a-f]+) rsp=0x[0-9a-f]+ rflags=0x[0-9a-f]+ cpl=0 cr0=0x[0-9a-f]+ cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+ (stack.*)\n$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, err := tinyguest.New(tt.code)
@@ -53,7 +73,17 @@ func TestDumpState(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer g.Close()
-			vm := &VM{cfg: Config{Name: "tiny", CPUs: 1}, arch: &x86Guest{}, vcpus: []*kvm.VCPU{g.CPU},
+			// The VM's memory is the stack's region above the tiny
+			// guest's own 64 KiB, in KVM's slot 1.
+			m, err := mem.New([]mem.Range{{GPA: stackRegion, Size: 0x1000}}, mem.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := g.VM.SetUserMemoryRegion(1, stackRegion, m.Regions()[0].Host, false); err != nil {
+				t.Fatal(err)
+			}
+			vm := &VM{cfg: Config{Name: "tiny", CPUs: 1}, arch: &x86Guest{}, vcpus: []*kvm.VCPU{g.CPU}, mem: m,
 				warn: devices.NewRateLimited(nil, 0), tids: make([]atomic.Int32, 1), dumpTo: make([]atomic.Pointer[io.Writer], 1)}
 			ran := make(chan error, 1)
 			go func() { ran <- vm.Run(context.Background()) }()
@@ -75,6 +105,9 @@ func TestDumpState(t *testing.T) {
 				n, _ := strconv.ParseUint(m[1], 10, 64)
 				rip, _ := strconv.ParseUint(m[2], 0, 64)
 				exits = append(exits, n)
+				if m[3] != tt.stack {
+					t.Errorf("stack: %s, want %s", m[3], tt.stack)
+				}
 				if !slices.Contains(tt.rips, rip) {
 					t.Errorf("rip = %#x, want one of %#x (the guest's loop)", rip, tt.rips)
 				}

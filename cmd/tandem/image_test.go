@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/platforms"
 )
 
 // TestImageBuildBadInput checks that `tandem image build` refuses bad
@@ -40,7 +41,7 @@ func TestImageBuildBadInput(t *testing.T) {
 			[]string{missing, "kernel", "nope/vmlinuz", "no such file"}},
 		{"unknown board",
 			[]string{"--board", "cubieboard3", "--manifest", good},
-			[]string{"cubieboard3", "known", "cubieboard2", "qemu-virt-arm64", "arndale"}},
+			[]string{"cubieboard3", "built-in boards", "cubieboard2", "qemu-virt-arm64", "arndale", "board directory"}},
 		{"blob larger than its slot",
 			[]string{"--board", "cubieboard2", "--manifest", good, "--blobs", blobs},
 			[]string{filepath.Join(blobs, "u-boot-sunxi-with-spl.bin"), "1040385 bytes", "holds 1040384", "built for this board"}},
@@ -65,5 +66,35 @@ func TestImageBuildBadInput(t *testing.T) {
 				t.Errorf("run() left %s behind, want no output file", left[0].Name())
 			}
 		})
+	}
+}
+
+// TestCachedDTB: image build's default device tree is found in Debian's
+// vendor folders, in either cache layout, when the profile names the
+// file alone.
+func TestCachedDTB(t *testing.T) {
+	cache := t.TempDir()
+	boards := writeFile(t, filepath.Join(cache, "boards", "arm64", "renesas", "r8a774a1-hihope-rzg2m.dtb"), nil)
+	dtbs := writeFile(t, filepath.Join(cache, "arm64", "dtbs", "rockchip", "rk3399-rock-pi-4b.dtb"), nil)
+	flat := writeFile(t, filepath.Join(cache, "armhf", "dtbs", "omap5-uevm.dtb"), nil)
+	tests := []struct {
+		arch      platforms.Arch
+		dtb, want string
+	}{
+		{platforms.ARM64, "r8a774a1-hihope-rzg2m.dtb", boards},
+		{platforms.ARM64, "renesas/r8a774a1-hihope-rzg2m.dtb", boards},
+		{platforms.ARM64, "rk3399-rock-pi-4b.dtb", dtbs},
+		{platforms.ARM, "omap5-uevm.dtb", flat},
+		{platforms.ARM64, "missing.dtb", ""},
+	}
+	for _, tt := range tests {
+		b := &platforms.Board{Name: "b", Arch: tt.arch, Image: platforms.Image{DTB: tt.dtb}}
+		got, err := boardDTB(cache, b)
+		if got != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("boardDTB(%s) = %q, %v, want %q", tt.dtb, got, err, tt.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), filepath.Join(cache, "arm64", "dtbs")) {
+			t.Errorf("boardDTB(%s) = %v, want it to name both places it looked", tt.dtb, err)
+		}
 	}
 }

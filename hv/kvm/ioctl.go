@@ -60,6 +60,7 @@ var (
 	reqGetFPU                = ior(0x8c, sizeofFPU)
 	reqSetFPU                = iow(0x8d, sizeofFPU)
 	reqGetLAPIC              = ior(0x8e, sizeofLAPICState)
+	reqTranslate             = iowr(0x85, sizeofTranslation)
 	reqSetLAPIC              = iow(0x8f, sizeofLAPICState)
 	reqSetCPUID2             = iow(0x90, sizeofCPUID2)
 )

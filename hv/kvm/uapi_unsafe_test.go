@@ -33,6 +33,7 @@ func TestStructSizes(t *testing.T) {
 		{"kvm_run.mmio", unsafe.Sizeof(runMMIO{}), 24},
 		{"kvm_run.system_event", unsafe.Sizeof(runSystemEvent{}), 136},
 		{"kvm_regs", unsafe.Sizeof(Regs{}), sizeofRegs},
+		{"kvm_translation", unsafe.Sizeof(translation{}), sizeofTranslation},
 		{"kvm_segment", unsafe.Sizeof(Segment{}), 24},
 		{"kvm_dtable", unsafe.Sizeof(DTable{}), 16},
 		{"kvm_sregs", unsafe.Sizeof(Sregs{}), sizeofSregs},

@@ -15,6 +15,20 @@ type Regs struct {
 
 const sizeofRegs = 144
 
+// translation mirrors struct kvm_translation: KVM_TRANSLATE's question (a
+// guest-virtual address) and answer (its guest-physical address, valid
+// when the guest's page tables map it).
+type translation struct {
+	LinearAddress   uint64
+	PhysicalAddress uint64
+	Valid           uint8
+	Writeable       uint8
+	Usermode        uint8
+	_               [5]uint8
+}
+
+const sizeofTranslation = 24
+
 // Segment mirrors struct kvm_segment.
 type Segment struct {
 	Base     uint64

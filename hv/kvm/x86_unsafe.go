@@ -93,6 +93,17 @@ func (c *VCPU) GetRegs() (Regs, error) {
 	return r, nil
 }
 
+// Translate walks the vCPU's current page tables for a guest-virtual
+// address (KVM_TRANSLATE): its guest-physical address, and whether the
+// tables map it at all.
+func (c *VCPU) Translate(gva uint64) (gpa uint64, mapped bool, err error) {
+	t := translation{LinearAddress: gva}
+	if err := ioctlPtr(c.fd, reqTranslate, unsafe.Pointer(&t)); err != nil {
+		return 0, false, fmt.Errorf("KVM_TRANSLATE on vCPU %d: %w", c.ID, err)
+	}
+	return t.PhysicalAddress, t.Valid != 0, nil
+}
+
 // SetRegs writes the general-purpose registers.
 func (c *VCPU) SetRegs(r Regs) error {
 	if err := ioctlPtr(c.fd, reqSetRegs, unsafe.Pointer(&r)); err != nil {

@@ -9,8 +9,7 @@ import (
 	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/qemu"
-	"github.com/tandem-hv/tandem/platforms/xilinx"
+	"github.com/tandem-hv/tandem/platforms/all"
 )
 
 // TestBuild builds the QEMU virt board's host initramfs from Debian's
@@ -26,7 +25,11 @@ func TestBuild(t *testing.T) {
 	fake := filepath.Join(dir, "tandem")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	out := filepath.Join(dir, "initrd")
-	if err := Build(t.Context(), out, Options{Board: qemu.VirtARM64, ModulesDir: mods, Tandem: fake}); err != nil {
+	virt, err := all.Lookup("qemu-virt-arm64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Build(t.Context(), out, Options{Board: virt, ModulesDir: mods, Tandem: fake}); err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	f, err := os.Open(out)
@@ -93,7 +96,11 @@ func TestBoardModules(t *testing.T) {
 	fake := filepath.Join(dir, "tandem")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	out := filepath.Join(dir, "initrd")
-	if err := Build(t.Context(), out, Options{Board: xilinx.ZCU102, ModulesDir: mods, Tandem: fake}); err != nil {
+	zcu, err := all.Lookup("zcu102")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Build(t.Context(), out, Options{Board: zcu, ModulesDir: mods, Tandem: fake}); err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
 	f, err := os.Open(out)
@@ -126,7 +133,11 @@ func TestBoardModules(t *testing.T) {
 // TestBoardLine reads the ZCU102's own device tree as the host init
 // does, and an x86 host's missing one.
 func TestBoardLine(t *testing.T) {
-	dtb := "../../build/cache/boards/arm64/" + xilinx.ZCU102.DTB
+	zcu, err := all.Lookup("zcu102")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtb := "../../build/cache/boards/arm64/" + zcu.DTB
 	testenv.RequireFile(t, dtb, "run `make testdata`")
 	want := `board "ZynqMP ZCU102 Rev1.0" (xlnx,zynqmp-zcu102-rev1.0, xlnx,zynqmp-zcu102, xlnx,zynqmp), profile zcu102`
 	if got := BoardLine(dtb); got != want {

@@ -15,7 +15,7 @@ import (
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/xilinx"
+	"github.com/tandem-hv/tandem/platforms/all"
 )
 
 // Bounds of a board's run. Under QEMU's software emulation on two cores
@@ -55,7 +55,10 @@ func TestZCU102(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := xilinx.ZCU102
+	b, err := all.Lookup("zcu102")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testenv.RequireFile(t, filepath.Join(cache, "boards", "arm64", b.DTB), "run `make testdata`")
 	k, err := e2e.Arm64Kernel(cache)
 	if err != nil {

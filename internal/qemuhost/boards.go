@@ -36,7 +36,7 @@ type BoardImage struct {
 // The boards QEMU emulates that runs boot images on (Options.Arch).
 const (
 	// ZCU102 is QEMU's xlnx-zcu102 with EL2 (virtualization=on): the
-	// Xilinx ZCU102 (platforms/xilinx), its four Cortex-A53 and GIC-400
+	// Xilinx ZCU102 (platforms/boards/zcu102), its four Cortex-A53 and GIC-400
 	// with the virtualization extensions, its UART and its SD card.
 	ZCU102 = "zcu102"
 )
