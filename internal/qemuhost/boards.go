@@ -33,11 +33,12 @@ type BoardImage struct {
 	Done string
 }
 
-// The boards QEMU emulates that runs boot images on (Options.Arch).
+// The boards whose QEMU models a run boots images on (Options.Arch, with
+// Options.Board).
 const (
 	// ZCU102 is QEMU's xlnx-zcu102 with EL2 (virtualization=on): the
-	// Xilinx ZCU102 (platforms/boards/zcu102), its four Cortex-A53 and GIC-400
-	// with the virtualization extensions, its UART and its SD card.
+	// Xilinx ZCU102 (platforms/boards/zcu102), its four Cortex-A53 and
+	// GIC-400 with the virtualization extensions, its UART and SD card.
 	ZCU102 = "zcu102"
 )
 
@@ -54,7 +55,8 @@ func init() {
 		cmdline: "earlycon",
 		// QEMU places the RAM below 2 GiB at 0 and the rest at 32 GiB, but
 		// -kernel's device tree gets one memory node from 0
-		// (hw/arm/boot.c): more than 2 GiB would cover the I/O space.
+		// (hw/arm/boot.c): with -m 3G it says [0, 3 GiB), over the I/O
+		// space above 2 GiB.
 		memory: "2G",
 		// The SD slot is the second SDHCI (SD1, 0xff170000, the DTB's
 		// mmc0): index 1 of QEMU's SD drives (hw/arm/xlnx-zcu102.c).
