@@ -15,6 +15,7 @@ import (
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
 )
 
@@ -44,46 +45,14 @@ const (
 // off cleanly.
 func TestZCU102(t *testing.T) {
 	qemuhost.RequireArch(t, qemuhost.ZCU102)
-	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
-	testenv.RequireCommand(t, "debugfs", "e2fsprogs")
 	start := time.Now()
-	root, err := qemuhost.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := all.Lookup("zcu102")
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.RequireFile(t, filepath.Join(cache, "boards", "arm64", b.DTB), "run `make testdata`")
-	k, err := e2e.Arm64Kernel(cache)
-	if err != nil {
-		t.Fatal(err)
-	}
 	work := t.TempDir()
-	tandem := filepath.Join(work, "tandem")
-	build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	sys := filepath.Join(work, "system")
-	if err := e2e.WriteDemoSystem(sys, k, e2e.DemoGuestPkg, root); err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(work, "tandem-zcu102.img")
-	cmd := exec.Command(tandem, "image", "build", "--board", b.Name, "--manifest", filepath.Join(sys, "system.yaml"),
-		"-o", img, "--cache", cache, "--cmdline", "tandem.runfor="+runFor.String()+" "+e2e.UntilParam(e2e.DemoMarkers))
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("tandem image build: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "boot file BOOT.BIN left out") {
+	img, out := buildDemoImage(t, b, work)
+	if !strings.Contains(out, "boot file BOOT.BIN left out") {
 		t.Errorf("tandem image build did not say the image lacks BOOT.BIN:\n%s", out)
 	}
 	built := time.Since(start)
@@ -140,6 +109,48 @@ func TestZCU102(t *testing.T) {
 	}
 	t.Logf("image built in %v; board booted in %v (host init's first line), powered off after %v, %d attempt(s); whole test %v",
 		built.Round(100*time.Millisecond), res.Boot.Round(100*time.Millisecond), res.Total.Round(100*time.Millisecond), res.Attempts, time.Since(start).Round(time.Second))
+}
+
+// buildDemoImage builds board b's image of the demo system in work, as a
+// user would, with `tandem image build`, its host's command line naming
+// the demo's markers (tandem.until) and deadline (tandem.runfor). It
+// returns the image and what the build printed.
+func buildDemoImage(t *testing.T, b *platforms.Board, work string) (img, out string) {
+	t.Helper()
+	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
+	testenv.RequireCommand(t, "debugfs", "e2fsprogs")
+	root, err := qemuhost.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.RequireFile(t, filepath.Join(cache, "boards", "arm64", b.DTB), "run `make testdata`")
+	k, err := e2e.Arm64Kernel(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tandem := filepath.Join(work, "tandem")
+	build := exec.Command("go", "build", "-o", tandem, "./cmd/tandem")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sys := filepath.Join(work, "system")
+	if err := e2e.WriteDemoSystem(sys, k, e2e.DemoGuestPkg, root); err != nil {
+		t.Fatal(err)
+	}
+	img = filepath.Join(work, "tandem-"+b.Name+".img")
+	cmd := exec.Command(tandem, "image", "build", "--board", b.Name, "--manifest", filepath.Join(sys, "system.yaml"),
+		"-o", img, "--cache", cache, "--cmdline", "tandem.runfor="+runFor.String()+" "+e2e.UntilParam(e2e.DemoMarkers))
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	b2, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tandem image build: %v\n%s", err, b2)
+	}
+	return img, string(b2)
 }
 
 // consoleLog streams the board's console to stderr with -v.
