@@ -34,10 +34,14 @@ func BoardLine(fdt string) string {
 		return "board: " + err.Error()
 	}
 	s := fmt.Sprintf("board %q (%s)", f.Model, strings.Join(f.Compatible, ", "))
-	if b, err := hostdt.Match(f, all.Boards); err == nil {
+	b, err := hostdt.Match(f, all.Boards)
+	switch {
+	case err == nil:
 		return s + ", profile " + b.Name
+	case errors.Is(err, hostdt.ErrNoMatch):
+		return s + ", which no Tandem profile matches"
 	}
-	return s + ", which no Tandem profile matches"
+	return s + ": " + err.Error()
 }
 
 // KVMLine says whether the host has KVM, for the console.
