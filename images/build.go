@@ -398,6 +398,10 @@ func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
 	}
 	var files []fat.File
 	for _, bf := range b.Image.BootFiles {
+		if bf.Generated() {
+			files = append(files, fat.File{Path: bf.Name, Data: []byte(bf.Content), First: true})
+			continue
+		}
 		src := cfg.Blobs[bf.Name]
 		if err := needFile("boot file "+bf.Name, src, supplyFix(b, bf.Name)); err != nil {
 			return nil, err
