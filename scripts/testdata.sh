@@ -17,13 +17,13 @@
 #   build/cache/ARCH/host/...         the emulated host's kernel, same layout, when it
 #                                     must differ from the guest's (x86: only if the
 #                                     cloud kernel lacks kvm-amd)
-#   build/cache/pkgs/PKG_arm64/...    arm64 only: Debian's U-Boot builds for
-#                                     the Rockchip and Raspberry Pi boards
-#                                     (u-boot-rockchip, u-boot-rpi) and the
-#                                     Pi's VideoCore firmware (raspi-firmware,
-#                                     from the non-free-firmware component
-#                                     through an apt state of its own), as
-#                                     `tandem image build` unpacks them
+#   build/cache/pkgs/PKG_ARCH/...     Debian's U-Boot builds for the boards
+#                                     (arm64: u-boot-rockchip, u-boot-rpi and
+#                                     the Pi's VideoCore firmware,
+#                                     raspi-firmware, from the non-free-firmware
+#                                     component through an apt state of its
+#                                     own; armhf: u-boot-sunxi, u-boot-exynos),
+#                                     as `tandem image build` unpacks them
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -187,10 +187,11 @@ extract_config() {
 	mv "$2/config-$rel.new" "$2/config-$rel"
 }
 
-# unpack_pkg DEB NAME writes the package's files to $cache/pkgs/NAME_arm64,
-# where `tandem image build` looks for a board's Debian blobs.
+# unpack_pkg DEB NAME ARCH writes the package's files to
+# $cache/pkgs/NAME_ARCH, where `tandem image build` looks for a board's
+# Debian blobs.
 unpack_pkg() {
-	deb=$1 dest=$cache/pkgs/$2_arm64
+	deb=$1 dest=$cache/pkgs/$2_$3
 	stamp=$dest/.stamp
 	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(basename "$deb")" ] && return 0
 	mkdir -p "$cache/pkgs"
@@ -199,7 +200,15 @@ unpack_pkg() {
 	basename "$deb" >"$tmp/.stamp"
 	rm -rf "$dest"
 	mv "$tmp" "$dest"
-	log "arm64: $2 unpacked in $dest"
+	log "$3: $2 unpacked in $dest"
+}
+
+# boot_pkgs_armhf fetches the U-Boot builds the A20 and Arndale images
+# take from Debian.
+boot_pkgs_armhf() {
+	for p in u-boot-sunxi u-boot-exynos; do
+		unpack_pkg "$(download "$p:armhf")" "$p" armhf
+	done
 }
 
 # boot_pkgs fetches what the arm64 board images and `bsp import --uboot`
@@ -209,7 +218,7 @@ unpack_pkg() {
 # and downloaded through an apt state of its own under the cache.
 boot_pkgs() {
 	for p in u-boot-rockchip u-boot-rpi; do
-		unpack_pkg "$(download "$p:arm64")" "$p"
+		unpack_pkg "$(download "$p:arm64")" "$p" arm64
 	done
 	st=$cache/apt-nonfree
 	mkdir -p "$st/lists/partial" "$st/archives/partial"
@@ -222,7 +231,7 @@ boot_pkgs() {
 		mkdir -p "$debs"
 		(cd "$debs" && apt-get $opts download -q raspi-firmware >&2) || die "apt-get download raspi-firmware failed"
 	fi
-	unpack_pkg "$(ls "$debs"/raspi-firmware_*_all.deb | tail -n1)" raspi-firmware
+	unpack_pkg "$(ls "$debs"/raspi-firmware_*_all.deb | tail -n1)" raspi-firmware arm64
 }
 
 # index_unchanged DIR reports whether DIR/.stamp is newer than apt's
@@ -292,7 +301,7 @@ main() {
 		x86) setup x86 amd64 linux-image-cloud-amd64 linux-image-amd64 yes ;;
 		# The arm64 kernel has KVM built in and serves as host and guest.
 		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes; boot_pkgs ;;
-		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no ;;
+		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
 		*) die "unknown architecture $a (want x86, arm64 or armhf)" ;;
 		esac
 	done
