@@ -49,7 +49,7 @@ REPORT   := $(BUILD)/test-report.jsonl
 # Packages with tests that need /dev/kvm (internal/kvmtest.Here).
 KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)))
 # Packages whose tests boot no emulated host: they run again under -race.
-RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/cmd/demo)
+RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/boardboot -e /internal/cmd/demo)
 # Device models, virtqueues, buses, guest memory and loaders: they run
 # again as 32-bit ARM (an ARMv7 host), where an int is 32 bits wide.
 ARM_PKGS  = ./hv/bus/... ./hv/mem/... ./hv/devices/... ./arch/...

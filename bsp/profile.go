@@ -123,7 +123,13 @@ func suppliedFiles(b *platforms.Board) []Item {
 	}
 	for i, bf := range b.Image.BootFiles {
 		if bf.Package == "" && !bf.Generated() {
-			need(fmt.Sprintf("image.boot-files[%d]", i), "boot file", bf.Name, "into the boot partition's root")
+			what := "boot file"
+			if bf.Optional {
+				// The image builds without it (see image build's note),
+				// but the board does not boot.
+				what = "optional boot file"
+			}
+			need(fmt.Sprintf("image.boot-files[%d]", i), what, bf.Name, "into the boot partition's root")
 		}
 	}
 	return items

@@ -102,6 +102,9 @@ type Result struct {
 	Mapped int64 // bytes in mapped blocks
 	// DTBFixes says what the builder changed in the board's DTB.
 	DTBFixes []string
+	// Skipped are the board's optional boot files that were not given
+	// (Image.BootFiles with Optional set): the image lacks them.
+	Skipped []string
 
 	mapped extents
 }
@@ -296,6 +299,8 @@ type plan struct {
 	size      int64
 	seed      [32]byte
 	dtbFixes  []string
+	// skipped are the optional boot files not given.
+	skipped []string
 }
 
 // planImage checks the inputs and lays the image out, in this order:
@@ -403,6 +408,10 @@ func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
 			continue
 		}
 		src := cfg.Blobs[bf.Name]
+		if src == "" && bf.Optional {
+			p.skipped = append(p.skipped, bf.Name)
+			continue
+		}
 		if err := needFile("boot file "+bf.Name+" (for the boot partition)", src, bootFileFix(b, bf)); err != nil {
 			return nil, err
 		}
@@ -641,7 +650,7 @@ func hashFile(file string, limit int64) (string, error) {
 
 func (p *plan) write(ctx context.Context, f *os.File, work string, pr *Progress) (*Result, error) {
 	b := p.cfg.Board
-	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes}
+	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes, Skipped: p.skipped}
 	for _, bf := range p.bootFiles {
 		res.BootFiles = append(res.BootFiles, bf.Path)
 	}

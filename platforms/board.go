@@ -261,6 +261,11 @@ type BootFile struct {
 	// Content is the file's text when the image builder writes it itself
 	// (the Raspberry Pi firmware's config.txt); Package is then "".
 	Content string `yaml:"content"`
+	// Optional boot files may be left out: the image is then complete for
+	// everything but the first stage, which the user adds later or which
+	// the board's emulation does without (ZynqMP's BOOT.BIN under QEMU's
+	// -kernel boot).
+	Optional bool `yaml:"optional"`
 }
 
 // Generated reports whether the image builder writes the file from

@@ -109,6 +109,9 @@ func showBoard(w io.Writer, b *platforms.Board) error {
 	p("smp", b.SMP)
 	p("reset", b.Reset)
 	p("denylist", b.Denylist)
+	if len(b.HostModules) > 0 {
+		p("host modules", b.HostModules)
+	}
 	ok, why := b.CanHostKVM()
 	if ok {
 		why = "yes"
@@ -118,6 +121,16 @@ func showBoard(w io.Writer, b *platforms.Board) error {
 	p("image", fmt.Sprintf("%s, first partition at %#x, boot fs %s", b.Image.Table, b.Image.FirstPartition, b.Image.BootFS))
 	for _, bl := range b.Image.Blobs {
 		p("  blob", fmt.Sprintf("%s %s at %#x (max %d KiB)", bl.Name, bl.File, bl.Offset, bl.MaxLen>>10))
+	}
+	for _, bf := range b.Image.BootFiles {
+		from := "from the user"
+		if bf.Package != "" {
+			from = "from " + bf.Package
+		}
+		if bf.Optional {
+			from += ", optional"
+		}
+		p("  boot file", fmt.Sprintf("%s (%s)", bf.Name, from))
 	}
 	l := b.Image.Load
 	if l.Kernel != 0 {

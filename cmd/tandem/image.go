@@ -177,6 +177,9 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	for _, bl := range res.Blobs {
 		fmt.Fprintf(w, "  blob %s (%s): %d bytes at %#x (slot %d)\n", bl.Name, bl.File, bl.Size, bl.Offset, bl.MaxLen)
 	}
+	for _, name := range res.Skipped {
+		fmt.Fprintf(w, "  boot file %s left out (optional, in no --blobs directory): the board's boot ROM needs it, so rebuild with --blobs DIR holding it before flashing\n", name)
+	}
 	for _, fix := range res.DTBFixes {
 		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
 	}

@@ -8,10 +8,12 @@
 // debugging.
 //
 // At boot, `tandem init` (Boot) mounts /proc, /sys, /dev, /run and /tmp,
-// loads the modules in order, waits for the data partition to appear (an
-// ext4 file system labelled images.DataLabel, or what tandem.data= on the
-// kernel command line names), mounts it on /data, and returns the
-// manifest's path for `tandem system` to run.
+// says which board it runs on (the device tree's model, compatible and
+// matching profile), loads the modules in order, says whether KVM is
+// there, waits for the data partition to appear (an ext4 file system
+// labelled images.DataLabel, or what tandem.data= on the kernel command
+// line names), mounts it on /data, and returns the manifest's path for
+// `tandem system` to run.
 package hostinit
 
 import (

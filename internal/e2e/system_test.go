@@ -11,34 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-hv/tandem/images/initramfs"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
-// demoModules are what the demo guests need: their console, a disk for
-// the infotainment guest's stress, vsock, and the watchdog driver.
-var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
-	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
-
-// buildDemoInitramfs writes an initramfs with guests/NAME as /init and
-// the modules it loads listed in /etc/tandem-modules.
+// buildDemoInitramfs writes an initramfs with guests/NAME as /init for
+// the x86 kernel k (BuildDemoGuest).
 func buildDemoInitramfs(t *testing.T, file, name string, k Kernel) {
 	t.Helper()
-	mods, order, err := initramfs.Modules(k.Modules, demoModules, true)
-	if err != nil {
+	if err := BuildDemoGuest(file, DemoGuestPkg(name), "amd64", k, "."); err != nil {
 		t.Fatal(err)
-	}
-	dir := "/lib/modules/" + filepath.Base(k.Modules)
-	var list strings.Builder
-	for _, p := range order {
-		fmt.Fprintf(&list, "%s/%s\n", dir, p)
-	}
-	ents := append(initramfs.Console(), mods...)
-	ents = append(ents,
-		initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
-		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "amd64"))
-	if err := initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: "."}); err != nil {
-		t.Fatalf("building the %s guest: %v", name, err)
 	}
 }
 
