@@ -3,6 +3,10 @@ package bsp
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,7 +75,7 @@ func region(r platforms.Region) string {
 
 // boardYAML writes the board.yaml of an imported board and returns it
 // with its TODOs.
-func boardYAML(name, dtbName string, t *dtb.Tree, f *hostdt.Facts) ([]byte, []string) {
+func boardYAML(name, dtbName string, t *dtb.Tree, f *hostdt.Facts, u *UBoot, files map[string][]byte) ([]byte, []string, error) {
 	w := &yamlWriter{}
 	desc := f.Model
 	if desc == "" {
@@ -98,8 +102,10 @@ func boardYAML(name, dtbName string, t *dtb.Tree, f *hostdt.Facts) ([]byte, []st
 	genDenylist(w, t, f)
 	genHostKernel(w, cpu)
 	w.line(0, "dtb: %s", str(dtbName))
-	genImage(w)
-	return w.b.Bytes(), w.missing
+	if err := genImage(w, u, files); err != nil {
+		return nil, nil, err
+	}
+	return w.b.Bytes(), w.missing, nil
 }
 
 // cpuFacts is what the host-kernel part needs of genCPU's findings.
@@ -250,8 +256,14 @@ func genConsole(w *yamlWriter, t *dtb.Tree, f *hostdt.Facts) {
 		w.line(0, "console: {not-in-dtb: true}")
 		return
 	}
+	// The options are "BAUD{parity}{bits}" (serial8250 console=
+	// syntax, "1500000n8"): the baud is the leading digits.
 	baud := 115200
-	if n, err := strconv.Atoi(strings.TrimRightFunc(c.Options, func(r rune) bool { return r < '0' || r > '9' })); err == nil && n > 0 {
+	digits := c.Options
+	if i := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		digits = digits[:i]
+	}
+	if n, err := strconv.Atoi(digits); err == nil && n > 0 {
 		baud = n
 	}
 	prefix, idx := "ttyS", aliasIndex(t, c.Path)
@@ -353,20 +365,121 @@ func genHostKernel(w *yamlWriter, c cpuFacts) {
 	}
 }
 
-// genImage writes what the DTB cannot tell about the boot media: a
-// layout that builds (MBR, FAT boot partition at 1 MiB, boot.scr, no
-// blobs) but is each marked TODO, and no load addresses, so that
+// genImage writes what the DTB cannot tell about the boot media. With
+// the board's U-Boot build (u), its default environment gives the load
+// addresses and its SoC family the layout and blobs; what neither gives
+// is a layout that builds (MBR, FAT boot partition at 1 MiB, boot.scr,
+// no blobs) but is each marked TODO, and no load addresses, so that
 // CheckProfile reports each as a blocker until the porter has set it.
-func genImage(w *yamlWriter) {
+func genImage(w *yamlWriter, u *UBoot, files map[string][]byte) error {
 	w.line(0, "image:")
 	w.comment(1, "U-Boot's distro boot runs boot.scr from the FAT boot partition.")
 	w.line(1, "boot-fs: vfat")
 	w.line(1, "boot-script: boot.scr")
-	w.todo(1, "image.table", "partition layout: the table (mbr or gpt) and where the first partition starts (first-partition, in bytes), after every blob below. MBR and 1 MiB suit many SD-card boards; take both from the SoC's boot documentation.")
-	w.line(1, "table: mbr")
-	w.line(1, "first-partition: 0x100000 # 1 MiB")
-	w.todo(1, "image.blobs", "the bootloader blobs (SPL, U-Boot) the boot ROM reads from the media outside any partition, each with its name, file, offset and max-len in bytes (cite the SoC's boot documentation), and its Debian package (package: u-boot-foo:/usr/lib/u-boot/BOARD/FILE) or, for a file the user supplies, none: put it in this directory's blobs/ folder. Keep [] when U-Boot lives elsewhere (SPI flash, eMMC boot partition).")
-	w.line(1, "blobs: []")
-	w.todo(1, "image.load", "load addresses: "+platforms.LoadAddrsFix+".")
-	w.line(1, "load: {kernel: 0x0, dtb: 0x0, initrd: 0x0, script: 0x0}")
+	if u != nil && u.Family != nil {
+		if err := genLayout(w, u, files); err != nil {
+			return err
+		}
+	} else {
+		w.todo(1, "image.table", "partition layout: the table (mbr or gpt) and where the first partition starts (first-partition, in bytes), after every blob below. MBR and 1 MiB suit many SD-card boards; take both from the SoC's boot documentation.")
+		w.line(1, "table: mbr")
+		w.line(1, "first-partition: 0x100000 # 1 MiB")
+		w.todo(1, "image.blobs", "the bootloader blobs (SPL, U-Boot) the boot ROM reads from the media outside any partition, each with its name, file, offset and max-len in bytes (cite the SoC's boot documentation), and its Debian package (package: u-boot-foo:/usr/lib/u-boot/BOARD/FILE) or, for a file the user supplies, none: put it in this directory's blobs/ folder. Keep [] when U-Boot lives elsewhere (SPI flash, eMMC boot partition).")
+		w.line(1, "blobs: []")
+	}
+	return genLoad(w, u)
+}
+
+// genLayout writes the partition layout, blobs and boot files of u's SoC
+// family, naming Debian's package for a Debian build and copying the
+// files of any other into files' blobs/.
+func genLayout(w *yamlWriter, u *UBoot, files map[string][]byte) error {
+	fam := u.Family
+	dir := filepath.Dir(u.File)
+	from := func(file string) (string, error) {
+		if u.Debian {
+			return fam.Package + ":/usr/lib/u-boot/" + u.Board + "/" + file, nil
+		}
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return "", fmt.Errorf("U-Boot build %s: %w", dir, err)
+		}
+		files[path.Join(platforms.BlobsDir, file)] = data
+		return "", nil
+	}
+	w.comment(1, fmt.Sprintf("From U-Boot's %s build for %s (%s): %s.", fam.Name, u.Board, u.File, fam.Source))
+	if !u.Debian {
+		w.comment(1, "The blobs of this U-Boot build are copied into blobs/.")
+	}
+	w.line(1, "table: %s", fam.Table)
+	w.line(1, "first-partition: %s", hex(fam.FirstPartition))
+	if len(fam.Blobs) == 0 {
+		w.line(1, "blobs: []")
+	}
+	for i, bl := range fam.Blobs {
+		if i == 0 {
+			w.line(1, "blobs:")
+		}
+		pkg, err := from(bl.File)
+		if err != nil {
+			return err
+		}
+		w.line(2, "- name: %s", str(bl.Name))
+		w.line(2, "  file: %s", str(bl.File))
+		w.line(2, "  package: %s", str(pkg))
+		w.line(2, "  offset: %s", hex(bl.Offset))
+		w.line(2, "  max-len: %s", hex(bl.MaxLen))
+	}
+	for i, bf := range fam.BootFiles {
+		if i == 0 {
+			w.line(1, "boot-files:")
+		}
+		switch {
+		case bf.Generated():
+			w.line(2, "- name: %s", str(bf.Name))
+			w.line(2, "  content: |")
+			for _, l := range strings.Split(strings.TrimSuffix(bf.Content, "\n"), "\n") {
+				w.line(4, "%s", l)
+			}
+		case bf.Package == ubootDir:
+			pkg, err := from(bf.Name)
+			if err != nil {
+				return err
+			}
+			w.line(2, "- {name: %s, package: %s}", str(bf.Name), str(pkg))
+		default:
+			w.line(2, "- {name: %s, package: %s}", str(bf.Name), str(bf.Package))
+		}
+	}
+	return nil
+}
+
+// genLoad writes the load addresses: those u's default environment
+// gives, with a TODO for the rest; all unset without u.
+func genLoad(w *yamlWriter, u *UBoot) error {
+	if u == nil {
+		w.todo(1, "image.load", "load addresses: "+platforms.LoadAddrsFix+".")
+		w.line(1, "load: {kernel: 0x0, dtb: 0x0, initrd: 0x0, script: 0x0}")
+		return nil
+	}
+	l, missing, err := u.LoadAddrs()
+	if err != nil {
+		return err
+	}
+	var got []string
+	for _, v := range ubootLoadVars {
+		if s, ok := u.Env[v.name]; ok {
+			got = append(got, v.name+"="+s)
+		}
+	}
+	w.comment(1, fmt.Sprintf("U-Boot %s's default environment: %s.", u.File, strings.Join(got, ", ")))
+	if slices.Contains(missing, "script") {
+		missing = slices.DeleteFunc(missing, func(f string) bool { return f == "script" })
+		w.comment(1, "No scriptaddr: U-Boot's boot flow picks where boot.scr goes.")
+	}
+	if len(missing) > 0 {
+		w.todo(1, "image.load", fmt.Sprintf("U-Boot's environment gives no %s load address: choose one in RAM clear of the others (the kernel's booti placement, the DTB and initramfs sizes).", strings.Join(missing, ", ")))
+	}
+	w.line(1, "load: {kernel: %s, dtb: %s, initrd: %s, script: %s}", hex(l.Kernel), hex(l.DTB), hex(l.Initrd), hex(l.Script))
+	return nil
 }

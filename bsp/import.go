@@ -19,7 +19,8 @@ type Imported struct {
 	// Name is the board's name.
 	Name string
 	// Files maps file names relative to the board directory to content:
-	// board.yaml and the DTB it names, copied.
+	// board.yaml, the DTB it names, copied, and blobs/ files copied from
+	// a U-Boot build that is not Debian's.
 	Files map[string][]byte
 	// Missing lists each fact the DTB could not give, "field: what to
 	// do" (a "# TODO:" above the field in board.yaml).
@@ -38,6 +39,16 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 // layout, the bootloader blobs, the load addresses) is left so that
 // CheckProfile reports it as a blocker.
 func Import(data []byte, file, name string) (*Imported, error) {
+	return ImportUBoot(data, file, name, nil)
+}
+
+// ImportUBoot is Import with the board's U-Boot build read (ReadUBoot,
+// FindUBoot): its default environment gives the load addresses, and
+// where Tandem knows its SoC family's layout, the files beside it give
+// the bootloader blobs and boot files with their offsets. Blobs of a
+// Debian u-boot package are named by package; those of any other build
+// are copied into the board directory's blobs/ folder.
+func ImportUBoot(data []byte, file, name string, u *UBoot) (*Imported, error) {
 	if !nameRE.MatchString(name) {
 		return nil, fmt.Errorf("%w %q: use lower-case letters, digits and dashes, starting with a letter", ErrBadName, name)
 	}
@@ -49,16 +60,20 @@ func Import(data []byte, file, name string) (*Imported, error) {
 	if err != nil {
 		return nil, fmt.Errorf("importing %s: %w", file, err)
 	}
+	if u != nil && len(u.Compatible) > 0 && len(f.Compatible) > 0 && u.Compatible[0] != f.Compatible[0] {
+		return nil, fmt.Errorf("importing %s: U-Boot %s was built for %q, the DTB is %q's: give the board's own U-Boot", file, u.File, u.Compatible[0], f.Compatible[0])
+	}
 	dtbName := filepath.Base(file)
-	src, missing := boardYAML(name, dtbName, t, f)
+	files := map[string][]byte{dtbName: data}
+	src, missing, err := boardYAML(name, dtbName, t, f, u, files)
+	if err != nil {
+		return nil, fmt.Errorf("importing %s: %w", file, err)
+	}
 	if _, err := platforms.Decode(platforms.BoardFile, src); err != nil {
 		return nil, fmt.Errorf("the board.yaml written from %s does not decode (a bug): %w\n%s", file, err, src)
 	}
-	return &Imported{
-		Name:    name,
-		Files:   map[string][]byte{platforms.BoardFile: src, dtbName: data},
-		Missing: missing,
-	}, nil
+	files[platforms.BoardFile] = src
+	return &Imported{Name: name, Files: files, Missing: missing}, nil
 }
 
 // Write puts the board directory's files under dir, which must hold none

@@ -103,13 +103,13 @@ func imageNeeds(field string) bool {
 // blobs/ folder: `tandem image build` needs them there or in --blobs.
 func suppliedFiles(b *platforms.Board) []Item {
 	var items []Item
-	need := func(field, what, file string) {
+	need := func(field, what, file, where string) {
 		if own := b.Blobs(); own != "" {
 			if st, err := os.Stat(filepath.Join(own, file)); err == nil && st.Mode().IsRegular() {
 				return
 			}
 		}
-		it := Item{Check: field, Advisory: true, Detail: fmt.Sprintf("%s %s comes from the user: Debian does not ship it", what, file),
+		it := Item{Check: field, Advisory: true, Detail: fmt.Sprintf("%s %s comes from the user: Debian does not ship it; it goes %s", what, file, where),
 			Fix: fmt.Sprintf("copy %s from the board vendor's BSP into a directory and pass --blobs DIR to image build", file)}
 		if own := b.Blobs(); own != "" {
 			it.Fix = fmt.Sprintf("copy %s from the board vendor's BSP into %s (or pass --blobs DIR to image build)", file, own)
@@ -118,18 +118,18 @@ func suppliedFiles(b *platforms.Board) []Item {
 	}
 	for i, bl := range b.Image.Blobs {
 		if bl.Package == "" && !bl.Optional {
-			need(fmt.Sprintf("image.blobs[%d]", i), "blob "+bl.Name, bl.File)
+			need(fmt.Sprintf("image.blobs[%d]", i), "blob "+bl.Name, bl.File, fmt.Sprintf("at byte %#x of the media, before the first partition", bl.Offset))
 		}
 	}
 	for i, bf := range b.Image.BootFiles {
-		if bf.Package == "" {
+		if bf.Package == "" && !bf.Generated() {
 			what := "boot file"
 			if bf.Optional {
 				// The image builds without it (see image build's note),
 				// but the board does not boot.
 				what = "optional boot file"
 			}
-			need(fmt.Sprintf("image.boot-files[%d]", i), what, bf.Name)
+			need(fmt.Sprintf("image.boot-files[%d]", i), what, bf.Name, "into the boot partition's root")
 		}
 	}
 	return items

@@ -33,7 +33,7 @@ func TestCheckProfile(t *testing.T) {
 		{"a copy", doc, nil, ""},
 		{"overlapping memory", strings.Replace(doc, "  - {base: 0x40000000, size: 0x40000000} # 1 GiB", "  - {base: 0x40000000, size: 0x40000000}\n  - {base: 0x7ff00000, size: 0x100000}", 1),
 			[]string{"memory[1]"}, "overlaps memory bank #0 [0x40000000, 0x80000000) (DIR/board.yaml:21) correct it at DIR/board.yaml:21"},
-		{"no load addresses", strings.Replace(doc, "  load: {kernel: 0x42000000, dtb: 0x43000000, initrd: 0x43300000, script: 0x43100000}\n", "", 1),
+		{"no load addresses", strings.Replace(doc, "  load: {kernel: 0x42000000, dtb: 0x43000000, initrd: 0x43400000, script: 0x43100000}\n", "", 1),
 			[]string{"image.load"}, "no load addresses (DIR/board.yaml:60) set kernel/dtb/initrd/script from the board's U-Boot environment (kernel_addr_r, fdt_addr_r, ramdisk_addr_r, scriptaddr; run printenv on the board)"},
 		{"a TODO on the image", strings.Replace(doc, "  boot-fs: vfat\n", "  # TODO: check the boot file system.\n  boot-fs: vfat\n", 1),
 			[]string{"image.boot-fs"}, "left for the porter (TODO at DIR/board.yaml:74) check the boot file system; then delete the TODO"},

@@ -372,7 +372,7 @@ func (p *plan) placeBlobs() error {
 			if bl.Optional {
 				continue
 			}
-			return fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(b, bl))
+			return fmt.Errorf("%w: board %s needs its %s blob %s, written at byte %#x of the image: %s", ErrMissing, b.Name, bl.Name, bl.File, bl.Offset, blobFix(b, bl))
 		}
 		st, err := os.Stat(src)
 		if err != nil {
@@ -403,12 +403,16 @@ func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
 	}
 	var files []fat.File
 	for _, bf := range b.Image.BootFiles {
+		if bf.Generated() {
+			files = append(files, fat.File{Path: bf.Name, Data: []byte(bf.Content), First: true})
+			continue
+		}
 		src := cfg.Blobs[bf.Name]
 		if src == "" && bf.Optional {
 			p.skipped = append(p.skipped, bf.Name)
 			continue
 		}
-		if err := needFile("boot file "+bf.Name, src, supplyFix(b, bf.Name)); err != nil {
+		if err := needFile("boot file "+bf.Name+" (for the boot partition)", src, bootFileFix(b, bf)); err != nil {
 			return nil, err
 		}
 		files = append(files, fat.File{Path: bf.Name, Source: src, First: true})
@@ -598,6 +602,13 @@ func blobFix(b *platforms.Board, bl platforms.Blob) string {
 		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bl.Package, bl.File)
 	}
 	return "Debian does not ship it: " + supplyFix(b, bl.File)
+}
+
+func bootFileFix(b *platforms.Board, bf platforms.BootFile) string {
+	if bf.Package != "" {
+		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bf.Package, bf.Name)
+	}
+	return supplyFix(b, bf.Name)
 }
 
 // supplyFix says where to put a file the user supplies for board b.

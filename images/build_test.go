@@ -117,6 +117,15 @@ func TestBuildBoards(t *testing.T) {
 			if out, err := exec.Command(fsck, "-n", boot).CombinedOutput(); err != nil {
 				t.Errorf("fsck.vfat -n = %v:\n%s", err, out)
 			}
+			for _, bf := range b.Image.BootFiles {
+				if !bf.Generated() {
+					continue
+				}
+				got, err := exec.Command(mtype, "-i", boot, "::"+bf.Name).Output()
+				if err != nil || string(got) != bf.Content {
+					t.Errorf("mtype %s = %q, %v; want the board's content %q", bf.Name, got, err, bf.Content)
+				}
+			}
 			data := extract(t, img, parts[1], filepath.Join(dir, "data.ext4"))
 			if out, err := exec.Command(e2fsck, "-fn", data).CombinedOutput(); err != nil {
 				t.Errorf("e2fsck -fn = %v:\n%s", err, out)

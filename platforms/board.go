@@ -253,16 +253,24 @@ type LoadAddrs struct {
 }
 
 // BootFile is a file the image builder puts into the boot partition
-// besides the kernel, DTB and initramfs (MLO on OMAP).
+// besides the kernel, DTB and initramfs (MLO on OMAP, the Raspberry Pi's
+// firmware and config.txt).
 type BootFile struct {
 	Name    string `yaml:"name"`
 	Package string `yaml:"package"` // Debian package and path, or "" when the user supplies it
+	// Content is the file's text when the image builder writes it itself
+	// (the Raspberry Pi firmware's config.txt); Package is then "".
+	Content string `yaml:"content"`
 	// Optional boot files may be left out: the image is then complete for
 	// everything but the first stage, which the user adds later or which
 	// the board's emulation does without (ZynqMP's BOOT.BIN under QEMU's
 	// -kernel boot).
 	Optional bool `yaml:"optional"`
 }
+
+// Generated reports whether the image builder writes the file from
+// Content rather than copying it from a package or the user.
+func (f BootFile) Generated() bool { return f.Content != "" }
 
 // Image is how Tandem lays out the board's boot media (SD card, eMMC or
 // disk). The image builder reads only these fields.
@@ -542,6 +550,20 @@ func (b *Board) validateImage(ps *problems) {
 		blobs = append(blobs, span{field, "blob " + bl.Name, bl.Area()})
 	}
 	checkOverlaps(blobs, ps)
+	seen := map[string]bool{}
+	for i, bf := range im.BootFiles {
+		field := fmt.Sprintf("image.boot-files[%d]", i)
+		switch {
+		case bf.Name == "" || strings.Contains(bf.Name, "/") || strings.Contains(bf.Name, "\\"):
+			ps.bad(field+".name", "boot file name %q: want a file name in the boot partition's root", bf.Name)
+		case seen[bf.Name]:
+			ps.bad(field+".name", "boot file %s listed twice", bf.Name)
+		}
+		seen[bf.Name] = true
+		if bf.Generated() && bf.Package != "" {
+			ps.bad(field, "boot file %s has both content and a package: give one", bf.Name)
+		}
+	}
 	if im.BootFS == "" {
 		ps.bad("image.boot-fs", "no boot file system")
 	}

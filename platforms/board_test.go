@@ -51,6 +51,15 @@ func TestValidate(t *testing.T) {
 		{"unaligned blob", func(b *Board) { b.Image.Blobs[0].Offset = 8<<10 + 1 }, "not sector aligned"},
 		{"no table", func(b *Board) { b.Image.Table = "" }, "partition table"},
 		{"partition in MBR", func(b *Board) { b.Image.FirstPartition = 0; b.Image.Blobs = nil }, "first partition"},
+		{"boot files", func(b *Board) {
+			b.Image.BootFiles = []BootFile{{Name: "MLO"}, {Name: "config.txt", Content: "arm_64bit=1\n"}}
+		}, ""},
+		{"boot file in a folder", func(b *Board) { b.Image.BootFiles = []BootFile{{Name: "overlays/x.dtbo"}} }, "boot file name"},
+		{"boot file without a name", func(b *Board) { b.Image.BootFiles = []BootFile{{Package: "p:/f"}} }, "boot file name"},
+		{"boot file twice", func(b *Board) { b.Image.BootFiles = []BootFile{{Name: "MLO"}, {Name: "MLO"}} }, "listed twice"},
+		{"boot file with content and package", func(b *Board) {
+			b.Image.BootFiles = []BootFile{{Name: "config.txt", Content: "x\n", Package: "raspi-firmware:/x"}}
+		}, "both content and a package"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -390,3 +390,11 @@ func (m *Manifest) Files() []string {
 	}
 	return out
 }
+
+// Errorf returns an error located at one of the guest's fields, as the
+// manifest's own checks make them (`system.yaml:4: guest "control":
+// kernel: ...`), for the checks of callers that know more (the image
+// builder knows the board's host).
+func (g *Guest) Errorf(field, format string, args ...any) error {
+	return g.errorf(field, format, args...)
+}

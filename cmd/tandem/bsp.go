@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-hv/tandem/bsp"
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
@@ -25,19 +26,20 @@ var errNotReady = errors.New("not ready")
 // newBSPCmd is "tandem bsp": the board porting kit.
 func newBSPCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bsp", Short: "Port a board: import a vendor DTB, check a board, kernel config and host"}
-	var name, out string
+	var name, out, uboot string
 	imp := &cobra.Command{
-		Use:   "import VENDOR.dtb -o DIR [--name NAME]",
+		Use:   "import VENDOR.dtb -o DIR [--name NAME] [--uboot FILE|DIR]",
 		Short: "Write a board directory (board.yaml and the DTB) from a vendor device tree",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return interruptible(cmd, "bsp import", "board directory not written, temporary files removed", func(ctx context.Context) error {
-				return bspImport(ctx, cmd, args[0], name, out)
+				return bspImport(ctx, cmd, args[0], name, out, uboot)
 			})
 		},
 	}
 	imp.Flags().StringVar(&name, "name", "", "board name (lower case, dashes; default: the directory's name)")
 	imp.Flags().StringVarP(&out, "output", "o", "", "board directory to write (default: ./NAME)")
+	imp.Flags().StringVar(&uboot, "uboot", "", "the board's U-Boot (u-boot.bin), or a directory of U-Boot builds (/usr/lib/u-boot) to find it in by the DTB's compatible: fills the load addresses from its default environment, and the blobs where Tandem knows the SoC family")
 	cmd.AddCommand(imp)
 
 	var dtbFile, kconfig string
@@ -75,7 +77,7 @@ func newBSPCmd() *cobra.Command {
 
 // bspImport writes a board directory from the vendor DTB file into out
 // (default ./NAME); ctx stops it before anything is in place.
-func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out string) error {
+func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out, uboot string) error {
 	switch {
 	case name == "" && out == "":
 		return fmt.Errorf("bsp import: give the board directory to write (-o DIR), or its --name")
@@ -88,7 +90,11 @@ func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out string) 
 	if err != nil {
 		return fmt.Errorf("bsp import: %w", err)
 	}
-	g, err := bsp.Import(data, file, name)
+	u, err := readUBoot(uboot, data, file)
+	if err != nil {
+		return fmt.Errorf("bsp import: %w", err)
+	}
+	g, err := bsp.ImportUBoot(data, file, name, u)
 	if err != nil {
 		return fmt.Errorf("bsp import: %w", err)
 	}
@@ -97,6 +103,14 @@ func bspImport(ctx context.Context, cmd *cobra.Command, file, name, out string) 
 	}
 	w := cmd.OutOrStdout()
 	fmt.Fprintf(w, "wrote board %s in %s\n", g.Name, out)
+	if u != nil {
+		l, _, _ := u.LoadAddrs()
+		fmt.Fprintf(w, "  from U-Boot %s: load addresses kernel %#x, dtb %#x, initrd %#x, script %#x", u.File, l.Kernel, l.DTB, l.Initrd, l.Script)
+		if u.Family != nil {
+			fmt.Fprintf(w, "; %s blobs and layout", u.Family.Name)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, m := range g.Missing {
 		fmt.Fprintf(w, "  TODO %s\n", m)
 	}
@@ -199,4 +213,26 @@ func probeKVM(caps []string) bsp.KVMProbe {
 		}
 	}
 	return p
+}
+
+// readUBoot reads the U-Boot arg names for bsp import: a U-Boot binary,
+// or a directory of builds searched for the one whose control DTB is the
+// vendor DTB's board; nil for "".
+func readUBoot(arg string, data []byte, file string) (*bsp.UBoot, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	st, err := os.Stat(arg)
+	if err != nil {
+		return nil, fmt.Errorf("--uboot: %w", err)
+	}
+	if !st.IsDir() {
+		return bsp.ReadUBoot(arg)
+	}
+	t, err := dtb.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	compat, _ := t.Root.Strings("compatible")
+	return bsp.FindUBoot(arg, compat)
 }

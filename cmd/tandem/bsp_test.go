@@ -28,8 +28,10 @@ func TestDTBVerdicts(t *testing.T) {
 			"hosts KVM (2× arm,cortex-a57, GICv3)", true},
 		{"Raspberry Pi 3 without a profile", debian("arm64", "broadcom/bcm2837-rpi-3-b.dtb"), "rpi3", true, false,
 			"no GIC: cannot host KVM", false},
-		{"RZ/G2M without a profile", debian("arm64", "renesas/r8a774a1-hihope-rzg2m.dtb"), "rzg2m", true, false,
+		{"RZ/G2M Beacon kit without a profile", debian("arm64", "renesas/r8a774a1-beacon-rzg2m-kit.dtb"), "beacon-rzg2m", true, false,
 			"hosts KVM (2× arm,cortex-a57 + 4× arm,cortex-a53, GICv2)", false},
+		{"RZ/G2M HiHope with its profile", debian("arm64", "renesas/r8a774a1-hihope-rzg2m.dtb"), "hihope-rzg2m", true, true,
+			"hosts KVM (2× arm,cortex-a57 + 4× arm,cortex-a53, GICv2)", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

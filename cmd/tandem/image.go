@@ -32,6 +32,7 @@ func newImageCmd() *cobra.Command {
 type imageBuildFlags struct {
 	board, manifest, out            string
 	hostKernel, hostModules, initrd string
+	hostKernelConfig                string
 	dtb, tandem, busybox, cmdline   string
 	cache, dataSize                 string
 	blobs                           []string
@@ -54,7 +55,8 @@ func newImageBuildCmd() *cobra.Command {
 	fl.StringVar(&f.board, "board", "", "board: a built-in one (tandem board list) or a board directory (holding board.yaml)")
 	fl.StringVar(&f.manifest, "manifest", "", "system manifest (system.yaml); the files it names go into the data partition")
 	fl.StringVarP(&f.out, "output", "o", "", "image file to write; its block map goes beside it (.bmap)")
-	fl.StringVar(&f.hostKernel, "host-kernel", "", "host kernel (default: Debian's from the cache, make testdata)")
+	fl.StringVar(&f.hostKernel, "host-kernel", "", "host kernel (default: Debian's from the cache, make testdata); a board vendor's BSP kernel where Debian's cannot host KVM (ARMv7: Linux 5.6 or older)")
+	fl.StringVar(&f.hostKernelConfig, "host-kernel-config", "", "the host kernel's .config, checked for KVM (default: a config-* file beside the kernel, else the kernel's own, CONFIG_IKCONFIG)")
 	fl.StringVar(&f.hostModules, "host-modules", "", "the host kernel's /lib/modules/RELEASE tree (default: beside the cached kernel)")
 	fl.StringVar(&f.initrd, "host-initrd", "", "a prebuilt host initramfs (default: build one with tandem as init)")
 	fl.StringVar(&f.dtb, "dtb", "", "the board's device tree (default: the board directory's, else Debian's from the cache)")
@@ -96,9 +98,13 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
+	if err := checkGuestArchs(b, m); err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
 	cache := cacheDir(f.cache)
 	sub := map[platforms.Arch]string{platforms.ARM64: "arm64", platforms.ARM: "armhf", platforms.X86: "x86"}[b.Arch]
-	if f.hostKernel == "" {
+	debianKernel := f.hostKernel == ""
+	if debianKernel {
 		f.hostKernel = filepath.Join(cache, sub, "vmlinuz")
 		if _, err := os.Stat(f.hostKernel); err != nil {
 			return fmt.Errorf("image build: no --host-kernel, and no cached %s kernel at %s (run `scripts/testdata.sh %s`)", sub, f.hostKernel, sub)
@@ -108,6 +114,9 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 				f.hostModules = filepath.Join(cache, sub, "modules", strings.TrimSpace(string(rel)))
 			}
 		}
+	}
+	if err := checkHostKernel(b, f.hostKernel, f.hostKernelConfig, debianKernel); err != nil {
+		return fmt.Errorf("image build: %w", err)
 	}
 	if f.dtb == "" && b.Image.DTB != "" && !images.FirmwareDTB(b) {
 		if f.dtb, err = boardDTB(cache, b); err != nil {

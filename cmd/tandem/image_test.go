@@ -20,7 +20,7 @@ func TestImageBuildBadInput(t *testing.T) {
 	write := func(name string, size int) string {
 		return writeFile(t, filepath.Join(dir, name), bytes.Repeat([]byte{0x5a}, size))
 	}
-	kernel := write("host/zImage", 4096)
+	kernel := write("host/Image", 4096)
 	initrd := write("host/initrd", 4096)
 	dtb := write("host/board.dtb", 1024)
 	write("sys/vmlinuz", 4096)
@@ -29,7 +29,11 @@ func TestImageBuildBadInput(t *testing.T) {
 	missing := filepath.Join(dir, "sys", "missing.yaml")
 	os.WriteFile(missing, []byte("guests:\n  - name: control\n    kernel: nope/vmlinuz\n"), 0o644)
 	blobs := filepath.Join(dir, "blobs")
-	write("blobs/u-boot-sunxi-with-spl.bin", 1016<<10+1) // one byte more than its slot
+	write("blobs/idbloader.img", 0x7f8000+1) // one byte more than its slot
+	// Debian's arm64 kernel config: the host kernel can host KVM, so the
+	// build goes on to what each case is about.
+	config := filepath.Join(testCacheRoot(t), "boards", "arm64", "config")
+	testenv.RequireFile(t, config, "run scripts/testdata-boards.sh or make testdata")
 
 	tests := []struct {
 		name string
@@ -42,16 +46,22 @@ func TestImageBuildBadInput(t *testing.T) {
 		{"unknown board",
 			[]string{"--board", "cubieboard3", "--manifest", good},
 			[]string{"cubieboard3", "built-in boards", "cubieboard2", "qemu-virt-arm64", "arndale", "board directory"}},
+		{"the vendor's first stages not supplied",
+			[]string{"--board", "j721e-evm", "--manifest", good},
+			[]string{"no boot file tiboot3.bin (for the boot partition) given", "from the board vendor's BSP", "--blobs DIR"}},
+		{"the vendor's flash.bin not supplied",
+			[]string{"--board", "imx8mp-evk", "--manifest", good},
+			[]string{"board imx8mp-evk needs its", "flash.bin, written at byte 0x8000 of the image", "Debian does not ship it", "--blobs DIR"}},
 		{"blob larger than its slot",
-			[]string{"--board", "cubieboard2", "--manifest", good, "--blobs", blobs},
-			[]string{filepath.Join(blobs, "u-boot-sunxi-with-spl.bin"), "1040385 bytes", "holds 1040384", "built for this board"}},
+			[]string{"--board", "rockpro64", "--manifest", good, "--blobs", blobs},
+			[]string{filepath.Join(blobs, "idbloader.img"), "8355841 bytes", "holds 8355840", "built for this board"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			outDir := filepath.Join(dir, "out-"+strings.ReplaceAll(tt.name, " ", "-"))
 			os.MkdirAll(outDir, 0o755)
 			args := append([]string{"image", "build", "-o", filepath.Join(outDir, "x.img"),
-				"--host-kernel", kernel, "--host-initrd", initrd, "--dtb", dtb, "--fetch=false"}, tt.args...)
+				"--host-kernel", kernel, "--host-kernel-config", config, "--host-initrd", initrd, "--dtb", dtb, "--fetch=false"}, tt.args...)
 			var stdout, stderr bytes.Buffer
 			err := run(args, &stdout, &stderr)
 			if err == nil {
