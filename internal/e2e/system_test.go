@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -317,21 +318,59 @@ func markerTime(out, prefix string) float64 {
 
 // lastFields parses key=value words of the last line containing prefix.
 func lastFields(out, prefix string) map[string]string {
-	m := map[string]string{}
-	i := strings.LastIndex(out, prefix)
-	if i < 0 {
-		return m
+	// A guest stopped while it prints leaves its last report cut
+	// ("received=99 faul"): the last report with as many fields as the
+	// longest one is the last whole one.
+	var reports []map[string]string
+	most := 0
+	for rest := out; ; {
+		i := strings.Index(rest, prefix)
+		if i < 0 {
+			break
+		}
+		line, after, _ := strings.Cut(rest[i:], "\n")
+		rest = after
+		m := map[string]string{}
+		for _, w := range strings.Fields(line) {
+			if k, v, ok := strings.Cut(w, "="); ok {
+				m[k] = v
+			}
+		}
+		reports = append(reports, m)
+		most = max(most, len(m))
 	}
-	line, _, _ := strings.Cut(out[i:], "\n")
-	for _, w := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(w, "="); ok {
-			m[k] = v
+	for i := len(reports) - 1; i >= 0; i-- {
+		if len(reports[i]) == most {
+			return reports[i]
 		}
 	}
-	return m
+	return map[string]string{}
 }
 
 func firstLines(s string, n int) string {
 	l := strings.SplitN(strings.TrimSpace(s), "\n", n+1)
 	return strings.Join(l[:min(n, len(l))], "\n")
+}
+
+// TestLastFields: the last whole report counts, not one the guest's stop
+// cut short, nor another guest's.
+func TestLastFields(t *testing.T) {
+	const p = "info | R received="
+	tests := []struct {
+		name, out string
+		want      map[string]string
+	}{
+		{"last whole", p + "1 faults=0\n" + p + "2 faults=0\n", map[string]string{"received": "2", "faults": "0"}},
+		{"last cut", p + "1 faults=0\n" + p + "2 faults=0\n" + p + "3 faul\n", map[string]string{"received": "2", "faults": "0"}},
+		{"cut without newline", p + "1 faults=1\n" + p + "3 fa", map[string]string{"received": "1", "faults": "1"}},
+		{"other lines between", p + "1 faults=0\nctl | x=1 y=2 z=3\n", map[string]string{"received": "1", "faults": "0"}},
+		{"none", "ctl | x=1\n", map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := lastFields(tt.out, p); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("lastFields() = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
