@@ -32,7 +32,7 @@ func fakeBoot(dir string) int {
 	end := strings.Fields(string(ends))[min(n, len(strings.Fields(string(ends)))-1)]
 	var cfg vmm.Config
 	spec, _ := os.ReadFile(filepath.Join(dir, "console"))
-	closeConsole, err := openConsole(string(spec), &cfg, io.Discard)
+	closeConsole, err := openConsole(string(spec), 0, &cfg, io.Discard)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -9,8 +9,11 @@ import (
 
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/allwinner"
+	"github.com/tandem-hv/tandem/platforms/all"
 )
+
+// cubieboard2 is the built-in profile of the A20 board a20 reads.
+var cubieboard2, _ = all.Lookup("cubieboard2")
 
 func a20(t *testing.T) (*Facts, *dtb.Tree) {
 	_, file, _, _ := runtime.Caller(0)
@@ -28,7 +31,7 @@ func TestPassthrough(t *testing.T) {
 	w := Window{Base: 0x0a000000, Size: 1 << 20, FirstSPI: 64}
 	// The infrared receiver: 0x40 bytes of registers in the middle of
 	// a page, an interrupt, clocks, resets and pins.
-	pn, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/ir@1c21800"}, w)
+	pn, err := Passthrough(tr, f, cubieboard2, []string{"/soc/ir@1c21800"}, w)
 	if err != nil {
 		t.Fatalf("Passthrough(ir) = %v", err)
 	}
@@ -65,7 +68,7 @@ func TestPassthrough(t *testing.T) {
 		{"/nope", "no node"},
 	}
 	for _, tt := range refused {
-		_, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{tt.path}, w)
+		_, err := Passthrough(tr, f, cubieboard2, []string{tt.path}, w)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Passthrough(%s) = %v, want an error containing %q", tt.path, err, tt.want)
 		}
@@ -73,7 +76,7 @@ func TestPassthrough(t *testing.T) {
 			t.Errorf("Passthrough(%s) = %v, want ErrRefused", tt.path, err)
 		}
 	}
-	if _, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/ir@1c21800"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
+	if _, err := Passthrough(tr, f, cubieboard2, []string{"/soc/ir@1c21800"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
 		t.Errorf("Passthrough into a too small window = nil error")
 	}
 }
