@@ -147,17 +147,22 @@ func geometryFor(size int64) (geometry, error) {
 	total := uint32(size / SectorSize)
 	for spc := uint32(1); spc*SectorSize <= maxClusterLen; spc *= 2 {
 		// The FAT's size depends on the cluster count and vice versa:
-		// iterate from an overestimate until it settles.
+		// grow the FAT from one sector until it maps every cluster
+		// left beside it. Growing it only ever leaves fewer clusters,
+		// so this ends, with the count a reader derives from the FAT's
+		// size (fatgen103: the data area over the cluster size); asking
+		// for an exact fit instead can swing between two sizes and
+		// stop on a FAT one entry short.
 		fatSectors := uint32(1)
 		var clusters uint32
-		for i := 0; i < 8; i++ {
+		for {
 			meta := reservedSectors + numFATs*fatSectors + rootEntries*dirEntrySize/SectorSize
 			if meta >= total {
 				return geometry{}, fmt.Errorf("%w: %d bytes holds no data area", ErrTooSmall, size)
 			}
 			clusters = (total - meta) / spc
 			need := ((clusters+2)*2 + SectorSize - 1) / SectorSize
-			if need == fatSectors {
+			if need <= fatSectors {
 				break
 			}
 			fatSectors = need

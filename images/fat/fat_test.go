@@ -44,6 +44,9 @@ func TestGeometry(t *testing.T) {
 		{size: 32 << 20, perCluster: 1},
 		{size: 33 << 20, perCluster: 2},
 		{size: 64 << 20, perCluster: 2},
+		// A FAT of 239 sectors leaves 61183 clusters, one more than it
+		// maps; one of 240, 61182, which it maps with room to spare.
+		{size: 60 << 20, perCluster: 2},
 		{size: 1 << 30, perCluster: 32}, {size: 2<<30 - 1<<20, perCluster: 64},
 		{size: 4 << 30, wantErr: ErrTooLarge},
 	} {
@@ -66,6 +69,10 @@ func TestGeometry(t *testing.T) {
 		}
 		if (g.clusters+2)*2 > g.fatSectors*SectorSize {
 			t.Errorf("geometryFor(%d): FAT of %d sectors cannot map %d clusters", tt.size, g.fatSectors, g.clusters)
+		}
+		// A reader (fsck.fat) counts the clusters from the boot sector.
+		if n := (g.total - g.dataStart()) / g.perCluster; n != g.clusters {
+			t.Errorf("geometryFor(%d) = %d clusters, but the data area after a FAT of %d sectors holds %d", tt.size, g.clusters, g.fatSectors, n)
 		}
 	}
 }
