@@ -28,3 +28,12 @@ func dropCapabilities() error {
 	}
 	return nil
 }
+
+// setNoNewPrivs sets no_new_privs on every thread; the seccomp filter
+// and Landlock set it too, each when it goes up.
+func setNoNewPrivs() error {
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
+		return fmt.Errorf("setting no_new_privs: %w", e)
+	}
+	return nil
+}

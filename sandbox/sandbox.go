@@ -108,7 +108,7 @@ func Apply(p Policy) (Report, error) {
 	}
 	if p.Syscalls == nil {
 		r.Missing = append(r.Missing, "seccomp (no system-call list for this host architecture)")
-		return r, unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		return r, setNoNewPrivs()
 	}
 	f, err := Filter(p.Syscalls)
 	if err != nil {
