@@ -3,6 +3,7 @@ module github.com/tandem-hv/tandem
 go 1.26.8
 
 require (
+	github.com/google/go-tpm v0.9.8
 	github.com/jaypipes/ghw v0.27.0
 	github.com/spf13/cobra v1.10.2
 	github.com/u-root/u-root v0.16.0
