@@ -62,6 +62,7 @@ type guestYAML struct {
 		Grace   string `yaml:"grace"`
 	} `yaml:"watchdog"`
 	After       []string `yaml:"after"`
+	Measured    string   `yaml:"measured"`
 	Passthrough []struct {
 		Node       string `yaml:"node"`
 		Interrupts string `yaml:"interrupts"`
@@ -117,7 +118,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
 		Cmdline: y.Cmdline, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
-		index: i, manifest: m,
+		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
 	}
 	for _, decode := range []func(*guestYAML) error{
 		g.decodeBasics,
@@ -129,6 +130,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		g.decodeRestart,
 		g.decodeWatchdog,
 		g.decodePassthrough,
+		g.decodeMeasured,
 	} {
 		if err := decode(y); err != nil {
 			return nil, err
@@ -359,6 +361,19 @@ func (g *Guest) decodePassthrough(y *guestYAML) error {
 			}
 		}
 		g.Passthrough = append(g.Passthrough, d)
+	}
+	return nil
+}
+
+// decodeMeasured reads measured:.
+func (g *Guest) decodeMeasured(y *guestYAML) error {
+	switch y.Measured {
+	case "":
+		g.Measured = MeasuredRecorded
+	case MeasuredRequired, MeasuredRecorded:
+		g.Measured = y.Measured
+	default:
+		return g.errorf("measured", "%q: want %s (the guest starts only when every component matches its expected digest) or %s (measured when there is a TPM, started whatever the digests)", y.Measured, MeasuredRequired, MeasuredRecorded)
 	}
 	return nil
 }

@@ -51,12 +51,18 @@ type Supervisor struct {
 	// Out receives every guest's console, each line prefixed with the
 	// guest's name; Log the supervisor's own messages.
 	Out, Log io.Writer
+	// TPM is the TPM guests are measured into (measure.OpenTPM: a
+	// character device or a software TPM's socket); empty: none, and
+	// guests are not measured. Expected is the file of expected measurements;
+	// empty means Manifest.DefaultExpected.
+	TPM, Expected string
 
 	outOnce sync.Once
 	out     *output    // the only writer to Out and Log
 	saidMu  sync.Mutex // protects lastSaid
 	// lastSaid is when each repeated message was last logged (logEvery).
 	lastSaid map[string]time.Time
+	meas     *measurer
 	guests   []*guestProc
 	byName   map[string]*guestProc
 	byCID    map[uint32]*guestProc
@@ -87,6 +93,10 @@ type guestProc struct {
 
 	up     chan struct{} // closed once the VMM first started (for after:)
 	upOnce sync.Once
+
+	// refused is why the measurement made at the supervisor's start
+	// keeps the guest from starting, or nil; later starts measure again.
+	refused error
 }
 
 // output returns the writer of Out and Log, starting it on first use.
@@ -194,6 +204,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			go s.serveForward(l, gp, f.Port)
 		}
 	}
+	// Every guest is measured before the first VMM starts, in start
+	// order, so the PCR's value does not depend on how fast each guest
+	// comes up and an image builder can predict it.
+	s.meas = s.newMeasurer()
+	for _, gp := range s.guests {
+		gp.refused = s.meas.measure(gp.g)
+	}
 	var wg sync.WaitGroup
 	for _, gp := range s.guests {
 		wg.Add(1)
@@ -222,7 +239,18 @@ func (gp *guestProc) supervise(ctx context.Context) {
 		}
 	}
 	consecutive := 0
-	for {
+	for first := true; ; first = false {
+		refused := gp.refused
+		if !first {
+			refused = gp.s.meas.measure(gp.g)
+		}
+		if refused != nil {
+			if !gp.refuse(ctx, refused) {
+				return
+			}
+			consecutive = 0
+			continue
+		}
 		began := time.Now()
 		exit, err := gp.runOnce(ctx)
 		if ctx.Err() != nil {
@@ -283,6 +311,27 @@ func (gp *guestProc) supervise(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// refuse leaves a guest its measurement keeps from starting failed, and
+// waits for tandem start or restart; false when the supervisor stops
+// first. The guests that start after it are not held back: a control
+// guest that fails closed must not take the others down with it.
+func (gp *guestProc) refuse(ctx context.Context, why error) bool {
+	msg := "not started: " + why.Error()
+	gp.setState(StateFailed, msg)
+	gp.s.logf("%s: %s; fix it, then tandem start %s", gp.g.Name, msg, gp.g.Name)
+	gp.upOnce.Do(func() { close(gp.up) })
+	select {
+	case <-gp.kick:
+		gp.mu.Lock()
+		gp.stopReq = false
+		gp.mu.Unlock()
+		return true
+	case <-ctx.Done():
+		gp.setState(StateStopped, "supervisor stopping")
+		return false
 	}
 }
 
