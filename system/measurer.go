@@ -1,7 +1,6 @@
 package system
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,11 +53,11 @@ func (s *Supervisor) newMeasurer() *measurer {
 	}
 	if err != nil {
 		ms.noTPM = err
-		if errors.Is(err, measure.ErrNoTPM) {
-			s.logf("measured boot: %v: measurement skipped; guests with measured: %s will not start (%s)", err, MeasuredRequired, strings.Join(ms.required(), ", "))
-		} else {
-			s.logf("measured boot: %v: measurement skipped; guests with measured: %s will not start", err, MeasuredRequired)
+		msg := fmt.Sprintf("measured boot: %v: measurement skipped", err)
+		if req := ms.required(); len(req) > 0 {
+			msg += fmt.Sprintf("; guests with measured: %s will not start (%s)", MeasuredRequired, strings.Join(req, ", "))
 		}
+		s.logf("%s", msg)
 		return ms
 	}
 	defer tpm.Close()
@@ -66,16 +65,13 @@ func (s *Supervisor) newMeasurer() *measurer {
 	return ms
 }
 
-// required names the guests with measured: required, or says none.
+// required names the guests with measured: required.
 func (ms *measurer) required() []string {
 	var out []string
 	for _, g := range ms.s.M.Guests {
 		if g.Measured == MeasuredRequired {
 			out = append(out, g.Name)
 		}
-	}
-	if len(out) == 0 {
-		return []string{"none here"}
 	}
 	return out
 }
