@@ -166,8 +166,8 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	res, err := images.Build(ctx, f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
+		Epoch: epoch, EpochSource: epochSource, Progress: pr,
 		DataExtra: []images.DataFile{{Path: system.ExpectedMeasurements, Data: expected.Marshal()}},
-		Epoch:     epoch, EpochSource: epochSource, Progress: pr,
 	})
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
