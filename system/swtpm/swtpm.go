@@ -31,7 +31,9 @@ type Options struct {
 	// it is the same TPM. Created if missing.
 	StateDir string
 	// Socket is the TPM command socket (raw TPM 2.0 commands, one
-	// connection at a time).
+	// connection at a time). It may be left out when Ctrl is set: QEMU's
+	// TPM emulator backend hands swtpm its command channel over the
+	// control channel instead.
 	Socket string
 	// Ctrl, if set, is swtpm's control channel socket (power, locality,
 	// reset; swtpm's ioctl protocol): what QEMU's tpm-emulator and
@@ -69,9 +71,12 @@ func Start(ctx context.Context, o Options) (*TPM, error) {
 		}
 		os.Remove(s) // a socket left by a swtpm that was killed
 	}
-	args := []string{"socket", "--tpm2",
-		"--tpmstate", "dir=" + o.StateDir + ",mode=0600",
-		"--server", "type=unixio,path=" + o.Socket + ",mode=0600",
+	if o.Socket == "" && o.Ctrl == "" {
+		return nil, fmt.Errorf("swtpm: neither a command socket nor a control socket to serve")
+	}
+	args := []string{"socket", "--tpm2", "--tpmstate", "dir=" + o.StateDir + ",mode=0600"}
+	if o.Socket != "" {
+		args = append(args, "--server", "type=unixio,path="+o.Socket+",mode=0600")
 	}
 	if o.Ctrl != "" {
 		args = append(args, "--ctrl", "type=unixio,path="+o.Ctrl+",mode=0600")
