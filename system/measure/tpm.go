@@ -2,24 +2,27 @@ package measure
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"os"
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+
+	tpmdev "github.com/tandem-hv/tandem/hv/devices/tpm"
 )
 
 // DefaultTPM is the kernel's TPM 2.0 resource manager: unlike /dev/tpm0
 // it may be opened by several processes at once (tandem attest while the
 // supervisor runs).
 const DefaultTPM = "/dev/tpmrm0"
+
+// socketTimeout bounds one command to a software TPM: PCR reads and
+// extends take microseconds.
+const socketTimeout = 10 * time.Second
 
 // ErrNoTPM says there is no TPM at the path given.
 var ErrNoTPM = errors.New("no TPM")
@@ -43,7 +46,7 @@ func OpenTPM(path string) (*TPM, error) {
 	var t transport.TPMCloser
 	switch {
 	case fi.Mode()&fs.ModeSocket != 0:
-		t = &socketTPM{path: path}
+		t = &socketTPM{tpmdev.SocketBackend{Path: path, Timeout: socketTimeout}}
 	case fi.Mode()&fs.ModeCharDevice != 0:
 		if t, err = linuxtpm.Open(path); err != nil {
 			return nil, fmt.Errorf("opening TPM %s: %w", path, err)
@@ -92,44 +95,9 @@ func (t *TPM) Read(pcr uint32) ([sha256.Size]byte, error) {
 	return v, nil
 }
 
-// TPM command and response framing (TPM 2.0 Library, Part 1, §18:
-// a 10-byte header of tag, size and code, big-endian).
-const (
-	headerSize      = 10
-	maxResponseSize = 4096 // TPM_MAX_COMMAND_SIZE of PC Client TPMs
-	socketTimeout   = 10 * time.Second
-)
+// socketTPM is a software TPM's socket as a go-tpm transport: the same
+// client a guest's virtual TPM device uses.
+type socketTPM struct{ b tpmdev.SocketBackend }
 
-// socketTPM sends each command over a new connection to a software
-// TPM's UNIX socket and reads the whole response, which a stream may
-// deliver in pieces. swtpm serves one connection at a time: one held open
-// between commands would keep `tandem attest` out while the supervisor
-// runs.
-type socketTPM struct{ path string }
-
-func (s *socketTPM) Send(cmd []byte) ([]byte, error) {
-	c, err := net.DialTimeout("unix", s.path, socketTimeout)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(socketTimeout))
-	if _, err := c.Write(cmd); err != nil {
-		return nil, err
-	}
-	rsp := make([]byte, headerSize)
-	if _, err := io.ReadFull(c, rsp); err != nil {
-		return nil, fmt.Errorf("reading the response header: %w", err)
-	}
-	size := binary.BigEndian.Uint32(rsp[2:])
-	if size < headerSize || size > maxResponseSize {
-		return nil, fmt.Errorf("response of %d bytes: want %d to %d", size, headerSize, maxResponseSize)
-	}
-	rsp = append(rsp, make([]byte, size-headerSize)...)
-	if _, err := io.ReadFull(c, rsp[headerSize:]); err != nil {
-		return nil, fmt.Errorf("reading the response: %w", err)
-	}
-	return rsp, nil
-}
-
-func (s *socketTPM) Close() error { return nil }
+func (s *socketTPM) Send(cmd []byte) ([]byte, error) { return s.b.Execute(cmd) }
+func (s *socketTPM) Close() error                    { return nil }

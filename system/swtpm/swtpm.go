@@ -42,6 +42,10 @@ type Options struct {
 	Ctrl string
 	// Log, if set, receives swtpm's own messages.
 	Log string
+	// NoStartup leaves TPM2_Startup to the TPM's user, as a guest's
+	// kernel sends it on a real machine; otherwise, without Ctrl, swtpm
+	// starts the TPM up (TPM2_Startup(CLEAR)) itself.
+	NoStartup bool
 }
 
 // TPM is a running swtpm.
@@ -80,6 +84,8 @@ func Start(ctx context.Context, o Options) (*TPM, error) {
 	}
 	if o.Ctrl != "" {
 		args = append(args, "--ctrl", "type=unixio,path="+o.Ctrl+",mode=0600")
+	} else if o.NoStartup {
+		args = append(args, "--flags", "not-need-init")
 	} else {
 		args = append(args, "--flags", "not-need-init,startup-clear")
 	}
