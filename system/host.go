@@ -88,6 +88,13 @@ func (g *Guest) check() error {
 	if err != nil {
 		return err
 	}
+	// The TPM's socket is the supervisor's to make when it starts the
+	// guest; what can be checked now is that the guest can have one.
+	if a, err := vmm.DetectKernel(g.Kernel); err == nil && g.VTPM {
+		if err := vmm.TPMSupported(a); err != nil {
+			return g.errorf("vtpm", "%v", err)
+		}
+	}
 	err = cfg.Check()
 	var ce *vmm.ConfigError
 	switch {

@@ -108,6 +108,10 @@ type Guest struct {
 	// Measured is MeasuredRequired or MeasuredRecorded: whether the
 	// guest starts only when its measurements match the expected ones.
 	Measured string
+	// VTPM gives the guest a TPM 2.0 of its own, backed by a software
+	// TPM the supervisor runs for it, whose state is kept under the
+	// supervisor's state directory across the guest's restarts.
+	VTPM bool
 
 	index    int
 	manifest *Manifest

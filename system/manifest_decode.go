@@ -63,6 +63,7 @@ type guestYAML struct {
 	} `yaml:"watchdog"`
 	After       []string `yaml:"after"`
 	Measured    string   `yaml:"measured"`
+	VTPM        bool     `yaml:"vtpm"`
 	Passthrough []struct {
 		Node       string `yaml:"node"`
 		Interrupts string `yaml:"interrupts"`
@@ -118,6 +119,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
 		Cmdline: y.Cmdline, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
+		VTPM:  y.VTPM,
 		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
 	}
 	for _, decode := range []func(*guestYAML) error{

@@ -76,6 +76,9 @@ func (g *Guest) hardwareDescription() []byte {
 	for _, p := range g.Passthrough {
 		fmt.Fprintf(&b, "passthrough %s no-interrupts=%t\n", p.Node, p.NoInterrupts)
 	}
+	if g.VTPM {
+		b.WriteString("tpm tis\n")
+	}
 	return b.Bytes()
 }
 
@@ -136,6 +139,13 @@ func (m *Manifest) Predict() (*measure.Expected, error) {
 		cs = append(cs, gc...)
 	}
 	return measure.Predict(cs), nil
+}
+
+// DefaultStateDir is where the supervisor keeps what guests keep across
+// restarts (their virtual TPMs' state): "state" beside the manifest, on
+// the data partition of a board.
+func (m *Manifest) DefaultStateDir() string {
+	return filepath.Join(filepath.Dir(m.Path), "state")
 }
 
 // DefaultExpected is where the supervisor looks for the expected

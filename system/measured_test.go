@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tandem-hv/tandem/internal/fakekernel"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/system/measure"
 	"github.com/tandem-hv/tandem/system/swtpm"
@@ -130,7 +132,8 @@ func appendByte(t *testing.T, path string) {
 // measures into a TPM; ps returns tandem ps's rows by guest name.
 type measuredRun struct {
 	s    *Supervisor
-	log  *bytes.Buffer
+	cons *lockedBuffer
+	log  *lockedBuffer
 	sock string
 	stop func()
 }
@@ -142,9 +145,9 @@ func startMeasured(t *testing.T, dir, tpm string) *measuredRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &measuredRun{log: &bytes.Buffer{}, sock: filepath.Join(dir, "control.sock")}
+	r := &measuredRun{cons: &lockedBuffer{}, log: &lockedBuffer{}, sock: filepath.Join(dir, "control.sock")}
 	r.s = &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: r.sock,
-		Out: &bytes.Buffer{}, Log: r.log, TPM: tpm}
+		Out: r.cons, Log: r.log, TPM: tpm}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	done := make(chan error, 1)
 	go func() { done <- r.s.Run(ctx) }()
@@ -158,6 +161,27 @@ func startMeasured(t *testing.T, dir, tpm string) *measuredRun {
 	}
 	t.Cleanup(r.stop)
 	return r
+}
+
+// out is the guests' console so far.
+func (r *measuredRun) out() string { return r.cons.String() }
+
+// lockedBuffer is a console the test reads while the supervisor writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (r *measuredRun) ps() map[string]string {
@@ -341,5 +365,53 @@ func TestMeasuredBootRefuses(t *testing.T) {
 				t.Errorf("PCR %d = %x, the log replays to %x", measure.PCR, got, want)
 			}
 		})
+	}
+}
+
+// TestVTPMNeedsAnX86Guest checks that a manifest giving an arm64 guest a
+// virtual TPM is refused by the host checks, at its vtpm line, on any
+// host.
+func TestVTPMNeedsAnX86Guest(t *testing.T) {
+	dir := guestDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "Image"), fakekernel.Image(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: g\n    kernel: Image\n    vtpm: true\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `system.yaml:4: guest "g": vtpm: a virtual TPM is offered to x86_64 guests only`
+	if err := m.CheckHost(Host{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("CheckHost() = %v, want %q", err, want)
+	}
+}
+
+// TestVTPMPerRun runs a guest with vtpm: true under the supervisor (its
+// VMM a stand-in, see fakeVMM): the VMM is given the command socket of a
+// swtpm that answers, whose state is kept under the state directory, and
+// a restart gives the next VMM a TPM again.
+func TestVTPMPerRun(t *testing.T) {
+	testenv.RequireCommand(t, swtpm.Program, "swtpm")
+	dir := guestDir(t)
+	writeManifest(t, dir, []byte("guests:\n  - name: secure\n    kernel: vmlinuz\n    vtpm: true\n    restart: {policy: always, backoff: 10ms}\n"))
+	r := startMeasured(t, dir, "")
+	answered := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(r.out(), "secure is up") < n; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("VMM %d never came up; console:\n%s\nlog:\n%s", n, r.out(), r.log)
+			}
+		}
+		if got := strings.Count(r.out(), "secure: TPM answered: <nil>"); got != n {
+			t.Fatalf("%d VMMs got an answering TPM, want %d; console:\n%s", got, n, r.out())
+		}
+	}
+	answered(1)
+	if err := Control(r.sock, "restart secure", nil, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	answered(2)
+	if _, err := os.Stat(filepath.Join(dir, "state", "secure", "tpm", "tpm2-00.permall")); err != nil {
+		t.Errorf("no TPM state under the state directory: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tandem-hv/tandem/system/procstat"
+	"github.com/tandem-hv/tandem/system/swtpm"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -56,6 +57,9 @@ type Supervisor struct {
 	// guests are not measured. Expected is the file of expected measurements;
 	// empty means Manifest.DefaultExpected.
 	TPM, Expected string
+	// StateDir keeps what guests keep across restarts: each virtual
+	// TPM's state, under NAME/tpm. Empty means Manifest.DefaultStateDir.
+	StateDir string
 
 	outOnce sync.Once
 	out     *output    // the only writer to Out and Log
@@ -138,6 +142,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	if s.ControlSocket == "" {
 		s.ControlSocket = DefaultControlSocket
+	}
+	if s.StateDir == "" {
+		s.StateDir = s.M.DefaultStateDir()
 	}
 	if err := os.MkdirAll(s.RunDir, 0o700); err != nil {
 		return fmt.Errorf("run directory: %w", err)
@@ -227,6 +234,22 @@ func (gp *guestProc) outSocket() string {
 	return filepath.Join(gp.s.RunDir, gp.g.Name+".vsock")
 }
 func (gp *guestProc) inSocket() string { return filepath.Join(gp.s.RunDir, gp.g.Name+".in") }
+
+// startTPM starts the guest's software TPM for one run of its VMM, on
+// the state its earlier runs left. A new process for each run is a power
+// cycle of the TPM: PCRs start from zeros, as after a real machine's
+// reset, while what the TPM keeps in its non-volatile memory (seeds, keys
+// made persistent, NV indices) survives. swtpm sends TPM2_Startup(CLEAR)
+// itself, as a PC's firmware does before the kernel runs (a guest has no
+// firmware); the guest's kernel finds the TPM started.
+func (gp *guestProc) startTPM(ctx context.Context) (*swtpm.TPM, error) {
+	s := gp.s
+	return swtpm.Start(ctx, swtpm.Options{
+		StateDir: filepath.Join(s.StateDir, gp.g.Name, "tpm"),
+		Socket:   filepath.Join(s.RunDir, gp.g.Name+".tpm"),
+		Log:      filepath.Join(s.RunDir, gp.g.Name+".tpm.log"),
+	})
+}
 
 // supervise is one guest's life: wait for its dependencies, run its VMM,
 // restart it by policy, until ctx is done.
@@ -405,6 +428,19 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	args := append(append([]string(nil), s.VMM[1:]...), "--guest", gp.g.Name)
 	if gp.g.Vsock != nil {
 		args = append(args, "--vsock-out", gp.outSocket(), "--vsock-in", gp.inSocket())
+	}
+	if gp.g.VTPM {
+		tpm, err := gp.startTPM(ctx)
+		if err != nil {
+			// No restart brings swtpm or its state back: the guest is
+			// left failed, as after the VMM's vmm.ExitFatal.
+			gp.mu.Lock()
+			gp.lastWords = fmt.Sprintf("its virtual TPM: %v", err)
+			gp.mu.Unlock()
+			return int(vmm.ExitFatal), nil
+		}
+		defer tpm.Stop()
+		args = append(args, "--vtpm", tpm.Socket())
 	}
 	cmd := exec.Command(s.VMM[0], args...)
 	// A VMM never outlives its supervisor.

@@ -104,7 +104,10 @@ type VMMOptions struct {
 	Guest    string
 	VsockOut string // the supervisor's socket for this guest's connections
 	VsockIn  string // where this VMM takes connections into the guest
-	Console  vmm.Console
+	// VTPM is the command socket of the guest's software TPM, which the
+	// supervisor starts for guests with vtpm: true.
+	VTPM    string
+	Console vmm.Console
 }
 
 // RunVMM runs one guest of the manifest in this process until it ends.
@@ -122,6 +125,12 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 		return &vmm.FatalError{Err: err}
 	}
 	cfg.Console = o.Console
+	if g.VTPM {
+		if o.VTPM == "" {
+			return &vmm.FatalError{Err: fmt.Errorf("guest %s has vtpm: true and no TPM was given (--vtpm): run it under tandem system, which starts its TPM", g.Name)}
+		}
+		cfg.TPM = &vmm.TPM{Socket: o.VTPM}
+	}
 	if cfg.Vsock != nil && o.VsockOut != "" {
 		cfg.Vsock.Host = routerHost{o.VsockOut}
 	}

@@ -32,7 +32,7 @@ func controlSocket() string {
 }
 
 func newSystemCmd() *cobra.Command {
-	var control, runDir, tpm, expected string
+	var control, runDir, stateDir, tpm, expected string
 	var checkOnly bool
 	c := &cobra.Command{
 		Use:   "system system.yaml",
@@ -76,12 +76,13 @@ starts only when each component matches the expected measurements
 			defer cancel()
 			s := &system.Supervisor{M: m, VMM: []string{exe, "vmm", "--manifest", args[0]},
 				RunDir: runDir, ControlSocket: control, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr(),
-				TPM: tpm, Expected: expected}
+				TPM: tpm, Expected: expected, StateDir: stateDir}
 			return s.Run(ctx)
 		},
 	}
 	c.Flags().StringVar(&control, "control", "", "control socket (default: the manifest's control-socket, else "+system.DefaultControlSocket+")")
 	c.Flags().StringVar(&runDir, "run-dir", system.DefaultRunDir, "directory for the per-guest vsock sockets")
+	c.Flags().StringVar(&stateDir, "state-dir", "", "directory for what guests keep across restarts, such as their virtual TPMs (default: state beside the manifest)")
 	c.Flags().StringVar(&tpm, "tpm", measure.DefaultTPM, `the TPM each guest is measured into before it starts: a TPM device or a software TPM's socket ("" for none)`)
 	c.Flags().StringVar(&expected, "expected", "", "the expected measurements, for guests with measured: required (default: "+system.ExpectedMeasurements+" beside the manifest, as tandem image build puts it)")
 	c.Flags().BoolVar(&checkOnly, "check", false, "check the manifest, and each guest as its VMM would before opening /dev/kvm, against this host and exit")
@@ -119,6 +120,7 @@ func newVMMCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Guest, "guest", "", "the guest to run")
 	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
 	c.Flags().StringVar(&o.VsockIn, "vsock-in", "", "socket to serve for vsock connections into the guest")
+	c.Flags().StringVar(&o.VTPM, "vtpm", "", "the command socket of the guest's software TPM")
 	c.MarkFlagRequired("manifest")
 	c.MarkFlagRequired("guest")
 	return c

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,5 +161,110 @@ func TestMeasuredBootEmulatedHost(t *testing.T) {
 	}
 	if n := strings.Count(out, "tandem: control: started"); n != 1 {
 		t.Errorf("the control guest's VMM started %d times, want once (before its kernel changed)", n)
+	}
+}
+
+// vtpmManifest is one guest with a virtual TPM, restarted whenever it
+// powers off.
+const vtpmManifest = `guests:
+  - name: secure
+    kernel: vmlinuz
+    initrd: vtpm.img
+    cmdline: console=ttyS0 quiet panic=-1
+    memory: 192M
+    vtpm: true
+    restart: {policy: always, backoff: 100ms}
+`
+
+// vtpmScript runs the system until the guest has booted three times.
+const vtpmScript = `cd /s
+/tandem system system.yaml &
+SUP=$!
+i=0
+while [ $i -lt 300 ]; do
+  if [ "$(/tandem logs secure 2>/dev/null | grep -c 'TANDEM-VTPM ')" -ge 3 ]; then break; fi
+  sleep 1; i=$((i+1))
+done
+/tandem ps
+kill $SUP
+wait $SUP
+ls state/secure/tpm | sed 's/^/E2E tpm-state /'
+echo "E2E vtpm done"
+exit 0
+`
+
+// TestVirtualTPM runs a stock Debian x86 guest with a virtual TPM under
+// tandem system in the emulated host: its kernel's tpm_tis finds the TIS
+// the DSDT describes, and the guest's go-tpm program extends and reads
+// PCR 16 and keeps a boot count in NV. The guest powers off after each
+// boot and the supervisor restarts it on a new swtpm over the same state:
+// PCR 16 starts from zeros on every boot, as after a machine's reset,
+// and reads back as extended; the boot count goes 1, 2, 3 and the SRK's
+// name stays the same, so the TPM's state survived the restarts.
+func TestVirtualTPM(t *testing.T) {
+	tandem, k := systemSetup(t)
+	testenv.RequireCommand(t, swtpm.Program, "swtpm")
+	sys := filepath.Join(workDir, "vtpm")
+	os.MkdirAll(sys, 0o755)
+	initrd := filepath.Join(sys, "vtpm.img")
+	buildDemoInitramfs(t, initrd, "vtpm", k)
+	man := filepath.Join(sys, "system.yaml")
+	if err := os.WriteFile(man, []byte(vtpmManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The supervisor runs a swtpm for the guest: this machine's, with its
+	// libraries, in the emulated host of the same architecture.
+	files, err := qemuhost.Program(swtpm.Program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dst, src := range map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/vtpm.img": initrd, "/s/system.yaml": man} {
+		files[dst] = src
+	}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Files:   files,
+		Script:  vtpmScript,
+		Console: consoleLog{},
+		Timeout: 10 * time.Minute,
+		Silence: systemSilence,
+	})
+	if err != nil {
+		t.Fatalf("qemuhost.Run() = %v", err)
+	}
+	out := res.Output
+	defer func() {
+		if t.Failed() {
+			t.Logf("last console lines:\n%s", res.Tail(60))
+		}
+	}()
+	if !strings.Contains(out, "E2E vtpm done") {
+		t.Fatalf("the script did not finish")
+	}
+	if m := regexp.MustCompile(`TANDEM-VTPM fail .*`).FindString(out); m != "" {
+		t.Fatalf("the guest failed: %s", m)
+	}
+	lines := regexp.MustCompile(`secure \| TANDEM-VTPM boot=(\d+) pcr16-at-boot=([0-9a-f]+) pcr16=([0-9a-f]+) srk=([0-9a-f]+)`).FindAllStringSubmatch(out, -1)
+	if len(lines) < 3 {
+		t.Fatalf("%d TANDEM-VTPM lines, want 3:\n%s", len(lines), res.Tail(40))
+	}
+	d := sha256.Sum256([]byte("tandem vtpm"))
+	extended := sha256.Sum256(append(make([]byte, 32), d[:]...))
+	for i, l := range lines[:3] {
+		t.Logf("boot %d: %s", i+1, l[0])
+		if l[1] != fmt.Sprint(i+1) {
+			t.Errorf("boot %d: the guest's boot count is %s", i+1, l[1])
+		}
+		if l[2] != strings.Repeat("0", 64) {
+			t.Errorf("boot %d: PCR 16 at boot = %s, want zeros (a restart resets the TPM)", i+1, l[2])
+		}
+		if l[3] != hex.EncodeToString(extended[:]) {
+			t.Errorf("boot %d: PCR 16 after the extend = %s, want %x", i+1, l[3], extended)
+		}
+		if l[4] != lines[0][4] {
+			t.Errorf("boot %d: SRK name %s, first boot's %s: the TPM's seed changed", i+1, l[4], lines[0][4])
+		}
+	}
+	if !strings.Contains(out, "E2E tpm-state tpm2-00.permall") {
+		t.Errorf("no swtpm state under the state directory")
 	}
 }
