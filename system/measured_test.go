@@ -415,3 +415,20 @@ func TestVTPMPerRun(t *testing.T) {
 		t.Errorf("no TPM state under the state directory: %v", err)
 	}
 }
+
+// TestMeasuredRecordedStartsAnyway changes the infotainment guest's
+// kernel after the prediction: it is measured: recorded, so it starts, and
+// the supervisor says which component differs; the control guest, whose
+// components match, starts too.
+func TestMeasuredRecordedStartsAnyway(t *testing.T) {
+	dir := measuredDir(t)
+	writeManifest(t, dir, []byte(measuredManifest))
+	predict(t, dir)
+	appendByte(t, filepath.Join(dir, "vmlinuz"))
+	r := startMeasured(t, dir, startTPM(t))
+	r.waitStates(t, map[string]string{"control": StateRunning, "infotainment": StateRunning})
+	want := "tandem: measured boot: infotainment: infotainment kernel vmlinuz differs: sha256 "
+	if !strings.Contains(r.log.String(), want) || !strings.Contains(r.log.String(), "; started anyway (measured: recorded)") {
+		t.Errorf("supervisor log lacks %q:\n%s", want, r.log)
+	}
+}
