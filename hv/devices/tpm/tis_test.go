@@ -295,11 +295,6 @@ var rcCommandSizeResponse = []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x42}
 
 func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
 
-// deadBackend is a TPM whose process has gone: every command fails.
-type deadBackend struct{}
-
-func (deadBackend) Execute([]byte) ([]byte, error) { return nil, errors.New("connection refused") }
-
 // TestTISBackendGone checks that a TPM whose backend is gone answers
 // TPM_RC_FAILURE rather than leaving the guest's driver waiting.
 func TestTISBackendGone(t *testing.T) {
