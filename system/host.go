@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 
+	"github.com/tandem-hv/tandem/system/swtpm"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -89,10 +91,16 @@ func (g *Guest) check() error {
 		return err
 	}
 	// The TPM's socket is the supervisor's to make when it starts the
-	// guest; what can be checked now is that the guest can have one.
-	if a, err := vmm.DetectKernel(g.Kernel); err == nil && g.VTPM {
-		if err := vmm.TPMSupported(a); err != nil {
-			return g.errorf("vtpm", "%v", err)
+	// guest; what can be checked now is that the guest can have one and
+	// that the host has the software TPM to back it.
+	if g.VTPM {
+		if a, err := vmm.DetectKernel(g.Kernel); err == nil {
+			if err := vmm.TPMSupported(a); err != nil {
+				return g.errorf("vtpm", "%v", err)
+			}
+		}
+		if _, err := exec.LookPath(swtpm.Program); err != nil {
+			return g.errorf("vtpm", "%s is not on this host's PATH: install Debian's swtpm package, which backs the guest's TPM", swtpm.Program)
 		}
 	}
 	err = cfg.Check()

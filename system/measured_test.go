@@ -386,6 +386,24 @@ func TestVTPMNeedsAnX86Guest(t *testing.T) {
 	}
 }
 
+// TestVTPMNeedsSWTPM checks that a host without swtpm is told so, at the
+// guest's vtpm line, before anything starts.
+func TestVTPMNeedsSWTPM(t *testing.T) {
+	dir := guestDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "bzImage"), fakekernel.BzImage(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: g\n    kernel: bzImage\n    vtpm: true\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	want := `system.yaml:4: guest "g": vtpm: swtpm is not on this host's PATH: install Debian's swtpm package`
+	if err := m.CheckHost(Host{}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("CheckHost() = %v, want %q", err, want)
+	}
+}
+
 // TestVTPMPerRun runs a guest with vtpm: true under the supervisor (its
 // VMM a stand-in, see fakeVMM): the VMM is given the command socket of a
 // swtpm that answers, whose state is kept under the state directory, and
