@@ -6,7 +6,7 @@ BUILD    := build
 TANDEM   := $(BUILD)/tandem
 GOFLAGS_STATIC := CGO_ENABLED=0
 
-.PHONY: all build deps testdata testdata-arm64 test bench demo vet clean
+.PHONY: all build deps testdata testdata-arm64 test fuzz bench demo vet clean
 
 all: build
 
@@ -49,10 +49,18 @@ REPORT   := $(BUILD)/test-report.jsonl
 # Packages with tests that need /dev/kvm (internal/kvmtest.Here).
 KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)))
 # Packages whose tests boot no emulated host: they run again under -race.
-RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/cmd/demo)
+RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/boardboot -e /internal/cmd/demo)
 # Device models, virtqueues, buses, guest memory and loaders: they run
 # again as 32-bit ARM (an ARMv7 host), where an int is 32 bits wide.
 ARM_PKGS  = ./hv/bus/... ./hv/mem/... ./hv/devices/... ./arch/...
+
+# Every fuzz target of the device models, one after another, each for
+# FUZZTIME; it prints how many inputs each ran. `make test` runs them for
+# 3 s each (about a minute and a half in all, builds included).
+FUZZTIME ?= 10m
+
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 test: deps testdata vet
 	@mkdir -p $(BUILD) && rm -f $(REPORT)
@@ -67,6 +75,8 @@ test: deps testdata vet
 	$(GO) test -race -short -count=1 $(RACE_PKGS) || status=1; \
 	echo "test: device, memory and loader tests again as 32-bit ARM (qemu-arm-static)"; \
 	GOARCH=arm $(GO) test -count=1 -exec qemu-arm-static $(ARM_PKGS) || status=1; \
+	echo "test: every device fuzz target for 3 s (make fuzz runs them for FUZZTIME, 10m)"; \
+	FUZZTIME=3s GO=$(GO) scripts/fuzz.sh || status=1; \
 	$(GO) run ./internal/cmd/testreport $(REPORT); \
 	exit $$status
 

@@ -9,46 +9,73 @@ import (
 )
 
 // CheckDTB compares a board profile with the facts of a device tree and
-// says whether the board can host KVM at all.
+// says whether the board can host KVM at all. With b nil (a DTB without a
+// profile yet) it judges the DTB alone.
 func CheckDTB(b *platforms.Board, f *hostdt.Facts) Section {
-	s := Section{Title: fmt.Sprintf("Device tree %s against profile %s", f.File, b.Name)}
-	for _, fd := range hostdt.Check(b, f) {
-		it := Item{Check: fd.Field, OK: fd.OK, Detail: fd.Got}
-		if fd.Note != "" {
-			it.Detail += " (" + fd.Note + ")"
+	s := Section{Title: fmt.Sprintf("Device tree %s", f.File)}
+	if b != nil {
+		s.Title += " against profile " + b.Name
+		for _, fd := range hostdt.Check(b, f) {
+			it := Item{Check: fd.Field, OK: fd.OK, Detail: fd.Got}
+			if fd.Note != "" {
+				it.Detail += " (" + fd.Note + ")"
+			}
+			if !fd.OK {
+				it.Detail = fmt.Sprintf("DTB has %s, profile says %s", fd.Got, fd.Want)
+				it.Fix = "correct the profile field, or use the DTB the board boots with"
+			}
+			s.Items = append(s.Items, it)
 		}
-		if !fd.OK {
-			it.Detail = fmt.Sprintf("DTB has %s, profile says %s", fd.Got, fd.Want)
-			it.Fix = "correct the profile field, or use the DTB the board boots with"
-		}
-		s.Items = append(s.Items, it)
 	}
-	s.Items = append(s.Items, cpuCanHost(b, f), gicCanHost(f))
-	if ok, why := b.CanHostKVM(); !ok {
-		s.Verdict = why
-	} else {
-		s.Verdict = "the hardware can host KVM"
+	s.Items = append(s.Items, cpuCanHost(b, f), gicCanHost(b, f), timerCanHost(f))
+	v := Judge(f)
+	s.Verdict = v.String()
+	if b == nil {
+		return s
+	}
+	ok, why := b.CanHostKVM()
+	switch {
+	case b.GuestOnly && v.Capability == HostsKVM:
+		// The profile contradicts its DTB: say both.
+		s.Verdict += "; but profile " + b.Name + " is guest-only: " + why
+	case v.Reason == ReasonNoMaintenance && b.GIC.MaintenanceNotInDTB:
+		s.Verdict += fmt.Sprintf("; profile %s has the image builder add PPI %d, so the board's image can", b.Name, b.GIC.MaintenancePPI)
+	}
+	// A HostsKVM verdict notes a 32-bit board's kernel limit itself.
+	if !ok && !b.GuestOnly && v.Capability != HostsKVM {
+		s.Verdict += "; " + why
 	}
 	return s
 }
 
-// noVirtCPUs are CPU compatibles without the virtualization extensions:
-// ARMv7 cores before the Cortex-A15/A7 generation.
-var noVirtCPUs = []string{"arm,cortex-a5", "arm,cortex-a8", "arm,cortex-a9", "arm,arm1176jzf-s", "arm,arm11mpcore", "marvell,pj4b"}
-
+// cpuCanHost checks every core, not only the first cluster's: a board
+// hosts KVM only if all its cores can (KVM runs a vCPU on any of them).
 func cpuCanHost(b *platforms.Board, f *hostdt.Facts) Item {
 	it := Item{Check: "CPU virtualization extensions", OK: true}
-	var cpu string
-	if len(f.CPUs) > 0 {
-		cpu = f.CPUs[0].Compatible
-	}
-	it.Detail = cpu
-	for _, c := range noVirtCPUs {
-		if cpu == c {
-			it.OK = false
-			it.Detail = fmt.Sprintf("the CPU (%s) has no virtualization extensions: it cannot host KVM", cpu)
-			it.Fix = "none for this board: use it as a guest-only target (GuestOnly: true), or pick a Cortex-A7/A15 or ARMv8 board as the host"
+	clusters := f.Clusters()
+	it.Detail = hostdt.ClusterString(clusters)
+	var lacking, unknown []platforms.Cluster
+	for _, c := range clusters {
+		switch virt, known := cpuVirt(c.Compatible); {
+		case !known:
+			unknown = append(unknown, c)
+		case !virt:
+			lacking = append(lacking, c)
 		}
+	}
+	switch {
+	case len(clusters) == 0:
+		it.OK = false
+		it.Detail = "the DTB has no cpu nodes"
+		it.Fix = "use the board's full DTB, whose /cpus names its cores"
+	case len(lacking) > 0:
+		it.OK = false
+		it.Detail = fmt.Sprintf("the CPU (%s) has no virtualization extensions: it cannot host KVM", hostdt.ClusterCounts(lacking))
+		it.Fix = "none for this board: use it as a guest-only target (guest-only: true in board.yaml), or pick a Cortex-A7/A15 or ARMv8 board as the host"
+	case len(unknown) > 0:
+		it.OK = false
+		it.Detail = fmt.Sprintf("%s: a core Tandem does not know, whether it has the virtualization extensions is not known", hostdt.ClusterCounts(unknown))
+		it.Fix = "add the core to bsp's table of cores (bsp/verdict.go) if its manual gives it EL2 or HYP mode"
 	}
 	if b != nil && b.GuestOnly && it.OK {
 		it.OK = false
@@ -57,25 +84,57 @@ func cpuCanHost(b *platforms.Board, f *hostdt.Facts) Item {
 	return it
 }
 
-func gicCanHost(f *hostdt.Facts) Item {
+func gicCanHost(b *platforms.Board, f *hostdt.Facts) Item {
 	it := Item{Check: "GIC virtualization interface"}
 	switch {
+	case b != nil && b.GIC.MaintenanceNotInDTB && f.GIC != nil && !f.GIC.HasMaintenance && f.GIC.HasVirtRegions():
+		it.OK = true
+		it.Detail = fmt.Sprintf("GICv%d without a maintenance interrupt in the DTB: the image builder adds PPI %d (profile %s, MaintenanceNotInDTB)", f.GIC.Version, b.GIC.MaintenancePPI, b.Name)
 	case f.GIC == nil:
 		it.Detail = "no GIC in the DTB"
+		if f.InterruptController != nil {
+			it.Detail += ": interrupts go to " + f.InterruptController.String()
+		}
 		it.Fix = "the host needs an Arm GIC (v2 with GICH/GICV, or v3)"
 	case f.GIC.HasVirt():
 		it.OK = true
 		if f.GIC.Version == 3 {
-			it.Detail = "GICv3"
+			it.Detail = fmt.Sprintf("GICv3, maintenance PPI %d", f.GIC.MaintenancePPI)
 		} else {
 			it.Detail = fmt.Sprintf("GICv2, GICH %v, GICV %v, maintenance PPI %d", f.GIC.Regions[2], f.GIC.Regions[3], f.GIC.MaintenancePPI)
 		}
-	case len(f.GIC.Regions) >= 4:
-		it.Detail = "GICv2 with GICH/GICV but no maintenance interrupt in the DTB"
-		it.Fix = fmt.Sprintf("add interrupts = <1 9 0xf04> (GIC_PPI 9) to %s; KVM's vgic needs it", f.GIC.Path)
+	case f.GIC.HasVirtRegions():
+		it.Detail = fmt.Sprintf("GICv%d", f.GIC.Version)
+		if f.GIC.Version == 2 {
+			it.Detail += " with GICH/GICV"
+		}
+		it.Detail += " but no maintenance interrupt in the DTB"
+		it.Fix = maintenanceFix(f.GIC, len(f.CPUs)) + "; KVM's vgic needs it"
 	default:
 		it.Detail = fmt.Sprintf("%s has %d reg entries: no GICH/GICV (reg entries 3 and 4)", first(f.GIC.Compatible), len(f.GIC.Regions))
 		it.Fix = "a GIC without the virtualization interface cannot host KVM guests"
+	}
+	return it
+}
+
+// timerCanHost checks the architected timer: KVM gives guests its
+// virtual timer (the third PPI) and cannot initialise without it.
+func timerCanHost(f *hostdt.Facts) Item {
+	it := Item{Check: "virtual timer PPI"}
+	t := f.Timer
+	switch {
+	case t == nil:
+		it.Detail = "none in the DTB"
+		it.Fix = "add the arm,armv7-timer or arm,armv8-timer node with its GIC PPIs"
+	case !t.OnGIC && t.Controller != nil:
+		it.Detail = fmt.Sprintf("%s: interrupts go to %s, not to a GIC", t.Path, t.Controller)
+		it.Fix = "KVM needs the timer's PPIs on the GIC"
+	case len(t.PPIs) < 3:
+		it.Detail = fmt.Sprintf("%s lists PPIs %v: no virtual timer", t.Path, t.PPIs)
+		it.Fix = "list the four timer PPIs (secure, non-secure, virtual, hypervisor)"
+	default:
+		it.OK = true
+		it.Detail = fmt.Sprintf("PPI %d, of %v", t.PPIs[2], t.PPIs)
 	}
 	return it
 }

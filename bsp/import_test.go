@@ -3,7 +3,6 @@ package bsp
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
 	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
@@ -26,87 +26,171 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..")
 }
 
-// buildInTempModule writes the generated package into a temporary module
-// that replaces github.com/tandem-hv/tandem with this checkout, then runs
-// go vet and go test on it: the package must build and its test pass.
-func buildInTempModule(t *testing.T, g *Generated) {
+// importDir imports the DTB at path as board name and writes the board
+// directory into a temporary directory, which it returns.
+func importDir(t *testing.T, path, name string) (*Imported, string) {
 	t.Helper()
-	goBin := testenv.RequireCommand(t, "go", "golang-go")
-	dir := t.TempDir()
-	root, err := filepath.Abs(repoRoot())
+	testenv.RequireFile(t, path, "run scripts/testdata-boards.sh or make testdata")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod := "module example.com/bsp\n\ngo 1.26\n\nrequire github.com/tandem-hv/tandem v0.0.0\n\nreplace github.com/tandem-hv/tandem => " + root + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	g, err := Import(data, path, name)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Import() = %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Write(t.Context(), filepath.Join(dir, g.Package)); err != nil {
+	dir := filepath.Join(t.TempDir(), name)
+	if err := g.Write(t.Context(), dir); err != nil {
 		t.Fatalf("Write() = %v", err)
 	}
-	for _, args := range [][]string{{"vet", "./..."}, {"test", "-count=1", "./..."}} {
-		cmd := exec.Command(goBin, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s on the generated package: %v\n%s\n--- %s.go:\n%s", strings.Join(args, " "), err, out, g.Package, g.Files[g.Package+".go"])
-		}
-	}
+	return g, dir
 }
 
-// TestImport imports DTBs of boards without a profile and of Highbank:
-// the package builds, its test passes, and the TODOs are exactly what
-// the DTB cannot give.
+var todoLine = regexp.MustCompile(`(?m)^\s*# TODO: `)
+
+// TestImport imports DTBs of boards without a built-in profile, and of
+// Highbank: the board directory holds board.yaml and the DTB; board.yaml
+// decodes, holds its invariants and agrees with the DTB field by field;
+// its TODOs are exactly what the DTB cannot give; and the porting kit's
+// check refuses it, naming what an image still needs.
 func TestImport(t *testing.T) {
 	tests := []struct {
-		dtb, name string
-		missing   []string // prefixes of Generated.Missing, in order
-		guestOnly bool
+		arch, dtb, name string
+		missing         []string // Imported.Missing's fields, in order
+		guestOnly       bool
+		clusters        int
 	}{
-		{"sun7i-a20-olinuxino-lime.dtb", "olinuxino-lime", []string{"memory", "SMP", "reset", "denylist", "image"}, false},
-		{"exynos5420-arndale-octa.dtb", "arndale-octa", []string{"SMP", "reset", "denylist", "image"}, false},
-		{"highbank.dtb", "highbank-import", []string{"console", "reset", "denylist", "image"}, true},
+		{"armhf", "sun7i-a20-olinuxino-lime.dtb", "olinuxino-lime", []string{"memory", "smp", "reset", "denylist", "image.table", "image.blobs", "image.load"}, false, 0},
+		{"armhf", "exynos5420-arndale-octa.dtb", "arndale-octa", []string{"smp", "reset", "denylist", "image.table", "image.blobs", "image.load"}, false, 2}, // 4× A15, 4× A7
+		{"armhf", "highbank.dtb", "highbank-import", []string{"console", "reset", "denylist", "image.table", "image.blobs", "image.load"}, true, 0},
+		{"arm64", "rockchip/rk3399-rockpro64.dtb", "rockpro64", []string{"memory", "reset", "denylist", "image.table", "image.blobs", "image.load"}, false, 2},
+		{"arm64", "freescale/imx8mp-evk.dtb", "imx8mp-evk", []string{"reset", "denylist", "image.table", "image.blobs", "image.load"}, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := boardDTB("armhf", tt.dtb)
-			testenv.RequireFile(t, p, "run scripts/testdata-boards.sh or make testdata")
-			data, err := os.ReadFile(p)
+			g, dir := importDir(t, boardDTB(tt.arch, tt.dtb), tt.name)
+			var got []string
+			for _, m := range g.Missing {
+				got = append(got, strings.SplitN(m, ":", 2)[0])
+			}
+			if !slices.Equal(got, tt.missing) {
+				t.Errorf("Missing = %q, want the fields %q", g.Missing, tt.missing)
+			}
+			src := g.Files["board.yaml"]
+			if n := len(todoLine.FindAll(src, -1)); n != len(g.Missing) {
+				t.Errorf("board.yaml has %d TODO comments, Missing has %d:\n%s", n, len(g.Missing), src)
+			}
+			b, err := platforms.Read(dir)
+			if err != nil {
+				t.Fatalf("Read() = %v\n%s", err, src)
+			}
+			if err := b.Validate(); err != nil {
+				t.Errorf("Validate() = %v", err)
+			}
+			if b.GuestOnly != tt.guestOnly || len(b.CPU.Clusters) != tt.clusters {
+				t.Errorf("GuestOnly, clusters = %v, %d; want %v, %d", b.GuestOnly, len(b.CPU.Clusters), tt.guestOnly, tt.clusters)
+			}
+			own := b.DTBPath(b.DTB, "/no/cache")
+			if own != filepath.Join(dir, filepath.Base(tt.dtb)) {
+				t.Fatalf("DTBPath() = %s, want the copy in the board directory", own)
+			}
+			f, _, err := hostdt.ReadFile(own)
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := Import(data, p, tt.name)
-			if err != nil {
-				t.Fatalf("Import() = %v", err)
+			for _, fd := range hostdt.Check(b, f) {
+				if !fd.OK {
+					t.Errorf("Check: %v", fd)
+				}
 			}
-			var got []string
-			for _, m := range g.Missing {
-				got = append(got, strings.Fields(m)[0])
+			s := CheckProfile(b)
+			want := []string{"image.table", "image.blobs", "image.load"}
+			if tt.guestOnly {
+				want = append([]string{"guest-only"}, want...)
 			}
-			var want []string
-			for _, m := range tt.missing {
-				want = append(want, m+":")
+			if got := blockers(s); s.OK() || !slices.Equal(got, want) {
+				t.Errorf("CheckProfile() blockers = %q, want %q", got, want)
 			}
-			if !slices.Equal(got, want) {
-				t.Errorf("Missing = %q, want %q", g.Missing, want)
-			}
-			src := string(g.Files[g.Package+".go"])
-			if n := strings.Count(src, "// TODO:"); n != len(g.Missing) {
-				t.Errorf("profile has %d TODO comments, Missing has %d", n, len(g.Missing))
-			}
-			if regexp.MustCompile(`GuestOnly:\s+true`).MatchString(src) != tt.guestOnly {
-				t.Errorf("GuestOnly in profile = %v, want %v", !tt.guestOnly, tt.guestOnly)
-			}
-			buildInTempModule(t, g)
 		})
 	}
+}
+
+// blockers returns the failed, non-advisory items' checks.
+func blockers(s Section) []string {
+	var b []string
+	for _, it := range s.Items {
+		if !it.OK && !it.Advisory {
+			b = append(b, it.Check)
+		}
+	}
+	return b
+}
+
+// TestImportedBoardReady ports an imported board as its porter would, by
+// editing board.yaml only: the load addresses from U-Boot's environment,
+// the SoC's card layout and blobs, each TODO deleted as it is done. The
+// check refuses the board until the last blocker is gone.
+func TestImportedBoardReady(t *testing.T) {
+	_, dir := importDir(t, boardDTB("arm64", "rockchip/rk3399-rockpro64.dtb"), "rockpro64")
+	file := filepath.Join(dir, "board.yaml")
+	edits := []struct {
+		field string // the TODO the edit mends
+		edit  func(string) string
+	}{
+		{"image.load", func(s string) string {
+			// U-Boot's include/configs/rk3399_common.h (ENV_MEM_LAYOUT_SETTINGS).
+			return dropTodo(s, "load addresses:", "  load: {kernel: 0x0, dtb: 0x0, initrd: 0x0, script: 0x0}",
+				"  load: {kernel: 0x02080000, dtb: 0x01f00000, initrd: 0x06000000, script: 0x00500000}")
+		}},
+		{"image.table", func(s string) string {
+			// opensource.rock-chips.com/wiki_Partitions: boot at sector 32768.
+			s = strings.Replace(s, "  first-partition: 0x100000 # 1 MiB", "  first-partition: 0x1000000 # 16 MiB", 1)
+			return dropTodo(s, "partition layout:", "  table: mbr", "  table: mbr")
+		}},
+		{"image.blobs", func(s string) string {
+			return dropTodo(s, "the bootloader blobs", "  blobs: []", `  blobs:
+    - {name: idbloader, file: idbloader.img, package: "u-boot-rockchip:/usr/lib/u-boot/rockpro64-rk3399/idbloader.img", offset: 0x8000, max-len: 0x3e8000}
+    - {name: U-Boot, file: u-boot.itb, package: "u-boot-rockchip:/usr/lib/u-boot/rockpro64-rk3399/u-boot.itb", offset: 0x800000, max-len: 0x400000}`)
+		}},
+	}
+	for i, e := range edits {
+		b, err := platforms.Read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := CheckProfile(b)
+		if s.OK() || !slices.Contains(blockers(s), e.field) {
+			t.Fatalf("before edit %d, CheckProfile() blockers = %q, want %s among them", i, blockers(s), e.field)
+		}
+		data, _ := os.ReadFile(file)
+		os.WriteFile(file, []byte(e.edit(string(data))), 0o644)
+	}
+	b, err := platforms.Load(dir)
+	if err != nil {
+		t.Fatalf("Load() = %v", err)
+	}
+	if s := CheckProfile(b); !s.OK() {
+		t.Errorf("CheckProfile() after the port = %+v, want no blocker", s.Items)
+	}
+}
+
+// dropTodo replaces the line old of a board.yaml with new, and deletes
+// the TODO comment above it that starts with the given words.
+func dropTodo(s, todo, old, new string) string {
+	lines := strings.Split(s, "\n")
+	at := slices.Index(lines, old)
+	if at < 0 {
+		return s
+	}
+	lines[at] = new
+	start := at
+	for start > 0 && strings.HasPrefix(strings.TrimSpace(lines[start-1]), "#") {
+		start--
+		if strings.HasPrefix(strings.TrimSpace(lines[start]), "# TODO: "+todo) {
+			return strings.Join(append(lines[:start], lines[at:]...), "\n")
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // TestCheckHighbank: the DTB check says the Cortex-A9 cannot host KVM.
@@ -159,7 +243,7 @@ func TestImportErrors(t *testing.T) {
 	}
 }
 
-// TestWriteAllOrNothing: Write puts every file of the package in place or
+// TestWriteAllOrNothing: Write puts every file of the board in place or
 // none, whether the directory is new or exists, on an error as on a
 // cancel; the directories it would have created are not left behind.
 func TestWriteAllOrNothing(t *testing.T) {
@@ -180,12 +264,13 @@ func TestWriteAllOrNothing(t *testing.T) {
 		before  map[string]string // files there first, relative to it
 		wantErr string            // "": success
 	}{
-		{"new directory", t.Context(), "platforms/myvirt", nil, ""},
-		{"existing directory", t.Context(), "pkg", map[string]string{"pkg/README": "x"}, ""},
-		{"cancelled, new directory", cancelled, "platforms/myvirt", nil, "context canceled"},
-		{"cancelled, existing directory", cancelled, "pkg", map[string]string{"pkg/README": "x"}, "context canceled"},
-		{"profile exists", t.Context(), "pkg", map[string]string{"pkg/myvirt.go": "package myvirt\n"}, "pkg/myvirt.go already exists"},
-		{"testdata is a file", t.Context(), "pkg", map[string]string{"pkg/testdata": "not a directory"}, "testdata"},
+		{"new directory", t.Context(), "boards/my-virt", nil, ""},
+		{"existing directory", t.Context(), "dir", map[string]string{"dir/README": "x"}, ""},
+		{"cancelled, new directory", cancelled, "boards/my-virt", nil, "context canceled"},
+		{"cancelled, existing directory", cancelled, "dir", map[string]string{"dir/README": "x"}, "context canceled"},
+		{"profile exists", t.Context(), "dir", map[string]string{"dir/board.yaml": "name: x\n"}, "dir/board.yaml already exists"},
+		{"DTB exists", t.Context(), "dir", map[string]string{"dir/qemu-virt.dtb": "x"}, "dir/qemu-virt.dtb already exists"},
+		{"parent is a file", t.Context(), "file/my-virt", map[string]string{"file": "not a directory"}, "not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

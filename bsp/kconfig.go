@@ -7,11 +7,15 @@ package bsp
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tandem-hv/tandem/platforms"
 )
 
 // KernelConfig is a parsed kernel .config: CONFIG_ symbols and their
@@ -132,4 +136,105 @@ func (c *KernelConfig) VersionAtMost(major, minor int) (atMost, known bool) {
 		return false, false
 	}
 	return ma < major || (ma == major && mi <= minor), true
+}
+
+// Markers kernel/configs.c puts around the gzipped .config it embeds
+// (CONFIG_IKCONFIG): "IKCFG_ST", the gzip stream, "IKCFG_ED".
+const (
+	ikconfigStart = "IKCFG_ST"
+	ikconfigEnd   = "IKCFG_ED"
+)
+
+// ErrNoIKConfig: the kernel carries no embedded configuration.
+var ErrNoIKConfig = errors.New("no embedded kernel config (IKCFG_ST marker)")
+
+// maxPayload bounds what IKConfig decompresses of a compressed kernel:
+// a decompressed arm64 or x86 kernel is well under it.
+const maxPayload = 256 << 20
+
+// maxGzipTries bounds how many gzip streams IKConfig opens in a
+// compressed kernel looking for its payload.
+const maxGzipTries = 16
+
+// IKConfig returns the .config a kernel image carries (CONFIG_IKCONFIG):
+// the gzip stream after the IKCFG_ST marker. A compressed kernel (an ARM
+// zImage, an Image.gz) hides the marker inside its gzip-compressed
+// payload, which IKConfig opens too.
+func IKConfig(kernel []byte) ([]byte, error) {
+	if c, err := ikconfigIn(kernel); !errors.Is(err, ErrNoIKConfig) {
+		return c, err
+	}
+	magic := []byte{0x1f, 0x8b, 0x08} // RFC 1952: ID1, ID2, CM=deflate
+	tries := 0
+	for off := 0; tries < maxGzipTries; {
+		i := bytes.Index(kernel[off:], magic)
+		if i < 0 {
+			break
+		}
+		off += i + 1
+		payload, err := gunzip(kernel[off-1:], maxPayload)
+		if err != nil {
+			continue
+		}
+		tries++
+		if c, err := ikconfigIn(payload); !errors.Is(err, ErrNoIKConfig) {
+			return c, err
+		}
+	}
+	return nil, ErrNoIKConfig
+}
+
+// ikconfigIn finds the marker in data and gunzips what follows it.
+func ikconfigIn(data []byte) ([]byte, error) {
+	i := bytes.Index(data, []byte(ikconfigStart))
+	if i < 0 {
+		return nil, ErrNoIKConfig
+	}
+	c, err := gunzip(data[i+len(ikconfigStart):], maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the embedded config after %s: %v", ErrBadConfig, ikconfigStart, err)
+	}
+	return c, nil
+}
+
+// gunzip decompresses the gzip stream at the start of b (trailing bytes
+// are not part of it), at most limit bytes of output.
+func gunzip(b []byte, limit int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	zr.Multistream(false)
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, fmt.Errorf("more than %d bytes decompressed", limit)
+	}
+	return out, nil
+}
+
+// kconfigArch is the kconfig architecture ("# Linux/ARCH ...") of a
+// board's host.
+func kconfigArch(a platforms.Arch) string {
+	if a == platforms.X86 {
+		return "x86"
+	}
+	return string(a)
+}
+
+// CanHost says whether a kernel built with c can host KVM on board b:
+// it is built for the board's architecture and has KVM (for 32-bit ARM,
+// a kernel of Linux 5.6 or older with KVM_ARM_HOST). why says what is
+// missing; it is "" when it can.
+func (c *KernelConfig) CanHost(b *platforms.Board) (ok bool, why string) {
+	if want := kconfigArch(b.Arch); c.Arch != want {
+		return false, fmt.Sprintf("it is built for %s, board %s needs a kernel built for %s", orUnknown(c.Arch), b.Name, want)
+	}
+	v := kvmVerdict(c)
+	if strings.HasPrefix(v, "can host KVM") {
+		return true, ""
+	}
+	return false, strings.TrimPrefix(v, "cannot host KVM: ")
 }

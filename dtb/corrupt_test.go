@@ -205,6 +205,7 @@ func FuzzParse(f *testing.F) {
 		_ = tr.Root.Walk(func(n *Node) error {
 			_, _ = n.Reg()
 			_, _, _ = tr.Interrupts(n)
+			_, _ = tr.InterruptSpecs(n)
 			_, _ = n.Strings("compatible")
 			if asked++; asked == 200 {
 				return errStop

@@ -352,7 +352,7 @@ func (t *Tree) InterruptParent(n *Node) (*Node, error) {
 
 // Interrupts decodes the node's interrupts property into specifiers of the
 // interrupt parent's #interrupt-cells each, and returns that parent.
-// interrupts-extended is not decoded.
+// interrupts-extended is not decoded: InterruptSpecs reads either.
 func (t *Tree) Interrupts(n *Node) (*Node, [][]uint32, error) {
 	p, err := n.prop("interrupts")
 	if err != nil {
@@ -362,16 +362,9 @@ func (t *Tree) Interrupts(n *Node) (*Node, [][]uint32, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("decoding interrupts: %w", err)
 	}
-	ic, err := ctrl.prop("#interrupt-cells")
+	cellsPer, err := interruptCells(n, ctrl)
 	if err != nil {
-		return nil, nil, fmt.Errorf("decoding interrupts of %s: %w", n.Path(), err)
-	}
-	cellsPer, err := ic.U32()
-	if err != nil {
-		return nil, nil, ctrl.wrap(err)
-	}
-	if cellsPer == 0 || cellsPer > maxInterruptCells {
-		return nil, nil, ctrl.wrap(ic.bad("#interrupt-cells %d, want 1 to %d", cellsPer, maxInterruptCells))
+		return nil, nil, err
 	}
 	cells, err := p.U32s()
 	if err != nil {
@@ -385,4 +378,73 @@ func (t *Tree) Interrupts(n *Node) (*Node, [][]uint32, error) {
 		specs = append(specs, cells[i:i+int(cellsPer)])
 	}
 	return ctrl, specs, nil
+}
+
+// interruptCells returns the #interrupt-cells of ctrl, the controller (or
+// nexus) n's interrupts go to.
+func interruptCells(n, ctrl *Node) (uint32, error) {
+	ic, err := ctrl.prop("#interrupt-cells")
+	if err != nil {
+		return 0, fmt.Errorf("decoding interrupts of %s: %w", n.Path(), err)
+	}
+	cellsPer, err := ic.U32()
+	if err != nil {
+		return 0, ctrl.wrap(err)
+	}
+	if cellsPer == 0 || cellsPer > maxInterruptCells {
+		return 0, ctrl.wrap(ic.bad("#interrupt-cells %d, want 1 to %d", cellsPer, maxInterruptCells))
+	}
+	return cellsPer, nil
+}
+
+// Interrupt is one interrupt of a node: the controller (or nexus) it goes
+// to and the specifier in that controller's #interrupt-cells.
+type Interrupt struct {
+	Parent *Node
+	Spec   []uint32
+}
+
+// InterruptSpecs decodes every interrupt the node generates, each with
+// its controller: from interrupts-extended, whose entries are a phandle
+// and that controller's #interrupt-cells cells each, so one node's
+// interrupts may go to several controllers; or else from interrupts, all
+// to the interrupt parent. Where both are present interrupts-extended
+// takes precedence (Devicetree Specification 2.4.1.3; Linux's
+// bindings/interrupt-controller/interrupts.txt). A node with neither
+// gives ErrNotFound.
+func (t *Tree) InterruptSpecs(n *Node) ([]Interrupt, error) {
+	p := n.Prop("interrupts-extended")
+	if p == nil {
+		ctrl, specs, err := t.Interrupts(n)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Interrupt, len(specs))
+		for i, s := range specs {
+			out[i] = Interrupt{Parent: ctrl, Spec: s}
+		}
+		return out, nil
+	}
+	cells, err := p.U32s()
+	if err != nil {
+		return nil, n.wrap(err)
+	}
+	var out []Interrupt
+	for i := 0; i < len(cells); {
+		ctrl, err := t.FindPhandle(cells[i])
+		if err != nil {
+			return nil, fmt.Errorf("decoding interrupts-extended of %s, entry %d: %w", n.Path(), len(out), err)
+		}
+		cellsPer, err := interruptCells(n, ctrl)
+		if err != nil {
+			return nil, err
+		}
+		i++
+		if len(cells)-i < int(cellsPer) {
+			return nil, n.wrap(p.bad("entry %d for %s has %d cells, want #interrupt-cells %d", len(out), ctrl.Path(), len(cells)-i, cellsPer))
+		}
+		out = append(out, Interrupt{Parent: ctrl, Spec: cells[i : i+int(cellsPer)]})
+		i += int(cellsPer)
+	}
+	return out, nil
 }

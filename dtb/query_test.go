@@ -157,6 +157,45 @@ func TestInterrupts(t *testing.T) {
 	}
 }
 
+func TestInterruptSpecs(t *testing.T) {
+	tr := mustParse(t, goodBlob(t))
+	gic, _ := tr.Lookup("gic")
+	serial, _ := tr.Lookup("serial0")
+	got, err := tr.InterruptSpecs(serial)
+	if err != nil || len(got) != 2 || got[0].Parent != gic || !reflect.DeepEqual(got[1].Spec, []uint32{0, 2, 4}) {
+		t.Fatalf("InterruptSpecs(serial0) from interrupts = %v, %v, want two specs to the GIC", got, err)
+	}
+	// A second controller with one cell, and a node whose
+	// interrupts-extended names both: it takes precedence over interrupts.
+	intc := tr.Root.AddNode("intc")
+	intc.SetEmpty("interrupt-controller").SetU32("#interrupt-cells", 1)
+	ph, gicPh := tr.Phandle(intc), tr.Phandle(gic)
+	serial.SetU32s("interrupts-extended", gicPh, 1, 13, 0xf08, ph, 7)
+	got, err = tr.InterruptSpecs(serial)
+	want := []Interrupt{{gic, []uint32{1, 13, 0xf08}}, {intc, []uint32{7}}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("InterruptSpecs(serial0) from interrupts-extended = %v, %v, want %v", got, err, want)
+	}
+	for _, tt := range []struct {
+		name  string
+		cells []uint32
+		want  error
+	}{
+		{"short last entry", []uint32{gicPh, 1, 13}, ErrBadValue},
+		{"dangling phandle", []uint32{0x99, 7}, ErrNotFound},
+		{"phandle of a node without #interrupt-cells", []uint32{tr.Phandle(tr.Root.Child("chosen")), 7}, ErrNotFound},
+	} {
+		serial.SetU32s("interrupts-extended", tt.cells...)
+		if _, err := tr.InterruptSpecs(serial); !errors.Is(err, tt.want) {
+			t.Errorf("InterruptSpecs() with %s = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	cpu, _ := tr.Lookup("/cpus/cpu@0")
+	if _, err := tr.InterruptSpecs(cpu); !errors.Is(err, ErrNotFound) {
+		t.Errorf("InterruptSpecs(cpu) = %v, want %v", err, ErrNotFound)
+	}
+}
+
 func TestTypedValues(t *testing.T) {
 	tr := mustParse(t, goodBlob(t))
 	serial, _ := tr.Lookup("serial0")

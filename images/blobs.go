@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tandem-hv/tandem/images/pgroup"
@@ -24,7 +25,8 @@ func DebianArch(a platforms.Arch) string {
 }
 
 // FindBlobs locates each blob and boot file of b: first by file name in
-// dirs (what the user supplies: signed BL1, TrustZone, MLO), then, for a
+// dirs (what the user supplies: signed BL1, TrustZone, MLO), then in the
+// board directory's blobs/ folder (platforms.Board.Blobs), then, for a
 // blob Debian ships (Blob.Package "pkg:/path"), inside that package
 // unpacked under cache (build/cache), downloading it with apt-get when
 // fetch is set. Anything not found is left out of the map: Build says
@@ -37,7 +39,12 @@ func FindBlobs(ctx context.Context, b *platforms.Board, dirs []string, cache str
 		want[bl.File] = bl.Package
 	}
 	for _, bf := range b.Image.BootFiles {
-		want[bf.Name] = bf.Package
+		if !bf.Generated() {
+			want[bf.Name] = bf.Package
+		}
+	}
+	if own := b.Blobs(); own != "" {
+		dirs = append(slices.Clip(dirs), own)
 	}
 	for file, pkg := range want {
 		for _, d := range dirs {
@@ -79,7 +86,7 @@ func DebianFile(ctx context.Context, spec, arch, cache string, fetch bool) (stri
 		return p, nil
 	}
 	debs := filepath.Join(cache, "debs")
-	matches, _ := filepath.Glob(filepath.Join(debs, pkg+"_*_"+arch+".deb"))
+	matches := debsOf(debs, pkg, arch)
 	if len(matches) == 0 {
 		if !fetch {
 			return "", nil
@@ -113,6 +120,16 @@ func DebianFile(ctx context.Context, spec, arch, cache string, fetch bool) (stri
 	return p, nil
 }
 
+// debsOf returns the .debs of pkg for arch in dir, or of pkg for every
+// architecture ("all": firmware, data) where there are none for arch.
+func debsOf(dir, pkg, arch string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, pkg+"_*_"+arch+".deb"))
+	if len(m) == 0 {
+		m, _ = filepath.Glob(filepath.Join(dir, pkg+"_*_all.deb"))
+	}
+	return m
+}
+
 // downloadDeb downloads pkg for arch with `apt-get download` into a
 // temporary directory under debs and moves the .deb into debs when apt
 // is done: an interrupted download leaves no partial .deb for the next
@@ -141,7 +158,7 @@ func downloadDeb(ctx context.Context, pkg, arch, debs string) (string, error) {
 		}
 		return "", fmt.Errorf("apt-get download %s:%s: %w (with apt's %s architecture enabled: dpkg --add-architecture %s; apt-get update)\n%s", pkg, arch, err, arch, arch, out.Bytes())
 	}
-	got, _ := filepath.Glob(filepath.Join(tmp, pkg+"_*_"+arch+".deb"))
+	got := debsOf(tmp, pkg, arch)
 	if len(got) == 0 {
 		return "", fmt.Errorf("apt-get download %s:%s left no .deb in %s", pkg, arch, debs)
 	}

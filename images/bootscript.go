@@ -155,8 +155,8 @@ func BootScript(b *platforms.Board, cmdline, kernel, initrd, dtb string) (string
 	if b.Arch == platforms.ARM {
 		p.Boot = "bootz" // a zImage (Documentation/arch/arm/booting.rst)
 	}
-	if p.Load.Kernel == 0 || p.Load.Initrd == 0 || (dtb != "" && p.Load.DTB == 0) {
-		return "", fmt.Errorf("board %s: its profile has no load addresses (platforms.LoadAddrs) for a U-Boot script", b.Name)
+	if ps := b.ImageProblems(); len(ps) > 0 {
+		return "", ps[0]
 	}
 	var buf bytes.Buffer
 	if err := bootScriptTmpl.Execute(&buf, p); err != nil {

@@ -105,6 +105,9 @@ type Result struct {
 	Mapped int64 // bytes in mapped blocks
 	// DTBFixes says what the builder changed in the board's DTB.
 	DTBFixes []string
+	// Skipped are the board's optional boot files that were not given
+	// (Image.BootFiles with Optional set): the image lacks them.
+	Skipped []string
 
 	mapped extents
 }
@@ -139,6 +142,23 @@ func FirmwareDTB(b *platforms.Board) bool { return strings.HasPrefix(b.Image.DTB
 // UEFI reports whether the board boots through UEFI (no boot script).
 func UEFI(b *platforms.Board) bool { return b.Image.BootScript == "" }
 
+// CheckBoard says whether an image can be built for b: its profile holds
+// (platforms.Board.Validate), says all an image needs
+// (ImageProblems: a U-Boot board's load addresses), and boots from a
+// file system the builder writes.
+func CheckBoard(b *platforms.Board) error {
+	if err := b.Validate(); err != nil {
+		return err
+	}
+	if err := platforms.Join(b.ImageProblems()); err != nil {
+		return err
+	}
+	if b.Image.BootFS != "vfat" {
+		return fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
+	}
+	return nil
+}
+
 // HostCmdline is the host kernel's command line for b.
 func HostCmdline(b *platforms.Board, extra string) string {
 	c := "console=" + b.Console.Linux
@@ -161,11 +181,8 @@ func Build(ctx context.Context, out string, cfg Config) (*Result, error) {
 	if b == nil {
 		return nil, errors.New("image build: no board")
 	}
-	if err := b.Validate(); err != nil {
+	if err := CheckBoard(b); err != nil {
 		return nil, err
-	}
-	if b.Image.BootFS != "vfat" {
-		return nil, fmt.Errorf("board %s: boot file system %q, the image builder writes vfat", b.Name, b.Image.BootFS)
 	}
 	if cfg.Epoch == 0 {
 		var err error
@@ -285,6 +302,8 @@ type plan struct {
 	size      int64
 	seed      [32]byte
 	dtbFixes  []string
+	// skipped are the optional boot files not given.
+	skipped []string
 }
 
 // planImage checks the inputs and lays the image out, in this order:
@@ -356,11 +375,11 @@ func (p *plan) placeBlobs() error {
 			if bl.Optional {
 				continue
 			}
-			return fmt.Errorf("%w: board %s needs its %s blob %s: %s", ErrMissing, b.Name, bl.Name, bl.File, blobFix(bl))
+			return fmt.Errorf("%w: board %s needs its %s blob %s, written at byte %#x of the image: %s", ErrMissing, b.Name, bl.Name, bl.File, bl.Offset, blobFix(b, bl))
 		}
 		st, err := os.Stat(src)
 		if err != nil {
-			return fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(bl))
+			return fmt.Errorf("%w: %s blob %s: %v (%s)", ErrMissing, bl.Name, src, fsx.UnwrapPathError(err), blobFix(b, bl))
 		}
 		if uint64(st.Size()) > bl.MaxLen {
 			return fmt.Errorf("%w: %s blob %s is %d bytes, its slot at offset %#x on %s holds %d (%d too many): use the %s built for this board",
@@ -387,8 +406,16 @@ func (p *plan) bootPartitionFiles(cmdline string) ([]fat.File, error) {
 	}
 	var files []fat.File
 	for _, bf := range b.Image.BootFiles {
+		if bf.Generated() {
+			files = append(files, fat.File{Path: bf.Name, Data: []byte(bf.Content), First: true})
+			continue
+		}
 		src := cfg.Blobs[bf.Name]
-		if err := needFile("boot file "+bf.Name, src, "copy it from the board vendor's BSP into a directory and pass --blobs DIR"); err != nil {
+		if src == "" && bf.Optional {
+			p.skipped = append(p.skipped, bf.Name)
+			continue
+		}
+		if err := needFile("boot file "+bf.Name+" (for the boot partition)", src, bootFileFix(b, bf)); err != nil {
 			return nil, err
 		}
 		files = append(files, fat.File{Path: bf.Name, Source: src, First: true})
@@ -585,11 +612,26 @@ func dataPartitionSize(files []DataFile, atLeast int64) (int64, error) {
 	return size, nil
 }
 
-func blobFix(bl platforms.Blob) string {
+func blobFix(b *platforms.Board, bl platforms.Blob) string {
 	if bl.Package != "" {
 		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bl.Package, bl.File)
 	}
-	return fmt.Sprintf("Debian does not ship it: copy %s from the board vendor's BSP into a directory and pass --blobs DIR", bl.File)
+	return "Debian does not ship it: " + supplyFix(b, bl.File)
+}
+
+func bootFileFix(b *platforms.Board, bf platforms.BootFile) string {
+	if bf.Package != "" {
+		return fmt.Sprintf("Debian ships it in %s (install the package, or pass --blobs DIR holding %s)", bf.Package, bf.Name)
+	}
+	return supplyFix(b, bf.Name)
+}
+
+// supplyFix says where to put a file the user supplies for board b.
+func supplyFix(b *platforms.Board, file string) string {
+	if own := b.Blobs(); own != "" {
+		return fmt.Sprintf("copy %s from the board vendor's BSP into %s, or into a directory and pass --blobs DIR", file, own)
+	}
+	return fmt.Sprintf("copy %s from the board vendor's BSP into a directory and pass --blobs DIR", file)
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
@@ -623,7 +665,7 @@ func hashFile(file string, limit int64) (string, error) {
 
 func (p *plan) write(ctx context.Context, f *os.File, work string, pr *Progress) (*Result, error) {
 	b := p.cfg.Board
-	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes}
+	res := &Result{Size: p.size, Table: b.Image.Table, Partitions: []Partition{p.boot, p.data}, Blobs: p.blobs, Script: p.script, DTBFixes: p.dtbFixes, Skipped: p.skipped}
 	for _, bf := range p.bootFiles {
 		res.BootFiles = append(res.BootFiles, bf.Path)
 	}

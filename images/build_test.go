@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,11 +54,7 @@ func fixture(t *testing.T, dir string, b *platforms.Board) Config {
 	}
 	if b.Image.DTB != "" && !FirmwareDTB(b) {
 		// Debian's DTB where make testdata unpacked it, else an empty tree.
-		sub := "armhf"
-		if b.Arch == platforms.ARM64 {
-			sub = "arm64"
-		}
-		cfg.DTB = filepath.Join(cacheDir, "boards", sub, b.Image.DTB)
+		cfg.DTB = b.DTBPath(b.Image.DTB, filepath.Join(cacheDir, "boards"))
 		if _, err := os.Stat(cfg.DTB); err != nil {
 			empty, _ := dtb.New().Bytes()
 			cfg.DTB = filepath.Join(dir, "host", filepath.Base(b.Image.DTB))
@@ -119,6 +116,15 @@ func TestBuildBoards(t *testing.T) {
 			boot := extract(t, img, parts[0], filepath.Join(dir, "boot.fat"))
 			if out, err := exec.Command(fsck, "-n", boot).CombinedOutput(); err != nil {
 				t.Errorf("fsck.vfat -n = %v:\n%s", err, out)
+			}
+			for _, bf := range b.Image.BootFiles {
+				if !bf.Generated() {
+					continue
+				}
+				got, err := exec.Command(mtype, "-i", boot, "::"+bf.Name).Output()
+				if err != nil || string(got) != bf.Content {
+					t.Errorf("mtype %s = %q, %v; want the board's content %q", bf.Name, got, err, bf.Content)
+				}
 			}
 			data := extract(t, img, parts[1], filepath.Join(dir, "data.ext4"))
 			if out, err := exec.Command(e2fsck, "-fn", data).CombinedOutput(); err != nil {
@@ -253,6 +259,64 @@ func TestBuildErrors(t *testing.T) {
 			left, _ := os.ReadDir(filepath.Dir(out))
 			if len(left) != 0 {
 				t.Errorf("Build() left %d files behind (%s), want none", len(left), left[0].Name())
+			}
+		})
+	}
+}
+
+// TestBuildOptionalBootFile builds the ZCU102's image with and without
+// BOOT.BIN, its optional boot file: given, it is in the boot partition;
+// left out, the image is built without it and the result says so. A
+// required boot file (OMAP5's MLO) left out is still an error.
+func TestBuildOptionalBootFile(t *testing.T) {
+	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
+	zcu, err := all.Lookup("zcu102")
+	if err != nil {
+		t.Fatal(err)
+	}
+	omap, err := all.Lookup("omap5-uevm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		board   *platforms.Board
+		drop    string
+		skipped []string
+		err     string
+	}{
+		{"given", zcu, "", nil, ""},
+		{"left out", zcu, "BOOT.BIN", []string{"BOOT.BIN"}, ""},
+		{"required, left out", omap, "MLO", nil, "boot file MLO"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := fixture(t, dir, tt.board)
+			delete(cfg.Blobs, tt.drop)
+			img := filepath.Join(dir, "out.img")
+			res, err := Build(t.Context(), img, cfg)
+			if tt.err != "" {
+				if err == nil || !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("Build() = %v, want ErrMissing naming %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Build() = %v, want nil", err)
+			}
+			if !slices.Equal(res.Skipped, tt.skipped) {
+				t.Errorf("Skipped = %q, want %q", res.Skipped, tt.skipped)
+			}
+			in, err := Inspect(img)
+			if err != nil {
+				t.Fatalf("Inspect() = %v", err)
+			}
+			has := false
+			for _, e := range in.BootFiles {
+				has = has || e.Name == "BOOT.BIN"
+			}
+			if want := tt.drop == ""; has != want {
+				t.Errorf("boot partition has BOOT.BIN: %v, want %v (files %v)", has, want, in.BootFiles)
 			}
 		})
 	}

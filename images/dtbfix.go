@@ -36,7 +36,7 @@ func boardDTB(b *platforms.Board, file string) ([]byte, []string, error) {
 	}
 	var fixed []string
 	for _, n := range t.FindCompatible(b.GIC.Compatible) {
-		if n.Has("interrupts") {
+		if n.Has("interrupts") || n.Has("interrupts-extended") {
 			continue
 		}
 		cpus := b.CPU.Count

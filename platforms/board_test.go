@@ -8,7 +8,7 @@ import (
 
 func good() *Board {
 	return &Board{
-		Name: "test", Arch: ARM,
+		Name: "test", Arch: ARM, SMP: SMPPSCI,
 		CPU:    CPU{Compatible: "arm,cortex-a7", Count: 2, Virtualization: true},
 		Memory: []Region{{0x40000000, 1 << 30}},
 		GIC: GIC{Version: 2, Dist: Region{0x1c81000, 0x1000}, CPU: Region{0x1c82000, 0x2000},
@@ -29,7 +29,15 @@ func TestValidate(t *testing.T) {
 		{"no name", func(b *Board) { b.Name = "" }, "no name"},
 		{"bad arch", func(b *Board) { b.Arch = "mips" }, "architecture"},
 		{"no cpus", func(b *Board) { b.CPU.Count = 0 }, "CPU count"},
-		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "GuestOnly"},
+		{"no virt, not guest-only", func(b *Board) { b.CPU.Virtualization = false }, "not guest-only"},
+		{"big.LITTLE", func(b *Board) {
+			b.CPU = CPU{Compatible: "arm,cortex-a53", Count: 6, Virtualization: true,
+				Clusters: []Cluster{{"arm,cortex-a53", 4}, {"arm,cortex-a72", 2}}}
+		}, ""},
+		{"clusters short of the count", func(b *Board) { b.CPU.Clusters = []Cluster{{"arm,cortex-a7", 1}} }, "the clusters hold 1 cores"},
+		{"clusters led by another core", func(b *Board) {
+			b.CPU.Clusters = []Cluster{{"arm,cortex-a15", 1}, {"arm,cortex-a7", 1}}
+		}, "the first cluster is"},
 		{"memory overlap", func(b *Board) { b.Memory = append(b.Memory, Region{0x7fff0000, 0x20000}) }, "memory bank"},
 		{"GIC overlap", func(b *Board) { b.GIC.Hyp = Region{0x1c82800, 0x2000} }, "GIC region"},
 		{"GIC in memory", func(b *Board) { b.GIC.Dist.Base = 0x40001000 }, "overlaps memory"},
@@ -43,6 +51,15 @@ func TestValidate(t *testing.T) {
 		{"unaligned blob", func(b *Board) { b.Image.Blobs[0].Offset = 8<<10 + 1 }, "not sector aligned"},
 		{"no table", func(b *Board) { b.Image.Table = "" }, "partition table"},
 		{"partition in MBR", func(b *Board) { b.Image.FirstPartition = 0; b.Image.Blobs = nil }, "first partition"},
+		{"boot files", func(b *Board) {
+			b.Image.BootFiles = []BootFile{{Name: "MLO"}, {Name: "config.txt", Content: "arm_64bit=1\n"}}
+		}, ""},
+		{"boot file in a folder", func(b *Board) { b.Image.BootFiles = []BootFile{{Name: "overlays/x.dtbo"}} }, "boot file name"},
+		{"boot file without a name", func(b *Board) { b.Image.BootFiles = []BootFile{{Package: "p:/f"}} }, "boot file name"},
+		{"boot file twice", func(b *Board) { b.Image.BootFiles = []BootFile{{Name: "MLO"}, {Name: "MLO"}} }, "listed twice"},
+		{"boot file with content and package", func(b *Board) {
+			b.Image.BootFiles = []BootFile{{Name: "config.txt", Content: "x\n", Package: "raspi-firmware:/x"}}
+		}, "both content and a package"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

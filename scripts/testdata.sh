@@ -11,10 +11,19 @@
 #   build/cache/ARCH/vmlinuz          the guest kernel
 #   build/cache/ARCH/release          its `uname -r`
 #   build/cache/ARCH/modules/RELEASE  its /lib/modules tree
+#   build/cache/ARCH/config-RELEASE   its .config (what `tandem image build`
+#                                     checks the host kernel's KVM with)
 #   build/cache/ARCH/busybox          a static busybox (not for armhf: the arm64 host runs it)
 #   build/cache/ARCH/host/...         the emulated host's kernel, same layout, when it
 #                                     must differ from the guest's (x86: only if the
 #                                     cloud kernel lacks kvm-amd)
+#   build/cache/pkgs/PKG_ARCH/...     Debian's U-Boot builds for the boards
+#                                     (arm64: u-boot-rockchip, u-boot-rpi and
+#                                     the Pi's VideoCore firmware,
+#                                     raspi-firmware, from the non-free-firmware
+#                                     component through an apt state of its
+#                                     own; armhf: u-boot-sunxi, u-boot-exynos),
+#                                     as `tandem image build` unpacks them
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -134,6 +143,9 @@ unpack_kernel() {
 	rm -rf "$dest.new"
 	mkdir -p "$dest.new/modules"
 	mv "$kimg" "$dest.new/vmlinuz"
+	cfg=$(ls "$tmp"/boot/config-* 2>/dev/null | head -n1)
+	[ -f "$cfg" ] || die "$deb has no boot/config-*"
+	mv "$cfg" "$dest.new/config-$rel"
 	mv "$mods" "$dest.new/modules/$rel"
 	# DTBs (arm) live beside the modules.
 	if [ -d "$tmp/usr/lib/linux-image-$rel" ]; then mv "$tmp/usr/lib/linux-image-$rel" "$dest.new/dtbs"; fi
@@ -162,6 +174,66 @@ has_kvm_amd() {
 	grep -q 'kvm-amd\.ko' "$1/modules/$rel/modules.dep"
 }
 
+# has_config DIR reports whether the kernel unpacked in DIR has its .config.
+has_config() {
+	[ -f "$1/config-$(cat "$1/release" 2>/dev/null)" ]
+}
+
+# extract_config DEB DEST writes the kernel package's boot/config-* to DEST.
+extract_config() {
+	rel=$(cat "$2/release")
+	dpkg-deb --fsys-tarfile "$1" | tar -xO "./boot/config-$rel" >"$2/config-$rel.new" ||
+		die "$1 has no boot/config-$rel"
+	mv "$2/config-$rel.new" "$2/config-$rel"
+}
+
+# unpack_pkg DEB NAME ARCH writes the package's files to
+# $cache/pkgs/NAME_ARCH, where `tandem image build` looks for a board's
+# Debian blobs.
+unpack_pkg() {
+	deb=$1 dest=$cache/pkgs/$2_$3
+	stamp=$dest/.stamp
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(basename "$deb")" ] && return 0
+	mkdir -p "$cache/pkgs"
+	tmp=$(mktemp -d "$cache/pkgs/.unpack.XXXXXX")
+	dpkg-deb -x "$deb" "$tmp"
+	basename "$deb" >"$tmp/.stamp"
+	rm -rf "$dest"
+	mv "$tmp" "$dest"
+	log "$3: $2 unpacked in $dest"
+}
+
+# boot_pkgs_armhf fetches the U-Boot builds the A20 and Arndale images
+# take from Debian.
+boot_pkgs_armhf() {
+	for p in u-boot-sunxi u-boot-exynos; do
+		unpack_pkg "$(download "$p:armhf")" "$p" armhf
+	done
+}
+
+# boot_pkgs fetches what the arm64 board images and `bsp import --uboot`
+# take from Debian: U-Boot for the Rockchip and Raspberry Pi boards, and
+# the Raspberry Pi's firmware. raspi-firmware is in the non-free-firmware
+# component, which the machine's sources need not list: it is resolved
+# and downloaded through an apt state of its own under the cache.
+boot_pkgs() {
+	for p in u-boot-rockchip u-boot-rpi; do
+		unpack_pkg "$(download "$p:arm64")" "$p" arm64
+	done
+	st=$cache/apt-nonfree
+	mkdir -p "$st/lists/partial" "$st/archives/partial"
+	echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm non-free-firmware" >"$st/sources.list"
+	opts="-o Dir::Etc::SourceList=$st/sources.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=$st/lists -o Dir::Cache=$st -o Dir::Cache::archives=$st/archives"
+	[ "$(id -u)" = 0 ] && opts="$opts -o APT::Sandbox::User=root"
+	if [ -z "$(ls "$debs"/raspi-firmware_*_all.deb 2>/dev/null)" ]; then
+		log "downloading raspi-firmware (non-free-firmware)"
+		apt-get $opts update -qq || die "apt-get update for non-free-firmware failed"
+		mkdir -p "$debs"
+		(cd "$debs" && apt-get $opts download -q raspi-firmware >&2) || die "apt-get download raspi-firmware failed"
+	fi
+	unpack_pkg "$(ls "$debs"/raspi-firmware_*_all.deb | tail -n1)" raspi-firmware arm64
+}
+
 # index_unchanged DIR reports whether DIR/.stamp is newer than apt's
 # package index and dpkg's state: the queries that wrote it would resolve
 # the same packages again.
@@ -177,7 +249,7 @@ index_unchanged() {
 setup() {
 	arch=$1 debarch=$2 kmeta=$3 hostmeta=$4 withbusybox=$5
 	dest=$cache/$arch
-	if index_unchanged "$dest" && { [ -z "$hostmeta" ] || has_kvm_amd "$dest" || index_unchanged "$dest/host"; }; then
+	if index_unchanged "$dest" && has_config "$dest" && { [ -z "$hostmeta" ] || has_kvm_amd "$dest" || index_unchanged "$dest/host"; }; then
 		log "$arch: up to date ($(cat "$dest/release"); the package index has not changed since it was unpacked)"
 		return 0
 	fi
@@ -190,6 +262,8 @@ setup() {
 	stamp="$(basename "$kdeb") $(basename "${bdeb:-none}")"
 	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
 		touch "$dest/.stamp" # checked against the index as it is now
+		# A cache unpacked before the config was kept gets it now.
+		has_config "$dest" || extract_config "$kdeb" "$dest"
 		log "$arch: up to date ($(cat "$dest/release"))"
 	else
 		unpack_kernel "$kdeb" "$dest"
@@ -226,8 +300,8 @@ main() {
 		case $a in
 		x86) setup x86 amd64 linux-image-cloud-amd64 linux-image-amd64 yes ;;
 		# The arm64 kernel has KVM built in and serves as host and guest.
-		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes ;;
-		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no ;;
+		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes; boot_pkgs ;;
+		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
 		*) die "unknown architecture $a (want x86, arm64 or armhf)" ;;
 		esac
 	done

@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tandem-hv/tandem/system/strictyaml"
+	"github.com/tandem-hv/tandem/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -296,17 +296,7 @@ func ParseManifest(path string, data []byte) (*Manifest, error) {
 
 // line finds the line of field, falling back to its parents.
 func (m *Manifest) line(field string) int {
-	for p := field; p != ""; {
-		if l, ok := m.lines[p]; ok {
-			return l
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
+	return strictyaml.Nearest(field, func(f string) int { return m.lines[f] })
 }
 
 // errorf makes an error located at field (a path such as
@@ -426,4 +416,12 @@ func (m *Manifest) Files() []string {
 		}
 	}
 	return out
+}
+
+// Errorf returns an error located at one of the guest's fields, as the
+// manifest's own checks make them (`system.yaml:4: guest "control":
+// kernel: ...`), for the checks of callers that know more (the image
+// builder knows the board's host).
+func (g *Guest) Errorf(field, format string, args ...any) error {
+	return g.errorf(field, format, args...)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/tandem-hv/tandem/vmm"
 )
 
-// yaml forms. Every field is decoded strictly (system/strictyaml):
+// yaml forms. Every field is decoded strictly (strictyaml):
 // an unknown key is an error with file:line.
 type manifestYAML struct {
 	ControlSocket string      `yaml:"control-socket"`

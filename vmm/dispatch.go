@@ -1,7 +1,10 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tandem-hv/tandem/hv/bus"
 	"github.com/tandem-hv/tandem/hv/devices"
@@ -96,6 +99,31 @@ func dispatch(reason uint32, src exitSource, pio, mmio *bus.Bus, warn *devices.R
 		return outcome{true, ExitCrash, fmt.Sprintf("KVM internal error %d %#x", sub, data)}, nil
 	case kvm.ExitFailEntry:
 		return outcome{true, ExitCrash, fmt.Sprintf("VM entry failed: hardware reason %#x", src.FailEntry())}, nil
+	case kvm.ExitARMNISV:
+		// What ENOSYS from KVM_RUN is (runFailure) when the VMM asks
+		// for KVM_CAP_ARM_NISV_TO_USER: a guest MMIO access without a
+		// valid syndrome.
+		return outcome{true, ExitCrash, "MMIO access KVM cannot decode (KVM_EXIT_ARM_NISV)"}, nil
 	}
 	return outcome{true, ExitCrash, fmt.Sprintf("unhandled KVM exit %d", reason)}, nil
+}
+
+// runFailure says whether a failed KVM_RUN is the guest's doing, and if
+// so how the guest ends: as a crash, which the supervisor restarts by
+// policy, not as ExitError, "the VMM failed". It is a plain function, fed
+// made-up errors in tests.
+//
+// ENOSYS: on arm64 and 32-bit ARM hosts KVM_RUN fails so for a data
+// abort outside every memslot whose syndrome does not describe the access
+// (ESR_ELx.ISV clear: a load or store pair, one with writeback, a
+// cache maintenance by VA on device memory), which KVM cannot hand to
+// user space as an MMIO exit (arch/arm64/kvm/mmio.c, io_mem_abort: "load/
+// store instruction decoding not implemented") unless the VMM enables
+// KVM_CAP_ARM_NISV_TO_USER, and then real hardware would not complete the
+// access either. Only the guest's instructions bring it about.
+func runFailure(err error) (outcome, bool) {
+	if errors.Is(err, unix.ENOSYS) {
+		return outcome{true, ExitCrash, fmt.Sprintf("%v: the guest accessed device memory with an instruction KVM cannot emulate (no valid syndrome; a load/store pair or writeback to MMIO)", err)}, true
+	}
+	return keepGoing, false
 }

@@ -2,8 +2,12 @@ package vmm
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tandem-hv/tandem/hv/bus"
 	"github.com/tandem-hv/tandem/hv/devices"
@@ -79,6 +83,7 @@ func TestDispatch(t *testing.T) {
 		{name: "internal error is a crash", reason: kvm.ExitInternalError, exit: madeUpExit{internal: 1}, wantStop: true, wantExit: ExitCrash},
 		{name: "failed entry is a crash", reason: kvm.ExitFailEntry, wantStop: true, wantExit: ExitCrash},
 		{name: "unknown exit is a crash", reason: 999, wantStop: true, wantExit: ExitCrash},
+		{name: "MMIO without a valid syndrome is a crash", reason: kvm.ExitARMNISV, wantStop: true, wantExit: ExitCrash},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,6 +174,76 @@ func TestParseSize(t *testing.T) {
 			got, err := ParseSize(tt.in)
 			if (err != nil) != tt.err || got != tt.want {
 				t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+// panicky is a device model with a bug: every access panics.
+type panicky struct{}
+
+func (panicky) Read(off uint64, data []byte)  { panic("device bug") }
+func (panicky) Write(off uint64, data []byte) { panic("device bug") }
+
+// TestDispatchContainsDevicePanic: a device model that panics under a
+// guest's access fails that device; the vCPU loop goes on (dispatch
+// returns no error and does not stop), the device reads zeros from then
+// on, one warning says so, and the other devices answer as before.
+func TestDispatchContainsDevicePanic(t *testing.T) {
+	var pio, mmio bus.Bus
+	var log bytes.Buffer
+	warn := devices.NewRateLimited(&log, 10)
+	mmio.SetWarnings(warn)
+	if err := mmio.Insert(panicky{}, 0x1000, 0x100); err != nil {
+		t.Fatal(err)
+	}
+	good := &recorder{answer: 0x7e}
+	if err := mmio.Insert(good, 0x2000, 0x100); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range []kvm.MMIOExit{
+		{Addr: 0x1000, IsWrite: true, Data: []byte{1, 2, 3, 4}},
+		{Addr: 0x1004, Data: []byte{9, 9, 9, 9}},
+		{Addr: 0x1004, Data: []byte{9, 9, 9, 9}},
+		{Addr: 0x2000, Data: []byte{0}},
+	} {
+		out, err := dispatch(kvm.ExitMMIO, &madeUpExit{mmio: e}, &pio, &mmio, warn)
+		if err != nil || out.stop {
+			t.Fatalf("exit %d: dispatch() = %+v, %v; want the vCPU to go on", i, out, err)
+		}
+		if !e.IsWrite && e.Addr == 0x1004 && !bytes.Equal(e.Data, make([]byte, 4)) {
+			t.Errorf("exit %d: read of the failed device = %x, want zeros", i, e.Data)
+		}
+		if e.Addr == 0x2000 && e.Data[0] != 0x7e {
+			t.Errorf("the other device read %#x, want 0x7e", e.Data[0])
+		}
+	}
+	if n := strings.Count(log.String(), "failed: panic: device bug"); n != 1 {
+		t.Errorf("warnings = %q, want one saying the device failed", log.String())
+	}
+}
+
+// TestRunFailure: a KVM_RUN error the guest provoked ends the guest as a
+// crash (status 3, restarted by policy); any other is the VMM's failure.
+func TestRunFailure(t *testing.T) {
+	tests := []struct {
+		err       error
+		wantGuest bool
+	}{
+		{&kvm.RunError{VCPU: 0, Errno: unix.ENOSYS}, true},
+		{fmt.Errorf("wrapped: %w", &kvm.RunError{VCPU: 1, Errno: unix.ENOSYS}), true},
+		{&kvm.RunError{VCPU: 0, Errno: unix.EFAULT}, false},
+		{&kvm.RunError{VCPU: 0, Errno: unix.ENOMEM}, false},
+		{errors.New("something else"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			out, guest := runFailure(tt.err)
+			if guest != tt.wantGuest {
+				t.Fatalf("runFailure(%v) guest = %v, want %v", tt.err, guest, tt.wantGuest)
+			}
+			if guest && (!out.stop || out.exit != ExitCrash || !strings.Contains(out.reason, "ENOSYS")) {
+				t.Errorf("runFailure(%v) = %+v, want a stop with ExitCrash naming ENOSYS", tt.err, out)
 			}
 		})
 	}

@@ -141,6 +141,10 @@ func Build(cfg Config) (*VM, error) {
 		return nil, &FatalError{Err: err}
 	}
 	vm := &VM{cfg: cfg, arch: g, warn: devices.NewRateLimited(os.Stderr, 10)}
+	// A device model that panics is failed on its own (hv/bus): say so
+	// among the VM's other warnings.
+	vm.mmio.SetWarnings(vm.warn)
+	vm.pio.SetWarnings(vm.warn)
 	steps := []struct {
 		name string
 		fn   func() error
@@ -401,6 +405,10 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 		exits++
 		vm.dumpIfAsked(i, c, exits)
 		if err != nil {
+			if out, guest := runFailure(err); guest {
+				vm.stop(out.exit, fmt.Sprintf("vCPU %d: %s", i, out.reason))
+				return nil
+			}
 			vm.stop(ExitError, err.Error())
 			return fmt.Errorf("vCPU %d: %w", i, err)
 		}

@@ -48,11 +48,11 @@ func newBoardCmd() *cobra.Command {
 	})
 	var asJSON bool
 	show := &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show one board profile",
+		Use:   "show NAME|DIR",
+		Short: "Show one board profile: a built-in one, or a board directory",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := all.Lookup(args[0])
+			b, err := all.Find(args[0])
 			if err != nil {
 				return fmt.Errorf("board show: %w", err)
 			}
@@ -89,6 +89,9 @@ func writeJSON(w io.Writer, v any) error {
 func showBoard(w io.Writer, b *platforms.Board) error {
 	p := func(k string, v any) { fmt.Fprintf(w, "%-14s %v\n", k+":", v) }
 	p("name", b.Name)
+	if b.File != "" && b.Dir != "" {
+		p("from", b.File)
+	}
 	p("description", b.Description)
 	p("compatible", b.Compatible)
 	p("arch", b.Arch)
@@ -106,6 +109,9 @@ func showBoard(w io.Writer, b *platforms.Board) error {
 	p("smp", b.SMP)
 	p("reset", b.Reset)
 	p("denylist", b.Denylist)
+	if len(b.HostModules) > 0 {
+		p("host modules", b.HostModules)
+	}
 	ok, why := b.CanHostKVM()
 	if ok {
 		why = "yes"
@@ -116,6 +122,16 @@ func showBoard(w io.Writer, b *platforms.Board) error {
 	for _, bl := range b.Image.Blobs {
 		p("  blob", fmt.Sprintf("%s %s at %#x (max %d KiB)", bl.Name, bl.File, bl.Offset, bl.MaxLen>>10))
 	}
+	for _, bf := range b.Image.BootFiles {
+		from := "from the user"
+		if bf.Package != "" {
+			from = "from " + bf.Package
+		}
+		if bf.Optional {
+			from += ", optional"
+		}
+		p("  boot file", fmt.Sprintf("%s (%s)", bf.Name, from))
+	}
 	l := b.Image.Load
 	if l.Kernel != 0 {
 		p("  load", fmt.Sprintf("kernel %#x, dtb %#x, initrd %#x, script %#x", l.Kernel, l.DTB, l.Initrd, l.Script))
@@ -125,8 +141,11 @@ func showBoard(w io.Writer, b *platforms.Board) error {
 
 // detection is what "board detect" reports.
 type detection struct {
-	FDT       string         `json:"fdt,omitempty"`
-	Facts     *hostdt.Facts  `json:"facts,omitempty"`
+	FDT   string        `json:"fdt,omitempty"`
+	Facts *hostdt.Facts `json:"facts,omitempty"`
+	// Verdict says from the device tree alone whether the board can
+	// host KVM.
+	Verdict   *bsp.Verdict   `json:"verdict,omitempty"`
 	Board     string         `json:"board,omitempty"`
 	Match     string         `json:"match,omitempty"`
 	Inventory *bsp.Inventory `json:"inventory,omitempty"`
@@ -145,6 +164,8 @@ func detectBoard(w io.Writer, fdt string, asJSON bool) error {
 		return fmt.Errorf("board detect: %w", err)
 	default:
 		d.Facts = f
+		v := bsp.Judge(f)
+		d.Verdict = &v
 		if b, err := hostdt.Match(f, all.Boards); err != nil {
 			d.Match = err.Error()
 		} else {
@@ -167,16 +188,21 @@ func detectBoard(w io.Writer, fdt string, asJSON bool) error {
 	}
 	if f := d.Facts; f != nil {
 		fmt.Fprintf(w, "device tree:  %s (%s, %q)\n", fdt, f.Model, f.Compatible)
-		fmt.Fprintf(w, "cpus:         %d", len(f.CPUs))
 		if len(f.CPUs) > 0 {
-			fmt.Fprintf(w, "× %s, enable-method %q", f.CPUs[0].Compatible, f.CPUs[0].EnableMethod)
+			fmt.Fprintf(w, "cpus:         %s, enable-method %q", hostdt.ClusterCounts(f.Clusters()), f.CPUs[0].EnableMethod)
+		} else {
+			fmt.Fprintf(w, "cpus:         none")
 		}
 		fmt.Fprintf(w, "\nmemory:       %v\n", f.Memory)
 		if f.GIC != nil {
 			fmt.Fprintf(w, "gic:          v%d %s, virtualization interface: %v\n", f.GIC.Version, f.GIC.Path, f.GIC.HasVirt())
 		}
-		if f.Timer != nil {
+		switch {
+		case f.Timer == nil:
+		case f.Timer.OnGIC:
 			fmt.Fprintf(w, "timer PPIs:   %v\n", f.Timer.PPIs)
+		default:
+			fmt.Fprintf(w, "timer:        %s, interrupts to %s\n", f.Timer.Path, f.Timer.Controller)
 		}
 		if f.Console != nil {
 			fmt.Fprintf(w, "console:      %s at %#x (%s)\n", f.Console.Path, f.Console.Base, f.Console.Via)
@@ -189,6 +215,9 @@ func detectBoard(w io.Writer, fdt string, asJSON bool) error {
 		for _, n := range f.Notes {
 			fmt.Fprintf(w, "note:         %s\n", n)
 		}
+	}
+	if d.Verdict != nil {
+		fmt.Fprintf(w, "verdict:      %s\n", d.Verdict)
 	}
 	if d.Board != "" {
 		fmt.Fprintf(w, "board:        %s\n", d.Board)

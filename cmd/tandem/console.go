@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -17,9 +18,16 @@ import (
 // QEMU: Ctrl-A x).
 const escapeByte = 0x01
 
+// defaultConsoleLimit is how large a file: console grows unless told
+// otherwise (--console-limit, console-limit:): a guest that prints
+// without end must not fill the host's disk, and 64 MiB holds days of a
+// chatty kernel's log.
+const defaultConsoleLimit = "64M"
+
 // openConsole connects the guest's console as spec says: "stdio",
-// "file:PATH" or "pty". It returns a function that undoes it.
-func openConsole(spec string, cfg *vmm.Config, stderr io.Writer) (func(), error) {
+// "file:PATH" or "pty"; a file stops growing at limit bytes (0: never).
+// It returns a function that undoes it.
+func openConsole(spec string, limit uint64, cfg *vmm.Config, stderr io.Writer) (func(), error) {
 	switch {
 	case spec == "stdio":
 		out := &lineEnder{w: os.Stdout}
@@ -38,7 +46,7 @@ func openConsole(spec string, cfg *vmm.Config, stderr io.Writer) (func(), error)
 		if err != nil {
 			return nil, fmt.Errorf("--console %s: %w", spec, err)
 		}
-		cfg.Console.Out = f
+		cfg.Console.Out = &cappedWriter{w: f, limit: limit}
 		return func() { f.Close() }, nil
 	case spec == "pty":
 		master, name, err := openPTY()
@@ -50,6 +58,43 @@ func openConsole(spec string, cfg *vmm.Config, stderr io.Writer) (func(), error)
 		return func() { master.Close() }, nil
 	}
 	return nil, fmt.Errorf("--console %q: want stdio, file:PATH or pty", spec)
+}
+
+// cappedWriter stops a console file at limit bytes (0: no limit): what
+// reaches the limit is written, then one line saying output stopped, and
+// everything after is dropped while the guest carries on, unaware, as
+// with a disconnected terminal. Console devices on several vCPUs write
+// to it, so it serialises them.
+type cappedWriter struct {
+	w     io.Writer
+	limit uint64
+
+	// mu protects n and stopped.
+	mu      sync.Mutex
+	n       uint64 // bytes written so far
+	stopped bool
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return len(p), nil
+	}
+	if c.limit == 0 || c.n+uint64(len(p)) <= c.limit {
+		n, err := c.w.Write(p)
+		c.n += uint64(n)
+		return n, err
+	}
+	room := p[:c.limit-c.n]
+	n, err := c.w.Write(room)
+	c.n += uint64(n)
+	c.stopped = true
+	fmt.Fprintf(c.w, "\ntandem: console output stopped here: the file reached its limit of %d bytes (--console-limit, console-limit:); the guest runs on\n", c.limit)
+	if err != nil {
+		return n, err
+	}
+	return len(p), nil
 }
 
 // lineEnder passes the guest's console output through and, at the end,

@@ -32,6 +32,7 @@ func newImageCmd() *cobra.Command {
 type imageBuildFlags struct {
 	board, manifest, out            string
 	hostKernel, hostModules, initrd string
+	hostKernelConfig                string
 	dtb, tandem, busybox, cmdline   string
 	cache, dataSize                 string
 	blobs                           []string
@@ -51,19 +52,20 @@ func newImageBuildCmd() *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.board, "board", "", "board profile (tandem board list)")
+	fl.StringVar(&f.board, "board", "", "board: a built-in one (tandem board list) or a board directory (holding board.yaml)")
 	fl.StringVar(&f.manifest, "manifest", "", "system manifest (system.yaml); the files it names go into the data partition")
 	fl.StringVarP(&f.out, "output", "o", "", "image file to write; its block map goes beside it (.bmap)")
-	fl.StringVar(&f.hostKernel, "host-kernel", "", "host kernel (default: Debian's from the cache, make testdata)")
+	fl.StringVar(&f.hostKernel, "host-kernel", "", "host kernel (default: Debian's from the cache, make testdata); a board vendor's BSP kernel where Debian's cannot host KVM (ARMv7: Linux 5.6 or older)")
+	fl.StringVar(&f.hostKernelConfig, "host-kernel-config", "", "the host kernel's .config, checked for KVM (default: a config-* file beside the kernel, else the kernel's own, CONFIG_IKCONFIG)")
 	fl.StringVar(&f.hostModules, "host-modules", "", "the host kernel's /lib/modules/RELEASE tree (default: beside the cached kernel)")
 	fl.StringVar(&f.initrd, "host-initrd", "", "a prebuilt host initramfs (default: build one with tandem as init)")
-	fl.StringVar(&f.dtb, "dtb", "", "the board's device tree (default: Debian's from the cache)")
+	fl.StringVar(&f.dtb, "dtb", "", "the board's device tree (default: the board directory's, else Debian's from the cache)")
 	fl.StringVar(&f.tandem, "tandem", "", "tandem binary for the board (default: this one if the architecture matches, else built from the source tree)")
 	fl.StringVar(&f.busybox, "busybox", "", "a static busybox for the board, added to the host initramfs for debugging")
 	fl.StringVar(&f.cmdline, "cmdline", "", "extra host kernel command line")
 	fl.StringVar(&f.cache, "cache", "", "test-data cache (default: $TANDEM_CACHE or build/cache)")
 	fl.StringVar(&f.dataSize, "data-size", "", "minimum data partition size (e.g. 512M, 4G)")
-	fl.StringSliceVar(&f.blobs, "blobs", nil, "directory holding the board's bootloader blobs and boot files (repeatable)")
+	fl.StringSliceVar(&f.blobs, "blobs", nil, "directory holding the board's bootloader blobs and boot files (repeatable; a board directory's blobs/ is searched after these)")
 	fl.BoolVar(&f.fetch, "fetch", true, "download Debian's bootloader packages with apt-get when not cached")
 	return cmd
 }
@@ -73,15 +75,20 @@ func newImageBuildCmd() *cobra.Command {
 func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) error {
 	start := time.Now()
 	if f.board == "" || f.manifest == "" || f.out == "" {
-		return fmt.Errorf("image build: --board, --manifest and -o are required (boards: %s)", strings.Join(all.Names(), ", "))
+		return fmt.Errorf("image build: --board, --manifest and -o are required (--board: a board directory, or one of %s)", strings.Join(all.Names(), ", "))
 	}
-	b, err := all.Lookup(f.board)
+	b, err := all.Find(f.board)
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
 	if b.GuestOnly {
 		_, why := b.CanHostKVM()
 		return fmt.Errorf("image build: board %s cannot be a Tandem host: %s", b.Name, why)
+	}
+	// Before the host initramfs takes its time: a board an image cannot
+	// be built for (an imported one without load addresses) fails here.
+	if err := images.CheckBoard(b); err != nil {
+		return fmt.Errorf("image build: %w", err)
 	}
 	m, err := system.LoadManifest(f.manifest)
 	if err != nil {
@@ -91,15 +98,13 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	if err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
-	cache := f.cache
-	if cache == "" {
-		cache = os.Getenv("TANDEM_CACHE")
+	if err := checkGuestArchs(b, m); err != nil {
+		return fmt.Errorf("image build: %w", err)
 	}
-	if cache == "" {
-		cache = "build/cache"
-	}
+	cache := cacheDir(f.cache)
 	sub := map[platforms.Arch]string{platforms.ARM64: "arm64", platforms.ARM: "armhf", platforms.X86: "x86"}[b.Arch]
-	if f.hostKernel == "" {
+	debianKernel := f.hostKernel == ""
+	if debianKernel {
 		f.hostKernel = filepath.Join(cache, sub, "vmlinuz")
 		if _, err := os.Stat(f.hostKernel); err != nil {
 			return fmt.Errorf("image build: no --host-kernel, and no cached %s kernel at %s (run `scripts/testdata.sh %s`)", sub, f.hostKernel, sub)
@@ -110,12 +115,13 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 			}
 		}
 	}
+	if err := checkHostKernel(b, f.hostKernel, f.hostKernelConfig, debianKernel); err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
 	if f.dtb == "" && b.Image.DTB != "" && !images.FirmwareDTB(b) {
-		dsub := "armhf"
-		if b.Arch == platforms.ARM64 {
-			dsub = "arm64"
+		if f.dtb, err = boardDTB(cache, b); err != nil {
+			return fmt.Errorf("image build: no --dtb, and %w (run `make testdata`, or pass --dtb)", err)
 		}
-		f.dtb = filepath.Join(cache, "boards", dsub, b.Image.DTB)
 	}
 	var dataSize int64
 	if f.dataSize != "" {
@@ -186,6 +192,9 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	for _, bl := range res.Blobs {
 		fmt.Fprintf(w, "  blob %s (%s): %d bytes at %#x (slot %d)\n", bl.Name, bl.File, bl.Size, bl.Offset, bl.MaxLen)
 	}
+	for _, name := range res.Skipped {
+		fmt.Fprintf(w, "  boot file %s left out (optional, in no --blobs directory): the board's boot ROM needs it, so rebuild with --blobs DIR holding it before flashing\n", name)
+	}
 	for _, fix := range res.DTBFixes {
 		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
 	}
@@ -215,6 +224,18 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a size such as 512M or 4G")
 	}
 	return v * mult, nil
+}
+
+// cacheDir is the test-data cache: flag when set, else $TANDEM_CACHE,
+// else build/cache.
+func cacheDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if c := os.Getenv("TANDEM_CACHE"); c != "" {
+		return c
+	}
+	return "build/cache"
 }
 
 // moduleRoot finds the tandem source tree above the working directory.
@@ -278,4 +299,34 @@ func newImageFlashCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the disk holding /")
 	return cmd
+}
+
+// boardDTB finds the board's device tree: the board directory's own copy,
+// else Debian's in the cache: first where scripts/testdata-boards.sh unpacks them (boards/armhf,
+// boards/arm64), then beside the kernel scripts/testdata.sh unpacks
+// (armhf/dtbs, arm64/dtbs). Debian keeps arm64 DTBs in a folder per
+// vendor, which a profile's DTB name may leave out (one `tandem bsp
+// import` wrote): platforms.FindDTB looks there too.
+func boardDTB(cache string, b *platforms.Board) (string, error) {
+	if p := b.DTBPath(b.Image.DTB, ""); b.Dir != "" && isRegular(p) {
+		return p, nil
+	}
+	sub := "armhf"
+	if b.Arch == platforms.ARM64 {
+		sub = "arm64"
+	}
+	var tried []string
+	for _, dir := range []string{filepath.Join(cache, "boards", sub), filepath.Join(cache, sub, "dtbs")} {
+		p, err := platforms.FindDTB(dir, b.Image.DTB)
+		if err == nil {
+			return p, nil
+		}
+		tried = append(tried, err.Error())
+	}
+	return "", fmt.Errorf("board %s: %s", b.Name, strings.Join(tried, "; "))
+}
+
+func isRegular(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }

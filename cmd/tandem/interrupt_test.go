@@ -185,14 +185,7 @@ func removeTandemBin() {
 // the repository's root), as an absolute path, with Debian's arm64 kernel.
 func testCache(t *testing.T) string {
 	t.Helper()
-	c := os.Getenv("TANDEM_CACHE")
-	if c == "" {
-		c = "../../build/cache"
-	}
-	c, err := filepath.Abs(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testCacheRoot(t)
 	testenv.RequireFile(t, filepath.Join(c, "arm64", "vmlinuz"), "run `make testdata`, or set TANDEM_CACHE")
 	return c
 }

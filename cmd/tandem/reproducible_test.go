@@ -127,7 +127,9 @@ func buildTandemVCS(t *testing.T, dir string) string {
 			}
 			return os.MkdirAll(filepath.Join(src, rel), 0o755)
 		}
-		if !strings.HasSuffix(rel, ".go") && rel != "go.mod" && rel != "go.sum" {
+		// What go build reads: Go files, the module's files, and the
+		// files embedded into the binary (the built-in boards).
+		if !strings.HasSuffix(rel, ".go") && rel != "go.mod" && rel != "go.sum" && !strings.HasPrefix(rel, "platforms/boards/") {
 			return nil
 		}
 		b, err := os.ReadFile(p)

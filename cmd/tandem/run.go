@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tandem-hv/tandem/strictyaml"
 	"github.com/tandem-hv/tandem/system"
-	"github.com/tandem-hv/tandem/system/strictyaml"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -38,7 +38,9 @@ type guestFile struct {
 		MAC string `yaml:"mac"`
 	} `yaml:"nets"`
 	Console string `yaml:"console"`
-	Restart bool   `yaml:"restart"`
+	// ConsoleLimit caps a file: console ("64M"; "0": no cap).
+	ConsoleLimit string `yaml:"console-limit"`
+	Restart      bool   `yaml:"restart"`
 	// Passthrough names host device tree nodes for the guest (ARM).
 	Passthrough []struct {
 		Node       string `yaml:"node"`
@@ -53,7 +55,9 @@ type runSpec struct {
 	cfg         vmm.Config
 	passthrough []system.HostDevice
 	console     string
-	restart     bool
+	// consoleLimit caps a file: console, in bytes (0: no cap).
+	consoleLimit uint64
+	restart      bool
 }
 
 type runFlags struct {
@@ -63,6 +67,7 @@ type runFlags struct {
 	disks, nets             []string
 	passthrough             []string
 	console                 string
+	consoleLimit            string
 	restart                 bool
 	dumpDTB                 string
 	reportMemory            bool
@@ -109,7 +114,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 			if f.dumpDTB != "" {
 				return writeGuestDTB(cfg, f.dumpDTB)
 			}
-			closeConsole, err := openConsole(console, &cfg, cmd.ErrOrStderr())
+			closeConsole, err := openConsole(console, spec.consoleLimit, &cfg, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -127,6 +132,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.StringArrayVar(&f.nets, "net", nil, "virtio-net on a host TAP interface: NAME (repeatable)")
 	fl.StringArrayVar(&f.passthrough, "passthrough", nil, "pass a host device tree node to the guest (ARM): PATH[,interrupts=none], e.g. /pl031@9010000 (repeatable; see the README)")
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
+	fl.StringVar(&f.consoleLimit, "console-limit", defaultConsoleLimit, "largest file a file:PATH console grows to (K, M, G suffixes; 0: no limit): past it output is dropped after a one-line note")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
@@ -169,7 +175,11 @@ func (f *runFlags) config() (runSpec, error) {
 	if err := system.CheckHostDevices(pass); err != nil {
 		return runSpec{}, err
 	}
-	return runSpec{cfg: cfg, passthrough: pass, console: f.console, restart: f.restart}, nil
+	limit, err := vmm.ParseSize(f.consoleLimit)
+	if err != nil {
+		return runSpec{}, fmt.Errorf("--console-limit: %w", err)
+	}
+	return runSpec{cfg: cfg, passthrough: pass, console: f.console, consoleLimit: limit, restart: f.restart}, nil
 }
 
 // loadGuestFile decodes a guest file strictly: an unknown field or a type
@@ -241,6 +251,14 @@ func loadGuestFile(path string) (runSpec, error) {
 	if console == "" {
 		console = "stdio"
 	}
+	limitStr := g.ConsoleLimit
+	if limitStr == "" {
+		limitStr = defaultConsoleLimit
+	}
+	limit, err := vmm.ParseSize(limitStr)
+	if err != nil {
+		return runSpec{}, fmt.Errorf("%s: console-limit: %w", at("console-limit"), err)
+	}
 	if err := system.CheckHostDevices(pass); err != nil {
 		return runSpec{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -252,7 +270,7 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		return runSpec{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return runSpec{cfg: cfg, passthrough: pass, console: console, restart: g.Restart}, nil
+	return runSpec{cfg: cfg, passthrough: pass, console: console, consoleLimit: limit, restart: g.Restart}, nil
 }
 
 // parentField is the field holding f: "nets" for "nets[0]", "nets[0]"

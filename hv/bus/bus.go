@@ -3,13 +3,30 @@
 // A device is inserted at a base address with a size and sees only offsets
 // into its own range, never absolute guest addresses (Firecracker and crosvm
 // do the same), so one device model serves any placement.
+//
+// # Containment
+//
+// The bus is where every register access of a guest enters a device model,
+// so it is also where a device model's bug is contained: a device that
+// panics while handling an access is failed, on its own. The panic is
+// recovered, a warning names the device and where it panicked (once: a
+// failed device is never called again), and from then on the device's
+// range still decodes but reads as zero and ignores writes, as a device
+// that has stopped responding would. The vCPU, the VM and every other
+// device go on. A device that wants a gentler end for its own bugs (the
+// virtio transport sets DEVICE_NEEDS_RESET) recovers them itself, before
+// the bus sees them.
 package bus
 
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrOverlap is returned by Insert when a range overlaps one already on the bus.
@@ -23,17 +40,35 @@ type Device interface {
 	Write(off uint64, data []byte)
 }
 
-type entry struct {
+// Logger takes the bus's warnings; *devices.RateLimited is one.
+type Logger interface {
+	Printf(format string, args ...any)
+}
+
+// slot is one device on the bus. failed is set, once, when the device
+// panics; it is read on every access without a lock.
+type slot struct {
 	base, size uint64
 	dev        Device
+	failed     atomic.Bool
 }
 
 // Bus is a set of non-overlapping device ranges.
 type Bus struct {
-	// mu protects ranges. Accesses take it for reading, so vCPUs dispatch
-	// concurrently; a device serialises itself where it needs to.
+	// mu protects ranges and warn. Accesses take it for reading, so
+	// vCPUs dispatch concurrently; a device serialises itself where it
+	// needs to.
 	mu     sync.RWMutex
-	ranges []entry // sorted by base
+	ranges []*slot // sorted by base
+	warn   Logger
+}
+
+// SetWarnings sends the bus's warnings (a device failed) to l; nil, the
+// default, writes them to standard error.
+func (b *Bus) SetWarnings(l Logger) {
+	b.mu.Lock()
+	b.warn = l
+	b.mu.Unlock()
 }
 
 // Insert adds d at [base, base+size).
@@ -50,47 +85,133 @@ func (b *Bus) Insert(d Device, base, size uint64) error {
 	if i < len(b.ranges) && b.ranges[i].base < base+size {
 		return fmt.Errorf("bus range %#x+%#x: %w", base, size, ErrOverlap)
 	}
-	b.ranges = append(b.ranges, entry{})
+	b.ranges = append(b.ranges, nil)
 	copy(b.ranges[i+1:], b.ranges[i:])
-	b.ranges[i] = entry{base, size, d}
+	b.ranges[i] = &slot{base: base, size: size, dev: d}
 	return nil
 }
 
 // find returns the device covering [addr, addr+n) and the offset into it.
-func (b *Bus) find(addr uint64, n int) (Device, uint64, bool) {
+func (b *Bus) find(addr uint64, n int) (*slot, uint64, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base > addr }) - 1
 	if i < 0 {
 		return nil, 0, false
 	}
-	e := b.ranges[i]
-	off := addr - e.base
-	if off >= e.size || uint64(n) > e.size-off {
+	s := b.ranges[i]
+	off := addr - s.base
+	if off >= s.size || uint64(n) > s.size-off {
 		return nil, 0, false
 	}
-	return e.dev, off, true
+	return s, off, true
 }
 
 // Read dispatches a read. It reports false, leaving data zeroed, when no
-// device covers the whole access.
-func (b *Bus) Read(addr uint64, data []byte) bool {
-	d, off, ok := b.find(addr, len(data))
-	if !ok {
+// device covers the whole access. A failed device reads as zero.
+func (b *Bus) Read(addr uint64, data []byte) (found bool) {
+	s, off, found := b.find(addr, len(data))
+	if !found || s.failed.Load() {
 		clear(data)
-		return false
+		return found
 	}
-	d.Read(off, data)
-	return true
+	// found is named so that it stays true when contain recovers.
+	defer b.contain(s, data)
+	s.dev.Read(off, data)
+	return found
 }
 
 // Write dispatches a write. It reports false when no device covers the
-// whole access; the write is dropped.
-func (b *Bus) Write(addr uint64, data []byte) bool {
-	d, off, ok := b.find(addr, len(data))
-	if !ok {
-		return false
+// whole access; the write is dropped. A failed device ignores it.
+func (b *Bus) Write(addr uint64, data []byte) (found bool) {
+	s, off, found := b.find(addr, len(data))
+	if !found || s.failed.Load() {
+		return found
 	}
-	d.Write(off, data)
-	return true
+	defer b.contain(s, nil)
+	s.dev.Write(off, data)
+	return found
+}
+
+// Failed reports whether the device at addr has been failed by a panic.
+func (b *Bus) Failed(addr uint64) bool {
+	s, _, ok := b.find(addr, 1)
+	return ok && s.failed.Load()
+}
+
+// contain is deferred around every call into a device: it recovers the
+// device's panic, fails the device, and zeroes what a read had filled.
+func (b *Bus) contain(s *slot, data []byte) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	clear(data)
+	f := NewFault(p)
+	if !s.failed.CompareAndSwap(false, true) {
+		return
+	}
+	b.mu.RLock()
+	w := b.warn
+	b.mu.RUnlock()
+	msg := fmt.Sprintf("%s at %#x failed: %v; it reads as zero and ignores writes from now on, and the guest goes on", deviceName(s.dev), s.base, f)
+	if w == nil {
+		fmt.Fprintf(os.Stderr, "tandem: warning: %s\n", msg)
+		return
+	}
+	w.Printf("%s", msg)
+}
+
+// deviceName is a device's own name where it has one (virtio transports
+// do), else its Go type: "*serial.UART".
+func deviceName(d Device) string {
+	if n, ok := d.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", d)
+}
+
+// A Fault is a device model's panic, recovered: its value and the
+// function and line that panicked.
+type Fault struct {
+	Value any
+	Site  string // "serial.(*UART).Write (serial.go:201)", or "" if unknown
+}
+
+func (f *Fault) Error() string {
+	if f.Site == "" {
+		return fmt.Sprintf("panic: %v", f.Value)
+	}
+	return fmt.Sprintf("panic: %v in %s", f.Value, f.Site)
+}
+
+// NewFault describes the panic p. Call it from the deferred function that
+// recovered p, while the panicking frames are still on the stack: it
+// finds the first frame below runtime.gopanic that is not the runtime's
+// own (an index check, a nil dereference), which is the device's code.
+func NewFault(p any) *Fault {
+	pcs := make([]uintptr, 32)
+	n := runtime.Callers(2, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	panicking := false
+	for {
+		fr, more := frames.Next()
+		switch {
+		case fr.Function == "runtime.gopanic":
+			panicking = true
+		case panicking && !strings.HasPrefix(fr.Function, "runtime."):
+			fn := fr.Function
+			if i := strings.LastIndex(fn, "/"); i >= 0 {
+				fn = fn[i+1:]
+			}
+			file := fr.File
+			if i := strings.LastIndex(file, "/"); i >= 0 {
+				file = file[i+1:]
+			}
+			return &Fault{Value: p, Site: fmt.Sprintf("%s (%s:%d)", fn, file, fr.Line)}
+		}
+		if !more {
+			return &Fault{Value: p}
+		}
+	}
 }

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -81,6 +83,86 @@ func TestDevicesSeeOffsets(t *testing.T) {
 			}
 			if len(d.seen) != 1 || d.seen[0] != tt.off {
 				t.Errorf("device saw offsets %#x, want [%#x]", d.seen, tt.off)
+			}
+		})
+	}
+}
+
+// faulty panics on every access at off 4: a device model's bug.
+type faulty struct{ reads, writes int }
+
+func (f *faulty) Read(off uint64, data []byte) {
+	f.reads++
+	data[0] = 0xaa
+	if off == 4 {
+		var table []byte
+		data[1] = table[off] // index out of range
+	}
+}
+
+func (f *faulty) Write(off uint64, data []byte) {
+	f.writes++
+	if off == 4 {
+		panic("broken state")
+	}
+}
+
+type lines struct{ got []string }
+
+func (l *lines) Printf(format string, args ...any) {
+	l.got = append(l.got, fmt.Sprintf(format, args...))
+}
+
+// TestDevicePanicContained: a device that panics is failed on its own —
+// its range reads as zero and ignores writes, one warning names it and
+// where it panicked — and the bus, its caller and the other devices go on.
+func TestDevicePanicContained(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		t.Run(fmt.Sprintf("write=%v", write), func(t *testing.T) {
+			var b Bus
+			log := &lines{}
+			b.SetWarnings(log)
+			bad, good := &faulty{}, &offsets{}
+			if err := b.Insert(bad, 0x1000, 0x10); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Insert(good, 0x2000, 0x10); err != nil {
+				t.Fatal(err)
+			}
+			data := make([]byte, 2)
+			if write {
+				if !b.Write(0x1004, data) {
+					t.Errorf("Write to the panicking device = false, want true (it is still there)")
+				}
+			} else if !b.Read(0x1004, data) || data[0] != 0 {
+				t.Errorf("Read from the panicking device = %x, want zeros", data)
+			}
+			if !b.Failed(0x1000) {
+				t.Errorf("Failed(0x1000) = false after a panic")
+			}
+			calls := bad.reads + bad.writes
+			for i := 0; i < 3; i++ {
+				data[0] = 0xff
+				if !b.Read(0x1000, data) || data[0] != 0 {
+					t.Errorf("Read from the failed device = %x, want zeros", data)
+				}
+				b.Write(0x1000, data)
+			}
+			if got := bad.reads + bad.writes; got != calls {
+				t.Errorf("failed device called %d more times, want 0", got-calls)
+			}
+			if len(log.got) != 1 {
+				t.Fatalf("warnings = %q, want exactly one", log.got)
+			}
+			want := "bus.(*faulty).Read (bus_test.go:"
+			if write {
+				want = "bus.(*faulty).Write (bus_test.go:"
+			}
+			if !strings.Contains(log.got[0], "*bus.faulty at 0x1000 failed: panic: ") || !strings.Contains(log.got[0], want) {
+				t.Errorf("warning = %q, want it to name *bus.faulty at 0x1000 and %s", log.got[0], want)
+			}
+			if !b.Read(0x2003, data) || data[0] != 3 || b.Failed(0x2000) {
+				t.Errorf("the other device: Read = %x, failed %v; want 03, false", data, b.Failed(0x2000))
 			}
 		})
 	}

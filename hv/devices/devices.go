@@ -1,8 +1,10 @@
 // Package devices holds what every device model shares: the interrupt
 // line a device raises, where a device sits in the guest's address space
 // so the architecture code can describe it (device tree or ACPI),
-// rate-limited warnings about what a guest does wrong, and the bounded
-// input buffer of the UARTs.
+// rate-limited warnings about what a guest does wrong, the bounded input
+// buffer of the UARTs (MaxInput, a fixed ring), and Guard, which contains
+// a panic on a device's own goroutines (timers, host input) as hv/bus
+// contains one on a vCPU.
 //
 // The models themselves live in subpackages (serial, virtio, ...). They
 // see guest memory only through hv/mem and register accesses only as

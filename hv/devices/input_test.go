@@ -30,3 +30,30 @@ func TestInputBuffer(t *testing.T) {
 		t.Errorf("Len after Reset = %d", b.Len())
 	}
 }
+
+// TestInputBufferWraps pushes and pops across the ring's end many times:
+// bytes come out in order and the count never passes the cap.
+func TestInputBufferWraps(t *testing.T) {
+	var b InputBuffer
+	var next, want byte
+	for round := 0; round < 5; round++ {
+		chunk := make([]byte, MaxInput/3+7)
+		for i := range chunk {
+			chunk[i] = next
+			next++
+		}
+		if n := b.Push(chunk); n != len(chunk) {
+			t.Fatalf("round %d: Push kept %d of %d", round, n, len(chunk))
+		}
+		for b.Len() > MaxInput/4 {
+			c, _ := b.Pop()
+			if c != want {
+				t.Fatalf("round %d: Pop = %d, want %d", round, c, want)
+			}
+			want++
+		}
+	}
+	if len(b.ring) != MaxInput {
+		t.Errorf("ring of %d bytes, want exactly MaxInput (%d)", len(b.ring), MaxInput)
+	}
+}

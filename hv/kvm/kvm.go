@@ -286,6 +286,20 @@ func errnoName(err error) string {
 	return err.Error()
 }
 
+// RunError is a KVM_RUN that failed: the errno says why. Some are the
+// guest's doing rather than the host's (see the vmm package's
+// runFailure); errors.Is(err, unix.ENOSYS) tells them apart.
+type RunError struct {
+	VCPU  int
+	Errno unix.Errno
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("KVM_RUN on vCPU %d: %s", e.VCPU, errnoName(e.Errno))
+}
+
+func (e *RunError) Unwrap() error { return e.Errno }
+
 // NewEventFD returns a non-blocking, close-on-exec eventfd.
 func NewEventFD() (*os.File, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)

@@ -189,7 +189,7 @@ func (c *VCPU) Run() (uint32, error) {
 	case unix.EINTR, unix.EAGAIN:
 		return ExitIntr, nil
 	default:
-		return 0, fmt.Errorf("KVM_RUN on vCPU %d: %s", c.ID, errnoName(e))
+		return 0, &RunError{VCPU: c.ID, Errno: e}
 	}
 }
 

@@ -6,6 +6,13 @@
 // descriptors, DMA buffers), so an out-of-range or wrapping address is an
 // ordinary error here, never a panic and never an access outside the
 // guest's own memory.
+//
+// Each region's mapping sits between two PROT_NONE guard pages, so an
+// access that runs off either end of guest RAM — from code that reaches
+// guest memory without Go's bounds checks: a system call given an iovec
+// (preadv, writev), KVM itself — faults at once instead of reading or
+// corrupting whatever the host mapped next to it. The adversarial
+// virtqueue tests rely on it: any access outside guest RAM crashes them.
 package mem
 
 import (
@@ -49,6 +56,8 @@ type Region struct {
 	Range
 	// Host is the host mapping; len(Host) == Size.
 	Host []byte
+	// mapping is Host with a guard page on each side, as mapped.
+	mapping []byte
 }
 
 // Memory is a guest's RAM: a sorted set of non-overlapping regions.
@@ -95,7 +104,7 @@ func New(ranges []Range, opt Options) (*Memory, error) {
 			return nil, fmt.Errorf("%d MiB of guest memory %w (at most %d MiB on a %d-bit host): give the guest less memory",
 				total>>20, ErrAddressSpace, maxMapping>>20, strconv.IntSize)
 		}
-		b, err := unix.Mmap(-1, 0, int(r.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		mapping, b, err := mapGuarded(r.Size, page)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("mapping %d MiB of guest memory: %w", r.Size>>20, err)
@@ -105,21 +114,40 @@ func New(ranges []Range, opt Options) (*Memory, error) {
 		}
 		if opt.Lock {
 			if err := unix.Mlock(b); err != nil {
-				unix.Munmap(b)
+				unix.Munmap(mapping)
 				m.Close()
 				return nil, fmt.Errorf("locking %d MiB of guest memory (raise RLIMIT_MEMLOCK or run as root): %w", r.Size>>20, err)
 			}
 		}
-		m.regions = append(m.regions, Region{Range: r, Host: b})
+		m.regions = append(m.regions, Region{Range: r, Host: b, mapping: mapping})
 	}
 	return m, nil
+}
+
+// mapGuarded maps size bytes of anonymous memory with an inaccessible
+// page on each side: it reserves the whole span PROT_NONE, then opens
+// the middle. It returns the whole mapping and the usable part.
+func mapGuarded(size, page uint64) (mapping, usable []byte, err error) {
+	if size > maxMapping-2*page {
+		return nil, nil, fmt.Errorf("%d bytes and two guard pages %w", size, ErrAddressSpace)
+	}
+	mapping, err = unix.Mmap(-1, 0, int(size+2*page), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, nil, err
+	}
+	usable = mapping[page : page+size : page+size]
+	if err := unix.Mprotect(usable, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		unix.Munmap(mapping)
+		return nil, nil, err
+	}
+	return mapping, usable, nil
 }
 
 // Close unmaps all regions. The Memory must not be used afterwards.
 func (m *Memory) Close() error {
 	var first error
 	for _, r := range m.regions {
-		if err := unix.Munmap(r.Host); err != nil && first == nil {
+		if err := unix.Munmap(r.mapping); err != nil && first == nil {
 			first = err
 		}
 	}

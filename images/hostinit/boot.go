@@ -45,11 +45,14 @@ func Boot(log io.Writer) (string, error) {
 			return "", fmt.Errorf("mounting %s on %s: %w", m.fs, m.dst, err)
 		}
 	}
+	fmt.Fprintf(log, "tandem init: %s\n", BoardLine(HostFDT))
 	n, err := loadModules(ModulesList)
 	if err != nil {
 		return "", err
 	}
 	fmt.Fprintf(log, "tandem init: %d modules loaded\n", n)
+	// After the modules: an x86 host's KVM is one.
+	fmt.Fprintf(log, "tandem init: %s\n", KVMLine(KVMDevice))
 	label := dataLabel()
 	var dev string
 	deadline := time.Now().Add(DataWait)

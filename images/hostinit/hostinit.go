@@ -3,14 +3,17 @@
 // The initramfs holds `tandem` itself as /init (built for the board's
 // architecture), the kernel modules the host needs from the host kernel's
 // module tree (virtio for the QEMU virt board, the SD/MMC controllers of
-// the ARM boards, ext4 for the data partition), a load order for them, and
-// optionally a static busybox for debugging.
+// the ARM boards and those the board's profile names, ext4 for the data
+// partition), a load order for them, and optionally a static busybox for
+// debugging.
 //
 // At boot, `tandem init` (Boot) mounts /proc, /sys, /dev, /run and /tmp,
-// loads the modules in order, waits for the data partition to appear (an
-// ext4 file system labelled images.DataLabel, or what tandem.data= on the
-// kernel command line names), mounts it on /data, and returns the
-// manifest's path for `tandem system` to run.
+// says which board it runs on (the device tree's model, compatible and
+// matching profile), loads the modules in order, says whether KVM is
+// there, waits for the data partition to appear (an ext4 file system
+// labelled images.DataLabel, or what tandem.data= on the kernel command
+// line names), mounts it on /data, and returns the manifest's path for
+// `tandem system` to run.
 package hostinit
 
 import (
@@ -30,8 +33,9 @@ const (
 	Manifest    = DataMount + "/system.yaml"
 )
 
-// Modules are what a host needs, by module name; those a kernel lacks or
-// has built in are skipped. The virtio drivers serve the QEMU virt board;
+// Modules are what every host needs, by module name, besides its board's
+// own (platforms.Board.HostModules); those a kernel lacks or has built in
+// are skipped. The virtio drivers serve the QEMU virt board;
 // the MMC host drivers the SD cards of the ARM boards; ext4 the data
 // partition; tun the guests' network.
 var Modules = []string{
@@ -96,7 +100,8 @@ func Build(ctx context.Context, file string, opt Options) error {
 	}
 	var order []string
 	if opt.ModulesDir != "" {
-		mods, o, err := initramfs.Modules(opt.ModulesDir, Modules, true)
+		names := append(append([]string{}, Modules...), opt.Board.HostModules...)
+		mods, o, err := initramfs.Modules(opt.ModulesDir, names, true)
 		if err != nil {
 			return fmt.Errorf("host modules from %s: %w", opt.ModulesDir, err)
 		}

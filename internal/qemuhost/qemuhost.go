@@ -14,6 +14,11 @@
 //	TANDEM-HOST exit=<script's exit status>
 //
 // then powers off, which ends QEMU.
+//
+// It also boots a board's own image on QEMU's emulation of that board
+// (Options.Board, boards.go): the image's kernel, device tree and host
+// initramfs, with the image as the board's SD card, watched the same way:
+// boot deadline, silence, panics, retries and the run's report.
 package qemuhost
 
 import (
@@ -34,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -108,6 +114,10 @@ type Options struct {
 	// Label says what the run is for in the run's report, where it is
 	// not an ordinary run (a host crashed on purpose).
 	Label string
+	// Board boots a board's own image on QEMU's emulation of that board
+	// instead of the harness's host: Arch names the board (ZCU102), and
+	// Files, Script and CacheDir do not apply. See BoardImage.
+	Board *BoardImage
 	// TPM, if set, is the control socket of a software TPM (swtpm socket
 	// --ctrl, no --server) that QEMU attaches to the host as its TPM
 	// 2.0: the TIS interface, which the x86 host's tpm_tis drives as
@@ -129,6 +139,9 @@ type Result struct {
 	// Attempts is how many times the host was booted: more than one when
 	// its kernel panicked or it froze (see Run).
 	Attempts int
+	// DTBFixes says what a board's run changed in its image's device
+	// tree for QEMU's model of the board (see BoardImage).
+	DTBFixes []string
 	// frozen says the console fell silent for longer than
 	// Options.Silence, or the host did not boot within BootDeadline, and
 	// the run was ended for it.
@@ -313,9 +326,8 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	art, err := a.artifacts(opt.CacheDir)
-	if err != nil {
-		return nil, err
+	if (opt.Board != nil) != a.isBoard() {
+		return nil, fmt.Errorf("emulated %s: Options.Board is for the boards (%s) and only for them", opt.Arch, strings.Join(boardNames(), ", "))
 	}
 	qemu, err := a.qemuPath()
 	if err != nil {
@@ -326,14 +338,25 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("creating work directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	initrd := filepath.Join(work, "host-initrd.cpio")
-	if err := buildInitramfs(initrd, a, art, opt); err != nil {
-		return nil, fmt.Errorf("building the host initramfs: %w", err)
+	var args, fixes []string
+	if opt.Board != nil {
+		if args, fixes, err = a.boardArgs(opt, work); err != nil {
+			return nil, err
+		}
+	} else {
+		art, err := a.artifacts(opt.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		initrd := filepath.Join(work, "host-initrd.cpio")
+		if err := buildInitramfs(initrd, a, art, opt); err != nil {
+			return nil, fmt.Errorf("building the host initramfs: %w", err)
+		}
+		args = a.args(opt, art.kernel, initrd)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 	defer cancel()
-	args := a.args(opt, art.kernel, initrd)
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	// QEMU's stdin is written only by probeFrozen. WaitDelay bounds the
 	// wait for the pipes after QEMU is killed.
@@ -353,6 +376,7 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("starting %s: %w", qemu, err)
 	}
 	con := newConsole(opt.Console, start)
+	con.board = opt.Board
 	if opt.PinCPUs {
 		go func() {
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -403,7 +427,7 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	timedOut := ctx.Err() != nil
 	cancel() // ends the watcher's probe, should QEMU have ended during it
 	<-watched
-	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, frozen: frozen, timedOut: timedOut && !frozen}
+	res := &Result{Output: con.text(), Total: time.Since(start), Boot: con.booted, ExitStatus: -1, DTBFixes: fixes, frozen: frozen, timedOut: timedOut && !frozen}
 	status, haveStatus := con.status()
 	res.KVM = con.kvm
 	switch {
@@ -419,8 +443,12 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 		return res, fmt.Errorf("emulated %s host's kernel panicked before the script reported its exit status:\n%s",
 			opt.Arch, panicLines(res.Output))
 	case !haveStatus:
-		return res, fmt.Errorf("emulated %s host ended without reporting the script's exit status (qemu: %v %s); last console lines:\n%s",
-			opt.Arch, waitErr, strings.TrimSpace(stderr.String()), con.tail(tailLines))
+		what := "reporting the script's exit status"
+		if opt.Board != nil {
+			what = fmt.Sprintf("printing %q, its clean end", opt.Board.Done)
+		}
+		return res, fmt.Errorf("emulated %s host ended without %s (qemu: %v %s); last console lines:\n%s",
+			opt.Arch, what, waitErr, strings.TrimSpace(stderr.String()), con.tail(tailLines))
 	case waitErr != nil:
 		return res, fmt.Errorf("qemu: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
 	}
@@ -437,6 +465,9 @@ func (opt *Options) defaults() {
 	}
 	if opt.Memory == "" {
 		opt.Memory = DefaultMemory
+		if a, err := lookupArch(opt.Arch); err == nil && a.memory != "" {
+			opt.Memory = a.memory
+		}
 	}
 	if opt.CPUs == 0 {
 		opt.CPUs = DefaultCPUs
@@ -457,6 +488,10 @@ func (opt *Options) defaults() {
 type console struct {
 	out   io.Writer
 	start time.Time
+
+	// board, for a board's image, names the lines that stand for the
+	// host init's markers (nil: the harness's host).
+	board *BoardImage
 
 	mu      sync.Mutex // protects the fields below
 	last    time.Time  // of the last write
@@ -498,6 +533,15 @@ func (c *console) line(l string) {
 	c.lines = append(c.lines, l)
 	if len(c.lines) > 4*tailLines {
 		c.lines = append(c.lines[:0], c.lines[len(c.lines)-tailLines:]...)
+	}
+	if c.board != nil {
+		switch {
+		case c.booted == 0 && strings.Contains(l, c.board.Booted):
+			c.booted = time.Since(c.start)
+		case strings.Contains(l, c.board.Done):
+			c.exit = "0"
+		}
+		return
 	}
 	i := strings.Index(l, markerPrefix)
 	if i < 0 {
@@ -583,6 +627,14 @@ type arch struct {
 	// gives /dev/kvm. Both are empty where KVM is built in.
 	kvmModules []string
 	vendors    []vendorModule
+	// memory is the RAM a run gets unless it asks (DefaultMemory if "").
+	memory string
+	// A board (see boards.go): disk is the -drive options that attach
+	// its image where the board boots from; fixDTB adapts the board's
+	// device tree to what QEMU's model of it lacks, saying what it
+	// changed.
+	disk   string
+	fixDTB func(*dtb.Tree) ([]string, error)
 	// tpmDevice is QEMU's TPM TIS device on the machine: the ISA one at
 	// 0xfed40000 on a PC, the sysbus one on virt.
 	tpmDevice string

@@ -1,14 +1,19 @@
 package all_test
 
 import (
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/platforms"
 	"github.com/tandem-hv/tandem/platforms/all"
+	"github.com/tandem-hv/tandem/platforms/boards"
 	"github.com/tandem-hv/tandem/platforms/hostdt"
 )
 
@@ -34,7 +39,7 @@ func TestBoards(t *testing.T) {
 			if b.Arch != platforms.X86 && b.DTB == "" {
 				t.Fatalf("ARM board without a DTB to check against")
 			}
-			path := hostdt.CachePath(cacheRoot(t), b)
+			path := b.DTBPath(b.DTB, cacheRoot(t))
 			if path == "" {
 				return
 			}
@@ -73,10 +78,46 @@ func TestLookup(t *testing.T) {
 			t.Errorf("Lookup(%q) = %v, %v", n, name(b), err)
 		}
 	}
-	if _, err := all.Lookup("no-such-board"); err == nil {
-		t.Errorf("Lookup(no-such-board) = nil error, want ErrUnknownBoard")
+	_, err := all.Lookup("no-such-board")
+	if !errors.Is(err, platforms.ErrUnknownBoard) || !strings.Contains(err.Error(), "cubieboard2") || !strings.Contains(err.Error(), "board directory") {
+		t.Errorf("Lookup(no-such-board) = %v, want ErrUnknownBoard listing the built-in boards and saying a directory works", err)
 	}
 	if !slices.IsSorted(all.Names()) {
 		t.Errorf("Names() not sorted")
+	}
+}
+
+// TestFind: a board directory, or any argument with a slash, is loaded
+// from disk; anything else is a built-in name.
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	data, err := fs.ReadFile(boards.FS, "arndale/board.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(dir, "mine")
+	os.Mkdir(mine, 0o755)
+	os.WriteFile(filepath.Join(mine, "board.yaml"), []byte(strings.Replace(string(data), "name: arndale", "name: my-arndale", 1)), 0o644)
+	t.Chdir(dir)
+	tests := []struct {
+		arg, want, err string
+	}{
+		{"arndale", "arndale", ""},
+		{"mine", "my-arndale", ""},   // an existing directory
+		{"./mine", "my-arndale", ""}, // a path
+		{mine, "my-arndale", ""},
+		{"./arndale", "", "no board.yaml"}, // a path, though a built-in name
+		{"nope", "", "unknown board"},
+	}
+	for _, tt := range tests {
+		b, err := all.Find(tt.arg)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("Find(%q) = %v, %v; want an error containing %q", tt.arg, name(b), err, tt.err)
+		case tt.err == "" && (err != nil || b.Name != tt.want):
+			t.Errorf("Find(%q) = %v, %v; want %s", tt.arg, name(b), err, tt.want)
+		case tt.err == "" && tt.want != tt.arg && b.Dir == "":
+			t.Errorf("Find(%q).Dir = \"\", want the directory", tt.arg)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/tandem-hv/tandem/dtb"
@@ -24,20 +25,44 @@ type Facts struct {
 	Compatible []string
 	CPUs       []CPU
 	// Memory is the RAM banks of the device_type = "memory" nodes.
-	Memory  []platforms.Region
-	GIC     *GIC
-	Timer   *Timer
-	Console *Console
-	PSCI    *PSCI
-	Notes   []string
+	Memory []platforms.Region
+	// InterruptController is the controller devices' interrupts go to
+	// unless they say otherwise: the root's interrupt-parent or, where
+	// the root names none, the first interrupt controller in the tree.
+	// The GIC on most GIC boards; on others what the board has instead
+	// (the Raspberry Pi 3's brcm,bcm2836-armctrl-ic, an STM32F4's
+	// arm,armv7m-nvic). Nil for a tree without interrupt controllers.
+	InterruptController *Controller
+	GIC                 *GIC
+	Timer               *Timer
+	Console             *Console
+	PSCI                *PSCI
+	Notes               []string
 }
 
 // CPU is one /cpus/cpu node.
 type CPU struct {
-	Path         string
+	Path string
+	// Compatible is the node's first compatible: the core ("arm,cortex-a72").
 	Compatible   string
-	Reg          uint64 // MPIDR affinity bits
+	Reg          uint64 // MPIDR affinity bits; 0 where #address-cells is 0 (one core)
 	EnableMethod string // on the node or, as sun6i does, on /cpus
+}
+
+// Clusters groups the cores by compatible, in the order each first
+// appears under /cpus: a big.LITTLE RK3399 lists four Cortex-A53s, then
+// two Cortex-A72s, and gives [{arm,cortex-a53 4} {arm,cortex-a72 2}].
+func (f *Facts) Clusters() []platforms.Cluster {
+	var cs []platforms.Cluster
+	for _, c := range f.CPUs {
+		i := slices.IndexFunc(cs, func(k platforms.Cluster) bool { return k.Compatible == c.Compatible })
+		if i < 0 {
+			cs = append(cs, platforms.Cluster{Compatible: c.Compatible})
+			i = len(cs) - 1
+		}
+		cs[i].Count++
+	}
+	return cs
 }
 
 // GIC is the Arm interrupt controller as the DTB describes it.
@@ -55,25 +80,41 @@ type GIC struct {
 	HasMaintenance bool
 }
 
-// HasVirt reports whether the GIC exposes what KVM needs: GICv3, or GICv2
-// with GICH and GICV (reg entries 3 and 4) and a maintenance interrupt.
+// HasVirt reports whether the GIC exposes what KVM needs: a maintenance
+// interrupt, and GICv3 or GICv2 with GICH and GICV (reg entries 3 and 4).
+// Without the maintenance interrupt Linux's GIC drivers, v2 and v3 alike,
+// hand KVM no virtual interface at all (gic_of_setup_kvm_info in
+// drivers/irqchip/irq-gic.c and irq-gic-v3.c returns early), and
+// kvm_vgic_hyp_init fails.
 func (g *GIC) HasVirt() bool {
-	if g == nil {
+	if g == nil || !g.HasMaintenance {
 		return false
 	}
-	if g.Version == 3 {
-		return true
-	}
-	return len(g.Regions) >= 4 && g.HasMaintenance
+	return g.Version == 3 || g.HasVirtRegions()
+}
+
+// HasVirtRegions reports whether the GIC has the regions of the
+// virtualization interface: always on GICv3 (its system registers), GICH
+// and GICV (reg entries 3 and 4) on GICv2.
+func (g *GIC) HasVirtRegions() bool {
+	return g != nil && (g.Version == 3 || len(g.Regions) >= 4)
 }
 
 // Timer is the architected timer node.
 type Timer struct {
 	Path       string
 	Compatible []string
+	// Controller is the interrupt controller its interrupts go to: the
+	// GIC on a board that has one, a SoC's own per-core controller on
+	// others (the BCM2836/7 "brcm,bcm2836-l1-intc" of the Raspberry Pi 2
+	// and 3). Nil when the node lists no interrupts.
+	Controller *Controller
 	// PPIs are the interrupt numbers in binding order: secure physical,
 	// non-secure physical, virtual, hypervisor (the last may be missing).
+	// Empty when the interrupts do not go to the GIC (OnGIC is false).
 	PPIs []uint32
+	// OnGIC says the interrupts go to the GIC, as GIC PPIs.
+	OnGIC bool
 }
 
 // HypPPI returns the hypervisor timer PPI, if the node lists it.
@@ -82,6 +123,28 @@ func (t *Timer) HypPPI() (uint32, bool) {
 		return 0, false
 	}
 	return t.PPIs[3], true
+}
+
+// Controller is an interrupt controller (or nexus) node.
+type Controller struct {
+	Path       string
+	Compatible []string
+}
+
+func controller(n *dtb.Node) *Controller {
+	c := &Controller{Path: n.Path()}
+	c.Compatible, _ = n.Strings("compatible")
+	return c
+}
+
+func (c *Controller) String() string {
+	if c == nil {
+		return "none"
+	}
+	if len(c.Compatible) == 0 {
+		return c.Path
+	}
+	return fmt.Sprintf("%s (%s)", c.Path, strings.Join(c.Compatible, ", "))
 }
 
 // Console is the host console UART.
@@ -196,9 +259,14 @@ func readCPUs(t *dtb.Tree, f *Facts) error {
 		if m, err := c.String("enable-method"); err == nil {
 			cpu.EnableMethod = m
 		}
-		regs, err := c.U32s("reg")
-		if err != nil {
-			return err
+		// A single core under #address-cells = <0> has no reg (the
+		// VT8500 and WM8xxx DTBs): its MPIDR affinity is 0.
+		var regs []uint32
+		if c.Has("reg") {
+			var err error
+			if regs, err = c.U32s("reg"); err != nil {
+				return err
+			}
 		}
 		for _, r := range regs {
 			cpu.Reg = cpu.Reg<<32 | uint64(r)
@@ -245,9 +313,14 @@ func findGIC(t *dtb.Tree) (*dtb.Node, int) {
 }
 
 func readGIC(t *dtb.Tree, f *Facts) error {
+	f.InterruptController = mainController(t)
 	n, version := findGIC(t)
 	if n == nil {
-		f.note("no Arm GIC node")
+		if f.InterruptController != nil {
+			f.note("no Arm GIC node: interrupts go to %s", f.InterruptController)
+		} else {
+			f.note("no Arm GIC node, and no interrupt controller")
+		}
 		return nil
 	}
 	g := &GIC{Path: n.Path(), Version: version}
@@ -263,20 +336,50 @@ func readGIC(t *dtb.Tree, f *Facts) error {
 		}
 		g.Regions = append(g.Regions, platforms.Region{Base: a, Size: r.Size})
 	}
-	if n.Has("interrupts") {
-		_, specs, err := t.Interrupts(n)
+	if hasInterrupts(n) {
+		irqs, err := t.InterruptSpecs(n)
 		if err != nil {
 			return err
 		}
-		if len(specs) > 0 && len(specs[0]) >= 2 && specs[0][0] == gicPPI {
-			g.MaintenancePPI, g.HasMaintenance = specs[0][1], true
+		// The maintenance interrupt is the GIC's own PPI, the first entry
+		// (arm,gic.yaml, arm,gic-v3.yaml).
+		if len(irqs) > 0 {
+			switch s := irqs[0].Spec; {
+			case irqs[0].Parent != n:
+				f.note("GIC %s's interrupt goes to %s, not to the GIC itself: not a maintenance interrupt", g.Path, irqs[0].Parent.Path())
+			case len(s) >= 2 && s[0] == gicPPI:
+				g.MaintenancePPI, g.HasMaintenance = s[1], true
+			}
 		}
 	}
-	if !g.HasVirt() {
-		f.note("GICv%d at %s has no virtualization interface (GICH/GICV regions and maintenance interrupt)", g.Version, g.Path)
+	switch {
+	case !g.HasVirtRegions():
+		f.note("GICv%d at %s has no virtualization interface (no GICH/GICV regions)", g.Version, g.Path)
+	case !g.HasMaintenance:
+		f.note("GICv%d at %s lists no maintenance interrupt", g.Version, g.Path)
 	}
 	f.GIC = g
 	return nil
+}
+
+// mainController finds the Facts.InterruptController.
+func mainController(t *dtb.Tree) *Controller {
+	if t.Root.Has("interrupt-parent") {
+		if p, err := t.InterruptParent(t.Root); err == nil {
+			return controller(p)
+		}
+	}
+	var first *dtb.Node
+	_ = t.Root.Walk(func(n *dtb.Node) error {
+		if first == nil && n.Has("interrupt-controller") {
+			first = n
+		}
+		return nil
+	})
+	if first == nil {
+		return nil
+	}
+	return controller(first)
 }
 
 // GIC interrupt specifier types (first cell, arm,gic.yaml).
@@ -299,21 +402,41 @@ func readTimer(t *dtb.Tree, f *Facts) error {
 	}
 	tm := &Timer{Path: n.Path()}
 	tm.Compatible, _ = n.Strings("compatible")
-	_, specs, err := t.Interrupts(n)
+	f.Timer = tm
+	if !hasInterrupts(n) {
+		f.note("timer %s lists no interrupts", n.Path())
+		return nil
+	}
+	irqs, err := t.InterruptSpecs(n)
 	if err != nil {
 		return err
 	}
-	for _, s := range specs {
-		if len(s) < 2 || s[0] != gicPPI {
-			return fmt.Errorf("node %s: timer interrupt %v is not a GIC PPI", n.Path(), s)
-		}
-		tm.PPIs = append(tm.PPIs, s[1])
+	if len(irqs) == 0 {
+		f.note("timer %s lists no interrupts", n.Path())
+		return nil
 	}
+	tm.Controller = controller(irqs[0].Parent)
+	if f.GIC == nil || tm.Controller.Path != f.GIC.Path {
+		f.note("timer %s interrupts go to %s, not to an Arm GIC", n.Path(), tm.Controller)
+		return nil
+	}
+	var ppis []uint32
+	for _, irq := range irqs {
+		if s := irq.Spec; irq.Parent.Path() != f.GIC.Path || len(s) < 2 || s[0] != gicPPI {
+			return fmt.Errorf("node %s: timer interrupt %v of %s is not a GIC PPI", n.Path(), s, irq.Parent.Path())
+		}
+		ppis = append(ppis, irq.Spec[1])
+	}
+	tm.PPIs, tm.OnGIC = ppis, true
 	if _, ok := tm.HypPPI(); !ok {
 		f.note("timer %s lists no hypervisor timer interrupt", n.Path())
 	}
-	f.Timer = tm
 	return nil
+}
+
+// hasInterrupts says whether n lists interrupts in either form.
+func hasInterrupts(n *dtb.Node) bool {
+	return n.Has("interrupts") || n.Has("interrupts-extended")
 }
 
 func readConsole(t *dtb.Tree, f *Facts) error {

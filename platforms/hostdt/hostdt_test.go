@@ -9,8 +9,11 @@ import (
 
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/internal/testenv"
-	"github.com/tandem-hv/tandem/platforms/allwinner"
+	"github.com/tandem-hv/tandem/platforms/all"
 )
+
+// cubieboard2 is the built-in profile of the A20 board a20 reads.
+var cubieboard2, _ = all.Lookup("cubieboard2")
 
 func a20(t *testing.T) (*Facts, *dtb.Tree) {
 	_, file, _, _ := runtime.Caller(0)
@@ -26,7 +29,7 @@ func a20(t *testing.T) (*Facts, *dtb.Tree) {
 func TestPassthrough(t *testing.T) {
 	f, tr := a20(t)
 	w := Window{Base: 0x0a000000, Size: 1 << 20, FirstSPI: 64}
-	pn, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/spi@1c05000"}, w)
+	pn, err := Passthrough(tr, f, cubieboard2, []string{"/soc/spi@1c05000"}, w)
 	if err != nil {
 		t.Fatalf("Passthrough(spi) = %v", err)
 	}
@@ -62,7 +65,7 @@ func TestPassthrough(t *testing.T) {
 		{"/nope", "no node"},
 	}
 	for _, tt := range refused {
-		_, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{tt.path}, w)
+		_, err := Passthrough(tr, f, cubieboard2, []string{tt.path}, w)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Passthrough(%s) = %v, want an error containing %q", tt.path, err, tt.want)
 		}
@@ -70,7 +73,7 @@ func TestPassthrough(t *testing.T) {
 			t.Errorf("Passthrough(%s) = %v, want ErrRefused", tt.path, err)
 		}
 	}
-	if _, err := Passthrough(tr, f, allwinner.Cubieboard2, []string{"/soc/spi@1c05000"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
+	if _, err := Passthrough(tr, f, cubieboard2, []string{"/soc/spi@1c05000"}, Window{Base: 0x0a000000, Size: 0x800}); err == nil {
 		t.Errorf("Passthrough into a too small window = nil error")
 	}
 }

@@ -111,11 +111,9 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 		fmt.Sprintf("%q", b.Compatible), fmt.Sprintf("%q", f.Compatible), "")
 
 	eq("CPU count", fmt.Sprint(b.CPU.Count), fmt.Sprint(len(f.CPUs)))
-	gotCPU := "none"
-	if len(f.CPUs) > 0 {
-		gotCPU = f.CPUs[0].Compatible
-	}
-	eq("CPU compatible", b.CPU.Compatible, gotCPU)
+	// Every cluster, not only the first: a big.LITTLE board's profile
+	// must name its big cores too.
+	eq("CPU compatible", ClusterString(ProfileClusters(b)), ClusterString(f.Clusters()))
 
 	switch {
 	case len(f.Memory) == 0 && b.MemoryFromBootloader:
@@ -141,7 +139,7 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 		}
 		eq("GIC regions", fmt.Sprint(want), fmt.Sprint(got))
 		// A maintenance interrupt the image builder adds counts as there.
-		gotVirt := f.GIC.HasVirt() || (b.GIC.MaintenanceNotInDTB && len(f.GIC.Regions) >= 4)
+		gotVirt := f.GIC.HasVirt() || (b.GIC.MaintenanceNotInDTB && f.GIC.HasVirtRegions())
 		eq("GIC virtualization interface", yesNo(b.GIC.HasVirt()), yesNo(gotVirt))
 		switch {
 		case b.GIC.MaintenanceNotInDTB && !f.GIC.HasMaintenance:
@@ -180,6 +178,42 @@ func Check(b *platforms.Board, f *Facts) []Finding {
 
 	out = append(out, checkSMP(b, f))
 	return out
+}
+
+// ProfileClusters returns the profile's cores by kind: its Clusters, or
+// one cluster of Count × Compatible where it lists none.
+func ProfileClusters(b *platforms.Board) []platforms.Cluster {
+	if len(b.CPU.Clusters) > 0 {
+		return b.CPU.Clusters
+	}
+	if b.CPU.Count == 0 && b.CPU.Compatible == "" {
+		return nil
+	}
+	return []platforms.Cluster{{Compatible: b.CPU.Compatible, Count: b.CPU.Count}}
+}
+
+// ClusterString names the cores: the compatible alone for one kind
+// ("arm,cortex-a7"), as the profiles' CPU.Compatible does; counts and
+// compatibles for several ("4× arm,cortex-a53 + 2× arm,cortex-a72");
+// "none" for none.
+func ClusterString(cs []platforms.Cluster) string {
+	switch len(cs) {
+	case 0:
+		return "none"
+	case 1:
+		return cs[0].Compatible
+	}
+	return ClusterCounts(cs)
+}
+
+// ClusterCounts names the cores with their counts, one kind or several:
+// "4× arm,cortex-a9", "4× arm,cortex-a53 + 2× arm,cortex-a72".
+func ClusterCounts(cs []platforms.Cluster) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = fmt.Sprintf("%d× %s", c.Count, c.Compatible)
+	}
+	return strings.Join(parts, " + ")
 }
 
 func checkSMP(b *platforms.Board, f *Facts) Finding {
@@ -248,19 +282,4 @@ func Mismatches(fs []Finding) []Finding {
 		}
 	}
 	return bad
-}
-
-// CachePath returns where scripts/testdata-boards.sh puts the board's DTB
-// under cacheRoot (build/cache/boards), or "" for boards without one.
-func CachePath(cacheRoot string, b *platforms.Board) string {
-	switch {
-	case b.DTB == "":
-		return ""
-	case strings.HasPrefix(b.DTB, "qemu/"):
-		return filepath.Join(cacheRoot, b.DTB)
-	case b.Arch == platforms.ARM64:
-		return filepath.Join(cacheRoot, "arm64", b.DTB)
-	default:
-		return filepath.Join(cacheRoot, "armhf", b.DTB)
-	}
 }

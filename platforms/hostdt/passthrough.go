@@ -121,14 +121,22 @@ func Passthrough(t *dtb.Tree, f *Facts, b *platforms.Board, paths []string, w Wi
 		if len(pn.MMIO) > 0 {
 			pn.Node.Name = fmt.Sprintf("%s@%x", n.BaseName(), pn.MMIO[0].Guest.Base)
 		}
-		if n.Has("interrupts") {
-			_, specs, err := t.Interrupts(n)
+		if hasInterrupts(n) {
+			irqs, err := t.InterruptSpecs(n)
 			if err != nil {
 				return nil, fmt.Errorf("passthrough %s: %w", n.Path(), err)
 			}
 			var cells []uint32
-			for _, s := range specs {
-				if len(s) != 3 || s[0] != gicSPI {
+			for _, irq := range irqs {
+				s := irq.Spec
+				// Only the GIC's own SPIs can be forwarded: a controller
+				// in between (a GPIO or wake-up controller, a SoC's
+				// own interrupt controller) maps its inputs in its
+				// driver, out of a guest's reach.
+				if f.GIC == nil || irq.Parent.Path() != f.GIC.Path {
+					return nil, fmt.Errorf("passthrough %s: %w: its interrupt %v goes to %s, not to the GIC", n.Path(), ErrRefused, s, controller(irq.Parent))
+				}
+				if len(s) < 3 || s[0] != gicSPI {
 					return nil, fmt.Errorf("passthrough %s: %w: interrupt %v is not a GIC SPI (per-CPU interrupts stay with the host)", n.Path(), ErrRefused, s)
 				}
 				pn.IRQs = append(pn.IRQs, IRQ{HostSPI: s[1], GuestSPI: spi, Flags: s[2]})

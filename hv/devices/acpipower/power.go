@@ -2,7 +2,8 @@
 // platform: the sleep control, sleep status and reset registers (ACPI 6.4
 // §4.8.3.7 Sleep Control and Status Registers, §4.8.3.6 Reset Register),
 // byte-wide, in the layout of QEMU's generic event device. The FADT points
-// at them and the DSDT's \_S5 names the sleep type (arch/x86).
+// at them and the DSDT's \_S5 names the sleep type (arch/x86). It keeps
+// no state, so a guest can make it hold nothing.
 package acpipower
 
 // Register offsets from the device's base, and its size.

@@ -1,6 +1,7 @@
 // Package i8042 models the one part of the PC keyboard controller a guest
 // without a keyboard still uses: the CPU reset line (command 0xFE written
-// to the command port), which Linux's reboot=k and many firmwares use.
+// to the command port), which Linux's reboot=k and many firmwares use. It
+// keeps no state, so a guest can make it hold nothing.
 package i8042
 
 // Ports (relative to the controller's base, 0x60).

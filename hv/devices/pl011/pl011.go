@@ -32,6 +32,12 @@
 // empty: UARTFR always reports TXFE and never TXFF or BUSY, and the
 // transmit interrupt (TXRIS) is set after every write to UARTDR, cleared
 // by UARTICR, as QEMU's model does.
+//
+// # Bounds
+//
+// The receive queue holds at most devices.MaxInput (64 KiB) bytes of host
+// input; more is dropped and UARTFR shows RXFF. Nothing the guest writes
+// is buffered: output goes to the host at once.
 package pl011
 
 import (
@@ -95,6 +101,9 @@ var id = [8]uint8{0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1}
 type UART struct {
 	out io.Writer
 	irq devices.Interrupt
+	// Guard contains a panic in Input, which runs on the console's
+	// input goroutine, not a vCPU.
+	devices.Guard
 
 	// mu protects every register and the input queue.
 	mu         sync.Mutex
@@ -110,7 +119,8 @@ type UART struct {
 	txRIS bool
 	// lastMIS is UARTMIS as of the last update, to find rising bits.
 	lastMIS uint32
-	in      devices.InputBuffer
+	// in is the receive queue: at most devices.MaxInput bytes.
+	in devices.InputBuffer
 }
 
 // New returns a UART writing guest output to out and raising irq.
@@ -121,6 +131,10 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // Input queues bytes for the guest to read, raising the receive
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
+	defer u.Contain("PL011 UART")
+	if u.Failed() {
+		return
+	}
 	u.mu.Lock()
 	u.in.Push(p)
 	raise := u.update()
@@ -160,10 +174,10 @@ func (u *UART) trigger(raise bool) {
 // Read implements bus.Device. Registers are 32 bits wide; narrower reads
 // see the low bytes, as on the APB bus.
 func (u *UART) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || u.Failed() {
 		return
 	}
-	clear(data)
 	u.mu.Lock()
 	var v uint32
 	raise := false
@@ -215,7 +229,7 @@ func (u *UART) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (u *UART) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || u.Failed() {
 		return
 	}
 	var v uint32

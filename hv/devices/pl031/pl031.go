@@ -10,6 +10,12 @@
 // match interrupt is level in the PL031 and stays set until RTCICR
 // clears it; Linux's handler clears it every time, so one edge per match
 // is what the driver sees from a level too.
+//
+// # Bounds
+//
+// The RTC holds nothing that grows: a write to RTCMR or RTCLR replaces the
+// one match timer, and the wait until a match, at most 2^32 seconds, fits
+// a time.Duration.
 package pl031
 
 import (
@@ -47,6 +53,8 @@ var id = [8]uint8{0x31, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1}
 type RTC struct {
 	irq devices.Interrupt
 	now func() time.Time
+	// Guard contains a panic in the match timer's callback.
+	devices.Guard
 
 	// mu protects the registers and the match timer.
 	mu sync.Mutex
@@ -75,10 +83,10 @@ func (r *RTC) counter() uint32 { return uint32(r.now().Unix() + r.offset) }
 
 // Read implements bus.Device.
 func (r *RTC) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || r.Failed() {
 		return
 	}
-	clear(data)
 	r.mu.Lock()
 	var v uint32
 	switch {
@@ -109,7 +117,7 @@ func (r *RTC) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (r *RTC) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || r.Failed() {
 		return
 	}
 	var v uint32
@@ -160,6 +168,10 @@ func (r *RTC) armLocked() {
 
 // match sets the match interrupt once the counter has reached RTCMR.
 func (r *RTC) match() {
+	defer r.Contain("PL031 RTC")
+	if r.Failed() {
+		return
+	}
 	r.mu.Lock()
 	if d := int32(r.counter() - r.mr); r.closed || d < 0 || d > 1 {
 		// The guest moved the counter or the match since (armLocked

@@ -4,6 +4,15 @@
 //
 // Register map and bits follow the National Semiconductor PC16550D data
 // sheet; the register names are those of include/uapi/linux/serial_reg.h.
+//
+// # Bounds
+//
+// The receive queue holds at most devices.MaxInput (64 KiB) bytes, whether
+// they come from the host (Input) or, with MCR.LOOP set, from the guest's
+// own writes to THR. A byte that finds it full is dropped and sets the
+// overrun error (LSR.OE) until the guest reads LSR, as a real 16550's
+// receiver does when its FIFO overflows. Output is written to the host at
+// once and never buffered here.
 package serial
 
 import (
@@ -49,6 +58,7 @@ const (
 	mcrLoop = 0x10
 
 	lsrDR   = 0x01
+	lsrOE   = 0x02 // overrun error: a received byte found the queue full
 	lsrTHRE = 0x20
 	lsrTEMT = 0x40
 
@@ -62,6 +72,9 @@ const (
 type UART struct {
 	out io.Writer
 	irq devices.Interrupt
+	// Guard contains a panic in Input, which runs on the console's
+	// input goroutine, not a vCPU.
+	devices.Guard
 
 	// mu protects every register and the input queue.
 	mu       sync.Mutex
@@ -74,7 +87,12 @@ type UART struct {
 	// threPending is set when a THR-empty interrupt is owed and not yet
 	// read from IIR (reading IIR clears it, per the data sheet).
 	threPending bool
-	in          devices.InputBuffer
+	// overrun is LSR.OE: a byte was dropped because in was full; reading
+	// LSR clears it.
+	overrun bool
+	// in is the receive queue, at most devices.MaxInput bytes: the bound
+	// on what the host or the guest (in loopback) can make it hold.
+	in devices.InputBuffer
 }
 
 // New returns a UART writing guest output to out and raising irq.
@@ -85,6 +103,10 @@ func New(out io.Writer, irq devices.Interrupt) *UART {
 // Input queues bytes for the guest to read, raising the receive
 // interrupt if the guest enabled it.
 func (u *UART) Input(p []byte) {
+	defer u.Contain("16550 UART")
+	if u.Failed() {
+		return
+	}
 	u.mu.Lock()
 	kept := u.in.Push(p)
 	raise := kept > 0 && u.ier&ierRDI != 0
@@ -117,10 +139,10 @@ func (u *UART) iir() uint8 {
 
 // Read implements bus.Device.
 func (u *UART) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || u.Failed() {
 		return
 	}
-	clear(data)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var v uint8
@@ -153,6 +175,10 @@ func (u *UART) Read(off uint64, data []byte) {
 		if u.in.Len() > 0 {
 			v |= lsrDR
 		}
+		if u.overrun {
+			v |= lsrOE
+			u.overrun = false
+		}
 	case regMSR:
 		if u.mcr&mcrLoop != 0 {
 			// In loopback the modem inputs follow the outputs; Linux's
@@ -180,7 +206,7 @@ func (u *UART) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (u *UART) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || u.Failed() {
 		return
 	}
 	v := data[0]
@@ -194,7 +220,12 @@ func (u *UART) Write(off uint64, data []byte) {
 			break
 		}
 		if u.mcr&mcrLoop != 0 {
-			u.in.PushUnbounded(v)
+			// The byte comes back as input, into the same bounded queue
+			// as the host's: a guest looping back forever fills it once
+			// and then overruns.
+			if u.in.Push([]byte{v}) == 0 {
+				u.overrun = true
+			}
 			raise = u.ier&ierRDI != 0
 		} else {
 			out = []byte{v}

@@ -108,3 +108,35 @@ func TestInputBounded(t *testing.T) {
 		t.Errorf("buffered input = %d bytes, want the cap %d", u.in.Len(), devices.MaxInput)
 	}
 }
+
+// TestLoopbackBounded is the regression test for a guest that sets
+// MCR.LOOP and writes THR without reading: every byte came back as input
+// with no cap (a probe buffered 262,144 bytes). Now the loopback path
+// shares the 64 KiB cap of Input, and the overflow shows as LSR.OE.
+func TestLoopbackBounded(t *testing.T) {
+	u := New(nil, nil)
+	b := []byte{mcrLoop}
+	u.Write(regMCR, b)
+	const writes = 4 * devices.MaxInput
+	for i := 0; i < writes; i++ {
+		u.Write(regData, []byte{byte(i)})
+	}
+	if u.in.Len() != devices.MaxInput {
+		t.Errorf("buffered %d bytes after %d loopback writes, want the cap %d", u.in.Len(), writes, devices.MaxInput)
+	}
+	u.Read(regLSR, b)
+	if want := uint8(lsrDR | lsrOE | lsrTHRE | lsrTEMT); b[0] != want {
+		t.Errorf("LSR = %#x after the overflow, want %#x (DR, OE)", b[0], want)
+	}
+	u.Read(regLSR, b)
+	if b[0]&lsrOE != 0 {
+		t.Errorf("LSR = %#x on a second read, want OE cleared", b[0])
+	}
+	// The first MaxInput bytes are kept, in order.
+	for i := 0; i < 3; i++ {
+		u.Read(regData, b)
+		if b[0] != byte(i) {
+			t.Fatalf("RBR read %d = %#x, want %#x", i, b[0], byte(i))
+		}
+	}
+}

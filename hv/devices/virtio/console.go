@@ -21,6 +21,7 @@ const maxConsoleInput = 64 << 10
 type Console struct {
 	in  io.Reader
 	out io.Writer
+	workerGuard
 
 	// txMu serialises transmit processing and guards tx and txChain.
 	// It is never held together with mu. Lock order: MMIO.mu before
@@ -138,6 +139,7 @@ func (c *Console) transmit() {
 
 // readInput is the input goroutine.
 func (c *Console) readInput() {
+	defer c.contain()
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.in.Read(buf)

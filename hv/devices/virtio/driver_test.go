@@ -57,6 +57,7 @@ type driver struct {
 	q     []*drvQueue
 	alloc uint64 // next free guest-physical address for buffers
 	end   uint64 // end of guest RAM
+	base  uint64 // where the transport sits on bus; 0 means devBase
 }
 
 func newDriver(t testing.TB, dev Device) *driver {
@@ -86,16 +87,23 @@ func newDriverSized(t testing.TB, dev Device, size uint64) *driver {
 	return &driver{t: t, mem: m, bus: b, mmio: mmio, irq: irq, alloc: ramBase + size/2, end: ramBase + size}
 }
 
+func (d *driver) mmioBase() uint64 {
+	if d.base == 0 {
+		return devBase
+	}
+	return d.base
+}
+
 func (d *driver) r32(off uint64) uint32 {
 	var b [4]byte
-	d.bus.Read(devBase+off, b[:])
+	d.bus.Read(d.mmioBase()+off, b[:])
 	return binary.LittleEndian.Uint32(b[:])
 }
 
 func (d *driver) w32(off uint64, v uint32) {
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], v)
-	d.bus.Write(devBase+off, b[:])
+	d.bus.Write(d.mmioBase()+off, b[:])
 }
 
 func (d *driver) status() uint32 { return d.r32(regStatus) }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tandem-hv/tandem/hv/bus"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -79,8 +80,14 @@ type MMIO struct {
 	dev  Device
 	mem  *mem.Memory
 	irq  devices.Interrupt
-	max  []uint16 // the device's QueueMax, fixed
 	warn *devices.RateLimited
+
+	// What the device says of itself, asked once at NewMMIO, so that a
+	// failed device (below) is never called again to answer them.
+	id       uint32
+	name     string
+	features uint64   // the device's and the transport's
+	max      []uint16 // the device's QueueMax
 
 	// mu protects everything below it up to the atomics. Register
 	// writes take it for writing; QueueNotify takes it for reading, so
@@ -102,6 +109,12 @@ type MMIO struct {
 	// receive goroutine must never wait for a vCPU holding mu.
 	interruptStatus atomic.Uint32
 	needsReset      atomic.Bool
+	// failed is set, once, when the device model panicked (on a vCPU
+	// thread or one of its own goroutines): its state may be broken and
+	// its locks held, so the transport calls into it no more. The driver
+	// sees DEVICE_NEEDS_RESET; after its reset the device refuses
+	// FEATURES_OK, so the driver gives up on it (spec §3.1.1 step 6).
+	failed atomic.Bool
 }
 
 // NewMMIO puts dev behind a virtio-mmio transport that reaches guest
@@ -109,12 +122,18 @@ type MMIO struct {
 func NewMMIO(dev Device, m *mem.Memory, irq devices.Interrupt) *MMIO {
 	max := dev.QueueMax()
 	t := &MMIO{
-		dev:    dev,
-		mem:    m,
-		irq:    irq,
-		max:    max,
-		queues: make([]queueRegs, len(max)),
-		warn:   devices.NewRateLimited(os.Stderr, 5),
+		dev:      dev,
+		mem:      m,
+		irq:      irq,
+		id:       dev.DeviceID(),
+		name:     dev.Name(),
+		features: dev.Features() | transportFeatures,
+		max:      max,
+		queues:   make([]queueRegs, len(max)),
+		warn:     devices.NewRateLimited(os.Stderr, 5),
+	}
+	if w, ok := dev.(workerDevice); ok {
+		w.guard().setOwner(t)
 	}
 	return t
 }
@@ -138,16 +157,20 @@ func (t *MMIO) Placement() devices.Placement {
 }
 
 // DeviceID returns the virtio device ID of the device behind the transport.
-func (t *MMIO) DeviceID() uint32 { return t.dev.DeviceID() }
+func (t *MMIO) DeviceID() uint32 { return t.id }
 
 // Name returns the device's short name, such as "virtio-blk".
-func (t *MMIO) Name() string { return t.dev.Name() }
+func (t *MMIO) Name() string { return t.name }
 
 // Device returns the device behind the transport.
 func (t *MMIO) Device() Device { return t.dev }
 
-// Close stops the device and releases its backend.
-func (t *MMIO) Close() error {
+// Close stops the device and releases its backend. A failed device is
+// not closed: its locks may be held by the code that panicked, and
+// waiting for them would hang the VMM's exit; the process's end releases
+// its backend instead.
+func (t *MMIO) Close() (err error) {
+	defer t.contain(nil)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -155,20 +178,53 @@ func (t *MMIO) Close() error {
 	}
 	t.closed = true
 	t.resetLocked()
+	if t.failed.Load() {
+		return nil
+	}
 	return t.dev.Close()
 }
 
-func (t *MMIO) deviceFeatures() uint64 { return t.dev.Features() | transportFeatures }
+func (t *MMIO) deviceFeatures() uint64 { return t.features }
+
+// Failed reports whether the device model panicked and was failed.
+func (t *MMIO) Failed() bool { return t.failed.Load() }
+
+// contain is deferred by every entry into the transport from outside
+// (the bus, Close): it recovers a panic of the device model, or of the
+// transport itself, and fails the device. data, for a read, is zeroed.
+func (t *MMIO) contain(data []byte) {
+	if p := recover(); p != nil {
+		clear(data)
+		t.deviceFailed(bus.NewFault(p))
+	}
+}
+
+// deviceFailed fails the device for good, once: one warning, then
+// DEVICE_NEEDS_RESET and a configuration-change interrupt (spec §2.1.2).
+// It takes no lock (a panicking vCPU may hold mu for reading, a device
+// goroutine none), so any goroutine may call it.
+func (t *MMIO) deviceFailed(f *bus.Fault) {
+	if !t.failed.CompareAndSwap(false, true) {
+		return
+	}
+	t.warn.Printf("%s: device model failed: %v; the device is stopped (DEVICE_NEEDS_RESET), and the guest and its other devices go on", t.name, f)
+	t.setNeedsReset()
+}
 
 // Read implements bus.Device.
 func (t *MMIO) Read(off uint64, data []byte) {
+	defer t.contain(data)
 	if off >= regConfig {
+		if t.failed.Load() {
+			clear(data)
+			return
+		}
 		t.dev.ReadConfig(off-regConfig, data)
 		return
 	}
 	clear(data)
 	if len(data) != 4 || off%4 != 0 {
-		t.warn.Printf("%s: %d-byte read at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
+		t.warn.Printf("%s: %d-byte read at register %#x ignored: virtio-mmio registers are 32 bits", t.name, len(data), off)
 		return
 	}
 	binary.LittleEndian.PutUint32(data, t.readReg(off))
@@ -181,7 +237,7 @@ func (t *MMIO) readReg(off uint64) uint32 {
 	case regVersion:
 		return mmioVersion
 	case regDeviceID:
-		return t.dev.DeviceID()
+		return t.id
 	case regVendorID:
 		return VendorID
 	case regInterruptStatus:
@@ -205,8 +261,8 @@ func (t *MMIO) readReg(off uint64) uint32 {
 		}
 		return 0
 	case regQueueNumMax:
-		if q := int(t.queueSel); q < len(t.max) {
-			return uint32(t.max[q])
+		if qr := t.selected(); qr != nil {
+			return uint32(t.max[t.queueSel])
 		}
 		return 0
 	case regQueueReady:
@@ -221,29 +277,43 @@ func (t *MMIO) readReg(off uint64) uint32 {
 		}
 		return s
 	}
-	t.warn.Printf("%s: read of write-only or unknown register %#x", t.dev.Name(), off)
+	t.warn.Printf("%s: read of write-only or unknown register %#x", t.name, off)
 	return 0
 }
 
 // selected returns the registers of the queue QueueSel names, or nil.
 // The caller holds mu.
 func (t *MMIO) selected() *queueRegs {
-	if q := int(t.queueSel); q < len(t.queues) {
+	if q, ok := t.queueIndex(t.queueSel); ok {
 		return &t.queues[q]
 	}
 	return nil
 }
 
+// queueIndex turns a guest-written queue number (QueueSel, QueueNotify)
+// into an index of t.queues. It compares in 32 bits: converting first to
+// int would make 0xffffffff the index -1 on a 32-bit host, which passes a
+// "< len" check and panics when used.
+func (t *MMIO) queueIndex(v uint32) (int, bool) {
+	if v >= uint32(len(t.queues)) {
+		return 0, false
+	}
+	return int(v), true
+}
+
 // Write implements bus.Device.
 func (t *MMIO) Write(off uint64, data []byte) {
+	defer t.contain(nil)
 	if off >= regConfig {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		t.dev.WriteConfig(off-regConfig, data)
+		if !t.failed.Load() {
+			t.dev.WriteConfig(off-regConfig, data)
+		}
 		return
 	}
 	if len(data) != 4 || off%4 != 0 {
-		t.warn.Printf("%s: %d-byte write at register %#x ignored: virtio-mmio registers are 32 bits", t.dev.Name(), len(data), off)
+		t.warn.Printf("%s: %d-byte write at register %#x ignored: virtio-mmio registers are 32 bits", t.name, len(data), off)
 		return
 	}
 	v := binary.LittleEndian.Uint32(data)
@@ -268,7 +338,7 @@ func (t *MMIO) Write(off uint64, data []byte) {
 	case regDriverFeatures:
 		// Features are fixed once FEATURES_OK is set (spec §3.1.1).
 		if t.status&StatusFeaturesOK != 0 {
-			t.warn.Printf("%s: driver features written after FEATURES_OK ignored", t.dev.Name())
+			t.warn.Printf("%s: driver features written after FEATURES_OK ignored", t.name)
 			return
 		}
 		switch t.driverFeatSel {
@@ -289,7 +359,7 @@ func (t *MMIO) Write(off uint64, data []byte) {
 	case regSHMSel:
 		// No shared memory regions: any selection reads length ~0.
 	default:
-		t.warn.Printf("%s: write to read-only or unknown register %#x ignored", t.dev.Name(), off)
+		t.warn.Printf("%s: write to read-only or unknown register %#x ignored", t.name, off)
 	}
 }
 
@@ -300,12 +370,12 @@ func setHigh(x *uint64, v uint32) { *x = *x&0xffffffff | uint64(v)<<32 }
 func (t *MMIO) writeQueueReg(off uint64, v uint32) {
 	qr := t.selected()
 	if qr == nil {
-		t.warn.Printf("%s: queue register %#x written for queue %d, which does not exist", t.dev.Name(), off, t.queueSel)
+		t.warn.Printf("%s: queue register %#x written for queue %d, which does not exist", t.name, off, t.queueSel)
 		return
 	}
 	// The driver must not change a queue that is ready (spec §4.2.2.2).
 	if qr.ready {
-		t.warn.Printf("%s: queue %d register %#x written while the queue is ready; ignored", t.dev.Name(), t.queueSel, off)
+		t.warn.Printf("%s: queue %d register %#x written while the queue is ready; ignored", t.name, t.queueSel, off)
 		return
 	}
 	switch off {
@@ -334,13 +404,13 @@ func (t *MMIO) writeQueueReg(off uint64, v uint32) {
 func (t *MMIO) writeQueueReady(v uint32) {
 	qr := t.selected()
 	if qr == nil {
-		t.warn.Printf("%s: QueueReady written for queue %d, which does not exist", t.dev.Name(), t.queueSel)
+		t.warn.Printf("%s: QueueReady written for queue %d, which does not exist", t.name, t.queueSel)
 		return
 	}
 	if v == 0 {
 		// Linux clears QueueReady when deleting a queue, after reset.
 		if t.active {
-			t.warn.Printf("%s: queue %d disabled while the device runs; ignored", t.dev.Name(), t.queueSel)
+			t.warn.Printf("%s: queue %d disabled while the device runs; ignored", t.name, t.queueSel)
 			return
 		}
 		qr.ready, qr.q = false, nil
@@ -368,7 +438,9 @@ func (t *MMIO) writeStatus(v uint32) {
 	added := v &^ t.status
 	if added&StatusFeaturesOK != 0 {
 		if err := t.checkFeatures(); err != nil {
-			t.warn.Printf("%s: %v", t.dev.Name(), err)
+			if !t.failed.Load() { // a failed device has said why already
+				t.warn.Printf("%s: %v", t.name, err)
+			}
 			// Leave FEATURES_OK clear: the driver reads it back and
 			// gives up (spec §3.1.1 step 6).
 			v &^= StatusFeaturesOK
@@ -376,12 +448,15 @@ func (t *MMIO) writeStatus(v uint32) {
 		}
 	}
 	t.status = v
-	if added&StatusDriverOK != 0 && t.status&StatusFeaturesOK != 0 && !t.active && !t.needsReset.Load() {
+	if added&StatusDriverOK != 0 && t.status&StatusFeaturesOK != 0 && !t.active && !t.needsReset.Load() && !t.failed.Load() {
 		t.activateLocked()
 	}
 }
 
 func (t *MMIO) checkFeatures() error {
+	if t.failed.Load() {
+		return fmt.Errorf("the device model failed earlier")
+	}
 	if extra := t.driverFeatures &^ t.deviceFeatures(); extra != 0 {
 		return fmt.Errorf("driver accepted features %#x that were not offered", extra)
 	}
@@ -405,7 +480,7 @@ func (t *MMIO) activateLocked() {
 		}
 	}
 	if err := t.dev.Activate(t.driverFeatures, qs); err != nil {
-		t.warn.Printf("%s: activating: %v", t.dev.Name(), err)
+		t.warn.Printf("%s: activating: %v", t.name, err)
 		t.setNeedsReset()
 		return
 	}
@@ -416,7 +491,9 @@ func (t *MMIO) activateLocked() {
 // (spec §2.4). The caller holds mu.
 func (t *MMIO) resetLocked() {
 	if t.active {
-		t.dev.Reset()
+		if !t.failed.Load() {
+			t.dev.Reset()
+		}
 		t.active = false
 	}
 	t.status = 0
@@ -433,15 +510,20 @@ func (t *MMIO) resetLocked() {
 func (t *MMIO) notify(v uint32) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if !t.active || t.needsReset.Load() {
+	if !t.active || t.needsReset.Load() || t.failed.Load() {
 		return
 	}
-	if int(v) >= len(t.queues) || t.queues[v].q == nil {
-		t.warn.Printf("%s: notify for queue %d, which is not set up", t.dev.Name(), v)
+	q, ok := t.queueIndex(v)
+	if !ok || t.queues[q].q == nil {
+		t.warn.Printf("%s: notify for queue %d, which is not set up", t.name, v)
 		return
 	}
-	t.dev.Notify(int(v))
+	t.dev.Notify(q)
 }
+
+// stopped reports whether the device failed (queueOwner): its queues
+// then give it no more chains.
+func (t *MMIO) stopped() bool { return t.failed.Load() }
 
 // usedBuffer raises the used-buffer interrupt (queueOwner).
 func (t *MMIO) usedBuffer() { t.raise(InterruptUsedBuffer) }
@@ -449,7 +531,7 @@ func (t *MMIO) usedBuffer() { t.raise(InterruptUsedBuffer) }
 // queueFailed puts the device into DEVICE_NEEDS_RESET and tells the driver
 // through a configuration-change interrupt (spec §2.1.2; queueOwner).
 func (t *MMIO) queueFailed(q int, err error) {
-	t.warn.Printf("%s: %v; device needs reset", t.dev.Name(), err)
+	t.warn.Printf("%s: %v; device needs reset", t.name, err)
 	t.setNeedsReset()
 }
 
@@ -464,6 +546,6 @@ func (t *MMIO) setNeedsReset() {
 func (t *MMIO) raise(bit uint32) {
 	t.interruptStatus.Or(bit)
 	if err := t.irq.Trigger(); err != nil {
-		t.warn.Printf("%s: raising interrupt: %v", t.dev.Name(), err)
+		t.warn.Printf("%s: raising interrupt: %v", t.name, err)
 	}
 }

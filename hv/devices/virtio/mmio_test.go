@@ -259,3 +259,39 @@ func TestInterruptStatusSetBeforeTrigger(t *testing.T) {
 		t.Errorf("InterruptStatus at each Trigger = %v, want %v", irq.seen, want)
 	}
 }
+
+// TestQueueNumbersOutOfRange is the regression test for QueueSel and
+// QueueNotify of 0xffffffff, which on a 32-bit host became the index -1
+// and panicked ("index out of range [-1]"). make test runs it as
+// GOARCH=arm under qemu-arm-static too. Every queue-numbered register must
+// treat such a number as a queue that does not exist, and the device must
+// go on working.
+func TestQueueNumbersOutOfRange(t *testing.T) {
+	for _, v := range []uint32{0xffffffff, 0x80000000, 0x7fffffff, 1, 2} {
+		t.Run(fmt.Sprintf("%#x", v), func(t *testing.T) {
+			d := newDriver(t, NewRNG())
+			d.start(allRingFeatures, 1, 8)
+			d.w32(regQueueSel, v)
+			if got := d.r32(regQueueNumMax); got != 0 {
+				t.Errorf("QueueNumMax of queue %#x = %d, want 0", v, got)
+			}
+			if got := d.r32(regQueueReady); got != 0 {
+				t.Errorf("QueueReady of queue %#x = %d, want 0", v, got)
+			}
+			d.w32(regQueueNum, 8)
+			d.w32(regQueueDescLow, 0)
+			d.w32(regQueueReady, 1)
+			d.w32(regQueueNotify, v)
+			if s := d.status(); s&StatusDeviceNeedsReset != 0 {
+				t.Errorf("Status = %#x after queue %#x, want no NEEDS_RESET", s, v)
+			}
+			// Queue 0 still works.
+			q := d.q[0]
+			d.add(q, buf{d.allocate(16), 16, true})
+			d.kick(q)
+			if used := d.takeUsed(q); len(used) != 1 || used[0].len != 16 {
+				t.Errorf("queue 0 after queue %#x: used = %v, want one 16-byte element", v, used)
+			}
+		})
+	}
+}

@@ -42,6 +42,7 @@ type Net struct {
 	config [netCfgLen]byte
 	warn   *devices.RateLimited
 	done   chan struct{} // closed when the receive goroutine returns
+	workerGuard
 
 	// txMu serialises transmit processing and guards tx, txChain and
 	// txIOV. It is never held together with mu. Lock order: MMIO.mu
@@ -72,11 +73,17 @@ func NewNet(tap string, mac net.HardwareAddr) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Net{tap: f, ifname: tap, done: make(chan struct{}), warn: devices.NewRateLimited(os.Stderr, 5)}
+	return newNet(f, tap, mac), nil
+}
+
+// newNet is a virtio-net device on f, a TAP or, in tests, anything that
+// reads and writes whole frames (a SOCK_SEQPACKET socket).
+func newNet(f *os.File, ifname string, mac net.HardwareAddr) *Net {
+	n := &Net{tap: f, ifname: ifname, done: make(chan struct{}), warn: devices.NewRateLimited(os.Stderr, 5)}
 	copy(n.config[:], mac)
 	n.rxReady.L = &n.mu
 	go n.receive()
-	return n, nil
+	return n
 }
 
 // Interface returns the TAP interface's name.
@@ -174,6 +181,7 @@ func (n *Net) transmit() {
 // frame waits here and the TAP queues (then drops) the next ones, as a
 // full NIC ring would.
 func (n *Net) receive() {
+	defer n.contain()
 	defer close(n.done)
 	buf := make([]byte, vnetHdrLen+maxFrame)
 	for {

@@ -24,6 +24,16 @@ const (
 
 	// maxQueueSize is the largest queue size the spec allows (§2.7).
 	maxQueueSize = 32768
+
+	// MaxChainBytes bounds the bytes of one descriptor chain, readable
+	// and writable together. The spec sets no such bound, but the used
+	// ring reports a chain's length in 32 bits (§2.7.8), no device here
+	// takes more than 128 MiB in one request (virtio-blk's seg_max ×
+	// size_max), and below 2 GiB every sum of buffer lengths fits an int
+	// on a 32-bit host: a chain that names the same 1 GiB buffer 300
+	// times would otherwise wrap the devices' arithmetic there. A longer
+	// chain is a malformed queue.
+	MaxChainBytes = 1<<31 - 1
 )
 
 // Descriptor flags (spec §2.7.5).
@@ -43,11 +53,14 @@ const availFNoInterrupt = 1
 var ErrBadQueue = errors.New("malformed virtqueue")
 
 // queueOwner is the transport side of a queue: where its interrupts and
-// failures go. Both may be called from any goroutine and must not block
-// on a vCPU.
+// failures go, and whether the device is stopped. Each may be called
+// from any goroutine and must not block on a vCPU.
 type queueOwner interface {
 	usedBuffer()
 	queueFailed(q int, err error)
+	// stopped reports that the device model failed: its queues give out
+	// no more chains, even to goroutines of the device still running.
+	stopped() bool
 }
 
 // QueueConfig is the driver's setup of one queue, as written to the
@@ -141,6 +154,12 @@ func (q *Queue) Size() uint16 { return q.size }
 // buffers alias guest memory and were each checked to lie inside it.
 // Per spec §2.7.4.2 every device-readable buffer precedes every
 // device-writable one.
+//
+// Bounds: a chain has fewer descriptors than its queue's size plus
+// QueueNumMax (a direct part, then at most one indirect table of at most
+// QueueNumMax entries), and at most MaxChainBytes bytes in all, so
+// Readable and Writable never grow past that however the guest links its
+// descriptors, and ReadableLen and WritableLen never overflow an int.
 type Chain struct {
 	Head     uint16
 	Readable [][]byte
@@ -249,6 +268,9 @@ func (q *Queue) Pop(c *Chain) (bool, error) {
 	if q.broken {
 		return false, fmt.Errorf("queue %d stopped after an earlier error: %w", q.index, ErrBadQueue)
 	}
+	if q.owner.stopped() {
+		return false, fmt.Errorf("queue %d: %w", q.index, errDeviceFailed)
+	}
 	pending, err := q.pending()
 	if err != nil {
 		return false, err
@@ -300,6 +322,7 @@ func (q *Queue) walk(head uint16, c *Chain) error {
 	n := int(q.size) // entries in the table being walked
 	idx := head
 	inIndirect := false
+	var total uint64 // bytes in the chain so far
 	// A chain visits each descriptor of a table at most once, so more
 	// steps than entries means a loop (spec §2.7.5.3.1: no chain longer
 	// than the queue size).
@@ -335,6 +358,9 @@ func (q *Queue) walk(head uint16, c *Chain) error {
 			table, n, idx, inIndirect = t, int(length/descSize), 0, true
 			steps = -1
 			continue
+		}
+		if total += uint64(length); total > MaxChainBytes {
+			return fmt.Errorf("descriptor chain from head %d: more than %d bytes", head, MaxChainBytes)
 		}
 		buf, err := q.mem.Slice(addr, uint64(length))
 		if err != nil {

@@ -17,6 +17,36 @@
 // I/O, entropy, console and network transmit). Input that arrives from the
 // host (console input, network receive) is handled by one goroutine per
 // device.
+//
+// # Containment
+//
+// A device model's own bug is not the guest's to suffer twice: a panic on
+// a vCPU thread (MMIO.Read, MMIO.Write) or on a device's own goroutine
+// (console input, network receive, vsock connections, Dial; see
+// contain.go) is recovered and fails that device for good, with one
+// warning, DEVICE_NEEDS_RESET and a configuration-change interrupt. The
+// transport calls into it no more; its queues give out no more chains.
+//
+// # Bounds
+//
+// What a guest can make the VMM hold, per device:
+//   - a descriptor chain: fewer descriptors than the queue size plus
+//     QueueNumMax (256), at most MaxChainBytes (2 GiB - 1) bytes, and a
+//     Chain's slices reused from one chain to the next;
+//   - virtio-blk: nothing beyond the chain; requests go straight between
+//     guest memory and the file;
+//   - virtio-net: one 64 KiB frame buffer for receive, nothing for transmit;
+//   - virtio-console: maxConsoleInput (64 KiB) of host input waiting for
+//     receive buffers; output is written at once;
+//   - virtio-rng: nothing; at most rngMaxChain (64 KiB) is filled a chain;
+//   - virtio-vsock: maxVsockConns (256) connections, each at most
+//     vsockBufAlloc (256 KiB) unforwarded from the guest and one
+//     vsockReadChunk (16 KiB) read from the host; packets of at most
+//     maxVsockPayload (64 KiB); maxVsockReplies (512) pending resets.
+//
+// Guest-written queue numbers (QueueSel, QueueNotify) are compared as
+// uint32 before they become an index, so that no value is negative on a
+// 32-bit host.
 package virtio
 
 // Device IDs (spec §5).

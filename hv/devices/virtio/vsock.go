@@ -186,6 +186,7 @@ type Vsock struct {
 	cid  uint64
 	host VsockHost
 	warn *devices.RateLimited
+	workerGuard
 
 	// txMu serialises transmit processing. Lock order: MMIO.mu before
 	// txMu before mu.
@@ -301,7 +302,9 @@ func (v *Vsock) transmit() {
 		}
 		gather(v.hdrBuf[:], v.txChain.Readable, 0)
 		h, _ := DecodeVsockHeader(v.hdrBuf[:])
-		if int(h.Len) > n-VsockHeaderSize || h.Len > maxVsockPayload {
+		// h.Len is checked against the bound first: only then does it
+		// fit an int on a 32-bit host.
+		if h.Len > maxVsockPayload || int(h.Len) > n-VsockHeaderSize {
 			v.warn.Printf("virtio-vsock: packet says %d payload bytes, carries %d: reset", h.Len, n-VsockHeaderSize)
 			v.replyRSTLocked(h)
 			v.resetConnLocked(v.conns[keyOf(h)])
@@ -476,6 +479,7 @@ func (v *Vsock) dropLocked(c *vsockConn) {
 
 // connect asks the host for a stream for a guest's REQUEST.
 func (v *Vsock) connect(c *vsockConn) {
+	defer v.contain()
 	s, err := v.host.Connect(c.key.port, c.key.peerCID, c.key.peerPort)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -501,7 +505,13 @@ func (v *Vsock) connect(c *vsockConn) {
 // from peerCID:peerPort, and carries it over stream. It returns once the
 // guest accepts (RESPONSE) or refuses (ErrVsockRefused); stream is closed
 // when the connection ends either way.
-func (v *Vsock) Dial(peerCID uint64, peerPort, port uint32, stream io.ReadWriteCloser) error {
+func (v *Vsock) Dial(peerCID uint64, peerPort, port uint32, stream io.ReadWriteCloser) (err error) {
+	defer v.containErr(&err)
+	if v.failed() {
+		// Its lock may be held by the goroutine that panicked.
+		stream.Close()
+		return errDeviceFailed
+	}
 	k := vsockKey{port: port, peerCID: peerCID, peerPort: peerPort}
 	v.mu.Lock()
 	if v.rx == nil || v.closed {
@@ -543,6 +553,7 @@ func (v *Vsock) startLocked(c *vsockConn) {
 // writer forwards what the guest sent to the stream, off the vCPU
 // thread, and returns credit as it goes.
 func (v *Vsock) writer(c *vsockConn) {
+	defer v.contain()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for {
@@ -598,6 +609,7 @@ func (v *Vsock) writer(c *vsockConn) {
 
 // reader reads from the stream as far as the guest has room for.
 func (v *Vsock) reader(c *vsockConn) {
+	defer v.contain()
 	buf := make([]byte, vsockReadChunk)
 	v.mu.Lock()
 	for {

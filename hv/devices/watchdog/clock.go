@@ -3,6 +3,14 @@
 // small port-I/O countdown that an ACPI WDAT table describes (port.go).
 // Either one calls its Expired callback when the guest stops petting; the
 // VMM then ends the guest with the exit reason "watchdog".
+//
+// # Bounds
+//
+// Neither holds anything that grows: each keeps one timer, replaced at
+// every reload. The times a guest can ask for are computed without
+// wrapping: the SP805's with a saturating multiply-divide, the port
+// watchdog's countdown (at most MaxCount periods) saturating at the
+// longest Duration.
 package watchdog
 
 import "time"

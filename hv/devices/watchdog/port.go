@@ -1,8 +1,11 @@
 package watchdog
 
 import (
+	"math"
 	"sync"
 	"time"
+
+	"github.com/tandem-hv/tandem/hv/devices"
 )
 
 // The port watchdog's registers, as offsets from its base port. It is
@@ -63,6 +66,8 @@ type PortConfig struct {
 type Port struct {
 	cfg   PortConfig
 	clock Clock
+	// Guard contains a panic in the countdown timer's callback.
+	devices.Guard
 
 	// mu protects the fields below.
 	mu        sync.Mutex
@@ -112,10 +117,24 @@ func (p *Port) armLocked(d time.Duration) {
 }
 
 func (p *Port) reloadLocked() {
-	p.armLocked(time.Duration(p.countdown) * p.cfg.Period)
+	p.armLocked(periods(p.countdown, p.cfg.Period))
+}
+
+// periods is n periods, saturating at the longest Duration rather than
+// wrapping: the guest chooses n (up to MaxCount), and a count of 2^32-1
+// periods of over two seconds each is longer than a Duration holds.
+func periods(n uint32, period time.Duration) time.Duration {
+	if period > 0 && time.Duration(n) > math.MaxInt64/period {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * period
 }
 
 func (p *Port) expire(gen uint64) {
+	defer p.Contain("port watchdog")
+	if p.Failed() {
+		return
+	}
 	p.mu.Lock()
 	if gen != p.gen || p.fired || p.closed {
 		p.mu.Unlock()
@@ -146,6 +165,9 @@ func (p *Port) remainingLocked() uint32 {
 // Read implements bus.Device.
 func (p *Port) Read(off uint64, data []byte) {
 	clear(data)
+	if p.Failed() {
+		return
+	}
 	p.mu.Lock()
 	var v uint32
 	switch off {
@@ -169,7 +191,7 @@ func (p *Port) Read(off uint64, data []byte) {
 
 // Write implements bus.Device.
 func (p *Port) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || p.Failed() {
 		return
 	}
 	var v uint32

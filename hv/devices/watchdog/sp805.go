@@ -74,6 +74,8 @@ type SP805Config struct {
 type SP805 struct {
 	cfg   SP805Config
 	clock Clock
+	// Guard contains a panic in the counter timer's callback.
+	devices.Guard
 
 	// mu protects the registers, the countdown and the timer.
 	mu     sync.Mutex
@@ -158,6 +160,10 @@ func (w *SP805) reloadLocked() {
 
 // zero is the counter reaching zero.
 func (w *SP805) zero(gen uint64) {
+	defer w.Contain("SP805 watchdog")
+	if w.Failed() {
+		return
+	}
 	w.mu.Lock()
 	if gen != w.gen || w.reset || w.closed {
 		w.mu.Unlock()
@@ -187,10 +193,10 @@ func (w *SP805) zero(gen uint64) {
 
 // Read implements bus.Device.
 func (w *SP805) Read(off uint64, data []byte) {
-	if len(data) == 0 {
+	clear(data)
+	if len(data) == 0 || w.Failed() {
 		return
 	}
-	clear(data)
 	w.mu.Lock()
 	var v uint32
 	switch {
@@ -224,7 +230,7 @@ func (w *SP805) Read(off uint64, data []byte) {
 // Write implements bus.Device. While WdogLock is locked, writes to every
 // other register are ignored.
 func (w *SP805) Write(off uint64, data []byte) {
-	if len(data) == 0 {
+	if len(data) == 0 || w.Failed() {
 		return
 	}
 	var v uint32

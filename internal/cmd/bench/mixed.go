@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-hv/tandem/images/initramfs"
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
@@ -47,7 +46,7 @@ func mixedCriticality(root, out string) ([]row, error) {
 	}
 	for _, g := range []string{"control", "infotainment"} {
 		f := filepath.Join(out, g+".img")
-		if err := demoInitramfs(f, g, k, root); err != nil {
+		if err := e2e.BuildDemoGuest(f, e2e.DemoGuestPkg(g), "amd64", k, root); err != nil {
 			return nil, fmt.Errorf("building the %s guest: %w", g, err)
 		}
 		files["/s/"+g+".img"] = f
@@ -306,24 +305,4 @@ func lastWords(out, prefix string) map[string]string {
 	}
 	line, _, _ := strings.Cut(out[i:], "\n")
 	return words(line)
-}
-
-// demoModules are the demo guests' drivers, their watchdog's included.
-var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
-	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
-
-// demoInitramfs builds guests/NAME as /init with its modules.
-func demoInitramfs(file, name string, k e2e.Kernel, root string) error {
-	mods, order, err := initramfs.Modules(k.Modules, demoModules, true)
-	if err != nil {
-		return err
-	}
-	var list strings.Builder
-	for _, p := range order {
-		fmt.Fprintf(&list, "/lib/modules/%s/%s\n", filepath.Base(k.Modules), p)
-	}
-	ents := append(initramfs.Console(), mods...)
-	ents = append(ents, initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
-		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "amd64"))
-	return initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: root})
 }

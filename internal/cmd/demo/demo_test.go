@@ -101,8 +101,8 @@ func TestDemoSilentGuests(t *testing.T) {
 		t.Fatalf("run() = nil with silent guests; want the missing markers named")
 	}
 	for _, m := range markers {
-		if !strings.Contains(err.Error(), m.guest+":"+m.expr) {
-			t.Errorf("run() = %q; want it to name marker %s:%s", err, m.guest, m.expr)
+		if !strings.Contains(err.Error(), m.Guest+":"+m.Expr) {
+			t.Errorf("run() = %q; want it to name marker %s:%s", err, m.Guest, m.Expr)
 		}
 	}
 	if !strings.HasPrefix(err.Error(), "control and infotainment never printed their markers") || strings.Contains(err.Error(), "\n") {

@@ -30,68 +30,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-hv/tandem/images/initramfs"
 	"github.com/tandem-hv/tandem/internal/e2e"
 )
 
 // Where Debian's u-boot-qemu installs the firmware (scripts/deps.sh).
 const ubootBin = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
 
-// guestModules are what the demo guests load: their console, vsock and
-// watchdog driver.
-var guestModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
-	"wdat_wdt", "sp805_wdt"} // the watchdog: x86 kernels have the first, ARM ones both
-
-// manifest is the demo system: the control guest on host core 1 at
-// SCHED_FIFO 50, publishing to the infotainment guest over vsock.
-const manifest = `# The Tandem demo system (written by internal/cmd/demo).
-guests:
-  - name: control
-    role: control
-    kernel: vmlinuz
-    initrd: control.img
-    cmdline: console=ttyAMA0 quiet panic=-1 tandem.peer=4:5000
-    memory: 160M
-    host-cpus: [1]
-    rt-priority: 50
-    vsock:
-      cid: 3
-      allow: ["infotainment:5000"]
-    restart: {policy: always}
-  - name: infotainment
-    role: infotainment
-    kernel: vmlinuz
-    initrd: info.img
-    cmdline: console=ttyAMA0 quiet panic=-1
-    memory: 192M
-    vsock:
-      cid: 4
-    restart: {policy: always, backoff: 200ms}
-    after: [control]
-`
-
-// markers are the lines the demo waits for, one per guest: tandem.until
-// on the host's command line, and what the demo itself checks on the
-// guests' consoles. Each is a Go regexp without spaces, commas, quotes,
-// backslashes or $ (the kernel command line splits at spaces, tandem.until
-// at commas, and U-Boot's boot script quotes the command line).
-var markers = []marker{
-	{"control", `TANDEM-CONTROL.*sent=[1-9]`, "the control loop's report with messages sent"},
-	{"infotainment", `TANDEM-INFO.received=[1-9][0-9]*.faults=0.crc=`, "the infotainment receiver's report with messages received and no faults"},
-}
-
-// marker is a line a guest prints when it works: expr matches it, what
-// says what it is.
-type marker struct{ guest, expr, what string }
+// markers are the lines the demo waits for (e2e.DemoMarkers).
+var markers = e2e.DemoMarkers
 
 // untilParam is tandem.until= for markers.
-func untilParam() string {
-	var l []string
-	for _, m := range markers {
-		l = append(l, m.guest+":"+m.expr)
-	}
-	return "tandem.until=" + strings.Join(l, ",")
-}
+func untilParam() string { return e2e.UntilParam(markers) }
 
 func main() {
 	o := options{Root: ".", Out: os.Stdout}
@@ -162,30 +111,16 @@ func run(o options) error {
 		return fmt.Errorf("%s missing: run `make build`", tandem)
 	}
 	sys := filepath.Join(dir, "system")
-	if err := os.MkdirAll(sys, 0o755); err != nil {
-		return err
-	}
-
 	if o.SilentGuests {
 		stage("building the guests' initramfs images (control, infotainment; arm64), both SILENT: their /init prints nothing…")
 	} else {
 		stage("building the guests' initramfs images (control, infotainment; arm64)…")
 	}
-	for _, g := range []struct{ name, file string }{{"control", "control.img"}, {"infotainment", "info.img"}} {
-		pkg := "github.com/tandem-hv/tandem/guests/" + g.name
-		if o.SilentGuests {
-			pkg = "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent"
-		}
-		if err := guestInitramfs(filepath.Join(sys, g.file), g.name, pkg, k); err != nil {
-			return err
-		}
+	initPkg := e2e.DemoGuestPkg
+	if o.SilentGuests {
+		initPkg = func(string) string { return "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent" }
 	}
-	os.Remove(filepath.Join(sys, "vmlinuz"))
-	abs, _ := filepath.Abs(k.Image)
-	if err := os.Symlink(abs, filepath.Join(sys, "vmlinuz")); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(manifest), 0o644); err != nil {
+	if err := e2e.WriteDemoSystem(sys, k, initPkg, "."); err != nil {
 		return err
 	}
 
@@ -244,11 +179,11 @@ func run(o options) error {
 		return fmt.Errorf("qemu: %w", werr)
 	case len(missing) == 1:
 		m := missing[0]
-		return fmt.Errorf("%s never printed its marker %s:%s within tandem.runfor=%v: its console's last lines above show how far it got", m.guest, m.guest, m.expr, o.Deadline)
+		return fmt.Errorf("%s never printed its marker %s:%s within tandem.runfor=%v: its console's last lines above show how far it got", m.Guest, m.Guest, m.Expr, o.Deadline)
 	case len(missing) > 1:
 		var names, l []string
 		for _, m := range missing {
-			names, l = append(names, m.guest), append(l, m.guest+":"+m.expr)
+			names, l = append(names, m.Guest), append(l, m.Guest+":"+m.Expr)
 		}
 		return fmt.Errorf("%s never printed their markers %s within tandem.runfor=%v: their consoles' last lines above show how far they got", strings.Join(names, " and "), strings.Join(l, ", "), o.Deadline)
 	case w.faults() > 0:
@@ -257,27 +192,5 @@ func run(o options) error {
 		return fmt.Errorf("QEMU ended without the host's clean power-off: see the console above")
 	}
 	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
-	return nil
-}
-
-// guestInitramfs writes an initramfs with the Go program pkg as /init and
-// the modules the demo guests load listed in /etc/tandem-modules.
-func guestInitramfs(file, name, pkg string, k e2e.Kernel) error {
-	mods, order, err := initramfs.Modules(k.Modules, guestModules, true)
-	if err != nil {
-		return err
-	}
-	dir := "/lib/modules/" + filepath.Base(k.Modules)
-	var list strings.Builder
-	for _, p := range order {
-		fmt.Fprintf(&list, "%s/%s\n", dir, p)
-	}
-	ents := append(initramfs.Console(), mods...)
-	ents = append(ents,
-		initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
-		initramfs.GoProgram("/init", pkg, "arm64"))
-	if err := initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: "."}); err != nil {
-		return fmt.Errorf("building the %s guest: %w", name, err)
-	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandem-hv/tandem/internal/e2e"
 )
 
 // tailLines is how many of a guest's last console lines a failure shows.
@@ -52,7 +54,7 @@ func newWatcher() *watcher {
 	w := &watcher{built: time.Since(start0), at: map[string]time.Duration{}, tail: map[string][]string{},
 		own: map[string]int{}, marked: map[string]bool{}, report: map[string][]string{}, restarts: map[string]int{}}
 	for _, m := range markers {
-		w.res = append(w.res, regexp.MustCompile(m.expr))
+		w.res = append(w.res, regexp.MustCompile(m.Expr))
 	}
 	return w
 }
@@ -93,7 +95,7 @@ func (w *watcher) line(l string) {
 	}
 	w.own[guest]++
 	for i, m := range markers {
-		if m.guest == guest && w.res[i].MatchString(text) {
+		if m.Guest == guest && w.res[i].MatchString(text) {
 			w.marked[guest] = true
 		}
 	}
@@ -108,18 +110,18 @@ func (w *watcher) line(l string) {
 // NAME | TEXT, for the demo's guests.
 func guestLine(l string) (guest, text string, ok bool) {
 	for _, m := range markers {
-		if text, ok := strings.CutPrefix(l, m.guest+" | "); ok {
-			return m.guest, text, true
+		if text, ok := strings.CutPrefix(l, m.Guest+" | "); ok {
+			return m.Guest, text, true
 		}
 	}
 	return "", "", false
 }
 
 // missing returns the markers no line of their guest's own matched.
-func (w *watcher) missing() []marker {
-	var l []marker
+func (w *watcher) missing() []e2e.Marker {
+	var l []e2e.Marker
 	for _, m := range markers {
-		if !w.marked[m.guest] {
+		if !w.marked[m.Guest] {
 			l = append(l, m)
 		}
 	}
@@ -127,9 +129,9 @@ func (w *watcher) missing() []marker {
 }
 
 // guilty shows which marker m is missing and its guest's last lines.
-func (w *watcher) guilty(m marker) {
-	t := w.tail[m.guest]
-	say := fmt.Sprintf("FAILED: %s never printed %s (%s)", m.guest, m.expr, m.what)
+func (w *watcher) guilty(m e2e.Marker) {
+	t := w.tail[m.Guest]
+	say := fmt.Sprintf("FAILED: %s never printed %s (%s)", m.Guest, m.Expr, m.What)
 	switch {
 	case len(t) == 0:
 		stage("%s; its console shows nothing", say)
@@ -139,7 +141,7 @@ func (w *watcher) guilty(m marker) {
 	default:
 		say += fmt.Sprintf("; its console's last %d lines", len(t))
 	}
-	if w.own[m.guest] == 0 {
+	if w.own[m.Guest] == 0 {
 		say += " (the VMM's: the guest itself printed nothing)"
 	}
 	stage("%s:", say)
@@ -197,8 +199,8 @@ func (w *watcher) summary() {
 	var rs []string
 	total := 0
 	for _, m := range markers {
-		if n, ok := w.restarts[m.guest]; ok {
-			rs = append(rs, fmt.Sprintf("%s %d", m.guest, n))
+		if n, ok := w.restarts[m.Guest]; ok {
+			rs = append(rs, fmt.Sprintf("%s %d", m.Guest, n))
 			total += n
 		}
 	}

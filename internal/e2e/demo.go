@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tandem-hv/tandem/images/initramfs"
+)
+
+// The demo system is what `make demo` boots on the QEMU virt board and
+// internal/boardboot boots on QEMU's emulations of real boards: a
+// control guest that publishes over vsock to an infotainment guest,
+// both Debian's arm64 kernel with a program of guests/ as init.
+
+// DemoModules are what the demo guests load: their console, a disk,
+// vsock, and the watchdog driver (x86 kernels have the first, ARM ones
+// both).
+var DemoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_vsock_virtio_transport",
+	"wdat_wdt", "sp805_wdt"}
+
+// DemoManifest is the arm64 demo system: the control guest on host core
+// 1 at SCHED_FIFO 50, publishing to the infotainment guest over vsock.
+// Its guests' consoles are the PL011 of Tandem's arm64 VM, whatever the
+// host board.
+const DemoManifest = `# The Tandem demo system (internal/e2e.DemoManifest).
+guests:
+  - name: control
+    role: control
+    kernel: vmlinuz
+    initrd: control.img
+    cmdline: console=ttyAMA0 quiet panic=-1 tandem.peer=4:5000
+    memory: 160M
+    host-cpus: [1]
+    rt-priority: 50
+    vsock:
+      cid: 3
+      allow: ["infotainment:5000"]
+    restart: {policy: always}
+  - name: infotainment
+    role: infotainment
+    kernel: vmlinuz
+    initrd: info.img
+    cmdline: console=ttyAMA0 quiet panic=-1
+    memory: 192M
+    vsock:
+      cid: 4
+    restart: {policy: always, backoff: 200ms}
+    after: [control]
+`
+
+// DemoGuests are the demo system's guests and the initramfs files its
+// manifest names for them.
+var DemoGuests = []struct{ Name, File string }{{"control", "control.img"}, {"infotainment", "info.img"}}
+
+// Marker is a line a guest prints when it works: Expr matches it, What
+// says what it is.
+type Marker struct{ Guest, Expr, What string }
+
+// DemoMarkers are the lines a demo run waits for, one per guest:
+// tandem.until on the host's command line, and what the runs check on
+// the guests' consoles. Each is a Go regexp without spaces, commas,
+// quotes, backslashes or $ (the kernel command line splits at spaces,
+// tandem.until at commas, and U-Boot's boot script quotes the command
+// line).
+var DemoMarkers = []Marker{
+	{"control", `TANDEM-CONTROL.*sent=[1-9]`, "the control loop's report with messages sent"},
+	{"infotainment", `TANDEM-INFO.received=[1-9][0-9]*.faults=0.crc=`, "the infotainment receiver's report with messages received and no faults"},
+}
+
+// UntilParam is tandem.until= for markers.
+func UntilParam(markers []Marker) string {
+	var l []string
+	for _, m := range markers {
+		l = append(l, m.Guest+":"+m.Expr)
+	}
+	return "tandem.until=" + strings.Join(l, ",")
+}
+
+// BuildDemoGuest writes an initramfs for kernel k with the Go program pkg
+// as /init, built for goarch, and the DemoModules k has, listed in load
+// order in /etc/tandem-modules (the guests' inits load them). goDir is
+// where `go build` resolves pkg (any directory of the Tandem tree).
+func BuildDemoGuest(file, pkg, goarch string, k Kernel, goDir string) error {
+	mods, order, err := initramfs.Modules(k.Modules, DemoModules, true)
+	if err != nil {
+		return err
+	}
+	dir := "/lib/modules/" + filepath.Base(k.Modules)
+	var list strings.Builder
+	for _, p := range order {
+		fmt.Fprintf(&list, "%s/%s\n", dir, p)
+	}
+	ents := append(initramfs.Console(), mods...)
+	ents = append(ents,
+		initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
+		initramfs.GoProgram("/init", pkg, goarch))
+	if err := initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: goDir}); err != nil {
+		return fmt.Errorf("building the guest initramfs %s (%s): %w", filepath.Base(file), pkg, err)
+	}
+	return nil
+}
+
+// WriteDemoSystem writes the arm64 demo system into dir, for `tandem
+// image build --manifest dir/system.yaml`: the manifest, each guest's
+// initramfs with initPkg(guest) as /init (guests/NAME normally), and
+// vmlinuz, a link to k's kernel. goDir is as for BuildDemoGuest.
+func WriteDemoSystem(dir string, k Kernel, initPkg func(guest string) string, goDir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, g := range DemoGuests {
+		if err := BuildDemoGuest(filepath.Join(dir, g.File), initPkg(g.Name), "arm64", k, goDir); err != nil {
+			return err
+		}
+	}
+	link := filepath.Join(dir, "vmlinuz")
+	os.Remove(link)
+	abs, err := filepath.Abs(k.Image)
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(abs, link); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "system.yaml"), []byte(DemoManifest), 0o644)
+}
+
+// DemoGuestPkg is the init of a demo guest: guests/NAME.
+func DemoGuestPkg(guest string) string { return "github.com/tandem-hv/tandem/guests/" + guest }
