@@ -119,6 +119,9 @@ type Backend interface {
 
 // TIS is the device. It implements bus.Device for the MMIO bus.
 type TIS struct {
+	// Guard fails the device, rather than the VMM, should the goroutine
+	// that runs a command panic.
+	devices.Guard
 	backend Backend
 	warn    *devices.RateLimited
 
@@ -146,6 +149,10 @@ func New(backend Backend, warn *devices.RateLimited) *TIS {
 
 // Read reads a register of the locality off falls in.
 func (t *TIS) Read(off uint64, data []byte) {
+	if t.Failed() {
+		clear(data)
+		return
+	}
 	loc, reg := int(off/LocalitySize), off%LocalitySize
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -171,6 +178,9 @@ func (t *TIS) Read(off uint64, data []byte) {
 
 // Write writes a register of the locality off falls in.
 func (t *TIS) Write(off uint64, data []byte) {
+	if t.Failed() {
+		return
+	}
 	loc, reg := int(off/LocalitySize), off%LocalitySize
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -373,6 +383,8 @@ func (t *TIS) execute() {
 	t.state, t.done = stateExecution, make(chan struct{})
 	done := t.done
 	go func() {
+		defer close(done) // last, so Wait returns even after a panic
+		defer t.Contain("TPM")
 		rsp := t.run(cmd)
 		t.mu.Lock()
 		defer t.mu.Unlock()
@@ -381,7 +393,6 @@ func (t *TIS) execute() {
 		} else {
 			t.state, t.rsp, t.rspOff = stateCompletion, rsp, 0
 		}
-		close(done)
 	}()
 }
 

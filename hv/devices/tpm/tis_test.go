@@ -312,6 +312,32 @@ func TestTISBackendGone(t *testing.T) {
 	}
 }
 
+// panickingBackend stands for a backend with a bug: its Execute panics.
+type panickingBackend struct{}
+
+func (panickingBackend) Execute([]byte) ([]byte, error) { panic("a backend bug") }
+
+// TestTISPanicFailsTheDevice checks that a panic in the goroutine that
+// runs a command fails the device, not the VMM: the guest then reads
+// zeros, its writes are ignored, and Wait returns.
+func TestTISPanicFailsTheDevice(t *testing.T) {
+	tis := New(panickingBackend{}, nil)
+	for _, o := range []op{w(0, regAccess, accessRequestUse), w(0, regSTS, stsCommandReady)} {
+		o.do(tis)
+	}
+	for _, b := range startupCmd {
+		w(0, regDataFIFO, b).do(tis)
+	}
+	w(0, regSTS, stsGo).do(tis)
+	tis.Wait()
+	if !tis.Failed() {
+		t.Fatal("the device is not failed after its command's goroutine panicked")
+	}
+	if got := (op{reg: regAccess, n: 1}).do(tis); got[0] != 0 {
+		t.Errorf("ACCESS of a failed device = %#x, want 0", got[0])
+	}
+}
+
 type syncWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
