@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/internal/devfuzz"
 	"github.com/tandem-hv/tandem/internal/testenv"
 	"github.com/tandem-hv/tandem/system/swtpm"
 )
@@ -349,36 +350,47 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// FuzzTIS feeds the device register accesses made of the input, in
-// front of swtpm: whatever the guest does, no access panics, the buffers
-// stay bounded, and every command ends.
+// evWait is FuzzTIS's event: the guest waits until the command under way
+// has completed, as Linux's driver polls STS until it has.
+const evWait = 0
+
+// FuzzTIS drives the TIS's five localities with any sequence of reads,
+// writes and waits (internal/devfuzz's format), in front of swtpm: no
+// access panics or fails the device, the command and response buffers
+// never exceed MaxBuffer, and every command ends.
 func FuzzTIS(f *testing.F) {
 	backend := startSWTPM(f)
-	seed := []byte{0, 0, 0x02, 1, 0x18, 0x40}
+	command := []devfuzz.Op{devfuzz.W(regAccess, 1, accessRequestUse), devfuzz.W(regSTS, 1, stsCommandReady)}
 	for _, b := range startupCmd {
-		seed = append(seed, 1, 0x24, b)
+		command = append(command, devfuzz.W(regDataFIFO, 1, uint64(b)))
 	}
-	f.Add(append(seed, 1, 0x18, 0x20, 0, 0x24, 4))
-	f.Add([]byte{1, 0x00, 0x08, 0, 0x18, 4, 1, 0x80, 0xff, 0, 0xf0, 4})
-	f.Fuzz(func(t *testing.T, in []byte) {
+	command = append(command, devfuzz.R(regSTS, 4), devfuzz.W(regSTS, 1, stsGo), devfuzz.E(evWait, nil),
+		devfuzz.R(regSTS, 4), devfuzz.R(regDataFIFO, 4), devfuzz.R(regDataFIFO, 4), devfuzz.R(regDataFIFO, 2),
+		devfuzz.W(regSTS, 1, stsCommandReady), devfuzz.W(regAccess, 1, accessActive))
+	devfuzz.Seeds(f,
+		devfuzz.Seed{Name: "linux-command", Ops: command},
+		devfuzz.Seed{Name: "localities", Ops: []devfuzz.Op{
+			devfuzz.W(regAccess, 1, accessRequestUse), devfuzz.W(2*LocalitySize+regAccess, 1, accessRequestUse),
+			devfuzz.R(regAccess, 1), devfuzz.W(4*LocalitySize+regAccess, 1, accessSeize), devfuzz.R(regSTS, 4),
+			devfuzz.R(4*LocalitySize+regDIDVID, 4), devfuzz.W(4*LocalitySize+regAccess, 1, accessActive), devfuzz.R(2*LocalitySize+regAccess, 1),
+		}},
+	)
+	f.Fuzz(func(t *testing.T, data []byte) {
 		d := New(backend, nil)
-		// Each access is three bytes: kind and locality, register, and a
-		// value (write) or length (read).
-		for i := 0; i+2 < len(in); i += 3 {
-			loc := uint64(in[i]>>1) % (Localities + 1)
-			off := loc*LocalitySize + uint64(in[i+1])
-			if in[i+1] >= 0xf0 {
-				off = loc*LocalitySize + 0xf00 + uint64(in[i+1]&0xf)
+		devfuzz.Apply(d, devfuzz.Decode(data, Size), func(op devfuzz.Op) {
+			if op.Event == evWait {
+				d.Wait()
 			}
-			if in[i]&1 == 1 {
-				d.Write(off, []byte{in[i+2]})
-			} else {
-				d.Read(off, make([]byte, 1+int(in[i+2])%8))
+		}, func(i int, op devfuzz.Op, got uint64) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if len(d.cmd) > MaxBuffer || len(d.rsp) > MaxBuffer {
+				t.Fatalf("after %v: buffers hold %d and %d bytes, more than %d", op, len(d.cmd), len(d.rsp), MaxBuffer)
 			}
-		}
+		})
 		d.Wait()
-		if len(d.cmd) > MaxBuffer || len(d.rsp) > MaxBuffer {
-			t.Fatalf("buffers hold %d and %d bytes", len(d.cmd), len(d.rsp))
+		if d.Failed() {
+			t.Fatal("the TPM failed")
 		}
 	})
 }
