@@ -147,17 +147,22 @@ func geometryFor(size int64) (geometry, error) {
 	total := uint32(size / SectorSize)
 	for spc := uint32(1); spc*SectorSize <= maxClusterLen; spc *= 2 {
 		// The FAT's size depends on the cluster count and vice versa:
-		// iterate from an overestimate until it settles.
+		// grow the FAT from one sector until it holds an entry for every
+		// cluster the rest leaves room for. Growing it only shrinks the
+		// data area, so this ends, with the count of the FAT kept; a FAT
+		// a sector larger than the count needs is allowed (fatgen103).
+		// A search that may shrink it again can swing between two sizes
+		// and stop with the count of one and the FAT of the other.
 		fatSectors := uint32(1)
 		var clusters uint32
-		for i := 0; i < 8; i++ {
+		for {
 			meta := reservedSectors + numFATs*fatSectors + rootEntries*dirEntrySize/SectorSize
 			if meta >= total {
 				return geometry{}, fmt.Errorf("%w: %d bytes holds no data area", ErrTooSmall, size)
 			}
 			clusters = (total - meta) / spc
 			need := ((clusters+2)*2 + SectorSize - 1) / SectorSize
-			if need == fatSectors {
+			if need <= fatSectors {
 				break
 			}
 			fatSectors = need
