@@ -74,6 +74,9 @@ type Config struct {
 	// data partition keeps their paths relative to the manifest.
 	Manifest      string
 	ManifestFiles []string
+	// DataExtra are more files for the data partition, made by the
+	// caller beside the manifest (the expected measurements).
+	DataExtra []DataFile
 	// Cmdline is appended to the host kernel's command line.
 	Cmdline string
 	// DataSize is the data partition's minimum size in bytes (0: what the
@@ -499,6 +502,14 @@ func dataPartitionFiles(cfg Config) ([]DataFile, error) {
 		}
 		files = append(files, DataFile{Path: rel, Source: f})
 	}
+	for _, x := range cfg.DataExtra {
+		for _, f := range files {
+			if f.Path == x.Path {
+				return nil, fmt.Errorf("manifest %s names %s, the name of the file the builder writes beside it: rename the file", cfg.Manifest, x.Path)
+			}
+		}
+		files = append(files, x)
+	}
 	return files, nil
 }
 
@@ -584,11 +595,15 @@ func bootPartitionSize(files []fat.File) int64 {
 func dataPartitionSize(files []DataFile, atLeast int64) (int64, error) {
 	var need int64
 	for _, f := range files {
-		st, err := os.Stat(f.Source)
-		if err != nil {
-			return 0, err
+		n := int64(len(f.Data))
+		if f.Source != "" {
+			st, err := os.Stat(f.Source)
+			if err != nil {
+				return 0, err
+			}
+			n = st.Size()
 		}
-		need += roundUp(st.Size(), 4096) + 4096
+		need += roundUp(n, 4096) + 4096
 	}
 	size := roundUp(need+need/8+40*mib, mib)
 	if atLeast > size {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 
+	"github.com/tandem-hv/tandem/system/swtpm"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -90,6 +92,19 @@ func (g *Guest) check() error {
 	cfg, err := g.Config()
 	if err != nil {
 		return err
+	}
+	// The TPM's socket is the supervisor's to make when it starts the
+	// guest; what can be checked now is that the guest can have one and
+	// that the host has the software TPM to back it.
+	if g.VTPM {
+		if a, err := vmm.DetectKernel(g.Kernel); err == nil {
+			if err := vmm.TPMSupported(a); err != nil {
+				return g.errorf("vtpm", "%v", err)
+			}
+		}
+		if _, err := exec.LookPath(swtpm.Program); err != nil {
+			return g.errorf("vtpm", "%s is not on this host's PATH: install Debian's swtpm package, which backs the guest's TPM", swtpm.Program)
+		}
 	}
 	err = cfg.Check()
 	var ce *vmm.ConfigError

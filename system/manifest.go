@@ -25,6 +25,17 @@ const (
 	RoleInfotainment = "infotainment"
 )
 
+// Measurement policies (measured:).
+const (
+	// MeasuredRequired: the guest does not start unless each of its
+	// components matches its expected digest and was extended into the
+	// TPM.
+	MeasuredRequired = "required"
+	// MeasuredRecorded, the default: the guest is measured when there is
+	// a TPM, and starts whatever the digests.
+	MeasuredRecorded = "recorded"
+)
+
 // Restart policies.
 const (
 	RestartNever     = "never"
@@ -97,10 +108,22 @@ type Guest struct {
 	After      []string
 	// Passthrough are host device tree nodes handed to the guest.
 	Passthrough []HostDevice
+	// Measured is MeasuredRequired or MeasuredRecorded: whether the
+	// guest starts only when its measurements match the expected ones.
+	Measured string
+	// VTPM gives the guest a TPM 2.0 of its own, backed by a software
+	// TPM the supervisor runs for it, whose state is kept under the
+	// supervisor's state directory across the guest's restarts.
+	VTPM bool
 
 	index    int
 	manifest *Manifest
 	rawAllow []string // vsock.allow as written, resolved by validate
+	// kernelName and initrdName are the files as the manifest names
+	// them, which name them in the measurements; entry is the guest's
+	// entry of the manifest, as measured (KindManifest).
+	kernelName, initrdName string
+	entry                  []byte
 }
 
 // Disk is a guest disk: a file, or a host partition found by its label
@@ -254,6 +277,7 @@ func ParseManifest(path string, data []byte) (*Manifest, error) {
 	if err := yaml.Unmarshal(data, &root); err == nil {
 		indexLines(&root, "", m.lines)
 	}
+	entries := guestEntries(&root)
 	if len(y.Guests) == 0 {
 		return nil, m.errorf("guests", "", "no guests: list at least one under guests:")
 	}
@@ -261,6 +285,9 @@ func ParseManifest(path string, data []byte) (*Manifest, error) {
 		g, err := m.decodeGuest(i, &y.Guests[i])
 		if err != nil {
 			return nil, err
+		}
+		if i < len(entries) {
+			g.entry = entries[i]
 		}
 		m.Guests = append(m.Guests, g)
 	}

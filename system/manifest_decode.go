@@ -63,6 +63,8 @@ type guestYAML struct {
 		Grace   string `yaml:"grace"`
 	} `yaml:"watchdog"`
 	After       []string `yaml:"after"`
+	Measured    string   `yaml:"measured"`
+	VTPM        bool     `yaml:"vtpm"`
 	Passthrough []struct {
 		Node       string `yaml:"node"`
 		Interrupts string `yaml:"interrupts"`
@@ -118,7 +120,8 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
 		Cmdline: y.Cmdline, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
-		index: i, manifest: m,
+		VTPM:  y.VTPM,
+		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
 	}
 	for _, decode := range []func(*guestYAML) error{
 		g.decodeBasics,
@@ -130,6 +133,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		g.decodeRestart,
 		g.decodeWatchdog,
 		g.decodePassthrough,
+		g.decodeMeasured,
 	} {
 		if err := decode(y); err != nil {
 			return nil, err
@@ -360,6 +364,19 @@ func (g *Guest) decodePassthrough(y *guestYAML) error {
 			}
 		}
 		g.Passthrough = append(g.Passthrough, d)
+	}
+	return nil
+}
+
+// decodeMeasured reads measured:.
+func (g *Guest) decodeMeasured(y *guestYAML) error {
+	switch y.Measured {
+	case "":
+		g.Measured = MeasuredRecorded
+	case MeasuredRequired, MeasuredRecorded:
+		g.Measured = y.Measured
+	default:
+		return g.errorf("measured", "%q: want %s (the guest starts only when every component matches its expected digest) or %s (measured when there is a TPM, started whatever the digests)", y.Measured, MeasuredRequired, MeasuredRecorded)
 	}
 	return nil
 }

@@ -167,6 +167,7 @@ func TestBadManifests(t *testing.T) {
 		{"watchdog unknown field", "grace: 30s", "grace: 30s\n      action: reset", `watchdog`},
 		{"after unknown", "after: [control]", "after: [radio]", `system.yaml:41: guest "infotainment": after[0]: "radio": no such guest`},
 		{"after self", "after: [control]", "after: [infotainment]", `after[0]: a guest cannot start after itself`},
+		{"measured unknown", "    lock-memory: true", "    lock-memory: true\n    measured: always", `system.yaml:15: guest "control": measured: "always": want required`},
 		{"cycle", "    watchdog:\n      timeout", "    after: [infotainment]\n    watchdog:\n      timeout", `guest "control": after: dependency cycle among control, infotainment`},
 		{"bad mac", "    disks:", "    nets:\n      - tap: tap0\n        mac: zz\n    disks:", `guest "infotainment": nets[0].mac: "zz"`},
 		{"net without tap", "    disks:", "    nets:\n      - mac: 52:54:00:00:00:01\n    disks:", `nets[0]: missing tap`},

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-hv/tandem/hv/devices/tpm"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
 // fakeVMMEnv makes the test binary a stand-in for `tandem vmm` (see
 // TestMain): the guest named "broken" fails as a VMM does on a host
 // without KVM, with its one-line error and the status vmm.ExitFatal; any
-// other guest runs until SIGTERM and exits vmm.ExitStopped.
+// other guest runs until SIGTERM and exits vmm.ExitStopped, having sent
+// a command to the TPM --vtpm names, if any, and said how it went.
 const fakeVMMEnv = "TANDEM_TEST_FAKE_VMM"
 
 // fakeVMMError is the broken guest's last words.
@@ -42,6 +44,13 @@ func fakeVMM(args []string) int {
 		fmt.Println("a console line before the end")
 		fmt.Fprintln(os.Stderr, fakeVMMError)
 		return int(vmm.ExitFatal)
+	}
+	for i, a := range args {
+		if a == "--vtpm" && i+1 < len(args) {
+			// TPM2_GetRandom of 8 bytes (TPM 2.0 Part 3, §16.1).
+			_, err := tpm.SocketBackend{Path: args[i+1], Timeout: 5 * time.Second}.Execute([]byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
+			fmt.Printf("%s: TPM answered: %v\n", guest, err)
+		}
 	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)

@@ -107,6 +107,9 @@ type VMMOptions struct {
 	// supervisor can connect, and the VMM needs no right to make
 	// sockets. Nil for none.
 	VsockIn net.Listener
+	// VTPM is the command socket of the guest's software TPM, which the
+	// supervisor starts for guests with vtpm: true.
+	VTPM    string
 	Console vmm.Console
 	// NoSandbox runs the VMM unconfined (debugging).
 	NoSandbox bool
@@ -127,6 +130,12 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 		return &vmm.FatalError{Err: err}
 	}
 	cfg.Console = o.Console
+	if g.VTPM {
+		if o.VTPM == "" {
+			return &vmm.FatalError{Err: fmt.Errorf("guest %s has vtpm: true and no TPM was given (--vtpm): run it under tandem system, which starts its TPM", g.Name)}
+		}
+		cfg.TPM = &vmm.TPM{Socket: o.VTPM}
+	}
 	if !o.NoSandbox {
 		cfg.Sandbox = &vmm.Sandbox{}
 	}

@@ -104,6 +104,11 @@ func (c *Config) check() (archGuest, error) {
 	if err != nil {
 		return nil, kernelErr(err)
 	}
+	if c.TPM != nil {
+		if err := TPMSupported(a); err != nil {
+			return nil, &ConfigError{Field: "vtpm", Label: "TPM", Err: err}
+		}
+	}
 	g, err := guestFor(a, kvm.HostArch)
 	if err != nil {
 		return nil, kernelErr(err)
@@ -134,6 +139,15 @@ func (c *Config) check() (archGuest, error) {
 		}
 	}
 	return g, nil
+}
+
+// TPMSupported says why guests of architecture a cannot have a virtual
+// TPM, or nil.
+func TPMSupported(a GuestArch) error {
+	if a == ArchX86_64 {
+		return nil
+	}
+	return fmt.Errorf("a virtual TPM is offered to x86_64 guests only, as a TIS device their ACPI tables describe (Debian's kernels drive it with tpm_tis); Debian's arm64 and armhf kernels are built without tpm_tis, which a device tree's tcg,tpm-tis-mmio node would need: drop vtpm from this %s guest", a)
 }
 
 // canOpen opens path with flag and closes it again.

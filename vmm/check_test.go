@@ -2,11 +2,14 @@ package vmm
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tandem-hv/tandem/arch/x86"
+	"github.com/tandem-hv/tandem/hv/devices/tpm"
 	"github.com/tandem-hv/tandem/internal/fakekernel"
 )
 
@@ -23,6 +26,16 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(random, []byte(strings.Repeat("\x5a\xc3\x17", 4096)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	arm64 := filepath.Join(dir, "Image")
+	if err := os.WriteFile(arm64, fakekernel.Image(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "swtpm.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
 	ok := func(c Config) Config {
 		c.Kernel, c.CPUs, c.Memory = kernel, 1, 64<<20
 		return c
@@ -40,6 +53,9 @@ func TestCheck(t *testing.T) {
 		{"TAP name with a slash", ok(Config{Nets: []Net{{TAP: "../lo"}}}), "nets[0].tap", "../lo: ", []string{"not a Linux interface name"}},
 		{"zero vCPUs", Config{Kernel: kernel, CPUs: 0, Memory: 64 << 20}, "cpus", "0: ", []string{"cpus 0: must be between 1 and"}},
 		{"disk is a directory", ok(Config{Disks: []Disk{{Path: dir}}}), "disks[0]", dir + ": ", []string{"disk 0 " + dir + ": is a directory"}},
+		{"TPM socket missing", ok(Config{TPM: &TPM{Socket: filepath.Join(dir, "tpm.sock")}}), "vtpm", filepath.Join(dir, "tpm.sock") + ": ", []string{"TPM socket " + filepath.Join(dir, "tpm.sock") + ": no such file or directory"}},
+		{"TPM socket a file", ok(Config{TPM: &TPM{Socket: random}}), "vtpm", random + ": ", []string{"not a socket: want the command socket of a software TPM"}},
+		{"TPM for an arm64 guest", Config{Kernel: arm64, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 guests only", "drop vtpm from this arm64 guest"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +85,13 @@ func TestCheck(t *testing.T) {
 	good := ok(Config{})
 	if err := good.Check(); err != nil {
 		t.Errorf("Check(a good config) = %v, want nil", err)
+	}
+}
+
+// TestTPMWindow pins the x86 memory map's TPM window to the TIS device's
+// span: the DSDT describes the one, the MMIO bus holds the other.
+func TestTPMWindow(t *testing.T) {
+	if x86.TPMSize != tpm.Size {
+		t.Errorf("x86.TPMSize = %#x, tpm.Size = %#x: the DSDT and the bus disagree", x86.TPMSize, tpm.Size)
 	}
 }

@@ -46,9 +46,18 @@ type Config struct {
 	Passthrough []PassDevice
 	// Watchdog, when set, gives the guest a watchdog timer.
 	Watchdog *Watchdog
+	// TPM, when set, gives the guest a TPM 2.0 (x86 guests).
+	TPM *TPM
 	// Sandbox, when set, confines the VMM process once the guest is
 	// built, before it runs (sandbox.go). Nil runs it unconfined.
 	Sandbox *Sandbox
+}
+
+// TPM is a guest's virtual TPM: a TIS device (hv/devices/tpm) whose
+// commands a software TPM executes, serving them on Socket (swtpm socket
+// --server type=unixio). The TPM's state is the software TPM's.
+type TPM struct {
+	Socket string
 }
 
 // PassDevice is a host device tree node passed through to the guest, as
@@ -181,6 +190,15 @@ func (c *Config) Validate() error {
 	if c.Watchdog != nil {
 		if err := c.Watchdog.validate(); err != nil {
 			return &ConfigError{Field: "watchdog", Err: err}
+		}
+	}
+	if c.TPM != nil {
+		st, err := os.Stat(c.TPM.Socket)
+		if err == nil && st.Mode()&os.ModeSocket == 0 {
+			err = errors.New("not a socket: want the command socket of a software TPM (swtpm socket --server type=unixio,path=...)")
+		}
+		if err != nil {
+			return &ConfigError{Field: "vtpm", Label: "TPM socket", Value: c.TPM.Socket, Err: fsx.UnwrapPathError(err)}
 		}
 	}
 	return nil

@@ -11,7 +11,8 @@ package vmm
 //     the start of Build;
 //   - Landlock: the guest's kernel and initrd, its disks, /dev/kvm, the
 //     TUN device, the sysfs files that give passed devices back to their
-//     host drivers, and the UNIX sockets the caller names; nothing else;
+//     host drivers, its software TPM's socket, and the UNIX sockets the
+//     caller names; nothing else;
 //   - every capability dropped (a VMM started with CAP_NET_ADMIN for its
 //     TAPs or CAP_SYS_NICE for SCHED_FIFO has used them by then);
 //   - a seccomp filter, default EPERM, on every thread, listing what the
@@ -176,6 +177,10 @@ func (vm *VM) sandboxPaths(s *Sandbox) []sandbox.Path {
 		if d.detach.driver != "" {
 			ps = append(ps, sandbox.Path{Path: filepath.Join(d.detach.bus, "drivers_probe"), Write: true})
 		}
+	}
+	if t := vm.cfg.TPM; t != nil {
+		// The TPM device connects to its software TPM for each command.
+		ps = append(ps, sandbox.Path{Path: t.Socket, Connect: true})
 	}
 	for _, c := range s.Connect {
 		ps = append(ps, sandbox.Path{Path: c, Connect: true})

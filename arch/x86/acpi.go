@@ -64,12 +64,19 @@ var (
 	acpiCreatorID  = [4]byte{'T', 'N', 'D', 'M'}
 )
 
+// tpmPNPID is a TPM with the TIS (FIFO) interface: Linux's tpm_tis binds
+// it through ACPI's PNP layer (drivers/acpi/acpi_pnp.c), finds the
+// registers in _CRS and, with no interrupt there, polls; it tells TPM 2.0
+// from 1.2 by asking the TPM, so no TPM2 table is needed.
+const tpmPNPID = "PNP0C31"
+
 // acpiConfig is what the tables describe.
 type acpiConfig struct {
 	CPUs       int
 	VirtioMMIO []devices.Placement
 	Serial     bool
 	Watchdog   *Watchdog // nil: no WDAT
+	TPM        bool      // a TPM TIS at TPMBase
 }
 
 // acpiTables is the ACPI area: every table at its guest-physical address.
@@ -242,6 +249,13 @@ func dsdtAML(c acpiConfig) ([]byte, error) {
 				// also keeps GSIs 16-23 from PCI's level/low default.
 				resInterrupt(true, false, false, p.IRQ),
 			)),
+		))
+	}
+	if c.TPM {
+		devs = append(devs, amlDevice("TPM_",
+			amlName("_HID", amlEISAID(tpmPNPID)),
+			amlName("_STA", amlInteger(staPresentEnabled)),
+			amlName("_CRS", amlResourceTemplate(resMemory32Fixed(true, TPMBase, TPMSize))),
 		))
 	}
 	// The DSDT's own terms are in the root scope, so _SB_ and _S5_ need

@@ -131,6 +131,7 @@ var acpiConfigs = []struct {
 	{"two CPUs, serial, two virtio", acpiConfig{CPUs: 2, Serial: true}},
 	{"max CPUs, serial, every slot", acpiConfig{CPUs: MaxCPUs, Serial: true}},
 	{"watchdog", acpiConfig{CPUs: 1, Serial: true, Watchdog: &Watchdog{MinCount: 1, MaxCount: 10}}},
+	{"TPM", acpiConfig{CPUs: 1, Serial: true, TPM: true}},
 }
 
 func configFor(t *testing.T, i int) acpiConfig {
@@ -321,5 +322,35 @@ func TestDSDTRejectsHighPlacement(t *testing.T) {
 	_, err := buildACPI(ACPIAddr, acpiConfig{CPUs: 1, VirtioMMIO: []devices.Placement{{Base: 0xfffff000, Size: 0x2000, IRQ: 5}}})
 	if err == nil || !strings.Contains(err.Error(), "below 4 GiB") {
 		t.Errorf("buildACPI(device across 4 GiB) = %v, want an error", err)
+	}
+}
+
+// TestDSDTDescribesTPM disassembles the DSDT of a guest with a TPM with
+// iasl: a PNP0C31 device whose only resource is the TIS's registers at
+// TPMBase, as Linux's tpm_tis expects to find them.
+func TestDSDTDescribesTPM(t *testing.T) {
+	iasl, err := exec.LookPath("iasl")
+	if err != nil {
+		t.Skipf("iasl not installed (apt-get install acpica-tools): %v", err)
+	}
+	tb, err := buildACPI(ACPIAddr, acpiConfig{CPUs: 1, TPM: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dat := filepath.Join(dir, "DSDT.dat")
+	if err := os.WriteFile(dat, tableAt(t, tb, tb.addrs["DSDT"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(iasl, "-d", dat).CombinedOutput(); err != nil {
+		t.Fatalf("iasl -d: %v\n%s", err, out)
+	}
+	dsl, err := os.ReadFile(filepath.Join(dir, "DSDT.dsl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(?s)Device \(TPM\)\s*\{\s*Name \(_HID, EisaId \("PNP0C31"\)\).*Memory32Fixed \(ReadWrite,\s*0xFED40000,\s*// Address Base\s*0x00005000,\s*// Address Length`)
+	if !want.Match(dsl) {
+		t.Errorf("the DSDT does not describe the TPM at 0xFED40000:\n%s", dsl)
 	}
 }

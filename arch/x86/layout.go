@@ -46,6 +46,7 @@ import (
 //	0xc000_0000 ├────────────────────────────────┤ LowMemEnd: 32-bit hole
 //	0xd000_0000 │ virtio-mmio slots, 4 KiB each  │ VirtioBase
 //	0xfec0_0000 │ IOAPIC                         │ IOAPICAddr
+//	0xfed4_0000 │ TPM TIS, 5 localities × 4 KiB  │ TPMBase (a PC's TPM address)
 //	0xfee0_0000 │ LAPIC                          │ LAPICAddr
 //	0xfffb_c000 │ KVM identity-map page          │ IdentityMapAddr
 //	0xfffb_d000 │ KVM TSS (3 pages)              │ TSSAddr
@@ -96,6 +97,12 @@ const (
 
 	IOAPICAddr = 0xfec00000
 	LAPICAddr  = 0xfee00000
+	// TPMBase is where PCs put the TPM's TIS registers (TCG PC Client
+	// PTP: the FIFO interface at 0xFED40000, one 4 KiB page per
+	// locality); a guest's virtual TPM sits there too, described in the
+	// DSDT.
+	TPMBase = 0xfed40000
+	TPMSize = 0x5000
 	// IdentityMapAddr and TSSAddr are the pages KVM needs on Intel hosts
 	// for real-mode emulation (KVM_SET_IDENTITY_MAP_ADDR: one page;
 	// KVM_SET_TSS_ADDR: three pages). They sit just below the BIOS ROM

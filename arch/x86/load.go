@@ -29,6 +29,8 @@ type Guest struct {
 	Serial bool
 	// Watchdog, when set, is described by a WDAT.
 	Watchdog *Watchdog
+	// TPM describes a TPM TIS at TPMBase in the DSDT.
+	TPM bool
 }
 
 // Boot is a loaded guest, ready for its vCPUs to be set up.
@@ -94,7 +96,7 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	if err := writeMPTable(m, g.CPUs, g.VirtioMMIO); err != nil {
 		return nil, fmt.Errorf("writing MP table: %w", err)
 	}
-	if err := writeACPI(m, acpiConfig{CPUs: g.CPUs, VirtioMMIO: g.VirtioMMIO, Serial: g.Serial, Watchdog: g.Watchdog}); err != nil {
+	if err := writeACPI(m, acpiConfig{CPUs: g.CPUs, VirtioMMIO: g.VirtioMMIO, Serial: g.Serial, Watchdog: g.Watchdog, TPM: g.TPM}); err != nil {
 		return nil, fmt.Errorf("writing ACPI tables: %w", err)
 	}
 	binary.LittleEndian.PutUint64(zp[bpACPIRSDPAddr:], ACPIAddr)

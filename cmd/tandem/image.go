@@ -159,12 +159,27 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 		}
 		f.initrd = tmp.Name()
 	}
+	// What the board's supervisor will measure, predicted from the same
+	// files: it goes into the data partition, where the supervisor
+	// checks measured: required guests against it, and beside the image,
+	// for tandem attest.
+	pr.Stage("predicting the guests' measurements", 0)
+	expected, err := m.Predict()
+	if err != nil {
+		pr.Stop()
+		return fmt.Errorf("image build: predicting measurements: %w", err)
+	}
 	res, err := images.Build(ctx, f.out, images.Config{
 		Board: b, HostKernel: f.hostKernel, HostInitrd: f.initrd, DTB: f.dtb, Blobs: blobs,
 		Manifest: f.manifest, ManifestFiles: m.Files(), Cmdline: strings.TrimSpace(m.IsolationCmdline() + " " + f.cmdline), DataSize: dataSize,
 		Epoch: epoch, EpochSource: epochSource, Progress: pr,
+		DataExtra: []images.DataFile{{Path: system.ExpectedMeasurements, Data: expected.Marshal()}},
 	})
 	if err != nil {
+		return fmt.Errorf("image build: %w", err)
+	}
+	expectedFile := expectedPath(f.out)
+	if err := os.WriteFile(expectedFile, expected.Marshal(), 0o644); err != nil {
 		return fmt.Errorf("image build: %w", err)
 	}
 	w := cmd.OutOrStdout()
@@ -183,7 +198,15 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 	for _, fix := range res.DTBFixes {
 		fmt.Fprintf(w, "  board DTB fixed: %s\n", fix)
 	}
+	fmt.Fprintf(w, "  expected measurements: %s (PCR %d = %x, %d components; tandem attest --expected)\n",
+		expectedFile, expected.PCR, expected.Value, len(expected.Components))
 	return nil
+}
+
+// expectedPath is where image build writes the expected measurements,
+// beside the image as its block map is.
+func expectedPath(image string) string {
+	return strings.TrimSuffix(image, ".img") + "." + system.ExpectedMeasurements
 }
 
 func parseSize(s string) (int64, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/system/measure"
 	"github.com/tandem-hv/tandem/vmm"
 )
 
@@ -32,7 +33,7 @@ func controlSocket() string {
 }
 
 func newSystemCmd() *cobra.Command {
-	var control, runDir string
+	var control, runDir, stateDir, tpm, expected string
 	var checkOnly bool
 	c := &cobra.Command{
 		Use:   "system system.yaml",
@@ -44,7 +45,13 @@ their policies, watch them, route the inter-VM channel (vsock) by the
 manifest's allow-lists, and serve the control socket for ps, logs, console,
 stop, start and restart. Each guest's console
 lines are printed with its name in front. Nothing starts if the manifest has
-an error.`,
+an error.
+
+Before the first VMM starts, every guest is measured into the TPM (--tpm):
+its kernel, initrd, hardware, command line and manifest entry, each extended
+into PCR 15 and logged (tandem measurements). A guest with measured: required
+starts only when each component matches the expected measurements
+(--expected) and there is a TPM; the others start regardless.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := system.LoadManifest(args[0])
@@ -76,12 +83,16 @@ an error.`,
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			s := &system.Supervisor{M: m, VMM: []string{exe, "vmm", "--manifest", args[0]},
-				RunDir: runDir, ControlSocket: control, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+				RunDir: runDir, ControlSocket: control, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr(),
+				TPM: tpm, Expected: expected, StateDir: stateDir}
 			return s.Run(ctx)
 		},
 	}
 	c.Flags().StringVar(&control, "control", "", "control socket (default: the manifest's control-socket, else "+system.DefaultControlSocket+")")
 	c.Flags().StringVar(&runDir, "run-dir", system.DefaultRunDir, "directory for the per-guest vsock sockets")
+	c.Flags().StringVar(&stateDir, "state-dir", "", "directory for what guests keep across restarts, such as their virtual TPMs (default: state beside the manifest)")
+	c.Flags().StringVar(&tpm, "tpm", measure.DefaultTPM, `the TPM each guest is measured into before it starts: a TPM device or a software TPM's socket ("" for none)`)
+	c.Flags().StringVar(&expected, "expected", "", "the expected measurements, for guests with measured: required (default: "+system.ExpectedMeasurements+" beside the manifest, as tandem image build puts it)")
 	c.Flags().BoolVar(&checkOnly, "check", false, "check the manifest, and each guest as its VMM would before opening /dev/kvm, against this host and exit")
 	return c
 }
@@ -132,6 +143,7 @@ func newVMMCmd() *cobra.Command {
 	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
 	c.Flags().IntVar(&vsockIn, "vsock-in-fd", -1, "the listening socket, inherited from the supervisor, that takes vsock connections into the guest")
 	c.Flags().BoolVar(&o.NoSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
+	c.Flags().StringVar(&o.VTPM, "vtpm", "", "the command socket of the guest's software TPM")
 	c.MarkFlagRequired("manifest")
 	c.MarkFlagRequired("guest")
 	return c

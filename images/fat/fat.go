@@ -147,12 +147,12 @@ func geometryFor(size int64) (geometry, error) {
 	total := uint32(size / SectorSize)
 	for spc := uint32(1); spc*SectorSize <= maxClusterLen; spc *= 2 {
 		// The FAT's size depends on the cluster count and vice versa:
-		// grow the FAT from one sector until it maps every cluster
-		// left beside it. Growing it only ever leaves fewer clusters,
-		// so this ends, with the count a reader derives from the FAT's
-		// size (fatgen103: the data area over the cluster size); asking
-		// for an exact fit instead can swing between two sizes and
-		// stop on a FAT one entry short.
+		// grow the FAT from one sector until it holds an entry for every
+		// cluster the rest leaves room for. Growing it only shrinks the
+		// data area, so this ends, with the count of the FAT kept; a FAT
+		// a sector larger than the count needs is allowed (fatgen103).
+		// A search that may shrink it again can swing between two sizes
+		// and stop with the count of one and the FAT of the other.
 		fatSectors := uint32(1)
 		var clusters uint32
 		for {

@@ -77,6 +77,36 @@ func TestGeometry(t *testing.T) {
 	}
 }
 
+// TestGeometryFATMapsEveryCluster tries every size from 4 MiB to 2 GiB in
+// steps of 64 KiB, and 60 MiB to the sector: the cluster count is the one
+// a reader derives from the boot sector (fsck.vfat: the sectors after the
+// FATs and the root directory, in clusters), and the FAT has an entry for
+// each. A search for the FAT's size that gave up after eight rounds
+// between two sizes kept the count of one with the FAT of the other, a
+// sector short: fsck.vfat refused the 60 MiB boot partition of a ported
+// board's image ("61183 clusters but only space for 61182 FAT entries").
+func TestGeometryFATMapsEveryCluster(t *testing.T) {
+	check := func(size int64) {
+		g, err := geometryFor(size)
+		if err != nil {
+			t.Fatalf("geometryFor(%d) = %v", size, err)
+		}
+		meta := reservedSectors + numFATs*g.fatSectors + rootEntries*dirEntrySize/SectorSize
+		if read := (g.total - meta) / g.perCluster; read != g.clusters {
+			t.Fatalf("geometryFor(%d): %d clusters, but the boot sector says %d", size, g.clusters, read)
+		}
+		if (g.clusters+2)*2 > g.fatSectors*SectorSize {
+			t.Fatalf("geometryFor(%d): FAT of %d sectors cannot map %d clusters", size, g.fatSectors, g.clusters)
+		}
+	}
+	for size := int64(4 << 20); size < 2<<30-1<<20; size += 64 << 10 {
+		check(size)
+	}
+	for size := int64(60 << 20); size < 61<<20; size += SectorSize {
+		check(size)
+	}
+}
+
 func TestShortName(t *testing.T) {
 	used := map[[11]byte]bool{}
 	for _, tt := range []struct {

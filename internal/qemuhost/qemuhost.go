@@ -118,6 +118,11 @@ type Options struct {
 	// instead of the harness's host: Arch names the board (ZCU102), and
 	// Files, Script and CacheDir do not apply. See BoardImage.
 	Board *BoardImage
+	// TPM, if set, is the control socket of a software TPM (swtpm socket
+	// --ctrl, no --server) that QEMU attaches to the host as its TPM
+	// 2.0: the TIS interface, which the x86 host's tpm_tis drives as
+	// /dev/tpmrm0.
+	TPM string
 }
 
 // Result is what a run produced.
@@ -630,6 +635,9 @@ type arch struct {
 	// changed.
 	disk   string
 	fixDTB func(*dtb.Tree) ([]string, error)
+	// tpmDevice is QEMU's TPM TIS device on the machine: the ISA one at
+	// 0xfed40000 on a PC, the sysbus one on virt.
+	tpmDevice string
 }
 
 type vendorModule struct {
@@ -645,7 +653,7 @@ var arches = map[string]arch{
 		// q35 and -cpu max: TCG emulates AMD's SVM (not Intel's VMX),
 		// which kvm-amd nested=1 turns into a working /dev/kvm.
 		machine: []string{"-M", "q35", "-cpu", "max", "-accel", "tcg,thread=multi"},
-		console: "ttyS0", cmdline: hostCmdline,
+		console: "ttyS0", cmdline: hostCmdline, tpmDevice: "tpm-tis",
 		// tun gives the VMM its TAP backends for virtio-net.
 		kvmModules: []string{"tun", "irqbypass", "kvm"},
 		vendors: []vendorModule{
@@ -661,6 +669,8 @@ var arches = map[string]arch{
 		// The arm64 host keeps the quiet line it has always booted
 		// with: it has shown none of the x86 host's panics or lock-ups.
 		console: "ttyAMA0", cmdline: "panic=-1 quiet transparent_hugepage=never",
+		// Debian's arm64 kernels do not build tpm_tis, which drives it.
+		tpmDevice: "tpm-tis-device",
 	},
 }
 
@@ -699,6 +709,12 @@ func (a arch) args(opt Options, kernel, initrd string) []string {
 		"-kernel", kernel, "-initrd", initrd,
 	)
 	args = append(args, firmwareDirs()...)
+	if opt.TPM != "" {
+		// QEMU's TPM emulator backend: swtpm's control channel, over
+		// which QEMU hands swtpm the command channel (docs/specs/tpm.rst).
+		args = append(args, "-chardev", "socket,id=chrtpm,path="+opt.TPM,
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", a.tpmDevice+",tpmdev=tpm0")
+	}
 	args = append(args,
 		"-append", strings.TrimSpace("console="+a.console+" "+a.cmdline+" rdinit=/init "+opt.Cmdline),
 	)

@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/system/swtpm"
+)
+
+// measuredManifest is the demo's two guests, the control guest with
+// measured: required and a kernel file of its own, which the script
+// changes.
+const measuredManifest = `guests:
+  - name: control
+    role: control
+    kernel: control-vmlinuz
+    initrd: control.img
+    cmdline: console=ttyS0 quiet panic=-1 tandem.peer=4:5000
+    memory: 192M
+    measured: required
+    vsock:
+      cid: 3
+      allow: ["infotainment:5000"]
+    restart: {policy: always}
+  - name: infotainment
+    role: infotainment
+    kernel: vmlinuz
+    initrd: info.img
+    cmdline: console=ttyS0 quiet panic=-1
+    memory: 256M
+    vsock:
+      cid: 4
+    restart: {policy: always, backoff: 200ms}
+    after: [control]
+`
+
+// measuredScript runs the system on the host's TPM (its default,
+// /dev/tpmrm0) until both guests run and the control guest reports,
+// attests, stops it; then changes one byte of the control kernel and
+// runs it again: the control guest must fail closed, the infotainment
+// guest run, and attest name the kernel.
+const measuredScript = `cd /s
+ls /dev/tpm* | sed 's/^/E2E tpm-device /'
+state() { /tandem ps 2>/dev/null | awk -v n="$1" '$1==n{print $3}'; }
+/tandem system system.yaml &
+SUP=$!
+i=0
+while [ $i -lt 240 ]; do
+  if [ "$(state infotainment)" = running ] && /tandem logs control 2>/dev/null | grep -q 'TANDEM-CONTROL'; then break; fi
+  sleep 1; i=$((i+1))
+done
+echo "E2E first-run wait=${i}s"
+/tandem ps
+/tandem measurements
+/tandem attest --expected measurements.json
+echo "E2E attest-as-built=$?"
+kill $SUP
+wait $SUP
+printf 'X' | dd of=control-vmlinuz bs=1 seek=4096 conv=notrunc 2>/dev/null
+/tandem system system.yaml &
+SUP=$!
+i=0
+while [ $i -lt 120 ]; do
+  if [ "$(state control)" = failed ] && [ "$(state infotainment)" = running ]; then break; fi
+  sleep 1; i=$((i+1))
+done
+echo "E2E second-run wait=${i}s"
+/tandem ps | sed 's/^/E2E ps /'
+/tandem attest --expected measurements.json
+echo "E2E attest-tampered=$?"
+kill $SUP
+wait $SUP
+exit 0
+`
+
+// TestMeasuredBootEmulatedHost runs the measured chain end to end on an
+// emulated x86 board whose TPM is swtpm, attached by QEMU as a TIS
+// device that Debian's kernel drives (tpm_tis): tandem system measures
+// both guests into /dev/tpmrm0 before starting them, tandem attest finds
+// PCR 15 and the log as predicted from the same files outside the
+// board, and after one byte of the control kernel changes, the control
+// guest does not start, the infotainment guest does, and tandem attest
+// names the kernel.
+func TestMeasuredBootEmulatedHost(t *testing.T) {
+	tandem, k := systemSetup(t)
+	testenv.RequireCommand(t, swtpm.Program, "swtpm")
+	sys := filepath.Join(workDir, "measured")
+	os.MkdirAll(sys, 0o755)
+	buildDemoInitramfs(t, filepath.Join(sys, "control.img"), "control", k)
+	buildDemoInitramfs(t, filepath.Join(sys, "info.img"), "infotainment", k)
+	img, err := os.ReadFile(k.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"vmlinuz": img, "control-vmlinuz": img, "system.yaml": []byte(measuredManifest)} {
+		if err := os.WriteFile(filepath.Join(sys, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The prediction tandem image build makes, from the same files.
+	m, err := system.LoadManifest(filepath.Join(sys, "system.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := m.Predict()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(m.DefaultExpected(), x.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tpmDir := t.TempDir()
+	tpm, err := swtpm.Start(context.Background(), swtpm.Options{StateDir: filepath.Join(tpmDir, "state"), Ctrl: filepath.Join(tpmDir, "ctrl.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tpm.Stop()
+	files := map[string]string{"/tandem": tandem}
+	for _, f := range []string{"system.yaml", "vmlinuz", "control-vmlinuz", "control.img", "info.img", system.ExpectedMeasurements} {
+		files["/s/"+f] = filepath.Join(sys, f)
+	}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Files: files, Script: measuredScript, Console: consoleLog{}, TPM: tpm.Ctrl(),
+		Timeout: 10 * time.Minute, Silence: systemSilence,
+	})
+	if err != nil {
+		t.Fatalf("qemuhost.Run() = %v", err)
+	}
+	out := res.Output
+	defer func() {
+		if t.Failed() {
+			t.Logf("last console lines:\n%s", res.Tail(80))
+		}
+	}()
+	for _, want := range []struct{ what, re string }{
+		{"the host has a TPM", `E2E tpm-device /dev/tpmrm0`},
+		{"the guests were measured and the control guest booted", `control \| TANDEM-CONTROL`},
+		{"the log lists the control kernel", `EV_IPL\s+[0-9a-f]{64}\s+tandem control kernel control-vmlinuz`},
+		{"attest found PCR 15 as predicted", regexp.QuoteMeta(fmt.Sprintf("PCR 15 = %x: as expected", x.Value))},
+		{"attest passed", `E2E attest-as-built=0`},
+		{"the control guest failed closed, naming its kernel", `tandem: control: not started: measured: required: control kernel control-vmlinuz differs: sha256 [0-9a-f]{64}, expected ` + x.Components[0].Hex()},
+		{"the control guest is failed", `E2E ps control\s+control\s+failed`},
+		{"the infotainment guest runs", `E2E ps infotainment\s+infotainment\s+running`},
+		{"attest named the kernel", `MISMATCH control kernel control-vmlinuz differs`},
+		{"attest failed", `E2E attest-tampered=1`},
+	} {
+		if !regexp.MustCompile(want.re).MatchString(out) {
+			t.Errorf("%s: no %q on the console", want.what, want.re)
+		}
+	}
+	if n := strings.Count(out, "tandem: control: started"); n != 1 {
+		t.Errorf("the control guest's VMM started %d times, want once (before its kernel changed)", n)
+	}
+}
+
+// vtpmManifest is one guest with a virtual TPM, restarted whenever it
+// powers off.
+const vtpmManifest = `guests:
+  - name: secure
+    kernel: vmlinuz
+    initrd: vtpm.img
+    cmdline: console=ttyS0 quiet panic=-1
+    memory: 192M
+    vtpm: true
+    restart: {policy: always, backoff: 100ms}
+`
+
+// vtpmScript runs the system until the guest has booted three times.
+const vtpmScript = `cd /s
+/tandem system system.yaml &
+SUP=$!
+i=0
+while [ $i -lt 300 ]; do
+  if [ "$(/tandem logs secure 2>/dev/null | grep -c 'TANDEM-VTPM ')" -ge 3 ]; then break; fi
+  sleep 1; i=$((i+1))
+done
+/tandem ps
+kill $SUP
+wait $SUP
+ls state/secure/tpm | sed 's/^/E2E tpm-state /'
+echo "E2E vtpm done"
+exit 0
+`
+
+// TestVirtualTPM runs a stock Debian x86 guest with a virtual TPM under
+// tandem system in the emulated host: its kernel's tpm_tis finds the TIS
+// the DSDT describes, and the guest's go-tpm program extends and reads
+// PCR 16 and keeps a boot count in NV. The guest powers off after each
+// boot and the supervisor restarts it on a new swtpm over the same state:
+// PCR 16 starts from zeros on every boot, as after a machine's reset,
+// and reads back as extended; the boot count goes 1, 2, 3 and the SRK's
+// name stays the same, so the TPM's state survived the restarts.
+func TestVirtualTPM(t *testing.T) {
+	tandem, k := systemSetup(t)
+	testenv.RequireCommand(t, swtpm.Program, "swtpm")
+	sys := filepath.Join(workDir, "vtpm")
+	os.MkdirAll(sys, 0o755)
+	initrd := filepath.Join(sys, "vtpm.img")
+	buildDemoInitramfs(t, initrd, "vtpm", k)
+	man := filepath.Join(sys, "system.yaml")
+	if err := os.WriteFile(man, []byte(vtpmManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The supervisor runs a swtpm for the guest: this machine's, with its
+	// libraries, in the emulated host of the same architecture.
+	files, err := qemuhost.Program(swtpm.Program)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dst, src := range map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/vtpm.img": initrd, "/s/system.yaml": man} {
+		files[dst] = src
+	}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Files:   files,
+		Script:  vtpmScript,
+		Console: consoleLog{},
+		Timeout: 10 * time.Minute,
+		Silence: systemSilence,
+	})
+	if err != nil {
+		t.Fatalf("qemuhost.Run() = %v", err)
+	}
+	out := res.Output
+	defer func() {
+		if t.Failed() {
+			t.Logf("last console lines:\n%s", res.Tail(60))
+		}
+	}()
+	if !strings.Contains(out, "E2E vtpm done") {
+		t.Fatalf("the script did not finish")
+	}
+	if m := regexp.MustCompile(`TANDEM-VTPM fail .*`).FindString(out); m != "" {
+		t.Fatalf("the guest failed: %s", m)
+	}
+	lines := regexp.MustCompile(`secure \| TANDEM-VTPM boot=(\d+) pcr16-at-boot=([0-9a-f]+) pcr16=([0-9a-f]+) srk=([0-9a-f]+)`).FindAllStringSubmatch(out, -1)
+	if len(lines) < 3 {
+		t.Fatalf("%d TANDEM-VTPM lines, want 3:\n%s", len(lines), res.Tail(40))
+	}
+	d := sha256.Sum256([]byte("tandem vtpm"))
+	extended := sha256.Sum256(append(make([]byte, 32), d[:]...))
+	for i, l := range lines[:3] {
+		t.Logf("boot %d: %s", i+1, l[0])
+		if l[1] != fmt.Sprint(i+1) {
+			t.Errorf("boot %d: the guest's boot count is %s", i+1, l[1])
+		}
+		if l[2] != strings.Repeat("0", 64) {
+			t.Errorf("boot %d: PCR 16 at boot = %s, want zeros (a restart resets the TPM)", i+1, l[2])
+		}
+		if l[3] != hex.EncodeToString(extended[:]) {
+			t.Errorf("boot %d: PCR 16 after the extend = %s, want %x", i+1, l[3], extended)
+		}
+		if l[4] != lines[0][4] {
+			t.Errorf("boot %d: SRK name %s, first boot's %s: the TPM's seed changed", i+1, l[4], lines[0][4])
+		}
+	}
+	if !strings.Contains(out, "E2E tpm-state tpm2-00.permall") {
+		t.Errorf("no swtpm state under the state directory")
+	}
+}
