@@ -355,9 +355,6 @@ func (vm *VM) kickAll() {
 // is done. A power-off returns nil; every other end returns an *ExitErr
 // (or another error when the VMM itself failed).
 func (vm *VM) Run(ctx context.Context) error {
-	if len(vm.cfg.VCPUAffinity) > 0 {
-		reserveProcs(len(vm.vcpus))
-	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(vm.vcpus))
 	for i, c := range vm.vcpus {
@@ -394,6 +391,7 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 	// reload each time, and signals must reach the right thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer reserveProc()()
 	vm.tids[i].Store(int32(unix.Gettid()))
 	if err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority); err != nil {
 		vm.stop(ExitError, err.Error())
