@@ -124,6 +124,10 @@ type VM struct {
 	dumpTo   []atomic.Pointer[io.Writer] // DumpState's request per vCPU
 	vsock    *virtio.Vsock               // nil without Config.Vsock
 	passed   []*passedDevice
+	// notifyFiles are the eventfds KVM signals for QueueNotify writes;
+	// notifiers counts the goroutines serving them.
+	notifyFiles []*os.File
+	notifiers   sync.WaitGroup
 }
 
 // Vsock returns the guest's vsock device, or nil.
@@ -152,6 +156,7 @@ func Build(cfg Config) (*VM, error) {
 		{"creating the VM", vm.newVM},
 		{"adding guest memory", vm.addMemory},
 		{"attaching devices", vm.attachDevices},
+		{"connecting queue notifications", vm.connectNotifications},
 		{"passing host devices through", vm.passThrough},
 		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
 		{"creating vCPUs", vm.createVCPUs},
@@ -448,6 +453,7 @@ func shutdownState(c *kvm.VCPU) string {
 
 // Close releases everything the VM holds. It is safe after a failed Build.
 func (vm *VM) Close() error {
+	vm.closeNotifications()
 	for _, c := range vm.closers {
 		c.Close()
 	}
