@@ -46,6 +46,9 @@ type Config struct {
 	Passthrough []PassDevice
 	// Watchdog, when set, gives the guest a watchdog timer.
 	Watchdog *Watchdog
+	// Timeline, when set, records how long each step of Build took and
+	// when the first vCPU entered the guest.
+	Timeline *Timeline
 }
 
 // PassDevice is a host device tree node passed through to the guest, as

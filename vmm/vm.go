@@ -144,6 +144,7 @@ func Build(cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, &FatalError{Err: err}
 	}
+	cfg.Timeline.Step("checking the configuration")
 	vm := &VM{cfg: cfg, arch: g, warn: devices.NewRateLimited(os.Stderr, 10)}
 	// A device model that panics is failed on its own (hv/bus): say so
 	// among the VM's other warnings.
@@ -168,6 +169,7 @@ func Build(cfg Config) (*VM, error) {
 			vm.Close()
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
+		cfg.Timeline.Step(s.name)
 	}
 	return vm, nil
 }
@@ -403,6 +405,7 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU) error {
 		return fmt.Errorf("vCPU %d: %w", i, err)
 	}
 	var exits uint64 // KVM_RUN returns, for DumpState
+	vm.cfg.Timeline.guestEntered()
 	for !vm.stopping.Load() {
 		reason, err := c.Run()
 		exits++
