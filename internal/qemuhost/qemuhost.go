@@ -108,6 +108,14 @@ type Options struct {
 	// Label says what the run is for in the run's report, where it is
 	// not an ordinary run (a host crashed on purpose).
 	Label string
+	// Icount runs the host with a virtual clock that counts
+	// instructions (QEMU's -icount shift=0,sleep=off: one nanosecond
+	// each, and idle time skipped) on one emulation thread, so that
+	// times measured inside the host are what the host's CPUs executed
+	// and no longer depend on how busy this machine is. Benchmarks
+	// compare programs this way; it says nothing of the host's real
+	// speed.
+	Icount bool
 }
 
 // Result is what a run produced.
@@ -636,6 +644,16 @@ func lookupArch(name string) (arch, error) {
 
 func (a arch) args(opt Options, kernel, initrd string) []string {
 	args := append([]string{}, a.machine...)
+	if opt.Icount {
+		// Counting instructions needs one emulation thread for all
+		// CPUs (QEMU refuses icount with thread=multi).
+		for i, v := range args {
+			if v == "tcg,thread=multi" {
+				args[i] = "tcg,thread=single"
+			}
+		}
+		args = append(args, "-icount", "shift=0,sleep=off")
+	}
 	args = append(args,
 		"-smp", strconv.Itoa(opt.CPUs), "-m", opt.Memory,
 		"-nodefaults", "-no-user-config", "-display", "none",
