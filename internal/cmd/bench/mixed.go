@@ -314,7 +314,14 @@ var demoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_v
 
 // demoInitramfs builds guests/NAME as /init with its modules.
 func demoInitramfs(file, name string, k e2e.Kernel, root string) error {
-	mods, order, err := initramfs.Modules(k.Modules, demoModules, true)
+	return guestInitramfs(file, name, "amd64", k, root, demoModules)
+}
+
+// guestInitramfs builds guests/NAME for goarch as /init, with the kernel
+// modules mods (and what they depend on) listed in /etc/tandem-modules
+// for guests/internal/guestinit to load.
+func guestInitramfs(file, name, goarch string, k e2e.Kernel, root string, mods []string) error {
+	ents, order, err := initramfs.Modules(k.Modules, mods, true)
 	if err != nil {
 		return err
 	}
@@ -322,8 +329,8 @@ func demoInitramfs(file, name string, k e2e.Kernel, root string) error {
 	for _, p := range order {
 		fmt.Fprintf(&list, "/lib/modules/%s/%s\n", filepath.Base(k.Modules), p)
 	}
-	ents := append(initramfs.Console(), mods...)
+	ents = append(initramfs.Console(), ents...)
 	ents = append(ents, initramfs.Bytes("/etc/tandem-modules", []byte(list.String()), 0o644),
-		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, "amd64"))
+		initramfs.GoProgram("/init", "github.com/tandem-hv/tandem/guests/"+name, goarch))
 	return initramfs.Write(file, ents, initramfs.Options{Gzip: true, GoDir: root})
 }
