@@ -13,7 +13,8 @@
 //     beyond guest RAM (≤ 5 MiB) and Tandem's boot timeline.
 //   - io: guests/iobench's virtio-blk tests (sequential 1 MiB, random
 //     4 KiB at queue depths 1 and 32) under Tandem and under the same
-//     QEMU, on a disk in the host's memory; target ≥ 1.0×.
+//     QEMU, on a disk in the host's memory, on the arm64 board; target
+//     ≥ 1.0×.
 //   - share: the hypervisor's share of boot on the arm64 virt board:
 //     power-on to the control loop's first report over power-on to the
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
