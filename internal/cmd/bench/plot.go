@@ -56,7 +56,6 @@ func (c *canvas) save(file string) error {
 
 var (
 	black     = color.RGBA{0, 0, 0, 255}
-	grey      = color.RGBA{170, 170, 170, 255}
 	lightGrey = color.RGBA{230, 230, 230, 255}
 	tandemCol = color.RGBA{31, 119, 180, 255}
 	peerCol   = color.RGBA{255, 127, 14, 255}

@@ -63,7 +63,7 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return errors.New("no command: benchrun [flags] -- COMMAND ARGS...")
+		return errors.New("no command (benchrun [flags] -- COMMAND ARGS)")
 	}
 	log := io.Discard
 	if *logFile != "" {
