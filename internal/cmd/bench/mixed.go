@@ -112,10 +112,10 @@ func mixedCriticality(root, out string) ([]row, error) {
 		return nil, fmt.Errorf("no control-loop reports (alone %d, stressed %d windows):\n%s", alone.windows, stress.windows, res.Tail(30))
 	}
 	rows := []row{
-		{name: "control loop p50 wake-up, stressed vs alone", tandem: stress.p50, peer: alone.p50, unit: "µs", target: 1.5},
-		{name: "control loop p99 wake-up, stressed vs alone", tandem: stress.p99, peer: alone.p99, unit: "µs", target: 1.5},
-		{name: "control loop worst wake-up, stressed vs alone", tandem: stress.max, peer: alone.max, unit: "µs", target: 1.5},
-		{name: "control loop misses/s, stressed vs alone", tandem: stress.missRate, peer: max(alone.missRate, 0.01), unit: "/s", target: 1.5},
+		{name: "control loop p50 wake-up, stressed vs alone", tandem: stress.p50, peer: alone.p50, unit: "µs", target: 1.5, peerName: "alone"},
+		{name: "control loop p99 wake-up, stressed vs alone", tandem: stress.p99, peer: alone.p99, unit: "µs", target: 1.5, peerName: "alone"},
+		{name: "control loop worst wake-up, stressed vs alone", tandem: stress.max, peer: alone.max, unit: "µs", target: 1.5, peerName: "alone"},
+		{name: "control loop misses/s, stressed vs alone", tandem: stress.missRate, peer: max(alone.missRate, 0.01), unit: "/s", target: 1.5, peerName: "alone"},
 	}
 	// The control guest publishes in both runs (see alone.yaml): the
 	// counts say it did.
