@@ -80,7 +80,10 @@ test: deps testdata vet
 	$(GO) run ./internal/cmd/testreport $(REPORT); \
 	exit $$status
 
+# The bench's arm64 peer is Debian's arm64 QEMU, unpacked from its packages
+# (scripts/testdata.sh qemu-arm64) and run inside the emulated arm64 board.
 bench: deps testdata build
+	@scripts/testdata.sh qemu-arm64
 	$(GO) run ./internal/cmd/bench
 
 demo: deps testdata-arm64 build

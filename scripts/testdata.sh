@@ -5,7 +5,8 @@
 # exact package versions unpacked, and a second run with the same archive
 # state does no work.
 #
-# Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf
+# Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf,
+#                                        qemu-arm64 (make bench's peer VMM)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -24,6 +25,9 @@
 #                                     component through an apt state of its
 #                                     own; armhf: u-boot-sunxi, u-boot-exynos),
 #                                     as `tandem image build` unpacks them
+#   build/cache/qemu-arm64/root/...   Debian's arm64 qemu-system-aarch64 and the shared
+#                                     libraries it needs, unpacked from their packages:
+#                                     make bench runs it inside the emulated arm64 board
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -292,6 +296,57 @@ setup() {
 	fi
 }
 
+# lib_closure PKG prints the arm64 library packages PKG needs, directly or
+# through one another: the shared libraries a binary of PKG links. Other
+# dependencies (data, configuration, maintainer scripts' tools) are left
+# out: nothing here is installed, only unpacked for one binary.
+lib_closure() {
+	todo=$1 seen=
+	while [ -n "$todo" ]; do
+		next=
+		for p in $todo; do
+			for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
+				sed -n 's/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>]*:arm64\)$/\1/p'); do
+				case " $seen " in *" $d "*) continue ;; esac
+				seen="$seen $d"
+				next="$next $d"
+			done
+		done
+		todo=$next
+	done
+	echo $seen
+}
+
+# setup_qemu_arm64 unpacks qemu-system-arm:arm64 and its libraries.
+setup_qemu_arm64() {
+	dest=$cache/qemu-arm64
+	if index_unchanged "$dest"; then
+		log "qemu-arm64: up to date (the package index has not changed since it was unpacked)"
+		return 0
+	fi
+	need_arch arm64
+	files=
+	for p in qemu-system-arm:arm64 $(lib_closure qemu-system-arm:arm64); do
+		files="$files $(download "$p")"
+	done
+	stamp=$(for f in $files; do basename "$f"; done | sort | tr '\n' ' ')
+	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
+		touch "$dest/.stamp"
+		log "qemu-arm64: up to date"
+		return 0
+	fi
+	rm -rf "$dest.new"
+	mkdir -p "$dest.new/root"
+	for f in $files; do
+		dpkg-deb -x "$f" "$dest.new/root"
+	done
+	[ -x "$dest.new/root/usr/bin/qemu-system-aarch64" ] || die "qemu-system-arm:arm64 has no usr/bin/qemu-system-aarch64"
+	echo "$stamp" >"$dest.new/.stamp"
+	rm -rf "$dest"
+	mv "$dest.new" "$dest"
+	log "qemu-arm64: $(echo $files | wc -w) packages unpacked in $dest/root"
+}
+
 main() {
 	[ $# -gt 0 ] || set -- x86
 	need_tools
@@ -302,7 +357,8 @@ main() {
 		# The arm64 kernel has KVM built in and serves as host and guest.
 		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes; boot_pkgs ;;
 		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
-		*) die "unknown architecture $a (want x86, arm64 or armhf)" ;;
+		qemu-arm64) setup_qemu_arm64 ;;
+		*) die "unknown architecture $a (want x86, arm64, armhf or qemu-arm64)" ;;
 		esac
 	done
 }

@@ -51,6 +51,9 @@ type Config struct {
 	// Sandbox, when set, confines the VMM process once the guest is
 	// built, before it runs (sandbox.go). Nil runs it unconfined.
 	Sandbox *Sandbox
+	// Timeline, when set, records how long each step of Build took and
+	// when the first vCPU entered the guest.
+	Timeline *Timeline
 }
 
 // TPM is a guest's virtual TPM: a TIS device (hv/devices/tpm) whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 )
@@ -21,12 +22,19 @@ type MemoryUse struct {
 	HeapInuse uint64
 }
 
-// ReleaseStartupPages unmaps the pages of the tandem binary that start-up
-// touched (every package's initialisation, the command line, Build), so
-// that the VMM's resident set holds only what the running guest uses; see
-// releaseProgramPages. A VMM process calls it once the guest is built,
-// just before Run.
-func ReleaseStartupPages() error { return releaseProgramPages() }
+// ReleaseStartupPages returns what start-up left resident and the running
+// guest does not use: the heap's garbage from parsing the configuration
+// and building the guest (device tree, ACPI tables, the command line's
+// machinery), collected and handed back to the kernel, and the pages of
+// the tandem binary that start-up touched (every package's
+// initialisation), unmapped; see releaseProgramPages. A VMM process calls
+// it once the guest is built, just before Run. The collection runs first:
+// it touches the runtime's own code and tables, which the unmapping then
+// drops as well.
+func ReleaseStartupPages() error {
+	debug.FreeOSMemory()
+	return releaseProgramPages()
+}
 
 // Overhead is the VMM's own resident memory: RSS minus guest RAM.
 func (u MemoryUse) Overhead() uint64 { return u.RSS - u.GuestRSS }

@@ -3,6 +3,7 @@ package vmm
 import (
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,20 +36,45 @@ func placeThread(cpus []int, priority int) error {
 	return nil
 }
 
-// reserveProcs gives each of n vCPU threads moved off the process's own
-// cores a Go scheduler P of its own. The runtime sizes GOMAXPROCS from the
+// runningVCPUs counts the vCPU threads of every VM in this process that
+// are in their run loop; procsMu serialises changes of GOMAXPROCS made for
+// them.
+var (
+	procsMu      sync.Mutex
+	runningVCPUs int
+	baseProcs    = runtime.GOMAXPROCS(0)
+)
+
+// reserveProc gives the calling vCPU thread a Go scheduler P of its own,
+// and returns the function that gives it back. A vCPU thread holds its P
+// for as long as its guest runs (kvm.VCPU.Run is a raw system call, so
+// that the thread never waits for the scheduler to hand a P back when an
+// exit comes), so the process needs one P per running vCPU beyond those
+// its other goroutines (device work, the console, the supervisor's
+// channel) run on: without them, vCPUs idle in the guest would hold every
+// P, and the device goroutine that would wake them could never run.
+// GOMAXPROCS is raised to the P count the process started with plus the
+// vCPUs running now, in every VM of the process together; it is never
+// lowered while any vCPU runs, and returns to where it started once none
+// does.
+//
+// It also serves pinned vCPUs: the runtime sizes GOMAXPROCS from the
 // cores the process started on (the housekeeping cores, under the
-// supervisor); a vCPU thread coming back from KVM_RUN needs a P before it
-// can handle the exit, and when every P is held by a device goroutine,
-// the vCPU waits until that goroutine's thread gets to run on a
-// housekeeping core, behind whatever else runs there: a real-time vCPU
-// on a dedicated core would be held up by the other guests' load. With n
-// more Ps than the process's cores, a P is always free for a vCPU thread
-// (and the device goroutines still cannot use more cores than they have).
-// It only ever raises GOMAXPROCS, so building VMs one after another in a
-// process does not add up.
-func reserveProcs(n int) {
-	if want := runtime.NumCPU() + n; runtime.GOMAXPROCS(0) < want {
+// supervisor), and a vCPU moved to a dedicated core then holds a P that
+// no longer stands for a core of the process's own.
+func reserveProc() (release func()) {
+	procsMu.Lock()
+	runningVCPUs++
+	if want := baseProcs + runningVCPUs; runtime.GOMAXPROCS(0) < want {
 		runtime.GOMAXPROCS(want)
+	}
+	procsMu.Unlock()
+	return func() {
+		procsMu.Lock()
+		runningVCPUs--
+		if runningVCPUs == 0 && runtime.GOMAXPROCS(0) != baseProcs {
+			runtime.GOMAXPROCS(baseProcs)
+		}
+		procsMu.Unlock()
 	}
 }

@@ -125,6 +125,10 @@ type VM struct {
 	dumpTo   []atomic.Pointer[io.Writer] // DumpState's request per vCPU
 	vsock    *virtio.Vsock               // nil without Config.Vsock
 	passed   []*passedDevice
+	// notifyFiles are the eventfds KVM signals for QueueNotify writes;
+	// notifiers counts the goroutines serving them.
+	notifyFiles []*os.File
+	notifiers   sync.WaitGroup
 }
 
 // Vsock returns the guest's vsock device, or nil.
@@ -146,6 +150,7 @@ func Build(cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
+	cfg.Timeline.Step("checking the configuration")
 	vm := &VM{cfg: cfg, arch: g, warn: devices.NewRateLimited(os.Stderr, 10)}
 	// A device model that panics is failed on its own (hv/bus): say so
 	// among the VM's other warnings.
@@ -158,6 +163,7 @@ func Build(cfg Config) (*VM, error) {
 		{"creating the VM", vm.newVM},
 		{"adding guest memory", vm.addMemory},
 		{"attaching devices", vm.attachDevices},
+		{"connecting queue notifications", vm.connectNotifications},
 		{"passing host devices through", vm.passThrough},
 		{"loading the kernel", func() error { return vm.arch.loadKernel(vm) }},
 		{"creating vCPUs", vm.createVCPUs},
@@ -169,6 +175,7 @@ func Build(cfg Config) (*VM, error) {
 			vm.Close()
 			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
+		cfg.Timeline.Step(s.name)
 	}
 	return vm, nil
 }
@@ -361,9 +368,6 @@ func (vm *VM) kickAll() {
 // is done. A power-off returns nil; every other end returns an *ExitErr
 // (or another error when the VMM itself failed).
 func (vm *VM) Run(ctx context.Context) error {
-	if len(vm.cfg.VCPUAffinity) > 0 {
-		reserveProcs(len(vm.vcpus))
-	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(vm.vcpus))
 	placed := make(chan struct{}, len(vm.vcpus))
@@ -423,6 +427,7 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU, placed chan<- struct{}, gate <-chan st
 	// reload each time, and signals must reach the right thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer reserveProc()()
 	vm.tids[i].Store(int32(unix.Gettid()))
 	err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority)
 	if err != nil {
@@ -434,6 +439,7 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU, placed chan<- struct{}, gate <-chan st
 		return fmt.Errorf("vCPU %d: %w", i, err)
 	}
 	var exits uint64 // KVM_RUN returns, for DumpState
+	vm.cfg.Timeline.guestEntered()
 	for !vm.stopping.Load() {
 		reason, err := c.Run()
 		exits++
@@ -484,6 +490,7 @@ func shutdownState(c *kvm.VCPU) string {
 
 // Close releases everything the VM holds. It is safe after a failed Build.
 func (vm *VM) Close() error {
+	vm.closeNotifications()
 	for _, c := range vm.closers {
 		c.Close()
 	}

@@ -61,7 +61,9 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 		return nil, fmt.Errorf("guest memory is not laid out by arm32.MemoryRanges")
 	}
 	ramSize := regions[0].Size
-	k, err := readFile(g.Kernel, "kernel", maxZImageSize)
+	// The zImage is read straight into guest RAM at its load address and
+	// parsed there: the VMM holds no copy of it on its heap.
+	k, err := readInto(m, RAMBase+ZImageOffset, ramSize-ZImageOffset, g.Kernel)
 	if err != nil {
 		return nil, err
 	}
@@ -81,12 +83,9 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
+	// The zImage was read whole: the appended-DTB and padding past end
+	// are the decompressor's business, not the loader's.
 	b := &Boot{ZImage: z, KernelAddr: RAMBase + ZImageOffset, DTBAddr: RAMBase + off}
-	// The zImage is copied whole: the appended-DTB and padding past
-	// end are the decompressor's business, not the loader's.
-	if err := m.WriteAt(k, b.KernelAddr); err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
-	}
 	if g.Initrd != "" {
 		start := b.DTBAddr + MaxDTBSize
 		dst, err := m.Slice(start, initrdSize)
@@ -104,6 +103,36 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 		b.InitrdAddr, b.InitrdSize = start, initrdSize
 	}
 	return b, nil
+}
+
+// readInto reads the zImage at path into guest RAM at gpa, where room
+// bytes are free, and returns it there. A zImage larger than room or than
+// maxZImageSize is refused.
+func readInto(m *mem.Memory, gpa, room uint64, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening kernel: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", path, err)
+	}
+	size := uint64(st.Size())
+	if size > maxZImageSize {
+		return nil, fmt.Errorf("kernel %s: larger than %d MiB", path, maxZImageSize>>20)
+	}
+	if size > room {
+		return nil, fmt.Errorf("kernel %s: %d MiB does not fit in guest RAM: give the guest more memory", path, size>>20)
+	}
+	dst, err := m.Slice(gpa, size)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", path, err)
+	}
+	if _, err := io.ReadFull(f, dst); err != nil {
+		return nil, fmt.Errorf("reading kernel %s: %w", path, err)
+	}
+	return dst, nil
 }
 
 // readFile reads at most limit bytes of a file, or says it is larger.

@@ -1,12 +1,9 @@
 package arm64
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // imageHeader mirrors the arm64 Image header
@@ -112,26 +109,4 @@ func ParseImage(b []byte, fileLen uint64) (Image, error) {
 	}
 	img.Size = max(img.Size, fileLen)
 	return img, nil
-}
-
-// readKernel reads a kernel file's content: an Image, or a gzip-compressed
-// Image (Image.gz), which it inflates.
-func readKernel(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxKernelSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b {
-		z, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			return nil, fmt.Errorf("gzip header: %w", err)
-		}
-		if b, err = io.ReadAll(io.LimitReader(z, maxKernelSize+1)); err != nil {
-			return nil, fmt.Errorf("inflating the Image: %w", err)
-		}
-	}
-	if len(b) > maxKernelSize {
-		return nil, fmt.Errorf("%w: larger than %d MiB", ErrBadHeader, maxKernelSize>>20)
-	}
-	return b, nil
 }

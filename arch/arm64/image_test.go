@@ -5,12 +5,15 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/mem"
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // goodHeader is the header of a 4K-page, little-endian Image with
@@ -282,6 +285,63 @@ func TestCheckKernel(t *testing.T) {
 				t.Errorf("CheckKernel() = %v, want nil", err)
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Errorf("CheckKernel() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadStreamsTheKernel loads Debian's stock kernel and checks that it
+// went straight from the file into guest RAM: the bytes at the load
+// address are the file's, and the VMM's heap grew by far less than the
+// kernel's size (it used to hold the whole file, then copy it).
+func TestLoadStreamsTheKernel(t *testing.T) {
+	k := debianImage()
+	if k == "" {
+		k = "build/cache/arm64/vmlinuz"
+	}
+	testenv.RequireFile(t, k, "scripts/testdata.sh arm64")
+	want, err := os.ReadFile(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mem.New(MemoryRanges(256<<20), mem.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b, err := Load(m, Guest{Kernel: k})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatalf("Load(%s) = %v", k, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("Load(%s) allocated %d KiB on the heap for a %d KiB kernel, want under 1 MiB", k, grew>>10, len(want)>>10)
+	}
+	got, err := m.Slice(b.KernelAddr, uint64(len(want)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("guest RAM at %#x differs from %s", b.KernelAddr, k)
+	}
+}
+
+// TestLoadTooLarge: an Image, or the inflated stream of an Image.gz,
+// larger than the guest's RAM is refused, saying so, whether its length
+// is known from the file or found only by inflating.
+func TestLoadTooLarge(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
+			m, err := mem.New(MemoryRanges(16<<20), mem.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			_, err = Load(m, Guest{Kernel: writeImage(t, 17<<20, gz)})
+			if err == nil || !strings.Contains(err.Error(), "guest RAM") {
+				t.Errorf("Load() of a 17 MiB Image into 16 MiB = %v, want an error about guest RAM", err)
 			}
 		})
 	}

@@ -43,6 +43,12 @@ type Boot struct {
 
 // Load loads g's kernel and initrd into m (laid out by MemoryRanges).
 // Errors name the file and what is wrong with it.
+//
+// The Image goes straight from the file, or from the inflater for an
+// Image.gz, into guest RAM at its load address: the VMM never holds a copy
+// of it on its heap. A 30-40 MiB kernel read whole and then copied would
+// double its size in the VMM's resident memory for as long as the garbage
+// collector kept it, and cost a second pass over it.
 func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	regions := m.Regions()
 	if len(regions) != 1 || regions[0].GPA != RAMBase {
@@ -54,34 +60,87 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 		return nil, fmt.Errorf("opening kernel: %w", err)
 	}
 	defer f.Close()
-	k, err := readKernel(f)
+	b, err := loadImage(m, f, ramEnd)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
-	img, err := ParseImage(k, uint64(len(k)))
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s: Image header: %w", g.Kernel, err)
-	}
-	b := &Boot{Image: img, KernelAddr: RAMBase + img.TextOffset}
-	kernelEnd := b.KernelAddr + img.Size
-	b.DTBAddr = alignUp(kernelEnd, align2M)
-	if b.DTBAddr+MaxDTBSize > ramEnd {
-		return nil, fmt.Errorf("kernel %s: image_size %d MiB does not fit in %d MiB of guest RAM with its device tree", g.Kernel, img.Size>>20, (ramEnd-RAMBase)>>20)
-	}
-	if b.DTBAddr+MaxDTBSize > RAMBase+dtbWindow {
-		return nil, fmt.Errorf("kernel %s: image_size %d MiB leaves no room for the device tree in the first 512 MiB of RAM", g.Kernel, img.Size>>20)
-	}
-	dst, err := m.Slice(b.KernelAddr, uint64(len(k)))
-	if err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
-	}
-	copy(dst, k)
 	if g.Initrd != "" {
 		if err := b.loadInitrd(m, g.Initrd, b.DTBAddr+MaxDTBSize, ramEnd); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// loadImage streams the Image in f into guest RAM (below ramEnd) and
+// places the device tree after it. Its errors do not name the file.
+func loadImage(m *mem.Memory, f *os.File, ramEnd uint64) (*Boot, error) {
+	r, fileLen, err := kernelReader(f)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, HeaderSize)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the Image header: %w", err)
+	}
+	img, err := ParseImage(head[:n], fileLen)
+	if err != nil {
+		return nil, fmt.Errorf("Image header: %w", err)
+	}
+	b := &Boot{KernelAddr: RAMBase + img.TextOffset}
+	// The room the Image may take: to the end of RAM, and no more than
+	// any kernel is. An Image.gz's inflated length is known only once
+	// inflated, so it is read into that room and measured there.
+	room := min(ramEnd-min(ramEnd, b.KernelAddr), maxKernelSize)
+	if fileLen > room {
+		return nil, fmt.Errorf("%d MiB does not fit in %d MiB of guest RAM: give the guest more memory", fileLen>>20, (ramEnd-RAMBase)>>20)
+	}
+	dst, err := m.Slice(b.KernelAddr, room)
+	if err != nil {
+		return nil, err
+	}
+	copy(dst, head[:n])
+	body, err := io.ReadFull(r, dst[n:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading the Image: %w", err)
+	}
+	size := uint64(n + body)
+	if size == room {
+		if k, _ := r.Read(make([]byte, 1)); k > 0 {
+			return nil, fmt.Errorf("%w: the inflated Image is larger than %d MiB, or than guest RAM", ErrBadHeader, room>>20)
+		}
+	}
+	img.Size = max(img.Size, size)
+	b.Image = img
+	kernelEnd := b.KernelAddr + img.Size
+	b.DTBAddr = alignUp(kernelEnd, align2M)
+	if b.DTBAddr+MaxDTBSize > ramEnd {
+		return nil, fmt.Errorf("image_size %d MiB does not fit in %d MiB of guest RAM with its device tree", img.Size>>20, (ramEnd-RAMBase)>>20)
+	}
+	if b.DTBAddr+MaxDTBSize > RAMBase+dtbWindow {
+		return nil, fmt.Errorf("image_size %d MiB leaves no room for the device tree in the first 512 MiB of RAM", img.Size>>20)
+	}
+	return b, nil
+}
+
+// kernelReader reads an Image file's content: the file itself, or for an
+// Image.gz (gzip's magic first) the inflated stream. fileLen is the
+// Image's length where it is known without inflating, else 0.
+func kernelReader(f *os.File) (r io.Reader, fileLen uint64, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	br := bufio.NewReader(f)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		z, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, 0, fmt.Errorf("gzip header: %w", err)
+		}
+		return z, 0, nil
+	}
+	return br, uint64(st.Size()), nil
 }
 
 // loadInitrd puts the initrd at start. booting.rst wants it inside one
@@ -135,19 +194,9 @@ func CheckKernel(path string) error {
 		return fmt.Errorf("opening kernel: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	r, fileLen, err := kernelReader(f)
 	if err != nil {
 		return err
-	}
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	fileLen := uint64(st.Size())
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		z, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("gzip header: %w", err)
-		}
-		r, fileLen = z, 0 // the inflated length is known only once inflated
 	}
 	head := make([]byte, HeaderSize)
 	n, err := io.ReadFull(r, head)

@@ -71,6 +71,7 @@ type runFlags struct {
 	restart                 bool
 	dumpDTB                 string
 	reportMemory            bool
+	timeline                bool
 	watchdog                time.Duration
 	noSandbox               bool
 }
@@ -93,6 +94,10 @@ is at fault: the message says which), 1 another error of the VMM.`,
   tandem run guest.yaml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var tl *vmm.Timeline
+			if f.timeline {
+				tl = vmm.NewTimeline()
+			}
 			var spec runSpec
 			var err error
 			if len(args) == 1 {
@@ -142,6 +147,8 @@ is at fault: the message says which), 1 another error of the VMM.`,
 				return err
 			}
 			defer closeConsole()
+			tl.Step("reading the configuration, opening the console")
+			cfg.Timeline = tl
 			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr))
 		},
 	}
@@ -161,6 +168,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
 	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
 	fl.BoolVar(&f.noSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
+	fl.BoolVar(&f.timeline, "timeline", false, "print, when the guest ends, how long each step from the VMM's start to the guest's first instruction took (TANDEM-TIMELINE lines on standard error)")
 	return c
 }
 
@@ -316,7 +324,9 @@ func reportTo(on bool, w io.Writer) io.Writer {
 }
 
 // runGuest builds and runs the guest, building it afresh after each reset
-// when restart is on. SIGINT and SIGTERM stop it.
+// when restart is on. SIGINT and SIGTERM stop it. A cfg.Timeline records
+// the first build only, and is printed to standard error when that guest
+// ends.
 func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -330,9 +340,14 @@ func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Write
 		}
 		// Best effort: it only lowers the VMM's resident set.
 		_ = vmm.ReleaseStartupPages()
+		cfg.Timeline.Step("releasing start-up pages")
 		stopDumps := vmm.DumpOnSignal(vm, syscall.SIGUSR1) // kill -USR1: where each vCPU is
 		err = vm.Run(ctx)
 		stopDumps()
+		if cfg.Timeline != nil {
+			cfg.Timeline.WriteTo(os.Stderr)
+			cfg.Timeline = nil
+		}
 		if report != nil {
 			if u, uerr := vm.MemoryUse(); uerr == nil {
 				fmt.Fprintf(report, "TANDEM-VMM rss-kib=%d guest-rss-kib=%d overhead-kib=%d file-kib=%d heap-kib=%d\n",

@@ -54,13 +54,25 @@ type slot struct {
 }
 
 // Bus is a set of non-overlapping device ranges.
+//
+// Lookups take no lock: every vCPU exit that reaches user space goes
+// through find, and a lock word shared by all vCPU threads would bounce
+// between their cores on each one. Insert builds a new sorted table and
+// publishes it whole; a lookup reads whichever table was published last.
+// Devices are inserted while the VM is built, before any vCPU runs, so in
+// practice the table never changes under a lookup.
 type Bus struct {
-	// mu protects ranges and warn. Accesses take it for reading, so
-	// vCPUs dispatch concurrently; a device serialises itself where it
-	// needs to.
-	mu     sync.RWMutex
-	ranges []*slot // sorted by base
-	warn   Logger
+	// table is the published, immutable table: sorted by base.
+	table atomic.Pointer[table]
+	// mu serialises Insert and SetWarnings, and protects warn.
+	mu   sync.Mutex
+	warn Logger
+}
+
+// table is one published state of the bus. It is never modified once
+// published.
+type table struct {
+	slots []*slot // sorted by base
 }
 
 // SetWarnings sends the bus's warnings (a device failed) to l; nil, the
@@ -78,28 +90,47 @@ func (b *Bus) Insert(d Device, base, size uint64) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base >= base })
-	if i > 0 && b.ranges[i-1].base+b.ranges[i-1].size > base {
+	var old []*slot
+	if t := b.table.Load(); t != nil {
+		old = t.slots
+	}
+	i := sort.Search(len(old), func(i int) bool { return old[i].base >= base })
+	if i > 0 && old[i-1].base+old[i-1].size > base {
 		return fmt.Errorf("bus range %#x+%#x: %w", base, size, ErrOverlap)
 	}
-	if i < len(b.ranges) && b.ranges[i].base < base+size {
+	if i < len(old) && old[i].base < base+size {
 		return fmt.Errorf("bus range %#x+%#x: %w", base, size, ErrOverlap)
 	}
-	b.ranges = append(b.ranges, nil)
-	copy(b.ranges[i+1:], b.ranges[i:])
-	b.ranges[i] = &slot{base: base, size: size, dev: d}
+	slots := make([]*slot, 0, len(old)+1)
+	slots = append(slots, old[:i]...)
+	slots = append(slots, &slot{base: base, size: size, dev: d})
+	slots = append(slots, old[i:]...)
+	b.table.Store(&table{slots: slots})
 	return nil
 }
 
-// find returns the device covering [addr, addr+n) and the offset into it.
+// find returns the device covering [addr, addr+n) and the offset into it:
+// a binary search of the published table, with no lock, no allocation and
+// no call through a closure.
 func (b *Bus) find(addr uint64, n int) (*slot, uint64, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	i := sort.Search(len(b.ranges), func(i int) bool { return b.ranges[i].base > addr }) - 1
-	if i < 0 {
+	t := b.table.Load()
+	if t == nil {
 		return nil, 0, false
 	}
-	s := b.ranges[i]
+	// lo ends as the number of slots whose base is at or below addr.
+	lo, hi := 0, len(t.slots)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.slots[m].base <= addr {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return nil, 0, false
+	}
+	s := t.slots[lo-1]
 	off := addr - s.base
 	if off >= s.size || uint64(n) > s.size-off {
 		return nil, 0, false
@@ -151,9 +182,9 @@ func (b *Bus) contain(s *slot, data []byte) {
 	if !s.failed.CompareAndSwap(false, true) {
 		return
 	}
-	b.mu.RLock()
+	b.mu.Lock()
 	w := b.warn
-	b.mu.RUnlock()
+	b.mu.Unlock()
 	msg := fmt.Sprintf("%s at %#x failed: %v; it reads as zero and ignores writes from now on, and the guest goes on", deviceName(s.dev), s.base, f)
 	if w == nil {
 		fmt.Fprintf(os.Stderr, "tandem: warning: %s\n", msg)

@@ -181,8 +181,22 @@ func exitUnion[T any](c *VCPU) *T { return (*T)(unsafe.Pointer(&c.run[exitUnionO
 
 // Run enters the guest until the next exit and returns the exit reason.
 // A signal that interrupts the vCPU (see SetImmediateExit) returns ExitIntr.
+//
+// KVM_RUN is issued as a raw system call: the calling goroutine keeps its
+// scheduler P for as long as the guest runs, as a C VMM's thread simply
+// stays its own. Through the runtime's ordinary system call path the P is
+// detached on the way in and must be won back on the way out; when
+// another thread has taken it meanwhile (the guest ran for long enough,
+// or other goroutines were ready), the vCPU thread waits on the scheduler
+// and futex wake-ups before it can handle the exit, which measured as most
+// of the difference between a Go and a C exit path. The cost moves to the
+// caller: each running vCPU holds a P, so the process needs that many Ps
+// beyond those its other goroutines use (vmm raises GOMAXPROCS), and the
+// runtime's preemption signal (SIGURG, for garbage collection and its
+// 10 ms time slices) ends KVM_RUN with ExitIntr, after which the caller
+// simply enters again.
 func (c *VCPU) Run() (uint32, error) {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(c.fd), reqRun, 0)
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(c.fd), reqRun, 0)
 	switch e {
 	case 0:
 		return c.header().ExitReason, nil

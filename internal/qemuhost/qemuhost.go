@@ -123,6 +123,14 @@ type Options struct {
 	// 2.0: the TIS interface, which the x86 host's tpm_tis drives as
 	// /dev/tpmrm0.
 	TPM string
+	// Icount runs the host with a virtual clock that counts
+	// instructions (QEMU's -icount shift=0,sleep=off: one nanosecond
+	// each, and idle time skipped) on one emulation thread, so that
+	// times measured inside the host are what the host's CPUs executed
+	// and no longer depend on how busy this machine is. Benchmarks
+	// compare programs this way; it says nothing of the host's real
+	// speed.
+	Icount bool
 }
 
 // Result is what a run produced.
@@ -698,6 +706,16 @@ func lookupArch(name string) (arch, error) {
 
 func (a arch) args(opt Options, kernel, initrd string) []string {
 	args := append([]string{}, a.machine...)
+	if opt.Icount {
+		// Counting instructions needs one emulation thread for all
+		// CPUs (QEMU refuses icount with thread=multi).
+		for i, v := range args {
+			if v == "tcg,thread=multi" {
+				args[i] = "tcg,thread=single"
+			}
+		}
+		args = append(args, "-icount", "shift=0,sleep=off")
+	}
 	args = append(args,
 		"-smp", strconv.Itoa(opt.CPUs), "-m", opt.Memory,
 		"-nodefaults", "-no-user-config", "-display", "none",

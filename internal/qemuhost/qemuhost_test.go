@@ -2,6 +2,7 @@ package qemuhost
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,5 +279,27 @@ func TestLines(t *testing.T) {
 				t.Errorf("lines = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestArgsIcount: Options.Icount gives every host architecture QEMU's
+// instruction-counting clock on one emulation thread, and leaves the
+// multi-threaded emulation alone otherwise.
+func TestArgsIcount(t *testing.T) {
+	for _, name := range []string{"x86_64", "arm64", Arm64GICv2} {
+		for _, icount := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s icount=%v", name, icount), func(t *testing.T) {
+				a, err := lookupArch(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				args := strings.Join(a.args(Options{Icount: icount, CPUs: 2, Memory: "1G"}, "k", "i"), " ")
+				wantIcount := strings.Contains(args, "-icount shift=0,sleep=off") && strings.Contains(args, "tcg,thread=single")
+				wantMulti := strings.Contains(args, "tcg,thread=multi") && !strings.Contains(args, "-icount")
+				if icount && !wantIcount || !icount && !wantMulti {
+					t.Errorf("args(Icount: %v) = %s", icount, args)
+				}
+			})
+		}
 	}
 }

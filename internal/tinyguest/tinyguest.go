@@ -10,7 +10,9 @@ import (
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
 
-// Guest is a real-mode VM with 64 KiB of RAM at 0 and its code at CodeAddr.
+// Guest is a VM with 64 KiB of RAM at 0 and one vCPU starting at
+// CodeAddr: in real mode on an x86 host, at EL1 with the MMU off on an
+// arm64 host.
 type Guest struct {
 	Sys *kvm.System
 	VM  *kvm.VM
@@ -23,6 +25,9 @@ const (
 	RAMSize = 0x10000
 	// CodeAddr is where the code is placed and where the vCPU starts.
 	CodeAddr = 0x1000
+	// MMIOAddr is where the MMIO loops write: outside RAM, so each write
+	// exits to the VMM.
+	MMIOAddr = 0x20000
 )
 
 // Loop is the exit-latency guest: an endless port write.
@@ -38,6 +43,14 @@ var Loop = []byte{0xee, 0xeb, 0xfd}
 //	1005: a2 00 00        mov  [0x0], al       ; MMIO write
 //	1008: eb fb           jmp  0x1005
 var MMIOLoop = []byte{0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xa2, 0x00, 0x00, 0xeb, 0xfb}
+
+// ARM64MMIOLoop is MMIOLoop for an arm64 guest. x1 holds MMIOAddr (set
+// by New); a single-register store has a valid syndrome, so KVM hands it
+// to the VMM as an MMIO exit.
+//
+//	1000: b9000020  str  w0, [x1]
+//	1004: 17ffffff  b    0x1000
+var ARM64MMIOLoop = []byte{0x20, 0x00, 0x00, 0xb9, 0xff, 0xff, 0xff, 0x17}
 
 // New creates the guest with code at CodeAddr. Close releases it.
 func New(code []byte) (*Guest, error) {
@@ -71,16 +84,7 @@ func (g *Guest) build(code []byte) error {
 	if g.CPU, err = g.VM.CreateVCPU(0); err != nil {
 		return err
 	}
-	sr, err := g.CPU.GetSregs()
-	if err != nil {
-		return err
-	}
-	// Real mode, flat: CS base 0 so RIP is the physical address.
-	sr.CS.Base, sr.CS.Selector = 0, 0
-	if err := g.CPU.SetSregs(sr); err != nil {
-		return err
-	}
-	return g.CPU.SetRegs(kvm.Regs{RIP: CodeAddr, RFLAGS: 2})
+	return g.reset()
 }
 
 // Close releases the vCPU, the VM and the RAM.

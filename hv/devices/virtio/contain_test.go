@@ -114,3 +114,32 @@ func TestWorkerPanicNeedsReset(t *testing.T) {
 		t.Errorf("a failed console still transmitted: used = %v", used)
 	}
 }
+
+// TestNotifyQueuePanicContained: a device model that panics while serving
+// a notification that came through NotifyQueue (an ioeventfd, on a
+// goroutine of the VMM's, with no vCPU below it) is failed as on a vCPU
+// thread, and the panic goes no further.
+func TestNotifyQueuePanicContained(t *testing.T) {
+	dev := &buggyRNG{RNG: NewRNG()}
+	d := newDriver(t, dev)
+	var warn bytes.Buffer
+	d.mmio.SetWarnings(&warn)
+	d.start(allRingFeatures, 1, 8)
+	dev.armed.Store(true)
+	d.add(d.q[0], buf{d.allocate(16), 16, true})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.mmio.NotifyQueue(0)
+	}()
+	<-done
+	if !d.mmio.Failed() {
+		t.Errorf("Failed() = false after a panic in NotifyQueue")
+	}
+	if s := d.status(); s&StatusDeviceNeedsReset == 0 {
+		t.Errorf("Status = %#x after the panic, want DEVICE_NEEDS_RESET", s)
+	}
+	if s := warn.String(); !strings.Contains(s, "buggyRNG).Notify (contain_test.go:") {
+		t.Errorf("warnings = %q, want one naming buggyRNG.Notify", s)
+	}
+}

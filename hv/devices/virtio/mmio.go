@@ -505,6 +505,25 @@ func (t *MMIO) resetLocked() {
 	t.needsReset.Store(false)
 }
 
+// QueueNotifyOffset is the offset of the QueueNotify register in a
+// transport's window (spec §4.2.2): a VMM that has KVM signal an eventfd
+// for writes there (KVM_IOEVENTFD) passes them on with NotifyQueue.
+const QueueNotifyOffset = regQueueNotify
+
+// Queues returns how many virtqueues the device has: the values a
+// driver may write to QueueNotify.
+func (t *MMIO) Queues() int { return len(t.max) }
+
+// NotifyQueue is a write of q to QueueNotify that reached the VMM other
+// than through Write: KVM signalled an eventfd for it (KVM_IOEVENTFD with
+// q as the datamatch), and the guest did not exit to the VMM at all. It
+// may run on any goroutine, concurrently with Write, and is contained as
+// Write is: a panic of the device model fails the device, not the VMM.
+func (t *MMIO) NotifyQueue(q uint32) {
+	defer t.contain(nil)
+	t.notify(q)
+}
+
 // notify passes a QueueNotify write to the device. Without
 // VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
 func (t *MMIO) notify(v uint32) {

@@ -295,3 +295,45 @@ func TestQueueNumbersOutOfRange(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifyQueue: a notification that arrives through NotifyQueue (an
+// ioeventfd) is served as a QueueNotify write is; one for a queue that
+// does not exist, or before the driver is ready, is ignored.
+func TestNotifyQueue(t *testing.T) {
+	tests := []struct {
+		name     string
+		start    bool
+		queue    uint32
+		wantUsed int
+	}{
+		{"request on queue 0", true, 0, 1},
+		{"queue past the last", true, 1, 0},
+		{"queue 0xffffffff", true, 0xffffffff, 0},
+		{"before DRIVER_OK", false, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDriver(t, NewRNG())
+			d.mmio.SetWarnings(&bytes.Buffer{})
+			if got := d.mmio.Queues(); got != 1 {
+				t.Fatalf("Queues() = %d, want 1", got)
+			}
+			var q *drvQueue
+			if tt.start {
+				d.start(allRingFeatures, 1, 8)
+				q = d.q[0]
+				d.add(q, buf{d.allocate(16), 16, true})
+			}
+			d.mmio.NotifyQueue(tt.queue)
+			if q == nil {
+				if s := d.status(); s != 0 {
+					t.Errorf("Status = %#x after an early notification, want 0", s)
+				}
+				return
+			}
+			if used := d.takeUsed(q); len(used) != tt.wantUsed {
+				t.Errorf("used ring = %v, want %d elements", used, tt.wantUsed)
+			}
+		})
+	}
+}

@@ -4,113 +4,270 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
-	"github.com/tandem-hv/tandem/internal/stats"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
-// bootCompare boots Debian's stock cloud kernel with the test guest's
-// initramfs under Tandem and under QEMU's microvm (-accel kvm), both inside
-// one emulated x86 host, interleaved, and times each from VMM start to the
-// guest's power-off after its last marker. Tandem's runs also report the
-// VMM's memory overhead (RSS minus guest RAM).
-func bootCompare(root, out string, rounds int) ([]row, error) {
-	g, err := e2e.PrepareGuest(root, out, "x86", "amd64")
-	if err != nil {
-		return nil, err
-	}
-	k, initrd, disk, tandem := g.Kernel, g.Initrd, g.Disk, g.Tandem
-	qemu, files, err := e2e.QEMUFiles()
-	if err != nil {
-		return nil, fmt.Errorf("carrying QEMU into the emulated host: %w", err)
-	}
-	files["/tandem"] = tandem
-	files["/guest/vmlinuz"] = k.Image
-	files["/guest/initrd"] = initrd
-	files["/guest/disk.img"] = disk
+// Targets of the boot comparison.
+const (
+	bootTarget     = 0.5 // VMM start to the guest's marker, ÷ QEMU's
+	peakRSSTarget  = 0.5 // peak resident memory of a 256 MiB guest, ÷ QEMU's
+	overheadBudget = 5.0 // MiB of resident memory beyond guest RAM
+)
 
-	const cmdline = "console=ttyS0 quiet panic=-1"
-	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /guest/disk.img,ro --report-memory", cmdline)
-	qemuCmd := fmt.Sprintf("%s -M microvm -accel kvm -cpu host -smp 2 -m 256M -nodefaults -no-user-config -display none -serial stdio -no-reboot "+
-		"-kernel /guest/vmlinuz -initrd /guest/initrd -append %q "+
-		"-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk", qemu, cmdline)
-	// Each run's console goes to a file; only its timing line and the
-	// memory report reach the host console, which is slow to print.
-	script := fmt.Sprintf(`run() { # name, round, command
-	t0=$(cut -d' ' -f1 /proc/uptime)
-	timeout 300 sh -c "$3" >/tmp/$1.$2 2>&1
-	s=$?
-	t1=$(cut -d' ' -f1 /proc/uptime)
-	grep -q 'TANDEM-TEST done' /tmp/$1.$2 || s=99
-	echo "BENCH vmm=$1 round=$2 status=$s seconds=$(awk "BEGIN{print $t1-$t0}")"
-	grep TANDEM-VMM /tmp/$1.$2
-	[ $s = 0 ] || tail -20 /tmp/$1.$2
+// guestDone is the test guest's last marker (guests/testinit).
+const guestDone = "TANDEM-TEST done"
+
+// boot boots Debian's stock kernel with the test initramfs and disk under
+// Tandem and under QEMU in each emulated host, interleaved, through
+// benchrun, which times each from the VMM's start to the guest's last
+// marker and keeps its peak resident memory.
+func (b *bench) boot() error {
+	for _, arch := range b.arches {
+		if err := b.bootIn(arch); err != nil {
+			return fmt.Errorf("in the emulated %s host: %w", arch, err)
+		}
+	}
+	return nil
+}
+
+// bootRun is what one round of one VMM gave.
+type bootRun struct {
+	status          int
+	seconds, marker float64
+	maxRSSKiB       float64
+	// overheadKiB is the resident memory beyond guest RAM when the
+	// marker came (benchrun, from outside), overheadFileKiB its part
+	// backed by files.
+	overheadKiB, overheadFileKiB float64
+	spans                        []vmm.Span
+	haveMem, haveSpan            bool
+	io                           []string // the I/O guest's result lines, after its marker
+}
+
+func (b *bench) bootIn(arch string) error {
+	ga := goarch(arch)
+	g, err := e2e.PrepareGuest(b.root, b.out, cacheArch(arch), ga)
+	if err != nil {
+		return err
+	}
+	runner, err := b.goBuild("./internal/cmd/benchrun", ga, false)
+	if err != nil {
+		return err
+	}
+	peer, err := peerFor(arch)
+	if err != nil {
+		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
+	}
+	files := g.Files()
+	files["/bin/benchrun"] = runner
+	for k, v := range peer.files {
+		files[k] = v
+	}
+	cmdline := "console=ttyS0 quiet panic=-1"
+	if arch == "arm64" {
+		cmdline = "console=ttyAMA0 quiet panic=-1"
+	}
+	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /guest/disk.img,ro --report-memory --timeline", cmdline)
+	runs, res, err := b.runPairs(arch, "boot", files, "", tandemCmd, peer.name, peer.command(cmdline, "-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk"), guestDone)
+	if err != nil {
+		return err
+	}
+	var tBoot, pBoot, tRSS, pRSS, over, overFile, pOver []float64
+	for k, r := range runs {
+		ok := r.status == 0 && r.marker > 0
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench: %s round %d did not reach its guest's last marker (status %d); left out\n", k.vmm, k.round, r.status)
+			continue
+		}
+		if k.vmm == "tandem" {
+			tBoot, tRSS = append(tBoot, r.marker), append(tRSS, r.maxRSSKiB)
+			if r.haveMem {
+				over, overFile = append(over, r.overheadKiB), append(overFile, r.overheadFileKiB)
+			}
+		} else {
+			pBoot, pRSS = append(pBoot, r.marker), append(pRSS, r.maxRSSKiB)
+			if r.haveMem {
+				pOver = append(pOver, r.overheadKiB)
+			}
+		}
+	}
+	need := b.rounds/2 + 1
+	if len(tBoot) < need || len(pBoot) < need || len(over) < need {
+		return fmt.Errorf("too few complete runs (Tandem %d, %s %d, memory reports %d; want %d of each):\n%s", len(tBoot), peer.name, len(pBoot), len(over), need, res.Tail(30))
+	}
+	b.compare("boot", arch, "VMM start to guest marker", "s", peer.name, tBoot, pBoot, 1,
+		row{name: "VMM start → guest's last marker, " + arch, unit: "s", target: bootTarget, peerName: peer.name})
+	b.compare("boot", arch, "peak RSS, 256 MiB guest", "KiB", peer.name, tRSS, pRSS, 1.0/1024,
+		row{name: "peak RSS, 256 MiB guest, " + arch, unit: "MiB", target: peakRSSTarget, peerName: peer.name})
+	for i, v := range over {
+		b.samples = append(b.samples, sample{"boot", arch, "VMM overhead RSS (non-guest mappings)", "tandem", i + 1, v, "KiB"},
+			sample{"boot", arch, "VMM overhead RSS, file-backed part", "tandem", i + 1, overFile[i], "KiB"})
+	}
+	// QEMU's guest RAM is not one mapping of exactly the guest's size,
+	// so the same rule counts it in: its number is kept in the CSV only.
+	for i, v := range pOver {
+		b.samples = append(b.samples, sample{"boot", arch, "VMM overhead RSS (non-guest mappings)", peer.name, i + 1, v, "KiB"})
+	}
+	b.rows = append(b.rows,
+		row{name: "VMM overhead, RSS of non-guest mappings at the marker, " + arch, tandem: median(over) / 1024, unit: "MiB", target: overheadBudget, absolute: true},
+		row{name: "  of which file-backed (the tandem binary's pages)", tandem: median(overFile) / 1024, unit: "MiB", report: true})
+	b.timelines[arch] = bootBars(runs, peer.name)
+	return nil
+}
+
+// runPairs runs tandemCmd and peerCmd in turn, b.rounds times, in one boot
+// of the emulated host, each through benchrun with marker as the end of
+// its timed part, after setup (shell commands run once). It returns each
+// round's results; the whole console goes to build/bench/NAME-console-ARCH.log.
+func (b *bench) runPairs(arch, name string, files map[string]string, setup, tandemCmd, peerName, peerCmd, marker string) (map[vmmKey]*bootRun, *qemuhost.Result, error) {
+	// Each VMM's console goes to a file; only benchrun's line, Tandem's
+	// memory report and timeline, and the guest's results reach the
+	// host's console.
+	script := fmt.Sprintf(`%s
+run() { # vmm, round, command
+	echo "BENCH-BEGIN vmm=$1 round=$2"
+	/bin/benchrun -marker %q -guest-mib 256 -log /tmp/$1.$2 -echo %s -echo TANDEM-VMM -echo TANDEM-IO -- sh -c "exec $3"
+	grep -q %q /tmp/$1.$2 || tail -20 /tmp/$1.$2
 }
 r=1
 while [ $r -le %d ]; do
 	run tandem $r %q
-	run qemu $r %q
+	run peer $r %q
 	r=$((r+1))
 done
-`, rounds, tandemCmd, qemuCmd)
-	fmt.Fprintf(os.Stderr, "bench: booting the emulated x86 host for %d interleaved rounds of Tandem and QEMU microvm\n", rounds)
+`, setup, marker, strings.TrimSpace(vmm.TimelinePrefix), marker, b.rounds, tandemCmd, peerCmd)
+	fmt.Fprintf(os.Stderr, "bench: %s: Tandem and %s, %d interleaved rounds, in an emulated %s host\n", name, peerName, b.rounds, arch)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    arch,
 		Files:   files,
 		Script:  script,
-		Timeout: time.Duration(rounds) * 4 * time.Minute,
+		Memory:  "2G",
+		Timeout: time.Duration(b.rounds) * 8 * time.Minute,
 		Console: progress(),
+		Icount:  b.icountFor(arch, name),
 	})
+	if res != nil {
+		os.WriteFile(filepath.Join(b.out, name+"-console-"+arch+".log"), []byte(res.Output), 0o644)
+	}
 	if err != nil {
-		return nil, err
+		return nil, res, err
 	}
-	// A run that failed is reported and left out of the medians; a
-	// comparison needs most runs of both VMMs to have succeeded.
-	times := map[string][]float64{}
-	failed := map[string]int{}
-	for _, m := range benchLine.FindAllStringSubmatch(res.Output, -1) {
-		if m[3] != "0" {
-			failed[m[1]]++
-			fmt.Fprintf(os.Stderr, "bench: %s round %s failed (status %s); left out\n", m[1], m[2], m[3])
-			continue
-		}
-		v, _ := strconv.ParseFloat(m[4], 64)
-		times[m[1]] = append(times[m[1]], v)
-	}
-	var overhead, private []float64
-	for _, m := range memLine.FindAllStringSubmatch(res.Output, -1) {
-		total, _ := strconv.ParseFloat(m[1], 64)
-		file, _ := strconv.ParseFloat(m[2], 64)
-		overhead = append(overhead, total/1024)
-		private = append(private, (total-file)/1024)
-	}
-	need := rounds/2 + 1
-	if len(times["tandem"]) < need || len(times["qemu"]) < need || len(overhead) < need {
-		return nil, fmt.Errorf("too few successful runs (tandem %d, qemu %d, memory reports %d, want %d of each):\n%s",
-			len(times["tandem"]), len(times["qemu"]), len(overhead), need, res.Tail(30))
-	}
-	return []row{
-		{name: fmt.Sprintf("stock kernel boot to power-off, nested (median of %d/%d)", len(times["tandem"]), len(times["qemu"])),
-			tandem: stats.Median(times["tandem"]), peer: stats.Median(times["qemu"]), unit: "s", target: 0.9},
-		{name: "VMM memory overhead, RSS − guest RAM (median)", tandem: stats.Median(overhead), peer: 8, unit: "MiB", target: 1.0, absolute: true},
-		{name: "  of which private (RSS − guest RAM − shared binary)", tandem: stats.Median(private), unit: "MiB", report: true},
-	}, nil
+	return parseBootRuns(res.Output), res, nil
+}
+
+// vmmKey names one round of one VMM.
+type vmmKey struct {
+	vmm   string
+	round int
 }
 
 var (
-	benchLine = regexp.MustCompile(`BENCH vmm=(\w+) round=(\d+) status=(\d+) seconds=([0-9.]+)`)
-	memLine   = regexp.MustCompile(`TANDEM-VMM rss-kib=\d+ guest-rss-kib=\d+ overhead-kib=(\d+) file-kib=(\d+)`)
+	beginLine    = regexp.MustCompile(`BENCH-BEGIN vmm=(\w+) round=(\d+)`)
+	benchrunLine = regexp.MustCompile(`BENCHRUN status=(-?\d+) seconds=([0-9.]+) marker-seconds=(-?[0-9.]+) maxrss-kib=(\d+)(?: overhead-kib=(\d+) overhead-file-kib=(\d+))?`)
 )
 
-// progress shows the timing lines of a bench's console as they come.
+// parseBootRuns reads the rounds back from the host's console: each
+// round's lines follow its BENCH-BEGIN line.
+func parseBootRuns(out string) map[vmmKey]*bootRun {
+	runs := map[vmmKey]*bootRun{}
+	var cur *bootRun
+	for _, l := range strings.Split(out, "\n") {
+		if m := beginLine.FindStringSubmatch(l); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			cur = &bootRun{status: -1}
+			runs[vmmKey{m[1], n}] = cur
+			continue
+		}
+		if cur == nil {
+			continue
+		}
+		if m := benchrunLine.FindStringSubmatch(l); m != nil {
+			cur.status, _ = strconv.Atoi(m[1])
+			cur.seconds, _ = strconv.ParseFloat(m[2], 64)
+			cur.marker, _ = strconv.ParseFloat(m[3], 64)
+			cur.maxRSSKiB, _ = strconv.ParseFloat(m[4], 64)
+			if m[5] != "" {
+				cur.overheadKiB, _ = strconv.ParseFloat(m[5], 64)
+				cur.overheadFileKiB, _ = strconv.ParseFloat(m[6], 64)
+				cur.haveMem = true
+			}
+		} else if s, ok := vmm.ParseTimelineLine(l); ok {
+			cur.spans = append(cur.spans, s)
+			cur.haveSpan = true
+		} else if i := strings.Index(l, ioMarker); i >= 0 {
+			cur.io = append(cur.io, strings.TrimSpace(l[i+len(ioMarker):]))
+		}
+	}
+	return runs
+}
+
+// bootBars is the timeline picture's bars: Tandem's steps (each the
+// median over the rounds of its length, laid end to end), then the
+// guest's own boot to its marker; the peer's whole run as one span.
+func bootBars(runs map[vmmKey]*bootRun, peerName string) []timelineBar {
+	var order []string
+	lengths := map[string][]float64{}
+	var guest, peer []float64
+	keys := make([]vmmKey, 0, len(runs))
+	for k := range runs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].round < keys[j].round })
+	for _, k := range keys {
+		r := runs[k]
+		if r.status != 0 || r.marker <= 0 {
+			continue
+		}
+		if k.vmm != "tandem" {
+			peer = append(peer, r.marker)
+			continue
+		}
+		end := 0.0
+		for _, s := range r.spans {
+			if _, ok := lengths[s.Name]; !ok {
+				order = append(order, s.Name)
+			}
+			lengths[s.Name] = append(lengths[s.Name], (s.End - s.Start).Seconds())
+			end = max(end, s.End.Seconds())
+		}
+		guest = append(guest, r.marker-end)
+	}
+	var t timelineBar
+	t.Label = "Tandem"
+	at := 0.0
+	for _, n := range order {
+		d := median(lengths[n])
+		t.Spans = append(t.Spans, plotSpan{Name: "Tandem: " + n, Start: at, End: at + d})
+		at += d
+	}
+	if len(guest) > 0 {
+		d := median(guest)
+		t.Spans = append(t.Spans, plotSpan{Name: "guest kernel and init, to the marker", Start: at, End: at + d})
+	}
+	bars := []timelineBar{t}
+	if len(peer) > 0 {
+		bars = append(bars, timelineBar{Label: peerName, Spans: []plotSpan{{Name: peerName + ": VMM start to the marker (one span)", Start: 0, End: median(peer)}}})
+	}
+	return bars
+}
+
+// progress shows the result lines of a bench's console as they come.
 func progress() *qemuhost.Lines {
 	return qemuhost.NewLines(func(l string) {
-		if strings.Contains(l, "BENCH ") || strings.Contains(l, "TANDEM-VMM") {
-			fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
+		for _, p := range []string{"BENCH", "EXITS", "TANDEM-VMM"} {
+			if strings.Contains(l, p) {
+				fmt.Fprintf(os.Stderr, "bench: %s\n", strings.TrimSpace(l))
+				return
+			}
 		}
 	})
 }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tandem-hv/tandem/internal/e2e"
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// ioMarker starts the I/O guest's result lines (guests/iobench).
+const ioMarker = "TANDEM-IO "
+
+// ioDiskMiB is the size of the disk the block tests read and write.
+const ioDiskMiB = 64
+
+// ioMetric is one number of the I/O guest's, compared between the VMMs.
+type ioMetric struct {
+	device, key, name, unit string
+	// gated metrics are in the targets (≥ the peer's); the others are
+	// compared and shown, with the same direction, to say where Tandem
+	// stands.
+	gated bool
+}
+
+var ioMetrics = []ioMetric{
+	{"blk", "randread-qd32-iops", "virtio-blk 4 KiB random read, QD32", "IOPS", true},
+	{"blk", "randread-qd1-iops", "virtio-blk 4 KiB random read, QD1", "IOPS", false},
+	{"blk", "randwrite-qd32-iops", "virtio-blk 4 KiB random write, QD32", "IOPS", false},
+	{"blk", "randwrite-qd1-iops", "virtio-blk 4 KiB random write, QD1", "IOPS", false},
+	{"blk", "seq-read-MBps", "virtio-blk 1 MiB sequential read", "MB/s", true},
+	{"blk", "seq-write-MBps", "virtio-blk 1 MiB sequential write", "MB/s", true},
+}
+
+// io runs guests/iobench under Tandem and under the peer in the emulated
+// arm64 board, interleaved: the same kernel, the same requests on a disk
+// of the same size in the host's memory.
+//
+// Only on the arm64 board: the x86 host's guests run on the wall clock
+// (see icountFor), where one round of these tests under software
+// emulation takes many minutes on a machine of the CI's kind.
+func (b *bench) io() error {
+	for _, arch := range b.arches {
+		if !b.icountFor(arch, "io") {
+			fmt.Fprintf(os.Stderr, "bench: io: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", arch)
+			continue
+		}
+		if err := b.ioIn(arch); err != nil {
+			return fmt.Errorf("in the emulated %s host: %w", arch, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) ioIn(arch string) error {
+	ga := goarch(arch)
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return err
+	}
+	k, err := e2e.CachedKernel(cache, cacheArch(arch))
+	if err != nil {
+		return err
+	}
+	initrd := filepath.Join(b.out, "initrd-iobench-"+ga)
+	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, []string{"virtio_mmio", "virtio_blk"}); err != nil {
+		return fmt.Errorf("building the I/O guest: %w", err)
+	}
+	tandem, err := b.goBuild("./cmd/tandem", ga, false)
+	if err != nil {
+		return err
+	}
+	runner, err := b.goBuild("./internal/cmd/benchrun", ga, false)
+	if err != nil {
+		return err
+	}
+	peer, err := peerFor(arch)
+	if err != nil {
+		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
+	}
+	files := map[string]string{"/tandem": tandem, "/bin/benchrun": runner, "/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
+	for k, v := range peer.files {
+		files[k] = v
+	}
+	cmdline := "console=ttyS0 quiet panic=-1 tandem.io=blk"
+	if arch == "arm64" {
+		cmdline = "console=ttyAMA0 quiet panic=-1 tandem.io=blk"
+	}
+	setup := fmt.Sprintf("dd if=/dev/zero of=/tmp/io.img bs=1M count=%d 2>/dev/null", ioDiskMiB)
+	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /tmp/io.img", cmdline)
+	peerCmd := peer.command(cmdline, "-drive id=io,file=/tmp/io.img,format=raw,if=none -device virtio-blk-device,drive=io")
+	runs, res, err := b.runPairs(arch, "io", files, setup, tandemCmd, peer.name, peerCmd, ioMarker+"done")
+	if err != nil {
+		return err
+	}
+	vals := map[string]map[string][]float64{"tandem": {}, "peer": {}}
+	for key, r := range runs {
+		if r.status != 0 || r.marker <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: io: %s round %d did not finish (status %d): %q; left out\n", key.vmm, key.round, r.status, r.io)
+			continue
+		}
+		for _, l := range r.io {
+			dev, rest, _ := strings.Cut(l, " ")
+			for _, w := range strings.Fields(rest) {
+				k, v, ok := strings.Cut(w, "=")
+				if f, err := strconv.ParseFloat(v, 64); ok && err == nil {
+					vals[key.vmm][dev+" "+k] = append(vals[key.vmm][dev+" "+k], f)
+				}
+			}
+		}
+	}
+	need := b.rounds/2 + 1
+	for _, m := range ioMetrics {
+		t, p := vals["tandem"][m.device+" "+m.key], vals["peer"][m.device+" "+m.key]
+		if len(t) < need || len(p) < need {
+			return fmt.Errorf("%s: %d Tandem and %d %s results, want %d of each:\n%s", m.name, len(t), len(p), peer.name, need, res.Tail(30))
+		}
+		r := row{name: m.name + ", " + arch, unit: m.unit, target: 1.0, atLeast: true, peerName: peer.name}
+		if !m.gated {
+			r.name += " (not a target)"
+		}
+		b.compare("io", arch, m.name, m.unit, peer.name, t, p, 1, r)
+	}
+	return nil
+}
