@@ -92,6 +92,9 @@ func TestSetupVCPULongMode(t *testing.T) {
 	}{{4, 0x11223344}, {1, loaderUndefined}}
 	for i, w := range want {
 		reason, err := cpu.Run()
+		for err == nil && reason == kvm.ExitIntr {
+			reason, err = cpu.Run() // a signal (Go's preemption) interrupted KVM_RUN
+		}
 		if err != nil {
 			t.Fatalf("Run() = %v", err)
 		}
