@@ -54,13 +54,14 @@ RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qem
 # again as 32-bit ARM (an ARMv7 host), where an int is 32 bits wide.
 ARM_PKGS  = ./hv/bus/... ./hv/mem/... ./hv/devices/... ./arch/...
 
-# Every fuzz target of the device models, one after another, each for
-# FUZZTIME; it prints how many inputs each ran. `make test` runs them for
-# 3 s each (about a minute and a half in all, builds included).
+# Every fuzz target of the device models, each for FUZZTIME, FUZZJOBS of
+# them at once; it prints how many inputs each ran. `make test` runs them
+# for 3 s each (about a minute and a half in all, builds included).
 FUZZTIME ?= 10m
+FUZZJOBS ?= 1
 
 fuzz:
-	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+	@FUZZTIME=$(FUZZTIME) FUZZJOBS=$(FUZZJOBS) GO=$(GO) scripts/fuzz.sh
 
 test: deps testdata vet
 	@mkdir -p $(BUILD) && rm -f $(REPORT)

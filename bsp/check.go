@@ -54,15 +54,7 @@ func cpuCanHost(b *platforms.Board, f *hostdt.Facts) Item {
 	it := Item{Check: "CPU virtualization extensions", OK: true}
 	clusters := f.Clusters()
 	it.Detail = hostdt.ClusterString(clusters)
-	var lacking, unknown []platforms.Cluster
-	for _, c := range clusters {
-		switch virt, known := cpuVirt(c.Compatible); {
-		case !known:
-			unknown = append(unknown, c)
-		case !virt:
-			lacking = append(lacking, c)
-		}
-	}
+	lacking, unknown := virtLacking(clusters)
 	switch {
 	case len(clusters) == 0:
 		it.OK = false

@@ -105,15 +105,7 @@ func JudgeDTB(data []byte, file string) (Verdict, *hostdt.Facts, error) {
 func Judge(f *hostdt.Facts) Verdict {
 	clusters := f.Clusters()
 	cores := hostdt.ClusterCounts(clusters)
-	var lacking, unknown []platforms.Cluster
-	for _, c := range clusters {
-		switch virt, known := cpuVirt(c.Compatible); {
-		case !known:
-			unknown = append(unknown, c)
-		case !virt:
-			lacking = append(lacking, c)
-		}
-	}
+	lacking, unknown := virtLacking(clusters)
 	gic := f.GIC
 	switch {
 	case len(lacking) > 0:
@@ -223,6 +215,20 @@ var (
 		"marvell,sheeva-v5": true, "marvell,feroceon": true, "marvell,mohawk": true, "marvell,xscale": true,
 	}
 )
+
+// virtLacking sorts out the clusters whose cores lack the
+// virtualization extensions and those whose cores Tandem does not know.
+func virtLacking(clusters []platforms.Cluster) (lacking, unknown []platforms.Cluster) {
+	for _, c := range clusters {
+		switch virt, known := cpuVirt(c.Compatible); {
+		case !known:
+			unknown = append(unknown, c)
+		case !virt:
+			lacking = append(lacking, c)
+		}
+	}
+	return lacking, unknown
+}
 
 // cpuVirt says whether cores of compatible c have the virtualization
 // extensions, and whether Tandem knows the core at all.

@@ -1,33 +1,57 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the device models (hv/...) and of the fuzz
-# input decoder they share, one after another, each for FUZZTIME (10m by
-# default), and prints how many inputs each one ran. A target that finds
-# a crasher fails the run; Go writes the input to the package's
-# testdata/fuzz/<target>/, where it becomes a seed once the bug is fixed.
+# input decoder they share, each for FUZZTIME (10m by default), and prints
+# how many inputs each one ran. FUZZJOBS targets run at once (1 by
+# default); each then gets its share of the machine's cores as fuzzing
+# workers. A target that finds a crasher fails the run; Go writes the
+# input to the package's testdata/fuzz/<target>/, where it becomes a seed
+# once the bug is fixed.
 set -u
 FUZZTIME=${FUZZTIME:-10m}
+FUZZJOBS=${FUZZJOBS:-1}
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
-status=0
-summary=()
+workers=$(( $(nproc) / FUZZJOBS ))
+[ "$workers" -ge 1 ] || workers=1
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# fuzz_one PKG TARGET: runs one target and leaves its summary line in $out.
+fuzz_one() {
+	local pkg=$1 target=$2 log="$out/$2.log" result=ok execs
+	if ! $GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -parallel "$workers" "$pkg" >"$log" 2>&1; then
+		result=FAILED
+		cat "$log"
+	fi
+	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+	printf '%-8s %-28s %-28s %12s execs in %s\n' "$result" "$target" "$pkg" "${execs:-0}" "$FUZZTIME" >"$out/$target.line"
+	echo "fuzz: $(cat "$out/$target.line")"
+}
+
+targets=()
 for file in $(grep -rl --include='*_test.go' '^func Fuzz' hv internal/devfuzz | sort); do
-	pkg=./$(dirname "$file")
 	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$file"); do
-		log=$(mktemp)
-		if $GO test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1; then
-			result=ok
-		else
-			result=FAILED
-			status=1
-			cat "$log"
-		fi
-		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-		rm -f "$log"
-		line=$(printf '%-8s %-28s %-28s %12s execs in %s' "$result" "$target" "$pkg" "${execs:-0}" "$FUZZTIME")
-		echo "fuzz: $line"
-		summary+=("$line")
+		targets+=("./$(dirname "$file") $target")
 	done
 done
-echo "fuzz: summary"
-printf '  %s\n' "${summary[@]}"
+# The packages are built once, before the targets race to build them.
+$GO test -count=1 -run '^$' $(printf '%s\n' "${targets[@]}" | cut -d' ' -f1 | sort -u) >/dev/null
+running=0
+for t in "${targets[@]}"; do
+	fuzz_one $t &
+	running=$((running + 1))
+	if [ "$running" -ge "$FUZZJOBS" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+done
+wait
+echo "fuzz: summary (${#targets[@]} targets, $FUZZJOBS at a time, $workers workers each)"
+status=0
+for t in "${targets[@]}"; do
+	set -- $t
+	line=$(cat "$out/$2.line" 2>/dev/null || echo "FAILED   $2 (no result)")
+	echo "  $line"
+	case $line in FAILED*) status=1 ;; esac
+done
 exit $status
