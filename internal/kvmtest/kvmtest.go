@@ -58,7 +58,23 @@ const thisMachine = "this machine"
 // With -short, where that would take minutes, the test is skipped.
 func Here(t *testing.T) bool {
 	t.Helper()
-	inHost := os.Getenv(inHostEnv) != ""
+	return HereWith(t, nil)
+}
+
+// carriedDir is where files carried into the emulated host are.
+const carriedDir = "/kvmtest"
+
+// InEmulatedHost reports whether this is the test binary running inside
+// the emulated host, where files a test builds on this machine (with
+// tools the host lacks) come carried (HereWith).
+func InEmulatedHost() bool { return os.Getenv(inHostEnv) != "" }
+
+// HereWith is Here for a test that needs files it made on this machine:
+// files maps a name to a path, and when the test goes to the emulated
+// host the files go with it. There Carried gives their paths.
+func HereWith(t *testing.T, files map[string]string) bool {
+	t.Helper()
+	inHost := InEmulatedHost()
 	where := os.Getenv(WhereEnv)
 	switch {
 	case where != "" && where != "here" && where != "host":
@@ -80,7 +96,7 @@ func Here(t *testing.T) bool {
 	}
 	qemuhost.RequireArch(t, arch)
 	start := time.Now()
-	ok, detail := runInHost(t, arch)
+	ok, detail := runInHost(t, arch, files)
 	outcome := "pass"
 	if !ok {
 		outcome = "fail"
@@ -88,6 +104,15 @@ func Here(t *testing.T) bool {
 	testenv.Record(testenv.Event{Kind: "kvm", Test: t.Name(), Where: "emulated " + arch + " host", Outcome: outcome,
 		Seconds: time.Since(start).Seconds(), Detail: detail})
 	return false
+}
+
+// Carried is the path of a file HereWith carried as name: in the
+// emulated host, where it was put; on this machine, path itself.
+func Carried(name, path string) string {
+	if InEmulatedHost() {
+		return carriedDir + "/" + name
+	}
+	return path
 }
 
 // result is how t ended, for the report.
@@ -103,10 +128,14 @@ func result(t *testing.T) string {
 
 // runInHost runs t's test in an emulated host and reports on t. It
 // returns whether the test passed there and, if not, why in a line.
-func runInHost(t *testing.T, arch string) (bool, string) {
+func runInHost(t *testing.T, arch string, files map[string]string) (bool, string) {
 	bin, err := staticTestBinary(t)
 	if err != nil {
 		t.Fatalf("the test binary for the emulated %s host: %v", arch, err)
+	}
+	carry := map[string]string{"/bin/kvmtest.test": bin}
+	for name, path := range files {
+		carry[carriedDir+"/"+name] = path
 	}
 	script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
 		inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(RunPattern(t.Name())), hostTimeout)
@@ -114,7 +143,7 @@ func runInHost(t *testing.T, arch string) (bool, string) {
 	log := hostLog(t)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    arch,
-		Files:   map[string]string{"/bin/kvmtest.test": bin},
+		Files:   carry,
 		Script:  script,
 		Memory:  hostMemory,
 		Console: log,

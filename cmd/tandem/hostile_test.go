@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/hostileguest"
+	"github.com/tandem-hv/tandem/internal/kvmtest"
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+// TestHostileGuest runs the hostile guest (internal/hostileguest) under
+// `tandem run`, sandboxed as every VMM is: it writes garbage into every
+// register and queue of its virtio-blk (a read-only disk), virtio-console
+// and virtio-rng, into empty device slots, the 16550, the i8042 and the
+// ACPI registers, with its queues' rings in garbage, past the end of its
+// RAM and wrapping, and changed after each notification. Then it resets
+// each virtio device and uses it. What the test checks:
+//   - the VMM survives and the guest ends as it asked, by powering off;
+//   - after the attack every device works again once reset: the disk's
+//     first sector reads back, virtio-console prints, virtio-rng answers;
+//   - each device's failures are logged (DEVICE_NEEDS_RESET), and the log
+//     stays bounded: far fewer lines than the guest made accesses;
+//   - no device model panicked, and the read-only disk is unchanged.
+func TestHostileGuest(t *testing.T) {
+	var kernel string
+	if !kvmtest.InEmulatedHost() {
+		for _, tool := range hostileguest.Tools {
+			testenv.RequireCommand(t, tool, map[string]string{"gcc": "gcc", "objcopy": "binutils"}[tool])
+		}
+		var err error
+		if kernel, err = hostileguest.Build(t.TempDir()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !kvmtest.HereWith(t, map[string]string{"hostile.bzImage": kernel}) {
+		return // it ran in an emulated host
+	}
+	kernel = kvmtest.Carried("hostile.bzImage", kernel)
+
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	sector := []byte("TANDEM-DISK-SECTOR-ZERO: the hostile guest reads this back\n")
+	content := append(append([]byte(nil), sector...), make([]byte, 1<<20-len(sector))...)
+	if err := os.WriteFile(disk, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "run", "--kernel", kernel, "--memory", strconv.Itoa(hostileguest.MemoryMiB)+"M",
+		"--cmdline", "rounds=3", "--disk", disk+",ro")
+	cmd.Env = append(os.Environ(), asTandemEnv+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the hostile guest did not end within 5 minutes\nconsole:\n%s\nVMM log:\n%s", stdout.String(), tail(stderr.String(), 40))
+	}
+	console := strings.ReplaceAll(stdout.String(), "\r", "")
+	log := stderr.String()
+	t.Logf("the hostile guest ran for %v; its lines:\n%s", time.Since(start).Round(time.Millisecond), markerLines(console))
+	if err != nil {
+		t.Fatalf("tandem run ended with %v, want status 0 (the guest's power-off)\nconsole:\n%s\nVMM log:\n%s", err, console, tail(log, 40))
+	}
+
+	checks := []struct{ name, want string }{
+		{"the attack ran to its end", hostileguest.GarbageDone},
+		{"the 16550 works after garbage and a re-initialisation", "HOSTILE: uart works"},
+		{"the read-only disk reads back after its reset", "HOSTILE: disk works: TANDEM-DISK-SECTOR-ZERO"},
+		{"virtio-console prints after its reset", "HOSTILE: virtio-console works"},
+		{"virtio-rng answers after its reset", "HOSTILE: rng works: "},
+		{"every device worked", hostileguest.Done + " ok=3 failed=0"},
+	}
+	for _, c := range checks {
+		if !strings.Contains(console, c.want) {
+			t.Errorf("%s: the console lacks %q", c.name, c.want)
+		}
+	}
+	for _, dev := range []string{"virtio-blk", "virtio-console", "virtio-rng"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(dev) + `: .*device needs reset`).MatchString(log) {
+			t.Errorf("%s: no failure logged (device needs reset): the garbage never reached it", dev)
+		}
+	}
+	if strings.Contains(log, "device model failed") || strings.Contains(log, "panic") {
+		t.Errorf("a device model panicked:\n%s", tail(log, 40))
+	}
+	m := regexp.MustCompile(`garbage done: \d+ rounds, (\d+) register accesses`).FindStringSubmatch(console)
+	if m != nil {
+		accesses, _ := strconv.Atoi(m[1])
+		lines := strings.Count(log, "\n")
+		t.Logf("%d register accesses, %d lines of VMM log", accesses, lines)
+		if lines*50 > accesses {
+			t.Errorf("%d lines of VMM log for %d garbage accesses: want the log bounded (fewer than one line in 50)", lines, accesses)
+		}
+	}
+	if got, err := os.ReadFile(disk); err != nil || !bytes.Equal(got, content) {
+		t.Errorf("the read-only disk changed under the guest's garbage (%v)", err)
+	}
+}
+
+// markerLines are the console's lines of the hostile guest, without the
+// garbage it wrote through the 16550.
+func markerLines(console string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(console, "\n") {
+		if i := strings.Index(l, "HOSTILE"); i >= 0 {
+			b.WriteString("  " + l[i:] + "\n")
+		}
+	}
+	return b.String()
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
