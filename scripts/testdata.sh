@@ -6,7 +6,9 @@
 # state does no work.
 #
 # Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf,
-#                                        qemu-arm64 (make bench's peer VMM)
+#                                        arm64-cloud (the virt board's host
+#                                        with a TPM), qemu-arm64 (make
+#                                        bench's peer VMM)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -357,8 +359,11 @@ main() {
 		# The arm64 kernel has KVM built in and serves as host and guest.
 		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes; boot_pkgs ;;
 		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
+		# Debian's cloud arm64 kernel builds tpm_tis (its arm64 kernel
+		# does not): the QEMU virt board's host with a TPM.
+		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
 		qemu-arm64) setup_qemu_arm64 ;;
-		*) die "unknown architecture $a (want x86, arm64, armhf or qemu-arm64)" ;;
+		*) die "unknown architecture $a (want x86, arm64, arm64-cloud, armhf or qemu-arm64)" ;;
 		esac
 	done
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandem-hv/tandem/images/hostinit"
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/system/measure"
 )
 
 func init() {
@@ -153,7 +154,7 @@ func runSystem(manifest string, out, log io.Writer) error {
 					}
 				}
 				fmt.Fprintf(log, "\ntandem init: tandem.runfor=%v is up: status, then stopping the system\n", runFor)
-				stopSystem(sys, done, control, out, log)
+				stopSystem(sys, done, manifest, control, out, log)
 				return nil
 			}
 		}
@@ -163,7 +164,7 @@ func runSystem(manifest string, out, log io.Writer) error {
 			at = append(at, fmt.Sprintf("%s at %.1fs", m.guest, m.at.Seconds()))
 		}
 		fmt.Fprintf(log, "\ntandem init: tandem.until markers reached (%s): status, then stopping the system\n", strings.Join(at, ", "))
-		stopSystem(sys, done, control, out, log)
+		stopSystem(sys, done, manifest, control, out, log)
 		return nil
 	}
 }
@@ -195,12 +196,13 @@ func reportMissing(w io.Writer, m *marker, runFor time.Duration, logs func(strin
 // supervisor, killing it if it does not end within stopGrace. The table
 // goes out in one write, so the guests' lines, which the supervisor
 // prints on the same console meanwhile, do not land inside it.
-func stopSystem(sys *exec.Cmd, done <-chan error, control string, out, log io.Writer) {
+func stopSystem(sys *exec.Cmd, done <-chan error, manifest, control string, out, log io.Writer) {
 	var ps bytes.Buffer
 	if err := system.Control(control, "ps", nil, &ps); err != nil {
 		fmt.Fprintf(log, "tandem init: tandem ps: %v\n", err)
 	}
 	out.Write(ps.Bytes())
+	attestBoard(manifest, log)
 	sys.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -234,4 +236,45 @@ func cmdlineDuration(key string) (time.Duration, error) {
 		return 0, fmt.Errorf("kernel command line %s=%q: want a duration such as 30s", key, v)
 	}
 	return d, nil
+}
+
+// attestBoard compares the board's measurements with the prediction
+// tandem image build wrote into the image, as `tandem attest` does, when
+// the board has a TPM: the console then says whether what ran is what
+// was built. A board without a TPM, or an image without a prediction,
+// gets one line saying so.
+func attestBoard(manifest string, log io.Writer) {
+	if _, err := os.Stat(measure.DefaultTPM); err != nil {
+		fmt.Fprintf(log, "tandem init: attest: no TPM (%s): the guests were not measured\n", measure.DefaultTPM)
+		return
+	}
+	m, err := system.LoadManifest(manifest)
+	if err != nil {
+		fmt.Fprintf(log, "tandem init: attest: %v\n", err)
+		return
+	}
+	var b bytes.Buffer
+	err = func() error {
+		x, err := measure.LoadExpected(m.DefaultExpected())
+		if err != nil {
+			return err
+		}
+		events, err := readMeasurementLog(defaultMeasurementLog)
+		if err != nil {
+			return err
+		}
+		value, err := readTPMPCR(measure.DefaultTPM)
+		if err != nil {
+			return err
+		}
+		return attest(&b, x, events, value, measure.DefaultTPM, defaultMeasurementLog)
+	}()
+	for _, l := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		if l != "" {
+			fmt.Fprintf(log, "tandem init: attest: %s\n", l)
+		}
+	}
+	if err != nil && b.Len() == 0 {
+		fmt.Fprintf(log, "tandem init: attest: %v\n", err)
+	}
 }

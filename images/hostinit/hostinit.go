@@ -37,13 +37,16 @@ const (
 // own (platforms.Board.HostModules); those a kernel lacks or has built in
 // are skipped. The virtio drivers serve the QEMU virt board;
 // the MMC host drivers the SD cards of the ARM boards; ext4 the data
-// partition; tun the guests' network.
+// partition; tun the guests' network; tpm_tis the TPM the guests are
+// measured into (the QEMU virt board's tpm-tis-device, or a board's TIS
+// TPM; Debian builds it for amd64 and cloud-arm64, not its arm64 kernel).
 var Modules = []string{
 	"virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "virtio_rng",
 	"sunxi_mmc", "dw_mmc_exynos", "omap_hsmmc", "sdhci_omap", "sdhci_pltfm", "mmc_block",
 	"ahci", "sd_mod", "nvme",
 	"ext4", "crc32c_generic",
 	"tun",
+	"tpm_tis",
 }
 
 // Options say what goes into a host initramfs.
