@@ -17,9 +17,14 @@ type Guest struct {
 
 // Boot is a loaded guest: where everything went.
 type Boot struct {
-	// KernelAddr is where the zImage was loaded, and its entry point.
+	// KernelAddr is the entry point: where the zImage was loaded, an ELF
+	// executable's e_entry, or a raw image's load address.
 	KernelAddr uint64
-	ZImage     ZImage
+	// Thumb starts the boot vCPU in Thumb state (an ELF entry point
+	// with bit 0 set).
+	Thumb bool
+	// ZImage is the zImage's header (zero for an ELF or raw image).
+	ZImage ZImage
 	// DTBAddr is where WriteDeviceTree puts the device tree.
 	DTBAddr uint64
 	// InitrdAddr and InitrdSize locate the initrd (0 if none).
@@ -56,11 +61,11 @@ func dtbOffset(z ZImage, ramSize, initrdSize uint64) (uint64, error) {
 // Load loads g's zImage and initrd into m (laid out by MemoryRanges).
 // Errors name the file and what is wrong with it.
 func Load(m *mem.Memory, g Guest) (*Boot, error) {
-	regions := m.Regions()
-	if len(regions) != 1 || regions[0].GPA != RAMBase {
-		return nil, fmt.Errorf("guest memory is not laid out by arm32.MemoryRanges")
+	ramEnd, err := ramEndOf(m)
+	if err != nil {
+		return nil, err
 	}
-	ramSize := regions[0].Size
+	ramSize := ramEnd - RAMBase
 	// The zImage is read straight into guest RAM at its load address and
 	// parsed there: the VMM holds no copy of it on its heap.
 	k, err := readInto(m, RAMBase+ZImageOffset, ramSize-ZImageOffset, g.Kernel)
