@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tandem-hv/tandem/hv/mem"
+	"github.com/tandem-hv/tandem/internal/baremetal"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -44,73 +45,13 @@ func newMemory(t testing.TB, base, size uint64) *mem.Memory {
 	return m
 }
 
-// phdr is one program header of a built ELF file.
-type phdr struct {
-	typ                  elf.ProgType
-	off, vaddr, paddr    uint64
-	filesz, memsz, flags uint64
-}
-
-// buildELF lays out a little-endian ELF executable for t: the header,
-// the program headers, then body from offset 0x100.
-func buildELF(t Target, entry uint64, ph []phdr, body []byte) []byte {
-	le := binary.LittleEndian
-	is64 := t.Class == elf.ELFCLASS64
-	ehsize, phsize := 52, 32
-	if is64 {
-		ehsize, phsize = 64, 56
-	}
-	b := make([]byte, 0x100+len(body))
-	copy(b, elf.ELFMAG)
-	b[elf.EI_CLASS], b[elf.EI_DATA], b[elf.EI_VERSION] = byte(t.Class), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)
-	le.PutUint16(b[16:], uint16(elf.ET_EXEC))
-	le.PutUint16(b[18:], uint16(t.Machine))
-	le.PutUint32(b[20:], uint32(elf.EV_CURRENT))
-	if is64 {
-		le.PutUint64(b[24:], entry)
-		le.PutUint64(b[32:], uint64(ehsize)) // e_phoff
-		le.PutUint16(b[52:], uint16(ehsize))
-		le.PutUint16(b[54:], uint16(phsize))
-		le.PutUint16(b[56:], uint16(len(ph)))
-	} else {
-		le.PutUint32(b[24:], uint32(entry))
-		le.PutUint32(b[28:], uint32(ehsize))
-		le.PutUint16(b[40:], uint16(ehsize))
-		le.PutUint16(b[42:], uint16(phsize))
-		le.PutUint16(b[44:], uint16(len(ph)))
-	}
-	for i, p := range ph {
-		o := ehsize + i*phsize
-		if is64 {
-			le.PutUint32(b[o:], uint32(p.typ))
-			le.PutUint32(b[o+4:], uint32(p.flags))
-			le.PutUint64(b[o+8:], p.off)
-			le.PutUint64(b[o+16:], p.vaddr)
-			le.PutUint64(b[o+24:], p.paddr)
-			le.PutUint64(b[o+32:], p.filesz)
-			le.PutUint64(b[o+40:], p.memsz)
-		} else {
-			le.PutUint32(b[o:], uint32(p.typ))
-			le.PutUint32(b[o+4:], uint32(p.off))
-			le.PutUint32(b[o+8:], uint32(p.vaddr))
-			le.PutUint32(b[o+12:], uint32(p.paddr))
-			le.PutUint32(b[o+16:], uint32(p.filesz))
-			le.PutUint32(b[o+20:], uint32(p.memsz))
-			le.PutUint32(b[o+24:], uint32(p.flags))
-		}
-	}
-	copy(b[0x100:], body)
-	return b
-}
-
 // smallELF is a two-segment image for t at base: 16 bytes of code at
 // base (the entry), then 8 bytes of data with 24 of BSS a page above.
 func smallELF(t Target, base uint64) []byte {
-	body := append(bytes.Repeat([]byte{0xc3}, 16), []byte("DATADATA")...)
-	return buildELF(t, base, []phdr{
-		{typ: elf.PT_LOAD, off: 0x100, vaddr: base, paddr: base, filesz: 16, memsz: 16, flags: uint64(elf.PF_R | elf.PF_X)},
-		{typ: elf.PT_LOAD, off: 0x110, vaddr: base + 0x1000, paddr: base + 0x1000, filesz: 8, memsz: 32, flags: uint64(elf.PF_R | elf.PF_W)},
-	}, body)
+	return baremetal.ELF(t.Class, t.Machine, base, []baremetal.Segment{
+		{Addr: base, Data: bytes.Repeat([]byte{0xc3}, 16), MemSize: 16, Flags: elf.PF_R | elf.PF_X},
+		{Addr: base + 0x1000, Data: []byte("DATADATA"), MemSize: 32, Flags: elf.PF_R | elf.PF_W},
+	})
 }
 
 func TestIdentify(t *testing.T) {
@@ -235,17 +176,17 @@ func TestThumbEntry(t *testing.T) {
 // p_paddr says and is entered at e_entry's physical address.
 func TestVirtualLinkedELF(t *testing.T) {
 	const virt, phys = 0xffffffff81000000, 0x1000000
-	file := buildELF(X86_64, virt+4, []phdr{
-		{typ: elf.PT_LOAD, off: 0x100, vaddr: virt, paddr: phys, filesz: 16, memsz: 64},
-	}, make([]byte, 16))
+	file := baremetal.ELF(elf.ELFCLASS64, elf.EM_X86_64, virt+4, []baremetal.Segment{
+		{Addr: phys, VAddr: virt, Data: make([]byte, 16), MemSize: 64},
+	})
 	e, err := ParseELF(bytes.NewReader(file), int64(len(file)), X86_64)
 	if err != nil || e.Entry != phys+4 || e.Span() != (Span{phys, phys + 64}) {
 		t.Fatalf("ParseELF() = %+v, %v; want entry %#x, span [%#x, %#x)", e, err, phys+4, phys, phys+64)
 	}
 	// Linked physical, by a tool that left p_paddr 0: p_vaddr is used.
-	file = buildELF(X86_64, 0x200000, []phdr{
-		{typ: elf.PT_LOAD, off: 0x100, vaddr: 0x200000, filesz: 16, memsz: 16},
-	}, make([]byte, 16))
+	file = baremetal.ELF(elf.ELFCLASS64, elf.EM_X86_64, 0x200000, []baremetal.Segment{
+		{VAddr: 0x200000, Data: make([]byte, 16), MemSize: 16},
+	})
 	e, err = ParseELF(bytes.NewReader(file), int64(len(file)), X86_64)
 	if err != nil || !e.Physical || e.Entry != 0x200000 {
 		t.Fatalf("ParseELF() = %+v, %v; want p_vaddr taken as physical, entry 0x200000", e, err)
