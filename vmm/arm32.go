@@ -56,12 +56,13 @@ func (g *arm32Guest) setupVM(vm *VM) error {
 
 func (g *arm32Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
-func (g *arm32Guest) checkKernel(path string) error {
+func (g *arm32Guest) checkKernel(c *Config) error {
+	path := c.Kernel
 	switch g.format {
 	case formatELF:
 		return arm32.CheckELF(path)
 	case KernelRaw:
-		return loader.CheckRaw(path)
+		return loader.CheckRaw(path, c.LoadAddress, nil)
 	}
 	return arm32.CheckKernel(path)
 }

@@ -48,12 +48,13 @@ func (g *arm64Guest) setupVM(vm *VM) error {
 
 func (g *arm64Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
-func (g *arm64Guest) checkKernel(path string) error {
+func (g *arm64Guest) checkKernel(c *Config) error {
+	path := c.Kernel
 	switch g.format {
 	case formatELF:
 		return arm64.CheckELF(path)
 	case KernelRaw:
-		return loader.CheckRaw(path)
+		return loader.CheckRaw(path, c.LoadAddress, nil)
 	}
 	return arm64.CheckKernel(path)
 }

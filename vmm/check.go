@@ -114,11 +114,10 @@ func (c *Config) check() (archGuest, error) {
 	if err != nil {
 		return nil, kernelErr(err)
 	}
-	if k.format == KernelRaw && k.arch == ArchX86_64 && c.LoadAddress == 0 {
-		return nil, &ConfigError{Field: "load-address", Label: "kernel", Value: c.Kernel,
-			Err: fmt.Errorf("%w: give --load-address (load-address: in a guest file or manifest), e.g. 0x100000", x86.ErrNoLoadAddress)}
-	}
-	if err := g.checkKernel(c.Kernel); err != nil {
+	if err := g.checkKernel(c); err != nil {
+		if errors.Is(err, x86.ErrNoLoadAddress) {
+			return nil, &ConfigError{Field: "load-address", Label: "kernel", Value: c.Kernel, Err: err}
+		}
 		return nil, kernelErr(err)
 	}
 	if c.Initrd != "" {

@@ -3,7 +3,6 @@ package vmm
 import (
 	"fmt"
 
-	"github.com/tandem-hv/tandem/arch/loader"
 	"github.com/tandem-hv/tandem/arch/x86"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/devices/acpipower"
@@ -13,6 +12,10 @@ import (
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
+
+// x86Console is an x86 guest's command line when none is given: the
+// console on COM1.
+const x86Console = "console=ttyS0"
 
 // x86Guest boots x86_64 bzImages, ELF executables and raw images (its
 // format): in-kernel PIC, IOAPIC, LAPICs and PIT;
@@ -86,12 +89,13 @@ func (vm *VM) addTPM() error {
 	return nil
 }
 
-func (g *x86Guest) checkKernel(path string) error {
+func (g *x86Guest) checkKernel(c *Config) error {
+	path := c.Kernel
 	switch g.format {
 	case formatELF:
-		return x86.CheckELF(path)
+		return x86.CheckELF(path, len(c.cmdlineOr(x86Console)))
 	case KernelRaw:
-		return loader.CheckRaw(path)
+		return x86.CheckRaw(path, c.LoadAddress, len(c.cmdlineOr(x86Console)))
 	}
 	return x86.CheckKernel(path)
 }
@@ -109,7 +113,7 @@ func (g *x86Guest) loadKernel(vm *VM) error {
 	b, err := load(vm.mem, x86.Guest{
 		Kernel:     vm.cfg.Kernel,
 		Initrd:     vm.cfg.Initrd,
-		Cmdline:    vm.cfg.cmdlineOr("console=ttyS0"),
+		Cmdline:    vm.cfg.cmdlineOr(x86Console),
 		CPUs:       vm.cfg.CPUs,
 		VirtioMMIO: vm.placed,
 		Serial:     true,

@@ -157,7 +157,7 @@ func ParseELF(r io.ReaderAt, size int64, t Target) (*ELF, error) {
 		return nil, err
 	}
 	if got != t {
-		return nil, fmt.Errorf("%w: a %s executable (e_machine %v), where a %s guest was asked for", ErrForeignELF, got.Arch, got.Machine, t.Arch)
+		return nil, fmt.Errorf("%w: an executable for %s (e_machine %v), where an %s guest was asked for", ErrForeignELF, got.Arch, got.Machine, t.Arch)
 	}
 	if want := ehdrLen(t.Class); size < int64(want) {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte ELF header", ErrBadELF, size, want)
@@ -302,23 +302,44 @@ type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)
 }
 
-// place checks that [addr, addr+size) lies in guest RAM and clear of
-// every reserved range, and returns its bytes. what names it in errors.
-func place(m Memory, what string, addr, size uint64, reserved []Range) ([]byte, error) {
+// clearOf checks that [addr, addr+size) does not wrap and overlaps no
+// reserved range. what names it in errors.
+func clearOf(what string, addr, size uint64, reserved []Range) error {
 	end := addr + size
 	if end < addr {
-		return nil, fmt.Errorf("%w: %s at %#x + %#x runs past the end of the address space", ErrPlacement, what, addr, size)
+		return fmt.Errorf("%w: %s at %#x + %#x runs past the end of the address space", ErrPlacement, what, addr, size)
 	}
 	for _, r := range reserved {
 		if addr < r.End && r.Start < end {
-			return nil, fmt.Errorf("%w: %s [%#x, %#x) overlaps the %s at [%#x, %#x): link or load the image elsewhere", ErrPlacement, what, addr, end, r.Name, r.Start, r.End)
+			return fmt.Errorf("%w: %s [%#x, %#x) overlaps the %s at [%#x, %#x): link or load the image elsewhere", ErrPlacement, what, addr, end, r.Name, r.Start, r.End)
 		}
 	}
+	return nil
+}
+
+// place checks that [addr, addr+size) lies in guest RAM and clear of
+// every reserved range, and returns its bytes. what names it in errors.
+func place(m Memory, what string, addr, size uint64, reserved []Range) ([]byte, error) {
+	if err := clearOf(what, addr, size, reserved); err != nil {
+		return nil, err
+	}
+	end := addr + size
 	dst, err := m.Slice(addr, size)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s [%#x, %#x) is not inside guest RAM: link or load the image into RAM, or give the guest more memory", ErrPlacement, what, addr, end)
 	}
 	return dst, nil
+}
+
+// CheckReserved says which segment, if any, overlaps a reserved range:
+// what Load refuses before it needs guest memory.
+func (e *ELF) CheckReserved(reserved []Range) error {
+	for _, s := range e.Segments {
+		if err := clearOf(fmt.Sprintf("segment %d", s.Index), s.Addr, s.MemSize, reserved); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Load copies e's segments from r into m and zeroes their BSS. Each

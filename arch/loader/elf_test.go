@@ -240,7 +240,7 @@ func TestELFCorrupt(t *testing.T) {
 		{"a shared object", corrupt(func(b []byte) []byte { le.PutUint16(b[offType:], uint16(elf.ET_DYN)); return b }), ARM64, ErrBadELF, []string{"e_type is ET_DYN", "fixed address"}},
 		{"32-bit class", corrupt(func(b []byte) []byte { b[elf.EI_CLASS] = byte(elf.ELFCLASS32); return b }), ARM64, ErrForeignELF, []string{"e_ident[EI_CLASS] is ELFCLASS32"}},
 		{"wrong machine", corrupt(func(b []byte) []byte { le.PutUint16(b[offMachine:], uint16(elf.EM_MIPS)); return b }), ARM64, ErrForeignELF, []string{"e_machine is EM_MIPS"}},
-		{"another target's image", good, X86_64, ErrForeignELF, []string{"a arm64 executable", "x86_64 guest"}},
+		{"another target's image", good, X86_64, ErrForeignELF, []string{"an executable for arm64", "x86_64 guest"}},
 		{"big-endian", corrupt(func(b []byte) []byte { b[elf.EI_DATA] = byte(elf.ELFDATA2MSB); return b }), ARM64, ErrForeignELF, []string{"ELFDATA2MSB"}},
 		{"unknown ELF version", corrupt(func(b []byte) []byte { b[offVersion] = 9; return b }), ARM64, ErrBadELF, []string{"version"}},
 		{"short program header entries", corrupt(func(b []byte) []byte { le.PutUint16(b[offPhentsz:], 8); return b }), ARM64, ErrBadELF, []string{"phentsize"}},

@@ -11,14 +11,18 @@ import (
 // few MiB; a file of GiB is a disk image given as the kernel.
 const MaxRawSize = 256 << 20
 
-// CheckRaw says what is wrong with the raw image at path, as LoadRaw
-// would, without guest memory. Its errors do not name the file.
-func CheckRaw(path string) error {
+// CheckRaw says what is wrong with the raw image at path loaded at addr,
+// as LoadRaw would, without guest memory: whether guest RAM holds it is
+// left to LoadRaw. Its errors do not name the file.
+func CheckRaw(path string, addr uint64, reserved []Range) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
-	return checkRawSize(st.Size())
+	if err := checkRawSize(st.Size()); err != nil {
+		return err
+	}
+	return clearOf("the raw image", addr, uint64(st.Size()), reserved)
 }
 
 func checkRawSize(size int64) error {

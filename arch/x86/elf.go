@@ -34,8 +34,8 @@ func LoadELF(m *mem.Memory, g Guest) (*Boot, error) {
 		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
 	defer f.Close()
-	if e.Entry >= identityEnd {
-		return nil, fmt.Errorf("kernel %s: %w: e_entry is at physical %#x, above the %d GiB the boot page tables map: link the entry point below 4 GiB", g.Kernel, loader.ErrPlacement, e.Entry, identityGiB)
+	if err := checkEntry(e.Entry); err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
 	if err := e.Load(m, f, BootDataRanges(len(g.Cmdline))); err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
@@ -50,11 +50,8 @@ func LoadRaw(m *mem.Memory, g Guest, addr uint64) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if addr == 0 {
-		return nil, fmt.Errorf("kernel %s: %w (load-address: in the guest file, or --load-address): there is no conventional place for one on a PC", g.Kernel, ErrNoLoadAddress)
-	}
-	if addr >= identityEnd {
-		return nil, fmt.Errorf("kernel %s: %w: load address %#x is above the %d GiB the boot page tables map: load it below 4 GiB", g.Kernel, loader.ErrPlacement, addr, identityGiB)
+	if err := checkRawAddr(addr); err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
 	span, err := loader.LoadRawFile(m, g.Kernel, addr, BootDataRanges(len(g.Cmdline)))
 	if err != nil {
@@ -95,6 +92,45 @@ func BootDataRanges(cmdlineLen int) []loader.Range {
 	}
 }
 
+// checkEntry refuses an entry point the boot page tables do not map.
+func checkEntry(entry uint64) error {
+	if entry >= identityEnd {
+		return fmt.Errorf("%w: the entry point is at physical %#x, above the %d GiB the boot page tables map: link or load the image below 4 GiB", loader.ErrPlacement, entry, identityGiB)
+	}
+	return nil
+}
+
+// checkRawAddr refuses a raw image's load address: none, or one the boot
+// page tables do not map.
+func checkRawAddr(addr uint64) error {
+	if addr == 0 {
+		return fmt.Errorf("%w (load-address: in the guest file, or --load-address): there is no conventional place for one on a PC", ErrNoLoadAddress)
+	}
+	return checkEntry(addr)
+}
+
 // CheckELF says what is wrong with the x86_64 ELF executable at path, as
-// LoadELF would, without guest memory. Its errors do not name the file.
-func CheckELF(path string) error { return loader.CheckELF(path, loader.X86_64) }
+// LoadELF would for a command line of cmdlineLen bytes, without guest
+// memory: its headers, its entry point, and segments over the boot data.
+// Its errors do not name the file.
+func CheckELF(path string, cmdlineLen int) error {
+	e, f, err := loader.OpenELF(path, loader.X86_64)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := checkEntry(e.Entry); err != nil {
+		return err
+	}
+	return e.CheckReserved(BootDataRanges(cmdlineLen))
+}
+
+// CheckRaw says what is wrong with the raw image at path loaded at addr,
+// as LoadRaw would for a command line of cmdlineLen bytes, without guest
+// memory. Its errors do not name the file.
+func CheckRaw(path string, addr uint64, cmdlineLen int) error {
+	if err := checkRawAddr(addr); err != nil {
+		return err
+	}
+	return loader.CheckRaw(path, addr, BootDataRanges(cmdlineLen))
+}

@@ -1,11 +1,13 @@
 package x86
 
 import (
+	"debug/elf"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/tandem-hv/tandem/arch/loader"
+	"github.com/tandem-hv/tandem/internal/baremetal"
 )
 
 // TestLoadRawRefused checks what an x86 raw image is refused for: no
@@ -59,5 +61,38 @@ func TestLoadRawBootData(t *testing.T) {
 	nul, _ := m.Slice(uint64(ptr), 1)
 	if ptr != CmdlineAddr || nul[0] != 0 {
 		t.Errorf("cmd_line_ptr = %#x holding %q, want %#x holding the empty command line", ptr, nul, CmdlineAddr)
+	}
+}
+
+// TestCheckELF checks an x86_64 ELF executable without guest memory: the
+// bare-metal test guest passes; a segment over the boot page tables, an
+// entry point above what they map and an arm64 executable are refused.
+func TestCheckELF(t *testing.T) {
+	seg := func(addr uint64) []baremetal.Segment {
+		return []baremetal.Segment{{Addr: addr, Data: []byte{0xf4}, MemSize: 1}}
+	}
+	tests := []struct {
+		name    string
+		file    []byte
+		wantErr error
+		words   []string
+	}{
+		{"the bare-metal test guest", baremetal.X86ELF(), nil, nil},
+		{"over the page tables", baremetal.ELF(elf.ELFCLASS64, elf.EM_X86_64, 0xa000, seg(0xa000)), loader.ErrPlacement, []string{"segment 0 [0xa000, 0xa001) overlaps the boot page tables"}},
+		{"entry above 4 GiB", baremetal.ELF(elf.ELFCLASS64, elf.EM_X86_64, 5<<30, seg(5<<30)), loader.ErrPlacement, []string{"0x140000000", "above the 4 GiB the boot page tables map"}},
+		{"an arm64 executable", baremetal.ELF(elf.ELFCLASS64, elf.EM_AARCH64, 0x100000, seg(0x100000)), loader.ErrForeignELF, []string{"an executable for arm64", "x86_64 guest"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckELF(writeFile(t, "guest.elf", tt.file), len("console=ttyS0"))
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("CheckELF() = %v, want %v", err, tt.wantErr)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("CheckELF() = %q, want it to mention %q", err, w)
+				}
+			}
+		})
 	}
 }
