@@ -1,9 +1,9 @@
 package arm64
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/arch/loader"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -24,13 +24,9 @@ func LoadELF(m *mem.Memory, g Guest) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, f, err := loader.OpenELF(g.Kernel, loader.ARM64)
+	e, err := armvirt.LoadELF(m, g.Kernel, loader.ARM64, ramEnd)
 	if err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
-	}
-	defer f.Close()
-	if err := e.Load(m, f, nil); err != nil {
-		return nil, placementError(g.Kernel, err, ramEnd)
+		return nil, err
 	}
 	return placeAbove(m, g, e.Entry, e.Span().End, ramEnd)
 }
@@ -46,34 +42,16 @@ func LoadRaw(m *mem.Memory, g Guest, addr uint64) (*Boot, error) {
 	if addr == 0 {
 		addr = RAMBase + RawOffset
 	}
-	if addr%4 != 0 {
-		return nil, fmt.Errorf("kernel %s: load address %#x is not a multiple of 4: A64 instructions are 4-byte aligned", g.Kernel, addr)
-	}
-	span, err := loader.LoadRawFile(m, g.Kernel, addr, nil)
+	span, err := armvirt.LoadRaw(m, g.Kernel, addr, ramEnd)
 	if err != nil {
-		return nil, placementError(g.Kernel, err, ramEnd)
+		return nil, err
 	}
 	return placeAbove(m, g, addr, span.End, ramEnd)
 }
 
 // ramEndOf returns the end of guest RAM, which must be laid out by
 // MemoryRanges.
-func ramEndOf(m *mem.Memory) (uint64, error) {
-	regions := m.Regions()
-	if len(regions) != 1 || regions[0].GPA != RAMBase {
-		return 0, fmt.Errorf("guest memory is not laid out by arm64.MemoryRanges")
-	}
-	return RAMBase + regions[0].Size, nil
-}
-
-// placementError names the file and, for an image that does not fit,
-// where guest RAM is.
-func placementError(path string, err error, ramEnd uint64) error {
-	if errors.Is(err, loader.ErrPlacement) {
-		return fmt.Errorf("kernel %s: %w (guest RAM is [%#x, %#x))", path, err, uint64(RAMBase), ramEnd)
-	}
-	return fmt.Errorf("kernel %s: %w", path, err)
-}
+func ramEndOf(m *mem.Memory) (uint64, error) { return armvirt.RAMEnd(m, "arm64.MemoryRanges") }
 
 // placeAbove puts the device tree 2 MiB aligned above an image ending at
 // end, and the initrd above the device tree.
