@@ -85,10 +85,16 @@ type Manifest struct {
 
 // Guest is one guest of the manifest.
 type Guest struct {
-	Name    string
-	Role    string
-	Kernel  string // absolute, or relative to the working directory
-	Initrd  string
+	Name   string
+	Role   string
+	Kernel string // absolute, or relative to the working directory
+	// KernelFormat and LoadAddress say how a kernel without a header is
+	// loaded (kernel-format: raw, load-address:).
+	KernelFormat vmm.KernelFormat
+	LoadAddress  uint64
+	Initrd       string
+	// Cmdline is the kernel command line: as given, empty included, or
+	// the default console when the guest has no cmdline: at all.
 	Cmdline string
 	CPUs    int
 	Memory  uint64

@@ -37,8 +37,10 @@ func (g *Guest) resolveDisk(j int, d Disk) (string, error) {
 // the host's device tree, vCPU placement and priority set. The vsock
 // device's host side is left for the VMM to attach.
 func (g *Guest) Config() (vmm.Config, error) {
+	cmdline := g.Cmdline
 	cfg := vmm.Config{
-		Name: g.Name, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline,
+		Name: g.Name, Kernel: g.Kernel, KernelFormat: g.KernelFormat, LoadAddress: g.LoadAddress,
+		Initrd: g.Initrd, Cmdline: &cmdline,
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
 		VCPUAffinity: slices.Clone(g.HostCPUs), RTPriority: g.RTPriority,

@@ -26,9 +26,11 @@ type guestYAML struct {
 	Name       string     `yaml:"name"`
 	Role       string     `yaml:"role"`
 	Kernel     string     `yaml:"kernel"`
+	KernelFmt  string     `yaml:"kernel-format"`
+	LoadAddr   uint64     `yaml:"load-address"`
 	Initrd     string     `yaml:"initrd"`
-	Cmdline    string     `yaml:"cmdline"`
-	CPUs       *int       `yaml:"cpus"` // nil: left out, defaultCPUs
+	Cmdline    *string    `yaml:"cmdline"` // nil: left out, defaultCmdline
+	CPUs       *int       `yaml:"cpus"`    // nil: left out, defaultCPUs
 	Memory     string     `yaml:"memory"`
 	HostCPUs   []int      `yaml:"host-cpus"`
 	RTPriority int        `yaml:"rt-priority"`
@@ -118,7 +120,7 @@ func (m *Manifest) rel(p string) string {
 func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	g := &Guest{
 		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
-		Cmdline: y.Cmdline, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
+		LoadAddress: y.LoadAddr, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
 		VTPM:  y.VTPM,
 		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
@@ -143,7 +145,8 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 }
 
 // decodeBasics checks the name and the kernel, and defaults cpus and
-// cmdline.
+// cmdline (only when there is no cmdline: at all: an empty one is the
+// guest's).
 func (g *Guest) decodeBasics(y *guestYAML) error {
 	if g.Name == "" {
 		return g.errorf("name", "missing: every guest needs a name")
@@ -161,9 +164,15 @@ func (g *Guest) decodeBasics(y *guestYAML) error {
 	if g.CPUs < 1 || g.CPUs > vmm.MaxCPUs {
 		return g.errorf("cpus", "%d: must be between 1 and %d", g.CPUs, vmm.MaxCPUs)
 	}
-	if g.Cmdline == "" {
-		g.Cmdline = defaultCmdline
+	g.Cmdline = defaultCmdline
+	if y.Cmdline != nil {
+		g.Cmdline = *y.Cmdline
 	}
+	f, err := vmm.ParseKernelFormat(y.KernelFmt)
+	if err != nil {
+		return g.errorf("kernel-format", "%v", err)
+	}
+	g.KernelFormat = f
 	return nil
 }
 

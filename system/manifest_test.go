@@ -120,6 +120,47 @@ func fmtAny(v any) string { return strings.ReplaceAll(sprint(v), " ", "") }
 
 // TestBadManifests corrupts the good manifest one field at a time: each
 // must fail, naming the line, the guest and the field.
+// TestManifestCmdlineAndFormat reads a guest's command line as given,
+// an empty one included, and the console default only without cmdline:
+// at all; and a raw kernel's format and load address, into the VMM's
+// configuration.
+func TestManifestCmdlineAndFormat(t *testing.T) {
+	dir := guestDir(t)
+	good := string(goodManifest(t))
+	good = strings.Replace(good, "    cmdline: console=ttyS0 quiet\n", "    cmdline: \"\"\n", 1)
+	good = strings.Replace(good, "    initrd: info.cpio.gz\n", "    initrd: info.cpio.gz\n    kernel-format: raw\n    load-address: 0x100000\n", 1)
+	m, err := LoadManifest(writeManifest(t, dir, []byte(good)))
+	if err != nil {
+		t.Fatalf("LoadManifest() = %v", err)
+	}
+	c, info := m.Guest("control"), m.Guest("infotainment")
+	cc, err := c.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := info.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"control.Cmdline", c.Cmdline, ""},
+		{"control's VMM command line", *cc.Cmdline, ""},
+		{"control.KernelFormat", cc.KernelFormat, vmm.KernelAuto},
+		{"info.Cmdline", info.Cmdline, defaultCmdline},
+		{"info's VMM command line", *ic.Cmdline, defaultCmdline},
+		{"info.KernelFormat", ic.KernelFormat, vmm.KernelRaw},
+		{"info.LoadAddress", ic.LoadAddress, uint64(0x100000)},
+	}
+	for _, tt := range checks {
+		if tt.got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
 func TestBadManifests(t *testing.T) {
 	good := string(goodManifest(t))
 	tests := []struct {
@@ -176,6 +217,8 @@ func TestBadManifests(t *testing.T) {
 		{"host service twice", "      cid: 4\n", "      cid: 4\n      allow: [\"host:6000\"]\n      host: [{port: 6000, socket: a.sock}, {port: 6000, socket: b.sock}]\n", `vsock.host[1].port: 6000: listed twice`},
 		{"forward no socket", "- socket: info-5000.sock", "- socket: \"\"", `vsock.forward[0]: missing socket`},
 		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
+		{"unknown kernel format", "    cmdline: console=ttyS0 quiet", "    kernel-format: uimage", `system.yaml:9: guest "control": kernel-format: "uimage": want auto`},
+		{"load address not a number", "    cmdline: console=ttyS0 quiet", "    load-address: high", "system.yaml:9: cannot use !!str `high`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

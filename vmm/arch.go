@@ -19,21 +19,21 @@ func hostKVM() error {
 	return nil
 }
 
-// guestFor picks the guest support for kernel architecture a on a host
-// of architecture host (kvm.HostArch). An arm64 host runs AArch32 guests
+// guestFor picks the guest support for kernel k on a host of
+// architecture host (kvm.HostArch). An arm64 host runs AArch32 guests
 // too, through KVM_ARM_VCPU_EL1_32BIT; an ARMv7 host runs only them.
-func guestFor(a GuestArch, host string) (archGuest, error) {
-	switch {
+func guestFor(k kernelFile, host string) (archGuest, error) {
+	switch a := k.arch; {
 	case a == ArchX86_64 && host == "x86_64":
-		return &x86Guest{}, nil
+		return &x86Guest{format: k.format}, nil
 	case a == ArchARM64 && host == "arm64":
-		return &arm64Guest{}, nil
+		return &arm64Guest{format: k.format}, nil
 	case a == ArchAArch32 && (host == "arm64" || host == "arm"):
-		return &arm32Guest{abi: kvm.HostAArch32}, nil
-	case a == ArchARM64 && host == "arm":
+		return &arm32Guest{abi: kvm.HostAArch32, format: k.format}, nil
+	case k.arch == ArchARM64 && host == "arm":
 		return nil, fmt.Errorf("arm64 guest on an ARMv7 host: a 32-bit host runs only 32-bit ARM guests (zImages)")
 	}
-	return nil, fmt.Errorf("%s guest on an %s host: KVM runs guests of the host's own architecture (an x86_64 host runs bzImages; an arm64 host runs arm64 Images and AArch32 zImages)", a, host)
+	return nil, fmt.Errorf("%s guest on an %s host: KVM runs guests of the host's own architecture (an x86_64 host runs bzImages; an arm64 host runs arm64 Images and AArch32 zImages; ELF and raw images alike)", k.arch, host)
 }
 
 // armv7HostKVM checks that an ARMv7 host's kernel has KVM, and otherwise

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tandem-hv/tandem/arch/arm32"
 	"github.com/tandem-hv/tandem/arch/armvirt"
+	"github.com/tandem-hv/tandem/arch/loader"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
@@ -17,8 +18,9 @@ import (
 // ARMv7 host's own.
 type arm32Guest struct {
 	armState
-	abi  kvm.AArch32ABI
-	boot *arm32Boot
+	abi    kvm.AArch32ABI
+	format KernelFormat // a zImage, an ELF executable or a raw image
+	boot   *arm32Boot
 }
 
 // arm32Boot is the zImage loader's result, as the shared ARM steps see it.
@@ -54,10 +56,29 @@ func (g *arm32Guest) setupVM(vm *VM) error {
 
 func (g *arm32Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
-func (g *arm32Guest) checkKernel(path string) error { return arm32.CheckKernel(path) }
+func (g *arm32Guest) checkKernel(c *Config) error {
+	path := c.Kernel
+	switch g.format {
+	case formatELF:
+		return arm32.CheckELF(path)
+	case KernelRaw:
+		return loader.CheckRaw(path, c.LoadAddress, nil)
+	}
+	return arm32.CheckKernel(path)
+}
 
 func (g *arm32Guest) loadKernel(vm *VM) error {
-	b, err := arm32.Load(vm.mem, arm32.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd})
+	guest := arm32.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd}
+	var b *arm32.Boot
+	var err error
+	switch g.format {
+	case formatELF:
+		b, err = arm32.LoadELF(vm.mem, guest)
+	case KernelRaw:
+		b, err = arm32.LoadRaw(vm.mem, guest, vm.cfg.LoadAddress)
+	default:
+		b, err = arm32.Load(vm.mem, guest)
+	}
 	if err != nil {
 		return err
 	}
@@ -78,5 +99,5 @@ func (g *arm32Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
 // finishVM initialises the vGIC and writes the device tree (armState),
 // with the guest's command line as given.
 func (g *arm32Guest) finishVM(vm *VM) error {
-	return g.finish(vm, g.boot, arm32.Hardware{Cmdline: vm.cfg.Cmdline}, arm32.DeviceTree)
+	return g.finish(vm, g.boot, arm32.Hardware{Cmdline: vm.cfg.cmdlineOr("")}, arm32.DeviceTree)
 }

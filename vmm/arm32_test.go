@@ -29,7 +29,7 @@ func TestGuestFor(t *testing.T) {
 		{ArchAArch32, "unsupported", "", "aarch32 guest on an unsupported host"},
 	}
 	for _, tt := range tests {
-		g, err := guestFor(tt.arch, tt.host)
+		g, err := guestFor(kernelFile{arch: tt.arch}, tt.host)
 		got := ""
 		if g != nil {
 			got = fmt.Sprintf("%T", g)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm64"
+	"github.com/tandem-hv/tandem/arch/loader"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
@@ -17,7 +18,8 @@ import (
 // devices, all described by a device tree generated for the guest.
 type arm64Guest struct {
 	armState
-	boot *arm64Boot
+	format KernelFormat // an Image, an ELF executable or a raw image
+	boot   *arm64Boot
 }
 
 // arm64Boot is the arm64 loader's result, as the shared ARM steps see it.
@@ -46,10 +48,29 @@ func (g *arm64Guest) setupVM(vm *VM) error {
 
 func (g *arm64Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatformDevices() }
 
-func (g *arm64Guest) checkKernel(path string) error { return arm64.CheckKernel(path) }
+func (g *arm64Guest) checkKernel(c *Config) error {
+	path := c.Kernel
+	switch g.format {
+	case formatELF:
+		return arm64.CheckELF(path)
+	case KernelRaw:
+		return loader.CheckRaw(path, c.LoadAddress, nil)
+	}
+	return arm64.CheckKernel(path)
+}
 
 func (g *arm64Guest) loadKernel(vm *VM) error {
-	b, err := arm64.Load(vm.mem, arm64.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd})
+	guest := arm64.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd}
+	var b *arm64.Boot
+	var err error
+	switch g.format {
+	case formatELF:
+		b, err = arm64.LoadELF(vm.mem, guest)
+	case KernelRaw:
+		b, err = arm64.LoadRaw(vm.mem, guest, vm.cfg.LoadAddress)
+	default:
+		b, err = arm64.Load(vm.mem, guest)
+	}
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func TestBuildChecksInputsFirst(t *testing.T) {
 		want []string
 	}{
 		{"truncated bzImage", Config{Kernel: truncated, CPUs: 1, Memory: 256 << 20}, []string{truncated}},
-		{"random bytes", Config{Kernel: random, CPUs: 1, Memory: 256 << 20}, []string{random, "not a bzImage, arm64 Image or zImage"}},
+		{"random bytes", Config{Kernel: random, CPUs: 1, Memory: 256 << 20}, []string{random, "not a bzImage, arm64 Image, zImage or ELF executable"}},
 		{"arm64 Image with reserved flags", Config{Kernel: badImage, CPUs: 1, Memory: 256 << 20}, []string{badImage}},
 		{"zImage cut short", Config{Kernel: badZImage, CPUs: 1, Memory: 256 << 20}, []string{badZImage}},
 		{"missing disk", Config{Kernel: good, CPUs: 1, Memory: 256 << 20, Disks: []Disk{{Path: filepath.Join(dir, "gone.img")}}}, []string{"disk 0", "gone.img"}},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tandem-hv/tandem/arch/x86"
 	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/hv/kvm"
 )
@@ -100,20 +101,23 @@ func (c *Config) check() (archGuest, error) {
 	kernelErr := func(err error) error {
 		return &ConfigError{Field: "kernel", Label: "kernel", Value: c.Kernel, Err: err}
 	}
-	a, err := detectKernelFile(c.Kernel)
+	k, err := c.kernelFile(kvm.HostArch)
 	if err != nil {
 		return nil, kernelErr(err)
 	}
 	if c.TPM != nil {
-		if err := TPMSupported(a); err != nil {
+		if err := TPMSupported(k.arch); err != nil {
 			return nil, &ConfigError{Field: "vtpm", Label: "TPM", Err: err}
 		}
 	}
-	g, err := guestFor(a, kvm.HostArch)
+	g, err := guestFor(k, kvm.HostArch)
 	if err != nil {
 		return nil, kernelErr(err)
 	}
-	if err := g.checkKernel(c.Kernel); err != nil {
+	if err := g.checkKernel(c); err != nil {
+		if errors.Is(err, x86.ErrNoLoadAddress) {
+			return nil, &ConfigError{Field: "load-address", Label: "kernel", Value: c.Kernel, Err: err}
+		}
 		return nil, kernelErr(err)
 	}
 	if c.Initrd != "" {

@@ -18,10 +18,20 @@ import (
 // Config describes one guest: what the VMM needs to build it. The CLI and
 // the system manifest both produce one.
 type Config struct {
-	Name    string // for messages; "guest" when empty
-	Kernel  string // path to a bzImage, arm64 Image or zImage
-	Initrd  string // optional
-	Cmdline string // empty: the guest architecture's console on its UART
+	Name   string // for messages; "guest" when empty
+	Kernel string // path to a bzImage, arm64 Image, zImage, ELF executable or raw image
+	// KernelFormat says how Kernel is read: "" or KernelAuto from its
+	// header, KernelRaw or KernelRawAArch32 as a raw binary.
+	KernelFormat KernelFormat
+	// LoadAddress is where a raw image goes and is entered; 0 is the
+	// architecture's default (RAM + 0x80000 on arm64, RAM + 0x8000 on
+	// 32-bit ARM; x86 has none, and refuses 0).
+	LoadAddress uint64
+	Initrd      string // optional
+	// Cmdline is the kernel command line as given, empty included; nil
+	// (none given at all) is the guest architecture's console on its
+	// UART (console=ttyS0, console=ttyAMA0).
+	Cmdline *string
 	CPUs    int
 	Memory  uint64 // bytes
 	Disks   []Disk
@@ -141,6 +151,13 @@ func (c *Config) Validate() error {
 		if !st.Mode().IsRegular() {
 			return &ConfigError{Field: f.field, Label: f.field, Value: f.path, Err: errors.New("not a regular file")}
 		}
+	}
+	if _, err := ParseKernelFormat(string(c.KernelFormat)); err != nil {
+		return &ConfigError{Field: "kernel-format", Label: "kernel format", Err: err}
+	}
+	if c.LoadAddress != 0 && !c.KernelFormat.raw() {
+		return &ConfigError{Field: "load-address", Label: "load address", Value: fmt.Sprintf("%#x", c.LoadAddress),
+			Err: errors.New("only a raw image takes a load address (an ELF executable or a kernel says where it goes): give kernel-format raw, or drop the load address")}
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
 		return &ConfigError{Field: "cpus", Label: "cpus", Value: strconv.Itoa(c.CPUs), Err: fmt.Errorf("must be between 1 and %d", MaxCPUs)}
@@ -277,11 +294,12 @@ func FormatSize(n uint64) string {
 	return strconv.FormatUint(n, 10)
 }
 
-// cmdlineOr returns the configured command line, or def when none was
-// given: each architecture knows the name of its console UART.
+// cmdlineOr returns the configured command line, empty included, or def
+// when none was given at all: each architecture knows the name of its
+// console UART.
 func (c *Config) cmdlineOr(def string) string {
-	if c.Cmdline != "" {
-		return c.Cmdline
+	if c.Cmdline != nil {
+		return *c.Cmdline
 	}
 	return def
 }

@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -128,25 +130,38 @@ func TestDetectKernel(t *testing.T) {
 		copy(b[off:], magic)
 		return b
 	}
+	// elfHead is the identification and e_machine of a little-endian
+	// ELF file of the class and machine given.
+	elfHead := func(class elf.Class, m elf.Machine) []byte {
+		b := mk(0, []byte{0x7f, 'E', 'L', 'F', byte(class), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)})
+		binary.LittleEndian.PutUint16(b[18:], uint16(m))
+		return b
+	}
 	tests := []struct {
 		name string
 		head []byte
-		want GuestArch
-		err  bool
+		want kernelFile
+		err  string // in the error, "" for none
 	}{
-		{"bzImage", mk(bzMagicOff, []byte("HdrS")), ArchX86_64, false},
-		{"arm64 Image", mk(arm64MagicOff, []byte("ARM\x64")), ArchARM64, false},
-		{"zImage", mk(zMagicOff, []byte{0x18, 0x28, 0x6f, 0x01}), ArchAArch32, false},
-		{"zImage magic big-endian is not a zImage", mk(zMagicOff, []byte{0x01, 0x6f, 0x28, 0x18}), "", true},
-		{"ELF vmlinux", mk(0, []byte("\x7fELF")), "", true},
-		{"empty", nil, "", true},
-		{"truncated before the bzImage magic", []byte("MZ"), "", true},
+		{"bzImage", mk(bzMagicOff, []byte("HdrS")), kernelFile{ArchX86_64, formatBzImage}, ""},
+		{"arm64 Image", mk(arm64MagicOff, []byte("ARM\x64")), kernelFile{ArchARM64, formatImage}, ""},
+		{"zImage", mk(zMagicOff, []byte{0x18, 0x28, 0x6f, 0x01}), kernelFile{ArchAArch32, formatZImage}, ""},
+		{"x86_64 ELF", elfHead(elf.ELFCLASS64, elf.EM_X86_64), kernelFile{ArchX86_64, formatELF}, ""},
+		{"arm64 ELF", elfHead(elf.ELFCLASS64, elf.EM_AARCH64), kernelFile{ArchARM64, formatELF}, ""},
+		{"32-bit ARM ELF", elfHead(elf.ELFCLASS32, elf.EM_ARM), kernelFile{ArchAArch32, formatELF}, ""},
+		{"RISC-V ELF", elfHead(elf.ELFCLASS64, elf.EM_RISCV), kernelFile{}, "e_machine is EM_RISCV"},
+		{"32-bit x86 ELF", elfHead(elf.ELFCLASS32, elf.EM_386), kernelFile{}, "e_machine is EM_386"},
+		{"arm64 machine in a 32-bit ELF", elfHead(elf.ELFCLASS32, elf.EM_AARCH64), kernelFile{}, "e_ident[EI_CLASS] is ELFCLASS32"},
+		{"ELF magic alone", mk(0, []byte("\x7fELF")), kernelFile{}, "ELFDATANONE"},
+		{"zImage magic big-endian is not a zImage", mk(zMagicOff, []byte{0x01, 0x6f, 0x28, 0x18}), kernelFile{}, "kernel-format raw"},
+		{"empty", nil, kernelFile{}, "not a bzImage"},
+		{"truncated before the bzImage magic", []byte("MZ"), kernelFile{}, "not a bzImage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := detectKernel(tt.head)
-			if (err != nil) != tt.err || got != tt.want {
-				t.Errorf("detectKernel() = %q, %v; want %q, error %v", got, err, tt.want, tt.err)
+			if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+				t.Errorf("detectKernel() = %v, %v; want %v, an error mentioning %q", got, err, tt.want, tt.err)
 			}
 		})
 	}

@@ -87,9 +87,9 @@ type archGuest interface {
 	virtioSlot(i int) (devices.Placement, error)
 	// addPlatformDevices adds the console UART and the board's fixed devices.
 	addPlatformDevices(vm *VM) error
-	// checkKernel says what is wrong with the kernel file, before any
-	// of KVM is opened; loadKernel reads it again into guest memory.
-	checkKernel(path string) error
+	// checkKernel says what is wrong with the guest's kernel file, before
+	// any of KVM is opened; loadKernel reads it again into guest memory.
+	checkKernel(c *Config) error
 	// loadKernel places kernel, initrd and the hardware description.
 	loadKernel(vm *VM) error
 	// setupVCPU resets one vCPU to the boot state.

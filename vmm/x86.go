@@ -13,12 +13,18 @@ import (
 	"github.com/tandem-hv/tandem/hv/mem"
 )
 
-// x86Guest boots x86_64 bzImages: in-kernel PIC, IOAPIC, LAPICs and PIT;
+// x86Console is an x86 guest's command line when none is given: the
+// console on COM1.
+const x86Console = "console=ttyS0"
+
+// x86Guest boots x86_64 bzImages, ELF executables and raw images (its
+// format): in-kernel PIC, IOAPIC, LAPICs and PIT;
 // COM1, the i8042 reset line, the ACPI power registers and (if asked)
 // the WDAT's watchdog on the port bus;
 // virtio-mmio devices in the 32-bit hole, described by the DSDT.
 type x86Guest struct {
-	boot *x86.Boot
+	format KernelFormat
+	boot   *x86.Boot
 }
 
 func (g *x86Guest) memoryRanges(size uint64) []mem.Range { return x86.MemoryRanges(size) }
@@ -83,13 +89,31 @@ func (vm *VM) addTPM() error {
 	return nil
 }
 
-func (g *x86Guest) checkKernel(path string) error { return x86.CheckKernel(path) }
+func (g *x86Guest) checkKernel(c *Config) error {
+	path := c.Kernel
+	switch g.format {
+	case formatELF:
+		return x86.CheckELF(path, len(c.cmdlineOr(x86Console)))
+	case KernelRaw:
+		return x86.CheckRaw(path, c.LoadAddress, len(c.cmdlineOr(x86Console)))
+	}
+	return x86.CheckKernel(path)
+}
 
 func (g *x86Guest) loadKernel(vm *VM) error {
-	b, err := x86.Load(vm.mem, x86.Guest{
+	load := x86.Load
+	switch g.format {
+	case formatELF:
+		load = x86.LoadELF
+	case KernelRaw:
+		load = func(m *mem.Memory, guest x86.Guest) (*x86.Boot, error) {
+			return x86.LoadRaw(m, guest, vm.cfg.LoadAddress)
+		}
+	}
+	b, err := load(vm.mem, x86.Guest{
 		Kernel:     vm.cfg.Kernel,
 		Initrd:     vm.cfg.Initrd,
-		Cmdline:    vm.cfg.cmdlineOr("console=ttyS0"),
+		Cmdline:    vm.cfg.cmdlineOr(x86Console),
 		CPUs:       vm.cfg.CPUs,
 		VirtioMMIO: vm.placed,
 		Serial:     true,

@@ -17,9 +17,14 @@ type Guest struct {
 
 // Boot is a loaded guest: where everything went.
 type Boot struct {
-	// KernelAddr is where the zImage was loaded, and its entry point.
+	// KernelAddr is the entry point: where the zImage was loaded, an ELF
+	// executable's e_entry, or a raw image's load address.
 	KernelAddr uint64
-	ZImage     ZImage
+	// Thumb starts the boot vCPU in Thumb state (an ELF entry point
+	// with bit 0 set).
+	Thumb bool
+	// ZImage is the zImage's header (zero for an ELF or raw image).
+	ZImage ZImage
 	// DTBAddr is where WriteDeviceTree puts the device tree.
 	DTBAddr uint64
 	// InitrdAddr and InitrdSize locate the initrd (0 if none).
@@ -56,11 +61,11 @@ func dtbOffset(z ZImage, ramSize, initrdSize uint64) (uint64, error) {
 // Load loads g's zImage and initrd into m (laid out by MemoryRanges).
 // Errors name the file and what is wrong with it.
 func Load(m *mem.Memory, g Guest) (*Boot, error) {
-	regions := m.Regions()
-	if len(regions) != 1 || regions[0].GPA != RAMBase {
-		return nil, fmt.Errorf("guest memory is not laid out by arm32.MemoryRanges")
+	ramEnd, err := ramEndOf(m)
+	if err != nil {
+		return nil, err
 	}
-	ramSize := regions[0].Size
+	ramSize := ramEnd - RAMBase
 	// The zImage is read straight into guest RAM at its load address and
 	// parsed there: the VMM holds no copy of it on its heap.
 	k, err := readInto(m, RAMBase+ZImageOffset, ramSize-ZImageOffset, g.Kernel)
@@ -71,13 +76,9 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: zImage header: %w", g.Kernel, err)
 	}
-	var initrdSize uint64
-	if g.Initrd != "" {
-		st, err := os.Stat(g.Initrd)
-		if err != nil {
-			return nil, fmt.Errorf("initrd: %w", err)
-		}
-		initrdSize = uint64(st.Size())
+	initrdSize, err := fileSize(g.Initrd)
+	if err != nil {
+		return nil, err
 	}
 	off, err := dtbOffset(z, ramSize, initrdSize)
 	if err != nil {
@@ -86,23 +87,44 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	// The zImage was read whole: the appended-DTB and padding past end
 	// are the decompressor's business, not the loader's.
 	b := &Boot{ZImage: z, KernelAddr: RAMBase + ZImageOffset, DTBAddr: RAMBase + off}
-	if g.Initrd != "" {
-		start := b.DTBAddr + MaxDTBSize
-		dst, err := m.Slice(start, initrdSize)
-		if err != nil {
-			return nil, fmt.Errorf("initrd %s: %w", g.Initrd, err)
-		}
-		f, err := os.Open(g.Initrd)
-		if err != nil {
-			return nil, fmt.Errorf("opening initrd: %w", err)
-		}
-		defer f.Close()
-		if _, err := io.ReadFull(f, dst); err != nil {
-			return nil, fmt.Errorf("reading initrd %s: %w", g.Initrd, err)
-		}
-		b.InitrdAddr, b.InitrdSize = start, initrdSize
+	if err := b.loadInitrd(m, g.Initrd, b.DTBAddr+MaxDTBSize, initrdSize); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// fileSize is the size of the initrd at path, 0 for none.
+func fileSize(path string) (uint64, error) {
+	if path == "" {
+		return 0, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, fmt.Errorf("initrd: %w", err)
+	}
+	return uint64(st.Size()), nil
+}
+
+// loadInitrd reads the initrd at path (size bytes; none if path is
+// empty) into guest RAM at start.
+func (b *Boot) loadInitrd(m *mem.Memory, path string, start, size uint64) error {
+	if path == "" {
+		return nil
+	}
+	dst, err := m.Slice(start, size)
+	if err != nil {
+		return fmt.Errorf("initrd %s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening initrd: %w", err)
+	}
+	defer f.Close()
+	if _, err := io.ReadFull(f, dst); err != nil {
+		return fmt.Errorf("reading initrd %s: %w", path, err)
+	}
+	b.InitrdAddr, b.InitrdSize = start, size
+	return nil
 }
 
 // readInto reads the zImage at path into guest RAM at gpa, where room

@@ -58,11 +58,15 @@ func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, abi kvm.AArch32ABI, index int, b *Boot
 	}
 	var regs []armvirt.BootReg
 	if index == 0 {
+		cpsr := uint64(bootCPSR)
+		if b.Thumb {
+			cpsr |= kvm.CPSRT
+		}
 		regs = []armvirt.BootReg{
 			{Name: "r0", ID: abi.R0, Val: 0},
 			{Name: "r1", ID: abi.R1, Val: machineTypeDT},
 			{Name: "r2", ID: abi.R2, Val: b.DTBAddr},
-			{Name: "cpsr", ID: abi.CPSR, Val: bootCPSR},
+			{Name: "cpsr", ID: abi.CPSR, Val: cpsr},
 			{Name: "pc", ID: abi.PC, Val: b.KernelAddr},
 		}
 	}

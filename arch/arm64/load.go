@@ -30,9 +30,11 @@ type Guest struct {
 
 // Boot is a loaded guest: where everything went.
 type Boot struct {
-	// KernelAddr is where the Image was loaded, and its entry point.
+	// KernelAddr is the entry point: where the Image was loaded, an ELF
+	// executable's e_entry, or a raw image's load address.
 	KernelAddr uint64
-	Image      Image
+	// Image is the Image header (zero for an ELF or raw image).
+	Image Image
 	// DTBAddr is where WriteDeviceTree puts the device tree: 2 MiB
 	// aligned, in a 2 MiB block of its own (booting.rst: the kernel maps
 	// it with 2 MiB blocks, which must not cover anything else special).
@@ -50,11 +52,10 @@ type Boot struct {
 // double its size in the VMM's resident memory for as long as the garbage
 // collector kept it, and cost a second pass over it.
 func Load(m *mem.Memory, g Guest) (*Boot, error) {
-	regions := m.Regions()
-	if len(regions) != 1 || regions[0].GPA != RAMBase {
-		return nil, fmt.Errorf("guest memory is not laid out by arm64.MemoryRanges")
+	ramEnd, err := ramEndOf(m)
+	if err != nil {
+		return nil, err
 	}
-	ramEnd := RAMBase + regions[0].Size
 	f, err := os.Open(g.Kernel)
 	if err != nil {
 		return nil, fmt.Errorf("opening kernel: %w", err)

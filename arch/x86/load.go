@@ -35,9 +35,11 @@ type Guest struct {
 
 // Boot is a loaded guest, ready for its vCPUs to be set up.
 type Boot struct {
-	// Entry is the 64-bit entry point: the load address + 0x200.
+	// Entry is the 64-bit entry point: a bzImage's load address + 0x200,
+	// an ELF executable's e_entry or a raw image's load address.
 	Entry uint64
-	// LoadAddr is where the protected-mode kernel was loaded.
+	// LoadAddr is where the protected-mode kernel, or the lowest
+	// segment of an ELF or raw image, was loaded.
 	LoadAddr uint64
 	// InitrdAddr and InitrdSize locate the initrd (0 if none).
 	InitrdAddr, InitrdSize uint64
@@ -56,10 +58,7 @@ var ErrBadCPUs = errors.New("unsupported vCPU count")
 // kernel reads at boot: the zero page, command line, GDT, page tables,
 // MP table and ACPI tables. m must be laid out by MemoryRanges.
 func Load(m *mem.Memory, g Guest) (*Boot, error) {
-	if g.CPUs < 1 || g.CPUs > MaxCPUs {
-		return nil, fmt.Errorf("%w: %d (x86 guests have 1 to %d)", ErrBadCPUs, g.CPUs, MaxCPUs)
-	}
-	lowEnd, err := lowMemEnd(m)
+	lowEnd, err := checkGuest(m, g)
 	if err != nil {
 		return nil, err
 	}
@@ -76,37 +75,68 @@ func Load(m *mem.Memory, g Guest) (*Boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
+	limits := bootLimits{
+		cmdline:   min(img.cmdlineSize, cmdlineMax-1),
+		initrdTop: min(img.initrdAddrMax+1, lowEnd),
+		kernelEnd: img.runAddr(b.LoadAddr) + img.initSize,
+	}
+	if err := b.writeBootData(m, g, limits); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// checkGuest checks g's vCPU count and m's layout, and returns the end
+// of RAM below the 32-bit hole.
+func checkGuest(m *mem.Memory, g Guest) (lowEnd uint64, err error) {
+	if g.CPUs < 1 || g.CPUs > MaxCPUs {
+		return 0, fmt.Errorf("%w: %d (x86 guests have 1 to %d)", ErrBadCPUs, g.CPUs, MaxCPUs)
+	}
+	return lowMemEnd(m)
+}
+
+// bootLimits are what the kernel allows of the boot data: the longest
+// command line, the end of the highest initrd, and where the initrd may
+// start (above the kernel's footprint).
+type bootLimits struct {
+	cmdline, initrdTop, kernelEnd uint64
+}
+
+// writeBootData writes what every x86 guest is handed beside its kernel,
+// once the kernel is in place and the zero page started: the command
+// line, the initrd, the e820 map, the MP and ACPI tables, and the GDT
+// and page tables of the 64-bit entry.
+func (b *Boot) writeBootData(m *mem.Memory, g Guest, l bootLimits) error {
 	b.cpus = g.CPUs
 	zp, err := m.Slice(ZeroPageAddr, pageSize)
 	if err != nil {
-		return nil, fmt.Errorf("zero page: %w", err)
+		return fmt.Errorf("zero page: %w", err)
 	}
-	if err := writeCmdline(m, zp, img, g.Cmdline); err != nil {
-		return nil, fmt.Errorf("kernel %s: %w", g.Kernel, err)
+	if err := writeCmdline(m, zp, l.cmdline, g.Cmdline); err != nil {
+		return fmt.Errorf("kernel %s: %w", g.Kernel, err)
 	}
 	if g.Initrd != "" {
-		kernelEnd := img.runAddr(b.LoadAddr) + img.initSize
-		if err := b.loadInitrd(m, zp, img, g.Initrd, kernelEnd, lowEnd); err != nil {
-			return nil, fmt.Errorf("initrd %s: %w", g.Initrd, err)
+		if err := b.loadInitrd(m, zp, g.Initrd, l.kernelEnd, l.initrdTop); err != nil {
+			return fmt.Errorf("initrd %s: %w", g.Initrd, err)
 		}
 	}
 	if err := writeE820(zp, m); err != nil {
-		return nil, err
+		return err
 	}
 	if err := writeMPTable(m, g.CPUs, g.VirtioMMIO); err != nil {
-		return nil, fmt.Errorf("writing MP table: %w", err)
+		return fmt.Errorf("writing MP table: %w", err)
 	}
 	if err := writeACPI(m, acpiConfig{CPUs: g.CPUs, VirtioMMIO: g.VirtioMMIO, Serial: g.Serial, Watchdog: g.Watchdog, TPM: g.TPM}); err != nil {
-		return nil, fmt.Errorf("writing ACPI tables: %w", err)
+		return fmt.Errorf("writing ACPI tables: %w", err)
 	}
 	binary.LittleEndian.PutUint64(zp[bpACPIRSDPAddr:], ACPIAddr)
 	if err := writeGDT(m); err != nil {
-		return nil, fmt.Errorf("writing GDT: %w", err)
+		return fmt.Errorf("writing GDT: %w", err)
 	}
 	if err := writePageTables(m); err != nil {
-		return nil, fmt.Errorf("writing page tables: %w", err)
+		return fmt.Errorf("writing page tables: %w", err)
 	}
-	return b, nil
+	return nil
 }
 
 // Offsets in struct boot_params (Documentation/arch/x86/zero-page.rst).
@@ -173,9 +203,9 @@ func loadKernel(m *mem.Memory, r io.ReaderAt, size int64, lowEnd uint64) (*Boot,
 	return &Boot{Entry: load + entry64Offset, LoadAddr: load}, img, nil
 }
 
-// writeCmdline copies the command line, NUL-terminated, to CmdlineAddr.
-func writeCmdline(m *mem.Memory, zp []byte, img *bzImage, cmdline string) error {
-	limit := min(img.cmdlineSize, cmdlineMax-1)
+// writeCmdline copies the command line, NUL-terminated, to CmdlineAddr:
+// at most limit bytes of it.
+func writeCmdline(m *mem.Memory, zp []byte, limit uint64, cmdline string) error {
 	if uint64(len(cmdline)) > limit {
 		return fmt.Errorf("%w: %d bytes, the kernel's cmdline_size allows %d", ErrCmdlineTooLong, len(cmdline), limit)
 	}
@@ -187,9 +217,10 @@ func writeCmdline(m *mem.Memory, zp []byte, img *bzImage, cmdline string) error 
 	return nil
 }
 
-// loadInitrd places the initrd as high as it may go in low RAM: below
-// initrd_addr_max, page aligned, above the decompressed kernel.
-func (b *Boot) loadInitrd(m *mem.Memory, zp []byte, img *bzImage, path string, kernelEnd, lowEnd uint64) error {
+// loadInitrd places the initrd as high as it may go in low RAM: ending
+// at or below top (initrd_addr_max + 1 for a bzImage), page aligned,
+// above the kernel's end.
+func (b *Boot) loadInitrd(m *mem.Memory, zp []byte, path string, kernelEnd, top uint64) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("opening: %w", err)
@@ -203,11 +234,9 @@ func (b *Boot) loadInitrd(m *mem.Memory, zp []byte, img *bzImage, path string, k
 	if size == 0 {
 		return fmt.Errorf("file is empty")
 	}
-	// initrd_addr_max is the highest address the initrd may occupy.
-	top := min(img.initrdAddrMax+1, lowEnd)
 	if size > top || (top-size)&^(pageSize-1) < kernelEnd {
-		return fmt.Errorf("%w: %d MiB, and only %d MiB lie between the kernel's end %#x and %#x (initrd_addr_max %#x): give the guest more memory",
-			ErrInitrdTooLarge, size>>20, (top-min(top, kernelEnd))>>20, kernelEnd, top, img.initrdAddrMax)
+		return fmt.Errorf("%w: %d MiB, and only %d MiB lie between the kernel's end %#x and %#x (the end of low RAM, or initrd_addr_max + 1): give the guest more memory",
+			ErrInitrdTooLarge, size>>20, (top-min(top, kernelEnd))>>20, kernelEnd, top)
 	}
 	addr := (top - size) &^ (pageSize - 1)
 	dst, err := m.Slice(addr, size)

@@ -81,7 +81,7 @@ func TestRunAndSystemCheckAgree(t *testing.T) {
 		skip  bool
 		want  []string // in both errors
 	}{
-		{"random-bytes kernel", badGuest{kernel: random}, false, []string{"kernel", random, "not a bzImage, arm64 Image or zImage"}},
+		{"random-bytes kernel", badGuest{kernel: random}, false, []string{"kernel", random, "not a bzImage, arm64 Image, zImage or ELF executable"}},
 		{"truncated bzImage", badGuest{kernel: truncated}, false, truncWant},
 		{"arm64 Image on this host", badGuest{kernel: arm64Image}, kvm.HostArch == "arm64", []string{"kernel", arm64Image, "arm64 guest on an " + kvm.HostArch + " host"}},
 		{"cpus 0", badGuest{kernel: kernel, cpus: "0"}, false, []string{"cpus", "0: must be between 1 and 64"}},

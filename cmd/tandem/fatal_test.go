@@ -51,7 +51,7 @@ func TestVMMFatalStatus(t *testing.T) {
 	tests := []struct {
 		name, manifest, guest, want string
 	}{
-		{"kernel refused", manifest(random), "g", "kernel " + random + ": not a bzImage, arm64 Image or zImage"},
+		{"kernel refused", manifest(random), "g", "kernel " + random + ": not a bzImage, arm64 Image, zImage or ELF executable"},
 		{"kernel gone", manifest(filepath.Join(dir, "gone")), "g", `guest "g": kernel: ` + filepath.Join(dir, "gone") + ": no such file or directory"},
 		{"no such guest", manifest(random), "h", `no guest "h"`},
 	}
@@ -111,7 +111,7 @@ func TestSupervisorLeavesFatalGuest(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the supervisor did not stop")
 	}
-	want := "tandem: g: cannot run: kernel " + kernel + ": not a bzImage, arm64 Image or zImage; not restarted, as no restart can cure it: fix it, then tandem start g"
+	want := "tandem: g: cannot run: kernel " + kernel + ": not a bzImage, arm64 Image, zImage or ELF executable (a raw binary needs kernel-format raw); not restarted, as no restart can cure it: fix it, then tandem start g"
 	if !strings.Contains(log.String(), want) || strings.Count(log.String(), "g: started") != 1 || strings.Contains(log.String(), "restarting") {
 		t.Errorf("supervisor log:\n%s\nwant one start and the line %q, no restart", log.String(), want)
 	}

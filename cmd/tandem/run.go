@@ -23,13 +23,16 @@ func init() { subcommands = append(subcommands, newRunCmd) }
 // guestFile is the YAML form of one guest (`tandem run guest.yaml`).
 // Relative paths are taken from the file's directory.
 type guestFile struct {
-	Name    string `yaml:"name"`
-	Kernel  string `yaml:"kernel"`
-	Initrd  string `yaml:"initrd"`
-	Cmdline string `yaml:"cmdline"`
-	CPUs    *int   `yaml:"cpus"` // nil: left out, 1
-	Memory  string `yaml:"memory"`
-	Disks   []struct {
+	Name   string `yaml:"name"`
+	Kernel string `yaml:"kernel"`
+	// KernelFormat and LoadAddress: a raw image and where it goes.
+	KernelFormat string  `yaml:"kernel-format"`
+	LoadAddress  uint64  `yaml:"load-address"`
+	Initrd       string  `yaml:"initrd"`
+	Cmdline      *string `yaml:"cmdline"` // nil: left out, the console on the guest's UART
+	CPUs         *int    `yaml:"cpus"`    // nil: left out, 1
+	Memory       string  `yaml:"memory"`
+	Disks        []struct {
 		Path     string `yaml:"path"`
 		ReadOnly bool   `yaml:"readonly"`
 	} `yaml:"disks"`
@@ -62,25 +65,29 @@ type runSpec struct {
 
 type runFlags struct {
 	kernel, initrd, cmdline string
-	cpus                    int
-	memory                  string
-	disks, nets             []string
-	passthrough             []string
-	console                 string
-	consoleLimit            string
-	restart                 bool
-	dumpDTB                 string
-	reportMemory            bool
-	timeline                bool
-	watchdog                time.Duration
-	noSandbox               bool
+	// cmdlineSet says --cmdline was given, empty or not.
+	cmdlineSet   bool
+	kernelFormat string
+	loadAddress  uint64
+	cpus         int
+	memory       string
+	disks, nets  []string
+	passthrough  []string
+	console      string
+	consoleLimit string
+	restart      bool
+	dumpDTB      string
+	reportMemory bool
+	timeline     bool
+	watchdog     time.Duration
+	noSandbox    bool
 }
 
 func newRunCmd() *cobra.Command {
 	var f runFlags
 	c := &cobra.Command{
 		Use:   "run [guest.yaml]",
-		Short: "Boot one guest (bzImage on x86_64 hosts; arm64 Image or zImage on arm64 hosts)",
+		Short: "Boot one guest (bzImage on x86_64 hosts; arm64 Image or zImage on arm64 hosts; ELF executables and raw binaries on both)",
 		Long: `Boot one guest kernel under KVM with a serial console, virtio-blk disks,
 virtio-net (TAP), virtio-console and virtio-rng.
 
@@ -106,6 +113,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 				}
 				spec, err = loadGuestFile(args[0])
 			} else {
+				f.cmdlineSet = cmd.Flags().Changed("cmdline")
 				spec, err = f.config()
 			}
 			// A refused input is fatal, as Build's refusals are: the
@@ -153,9 +161,11 @@ is at fault: the message says which), 1 another error of the VMM.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.kernel, "kernel", "", "guest kernel: bzImage, arm64 Image or zImage")
+	fl.StringVar(&f.kernel, "kernel", "", "guest kernel: bzImage, arm64 Image, zImage or ELF executable (or a raw binary, with --kernel-format raw)")
+	fl.StringVar(&f.kernelFormat, "kernel-format", "auto", "how to read --kernel: auto (from its header), raw (a binary for the host's architecture, loaded as-is) or raw-aarch32 (a 32-bit ARM binary on an arm64 host)")
+	fl.Uint64Var(&f.loadAddress, "load-address", 0, "where a raw image is loaded and entered (default: RAM + 0x80000 on arm64, RAM + 0x8000 on 32-bit ARM; required on x86_64)")
 	fl.StringVar(&f.initrd, "initrd", "", "initial ramdisk")
-	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line (default: the console on the guest's UART, ttyS0 or ttyAMA0)")
+	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line, as given (an empty one included); without it the console on the guest's UART, ttyS0 or ttyAMA0")
 	fl.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
 	fl.StringArrayVar(&f.disks, "disk", nil, "virtio-blk disk: PATH[,ro] (repeatable)")
@@ -177,7 +187,15 @@ func (f *runFlags) config() (runSpec, error) {
 	if err != nil {
 		return runSpec{}, fmt.Errorf("--memory: %w", err)
 	}
-	cfg := vmm.Config{Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline, CPUs: f.cpus, Memory: mem}
+	format, err := vmm.ParseKernelFormat(f.kernelFormat)
+	if err != nil {
+		return runSpec{}, fmt.Errorf("--kernel-format %w", err)
+	}
+	cfg := vmm.Config{Kernel: f.kernel, KernelFormat: format, LoadAddress: f.loadAddress, Initrd: f.initrd, CPUs: f.cpus, Memory: mem}
+	if f.cmdlineSet {
+		cmdline := f.cmdline
+		cfg.Cmdline = &cmdline
+	}
 	for _, d := range f.disks {
 		path, opts, _ := strings.Cut(d, ",")
 		disk := vmm.Disk{Path: path}
@@ -232,7 +250,11 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		return filepath.Join(dir, p)
 	}
-	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: 1}
+	format, err := vmm.ParseKernelFormat(g.KernelFormat)
+	if err != nil {
+		return runSpec{}, fmt.Errorf("%s: kernel-format: %w", path, err)
+	}
+	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), KernelFormat: format, LoadAddress: g.LoadAddress, Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: 1}
 	if g.CPUs != nil {
 		cfg.CPUs = *g.CPUs
 	}

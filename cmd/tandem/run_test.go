@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tandem-hv/tandem/bsp"
 	"github.com/tandem-hv/tandem/hv/kvm"
+	"github.com/tandem-hv/tandem/internal/baremetal"
 	"github.com/tandem-hv/tandem/internal/fakekernel"
 	"github.com/tandem-hv/tandem/system"
 )
@@ -30,6 +32,11 @@ func TestRunBadInput(t *testing.T) {
 	yamlIRQ := write("irq.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: /pl031@9010000\n    interrupts: polled\n"))
 	yamlPassField := write("passfield.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - path: /pl031@9010000\n"))
 	yamlPassRel := write("passrel.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: pl031@9010000\n"))
+	riscv := write("riscv.elf", baremetal.ELF(elf.ELFCLASS64, elf.EM_RISCV, 0x80000000, []baremetal.Segment{{Addr: 0x80000000, Data: []byte{0x6f, 0, 0, 0}, MemSize: 4}}))
+	x86ELF := baremetal.X86ELF()
+	cutELF := write("cut.elf", x86ELF[:len(x86ELF)-8])
+	rawBin := write("raw.bin", baremetal.X86Code)
+	yamlFormat := write("format.yaml", []byte("kernel: "+rawBin+"\nkernel-format: binary\n"))
 
 	tests := []struct {
 		name string
@@ -58,6 +65,23 @@ func TestRunBadInput(t *testing.T) {
 		{"guest file passthrough unknown field", []string{"run", yamlPassField}, []string{yamlPassField + ":3", "path"}},
 		{"guest file passthrough relative node", []string{"run", yamlPassRel}, []string{yamlPassRel, "passthrough 0", "absolute path"}},
 		{"guest file missing", []string{"run", filepath.Join(dir, "none.yaml")}, []string{"none.yaml"}},
+		{"unknown kernel format", []string{"run", "--kernel", rawBin, "--kernel-format", "uimage"}, []string{"--kernel-format", "uimage", "raw"}},
+		{"load address for a kernel with a header", []string{"run", "--kernel", truncated, "--load-address", "0x80000"}, []string{"load address 0x80000", "only a raw image takes a load address"}},
+		{"ELF for another machine", []string{"run", "--kernel", riscv}, []string{riscv, "e_machine is EM_RISCV", "build the image for one of them"}},
+		{"ELF cut short", []string{"run", "--kernel", cutELF}, []string{cutELF, "segment", "p_filesz", "past the end"}},
+		{"guest file unknown kernel format", []string{"run", yamlFormat}, []string{yamlFormat, "kernel-format", "binary"}},
+	}
+	if kvm.HostArch == "x86_64" {
+		tests = append(tests, struct {
+			name string
+			args []string
+			want []string
+		}{"raw x86 image without a load address", []string{"run", "--kernel", rawBin, "--kernel-format", "raw"}, []string{rawBin, "needs a load address", "--load-address"}},
+			struct {
+				name string
+				args []string
+				want []string
+			}{"raw x86 image over the zero page", []string{"run", "--kernel", rawBin, "--kernel-format", "raw", "--load-address", "0x7000"}, []string{rawBin, "overlaps the zero page (boot_params)"}})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
