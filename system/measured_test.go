@@ -351,7 +351,13 @@ func TestMeasuredBootRefuses(t *testing.T) {
 			if !strings.Contains(rows["control"], tt.why) {
 				t.Errorf("control's ps row = %q, want %q", rows["control"], tt.why)
 			}
-			if !strings.Contains(r.log.String(), "tandem: control: "+tt.why) || !strings.Contains(r.log.String(), tt.log) {
+			// The state can be seen before the line reaches the log.
+			logged := func() bool {
+				return strings.Contains(r.log.String(), "tandem: control: "+tt.why) && strings.Contains(r.log.String(), tt.log)
+			}
+			for deadline := time.Now().Add(5 * time.Second); !logged() && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			}
+			if !logged() {
 				t.Errorf("supervisor log lacks %q or %q:\n%s", tt.why, tt.log, r.log)
 			}
 			if strings.Contains(r.log.String(), "control: started") {
