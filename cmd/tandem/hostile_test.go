@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tandem-hv/tandem/internal/hostileguest"
 	"github.com/tandem-hv/tandem/internal/kvmtest"
 	"github.com/tandem-hv/tandem/internal/testenv"
@@ -19,13 +21,14 @@ import (
 // TestHostileGuest runs the hostile guest (internal/hostileguest) under
 // `tandem run`, sandboxed as every VMM is: it writes garbage into every
 // register and queue of its virtio-blk (a read-only disk), virtio-console
-// and virtio-rng, into empty device slots, the 16550, the i8042 and the
+// virtio-rng and virtio-net (on a TAP), into empty device slots, the 16550, the i8042 and the
 // ACPI registers, with its queues' rings in garbage, past the end of its
 // RAM and wrapping, and changed after each notification. Then it resets
 // each virtio device and uses it. What the test checks:
 //   - the VMM survives and the guest ends as it asked, by powering off;
 //   - after the attack every device works again once reset: the disk's
-//     first sector reads back, virtio-console prints, virtio-rng answers;
+//     first sector reads back, virtio-console prints, virtio-rng answers,
+//     virtio-net sends a frame;
 //   - each device's failures are logged (DEVICE_NEEDS_RESET), and the log
 //     stays bounded: far fewer lines than the guest made accesses;
 //   - no device model panicked, and the read-only disk is unchanged.
@@ -56,8 +59,9 @@ func TestHostileGuest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tap := persistentTAP(t, "hostile0")
 	cmd := exec.Command(self, "run", "--kernel", kernel, "--memory", strconv.Itoa(hostileguest.MemoryMiB)+"M",
-		"--cmdline", "rounds=3", "--disk", disk+",ro")
+		"--cmdline", "rounds=3", "--disk", disk+",ro", "--net", tap)
 	cmd.Env = append(os.Environ(), asTandemEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -87,14 +91,15 @@ func TestHostileGuest(t *testing.T) {
 		{"the read-only disk reads back after its reset", "HOSTILE: disk works: TANDEM-DISK-SECTOR-ZERO"},
 		{"virtio-console prints after its reset", "HOSTILE: virtio-console works"},
 		{"virtio-rng answers after its reset", "HOSTILE: rng works: "},
-		{"every device worked", hostileguest.Done + " ok=3 failed=0"},
+		{"virtio-net sends after its reset", "HOSTILE: net works: 60 bytes sent"},
+		{"every device worked", hostileguest.Done + " ok=4 failed=0"},
 	}
 	for _, c := range checks {
 		if !strings.Contains(console, c.want) {
 			t.Errorf("%s: the console lacks %q", c.name, c.want)
 		}
 	}
-	for _, dev := range []string{"virtio-blk", "virtio-console", "virtio-rng"} {
+	for _, dev := range []string{"virtio-blk", "virtio-console", "virtio-rng", "virtio-net"} {
 		if !regexp.MustCompile(regexp.QuoteMeta(dev) + `: .*device needs reset`).MatchString(log) {
 			t.Errorf("%s: no failure logged (device needs reset): the garbage never reached it", dev)
 		}
@@ -114,6 +119,52 @@ func TestHostileGuest(t *testing.T) {
 	if got, err := os.ReadFile(disk); err != nil || !bytes.Equal(got, content) {
 		t.Errorf("the read-only disk changed under the guest's garbage (%v)", err)
 	}
+}
+
+// persistentTAP creates a TAP interface that outlives its file (TUNSETIFF,
+// TUNSETPERSIST), up, for a VMM to attach to, and removes it when the
+// test ends.
+func persistentTAP(t *testing.T, name string) string {
+	t.Helper()
+	tun := func() *os.File {
+		f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+		if err != nil {
+			t.Fatalf("a TAP for virtio-net: %v", err)
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(int(f.Fd()), unix.TUNSETIFF, ifr); err != nil {
+			t.Fatalf("TUNSETIFF %s: %v", name, err)
+		}
+		return f
+	}
+	f := tun()
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.TUNSETPERSIST, 1); err != nil {
+		t.Fatalf("TUNSETPERSIST %s: %v", name, err)
+	}
+	f.Close()
+	t.Cleanup(func() {
+		f := tun()
+		unix.IoctlSetInt(int(f.Fd()), unix.TUNSETPERSIST, 0)
+		f.Close()
+	})
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(s)
+	ifr, _ := unix.NewIfreq(name)
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+		t.Fatalf("SIOCGIFFLAGS %s: %v", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
+		t.Fatalf("SIOCSIFFLAGS %s up: %v", name, err)
+	}
+	return name
 }
 
 // markerLines are the console's lines of the hostile guest, without the

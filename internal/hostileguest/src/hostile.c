@@ -15,6 +15,7 @@
  *   HOSTILE: uart works              after garbage into the 16550
  *   HOSTILE: rng works: X            a fresh request answered, 32 bytes
  *   HOSTILE: disk works: TEXT        sector 0 read back (a read-only disk)
+ *   HOSTILE: net works: N bytes sent a frame sent on the transmit queue
  *   HOSTILE: virtio-console works    (printed through virtio-console)
  *   HOSTILE-DONE ok=N failed=M       then the ACPI power-off
  *
@@ -437,6 +438,36 @@ static void check_blk(int i)
 	ok++;
 }
 
+static void check_net(int i)
+{
+	u64 base = devs[i].base, rings = QUEUES + 0x8000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	int r = setup(base, 2, rings);  /* receiveq and transmitq */
+	if (r) {
+		fail("net setup", r);
+		return;
+	}
+	/* the 12-byte virtio_net_hdr (all zero: no offloads), then a
+	 * broadcast frame of the local experimental EtherType */
+	u32 n = 12 + 60;
+	memset_(buf, 0, n);
+	for (int j = 0; j < 6; j++)
+		w8(buf + 12 + j, 0xff);
+	w8(buf + 12 + 6, 0x02);
+	w8(buf + 12 + 12, 0x88);
+	w8(buf + 12 + 13, 0xb5);
+	rings += 0x3000;  /* the transmitq's */
+	desc(rings, 0, buf, n, 0, 0);
+	long used = submit(base, 1, rings);
+	if (used < 0) {
+		fail("net transmit", used);
+		return;
+	}
+	puts_("HOSTILE: net works: ");
+	putn(n - 12);
+	puts_(" bytes sent\n");
+	ok++;
+}
+
 static void check_console(int i)
 {
 	static const char msg[] = "HOSTILE: virtio-console works\n";
@@ -552,6 +583,7 @@ void main(u64 boot_params)
 
 	for (int i = 0; i < ndevs; i++) {
 		switch (devs[i].id) {
+		case 1: check_net(i); break;
 		case 2: check_blk(i); break;
 		case 3: check_console(i); break;
 		case 4: check_rng(i); break;
