@@ -60,7 +60,7 @@ type junitCase struct {
 type junitMessage struct {
 	Message string `xml:"message,attr"`
 	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",chardata"`
+	Text    string `xml:",cdata"`
 }
 
 // JUnitRun names a run in its report.
@@ -88,7 +88,7 @@ func WriteJUnit(w io.Writer, run JUnitRun, res *Result) error {
 			if len(c.Excerpt) > 0 {
 				text += fmt.Sprintf("\n%s's last %d lines:\n%s\n", consoleName(c.Console), len(c.Excerpt), strings.Join(c.Excerpt, "\n"))
 			}
-			jc.Failure = &junitMessage{Message: c.Failure, Type: "expectation", Text: text}
+			jc.Failure = &junitMessage{Message: c.Failure, Type: "expectation", Text: xmlChars(text)}
 		default:
 			jc.SystemOut = c.Line
 		}
@@ -119,6 +119,22 @@ func WriteJUnitFile(file string, run JUnitRun, res *Result) error {
 		return fmt.Errorf("--junit %s: %w", file, err)
 	}
 	return f.Close()
+}
+
+// xmlChars replaces what XML 1.0 may not hold (section 2.2, Char) with
+// U+FFFD: a console's escape sequences and stray control bytes. The
+// encoder does so for attributes and text, but not inside CDATA.
+func xmlChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r',
+			r >= 0x20 && r <= 0xd7ff,
+			r >= 0xe000 && r <= 0xfffd,
+			r >= 0x10000 && r <= 0x10ffff:
+			return r
+		}
+		return '\ufffd'
+	}, s)
 }
 
 func classConsole(c string) string {
