@@ -79,28 +79,19 @@ func LookupBoard(name string) (*Board, error) {
 // Check says what this machine lacks to emulate b: the emulator or the
 // firmware, naming the Debian package that has it. It installs nothing.
 func (b *Board) Check() error {
-	var missing []string
+	var missing, pkgs []string
 	if _, err := exec.LookPath(b.QEMU); err != nil {
 		missing = append(missing, fmt.Sprintf("%s not found (Debian's %s)", b.QEMU, b.QEMUPackage))
+		pkgs = append(pkgs, b.QEMUPackage)
 	}
 	if _, err := os.Stat(b.Firmware); err != nil {
 		missing = append(missing, fmt.Sprintf("%s missing (Debian's %s)", b.Firmware, b.FirmwarePackage))
+		pkgs = append(pkgs, b.FirmwarePackage)
 	}
 	if missing == nil {
 		return nil
 	}
-	return fmt.Errorf("board %s: %s: install it with apt-get install %s", b.Name, strings.Join(missing, "; "), b.packages())
-}
-
-func (b *Board) packages() string {
-	var p []string
-	if _, err := exec.LookPath(b.QEMU); err != nil {
-		p = append(p, b.QEMUPackage)
-	}
-	if _, err := os.Stat(b.Firmware); err != nil {
-		p = append(p, b.FirmwarePackage)
-	}
-	return strings.Join(p, " ")
+	return fmt.Errorf("board %s: %s: install it with apt-get install %s", b.Name, strings.Join(missing, "; "), strings.Join(pkgs, " "))
 }
 
 // ImageInfo is what the run needs to know of an image.

@@ -123,6 +123,4 @@ type Step struct {
 	Within time.Duration
 	// Send, if Wait is nil, is typed on the board's console.
 	Send string
-	// Line is the step's line in its test file, for messages.
-	Line int
 }

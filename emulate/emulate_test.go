@@ -293,17 +293,18 @@ func TestParseTestFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseTestFile(demo.yaml) = %v", err)
 	}
-	if tf.Timeout != 8*time.Minute || len(tf.ExpectNot) != 1 || len(tf.Steps) != 3 ||
-		tf.Steps[0].Within != 5*time.Minute || tf.Steps[1].Name != "the infotainment guest receives" || tf.Steps[2].Send != "\n" || tf.Steps[2].Line != 12 {
-		t.Errorf("ParseTestFile(demo.yaml) = %+v, steps %+v %+v %+v", tf, tf.Steps[0], tf.Steps[1], tf.Steps[2])
+	if tf.Timeout != 8*time.Minute || len(tf.ExpectNot) != 1 || len(tf.Steps) != 4 ||
+		tf.Steps[0].Within != 2*time.Minute || tf.Steps[1].Name != "the system starts" || tf.Steps[2].Send != "\n" ||
+		tf.Steps[3].Name != "wait control: TANDEM-CONTROL.*sent=[1-9]" || tf.Steps[3].Wait.Console != "control" {
+		t.Errorf("ParseTestFile(demo.yaml) = %+v, steps %+v %+v %+v %+v", tf, tf.Steps[0], tf.Steps[1], tf.Steps[2], tf.Steps[3])
 	}
 	tests := []struct {
 		name, old, new, err string
 	}{
 		{"unknown field", "    within: 60s", "    withn: 60s", `demo.yaml:11: unknown field "withn"`},
 		{"bad timeout", "timeout: 8m", "timeout: soon", `demo.yaml:3: timeout: "soon" is not a duration`},
-		{"bad within", "within: 5m", "within: -5m", `demo.yaml:8: steps[0].within: "-5m" is not a duration`},
-		{"wait without a console", `wait: "control: TANDEM`, `wait: "TANDEM`, `demo.yaml:7: steps[0].wait: wait "TANDEM-CONTROL.*sent=[1-9]": want CONSOLE: REGEX`},
+		{"bad within", "within: 2m", "within: -5m", `demo.yaml:8: steps[0].within: "-5m" is not a duration`},
+		{"wait without a console", `wait: "control: TANDEM`, `wait: "TANDEM`, `demo.yaml:13: steps[3].wait: wait "TANDEM-CONTROL.*sent=[1-9]": want CONSOLE: REGEX`},
 		{"bad regexp", `"Kernel panic"`, `"Kernel (panic"`, `demo.yaml:5: expect-not[0]: expect-not "Kernel (panic": error parsing regexp`},
 		{"wait and send", `  - send: "\n"`, `  - send: "\n"` + "\n    wait: \"board: x\"", `demo.yaml:12: steps[2]: has both wait and send`},
 		{"neither", `  - send: "\n"`, `  - name: nothing`, `demo.yaml:12: steps[2]: neither wait nor send`},
@@ -408,5 +409,24 @@ func TestJUnitSchema(t *testing.T) {
 	if f.Name != "expect infotainment: NEVER <&>" || f.Classname != "emulate.infotainment" || f.Failure == nil ||
 		!strings.Contains(f.Failure.Text, "infotainment's last 2 lines:\ninfotainment | a]]>b\n") {
 		t.Errorf("failed testcase = %+v; want its name, console and excerpt", f)
+	}
+}
+
+// TestBoardCheck checks that a board whose emulator and firmware are
+// missing is refused naming both Debian packages, and that the boards
+// tandem emulate knows are found by name and others refused.
+func TestBoardCheck(t *testing.T) {
+	b := *QEMUVirtARM64
+	b.QEMU, b.Firmware = "qemu-system-aarch64-not-installed", filepath.Join(t.TempDir(), "u-boot.bin")
+	err := b.Check()
+	if err == nil || !strings.HasSuffix(err.Error(), "install it with apt-get install qemu-system-arm u-boot-qemu") ||
+		!strings.Contains(err.Error(), "qemu-system-aarch64-not-installed not found (Debian's qemu-system-arm)") {
+		t.Errorf("Check() = %v; want both packages named", err)
+	}
+	if got, err := LookupBoard("qemu-virt-arm64"); err != nil || got != QEMUVirtARM64 {
+		t.Errorf("LookupBoard(qemu-virt-arm64) = %v, %v", got, err)
+	}
+	if _, err := LookupBoard("zcu102"); err == nil || !strings.Contains(err.Error(), "board zcu102: no emulated counterpart in tandem emulate") {
+		t.Errorf("LookupBoard(zcu102) = %v; want it refused", err)
 	}
 }

@@ -80,7 +80,7 @@ func ParseTestFile(path string, data []byte) (*TestFile, error) {
 	}
 	for i, sy := range y.Steps {
 		field := fmt.Sprintf("steps[%d]", i)
-		s := &Step{Name: sy.Name, Line: strictyaml.Nearest(field, func(f string) int { return strictyaml.Line(data, f) })}
+		s := &Step{Name: sy.Name}
 		switch {
 		case sy.Wait != "" && sy.Send != nil:
 			return nil, at(field, "has both wait and send: one step does one of them; split it in two")

@@ -154,12 +154,19 @@ func runEmulate(ctx context.Context, cmd *cobra.Command, image string, f emulate
 		return errors.New("emulate: cancelled")
 	case !res.Passed():
 		var names []string
+		skipped := 0
 		for _, c := range res.Failed() {
-			if !c.Skipped {
+			if c.Skipped {
+				skipped++
+			} else {
 				names = append(names, c.Name)
 			}
 		}
-		return fmt.Errorf("emulate: %d of %d checks failed: %s", len(res.Failed()), len(res.Cases), strings.Join(names, "; "))
+		msg := fmt.Sprintf("emulate: %d of %d checks failed: %s", len(names), len(res.Cases), strings.Join(names, "; "))
+		if skipped > 0 {
+			msg += fmt.Sprintf(" (%d steps after it not run)", skipped)
+		}
+		return errors.New(msg)
 	}
 	return nil
 }
