@@ -1,12 +1,11 @@
 // Command demo is `make demo`: it builds the qemu-virt-arm64 image with a
 // control guest and an infotainment guest, boots it the way a board boots
-// with tandem emulate's code (package emulate: QEMU's virt machine with
-// EL2, Debian's U-Boot as firmware, the image as a virtio disk), and
-// shows what happens: U-Boot runs boot.scr from
-// the boot partition, the host kernel starts tandem as init, tandem init
-// mounts the data partition and runs `tandem system`, both guests' consoles
-// appear prefixed by their names, then the status table, then the board
-// powers off.
+// through tandem emulate's code (package emulate: QEMU's virt machine with
+// EL2, Debian's U-Boot as firmware, the image as a virtio disk), and shows
+// what happens: U-Boot runs boot.scr from the boot partition, the host
+// kernel starts tandem as init, tandem init mounts the data partition and
+// runs `tandem system`, both guests' consoles appear prefixed by their
+// names, then the status table, then the board powers off.
 //
 // The demo succeeds only on what the guests themselves print: the control
 // loop's report with messages sent, and the infotainment receiver's with
