@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	removeTandemBin()
+	removeDemoImage()
 	os.Exit(code)
 }
 

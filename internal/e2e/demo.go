@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -129,3 +131,50 @@ func WriteDemoSystem(dir string, k Kernel, initPkg func(guest string) string, go
 
 // DemoGuestPkg is the init of a demo guest: guests/NAME.
 func DemoGuestPkg(guest string) string { return "github.com/tandem-hv/tandem/guests/" + guest }
+
+// DemoBoard is the board the demo image is built for and booted on.
+const DemoBoard = "qemu-virt-arm64"
+
+// DemoImage describes a demo image to build.
+type DemoImage struct {
+	// Dir is the work directory: the system goes into Dir/system, the
+	// image is Dir/tandem-qemu-virt-arm64.img (an absolute path).
+	Dir string
+	// Tandem is the tandem binary that builds it; Kernel the arm64
+	// kernel of the host and the guests.
+	Tandem string
+	Kernel Kernel
+	// InitPkg is each guest's /init (DemoGuestPkg normally).
+	InitPkg func(guest string) string
+	// Cmdline is added to the host's kernel command line.
+	Cmdline string
+	// GoDir is as for BuildDemoGuest; Out gets the build's output.
+	GoDir string
+	Out   io.Writer
+}
+
+// BuildDemoImage writes the demo system and builds its image with
+// `tandem image build`, taking the timestamps from SOURCE_DATE_EPOCH
+// (a fixed one when unset); it returns the image's path.
+func BuildDemoImage(d DemoImage) (string, error) {
+	dir, err := filepath.Abs(d.Dir)
+	if err != nil {
+		return "", err
+	}
+	sys := filepath.Join(dir, "system")
+	if err := WriteDemoSystem(sys, d.Kernel, d.InitPkg, d.GoDir); err != nil {
+		return "", err
+	}
+	img := filepath.Join(dir, "tandem-"+DemoBoard+".img")
+	build := exec.Command(d.Tandem, "image", "build", "--board", DemoBoard,
+		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", d.Cmdline)
+	build.Dir = d.GoDir
+	build.Stdout, build.Stderr = d.Out, d.Out
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		build.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+	}
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("tandem image build: %w", err)
+	}
+	return img, nil
+}

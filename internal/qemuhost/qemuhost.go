@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/tandem-hv/tandem/dtb"
+	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -909,38 +910,8 @@ func (r *Result) Tail(n int) string {
 }
 
 // Lines is a console writer that hands each whole line to a function,
-// without its line end ("\r\n" or "\n"); a partial line waits for the
-// rest, or for Flush.
-type Lines struct {
-	line    func(string)
-	mu      sync.Mutex
-	partial []byte
-}
+// without its line end: tandem emulate's (package emulate).
+type Lines = emulate.Lines
 
 // NewLines returns a writer that calls line for each line written.
-func NewLines(line func(string)) *Lines { return &Lines{line: line} }
-
-func (l *Lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		s := strings.TrimRight(string(l.partial[:i]), "\r")
-		l.partial = l.partial[i+1:]
-		l.line(s)
-	}
-}
-
-// Flush hands over a last line that had no line end.
-func (l *Lines) Flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.partial) > 0 {
-		l.line(strings.TrimRight(string(l.partial), "\r"))
-	}
-	l.partial = nil
-}
+func NewLines(line func(string)) *Lines { return emulate.NewLines(line) }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/internal/e2e"
 )
 
@@ -36,27 +37,22 @@ var (
 
 // watcher passes the serial console through, announces each boot stage
 // as its first line appears, and keeps what the verdict and the summary
-// need: each guest's console lines, whether its marker came, its last
-// report, and the restarts the status table shows.
+// need: each guest's console lines, its last report, and the restarts
+// the status table shows. Whether the markers came is tandem emulate's
+// verdict (the run's Result).
 type watcher struct {
 	built    time.Duration            // when the image was built (QEMU's start)
 	at       map[string]time.Duration // stage key: when its line came, since the demo's start
 	tail     map[string][]string      // guest: its last console lines, as shown (NAME | …)
 	own      map[string]int           // guest: how many lines it printed itself
-	marked   map[string]bool          // guest: a line of its own matched its marker
 	report   map[string][]string      // guest: the submatches of its last report
 	restarts map[string]int           // guest: from the status table
-	res      []*regexp.Regexp         // markers' regexps, in markers' order
 	inTable  bool
 }
 
 func newWatcher() *watcher {
-	w := &watcher{built: time.Since(start0), at: map[string]time.Duration{}, tail: map[string][]string{},
-		own: map[string]int{}, marked: map[string]bool{}, report: map[string][]string{}, restarts: map[string]int{}}
-	for _, m := range markers {
-		w.res = append(w.res, regexp.MustCompile(m.Expr))
-	}
-	return w
+	return &watcher{built: time.Since(start0), at: map[string]time.Duration{}, tail: map[string][]string{},
+		own: map[string]int{}, report: map[string][]string{}, restarts: map[string]int{}}
 }
 
 // line takes one line of the console.
@@ -79,8 +75,8 @@ func (w *watcher) line(l string) {
 		}
 		w.inTable = false
 	}
-	guest, text, ok := guestLine(l)
-	if !ok {
+	guest, text := emulate.SplitLine(l, guestNames())
+	if guest == emulate.BoardConsole {
 		return
 	}
 	t := append(w.tail[guest], l)
@@ -94,38 +90,11 @@ func (w *watcher) line(l string) {
 		return
 	}
 	w.own[guest]++
-	for i, m := range markers {
-		if m.Guest == guest && w.res[i].MatchString(text) {
-			w.marked[guest] = true
-		}
-	}
 	for _, re := range []*regexp.Regexp{controlReport, infoReport} {
 		if m := re.FindStringSubmatch(text); m != nil {
 			w.report[guest] = m
 		}
 	}
-}
-
-// guestLine splits a line the supervisor prints for a guest's console,
-// NAME | TEXT, for the demo's guests.
-func guestLine(l string) (guest, text string, ok bool) {
-	for _, m := range markers {
-		if text, ok := strings.CutPrefix(l, m.Guest+" | "); ok {
-			return m.Guest, text, true
-		}
-	}
-	return "", "", false
-}
-
-// missing returns the markers no line of their guest's own matched.
-func (w *watcher) missing() []e2e.Marker {
-	var l []e2e.Marker
-	for _, m := range markers {
-		if !w.marked[m.Guest] {
-			l = append(l, m)
-		}
-	}
-	return l
 }
 
 // guilty shows which marker m is missing and its guest's last lines.

@@ -1,0 +1,291 @@
+package emulate
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// milestones are the board's boot stages as its console shows them, for
+// the timeline: U-Boot's, then the boot script's and the host's
+// (images/bootscript.go, cmd/tandem/init.go).
+var milestones = []struct{ match, name string }{
+	{"Found U-Boot script", "U-Boot found the boot script"},
+	{"Tandem: starting the host", "the boot script starts the host kernel"},
+	{"tandem init: data partition", "tandem init mounted the data partition"},
+	{"tandem init: starting tandem system", "tandem init starts tandem system"},
+}
+
+// watch is an expectation's state.
+type watch struct {
+	c      *Check
+	held   bool // a line matched (for Not: the run failed)
+	at     time.Duration
+	line   string
+	tail   []string // for Not: the console's last lines when it matched
+	within time.Duration
+}
+
+// session is one run's state: the consoles' tails, the expectations and
+// the steps. Lines come from QEMU's output copier; the run's loop asks
+// done and pendingSend.
+type session struct {
+	opt     Options
+	arts    *artifacts
+	started time.Time     // QEMU's start
+	changed chan struct{} // a line came that may have changed the state
+
+	mu         sync.Mutex // protects the fields below
+	expects    []*watch
+	steps      []*watch // a send step's watch has a nil Check
+	step       int      // the step under way; len(steps) once all are done
+	stepStart  time.Duration
+	stepFailed string
+	failed     bool // an expect-not matched, or a step failed
+	until      *watch
+	power      bool
+	reached    map[string]bool     // milestones and consoles seen
+	tails      map[string][]string // console ("": all of them): its last lines, as shown
+	timeline   []string
+}
+
+func newSession(opt Options, arts *artifacts) *session {
+	s := &session{opt: opt, arts: arts, started: time.Now(), changed: make(chan struct{}, 1),
+		reached: map[string]bool{}, tails: map[string][]string{}}
+	for _, c := range opt.Expect {
+		s.expects = append(s.expects, &watch{c: c})
+	}
+	for _, st := range opt.Steps {
+		s.steps = append(s.steps, &watch{c: st.Wait, within: st.Within})
+	}
+	if opt.Until != nil {
+		s.until = &watch{c: opt.Until}
+	}
+	return s
+}
+
+func (s *session) since() time.Duration { return time.Since(s.started) }
+
+// event adds a line to the timeline.
+func (s *session) event(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.eventLocked(format, args...)
+}
+
+func (s *session) eventLocked(format string, args ...any) {
+	s.timeline = append(s.timeline, fmt.Sprintf("%8.1fs  %s", s.since().Seconds(), fmt.Sprintf(format, args...)))
+}
+
+// line takes one line of the serial console.
+func (s *session) line(l string) {
+	console, text := SplitLine(l, s.opt.Guests)
+	vmm := console != BoardConsole && vmmLine(text)
+	s.arts.line(console, text)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at := s.since()
+	t := s.keep(console, l)
+	s.keep("", l)
+	s.milestone(console, l)
+	for _, w := range s.expects {
+		if !w.held && w.c.matches(console, text, vmm) {
+			w.held, w.at, w.line = true, at, l
+			if w.c.Not {
+				w.tail = append([]string(nil), t...)
+				s.failed = true
+				s.eventLocked("expect-not %s: FAILED: %s", w.c.Spec, l)
+			} else {
+				s.eventLocked("expect %s: held: %s", w.c.Spec, l)
+			}
+		}
+	}
+	if s.step < len(s.steps) && !s.failed {
+		if w := s.steps[s.step]; w.c != nil && w.c.matches(console, text, vmm) {
+			w.held, w.at, w.line = true, at, l
+			s.eventLocked("step %d (%s): done: %s", s.step+1, s.opt.Steps[s.step].Name, l)
+			s.step, s.stepStart = s.step+1, at
+		}
+	}
+	if s.until != nil && !s.until.held && s.until.c.matches(console, text, vmm) {
+		s.until.held, s.until.at, s.until.line = true, at, l
+		s.eventLocked("until %s: %s", s.until.c.Spec, l)
+	}
+	if console == BoardConsole && strings.Contains(l, s.opt.Board.PowerOff) && !s.power {
+		s.power = true
+		s.eventLocked("the board powers off")
+	}
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// milestone adds the first line of each boot stage and of each guest's
+// console to the timeline.
+func (s *session) milestone(console, l string) {
+	if console != BoardConsole {
+		if !s.reached["console "+console] {
+			s.reached["console "+console] = true
+			s.eventLocked("%s: its console's first line", console)
+		}
+		return
+	}
+	for _, m := range milestones {
+		if !s.reached[m.match] && strings.Contains(l, m.match) {
+			s.reached[m.match] = true
+			s.eventLocked("%s", m.name)
+		}
+	}
+}
+
+// pendingSend returns the text of a send step that is due, and moves on
+// past it.
+func (s *session) pendingSend() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed || s.step >= len(s.steps) || s.steps[s.step].c != nil {
+		return "", false
+	}
+	st := s.opt.Steps[s.step]
+	w := s.steps[s.step]
+	w.held, w.at = true, s.since()
+	s.eventLocked("step %d (%s): sent", s.step+1, st.Name)
+	s.step, s.stepStart = s.step+1, w.at
+	return st.Send, true
+}
+
+// done says whether the run may end, and why.
+func (s *session) done() (End, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.step < len(s.steps) && !s.failed {
+		if w := s.steps[s.step]; w.c != nil && w.within > 0 && s.since()-s.stepStart > w.within {
+			s.failed = true
+			s.stepFailed = fmt.Sprintf("no line of %s matched %s within %v", consoleName(w.c.Console), w.c.Re, w.within)
+			s.eventLocked("step %d (%s): FAILED: %s", s.step+1, s.opt.Steps[s.step].Name, s.stepFailed)
+		}
+	}
+	switch {
+	case s.failed:
+		return EndFailed, true
+	case s.until != nil:
+		return EndUntil, s.until.held
+	case s.opt.UntilPowerOff:
+		return "", false
+	}
+	waiting := s.step < len(s.steps)
+	any := len(s.steps) > 0
+	for _, w := range s.expects {
+		if !w.c.Not {
+			any = true
+			waiting = waiting || !w.held
+		}
+	}
+	return EndExpectations, any && !waiting
+}
+
+func (s *session) poweredOff() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.power
+}
+
+// exitEnd is the run's end when QEMU ended by itself.
+func (s *session) exitEnd() End {
+	if s.poweredOff() {
+		return EndPowerOff
+	}
+	return EndExited
+}
+
+func consoleName(c string) string {
+	if c == "" {
+		return "any console"
+	}
+	return c
+}
+
+// keep adds l to the tail of console ("": the whole serial console) and
+// returns that tail.
+func (s *session) keep(console, l string) []string {
+	t := append(s.tails[console], l)
+	if len(t) > TailLines {
+		t = append(t[:0:0], t[len(t)-TailLines:]...)
+	}
+	s.tails[console] = t
+	return t
+}
+
+// tail returns a console's last lines ("": the whole serial console's).
+func (s *session) tail(console string) []string {
+	return append([]string(nil), s.tails[console]...)
+}
+
+// result turns the state into test cases, once the run has ended.
+func (s *session) result(end End) *Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := s.since()
+	res := &Result{End: end, Duration: total, PoweredOff: s.power}
+	ended := fmt.Sprintf("within %.1fs (the run ended: %s)", total.Seconds(), end)
+	for _, w := range s.expects {
+		c := &Case{Console: w.c.Console, Line: w.line}
+		switch {
+		case w.c.Not && w.held:
+			c.Name, c.Time, c.Excerpt = "expect-not "+w.c.Spec, w.at, w.tail
+			c.Failure = fmt.Sprintf("%s printed a line matching %s at %.1fs: %s", consoleName(w.c.Console), w.c.Re, w.at.Seconds(), w.line)
+		case w.c.Not:
+			c.Name, c.Time, c.Passed = "expect-not "+w.c.Spec, total, true
+		case w.held:
+			c.Name, c.Time, c.Passed = "expect "+w.c.Spec, w.at, true
+		default:
+			c.Name, c.Time, c.Excerpt = "expect "+w.c.Spec, total, s.tail(w.c.Console)
+			c.Failure = fmt.Sprintf("no line of %s matched %s %s", consoleName(w.c.Console), w.c.Re, ended)
+		}
+		res.Cases = append(res.Cases, c)
+	}
+	for i, w := range s.steps {
+		st := s.opt.Steps[i]
+		c := &Case{Name: fmt.Sprintf("step %d: %s", i+1, st.Name), Line: w.line}
+		if w.c != nil {
+			c.Console = w.c.Console
+		}
+		switch {
+		case i < s.step:
+			c.Passed, c.Time = true, w.at
+		case i == s.step && w.c != nil:
+			c.Time, c.Excerpt = total, s.tail(w.c.Console)
+			c.Failure = s.stepFailed
+			if c.Failure == "" {
+				c.Failure = fmt.Sprintf("no line of %s matched %s %s", consoleName(w.c.Console), w.c.Re, ended)
+			}
+		default:
+			c.Skipped = true
+			c.Failure = fmt.Sprintf("not run: the run ended (%s) before step %d", end, s.step+1)
+		}
+		res.Cases = append(res.Cases, c)
+	}
+	switch {
+	case s.until != nil:
+		c := &Case{Name: "until " + s.until.c.Spec, Console: s.until.c.Console, Passed: s.until.held, Time: s.until.at, Line: s.until.line}
+		if !c.Passed {
+			c.Time, c.Excerpt = total, s.tail(s.until.c.Console)
+			c.Failure = fmt.Sprintf("no line of %s matched %s %s", consoleName(s.until.c.Console), s.until.c.Re, ended)
+		}
+		res.Cases = append(res.Cases, c)
+	case s.opt.UntilPowerOff:
+		c := &Case{Name: "until " + PowerOff, Console: BoardConsole, Passed: s.power, Time: total}
+		if !c.Passed {
+			c.Excerpt = s.tail(BoardConsole)
+			c.Failure = fmt.Sprintf("the board did not power off %s", ended)
+		}
+		res.Cases = append(res.Cases, c)
+	}
+	if end == EndExited {
+		res.Cases = append(res.Cases, &Case{Name: "board: no reset or crash", Console: BoardConsole, Time: total, Excerpt: s.tail(BoardConsole),
+			Failure: "QEMU ended without the board's power-off line: the board reset or crashed"})
+	}
+	return res
+}
