@@ -1,7 +1,7 @@
 #!/bin/sh
 # deps.sh installs the Debian tools Tandem's build, tests and demo use:
 # QEMU (the emulated hosts and the peer VMM), the oracles that check what
-# Tandem writes (dtc, iasl, dumpimage, fsck.vfat, sfdisk), busybox for
+# Tandem writes (dtc, iasl, dumpimage, fsck.vfat, sfdisk, edid-decode), busybox for
 # test guests, qemu-user-static for the 32-bit ARM test pass, a software
 # TPM (swtpm) with tpm2-tools for the measured-boot tests and the demo
 # board's TPM, an arm64 C cross compiler for `make bench`'s minimal C
@@ -16,7 +16,7 @@
 # suite's own QEMU is new enough.
 set -eu
 
-pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools
+pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools edid-decode
 u-boot-tools u-boot-qemu bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
 gcc binutils libc6-dev linux-libc-dev xz-utils zstd qemu-user-static swtpm swtpm-tools tpm2-tools
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
