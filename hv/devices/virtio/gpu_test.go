@@ -249,7 +249,7 @@ func TestGPUFenceEchoed(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fence := uint64(0x1122334455667700 + i)
+			fence := 0x1122334455667700 + uint64(i)
 			binary.LittleEndian.PutUint32(tt.req[4:], gpuFlagFence)
 			binary.LittleEndian.PutUint64(tt.req[8:], fence)
 			binary.LittleEndian.PutUint32(tt.req[16:], 7) // ctx_id
