@@ -269,8 +269,10 @@ func (g *GPU) SetWarnings(w io.Writer) { g.warn.SetOutput(w) }
 // Size returns the scanout's configured mode.
 func (g *GPU) Size() (w, h int) { return int(g.width), int(g.height) }
 
-// SetFlushHandler has f called with the part of the scanout that changed
-// whenever the guest flushes what it shows or changes the scanout. f runs
+// SetFlushHandler has f called with the part of the scanout that changed,
+// in the coordinates of Snapshot's picture, whenever the guest flushes
+// what it shows or changes the scanout (then the whole picture, whose
+// size may have changed). f runs
 // on the vCPU thread that notified the device, outside the device's
 // lock: it must not block (a display server records the damage and
 // wakes its own goroutine). nil stops the calls.
@@ -588,7 +590,9 @@ func (g *GPU) setScanout(req []byte, damage *image.Rectangle) uint32 {
 		return gpuRespErrInvalidParameter
 	}
 	g.scanout = gpuScanout{res: res, rect: r}
-	*damage = damage.Union(g.bounds())
+	// The whole picture changes, and may change size: damage is in the
+	// new scanout's coordinates.
+	*damage = damage.Union(image.Rect(0, 0, int(r.w), int(r.h)))
 	return gpuRespOKNoData
 }
 

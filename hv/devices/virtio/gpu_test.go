@@ -334,7 +334,7 @@ func TestGPUDrawsPatternPixelExact(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			full := image.Rect(0, 0, int(tt.scan.w), int(tt.scan.h))
-			if len(damage) != 2 || damage[1] != full {
+			if len(damage) != 2 || damage[0] != full || damage[1] != full {
 				t.Errorf("flush handler saw %v, want the whole screen at SET_SCANOUT, then %v at the flush", damage, full)
 			}
 			if got := d.gpu.Flushes(); got != 1 {
