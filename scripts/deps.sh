@@ -1,12 +1,13 @@
 #!/bin/sh
 # deps.sh installs the Debian tools Tandem's build, tests and demo use:
 # QEMU (the emulated hosts and the peer VMM), the oracles that check what
-# Tandem writes (dtc, iasl, dumpimage, fsck.vfat, sfdisk; xmllint for
-# tandem emulate's JUnit XML), busybox for test guests, qemu-user-static
-# for the 32-bit ARM test pass, a software TPM (swtpm) with tpm2-tools for
-# the measured-boot tests and the demo board's TPM, gcc for the hostile
-# test guest, an arm64 C cross compiler for `make bench`'s minimal C KVM
-# loop inside the emulated arm64 board, and binutils, whose assembler
+# Tandem writes (dtc, iasl, dumpimage, fsck.vfat, sfdisk, edid-decode;
+# xmllint for tandem emulate's JUnit XML), busybox for test guests,
+# qemu-user-static for the 32-bit ARM test pass, a software TPM (swtpm)
+# with tpm2-tools for the measured-boot tests and the demo board's TPM,
+# gcc for the hostile test guest, an arm64 C cross compiler for `make
+# bench`'s minimal C KVM loop inside the emulated arm64 board, and
+# binutils, whose assembler
 # checks the bare-metal test guest's hand-assembled bytes against their
 # source (internal/baremetal). It does nothing when everything is already
 # there.
@@ -17,7 +18,7 @@
 # suite's own QEMU is new enough.
 set -eu
 
-pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools
+pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools edid-decode
 u-boot-tools u-boot-qemu libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
 gcc binutils libc6-dev linux-libc-dev xz-utils zstd qemu-user-static swtpm swtpm-tools tpm2-tools
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross"

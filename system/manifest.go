@@ -109,9 +109,12 @@ type Guest struct {
 	Disks      []Disk
 	Nets       []vmm.Net
 	Vsock      *Vsock
-	Restart    Restart
-	Watchdog   Watchdog
-	After      []string
+	// Display gives the guest a virtio-gpu display of this size with a
+	// keyboard and a touch screen; nil: none.
+	Display  *vmm.Display
+	Restart  Restart
+	Watchdog Watchdog
+	After    []string
 	// Passthrough are host device tree nodes handed to the guest.
 	Passthrough []HostDevice
 	// Measured is MeasuredRequired or MeasuredRecorded: whether the

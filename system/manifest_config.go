@@ -55,6 +55,10 @@ func (g *Guest) Config() (vmm.Config, error) {
 	if g.Vsock != nil {
 		cfg.Vsock = &vmm.Vsock{CID: g.Vsock.CID}
 	}
+	if g.Display != nil {
+		d := *g.Display
+		cfg.Display = &d
+	}
 	var err error
 	if cfg.Passthrough, err = ResolvePassthrough(g.Passthrough); err != nil {
 		return vmm.Config{}, g.passthroughError(err)

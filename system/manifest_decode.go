@@ -53,6 +53,10 @@ type guestYAML struct {
 			Socket string `yaml:"socket"`
 		} `yaml:"host"`
 	} `yaml:"vsock"`
+	Display *struct {
+		Width  int `yaml:"width"`
+		Height int `yaml:"height"`
+	} `yaml:"display"`
 	Restart *struct {
 		Policy      string `yaml:"policy"`
 		Limit       int    `yaml:"limit"`
@@ -132,6 +136,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		g.decodeDisks,
 		g.decodeNets,
 		g.decodeVsock,
+		g.decodeDisplay,
 		g.decodeRestart,
 		g.decodeWatchdog,
 		g.decodePassthrough,
@@ -318,6 +323,35 @@ func (g *Guest) decodeRestart(y *guestYAML) error {
 	if g.Restart.StableAfter == 0 {
 		g.Restart.StableAfter = time.Minute
 	}
+	return nil
+}
+
+// decodeDisplay reads display:, the guest's screen: width and height
+// together, or neither for the default 1280×720.
+func (g *Guest) decodeDisplay(y *guestYAML) error {
+	d := y.Display
+	if d == nil {
+		return nil
+	}
+	if (d.Width == 0) != (d.Height == 0) {
+		return g.errorf("display", "give both width and height, or neither for %dx%d", vmm.DefaultDisplayWidth, vmm.DefaultDisplayHeight)
+	}
+	w, h := d.Width, d.Height
+	if w == 0 {
+		w, h = vmm.DefaultDisplayWidth, vmm.DefaultDisplayHeight
+	}
+	for _, f := range []struct {
+		field     string
+		v, lo, hi int
+	}{
+		{"display.width", w, vmm.MinDisplayWidth, vmm.MaxDisplayWidth},
+		{"display.height", h, vmm.MinDisplayHeight, vmm.MaxDisplayHeight},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return g.errorf(f.field, "%d: want %d to %d pixels", f.v, f.lo, f.hi)
+		}
+	}
+	g.Display = &vmm.Display{Width: w, Height: h}
 	return nil
 }
 

@@ -216,6 +216,10 @@ func TestBadManifests(t *testing.T) {
 		{"host service not allowed", "      cid: 4\n", "      cid: 4\n      host: [{port: 6000, socket: log.sock}]\n", `guest "infotainment": vsock.host[0].port: 6000 is not in vsock.allow: add "host:6000"`},
 		{"host service twice", "      cid: 4\n", "      cid: 4\n      allow: [\"host:6000\"]\n      host: [{port: 6000, socket: a.sock}, {port: 6000, socket: b.sock}]\n", `vsock.host[1].port: 6000: listed twice`},
 		{"forward no socket", "- socket: info-5000.sock", "- socket: \"\"", `vsock.forward[0]: missing socket`},
+		{"display without height", "    disks:", "    display: {width: 800}\n    disks:", `system.yaml:29: guest "infotainment": display: give both width and height, or neither for 1280x720`},
+		{"display too wide", "    disks:", "    display: {width: 5000, height: 720}\n    disks:", `guest "infotainment": display.width: 5000: want 320 to 3840 pixels`},
+		{"display too short", "    disks:", "    display: {width: 800, height: 100}\n    disks:", `display.height: 100: want 200 to 2160 pixels`},
+		{"display unknown field", "    disks:", "    display: {vnc: 5900}\n    disks:", `unknown field "vnc"`},
 		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
 		{"unknown kernel format", "    cmdline: console=ttyS0 quiet", "    kernel-format: uimage", `system.yaml:9: guest "control": kernel-format: "uimage": want auto`},
 		{"load address not a number", "    cmdline: console=ttyS0 quiet", "    load-address: high", "system.yaml:9: cannot use !!str `high`"},
@@ -421,5 +425,41 @@ func TestHostServices(t *testing.T) {
 	}
 	if v.HostService(6000) == nil || v.HostService(6001) != nil || !v.Allows(HostCID, 6000) {
 		t.Errorf("infotainment's host service on 6000 = %v, on 6001 = %v, allows host:6000 = %v; want only 6000, allowed", v.HostService(6000), v.HostService(6001), v.Allows(HostCID, 6000))
+	}
+}
+
+// TestManifestDisplay reads display: into the guest's VMM configuration
+// and its hardware description.
+func TestManifestDisplay(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want *vmm.Display
+	}{
+		{"none", "", nil},
+		{"default size", "    display: {}\n", &vmm.Display{Width: 1280, Height: 720}},
+		{"given size", "    display:\n      width: 1024\n      height: 600\n", &vmm.Display{Width: 1024, Height: 600}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := guestDir(t)
+			data := strings.Replace(string(goodManifest(t)), "    disks:", tt.yaml+"    disks:", 1)
+			m, err := LoadManifest(writeManifest(t, dir, []byte(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := m.Guest("infotainment")
+			cfg, err := g.Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (cfg.Display == nil) != (tt.want == nil) || tt.want != nil && *cfg.Display != *tt.want {
+				t.Errorf("Config().Display = %+v, want %+v", cfg.Display, tt.want)
+			}
+			hw := string(g.hardwareDescription())
+			if has := strings.Contains(hw, "virtio-gpu"); has != (tt.want != nil) {
+				t.Errorf("hardware description %q: mentions virtio-gpu %v, want %v", hw, has, tt.want != nil)
+			}
+		})
 	}
 }

@@ -70,6 +70,9 @@ func (g *Guest) hardwareDescription() []byte {
 	if g.Vsock != nil {
 		fmt.Fprintf(&b, "virtio-vsock cid=%d\n", g.Vsock.CID)
 	}
+	if d := g.Display; d != nil {
+		fmt.Fprintf(&b, "virtio-gpu %dx%d\nvirtio-input keyboard\nvirtio-input touchscreen\n", d.Width, d.Height)
+	}
 	if w := g.Watchdog; w.Timeout > 0 {
 		fmt.Fprintf(&b, "watchdog timeout=%v grace=%v\n", w.Timeout, w.Grace)
 	}

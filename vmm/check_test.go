@@ -55,6 +55,8 @@ func TestCheck(t *testing.T) {
 		{"disk is a directory", ok(Config{Disks: []Disk{{Path: dir}}}), "disks[0]", dir + ": ", []string{"disk 0 " + dir + ": is a directory"}},
 		{"TPM socket missing", ok(Config{TPM: &TPM{Socket: filepath.Join(dir, "tpm.sock")}}), "vtpm", filepath.Join(dir, "tpm.sock") + ": ", []string{"TPM socket " + filepath.Join(dir, "tpm.sock") + ": no such file or directory"}},
 		{"TPM socket a file", ok(Config{TPM: &TPM{Socket: random}}), "vtpm", random + ": ", []string{"not a socket: want the command socket of a software TPM"}},
+		{"display smaller than the least", ok(Config{Display: &Display{Width: 100, Height: 100}}), "display", "100x100: ", []string{"display 100x100", "display size out of range"}},
+		{"display with a width alone", ok(Config{Display: &Display{Width: 1280}}), "display", "1280x0: ", []string{"display 1280x0"}},
 		{"TPM for an arm64 guest", Config{Kernel: arm64, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 guests only", "drop vtpm from this arm64 guest"}},
 	}
 	for _, tt := range tests {

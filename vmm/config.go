@@ -51,6 +51,9 @@ type Config struct {
 	RTPriority int
 	// Vsock, when set, gives the guest a virtio-vsock device.
 	Vsock *Vsock
+	// Display, when set, gives the guest a virtio-gpu display with a
+	// keyboard and a touch screen (virtio-input) to go with it.
+	Display *Display
 	// Passthrough are host devices handed to the guest (ARM guests),
 	// already resolved from the host's device tree (see PassDevice).
 	Passthrough []PassDevice
@@ -106,6 +109,38 @@ type Vsock struct {
 	CID  uint32
 	Host virtio.VsockHost
 }
+
+// Display is a guest's virtio-gpu scanout and the input devices that go
+// with it; a display server (VNC, screenshots) reaches them through
+// VM.Display.
+type Display struct {
+	// Width and Height are the scanout's mode, in pixels; both 0: 1280×720.
+	Width, Height int
+}
+
+// Display sizes, in pixels (virtio-gpu's limits).
+const (
+	DefaultDisplayWidth  = virtio.DefaultDisplayWidth
+	DefaultDisplayHeight = virtio.DefaultDisplayHeight
+	MinDisplayWidth      = virtio.MinDisplayWidth
+	MinDisplayHeight     = virtio.MinDisplayHeight
+	MaxDisplayWidth      = virtio.MaxDisplayWidth
+	MaxDisplayHeight     = virtio.MaxDisplayHeight
+)
+
+// displayDevices is how many virtio devices a display adds: the GPU, the
+// keyboard and the touch screen.
+const displayDevices = 3
+
+// gpuConfig is the GPU's configuration for the display.
+func (d *Display) gpuConfig() virtio.GPUConfig {
+	return virtio.GPUConfig{Width: d.Width, Height: d.Height}
+}
+
+// hostMemory bounds the host memory the display's GPU may hold for the
+// guest: its resources' pixels, twice, for the garbage collector's
+// headroom.
+func (d *Display) hostMemory() uint64 { return 2 * virtio.DefaultGPUMemory }
 
 // Disk is a virtio-blk backend.
 type Disk struct {
@@ -174,8 +209,17 @@ func (c *Config) Validate() error {
 	if host, err := HostMemory(); err == nil && c.Memory > host {
 		return memErr("more than the host has (%.1f GiB); lower it", float64(host)/(1<<30))
 	}
-	if n := len(c.Disks) + len(c.Nets) + 2; n > maxDevices {
+	n := len(c.Disks) + len(c.Nets) + 2
+	if c.Display != nil {
+		n += displayDevices
+	}
+	if n > maxDevices {
 		return &ConfigError{Field: "disks", Label: "devices", Err: fmt.Errorf("%d virtio devices, at most %d: drop some disks or nets", n, maxDevices)}
+	}
+	if d := c.Display; d != nil {
+		if _, err := virtio.NewGPU(d.gpuConfig()); err != nil {
+			return &ConfigError{Field: "display", Label: "display", Value: fmt.Sprintf("%dx%d", d.Width, d.Height), Err: err}
+		}
 	}
 	for i, d := range c.Disks {
 		st, err := os.Stat(d.Path)

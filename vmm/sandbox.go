@@ -139,8 +139,8 @@ func (vm *VM) sandboxPolicy(s *Sandbox) (sandbox.Policy, error) {
 
 // buildLimits are the limits a sandboxed VMM takes before it builds its
 // VM, so that reading the guest's kernel and the rest of the build run
-// under them too: its address space (guest RAM, passed registers, its
-// own budget) and no core dumps. passed is the passed registers' size,
+// under them too: its address space (guest RAM, passed registers, a
+// display's resources, its own budget) and no core dumps. passed is the passed registers' size,
 // known once they are mapped; the sandbox sets the limits again with it.
 func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
 	var regs uint64
@@ -150,8 +150,12 @@ func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
 			regs += m.Size + 2*uint64(os.Getpagesize())
 		}
 	}
+	var display uint64
+	if cfg.Display != nil {
+		display = cfg.Display.hostMemory()
+	}
 	return []sandbox.Limit{
-		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace},
+		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace + display},
 		{Resource: unix.RLIMIT_CORE, Name: "core dumps", Value: 0},
 	}
 }

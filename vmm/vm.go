@@ -124,6 +124,7 @@ type VM struct {
 	tids     []atomic.Int32              // vCPU thread ids, for kicking
 	dumpTo   []atomic.Pointer[io.Writer] // DumpState's request per vCPU
 	vsock    *virtio.Vsock               // nil without Config.Vsock
+	display  *DisplayDevices             // nil without Config.Display
 	passed   []*passedDevice
 	// notifyFiles are the eventfds KVM signals for QueueNotify writes;
 	// notifiers counts the goroutines serving them.
@@ -133,6 +134,31 @@ type VM struct {
 
 // Vsock returns the guest's vsock device, or nil.
 func (vm *VM) Vsock() *virtio.Vsock { return vm.vsock }
+
+// DisplayDevices are a guest's display and its input devices.
+type DisplayDevices struct {
+	GPU      *virtio.GPU
+	Keyboard *virtio.Input
+	Touch    *virtio.Input
+}
+
+// Display returns the guest's display devices, or nil without
+// Config.Display.
+func (vm *VM) Display() *DisplayDevices { return vm.display }
+
+// newDisplayDevices makes the devices of a display: the touch screen's
+// coordinates are the scanout's pixels.
+func newDisplayDevices(d *Display) (*DisplayDevices, error) {
+	gpu, err := virtio.NewGPU(d.gpuConfig())
+	if err != nil {
+		return nil, err
+	}
+	touch, err := virtio.NewTouchscreen(gpu.Size())
+	if err != nil {
+		return nil, err
+	}
+	return &DisplayDevices{GPU: gpu, Keyboard: virtio.NewKeyboard(), Touch: touch}, nil
+}
 
 // Build creates the VM. It checks its inputs first (Check), before it
 // opens /dev/kvm. The steps run in this order because each needs the one
@@ -298,6 +324,16 @@ func (vm *VM) attachDevices() error {
 	if v := vm.cfg.Vsock; v != nil {
 		vm.vsock = virtio.NewVsock(uint64(v.CID), v.Host)
 		devs = append(devs, vm.vsock)
+	}
+	// The display's devices come last, so that adding a display moves
+	// no other device to another slot.
+	if d := vm.cfg.Display; d != nil {
+		dd, err := newDisplayDevices(d)
+		if err != nil {
+			return fmt.Errorf("display: %w", err)
+		}
+		vm.display = dd
+		devs = append(devs, dd.GPU, dd.Keyboard, dd.Touch)
 	}
 	for i, d := range devs {
 		p, err := vm.arch.virtioSlot(i)

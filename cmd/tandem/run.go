@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,12 @@ type guestFile struct {
 	// ConsoleLimit caps a file: console ("64M"; "0": no cap).
 	ConsoleLimit string `yaml:"console-limit"`
 	Restart      bool   `yaml:"restart"`
+	// Display gives the guest a virtio-gpu display, keyboard and touch
+	// screen; both sizes 0: 1280×720.
+	Display *struct {
+		Width  int `yaml:"width"`
+		Height int `yaml:"height"`
+	} `yaml:"display"`
 	// Passthrough names host device tree nodes for the guest (ARM).
 	Passthrough []struct {
 		Node       string `yaml:"node"`
@@ -80,6 +87,7 @@ type runFlags struct {
 	reportMemory bool
 	timeline     bool
 	watchdog     time.Duration
+	display      string
 	noSandbox    bool
 }
 
@@ -89,7 +97,8 @@ func newRunCmd() *cobra.Command {
 		Use:   "run [guest.yaml]",
 		Short: "Boot one guest (bzImage on x86_64 hosts; arm64 Image or zImage on arm64 hosts; ELF executables and raw binaries on both)",
 		Long: `Boot one guest kernel under KVM with a serial console, virtio-blk disks,
-virtio-net (TAP), virtio-console and virtio-rng.
+virtio-net (TAP), virtio-console and virtio-rng; with --display, a virtio-gpu
+display with a virtio-input keyboard and touch screen.
 
 The exit status tells how the guest ended: 0 power-off, 2 reset (without
 --restart), 3 crash, 4 stopped by a signal, 5 its watchdog expired
@@ -176,6 +185,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
+	fl.StringVar(&f.display, "display", "", "give the guest a virtio-gpu display of `WIDTHxHEIGHT` pixels (e.g. 1280x720), with a virtio-input keyboard and touch screen")
 	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
 	fl.BoolVar(&f.noSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	fl.BoolVar(&f.timeline, "timeline", false, "print, when the guest ends, how long each step from the VMM's start to the guest's first instruction took (TANDEM-TIMELINE lines on standard error)")
@@ -213,6 +223,13 @@ func (f *runFlags) config() (runSpec, error) {
 	}
 	if f.watchdog != 0 {
 		cfg.Watchdog = &vmm.Watchdog{Timeout: f.watchdog}
+	}
+	if f.display != "" {
+		d, err := parseDisplay(f.display)
+		if err != nil {
+			return runSpec{}, fmt.Errorf("--display %s: %w", f.display, err)
+		}
+		cfg.Display = d
 	}
 	var pass []system.HostDevice
 	for _, p := range f.passthrough {
@@ -279,6 +296,9 @@ func loadGuestFile(path string) (runSpec, error) {
 		}
 		cfg.Nets = append(cfg.Nets, nt)
 	}
+	if d := g.Display; d != nil {
+		cfg.Display = &vmm.Display{Width: d.Width, Height: d.Height}
+	}
 	// at locates field f of the file: "guest.yaml:7".
 	at := func(f string) string {
 		for ; f != ""; f = parentField(f) {
@@ -325,6 +345,17 @@ func loadGuestFile(path string) (runSpec, error) {
 		return runSpec{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return runSpec{cfg: cfg, passthrough: pass, console: console, consoleLimit: limit, restart: g.Restart}, nil
+}
+
+// parseDisplay reads --display's WIDTHxHEIGHT; the VMM's checks bound it.
+func parseDisplay(s string) (*vmm.Display, error) {
+	ws, hs, ok := strings.Cut(s, "x")
+	w, werr := strconv.Atoi(ws)
+	h, herr := strconv.Atoi(hs)
+	if !ok || werr != nil || herr != nil || w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("want WIDTHxHEIGHT in pixels, e.g. %dx%d", vmm.DefaultDisplayWidth, vmm.DefaultDisplayHeight)
+	}
+	return &vmm.Display{Width: w, Height: h}, nil
 }
 
 // parentField is the field holding f: "nets" for "nets[0]", "nets[0]"

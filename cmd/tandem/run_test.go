@@ -31,6 +31,7 @@ func TestRunBadInput(t *testing.T) {
 	yamlNoKernel := write("nokernel.yaml", []byte("cpus: 1\n"))
 	yamlIRQ := write("irq.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: /pl031@9010000\n    interrupts: polled\n"))
 	yamlPassField := write("passfield.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - path: /pl031@9010000\n"))
+	yamlDisplay := write("display.yaml", []byte("kernel: "+truncated+"\ndisplay: {width: 8000, height: 720}\n"))
 	yamlPassRel := write("passrel.yaml", []byte("kernel: "+truncated+"\npassthrough:\n  - node: pl031@9010000\n"))
 	riscv := write("riscv.elf", baremetal.ELF(elf.ELFCLASS64, elf.EM_RISCV, 0x80000000, []baremetal.Segment{{Addr: 0x80000000, Data: []byte{0x6f, 0, 0, 0}, MemSize: 4}}))
 	x86ELF := baremetal.X86ELF()
@@ -55,6 +56,10 @@ func TestRunBadInput(t *testing.T) {
 		{"too many cpus", []string{"run", "--kernel", truncated, "--cpus", "1000"}, []string{"cpus 1000"}},
 		{"watchdog not whole seconds", []string{"run", "--kernel", truncated, "--watchdog", "1500ms"}, []string{"watchdog timeout 1.5s", "whole seconds"}},
 		{"bad console", []string{"run", "--kernel", truncated, "--console", "serial"}, []string{"--console", "serial"}},
+		{"display not a size", []string{"run", "--kernel", truncated, "--display", "big"}, []string{"--display big", "WIDTHxHEIGHT"}},
+		{"display without a height", []string{"run", "--kernel", truncated, "--display", "800x"}, []string{"--display 800x", "WIDTHxHEIGHT"}},
+		{"display too small", []string{"run", "--kernel", truncated, "--display", "100x100"}, []string{"display 100x100", "display size out of range", "320x200"}},
+		{"guest file display too large", []string{"run", yamlDisplay}, []string{yamlDisplay + ":2", "display 8000x720", "out of range"}},
 		{"guest file unknown field", []string{"run", yamlUnknown}, []string{yamlUnknown, yamlUnknown + ":3", "memroy"}},
 		{"guest file type error", []string{"run", yamlType}, []string{yamlType, yamlType + ":2", "two"}},
 		{"guest file without kernel", []string{"run", yamlNoKernel}, []string{yamlNoKernel, "kernel"}},

@@ -15,6 +15,8 @@
 //	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
 //	TANDEM-TEST rtc=<rtcN> device=<bus device> since-epoch=<seconds> amba-id=<periphid>    (one per RTC; amba-id for PrimeCells)
 //	TANDEM-TEST watchdog=<identity> timeout=<seconds>s registered=<yes|no>   (when the VMM gave the guest one)
+//	TANDEM-TEST display=<cardN> driver=<driver> mode=<WxH, the first connector's preferred> fb=<yes|no>   (one per DRM card)
+//	TANDEM-TEST input=<inputN> name=<the device's name, spaces as _>   (one per input device)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
 // Every line starts with "TANDEM-TEST " at the start of a console line and
@@ -61,8 +63,10 @@ var drivers = []string{
 	"virtio_console",
 	"virtio_rng",
 	"vmw_vsock_virtio_transport",
-	"wdat_wdt",  // x86: the WDAT's port watchdog
-	"sp805_wdt", // ARM: the SP805
+	"wdat_wdt",     // x86: the WDAT's port watchdog
+	"sp805_wdt",    // ARM: the SP805
+	"virtio_gpu",   // a display (only some images carry DRM)
+	"virtio_input", // its keyboard and touch screen
 }
 
 // deviceWait bounds how long init waits for a driver's devices to appear:
@@ -104,6 +108,10 @@ func main() {
 	if err := reportWatchdog(); err != nil {
 		fail("%v", err)
 	}
+	if err := reportDisplays(); err != nil {
+		fail("%v", err)
+	}
+	reportInputs()
 	if !failed {
 		say("done uptime=" + uptime())
 	}
@@ -483,4 +491,55 @@ func kernelLines(words ...string) []string {
 		}
 	}
 	return out
+}
+
+// reportDisplays tells each DRM card's driver, the mode its first
+// connector lists first (the preferred one), and whether the kernel's
+// framebuffer emulation gave it /dev/fb0, waiting for that as for other
+// devices: DRM registers the framebuffer once its client has probed the
+// connectors.
+func reportDisplays() error {
+	cards, _ := filepath.Glob("/sys/class/drm/card[0-9]")
+	sort.Strings(cards)
+	for _, c := range cards {
+		// A virtio GPU's card hangs off the transport's device
+		// (virtio-mmio); the driver that made it is the virtio
+		// device's, below that.
+		driver := "unknown"
+		links, _ := filepath.Glob(filepath.Join(c, "device", "virtio*", "driver"))
+		for _, l := range append([]string{filepath.Join(c, "device", "driver")}, links...) {
+			if p, err := filepath.EvalSymlinks(l); err == nil {
+				driver = filepath.Base(p)
+			}
+		}
+		mode := "none"
+		conns, _ := filepath.Glob(c + "-*")
+		sort.Strings(conns)
+		if len(conns) > 0 {
+			if m := strings.Fields(readTrim(filepath.Join(conns[0], "modes"))); len(m) > 0 && m[0] != "unknown" {
+				mode = m[0]
+			}
+		}
+		fb := "no"
+		for start := time.Now(); time.Since(start) < deviceWait; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat("/dev/fb0"); err == nil {
+				fb = "yes"
+				break
+			}
+		}
+		say(fmt.Sprintf("display=%s driver=%s mode=%s fb=%s", filepath.Base(c), driver, mode, fb))
+		if fb == "no" {
+			return fmt.Errorf("%s: no /dev/fb0; kernel: %q", filepath.Base(c), kernelLines("drm", "fb", "virtio_gpu"))
+		}
+	}
+	return nil
+}
+
+// reportInputs names each input device the kernel registered.
+func reportInputs() {
+	names, _ := filepath.Glob("/sys/class/input/input*/name")
+	sort.Strings(names)
+	for _, n := range names {
+		say(fmt.Sprintf("input=%s name=%s", filepath.Base(filepath.Dir(n)), strings.ReplaceAll(readTrim(n), " ", "_")))
+	}
 }

@@ -39,8 +39,8 @@ const (
 
 // GuestModules are the drivers the test guests load, with their
 // dependencies, by module name; those the kernel lacks are left out.
-// guests/testinit has the same list: it loads whichever of them the image
-// carries.
+// guests/testinit has the same list and DisplayModules: it loads
+// whichever of them the image carries.
 var GuestModules = []string{
 	"virtio_mmio",
 	"virtio_pci",
@@ -52,6 +52,11 @@ var GuestModules = []string{
 	"wdat_wdt",
 	"sp805_wdt",
 }
+
+// DisplayModules are the drivers a test guest with a display loads as
+// well: kept apart from GuestModules, since DRM's modules are large and
+// slow to load under emulation, and only the display test needs them.
+var DisplayModules = []string{"virtio_gpu", "virtio_input"}
 
 // Kernel describes a guest kernel unpacked by scripts/testdata.sh.
 type Kernel struct {
@@ -89,7 +94,17 @@ func CachedKernel(cache, arch string) (Kernel, error) {
 // architecture of the kernel; goDir the directory `go build` resolves
 // the module in (any directory inside the Tandem tree).
 func BuildGuestInitramfs(file string, g Guest, k Kernel, goarch, goDir string) error {
-	mods, order, err := initramfs.Modules(k.Modules, GuestModules, true)
+	return buildGuestInitramfs(file, g, k, goarch, goDir, GuestModules)
+}
+
+// BuildDisplayGuestInitramfs is BuildGuestInitramfs with DisplayModules
+// too.
+func BuildDisplayGuestInitramfs(file string, g Guest, k Kernel, goarch, goDir string) error {
+	return buildGuestInitramfs(file, g, k, goarch, goDir, append(append([]string(nil), GuestModules...), DisplayModules...))
+}
+
+func buildGuestInitramfs(file string, g Guest, k Kernel, goarch, goDir string, modules []string) error {
+	mods, order, err := initramfs.Modules(k.Modules, modules, true)
 	if err != nil {
 		return err
 	}

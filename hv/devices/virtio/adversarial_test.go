@@ -39,7 +39,7 @@ const (
 // processes at once: the request queue, or the transmit queue.
 func attackQueue(name string) int {
 	switch name {
-	case "console", "net", "vsock":
+	case "console", "net", "vsock", "keyboard", "touch":
 		return 1
 	}
 	return 0
@@ -97,6 +97,12 @@ func goodRequest(t *testing.T, name string, d *driver) bool {
 		d.add(q, buf{a, 3, false})
 	case "net":
 		d.add(q, buf{a, vnetHdrLen + 60, false})
+	case "gpu":
+		req := gpuReq(gpuCmdGetDisplayInfo)
+		d.write(a, req)
+		d.add(q, buf{a, uint32(len(req)), false}, buf{a + 512, gpuRespDisplayInfo, true})
+	case "keyboard", "touch": // a status event (an LED), which the device takes
+		d.add(q, buf{a, inputEventSize, false})
 	case "vsock":
 		h := guestHeader(VsockOpCreditRequest) // for no connection: answered with RST, harmlessly
 		b := make([]byte, VsockHeaderSize)

@@ -94,6 +94,15 @@ func requestSeeds(name string) []devfuzz.Seed {
 		frame := make([]byte, vnetHdrLen+60)
 		return []devfuzz.Seed{{Name: "tx-and-rx", Ops: []devfuzz.Op{sPoke(0x1000, frame), sDesc(1, 0, 0x1000, uint16(len(frame)), 0, 0),
 			sPublish(1, 0), sKick(1), sDesc(0, 0, 0x4000, 1526, descFWrite, 0), sPublish(0, 0), sKick(0), devfuzz.E(evHost, make([]byte, 60))}}}
+	case "gpu":
+		return gpuSeeds()
+	case "keyboard", "touch":
+		led := []byte{evLed, 0, ledCapsL, 0, 1, 0, 0, 0}
+		return []devfuzz.Seed{{Name: "events-and-status", Ops: []devfuzz.Op{
+			sDesc(0, 0, 0x1000, inputEventSize, descFWrite, 0), sPublish(0, 0), sDesc(0, 1, 0x1008, inputEventSize, descFWrite, 0), sPublish(0, 1),
+			sKick(0), devfuzz.E(evHost, []byte{30, 0, 1, 0, 1}), devfuzz.E(evHost, []byte{30, 0, 0, 0, 0}),
+			sPoke(0x2000, led), sDesc(1, 0, 0x2000, inputEventSize, 0, 0), sPublish(1, 0), sKick(1),
+			devfuzz.R(regConfig+inputCfgOffSize, 1), devfuzz.W(regConfig, 1, inputCfgAbsInfo), devfuzz.R(regConfig+inputCfgOffUnion, 4)}}}
 	case "vsock":
 		pkt := make([]byte, VsockHeaderSize)
 		h := guestHeader(VsockOpRequest)
@@ -107,6 +116,36 @@ func requestSeeds(name string) []devfuzz.Seed {
 			sPoke(0x2000, rw), sDesc(1, 1, 0x2000, uint16(len(rw)), 0, 0), sPublish(1, 1), sKick(1), devfuzz.E(evHost, nil)}}}
 	}
 	return nil
+}
+
+// gpuSeeds is what Linux's fbdev does at boot, one request a chain at
+// RAM 0x1000 onwards with its response at 0x8000: display info, EDID,
+// then a 32×32 resource created, backed by RAM at 0x10000, shown,
+// transferred and flushed, and a cursor set from it.
+func gpuSeeds() []devfuzz.Seed {
+	const side = 32
+	full := func(typ uint32, fields ...any) []byte {
+		return gpuReq(typ, append([]any{uint32(0), uint32(0), uint32(side), uint32(side)}, fields...)...)
+	}
+	reqs := [][]byte{
+		gpuReq(gpuCmdGetDisplayInfo),
+		gpuReq(gpuCmdGetEDID, 0, 0),
+		create2D(1, GPUFormatB8G8R8X8, side, side),
+		attach(1, [2]uint64{ramBase + 0x10000, side * side * 4}),
+		full(gpuCmdSetScanout, 0, 1),
+		full(gpuCmdTransferToHost2D, uint64(0), 1, 0),
+		full(gpuCmdResourceFlush, 1, 0),
+	}
+	var ops []devfuzz.Op
+	for i, r := range reqs {
+		off := uint32(0x1000 + 0x100*i)
+		di := uint8(2 * i % fuzzVirtioQueue)
+		ops = append(ops, sPoke(off, r), sDesc(0, di, off, uint16(len(r)), descFNext, di+1),
+			sDesc(0, di+1, 0x8000, gpuRespEDIDSize, descFWrite, 0), sPublish(0, uint16(di)), sKick(0))
+	}
+	cur := gpuReq(gpuCmdUpdateCursor, 0, 10, 10, 0, 1, 0, 0, 0)
+	ops = append(ops, sPoke(0x3000, cur), sDesc(1, 0, 0x3000, uint16(len(cur)), 0, 0), sPublish(1, 0), sKick(1), devfuzz.E(evHost, nil))
+	return []devfuzz.Seed{{Name: "fbdev-boot", Ops: ops}}
 }
 
 func findTestDevice(name string) testDevice {
@@ -156,7 +195,7 @@ func fuzzRequests(f *testing.F, name string) {
 			case evPoke:
 				b = arg(b, 3)
 				off := (uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16) % (ram - uint64(len(b)-3))
-				d.write(ramBase+off, b[3:])
+				d.pokeOutsideUsedRings(ramBase+off, b[3:])
 			case evKick:
 				d.w32(regQueueNotify, uint32(queue(b).index))
 			case evHost:
@@ -195,11 +234,38 @@ func fuzzRequests(f *testing.F, name string) {
 	})
 }
 
+// pokeOutsideUsedRings writes b into guest RAM at gpa, except the bytes
+// that fall on a used ring. Only the device writes a used ring (spec
+// §2.7.8), and the check after each operation reads the elements there
+// as the device's: a poke over them would make it judge the fuzzer's own
+// bytes.
+func (d *driver) pokeOutsideUsedRings(gpa uint64, b []byte) {
+	for i := range b {
+		a := gpa + uint64(i)
+		onRing := false
+		for _, q := range d.q {
+			_, _, ul := ringSizes(q.size)
+			if a >= q.used && a < q.used+ul {
+				onRing = true
+			}
+		}
+		if !onRing {
+			d.write(a, b[i:i+1])
+		}
+	}
+}
+
 func FuzzVirtioBlk(f *testing.F)     { fuzzRequests(f, "blk") }
 func FuzzVirtioRNG(f *testing.F)     { fuzzRequests(f, "rng") }
 func FuzzVirtioConsole(f *testing.F) { fuzzRequests(f, "console") }
 func FuzzVirtioNet(f *testing.F)     { fuzzRequests(f, "net") }
 func FuzzVirtioVsock(f *testing.F)   { fuzzRequests(f, "vsock") }
+func FuzzVirtioGPU(f *testing.F)     { fuzzRequests(f, "gpu") }
+
+// FuzzVirtioInput fuzzes the touch screen, the virtio-input device with
+// the most configuration (PROP_BITS, ABS_INFO); the keyboard differs
+// only in what its configuration and events say.
+func FuzzVirtioInput(f *testing.F) { fuzzRequests(f, "touch") }
 
 // FuzzVirtioMMIO drives the transport's register file from reset with any
 // sequence of accesses, guest RAM pokes and notifications, in front of an

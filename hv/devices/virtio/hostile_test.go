@@ -1,6 +1,7 @@
 package virtio
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -75,6 +76,43 @@ var testDevices = []testDevice{
 		}
 		return nil
 	}},
+	{name: "gpu", nq: 2, make: func(t testing.TB) (Device, func([]byte)) {
+		// A small display and memory limit keep each fuzz run cheap.
+		g, err := NewGPU(GPUConfig{Width: MinDisplayWidth, Height: MinDisplayHeight, MaxMemory: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.SetWarnings(nil)
+		// The host takes a picture of what the guest shows.
+		return g, func([]byte) { g.Snapshot() }
+	}, bounds: func(dev Device) error { return dev.(*GPU).checkAccounting() }},
+	{name: "keyboard", nq: 2, make: func(t testing.TB) (Device, func([]byte)) {
+		in := NewKeyboard()
+		return in, func(b []byte) {
+			b = append(b, 0, 0, 0)
+			in.Key(binary.LittleEndian.Uint16(b), b[2]&1 != 0)
+		}
+	}, bounds: inputBounds},
+	{name: "touch", nq: 2, make: func(t testing.TB) (Device, func([]byte)) {
+		in, err := NewTouchscreen(MinDisplayWidth, MinDisplayHeight)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in, func(b []byte) {
+			b = append(b, 0, 0, 0, 0, 0)
+			in.Touch(int(binary.LittleEndian.Uint16(b)), int(binary.LittleEndian.Uint16(b[2:])), b[4]&1 != 0)
+		}
+	}, bounds: inputBounds},
+}
+
+func inputBounds(dev Device) error {
+	in := dev.(*Input)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.pending) > maxInputPending*inputEventSize || len(in.pending)%inputEventSize != 0 {
+		return fmt.Errorf("input holds %d bytes of events, more than %d events or not whole ones", len(in.pending), maxInputPending)
+	}
+	return nil
 }
 
 // chanReader is console input that the test feeds a chunk at a time.

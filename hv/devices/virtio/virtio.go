@@ -1,6 +1,6 @@
 // Package virtio models virtio devices behind the virtio-mmio transport
 // (version 2): the transport's register file, split virtqueues, and the
-// block, console, entropy and network devices.
+// block, console, entropy, network, vsock, GPU (2D) and input devices.
 //
 // Everything follows the OASIS "Virtual I/O Device (VIRTIO) Version 1.2"
 // specification (cited below as "spec §N"): the register map of §4.2.2,
@@ -39,6 +39,11 @@
 //   - virtio-console: maxConsoleInput (64 KiB) of host input waiting for
 //     receive buffers; output is written at once;
 //   - virtio-rng: nothing; at most rngMaxChain (64 KiB) is filled a chain;
+//   - virtio-gpu: at most GPUConfig.MaxMemory (DefaultGPUMemory, 64 MiB,
+//     unless configured) of resource pixels in gpuMaxResources (1024)
+//     resources, gpuMaxEntries (65536) backing entries, one 64×64 cursor
+//     (gpu.go);
+//   - virtio-input: maxInputPending (256) events waiting for buffers;
 //   - virtio-vsock: maxVsockConns (256) connections, each at most
 //     vsockBufAlloc (256 KiB) unforwarded from the guest and one
 //     vsockReadChunk (16 KiB) read from the host; packets of at most
@@ -55,6 +60,8 @@ const (
 	IDBlock   = 2
 	IDConsole = 3
 	IDRNG     = 4
+	IDGPU     = 16
+	IDInput   = 18
 )
 
 // Device-independent feature bits (spec §6).
