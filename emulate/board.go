@@ -29,15 +29,27 @@ type Board struct {
 	// PowerOff is the host kernel's line for a clean power-off; QEMU
 	// ends after it (-no-reboot ends it on a reset too).
 	PowerOff string
+	// TPMDevice is QEMU's TPM interface on the machine, which a software
+	// TPM backs when the run has one (Options.TPM).
+	TPMDevice string
 }
 
 // Args are QEMU's arguments to boot image on b. -snapshot: the host
 // mounts the data partition read-write, and the image must stay as it
 // was built (a CI job boots the same file again, or flashes it).
-func (b *Board) Args(image string) []string {
+//
+// tpm, if set, is a software TPM's control socket (swtpm socket --ctrl):
+// QEMU's TPM emulator backend, which hands swtpm its command channel over
+// it (QEMU's docs/specs/tpm.rst), behind the board's TPM interface.
+func (b *Board) Args(image, tpm string) []string {
 	args := append([]string{}, b.Machine...)
-	return append(args, "-bios", b.Firmware, "-nographic", "-no-reboot", "-snapshot",
+	args = append(args, "-bios", b.Firmware, "-nographic", "-no-reboot", "-snapshot",
 		"-drive", "if=none,id=disk,format=raw,file="+image, "-device", "virtio-blk-device,drive=disk")
+	if tpm != "" {
+		args = append(args, "-chardev", "socket,id=chrtpm,path="+tpm,
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", b.TPMDevice+",tpmdev=tpm0")
+	}
+	return args
 }
 
 // QEMUVirtARM64 is the qemu-virt-arm64 board (platforms/boards): QEMU's
@@ -55,6 +67,10 @@ var QEMUVirtARM64 = &Board{
 	Machine: []string{"-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,pauth-impdef=on",
 		"-smp", "2", "-m", "2G", "-accel", "tcg,thread=multi"},
 	PowerOff: "reboot: Power down",
+	// On the platform bus, described in the device tree QEMU gives
+	// U-Boot and U-Boot the kernel (tcg,tpm-tis-mmio); Linux's tpm_tis
+	// drives it (Debian builds it in its cloud-arm64 kernel, not arm64).
+	TPMDevice: "tpm-tis-device",
 }
 
 // Boards are the boards tandem emulate boots. A board joins once its

@@ -58,6 +58,9 @@ type Options struct {
 	// Artifacts, if set, is a directory for every console's log and the
 	// timeline (artifacts.go).
 	Artifacts string
+	// TPM, if set, is the control socket of a software TPM (swtpm socket
+	// --ctrl) attached to the board as its TPM 2.0 (Board.TPMDevice).
+	TPM string
 }
 
 // End says why a run ended.
@@ -158,7 +161,7 @@ func (s *session) boot(ctx context.Context) (*Result, error) {
 	defer cancel()
 	stop, stopQEMU := context.WithCancel(ctx)
 	defer stopQEMU()
-	q := exec.CommandContext(stop, s.opt.Board.QEMU, s.opt.Board.Args(s.opt.Image)...)
+	q := exec.CommandContext(stop, s.opt.Board.QEMU, s.opt.Board.Args(s.opt.Image, s.opt.TPM)...)
 	q.WaitDelay = 5 * time.Second
 	stdin, err := q.StdinPipe()
 	if err != nil {

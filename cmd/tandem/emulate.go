@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tandem-hv/tandem/emulate"
+	"github.com/tandem-hv/tandem/system/swtpm"
 )
 
 func init() { subcommands = append(subcommands, newEmulateCmd) }
@@ -19,6 +22,7 @@ type emulateFlags struct {
 	board, until, junit, artifacts, test string
 	expect, expectNot                    []string
 	timeout                              time.Duration
+	tpm                                  bool
 }
 
 // newEmulateCmd is "tandem emulate IMAGE": boot an image on QEMU's model
@@ -56,6 +60,7 @@ It installs nothing: it names the Debian package that is missing.`,
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file, one test case per expectation and step")
 	fl.StringVar(&f.artifacts, "artifacts", "", "keep every console's log and the timeline in this directory")
 	fl.StringVar(&f.test, "test", "", "a test file (YAML): steps run in order, and expect-not lines")
+	fl.BoolVar(&f.tpm, "tpm", false, "give the board a TPM 2.0: a fresh software TPM (Debian's swtpm) behind the board's TPM interface, into which the host measures its guests (its kernel needs tpm_tis: Debian's cloud-arm64 kernel, tandem image build --host-kernel)")
 	return cmd
 }
 
@@ -136,6 +141,20 @@ func runEmulate(ctx context.Context, cmd *cobra.Command, image string, f emulate
 		return err
 	}
 	opt.Out, opt.Artifacts = cmd.OutOrStdout(), f.artifacts
+	if f.tpm {
+		dir, err := os.MkdirTemp("", "tandem-emulate-tpm-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		tpm, err := swtpm.Start(ctx, swtpm.Options{StateDir: filepath.Join(dir, "state"), Ctrl: filepath.Join(dir, "ctrl.sock"),
+			Log: filepath.Join(dir, "swtpm.log")})
+		if err != nil {
+			return fmt.Errorf("emulate: --tpm: %w", err)
+		}
+		defer tpm.Stop()
+		opt.TPM = tpm.Ctrl()
+	}
 	started := time.Now()
 	res, err := emulate.Run(ctx, opt)
 	if res == nil {

@@ -151,7 +151,34 @@ type DemoImage struct {
 	// GoDir is as for BuildDemoGuest; Out gets the build's output.
 	GoDir string
 	Out   io.Writer
+	// TPMHost, when set, is the host kernel of a board with a TPM
+	// (Arm64CloudKernel: Debian's arm64 kernel does not build tpm_tis),
+	// and the control guest is measured: required: it starts only when
+	// the board's TPM measured it as the image predicted.
+	TPMHost *Kernel
 }
+
+// Arm64CloudKernel returns Debian's cloud-arm64 kernel from the cache
+// (scripts/testdata.sh arm64-cloud): the arm64 host kernel that drives
+// the QEMU virt board's TPM.
+func Arm64CloudKernel(cache string) (Kernel, error) {
+	dir := filepath.Join(cache, "arm64-cloud")
+	rel, err := os.ReadFile(filepath.Join(dir, "release"))
+	if err != nil {
+		return Kernel{}, fmt.Errorf("no cloud-arm64 kernel in %s: run scripts/testdata.sh arm64-cloud (%w)", dir, err)
+	}
+	k := Kernel{Image: filepath.Join(dir, "vmlinuz"), Modules: filepath.Join(dir, "modules", strings.TrimSpace(string(rel)))}
+	for _, f := range []string{k.Image, k.Modules} {
+		if _, err := os.Stat(f); err != nil {
+			return Kernel{}, fmt.Errorf("incomplete test data: run scripts/testdata.sh arm64-cloud (%w)", err)
+		}
+	}
+	return k, nil
+}
+
+// MeasuredDemoManifest is DemoManifest with the control guest measured:
+// required.
+var MeasuredDemoManifest = strings.Replace(DemoManifest, "    restart: {policy: always}\n", "    restart: {policy: always}\n    measured: required\n", 1)
 
 // BuildDemoImage writes the demo system and builds its image with
 // `tandem image build`, taking the timestamps from SOURCE_DATE_EPOCH
@@ -166,8 +193,15 @@ func BuildDemoImage(d DemoImage) (string, error) {
 		return "", err
 	}
 	img := filepath.Join(dir, "tandem-"+DemoBoard+".img")
-	build := exec.Command(d.Tandem, "image", "build", "--board", DemoBoard,
-		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", d.Cmdline)
+	args := []string{"image", "build", "--board", DemoBoard,
+		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", d.Cmdline}
+	if d.TPMHost != nil {
+		if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(MeasuredDemoManifest), 0o644); err != nil {
+			return "", err
+		}
+		args = append(args, "--host-kernel", d.TPMHost.Image, "--host-modules", d.TPMHost.Modules)
+	}
+	build := exec.Command(d.Tandem, args...)
 	build.Dir = d.GoDir
 	build.Stdout, build.Stderr = d.Out, d.Out
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {

@@ -42,10 +42,13 @@ func bootSetup(t *testing.T) (root, tandem, work string) {
 }
 
 // TestDemo runs `make demo` end to end: the image is built, U-Boot boots
-// it under QEMU, both guests print their markers on their consoles
-// (prefixed by name), tandem init stops the system on them, the status
-// table shows both running, the board powers off cleanly, and the summary
-// gives every stage's time, the messages, faults and restarts.
+// it under QEMU with a software TPM as the board's TPM, both guests print
+// their markers on their consoles (prefixed by name; the control guest
+// starts only because the TPM measured it as the image predicted), tandem
+// init stops the system on them, the status table shows both running,
+// the board's PCR 15 and event log match the image's prediction, the
+// board powers off cleanly, and the summary gives every stage's time, the
+// messages, faults and restarts.
 func TestDemo(t *testing.T) {
 	root, tandem, work := bootSetup(t)
 	var console bytes.Buffer
@@ -62,6 +65,10 @@ func TestDemo(t *testing.T) {
 		`(?m)^NAME\s+ROLE\s+STATE`,
 		`(?m)^control\s+control\s+running`,
 		`(?m)^infotainment\s+infotainment\s+running`,
+		// Measured boot, end to end: the board's TPM holds what the image
+		// predicted (the stage line says the value).
+		`(?m)^tandem init: attest: PCR 15 = [0-9a-f]{64}: as expected; the log's \d+ components all match`,
+		`the image predicts PCR 15 = [0-9a-f]{64}`,
 		`reboot: Power down`,
 		// The summary.
 		`(?m)^\s*stage\s+at\s+took$`,
@@ -71,6 +78,7 @@ func TestDemo(t *testing.T) {
 		`(?m)^\s*data partition mounted\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^\s*system started\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^\s*markers reached\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*TPM attested\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^\s*powered off\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^messages received\s+[1-9]\d*$`,
 		`(?m)^faults\s+0$`,
@@ -164,6 +172,7 @@ tandem init: tandem.until markers reached (control at 20.1s, infotainment at 20.
 NAME           ROLE          STATE        PID     UPTIME RESTARTS       CPU      RSS
 control        control       running      201        21s        1     9.12s      40M
 infotainment   infotainment  running      202        20s        0     3.40s      52M
+tandem init: attest: PCR 15 = f2ea9ea57040e1e1692a17ae007b5965298e7b9650b349cb1561c165b9adc2c3: as expected; the log's 10 components all match
 tandem init: system ended; powering off
 reboot: Power down
 `)
@@ -174,6 +183,7 @@ reboot: Power down
 	text := buf.String()
 	for _, re := range []string{
 		`(?m)^\s*markers reached\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*TPM attested\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^\s*powered off\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^messages received\s+180$`,
 		`(?m)^faults\s+0$`,

@@ -30,6 +30,9 @@ import (
 
 	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/internal/e2e"
+	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/system/measure"
+	"github.com/tandem-hv/tandem/system/swtpm"
 )
 
 // markers are the lines the demo waits for (e2e.DemoMarkers).
@@ -90,7 +93,7 @@ func run(o options) error {
 	if err := board.Check(); err != nil {
 		return fmt.Errorf("%w (or run `make deps`)", err)
 	}
-	for _, c := range []struct{ cmd, pkg string }{{"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}} {
+	for _, c := range []struct{ cmd, pkg string }{{"mke2fs", "e2fsprogs"}, {"debugfs", "e2fsprogs"}, {swtpm.Program, "swtpm"}} {
 		if _, err := exec.LookPath(c.cmd); err != nil {
 			return fmt.Errorf("%s not found: run `make deps` (Debian's %s)", c.cmd, c.pkg)
 		}
@@ -98,6 +101,12 @@ func run(o options) error {
 	k, err := e2e.Arm64Kernel("build/cache")
 	if err != nil {
 		return fmt.Errorf("%w (run `scripts/testdata.sh arm64`)", err)
+	}
+	// The board has a TPM: its host kernel is Debian's cloud-arm64 one,
+	// which drives it (tpm_tis).
+	hostKernel, err := e2e.Arm64CloudKernel("build/cache")
+	if err != nil {
+		return err
 	}
 	if o.Tandem == "" {
 		o.Tandem = "build/tandem"
@@ -116,10 +125,22 @@ func run(o options) error {
 		silent = ", both SILENT: their /init prints nothing"
 	}
 	stage("building the guests' initramfs images (control, infotainment; arm64%s), then the image (tandem image build --board %s --cmdline %q)…", silent, board.Name, cmdline)
-	img, err := e2e.BuildDemoImage(e2e.DemoImage{Dir: o.Dir, Tandem: tandem, Kernel: k, InitPkg: initPkg, Cmdline: cmdline, GoDir: ".", Out: out})
+	img, err := e2e.BuildDemoImage(e2e.DemoImage{Dir: o.Dir, Tandem: tandem, Kernel: k, InitPkg: initPkg, Cmdline: cmdline, GoDir: ".", Out: out,
+		TPMHost: &hostKernel})
 	if err != nil {
 		return err
 	}
+	predicted, err := measure.LoadExpected(strings.TrimSuffix(img, ".img") + "." + system.ExpectedMeasurements)
+	if err != nil {
+		return err
+	}
+	tpm, stopTPM, err := startTPM()
+	if err != nil {
+		return err
+	}
+	defer stopTPM()
+	stage("a software TPM (swtpm) is the board's TPM: the host measures each guest into PCR %d before it starts, the control guest only if it matches (measured: required), and attests at the end; the image predicts PCR %d = %x",
+		measure.PCR, measure.PCR, predicted.Value)
 
 	// The boot is tandem emulate's: the demo's markers are its
 	// expectations, and it runs until the board powers off (tandem init
@@ -129,11 +150,16 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	attested, err := emulate.ParseExpect("--expect", fmt.Sprintf("board: tandem init: attest: PCR %d = %x: as expected", measure.PCR, predicted.Value))
+	if err != nil {
+		return err
+	}
+	expect = append(expect, attested)
 	w := newWatcher()
-	stage("booting U-Boot… (tandem emulate %s --until %s: %s %s)", img, emulate.PowerOff, board.QEMU, strings.Join(board.Args(img), " "))
+	stage("booting U-Boot… (tandem emulate %s --until %s: %s %s)", img, emulate.PowerOff, board.QEMU, strings.Join(board.Args(img, tpm.Ctrl()), " "))
 	lines := emulate.NewLines(w.line)
 	res, err := emulate.Run(context.Background(), emulate.Options{Image: img, Board: board, Guests: guestNames(),
-		Expect: expect, UntilPowerOff: true, Timeout: o.Timeout, Out: lines, Artifacts: o.Artifacts})
+		Expect: expect, UntilPowerOff: true, Timeout: o.Timeout, Out: lines, Artifacts: o.Artifacts, TPM: tpm.Ctrl()})
 	lines.Flush()
 	if err != nil {
 		return err
@@ -158,6 +184,8 @@ func run(o options) error {
 			names, l = append(names, m.Guest), append(l, m.Guest+":"+m.Expr)
 		}
 		return fmt.Errorf("%s never printed their markers %s within tandem.runfor=%v: their consoles' last lines above show how far they got", strings.Join(names, " and "), strings.Join(l, ", "), o.Deadline)
+	case !res.Cases[len(markers)].Passed:
+		return fmt.Errorf("the board's TPM did not attest PCR %d as the image predicted (%x): see the tandem init: attest lines above", measure.PCR, predicted.Value)
 	case w.faults() > 0:
 		return fmt.Errorf("the infotainment guest's last report counts faults=%d: messages were corrupted, repeated, reordered or lost on the channel; see its TANDEM-INFO lines above", w.faults())
 	case !res.Passed():
@@ -165,6 +193,23 @@ func run(o options) error {
 	}
 	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
 	return nil
+}
+
+// startTPM starts a fresh software TPM for the board, its state and
+// control socket in a temporary directory (a socket path must be short).
+// stop ends it and removes the directory.
+func startTPM() (tpm *swtpm.TPM, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "tandem-demo-tpm-")
+	if err != nil {
+		return nil, nil, err
+	}
+	tpm, err = swtpm.Start(context.Background(), swtpm.Options{StateDir: filepath.Join(dir, "state"), Ctrl: filepath.Join(dir, "ctrl.sock"),
+		Log: filepath.Join(dir, "swtpm.log")})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("starting the board's software TPM: %w", err)
+	}
+	return tpm, func() { tpm.Stop(); os.RemoveAll(dir) }, nil
 }
 
 // expectations are the demo's markers as tandem emulate's --expect.

@@ -23,6 +23,7 @@ var stages = []struct{ key, match, say, name string }{
 	{"system", "tandem init: starting tandem system", "starting tandem system: control and infotainment guests…", "system started"},
 	{"markers", "tandem init: tandem.until markers reached", "both guests printed their markers: status table, then stopping the system…", "markers reached"},
 	{"deadline", "tandem init: tandem.runfor=", "tandem.runfor is up before the guests' markers came: status table, then stopping the system…", "deadline, no markers"},
+	{"attest", "tandem init: attest: ", "tandem init compared the board's TPM (PCR 15 and the event log) with the image's prediction…", "TPM attested"},
 	{"poweroff", "reboot: Power down", "powering off…", "powered off"},
 }
 
