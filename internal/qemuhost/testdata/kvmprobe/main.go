@@ -73,6 +73,11 @@ func run() error {
 	var got []string
 	for i := 0; i < 10; i++ {
 		reason, err := cpu.Run()
+		// A signal (Go's preemption) ended KVM_RUN before the guest
+		// exited: enter again.
+		for err == nil && reason == kvm.ExitIntr {
+			reason, err = cpu.Run()
+		}
 		if err != nil {
 			return err
 		}
