@@ -111,10 +111,14 @@ type Guest struct {
 	Vsock      *Vsock
 	// Display gives the guest a virtio-gpu display of this size with a
 	// keyboard and a touch screen; nil: none.
-	Display  *vmm.Display
-	Restart  Restart
-	Watchdog Watchdog
-	After    []string
+	Display *vmm.Display
+	// BoardDisplay shows the display's scanout on the board's own
+	// display (the host's framebuffer, BoardFramebuffer); at most one
+	// guest, never the control guest.
+	BoardDisplay bool
+	Restart      Restart
+	Watchdog     Watchdog
+	After        []string
 	// Passthrough are host device tree nodes handed to the guest.
 	Passthrough []HostDevice
 	// Measured is MeasuredRequired or MeasuredRecorded: whether the

@@ -15,8 +15,14 @@ func (m *Manifest) validate() error {
 	byCID := map[uint32]*Guest{}
 	coreOwner := map[int]*Guest{}
 	sockets := map[string]*Guest{}
-	var control *Guest
+	var control, board *Guest
 	for _, g := range m.Guests {
+		if g.BoardDisplay {
+			if board != nil {
+				return g.errorf("display.board", "true on guest %q too: the board has one display; keep board: true on one guest", board.Name)
+			}
+			board = g
+		}
 		if o := byName[g.Name]; o != nil {
 			return g.errorf("name", "duplicate: guest #%d (line %d) has the same name", o.index+1, m.line(fmt.Sprintf("guests[%d].name", o.index)))
 		}

@@ -54,8 +54,9 @@ type guestYAML struct {
 		} `yaml:"host"`
 	} `yaml:"vsock"`
 	Display *struct {
-		Width  int `yaml:"width"`
-		Height int `yaml:"height"`
+		Width  int  `yaml:"width"`
+		Height int  `yaml:"height"`
+		Board  bool `yaml:"board"`
 	} `yaml:"display"`
 	Restart *struct {
 		Policy      string `yaml:"policy"`
@@ -327,7 +328,8 @@ func (g *Guest) decodeRestart(y *guestYAML) error {
 }
 
 // decodeDisplay reads display:, the guest's screen: width and height
-// together, or neither for the default 1280×720.
+// together, or neither for the default 1280×720; board: true shows it
+// on the board's own display.
 func (g *Guest) decodeDisplay(y *guestYAML) error {
 	d := y.Display
 	if d == nil {
@@ -352,6 +354,14 @@ func (g *Guest) decodeDisplay(y *guestYAML) error {
 		}
 	}
 	g.Display = &vmm.Display{Width: w, Height: h}
+	if d.Board {
+		// The control guest's screen would be drawn by a VMM it shares
+		// nothing else with: it never gets the board's.
+		if g.Role == RoleControl {
+			return g.errorf("display.board", "true on the control guest: the board's display is for another guest's scanout; remove it here or move it to that guest")
+		}
+		g.BoardDisplay = true
+	}
 	return nil
 }
 

@@ -220,6 +220,7 @@ func TestBadManifests(t *testing.T) {
 		{"display too wide", "    disks:", "    display: {width: 5000, height: 720}\n    disks:", `guest "infotainment": display.width: 5000: want 320 to 3840 pixels`},
 		{"display too short", "    disks:", "    display: {width: 800, height: 100}\n    disks:", `display.height: 100: want 200 to 2160 pixels`},
 		{"display unknown field", "    disks:", "    display: {vnc: 5900}\n    disks:", `unknown field "vnc"`},
+		{"board display on the control guest", "    watchdog:\n      timeout", "    display: {board: true}\n    watchdog:\n      timeout", `guest "control": display.board: true on the control guest`},
 		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
 		{"unknown kernel format", "    cmdline: console=ttyS0 quiet", "    kernel-format: uimage", `system.yaml:9: guest "control": kernel-format: "uimage": want auto`},
 		{"load address not a number", "    cmdline: console=ttyS0 quiet", "    load-address: high", "system.yaml:9: cannot use !!str `high`"},
@@ -429,16 +430,19 @@ func TestHostServices(t *testing.T) {
 }
 
 // TestManifestDisplay reads display: into the guest's VMM configuration
-// and its hardware description.
+// and its hardware description, and board: into whether the board's
+// display shows it.
 func TestManifestDisplay(t *testing.T) {
 	tests := []struct {
-		name string
-		yaml string
-		want *vmm.Display
+		name  string
+		yaml  string
+		want  *vmm.Display
+		board bool
 	}{
-		{"none", "", nil},
-		{"default size", "    display: {}\n", &vmm.Display{Width: 1280, Height: 720}},
-		{"given size", "    display:\n      width: 1024\n      height: 600\n", &vmm.Display{Width: 1024, Height: 600}},
+		{"none", "", nil, false},
+		{"default size", "    display: {}\n", &vmm.Display{Width: 1280, Height: 720}, false},
+		{"given size", "    display:\n      width: 1024\n      height: 600\n", &vmm.Display{Width: 1024, Height: 600}, false},
+		{"on the board", "    display: {width: 800, height: 480, board: true}\n", &vmm.Display{Width: 800, Height: 480}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -455,6 +459,9 @@ func TestManifestDisplay(t *testing.T) {
 			}
 			if (cfg.Display == nil) != (tt.want == nil) || tt.want != nil && *cfg.Display != *tt.want {
 				t.Errorf("Config().Display = %+v, want %+v", cfg.Display, tt.want)
+			}
+			if g.BoardDisplay != tt.board {
+				t.Errorf("BoardDisplay = %v, want %v", g.BoardDisplay, tt.board)
 			}
 			hw := string(g.hardwareDescription())
 			if has := strings.Contains(hw, "virtio-gpu"); has != (tt.want != nil) {

@@ -565,9 +565,27 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 		cmd.ExtraFiles = []*os.File{in}
 		cmd.Args = append(cmd.Args, "--vsock-out", gp.outSocket(), "--vsock-in-fd", "3")
 	}
+	var fb *os.File
+	if gp.g.BoardDisplay {
+		// The supervisor opens the board's display: the VMM's user
+		// need not be able to, and no other VMM gets it.
+		if fb, err = os.OpenFile(vmm.BoardFramebuffer, os.O_WRONLY, 0); err != nil {
+			w.Close()
+			r.Close()
+			if in != nil {
+				in.Close()
+			}
+			return -1, fmt.Errorf("guest %s: display.board: the board's display: %w (the host kernel needs its display driver: the board's host-modules)", gp.g.Name, err)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, fb)
+		cmd.Args = append(cmd.Args, "--board-display-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
+	}
 	err = startOn(s.cores.cores(gp.g), cmd.Start)
 	if in != nil {
 		in.Close() // the VMM's now
+	}
+	if fb != nil {
+		fb.Close()
 	}
 	if err != nil {
 		w.Close()

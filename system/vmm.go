@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,6 +115,10 @@ type VMMOptions struct {
 	Console vmm.Console
 	// NoSandbox runs the VMM unconfined (debugging).
 	NoSandbox bool
+	// BoardDisplay is the board's framebuffer (vmm.BoardFramebuffer),
+	// opened by the supervisor for the guest with display: {board:
+	// true}; nil for none. RunVMM shows the guest's scanout on it.
+	BoardDisplay *os.File
 }
 
 // RunVMM runs one guest of the manifest in this process until it ends.
@@ -152,6 +158,19 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 	defer vm.Close()
 	if vm.Vsock() != nil && o.VsockIn != nil {
 		go serveVsockIn(o.VsockIn, vm)
+	}
+	if o.BoardDisplay != nil {
+		d := vm.Display()
+		if d == nil {
+			return &vmm.FatalError{Err: fmt.Errorf("guest %s: a board display was given and the guest has no display: give it display: {board: true}", g.Name)}
+		}
+		// Its geometry is read now, before the VMM confines itself.
+		fb, err := vmm.OpenFramebuffer(o.BoardDisplay, filepath.Join("/sys/class/graphics", filepath.Base(vmm.BoardFramebuffer)))
+		if err != nil {
+			return &vmm.FatalError{Err: fmt.Errorf("guest %s: %w", g.Name, err)}
+		}
+		defer fb.Close()
+		d.AddFlushSink(fb)
 	}
 	// Best effort: it only lowers the VMM's resident set.
 	_ = vmm.ReleaseStartupPages()

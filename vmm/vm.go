@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"runtime"
@@ -140,6 +141,7 @@ type DisplayDevices struct {
 	GPU      *virtio.GPU
 	Keyboard *virtio.Input
 	Touch    *virtio.Input
+	fanout   flushFanout // the GPU's flushes go to its sinks (AddFlushSink)
 }
 
 // Display returns the guest's display devices, or nil without
@@ -157,7 +159,9 @@ func newDisplayDevices(d *Display) (*DisplayDevices, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DisplayDevices{GPU: gpu, Keyboard: virtio.NewKeyboard(), Touch: touch}, nil
+	dd := &DisplayDevices{GPU: gpu, Keyboard: virtio.NewKeyboard(), Touch: touch}
+	gpu.SetFlushHandler(func(damage image.Rectangle) { dd.fanout.flushed(gpu, damage) })
+	return dd, nil
 }
 
 // Build creates the VM. It checks its inputs first (Check), before it

@@ -100,7 +100,7 @@ starts only when each component matches the expected measurements
 func newVMMCmd() *cobra.Command {
 	var o system.VMMOptions
 	var manifest string
-	vsockIn := -1
+	vsockIn, boardDisplay := -1, -1
 	c := &cobra.Command{
 		Use:    "vmm --manifest system.yaml --guest NAME",
 		Short:  "Run one guest of a manifest (started by tandem system)",
@@ -131,6 +131,9 @@ func newVMMCmd() *cobra.Command {
 				defer l.Close()
 				o.VsockIn = l
 			}
+			if boardDisplay >= 0 {
+				o.BoardDisplay = os.NewFile(uintptr(boardDisplay), "board-display")
+			}
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			err = system.RunVMM(ctx, m, o)
@@ -142,6 +145,7 @@ func newVMMCmd() *cobra.Command {
 	c.Flags().StringVar(&o.Guest, "guest", "", "the guest to run")
 	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
 	c.Flags().IntVar(&vsockIn, "vsock-in-fd", -1, "the listening socket, inherited from the supervisor, that takes vsock connections into the guest")
+	c.Flags().IntVar(&boardDisplay, "board-display-fd", -1, "the board's framebuffer, opened by the supervisor, to show the guest's display on")
 	c.Flags().BoolVar(&o.NoSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	c.Flags().StringVar(&o.VTPM, "vtpm", "", "the command socket of the guest's software TPM")
 	c.MarkFlagRequired("manifest")

@@ -1,7 +1,9 @@
 // Command infotainment is the infotainment guest's /init: a dashboard
 // that receives the control guest's vehicle state over vsock, checks each
-// message's end-to-end protection, shows the state once a second and
-// counts faults by kind.
+// message's end-to-end protection, reports the state once a second on
+// its console, counts faults by kind, and, with a display, draws it on
+// the framebuffer ten times a second (dash.go): a touch or a key
+// switches the page; when messages stop, the screen says so.
 //
 // Kernel command line:
 //
@@ -24,6 +26,9 @@
 //
 //	TANDEM-INFO received=N faults=F crc=C repeated=R reordered=O lost=L connections=K speed=… rpm=… gear=…
 //	TANDEM-INFO flood attempts=A refused=R reached=C written=W (with channel stress)
+//
+// and once, with a display: TANDEM-INFO display fb=/dev/fb0 size=WxH
+// bits=B (or display err="…" when there is no framebuffer).
 //
 // A new connection starts a new sequence (the sender restarted or
 // reconnected): its first message synchronises, it is not a fault.
@@ -51,6 +56,7 @@ type counters struct {
 	received, crc, repeated, reorder uint64
 	lost, conns                      uint64
 	last                             vehicle.State
+	lastAt                           time.Time // when last came
 	// flood: whether to write back on every accepted connection.
 	flood bool
 }
@@ -95,6 +101,12 @@ func main() {
 	}
 	go echo(5002)
 	go report(&c)
+	go func() {
+		// Without a display (no DRM card) there is nothing to say.
+		if err := dashboard(&c, time.Now()); err != nil && hasDisplay() {
+			fmt.Printf("TANDEM-INFO display err=%q\n", err.Error())
+		}
+	}()
 	if err := serve(port, &c); err != nil {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
@@ -164,7 +176,7 @@ func receive(f *os.File, c *counters) {
 		}
 		if ok {
 			last = s.Seq
-			c.last = s
+			c.last, c.lastAt = s, time.Now()
 		}
 		c.mu.Unlock()
 	}

@@ -25,7 +25,9 @@ var DemoModules = []string{"virtio_mmio", "virtio_blk", "virtio_console", "vmw_v
 // DemoManifest is the arm64 demo system: the control guest on host core
 // 1 at SCHED_FIFO 50, publishing to the infotainment guest over vsock.
 // Its guests' consoles are the PL011 of Tandem's arm64 VM, whatever the
-// host board.
+// host board. The infotainment guest has a display, on which it draws
+// its dashboard: 640×360, a quarter of the default, since the demo's
+// board is emulated in software and every frame is drawn and copied on it.
 const DemoManifest = `# The Tandem demo system (internal/e2e.DemoManifest).
 guests:
   - name: control
@@ -48,9 +50,14 @@ guests:
     memory: 192M
     vsock:
       cid: 4
+    display: {width: 640, height: 360}
     restart: {policy: always, backoff: 200ms}
     after: [control]
 `
+
+// DemoDisplayGuest is the demo guest with a display: its initramfs has
+// DisplayModules too.
+const DemoDisplayGuest = "infotainment"
 
 // DemoGuests are the demo system's guests and the initramfs files its
 // manifest names for them.
@@ -85,7 +92,12 @@ func UntilParam(markers []Marker) string {
 // order in /etc/tandem-modules (the guests' inits load them). goDir is
 // where `go build` resolves pkg (any directory of the Tandem tree).
 func BuildDemoGuest(file, pkg, goarch string, k Kernel, goDir string) error {
-	mods, order, err := initramfs.Modules(k.Modules, DemoModules, true)
+	return buildDemoGuest(file, pkg, goarch, k, goDir, DemoModules)
+}
+
+// buildDemoGuest is BuildDemoGuest with the modules to carry.
+func buildDemoGuest(file, pkg, goarch string, k Kernel, goDir string, modules []string) error {
+	mods, order, err := initramfs.Modules(k.Modules, modules, true)
 	if err != nil {
 		return err
 	}
@@ -106,14 +118,19 @@ func BuildDemoGuest(file, pkg, goarch string, k Kernel, goDir string) error {
 
 // WriteDemoSystem writes the arm64 demo system into dir, for `tandem
 // image build --manifest dir/system.yaml`: the manifest, each guest's
-// initramfs with initPkg(guest) as /init (guests/NAME normally), and
-// vmlinuz, a link to k's kernel. goDir is as for BuildDemoGuest.
+// initramfs with initPkg(guest) as /init (guests/NAME normally; the
+// DemoDisplayGuest's with DisplayModules too), and vmlinuz, a link to
+// k's kernel. goDir is as for BuildDemoGuest.
 func WriteDemoSystem(dir string, k Kernel, initPkg func(guest string) string, goDir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for _, g := range DemoGuests {
-		if err := BuildDemoGuest(filepath.Join(dir, g.File), initPkg(g.Name), "arm64", k, goDir); err != nil {
+		mods := DemoModules
+		if g.Name == DemoDisplayGuest {
+			mods = append(append([]string(nil), DemoModules...), DisplayModules...)
+		}
+		if err := buildDemoGuest(filepath.Join(dir, g.File), initPkg(g.Name), "arm64", k, goDir, mods); err != nil {
 			return err
 		}
 	}

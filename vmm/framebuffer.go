@@ -1,0 +1,221 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tandem-hv/tandem/hv/devices/virtio"
+)
+
+// BoardFramebuffer is the board's own display as the host kernel gives
+// it: its first framebuffer device (a DRM driver's framebuffer emulation,
+// or an fbdev driver).
+const BoardFramebuffer = "/dev/fb0"
+
+// framebufferFrame is the shortest time between two frames written to
+// the board's framebuffer: a guest flushing faster is shown at 30 frames
+// a second.
+const framebufferFrame = time.Second / 30
+
+// Framebuffer is a FlushSink that shows the guest's scanout on a host
+// framebuffer: centred when it fits, else scaled down to fit, keeping
+// its aspect; black around it. Its geometry comes from the device's
+// sysfs directory (virtual_size, bits_per_pixel, stride), read once when
+// it is opened, before the VMM confines itself; frames are written with
+// pwrite, only the lines that changed, from a goroutine of its own.
+//
+// The pixel format is the one Linux's framebuffer drivers use at these
+// depths: 32 bits XRGB8888, 16 bits RGB565, little-endian (sysfs does not
+// give the colour fields; the fbdev ioctls would, at the price of raw
+// ioctls here).
+type Framebuffer struct {
+	f                     *os.File
+	width, height, stride int
+	bits                  int
+	wake                  chan struct{} // a flush came: draw the next frame
+	done                  chan struct{}
+	closeOnce             sync.Once
+	gpu                   *virtio.GPU // set by the first flush
+	mu                    sync.Mutex  // protects gpu
+	last                  []byte      // the frame as last written
+}
+
+// OpenFramebuffer takes f, the framebuffer device whose sysfs directory
+// is sys (/sys/class/graphics/fb0), as a flush sink. The Framebuffer owns
+// f; Close ends it.
+func OpenFramebuffer(f *os.File, sys string) (*Framebuffer, error) {
+	read := func(name string) (string, error) {
+		b, err := os.ReadFile(filepath.Join(sys, name))
+		return strings.TrimSpace(string(b)), err
+	}
+	size, err := read("virtual_size")
+	if err != nil {
+		return nil, fmt.Errorf("board display: %w", err)
+	}
+	ws, hs, _ := strings.Cut(size, ",")
+	fb := &Framebuffer{f: f, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	var errs []error
+	for _, v := range []struct {
+		dst  *int
+		name string
+		s    string
+	}{{&fb.width, "virtual_size", ws}, {&fb.height, "virtual_size", hs}} {
+		if *v.dst, err = strconv.Atoi(v.s); err != nil {
+			errs = append(errs, fmt.Errorf("%s/%s: %q: want WIDTH,HEIGHT", sys, v.name, size))
+		}
+	}
+	for _, v := range []struct {
+		dst  *int
+		name string
+	}{{&fb.bits, "bits_per_pixel"}, {&fb.stride, "stride"}} {
+		s, err := read(v.name)
+		if err == nil {
+			*v.dst, err = strconv.Atoi(s)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s/%s: %w", sys, v.name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("board display: %w", errs[0])
+	}
+	if err := fb.check(); err != nil {
+		return nil, fmt.Errorf("board display %s: %w", sys, err)
+	}
+	go fb.run()
+	return fb, nil
+}
+
+// check refuses a geometry the sink cannot draw.
+func (fb *Framebuffer) check() error {
+	switch {
+	case fb.bits != 16 && fb.bits != 32:
+		return fmt.Errorf("%d bits per pixel: only 16 (RGB565) and 32 (XRGB8888) are drawn", fb.bits)
+	case fb.width <= 0 || fb.height <= 0 || fb.width > MaxDisplayWidth*2 || fb.height > MaxDisplayHeight*2:
+		return fmt.Errorf("%dx%d pixels", fb.width, fb.height)
+	case fb.stride < fb.width*fb.bits/8:
+		return fmt.Errorf("lines of %d bytes, too short for %d pixels of %d bits", fb.stride, fb.width, fb.bits)
+	}
+	return nil
+}
+
+// Flushed asks for the next frame; it never blocks.
+func (fb *Framebuffer) Flushed(gpu *virtio.GPU, _ image.Rectangle) {
+	fb.mu.Lock()
+	fb.gpu = gpu
+	fb.mu.Unlock()
+	select {
+	case fb.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops drawing and closes the device.
+func (fb *Framebuffer) Close() error {
+	fb.closeOnce.Do(func() { close(fb.done) })
+	return fb.f.Close()
+}
+
+// run draws a frame after each flush, at most one per framebufferFrame.
+// A failed write stops the sink: the guest runs on without the board's
+// display.
+func (fb *Framebuffer) run() {
+	for {
+		select {
+		case <-fb.done:
+			return
+		case <-fb.wake:
+		}
+		fb.mu.Lock()
+		gpu := fb.gpu
+		fb.mu.Unlock()
+		img, err := gpu.Snapshot()
+		if err != nil {
+			continue // a failed device shows nothing more
+		}
+		if _, err := fb.draw(img); err != nil {
+			fmt.Fprintf(os.Stderr, "tandem: board display: %v: no more frames\n", err)
+			return
+		}
+		select {
+		case <-fb.done:
+			return
+		case <-time.After(framebufferFrame):
+		}
+	}
+}
+
+// place is where a src-sized picture goes on the framebuffer: centred,
+// scaled down to fit when larger, aspect kept.
+func (fb *Framebuffer) place(src image.Point) image.Rectangle {
+	w, h := src.X, src.Y
+	if w > fb.width || h > fb.height {
+		// Scale by the smaller of the two ratios, in integers.
+		if w*fb.height > h*fb.width {
+			w, h = fb.width, max(1, h*fb.width/w)
+		} else {
+			w, h = max(1, w*fb.height/h), fb.height
+		}
+	}
+	x, y := (fb.width-w)/2, (fb.height-h)/2
+	return image.Rect(x, y, x+w, y+h)
+}
+
+// frame renders img as the framebuffer's bytes.
+func (fb *Framebuffer) frame(img *image.RGBA) []byte {
+	buf := make([]byte, fb.stride*fb.height)
+	sw, sh := img.Rect.Dx(), img.Rect.Dy()
+	if sw == 0 || sh == 0 {
+		return buf
+	}
+	dst := fb.place(image.Pt(sw, sh))
+	bpp := fb.bits / 8
+	for y := dst.Min.Y; y < dst.Max.Y; y++ {
+		sy := (y - dst.Min.Y) * sh / dst.Dy()
+		line := buf[y*fb.stride:]
+		for x := dst.Min.X; x < dst.Max.X; x++ {
+			sx := (x - dst.Min.X) * sw / dst.Dx()
+			o := img.PixOffset(img.Rect.Min.X+sx, img.Rect.Min.Y+sy)
+			r, g, b := uint32(img.Pix[o]), uint32(img.Pix[o+1]), uint32(img.Pix[o+2])
+			if bpp == 4 {
+				binary.LittleEndian.PutUint32(line[x*4:], r<<16|g<<8|b)
+			} else {
+				binary.LittleEndian.PutUint16(line[x*2:], uint16(r>>3<<11|g>>2<<5|b>>3))
+			}
+		}
+	}
+	return buf
+}
+
+// draw writes img to the framebuffer, one pwrite per run of lines that
+// differ from the last frame's; it returns how many lines it wrote.
+func (fb *Framebuffer) draw(img *image.RGBA) (int, error) {
+	cur := fb.frame(img)
+	line := func(b []byte, y int) string { return string(b[y*fb.stride : (y+1)*fb.stride]) }
+	changed := func(y int) bool { return fb.last == nil || line(cur, y) != line(fb.last, y) }
+	written := 0
+	for y := 0; y < fb.height; {
+		if !changed(y) {
+			y++
+			continue
+		}
+		end := y + 1
+		for end < fb.height && changed(end) {
+			end++
+		}
+		if _, err := fb.f.WriteAt(cur[y*fb.stride:end*fb.stride], int64(y*fb.stride)); err != nil {
+			return written, fmt.Errorf("writing lines %d-%d: %w", y, end-1, err)
+		}
+		written += end - y
+		y = end
+	}
+	fb.last = cur
+	return written, nil
+}
