@@ -238,3 +238,51 @@ func TestDeviceTreeWatchdog(t *testing.T) {
 		t.Errorf("a guest without a watchdog has an arm,sp805 node")
 	}
 }
+
+// TestDeviceTreeTPM checks the TPM's node against what tpm_tis reads
+// (its of_match compatible and the register block) and that a guest
+// without a TPM has none.
+func TestDeviceTreeTPM(t *testing.T) {
+	tests := []struct {
+		name  string
+		tpm   bool
+		nodes int
+	}{
+		{"with a TPM", true, 1},
+		{"without a TPM", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fixedHardware(GICv3)
+			h.TPM = tt.tpm
+			tr, err := DeviceTree(h)
+			if err != nil {
+				t.Fatalf("DeviceTree() = %v", err)
+			}
+			nodes := tr.FindCompatible("tcg,tpm-tis-mmio")
+			if len(nodes) != tt.nodes {
+				t.Fatalf("tcg,tpm-tis-mmio nodes = %d, want %d", len(nodes), tt.nodes)
+			}
+			if tt.nodes == 0 {
+				return
+			}
+			n := nodes[0]
+			reg, err := n.Reg()
+			if err != nil {
+				t.Fatalf("TPM reg: %v", err)
+			}
+			want := []dtb.Region{{Address: armvirt.TPMBase, Size: armvirt.TPMSize}}
+			if fmt.Sprint(reg) != fmt.Sprint(want) {
+				t.Errorf("TPM reg = %v, want %v", reg, want)
+			}
+			if n.Path() != "/tpm@90d0000" {
+				t.Errorf("TPM node path = %s, want /tpm@90d0000", n.Path())
+			}
+			blob, err := tr.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dtcDecode(t, blob)
+		})
+	}
+}

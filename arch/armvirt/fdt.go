@@ -37,6 +37,8 @@ type Hardware struct {
 	KASLRSeed uint64
 	// Watchdog, when set, describes an SP805 at WatchdogBase.
 	Watchdog *Watchdog
+	// TPM says the guest has a TPM's TIS registers at TPMBase.
+	TPM bool
 }
 
 // Watchdog is the guest's SP805 watchdog.
@@ -173,6 +175,12 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		}
 	}
 
+	if h.TPM {
+		if err := addTPM(root); err != nil {
+			return nil, err
+		}
+	}
+
 	// virtio-mmio interrupts arrive through irqfds, which pulse the
 	// line: they must be edge-triggered in the GIC, or a pulse the vCPU
 	// has not yet taken is lost when the line drops.
@@ -234,6 +242,17 @@ func addWatchdog(t *dtb.Tree, apbClk uint32, w Watchdog) error {
 		n.SetU32("timeout-sec", w.TimeoutSec)
 	}
 	return n.SetReg(dtb.Region{Address: WatchdogBase, Size: WatchdogSize})
+}
+
+// addTPM describes the TIS registers as the tcg,tpm-tis-mmio binding
+// asks (Documentation/devicetree/bindings/tpm/tcg,tpm-tis-mmio.yaml;
+// security/tpm/tpm_tis_mmio.txt in older trees), the compatible Linux's
+// tpm_tis matches. The binding's interrupt is optional and
+// there is none: the driver polls the status register, as it does on the
+// x86 guests' TIS, and the device model raises nothing.
+func addTPM(root *dtb.Node) error {
+	n := root.AddNodeAt("tpm", TPMBase).SetStrings("compatible", "tcg,tpm-tis-mmio")
+	return n.SetReg(dtb.Region{Address: TPMBase, Size: TPMSize})
 }
 
 func addGIC(root *dtb.Node, h Hardware) (*dtb.Node, error) {
