@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tandem-hv/tandem/images/initramfs"
@@ -85,7 +86,17 @@ func UntilParam(markers []Marker) string {
 // order in /etc/tandem-modules (the guests' inits load them). goDir is
 // where `go build` resolves pkg (any directory of the Tandem tree).
 func BuildDemoGuest(file, pkg, goarch string, k Kernel, goDir string) error {
-	mods, order, err := initramfs.Modules(k.Modules, DemoModules, true)
+	return buildGuest(file, pkg, goarch, k, goDir, DemoModules)
+}
+
+// VTPMModules are what the virtual-TPM test guest loads beyond
+// DemoModules: the TIS driver, which Debian's amd64 kernels build in and
+// its cloud-arm64 kernel as a module (tpm_tis_core comes with it).
+var VTPMModules = append(slices.Clone(DemoModules), "tpm_tis")
+
+// buildGuest is BuildDemoGuest with the modules to load named.
+func buildGuest(file, pkg, goarch string, k Kernel, goDir string, modules []string) error {
+	mods, order, err := initramfs.Modules(k.Modules, modules, true)
 	if err != nil {
 		return err
 	}
