@@ -61,9 +61,11 @@ type armBoot interface {
 
 // armState is what arm64 and 32-bit ARM guests keep alike: the vGIC, each
 // vCPU's MPIDR as it was set up, the PSCI version KVM gave the first
-// vCPU, the host nodes passed through and the device tree written.
+// vCPU, whether the vCPUs have a PMU, the host nodes passed through and
+// the device tree written.
 type armState struct {
 	gic    *armvirt.GIC
+	pmu    bool
 	mpidrs []uint64
 	psci   uint64
 	dtb    []byte
@@ -79,13 +81,20 @@ func (s *armState) addVCPU(mpidr uint64, psci func() uint64) {
 	s.mpidrs = append(s.mpidrs, mpidr)
 }
 
-// finish initialises the vGIC, which needs every vCPU, and writes the
-// device tree, which lists their MPIDRs and the PSCI version KVM gave
-// them. h holds what differs between the guest kinds (the command line,
+// finish initialises the vGIC, which needs every vCPU, then the vCPUs'
+// PMUs, which need the vGIC, and writes the device tree, which lists
+// their MPIDRs and the PSCI version KVM gave them. h holds what differs between the guest kinds (the command line,
 // the KASLR seed); build is the arch package's DeviceTree.
 func (s *armState) finish(vm *VM, boot armBoot, h armvirt.Hardware, build func(armvirt.Hardware) (*dtb.Tree, error)) error {
 	if err := s.gic.Init(); err != nil {
 		return err
+	}
+	if s.pmu {
+		for _, cpu := range vm.vcpus {
+			if err := armvirt.InitPMU(cpu); err != nil {
+				return err
+			}
+		}
 	}
 	seed := make([]byte, 64)
 	if _, err := rand.Read(seed); err != nil {
@@ -93,7 +102,7 @@ func (s *armState) finish(vm *VM, boot armBoot, h armvirt.Hardware, build func(a
 	}
 	h.MPIDRs, h.MemorySize, h.GIC, h.PSCIVersion = s.mpidrs, vm.mem.Size(), s.gic.Version, s.psci
 	h.Virtio, h.Passthrough, h.RNGSeed, h.Watchdog = vm.placed, s.passed, seed, vm.armWatchdog()
-	h.TPM = vm.cfg.TPM != nil
+	h.TPM, h.PMU = vm.cfg.TPM != nil, s.pmu
 	if addr, size := boot.initrd(); size > 0 {
 		h.InitrdStart, h.InitrdEnd = addr, addr+size
 	}

@@ -39,6 +39,9 @@ type Hardware struct {
 	Watchdog *Watchdog
 	// TPM says the guest has a TPM's TIS registers at TPMBase.
 	TPM bool
+	// PMU says the vCPUs have a PMUv3 whose overflow interrupt is
+	// PMUPPI.
+	PMU bool
 }
 
 // Watchdog is the guest's SP805 watchdog.
@@ -149,6 +152,13 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		SetStrings("compatible", p.Timer).
 		SetU32s("interrupts", timer...).
 		SetEmpty("always-on")
+	if h.PMU {
+		// Documentation/devicetree/bindings/arm/pmu.yaml: one PPI for
+		// all CPUs, level-triggered like the timer's.
+		root.AddNode("pmu").
+			SetStrings("compatible", "arm,armv8-pmuv3").
+			SetU32s("interrupts", gicPPI, PMUPPI, ppiFlags)
+	}
 
 	clkPh := fixedClock(t, "apb-pclk", apbClockHz, "clk24mhz")
 
