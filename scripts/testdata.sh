@@ -8,7 +8,9 @@
 # Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf,
 #                                        arm64-cloud (the virt board's host
 #                                        with a TPM), qemu-arm64 (make
-#                                        bench's peer VMM)
+#                                        bench's peer VMM), swtpm-arm64 (the
+#                                        software TPM behind an arm64
+#                                        guest's virtual TPM)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -30,6 +32,9 @@
 #   build/cache/qemu-arm64/root/...   Debian's arm64 qemu-system-aarch64 and the shared
 #                                     libraries it needs, unpacked from their packages:
 #                                     make bench runs it inside the emulated arm64 board
+#   build/cache/swtpm-arm64/root/...  Debian's arm64 swtpm and its shared libraries, the
+#                                     same way: the supervisor in the emulated arm64 host
+#                                     runs it behind an arm64 guest's virtual TPM
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -298,12 +303,12 @@ setup() {
 	fi
 }
 
-# lib_closure PKG prints the arm64 library packages PKG needs, directly or
+# lib_closure PKG... prints the arm64 library packages PKGs need, directly or
 # through one another: the shared libraries a binary of PKG links. Other
 # dependencies (data, configuration, maintainer scripts' tools) are left
 # out: nothing here is installed, only unpacked for one binary.
 lib_closure() {
-	todo=$1 seen=
+	todo=$* seen=
 	while [ -n "$todo" ]; do
 		next=
 		for p in $todo; do
@@ -319,22 +324,26 @@ lib_closure() {
 	echo $seen
 }
 
-# setup_qemu_arm64 unpacks qemu-system-arm:arm64 and its libraries.
-setup_qemu_arm64() {
-	dest=$cache/qemu-arm64
+# setup_arm64_root NAME BIN PKG... unpacks the arm64 packages PKGs and the
+# libraries they need into $cache/NAME/root, which must then hold BIN.
+setup_arm64_root() {
+	name=$1 bin=$2
+	shift 2
+	pkgs=$*
+	dest=$cache/$name
 	if index_unchanged "$dest"; then
-		log "qemu-arm64: up to date (the package index has not changed since it was unpacked)"
+		log "$name: up to date (the package index has not changed since it was unpacked)"
 		return 0
 	fi
 	need_arch arm64
 	files=
-	for p in qemu-system-arm:arm64 $(lib_closure qemu-system-arm:arm64); do
+	for p in $pkgs $(lib_closure $pkgs); do
 		files="$files $(download "$p")"
 	done
 	stamp=$(for f in $files; do basename "$f"; done | sort | tr '\n' ' ')
 	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
 		touch "$dest/.stamp"
-		log "qemu-arm64: up to date"
+		log "$name: up to date"
 		return 0
 	fi
 	rm -rf "$dest.new"
@@ -342,11 +351,11 @@ setup_qemu_arm64() {
 	for f in $files; do
 		dpkg-deb -x "$f" "$dest.new/root"
 	done
-	[ -x "$dest.new/root/usr/bin/qemu-system-aarch64" ] || die "qemu-system-arm:arm64 has no usr/bin/qemu-system-aarch64"
+	[ -x "$dest.new/root/$bin" ] || die "$pkgs: no $bin"
 	echo "$stamp" >"$dest.new/.stamp"
 	rm -rf "$dest"
 	mv "$dest.new" "$dest"
-	log "qemu-arm64: $(echo $files | wc -w) packages unpacked in $dest/root"
+	log "$name: $(echo $files | wc -w) packages unpacked in $dest/root"
 }
 
 main() {
@@ -362,8 +371,11 @@ main() {
 		# Debian's cloud arm64 kernel builds tpm_tis (its arm64 kernel
 		# does not): the QEMU virt board's host with a TPM.
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
-		qemu-arm64) setup_qemu_arm64 ;;
-		*) die "unknown architecture $a (want x86, arm64, arm64-cloud, armhf or qemu-arm64)" ;;
+		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
+		# swtpm's own libraries are in swtpm-libs, a name lib_closure
+		# does not follow.
+		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
+		*) die "unknown architecture $a (want x86, arm64, arm64-cloud, armhf, qemu-arm64 or swtpm-arm64)" ;;
 		esac
 	done
 }

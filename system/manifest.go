@@ -128,6 +128,9 @@ type Guest struct {
 	// TPM the supervisor runs for it, whose state is kept under the
 	// supervisor's state directory across the guest's restarts.
 	VTPM bool
+	// NoPMU and NoSVE (pmu: false, sve: false) take from an arm64 guest
+	// the PMU and SVE it gets where the host's KVM offers them.
+	NoPMU, NoSVE bool
 
 	index    int
 	manifest *Manifest

@@ -44,6 +44,7 @@ func (g *Guest) Config() (vmm.Config, error) {
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
 		VCPUAffinity: slices.Clone(g.HostCPUs), RTPriority: g.RTPriority,
+		NoPMU: g.NoPMU, NoSVE: g.NoSVE,
 	}
 	for j, d := range g.Disks {
 		p, err := g.resolveDisk(j, d)

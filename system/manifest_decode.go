@@ -72,6 +72,8 @@ type guestYAML struct {
 	After       []string `yaml:"after"`
 	Measured    string   `yaml:"measured"`
 	VTPM        bool     `yaml:"vtpm"`
+	PMU         *bool    `yaml:"pmu"`
+	SVE         *bool    `yaml:"sve"`
 	Passthrough []struct {
 		Node       string `yaml:"node"`
 		Interrupts string `yaml:"interrupts"`
@@ -128,6 +130,7 @@ func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 		LoadAddress: y.LoadAddr, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
 		VTPM:  y.VTPM,
+		NoPMU: y.PMU != nil && !*y.PMU, NoSVE: y.SVE != nil && !*y.SVE,
 		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
 	}
 	for _, decode := range []func(*guestYAML) error{

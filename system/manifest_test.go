@@ -470,3 +470,36 @@ func TestManifestDisplay(t *testing.T) {
 		})
 	}
 }
+
+// TestManifestCPUFeatures checks pmu: and sve:: a guest has both by
+// default (where the host offers them), false takes each away, and true
+// is the default written out.
+func TestManifestCPUFeatures(t *testing.T) {
+	tests := []struct {
+		name         string
+		lines        string
+		noPMU, noSVE bool
+	}{
+		{"default", "", false, false},
+		{"pmu: false", "    pmu: false\n", true, false},
+		{"sve: false", "    sve: false\n", false, true},
+		{"both false", "    pmu: false\n    sve: false\n", true, true},
+		{"both true", "    pmu: true\n    sve: true\n", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := guestDir(t)
+			m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: g\n    kernel: vmlinuz\n"+tt.lines)))
+			if err != nil {
+				t.Fatalf("LoadManifest() = %v", err)
+			}
+			c, err := m.Guest("g").Config()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.NoPMU != tt.noPMU || c.NoSVE != tt.noSVE {
+				t.Errorf("Config() NoPMU, NoSVE = %t, %t, want %t, %t", c.NoPMU, c.NoSVE, tt.noPMU, tt.noSVE)
+			}
+		})
+	}
+}

@@ -374,19 +374,19 @@ func TestMeasuredBootRefuses(t *testing.T) {
 	}
 }
 
-// TestVTPMNeedsAnX86Guest checks that a manifest giving an arm64 guest a
-// virtual TPM is refused by the host checks, at its vtpm line, on any
-// host.
-func TestVTPMNeedsAnX86Guest(t *testing.T) {
+// TestVTPMRefusedForAArch32Guests checks that a manifest giving a 32-bit
+// ARM guest a virtual TPM is refused by the host checks, at its vtpm
+// line, on any host.
+func TestVTPMRefusedForAArch32Guests(t *testing.T) {
 	dir := guestDir(t)
-	if err := os.WriteFile(filepath.Join(dir, "Image"), fakekernel.Image(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "zImage"), fakekernel.ZImage(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: g\n    kernel: Image\n    vtpm: true\n")))
+	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: g\n    kernel: zImage\n    vtpm: true\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `system.yaml:4: guest "g": vtpm: a virtual TPM is offered to x86_64 guests only`
+	want := `system.yaml:4: guest "g": vtpm: a virtual TPM is offered to x86_64 and arm64 guests only`
 	if err := m.CheckHost(Host{}); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("CheckHost() = %v, want %q", err, want)
 	}

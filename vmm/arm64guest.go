@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/tandem-hv/tandem/arch/arm64"
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/arch/loader"
 	"github.com/tandem-hv/tandem/hv/devices"
 	"github.com/tandem-hv/tandem/hv/kvm"
@@ -20,6 +21,9 @@ type arm64Guest struct {
 	armState
 	format KernelFormat // an Image, an ELF executable or a raw image
 	boot   *arm64Boot
+	// features are the PMU and SVE the vCPUs get: those the config
+	// leaves on that the host's KVM offers.
+	features armvirt.Features
 }
 
 // arm64Boot is the arm64 loader's result, as the shared ARM steps see it.
@@ -43,6 +47,8 @@ func (g *arm64Guest) setupVM(vm *VM) error {
 	}
 	g.gic = gic
 	vm.closers = append(vm.closers, gic)
+	g.features = armvirt.HostFeatures(vm.kvm, armvirt.Features{PMU: !vm.cfg.NoPMU, SVE: !vm.cfg.NoSVE})
+	g.pmu = g.features.PMU
 	return nil
 }
 
@@ -80,7 +86,7 @@ func (g *arm64Guest) loadKernel(vm *VM) error {
 
 // setupVCPU runs once per vCPU, in order, right after it is created.
 func (g *arm64Guest) setupVCPU(vm *VM, cpu *kvm.VCPU) error {
-	mpidr, err := arm64.SetupVCPU(vm.kvm, cpu, len(g.mpidrs), g.boot.Boot)
+	mpidr, err := arm64.SetupVCPU(vm.kvm, cpu, len(g.mpidrs), g.boot.Boot, g.features)
 	if err != nil {
 		return err
 	}

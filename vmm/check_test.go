@@ -26,8 +26,8 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(random, []byte(strings.Repeat("\x5a\xc3\x17", 4096)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	arm64 := filepath.Join(dir, "Image")
-	if err := os.WriteFile(arm64, fakekernel.Image(), 0o644); err != nil {
+	zImage := filepath.Join(dir, "zImage")
+	if err := os.WriteFile(zImage, fakekernel.ZImage(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "swtpm.sock")
@@ -57,7 +57,7 @@ func TestCheck(t *testing.T) {
 		{"TPM socket a file", ok(Config{TPM: &TPM{Socket: random}}), "vtpm", random + ": ", []string{"not a socket: want the command socket of a software TPM"}},
 		{"display smaller than the least", ok(Config{Display: &Display{Width: 100, Height: 100}}), "display", "100x100: ", []string{"display 100x100", "display size out of range"}},
 		{"display with a width alone", ok(Config{Display: &Display{Width: 1280}}), "display", "1280x0: ", []string{"display 1280x0"}},
-		{"TPM for an arm64 guest", Config{Kernel: arm64, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 guests only", "drop vtpm from this arm64 guest"}},
+		{"TPM for a 32-bit ARM guest", Config{Kernel: zImage, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 and arm64 guests only", "drop vtpm from this aarch32 guest"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,5 +95,26 @@ func TestCheck(t *testing.T) {
 func TestTPMWindow(t *testing.T) {
 	if x86.TPMSize != tpm.Size {
 		t.Errorf("x86.TPMSize = %#x, tpm.Size = %#x: the DSDT and the bus disagree", x86.TPMSize, tpm.Size)
+	}
+}
+
+// TestTPMSupported checks which guest architectures may have a virtual
+// TPM: those whose hardware description names its TIS (x86_64's ACPI,
+// arm64's device tree), not 32-bit ARM.
+func TestTPMSupported(t *testing.T) {
+	tests := []struct {
+		arch GuestArch
+		ok   bool
+	}{
+		{ArchX86_64, true},
+		{ArchARM64, true},
+		{ArchAArch32, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.arch), func(t *testing.T) {
+			if err := TPMSupported(tt.arch); (err == nil) != tt.ok {
+				t.Errorf("TPMSupported(%s) = %v, want ok=%v", tt.arch, err, tt.ok)
+			}
+		})
 	}
 }

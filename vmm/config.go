@@ -59,8 +59,11 @@ type Config struct {
 	Passthrough []PassDevice
 	// Watchdog, when set, gives the guest a watchdog timer.
 	Watchdog *Watchdog
-	// TPM, when set, gives the guest a TPM 2.0 (x86 guests).
+	// TPM, when set, gives the guest a TPM 2.0 (x86_64 and arm64 guests).
 	TPM *TPM
+	// NoPMU and NoSVE take from an arm64 guest the PMU and SVE it gets
+	// by default where the host's KVM offers them.
+	NoPMU, NoSVE bool
 	// Sandbox, when set, confines the VMM process once the guest is
 	// built, before it runs (sandbox.go). Nil runs it unconfined.
 	Sandbox *Sandbox

@@ -8,7 +8,6 @@ import (
 	"github.com/tandem-hv/tandem/hv/devices/acpipower"
 	"github.com/tandem-hv/tandem/hv/devices/i8042"
 	"github.com/tandem-hv/tandem/hv/devices/serial"
-	"github.com/tandem-hv/tandem/hv/devices/tpm"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -70,23 +69,10 @@ func (g *x86Guest) addPlatformDevices(vm *VM) error {
 	if err := vm.pio.Insert(power, x86.PowerPortBase, x86.PowerPortSize); err != nil {
 		return fmt.Errorf("ACPI power registers: %w", err)
 	}
-	if err := vm.addTPM(); err != nil {
+	if err := vm.addTPM(x86.TPMBase); err != nil {
 		return err
 	}
 	return vm.addPortWatchdog()
-}
-
-// addTPM puts the TPM's TIS registers where a PC has them, if the guest
-// has a TPM.
-func (vm *VM) addTPM() error {
-	if vm.cfg.TPM == nil {
-		return nil
-	}
-	d := tpm.New(tpm.SocketBackend{Path: vm.cfg.TPM.Socket}, vm.warn)
-	if err := vm.mmio.Insert(d, x86.TPMBase, tpm.Size); err != nil {
-		return fmt.Errorf("TPM: %w", err)
-	}
-	return nil
 }
 
 func (g *x86Guest) checkKernel(c *Config) error {

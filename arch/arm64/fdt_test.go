@@ -238,3 +238,98 @@ func TestDeviceTreeWatchdog(t *testing.T) {
 		t.Errorf("a guest without a watchdog has an arm,sp805 node")
 	}
 }
+
+// TestDeviceTreeTPM checks the TPM's node against what tpm_tis reads
+// (its of_match compatible and the register block) and that a guest
+// without a TPM has none.
+func TestDeviceTreeTPM(t *testing.T) {
+	tests := []struct {
+		name  string
+		tpm   bool
+		nodes int
+	}{
+		{"with a TPM", true, 1},
+		{"without a TPM", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fixedHardware(GICv3)
+			h.TPM = tt.tpm
+			tr, err := DeviceTree(h)
+			if err != nil {
+				t.Fatalf("DeviceTree() = %v", err)
+			}
+			nodes := tr.FindCompatible("tcg,tpm-tis-mmio")
+			if len(nodes) != tt.nodes {
+				t.Fatalf("tcg,tpm-tis-mmio nodes = %d, want %d", len(nodes), tt.nodes)
+			}
+			if tt.nodes == 0 {
+				return
+			}
+			n := nodes[0]
+			reg, err := n.Reg()
+			if err != nil {
+				t.Fatalf("TPM reg: %v", err)
+			}
+			want := []dtb.Region{{Address: armvirt.TPMBase, Size: armvirt.TPMSize}}
+			if fmt.Sprint(reg) != fmt.Sprint(want) {
+				t.Errorf("TPM reg = %v, want %v", reg, want)
+			}
+			if n.Path() != "/tpm@90d0000" {
+				t.Errorf("TPM node path = %s, want /tpm@90d0000", n.Path())
+			}
+			blob, err := tr.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dtcDecode(t, blob)
+		})
+	}
+}
+
+// TestDeviceTreePMU checks the PMU node against its binding
+// (Documentation/devicetree/bindings/arm/pmu.yaml) and what KVM was told:
+// arm,armv8-pmuv3 with PPI 7, level-high, and on a GICv2 the mask of the
+// CPUs it reaches, as the timer's PPIs have; no node without a PMU.
+func TestDeviceTreePMU(t *testing.T) {
+	tests := []struct {
+		name      string
+		gic       GICVersion
+		pmu       bool
+		wantIRQ   []uint32 // nil: no pmu node
+		wantNodes int
+	}{
+		{"GICv3", GICv3, true, []uint32{1, armvirt.PMUPPI, 4}, 1},
+		{"GICv2, two vCPUs", GICv2, true, []uint32{1, armvirt.PMUPPI, 0b11<<8 | 4}, 1},
+		{"no PMU", GICv3, false, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fixedHardware(tt.gic)
+			h.PMU = tt.pmu
+			tr, err := DeviceTree(h)
+			if err != nil {
+				t.Fatalf("DeviceTree() = %v", err)
+			}
+			nodes := tr.FindCompatible("arm,armv8-pmuv3")
+			if len(nodes) != tt.wantNodes {
+				t.Fatalf("arm,armv8-pmuv3 nodes = %d, want %d", len(nodes), tt.wantNodes)
+			}
+			if tt.wantNodes == 0 {
+				return
+			}
+			irq, err := nodes[0].U32s("interrupts")
+			if err != nil || fmt.Sprint(irq) != fmt.Sprint(tt.wantIRQ) {
+				t.Errorf("pmu interrupts = %v, %v, want %v", irq, err, tt.wantIRQ)
+			}
+			if armvirt.PMUIntID != 16+irq[1] {
+				t.Errorf("KVM's PMU INTID %d is not the device tree's PPI %d + 16", armvirt.PMUIntID, irq[1])
+			}
+			blob, err := tr.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dtcDecode(t, blob)
+		})
+	}
+}

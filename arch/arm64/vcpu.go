@@ -14,8 +14,10 @@ const bootPState = kvm.PStateModeEL1h | kvm.PStateD | kvm.PStateA | kvm.PStateI 
 // MPIDR_EL1. vCPU 0 is the boot CPU: it starts at the kernel's entry with
 // x0 = the device tree's address and x1-x3 zero (booting.rst). The others
 // start powered off and come up through PSCI CPU_ON, which KVM handles
-// in the kernel, setting their entry point and context id itself.
-func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot) (mpidr uint64, err error) {
+// in the kernel, setting their entry point and context id itself. f are
+// the optional features the vCPU gets (armvirt.HostFeatures); a PMU is
+// initialised later, once the vGIC is (armvirt.InitPMU).
+func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot, f armvirt.Features) (mpidr uint64, err error) {
 	init, err := vm.ARMPreferredTarget()
 	if err != nil {
 		return 0, err
@@ -24,7 +26,11 @@ func SetupVCPU(vm *kvm.VM, cpu *kvm.VCPU, index int, b *Boot) (mpidr uint64, err
 	if index > 0 {
 		init.SetFeature(kvm.ARMVCPUPowerOff)
 	}
+	f.SetInit(&init)
 	if err := cpu.ARMVCPUInit(init); err != nil {
+		return 0, err
+	}
+	if err := f.Finalize(cpu); err != nil {
 		return 0, err
 	}
 	var regs []armvirt.BootReg

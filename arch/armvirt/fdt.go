@@ -37,6 +37,11 @@ type Hardware struct {
 	KASLRSeed uint64
 	// Watchdog, when set, describes an SP805 at WatchdogBase.
 	Watchdog *Watchdog
+	// TPM says the guest has a TPM's TIS registers at TPMBase.
+	TPM bool
+	// PMU says the vCPUs have a PMUv3 whose overflow interrupt is
+	// PMUPPI.
+	PMU bool
 }
 
 // Watchdog is the guest's SP805 watchdog.
@@ -147,6 +152,13 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 		SetStrings("compatible", p.Timer).
 		SetU32s("interrupts", timer...).
 		SetEmpty("always-on")
+	if h.PMU {
+		// Documentation/devicetree/bindings/arm/pmu.yaml: one PPI for
+		// all CPUs, level-triggered like the timer's.
+		root.AddNode("pmu").
+			SetStrings("compatible", "arm,armv8-pmuv3").
+			SetU32s("interrupts", gicPPI, PMUPPI, ppiFlags)
+	}
 
 	clkPh := fixedClock(t, "apb-pclk", apbClockHz, "clk24mhz")
 
@@ -169,6 +181,12 @@ func DeviceTree(p Profile, h Hardware) (*dtb.Tree, error) {
 
 	if h.Watchdog != nil {
 		if err := addWatchdog(t, clkPh, *h.Watchdog); err != nil {
+			return nil, err
+		}
+	}
+
+	if h.TPM {
+		if err := addTPM(root); err != nil {
 			return nil, err
 		}
 	}
@@ -234,6 +252,17 @@ func addWatchdog(t *dtb.Tree, apbClk uint32, w Watchdog) error {
 		n.SetU32("timeout-sec", w.TimeoutSec)
 	}
 	return n.SetReg(dtb.Region{Address: WatchdogBase, Size: WatchdogSize})
+}
+
+// addTPM describes the TIS registers as the tcg,tpm-tis-mmio binding
+// asks (Documentation/devicetree/bindings/tpm/tcg,tpm-tis-mmio.yaml;
+// security/tpm/tpm_tis_mmio.txt in older trees), the compatible Linux's
+// tpm_tis matches. The binding's interrupt is optional and
+// there is none: the driver polls the status register, as it does on the
+// x86 guests' TIS, and the device model raises nothing.
+func addTPM(root *dtb.Node) error {
+	n := root.AddNodeAt("tpm", TPMBase).SetStrings("compatible", "tcg,tpm-tis-mmio")
+	return n.SetReg(dtb.Region{Address: TPMBase, Size: TPMSize})
 }
 
 func addGIC(root *dtb.Node, h Hardware) (*dtb.Node, error) {

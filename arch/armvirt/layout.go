@@ -30,6 +30,8 @@ import (
 //	0x0901_0000 │ PL031 RTC (4 KiB), SPI 2       │ RTCBase
 //	0x090c_0000 │ SP805 watchdog (4 KiB), SPI 3  │ WatchdogBase (a page QEMU's
 //	            │                                │ virt board leaves free)
+//	0x090d_0000 │ TPM TIS, 5 localities × 4 KiB  │ TPMBase (free on QEMU's
+//	            │ (polled: no interrupt)         │ virt board too)
 //	0x0a00_0000 │ virtio-mmio slots, 4 KiB each, │ VirtioBase
 //	            │ SPI 16 and up                  │
 //	0x0c00_0000 │ host devices passed through    │ PassthroughBase
@@ -60,6 +62,15 @@ const (
 	// the device tree: at 1 MHz one stage of its 32-bit counter spans
 	// more than an hour.
 	WatchdogClockHz = 1000000
+
+	// TPMBase is where a guest's virtual TPM puts its TIS registers
+	// (TCG PC Client Platform TPM Profile, §6.3: five localities of 4
+	// KiB), described by a tcg,tpm-tis-mmio node. QEMU's virt board
+	// puts its tpm-tis-device on the platform bus, which is the
+	// passthrough window here; this 64 KiB block below the virtio
+	// slots is free on both boards.
+	TPMBase = 0x090d0000
+	TPMSize = 0x5000
 
 	VirtioBase     = 0x0a000000
 	VirtioSlotSize = 0x1000

@@ -89,6 +89,7 @@ type runFlags struct {
 	watchdog     time.Duration
 	display      string
 	noSandbox    bool
+	pmu, sve     bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -186,6 +187,8 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
 	fl.StringVar(&f.display, "display", "", "give the guest a virtio-gpu display of `WIDTHxHEIGHT` pixels (e.g. 1280x720), with a virtio-input keyboard and touch screen")
+	fl.BoolVar(&f.pmu, "pmu", true, "give an arm64 guest a PMU (perf's hardware counters) where the host's KVM offers one; --pmu=false takes it away")
+	fl.BoolVar(&f.sve, "sve", true, "give an arm64 guest SVE, with the vector lengths the host's KVM offers, where it does; --sve=false takes it away")
 	fl.BoolVar(&f.reportMemory, "report-memory", false, "print the VMM's resident memory (total, guest RAM, overhead) when the guest ends")
 	fl.BoolVar(&f.noSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	fl.BoolVar(&f.timeline, "timeline", false, "print, when the guest ends, how long each step from the VMM's start to the guest's first instruction took (TANDEM-TIMELINE lines on standard error)")
@@ -201,7 +204,8 @@ func (f *runFlags) config() (runSpec, error) {
 	if err != nil {
 		return runSpec{}, fmt.Errorf("--kernel-format %w", err)
 	}
-	cfg := vmm.Config{Kernel: f.kernel, KernelFormat: format, LoadAddress: f.loadAddress, Initrd: f.initrd, CPUs: f.cpus, Memory: mem}
+	cfg := vmm.Config{Kernel: f.kernel, KernelFormat: format, LoadAddress: f.loadAddress, Initrd: f.initrd, CPUs: f.cpus, Memory: mem,
+		NoPMU: !f.pmu, NoSVE: !f.sve}
 	if f.cmdlineSet {
 		cmdline := f.cmdline
 		cfg.Cmdline = &cmdline

@@ -17,6 +17,7 @@
 //	TANDEM-TEST watchdog=<identity> timeout=<seconds>s registered=<yes|no>   (when the VMM gave the guest one)
 //	TANDEM-TEST display=<cardN> driver=<driver> mode=<WxH, the first connector's preferred> fb=<yes|no>   (one per DRM card)
 //	TANDEM-TEST input=<inputN> name=<the device's name, spaces as _>   (one per input device)
+//	TANDEM-TEST cpu-features sve=<yes|no> pmu=<perf PMU name|none> cycles=<count|error>   (arm64)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
 // Every line starts with "TANDEM-TEST " at the start of a console line and
@@ -35,6 +36,7 @@ package main
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,6 +45,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,6 +115,9 @@ func main() {
 		fail("%v", err)
 	}
 	reportInputs()
+	if runtime.GOARCH == "arm64" {
+		reportCPUFeatures()
+	}
 	if !failed {
 		say("done uptime=" + uptime())
 	}
@@ -542,4 +548,76 @@ func reportInputs() {
 	for _, n := range names {
 		say(fmt.Sprintf("input=%s name=%s", filepath.Base(filepath.Dir(n)), strings.ReplaceAll(readTrim(n), " ", "_")))
 	}
+}
+
+// reportCPUFeatures says whether the CPU has SVE (a word of /proc/cpuinfo's
+// Features line), which PMU perf found (arm_pmu registers the device
+// tree's arm,armv8-pmuv3 as armv8_pmuv3[_N]), and what a cycles counter
+// counted over a short busy loop: the counter is the PMU's own, so a
+// count above zero means the PMU counts. Absence is a fact here, not a
+// failure: the test says what it expected.
+func reportCPUFeatures() {
+	sve := "no"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if ok && strings.TrimSpace(k) == "Features" && slices.Contains(strings.Fields(v), "sve") {
+				sve = "yes"
+			}
+		}
+	}
+	pmu := "none"
+	if m, _ := filepath.Glob("/sys/bus/event_source/devices/armv8_pmuv3*"); len(m) > 0 {
+		pmu = filepath.Base(m[0])
+	}
+	say(fmt.Sprintf("cpu-features sve=%s pmu=%s cycles=%s", sve, pmu, countCycles()))
+}
+
+// countCycles counts this thread's CPU cycles (PERF_COUNT_HW_CPU_CYCLES,
+// a hardware event only a PMU provides) over a busy loop, or says why it
+// could not.
+func countCycles() string {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	attr := unix.PerfEventAttr{
+		Type:   unix.PERF_TYPE_HARDWARE,
+		Config: unix.PERF_COUNT_HW_CPU_CYCLES,
+		// The first 64 bytes (PERF_ATTR_SIZE_VER0) hold every field
+		// set here; any kernel takes that size.
+		Size: unix.PERF_ATTR_SIZE_VER0,
+		Bits: unix.PerfBitDisabled,
+	}
+	fd, err := unix.PerfEventOpen(&attr, 0, -1, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return "error:perf_event_open:" + errnoName(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+		return "error:enable:" + errnoName(err)
+	}
+	x := uint64(1)
+	for i := 0; i < 10_000_000; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_DISABLE, 0)
+	var buf [8]byte
+	if n, err := unix.Read(fd, buf[:]); err != nil || n != len(buf) {
+		return fmt.Sprintf("error:read:%d:%v", n, err)
+	}
+	cyclesSink = x
+	return fmt.Sprint(binary.LittleEndian.Uint64(buf[:]))
+}
+
+// cyclesSink keeps countCycles's loop from being optimised away.
+var cyclesSink uint64
+
+// errnoName is an errno's name (ENOENT) where it has one.
+func errnoName(err error) string {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		if n := unix.ErrnoName(e); n != "" {
+			return n
+		}
+	}
+	return strings.ReplaceAll(err.Error(), " ", "_")
 }

@@ -1,7 +1,8 @@
 // Command vtpm is the /init of the virtual-TPM test guest: on a stock
-// Debian kernel, whose tpm_tis finds the TPM the VMM's ACPI tables
-// describe, it uses the guest's TPM through /dev/tpmrm0 as an application
-// would, with go-tpm, prints what it found and powers the VM off. The
+// Debian kernel, whose tpm_tis finds the TPM the VMM describes (in the
+// ACPI tables on x86, the device tree on arm64), it uses the guest's TPM
+// through /dev/tpmrm0 as an application would, with go-tpm, prints what
+// it found and powers the VM off. The
 // other guest programs use the standard library and x/sys only; this one
 // needs a TPM 2.0 client, and go-tpm is the one Tandem uses.
 //

@@ -70,6 +70,15 @@ const (
 	ARMVCPUEL132Bit = 1 // KVM_ARM_VCPU_EL1_32BIT
 	ARMVCPUPSCI02   = 2 // KVM_ARM_VCPU_PSCI_0_2
 	ARMVCPUPMUv3    = 3 // KVM_ARM_VCPU_PMU_V3
+	ARMVCPUSVE      = 4 // KVM_ARM_VCPU_SVE: finalised with KVM_ARM_VCPU_FINALIZE before the first run
+)
+
+// The vCPU PMU's attributes (KVM_SET_DEVICE_ATTR on the vCPU;
+// Documentation/virt/kvm/devices/vcpu.rst, "GROUP: KVM_ARM_VCPU_PMU_V3_CTRL").
+const (
+	ARMVCPUPMUv3Ctrl = 0 // KVM_ARM_VCPU_PMU_V3_CTRL
+	ARMVCPUPMUv3IRQ  = 0 // KVM_ARM_VCPU_PMU_V3_IRQ: the overflow interrupt, a PPI's INTID (an int)
+	ARMVCPUPMUv3Init = 1 // KVM_ARM_VCPU_PMU_V3_INIT: after the vGIC is initialised
 )
 
 // SetFeature sets feature bit f in the init's feature bitmap.

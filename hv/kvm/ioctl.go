@@ -48,6 +48,7 @@ var (
 	reqHasDeviceAttr         = iow(0xe3, sizeofDeviceAttr)
 	reqArmVCPUInit           = iow(0xae, sizeofVCPUInit)
 	reqArmPreferredTarget    = ior(0xaf, sizeofVCPUInit)
+	reqArmVCPUFinalize       = iow(0xc2, 4) // KVM_ARM_VCPU_FINALIZE: _IOW(KVMIO, 0xc2, int)
 	reqKVMSetTSSAddr         = io(0x47)
 	reqKVMSetIdentityMapAddr = iow(0x48, 8)
 	reqCreatePIT2            = iow(0x77, sizeofPITConfig)

@@ -48,8 +48,10 @@ const (
 	CapDeviceCtrl        Cap = 89
 	CapARMEL132Bit       Cap = 93
 	CapARMPSCI02         Cap = 102
+	CapARMPMUv3          Cap = 126
 	CapImmediateExit     Cap = 136
 	CapARMVMIPASize      Cap = 165
+	CapARMSVE            Cap = 170
 	CapARMIRQLineLayout2 Cap = 174
 	CapSystemEventData   Cap = 215
 )
@@ -63,7 +65,7 @@ var capNames = map[Cap]string{
 	CapARMPSCI: "KVM_CAP_ARM_PSCI", CapDeviceCtrl: "KVM_CAP_DEVICE_CTRL", CapARMEL132Bit: "KVM_CAP_ARM_EL1_32BIT",
 	CapARMPSCI02: "KVM_CAP_ARM_PSCI_0_2", CapImmediateExit: "KVM_CAP_IMMEDIATE_EXIT",
 	CapARMVMIPASize: "KVM_CAP_ARM_VM_IPA_SIZE", CapARMIRQLineLayout2: "KVM_CAP_ARM_IRQ_LINE_LAYOUT_2",
-	CapSystemEventData: "KVM_CAP_SYSTEM_EVENT_DATA",
+	CapSystemEventData: "KVM_CAP_SYSTEM_EVENT_DATA", CapARMPMUv3: "KVM_CAP_ARM_PMU_V3", CapARMSVE: "KVM_CAP_ARM_SVE",
 }
 
 // CapByName returns the capability named as in <linux/kvm.h>

@@ -318,6 +318,38 @@ func (c *VCPU) ARMVCPUInit(init VCPUInit) error {
 	return nil
 }
 
+// SetAttrInt sets an attribute of the vCPU (KVM_SET_DEVICE_ATTR on its
+// file descriptor) whose value is a C int, as the PMU's interrupt is; an
+// attribute that takes none, such as the PMU's INIT, is set with
+// SetAttrNone.
+func (c *VCPU) SetAttrInt(group uint32, attr uint64, val int32) error {
+	a := deviceAttr{Group: group, Attr: attr, Addr: uint64(uintptr(unsafe.Pointer(&val)))}
+	if err := ioctlPtr(c.fd, reqSetDeviceAttr, unsafe.Pointer(&a)); err != nil {
+		return fmt.Errorf("KVM_SET_DEVICE_ATTR group %d attr %#x on vCPU %d: %w", group, attr, c.ID, err)
+	}
+	return nil
+}
+
+// SetAttrNone sets a vCPU attribute that takes no value.
+func (c *VCPU) SetAttrNone(group uint32, attr uint64) error {
+	a := deviceAttr{Group: group, Attr: attr}
+	if err := ioctlPtr(c.fd, reqSetDeviceAttr, unsafe.Pointer(&a)); err != nil {
+		return fmt.Errorf("KVM_SET_DEVICE_ATTR group %d attr %#x on vCPU %d: %w", group, attr, c.ID, err)
+	}
+	return nil
+}
+
+// ARMVCPUFinalize finalises a vCPU feature that KVM_ARM_VCPU_INIT
+// enabled and that needs configuring first (KVM_ARM_VCPU_FINALIZE;
+// ARMVCPUSVE, whose vector lengths are fixed then). It must come before
+// the vCPU's first KVM_RUN and before its registers are read or written.
+func (c *VCPU) ARMVCPUFinalize(feature int32) error {
+	if err := ioctlPtr(c.fd, reqArmVCPUFinalize, unsafe.Pointer(&feature)); err != nil {
+		return fmt.Errorf("KVM_ARM_VCPU_FINALIZE(%d) on vCPU %d: %w", feature, c.ID, err)
+	}
+	return nil
+}
+
 // ARMPreferredTarget returns the vCPU target the host prefers (arm, arm64).
 func (vm *VM) ARMPreferredTarget() (VCPUInit, error) {
 	var init VCPUInit

@@ -80,9 +80,12 @@ int main(void) {
 	P("KVM_CREATE_DEVICE", KVM_CREATE_DEVICE);
 	P("KVM_SET_DEVICE_ATTR", KVM_SET_DEVICE_ATTR);
 	P("KVM_HAS_DEVICE_ATTR", KVM_HAS_DEVICE_ATTR);
+	P("KVM_CAP_ARM_PMU_V3", KVM_CAP_ARM_PMU_V3);
+	P("KVM_CAP_ARM_SVE", KVM_CAP_ARM_SVE);
 #if defined(__aarch64__) || defined(__arm__)
 	P("KVM_ARM_VCPU_INIT", KVM_ARM_VCPU_INIT);
 	P("KVM_ARM_PREFERRED_TARGET", KVM_ARM_PREFERRED_TARGET);
+	P("KVM_ARM_VCPU_FINALIZE", KVM_ARM_VCPU_FINALIZE);
 #endif
 #ifdef __x86_64__
 	P("KVM_SET_TSS_ADDR", KVM_SET_TSS_ADDR);
@@ -152,6 +155,8 @@ func TestAgainstKernelHeaders(t *testing.T) {
 		"KVM_SET_ONE_REG": uint64(reqSetOneReg), "KVM_CREATE_DEVICE": uint64(reqCreateDevice),
 		"KVM_SET_DEVICE_ATTR": uint64(reqSetDeviceAttr), "KVM_HAS_DEVICE_ATTR": uint64(reqHasDeviceAttr),
 		"KVM_ARM_VCPU_INIT": uint64(reqArmVCPUInit), "KVM_ARM_PREFERRED_TARGET": uint64(reqArmPreferredTarget),
+		"KVM_ARM_VCPU_FINALIZE": uint64(reqArmVCPUFinalize),
+		"KVM_CAP_ARM_PMU_V3":    uint64(CapARMPMUv3), "KVM_CAP_ARM_SVE": uint64(CapARMSVE),
 		"KVM_SET_TSS_ADDR": uint64(reqKVMSetTSSAddr), "KVM_SET_IDENTITY_MAP_ADDR": uint64(reqKVMSetIdentityMapAddr),
 		"KVM_CREATE_PIT2": uint64(reqCreatePIT2), "KVM_GET_SUPPORTED_CPUID": uint64(reqGetSupportedCPUID),
 		"KVM_GET_REGS": uint64(reqGetRegs), "KVM_SET_REGS": uint64(reqSetRegs),

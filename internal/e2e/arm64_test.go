@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -62,11 +63,9 @@ func buildArm64(t *testing.T) (*guestSet, string) {
 			arm64Err = err
 			return
 		}
-		bin := filepath.Join(workDir, "tandem-arm64")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			arm64Err = fmt.Errorf("building cmd/tandem for arm64: %v\n%s", err, out)
+		bin, err := tandemArm64()
+		if err != nil {
+			arm64Err = err
 			return
 		}
 		arm64Set, arm64Bin = g, bin
@@ -75,6 +74,27 @@ func buildArm64(t *testing.T) (*guestSet, string) {
 		t.Fatal(arm64Err)
 	}
 	return arm64Set, arm64Bin
+}
+
+var (
+	tandemArm64Once sync.Once
+	tandemArm64Bin  string
+	tandemArm64Err  error
+)
+
+// tandemArm64 cross-builds cmd/tandem for arm64, once per run.
+func tandemArm64() (string, error) {
+	tandemArm64Once.Do(func() {
+		bin := filepath.Join(workDir, "tandem-arm64")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			tandemArm64Err = fmt.Errorf("building cmd/tandem for arm64: %v\n%s", err, out)
+			return
+		}
+		tandemArm64Bin = bin
+	})
+	return tandemArm64Bin, tandemArm64Err
 }
 
 // arm64Script runs the guest bounded by arm64GuestTimeout, then writes
@@ -98,22 +118,27 @@ exit $status
 // host and once with a GICv2 one, and checks what the guest saw: two
 // CPUs (the second brought up by PSCI CPU_ON), the disk's exact content,
 // its SP805 watchdog driven by sp805_wdt, and a PSCI SYSTEM_OFF that
-// ends tandem with status 0.
+// ends tandem with status 0. The host's CPU (QEMU's max) has SVE and a
+// PMUv3, which KVM offers: on the GICv3 host the guest gets both by
+// default (SVE in /proc/cpuinfo, perf's armv8_pmuv3 PMU counting
+// cycles), on the GICv2 host --pmu=false --sve=false take them away.
 func TestTandemRunArm64(t *testing.T) {
 	tests := []struct {
-		name    string
-		arch    string
-		wantGIC string // the interrupt controller of the guest's device tree
+		name     string
+		arch     string
+		wantGIC  string // the interrupt controller of the guest's device tree
+		flags    string // more tandem run flags
+		features bool   // the guest has SVE and a PMU that counts
 	}{
-		{"GICv3", "arm64", "arm,gic-v3"},
-		{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic"},
+		{"GICv3", "arm64", "arm,gic-v3", "", true},
+		{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic", "--pmu=false --sve=false", false},
 	}
 	qemuhost.RequireArch(t, "arm64")
 	g, tandem := buildArm64(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v",
-				arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog)
+			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v %s",
+				arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, tt.flags)
 			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 				Arch: tt.arch,
 				Files: map[string]string{
@@ -146,7 +171,30 @@ func TestTandemRunArm64(t *testing.T) {
 			if f := ParseFacts(res.Output).Find("watchdog"); !maps.Equal(f, want) {
 				t.Errorf("guest watchdog marker = %v, want %v", f, want)
 			}
+			checkCPUFeatures(t, ParseFacts(res.Output).Find("cpu-features"), tt.features)
 		})
+	}
+}
+
+// checkCPUFeatures checks the guest's cpu-features marker: with the
+// features, SVE listed in /proc/cpuinfo, an armv8_pmuv3 PMU and a cycles
+// count above zero; without, none of them.
+func checkCPUFeatures(t *testing.T, f map[string]string, want bool) {
+	t.Helper()
+	if f == nil {
+		t.Errorf("no cpu-features marker from the guest")
+		return
+	}
+	t.Logf("guest CPU features: %v", f)
+	cycles, err := strconv.ParseUint(f["cycles"], 10, 64)
+	if want {
+		if f["sve"] != "yes" || !strings.HasPrefix(f["pmu"], "armv8_pmuv3") || err != nil || cycles == 0 {
+			t.Errorf("guest cpu-features = %v, want sve=yes, an armv8_pmuv3 PMU and cycles counted", f)
+		}
+		return
+	}
+	if f["sve"] != "no" || f["pmu"] != "none" || err == nil {
+		t.Errorf("guest cpu-features = %v, want sve=no pmu=none and no cycles counter (--pmu=false --sve=false)", f)
 	}
 }
 

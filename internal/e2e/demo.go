@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tandem-hv/tandem/images/initramfs"
@@ -95,7 +96,12 @@ func BuildDemoGuest(file, pkg, goarch string, k Kernel, goDir string) error {
 	return buildDemoGuest(file, pkg, goarch, k, goDir, DemoModules)
 }
 
-// buildDemoGuest is BuildDemoGuest with the modules to carry.
+// VTPMModules are what the virtual-TPM test guest loads beyond
+// DemoModules: the TIS driver, which Debian's amd64 kernels build in and
+// its cloud-arm64 kernel as a module (tpm_tis_core comes with it).
+var VTPMModules = append(slices.Clone(DemoModules), "tpm_tis")
+
+// buildDemoGuest is BuildDemoGuest with the modules to load named.
 func buildDemoGuest(file, pkg, goarch string, k Kernel, goDir string, modules []string) error {
 	mods, order, err := initramfs.Modules(k.Modules, modules, true)
 	if err != nil {

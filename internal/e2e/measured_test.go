@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -165,12 +166,12 @@ func TestMeasuredBootEmulatedHost(t *testing.T) {
 }
 
 // vtpmManifest is one guest with a virtual TPM, restarted whenever it
-// powers off.
+// powers off; %s is its console.
 const vtpmManifest = `guests:
   - name: secure
     kernel: vmlinuz
     initrd: vtpm.img
-    cmdline: console=ttyS0 quiet panic=-1
+    cmdline: console=%s quiet panic=-1
     memory: 192M
     vtpm: true
     restart: {policy: always, backoff: 100ms}
@@ -193,6 +194,18 @@ echo "E2E vtpm done"
 exit 0
 `
 
+// vtpmHost is an emulated host the virtual-TPM test runs in.
+type vtpmHost struct {
+	arch    string // qemuhost's
+	goarch  string // the guest program's
+	console string // the guest's console device
+	memory  string // the host's RAM; "" for qemuhost's default
+	tandem  string // tandem built for the host
+	kernel  Kernel // the guest's kernel, which drives the TIS
+	// swtpm are the files that run swtpm in the host, as /usr/bin/swtpm.
+	swtpm map[string]string
+}
+
 // TestVirtualTPM runs a stock Debian x86 guest with a virtual TPM under
 // tandem system in the emulated host: its kernel's tpm_tis finds the TIS
 // the DSDT describes, and the guest's go-tpm program extends and reads
@@ -204,26 +217,65 @@ exit 0
 func TestVirtualTPM(t *testing.T) {
 	tandem, k := systemSetup(t)
 	testenv.RequireCommand(t, swtpm.Program, "swtpm")
-	sys := filepath.Join(workDir, "vtpm")
-	os.MkdirAll(sys, 0o755)
-	initrd := filepath.Join(sys, "vtpm.img")
-	buildDemoInitramfs(t, initrd, "vtpm", k)
-	man := filepath.Join(sys, "system.yaml")
-	if err := os.WriteFile(man, []byte(vtpmManifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// The supervisor runs a swtpm for the guest: this machine's, with its
 	// libraries, in the emulated host of the same architecture.
 	files, err := qemuhost.Program(swtpm.Program)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for dst, src := range map[string]string{"/tandem": tandem, "/s/vmlinuz": k.Image, "/s/vtpm.img": initrd, "/s/system.yaml": man} {
+	runVirtualTPM(t, vtpmHost{arch: "x86_64", goarch: "amd64", console: "ttyS0", tandem: tandem, kernel: k, swtpm: files})
+}
+
+// TestVirtualTPMArm64 is TestVirtualTPM on the emulated arm64 host: the
+// guest is Debian's cloud-arm64 kernel, whose tpm_tis module (loaded
+// from the guest's initramfs) binds the device tree's tcg,tpm-tis-mmio
+// node, and the supervisor's swtpm is Debian's arm64 build.
+func TestVirtualTPMArm64(t *testing.T) {
+	qemuhost.RequireArch(t, "arm64")
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(cache, "swtpm-arm64", "root")
+	testenv.RequireFile(t, filepath.Join(root, "usr/bin/swtpm"), "scripts/testdata.sh swtpm-arm64")
+	testenv.RequireFile(t, filepath.Join(cache, "arm64-cloud", "release"), "scripts/testdata.sh arm64-cloud")
+	k, err := Arm64CloudKernel(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := qemuhost.UnpackedProgram(root, "/usr/bin/swtpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tandem, err := tandemArm64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runVirtualTPM(t, vtpmHost{arch: "arm64", goarch: "arm64", console: "ttyAMA0", memory: arm64HostMemory, tandem: tandem, kernel: k, swtpm: files})
+}
+
+// runVirtualTPM runs the virtual-TPM system in host h and checks the
+// guest's three boots.
+func runVirtualTPM(t *testing.T, h vtpmHost) {
+	sys := filepath.Join(workDir, "vtpm-"+h.arch)
+	os.MkdirAll(sys, 0o755)
+	initrd := filepath.Join(sys, "vtpm.img")
+	if err := buildDemoGuest(initrd, DemoGuestPkg("vtpm"), h.goarch, h.kernel, ".", VTPMModules); err != nil {
+		t.Fatal(err)
+	}
+	man := filepath.Join(sys, "system.yaml")
+	if err := os.WriteFile(man, []byte(fmt.Sprintf(vtpmManifest, h.console)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := maps.Clone(h.swtpm)
+	for dst, src := range map[string]string{"/tandem": h.tandem, "/s/vmlinuz": h.kernel.Image, "/s/vtpm.img": initrd, "/s/system.yaml": man} {
 		files[dst] = src
 	}
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    h.arch,
 		Files:   files,
 		Script:  vtpmScript,
+		Memory:  h.memory,
 		Console: consoleLog{},
 		Timeout: 10 * time.Minute,
 		Silence: systemSilence,

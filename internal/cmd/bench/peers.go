@@ -1,11 +1,8 @@
 package main
 
 import (
-	"debug/elf"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tandem-hv/tandem/internal/e2e"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
@@ -49,70 +46,9 @@ func peerFor(arch string) (peer, error) {
 		return peer{}, err
 	}
 	root := filepath.Join(cache, "qemu-arm64", "root")
-	files, err := elfClosure(root, "/usr/bin/qemu-system-aarch64")
+	files, err := qemuhost.UnpackedProgram(root, "/usr/bin/qemu-system-aarch64")
 	if err != nil {
 		return peer{}, fmt.Errorf("%w (scripts/testdata.sh qemu-arm64 unpacks Debian's arm64 QEMU)", err)
 	}
 	return peer{name: "QEMU virt", files: files, bin: "/usr/bin/qemu-system-aarch64"}, nil
-}
-
-// libDirs are where an unpacked Debian arm64 root keeps shared libraries,
-// searched in this order; the host gets them in the first, which its
-// dynamic loader searches by default.
-var libDirs = []string{"/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"}
-
-// elfClosure maps the program at bin inside root, its ELF interpreter and
-// every shared library it needs, directly or through another, to where
-// they go in the emulated host.
-func elfClosure(root, bin string) (map[string]string, error) {
-	files := map[string]string{bin: filepath.Join(root, bin)}
-	todo := []string{filepath.Join(root, bin)}
-	seen := map[string]bool{}
-	for len(todo) > 0 {
-		f := todo[0]
-		todo = todo[1:]
-		e, err := elf.Open(f)
-		if err != nil {
-			return nil, err
-		}
-		libs, err := e.ImportedLibraries()
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		for _, p := range e.Progs {
-			if p.Type == elf.PT_INTERP {
-				b := make([]byte, p.Filesz)
-				p.ReadAt(b, 0)
-				interp := strings.TrimRight(string(b), "\x00")
-				files[interp] = filepath.Join(root, interp)
-			}
-		}
-		e.Close()
-		for _, l := range libs {
-			if seen[l] {
-				continue
-			}
-			seen[l] = true
-			found := ""
-			for _, d := range libDirs {
-				p := filepath.Join(root, d, l)
-				if _, err := os.Stat(p); err == nil {
-					found = p
-					break
-				}
-			}
-			if found == "" {
-				return nil, fmt.Errorf("%s needs %s, which is in none of %s under %s", bin, l, strings.Join(libDirs, ", "), root)
-			}
-			files[filepath.Join(libDirs[0], l)] = found
-			todo = append(todo, found)
-		}
-	}
-	for dst, src := range files {
-		if _, err := os.Stat(src); err != nil {
-			return nil, fmt.Errorf("%s (for %s): %w", src, dst, err)
-		}
-	}
-	return files, nil
 }
