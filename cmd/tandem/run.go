@@ -180,7 +180,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
 	fl.StringArrayVar(&f.disks, "disk", nil, "virtio-blk disk: PATH[,ro] (repeatable)")
 	fl.StringArrayVar(&f.nets, "net", nil, "virtio-net on a host TAP interface: NAME (repeatable)")
-	fl.StringArrayVar(&f.passthrough, "passthrough", nil, "pass a host device tree node to the guest (ARM): PATH[,interrupts=none], e.g. /pl031@9010000 (repeatable; see the README)")
+	fl.StringArrayVar(&f.passthrough, "passthrough", nil, "pass a host device tree node to the guest (ARM): PATH[,interrupts=none], e.g. /pl031@9010000 (repeatable; see docs/porting.md)")
 	fl.StringVar(&f.console, "console", "stdio", "console: stdio, file:PATH or pty")
 	fl.StringVar(&f.consoleLimit, "console-limit", defaultConsoleLimit, "largest file a file:PATH console grows to (K, M, G suffixes; 0: no limit): past it output is dropped after a one-line note")
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
