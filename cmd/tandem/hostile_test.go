@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,17 +19,20 @@ import (
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
-// TestHostileGuest runs the hostile guest (internal/hostileguest) under
-// `tandem run`, sandboxed as every VMM is: it writes garbage into every
-// register and queue of its virtio-blk (a read-only disk), virtio-console
-// virtio-rng and virtio-net (on a TAP), into empty device slots, the 16550, the i8042 and the
-// ACPI registers, with its queues' rings in garbage, past the end of its
-// RAM and wrapping, and changed after each notification. Then it resets
-// each virtio device and uses it. What the test checks:
+// TestHostileGuest runs the hostile guest (internal/hostileguest) in a
+// `tandem vmm` as the supervisor starts one, sandboxed, from a manifest
+// that gives it one of every virtio device: a read-only disk, a NIC on a
+// TAP, virtio-console, virtio-rng, vsock, and a display (virtio-gpu, a
+// keyboard and a touch screen). The guest writes garbage into every
+// register and queue of each, into empty device slots, the 16550, the
+// i8042 and the ACPI registers, with its queues' rings in garbage, past
+// the end of its RAM and wrapping, and changed after each notification.
+// Then it resets each virtio device and uses it. What the test checks:
 //   - the VMM survives and the guest ends as it asked, by powering off;
 //   - after the attack every device works again once reset: the disk's
-//     first sector reads back, virtio-console prints, virtio-rng answers,
-//     virtio-net sends a frame;
+//     first sector reads back, virtio-net sends a frame, virtio-console
+//     prints, virtio-rng answers, vsock sends a connection request, the
+//     GPU reports its display, each input device its name;
 //   - each device's failures are logged (DEVICE_NEEDS_RESET), and the log
 //     stays bounded: far fewer lines than the guest made accesses;
 //   - no device model panicked, and the read-only disk is unchanged.
@@ -60,8 +64,20 @@ func TestHostileGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	tap := persistentTAP(t, "hostile0")
-	cmd := exec.Command(self, "run", "--kernel", kernel, "--memory", strconv.Itoa(hostileguest.MemoryMiB)+"M",
-		"--cmdline", "rounds=3", "--disk", disk+",ro", "--net", tap)
+	manifest := filepath.Join(dir, "system.yaml")
+	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`guests:
+  - name: hostile
+    kernel: %s
+    cmdline: rounds=3
+    memory: %dM
+    disks: [{path: %s, readonly: true}]
+    nets: [{tap: %s}]
+    vsock: {cid: 3}
+    display: {width: 320, height: 200}
+`, kernel, hostileguest.MemoryMiB, disk, tap)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "vmm", "--manifest", manifest, "--guest", "hostile")
 	cmd.Env = append(os.Environ(), asTandemEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -82,7 +98,7 @@ func TestHostileGuest(t *testing.T) {
 	log := stderr.String()
 	t.Logf("the hostile guest ran for %v; its lines:\n%s", time.Since(start).Round(time.Millisecond), markerLines(console))
 	if err != nil {
-		t.Fatalf("tandem run ended with %v, want status 0 (the guest's power-off)\nconsole:\n%s\nVMM log:\n%s", err, console, tail(log, 40))
+		t.Fatalf("tandem vmm ended with %v, want status 0 (the guest's power-off)\nconsole:\n%s\nVMM log:\n%s", err, console, tail(log, 40))
 	}
 
 	checks := []struct{ name, want string }{
@@ -92,14 +108,18 @@ func TestHostileGuest(t *testing.T) {
 		{"virtio-console prints after its reset", "HOSTILE: virtio-console works"},
 		{"virtio-rng answers after its reset", "HOSTILE: rng works: "},
 		{"virtio-net sends after its reset", "HOSTILE: net works: 60 bytes sent"},
-		{"every device worked", hostileguest.Done + " ok=4 failed=0"},
+		{"vsock sends after its reset", "HOSTILE: vsock works: cid 3"},
+		{"the GPU answers after its reset", "HOSTILE: gpu works: 320x200"},
+		{"the keyboard answers after its reset", "HOSTILE: input works: Tandem virtio keyboard"},
+		{"the touch screen answers after its reset", "HOSTILE: input works: Tandem virtio touchscreen"},
+		{"every device worked", hostileguest.Done + " ok=8 failed=0"},
 	}
 	for _, c := range checks {
 		if !strings.Contains(console, c.want) {
 			t.Errorf("%s: the console lacks %q", c.name, c.want)
 		}
 	}
-	for _, dev := range []string{"virtio-blk", "virtio-console", "virtio-rng", "virtio-net"} {
+	for _, dev := range []string{"virtio-blk", "virtio-console", "virtio-rng", "virtio-net", "virtio-vsock", "virtio-gpu", "virtio-input"} {
 		if !regexp.MustCompile(regexp.QuoteMeta(dev) + `: .*device needs reset`).MatchString(log) {
 			t.Errorf("%s: no failure logged (device needs reset): the garbage never reached it", dev)
 		}

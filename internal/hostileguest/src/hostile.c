@@ -16,6 +16,9 @@
  *   HOSTILE: rng works: X            a fresh request answered, 32 bytes
  *   HOSTILE: disk works: TEXT        sector 0 read back (a read-only disk)
  *   HOSTILE: net works: N bytes sent a frame sent on the transmit queue
+ *   HOSTILE: vsock works: cid N      a connection request sent
+ *   HOSTILE: gpu works: WxH          the display's size read back
+ *   HOSTILE: input works: NAME       an input device's name read back
  *   HOSTILE: virtio-console works    (printed through virtio-console)
  *   HOSTILE-DONE ok=N failed=M       then the ACPI power-off
  *
@@ -32,7 +35,7 @@ typedef unsigned char u8;
 #define RAM_END      0x4000000UL  /* the test gives the guest 64 MiB */
 #define GARBAGE      0x1000000UL  /* 1 MiB of garbage the queues point into */
 #define GARBAGE_SIZE 0x100000UL
-#define QUEUES       0x2000000UL  /* the honest drivers' rings, 32 KiB per device */
+#define QUEUES       0x2000000UL  /* the honest drivers' rings, 64 KiB per device */
 #define BUFFERS      0x2100000UL  /* and their buffers, 4 KiB per device */
 #define VIRTIO_BASE  0xd0000000UL
 #define VIRTIO_SLOTS 16
@@ -386,7 +389,7 @@ static void fail(const char *what, long why)
 
 static void check_rng(int i)
 {
-	u64 base = devs[i].base, rings = QUEUES + 0x8000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
 	int r = setup(base, 1, rings);
 	if (r) {
 		fail("rng setup", r);
@@ -411,7 +414,7 @@ static void check_rng(int i)
 
 static void check_blk(int i)
 {
-	u64 base = devs[i].base, rings = QUEUES + 0x8000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
 	int r = setup(base, 1, rings);
 	if (r) {
 		fail("disk setup", r);
@@ -440,7 +443,7 @@ static void check_blk(int i)
 
 static void check_net(int i)
 {
-	u64 base = devs[i].base, rings = QUEUES + 0x8000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
 	int r = setup(base, 2, rings);  /* receiveq and transmitq */
 	if (r) {
 		fail("net setup", r);
@@ -468,10 +471,92 @@ static void check_net(int i)
 	ok++;
 }
 
+static void check_vsock(int i)
+{
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	int r = setup(base, 3, rings);  /* rx, tx, event */
+	if (r) {
+		fail("vsock setup", r);
+		return;
+	}
+	u64 cid = r32(base + R_CONFIG) | (u64)r32(base + R_CONFIG + 4) << 32;
+	/* a connection request to the host (CID 2), port 5000 */
+	memset_(buf, 0, 44);
+	w64(buf, cid);          /* src_cid */
+	w64(buf + 8, 2);        /* dst_cid */
+	w32(buf + 16, 1024);    /* src_port */
+	w32(buf + 20, 5000);    /* dst_port */
+	w16(buf + 28, 1);       /* type: stream */
+	w16(buf + 30, 1);       /* op: request */
+	w32(buf + 36, 65536);   /* buf_alloc */
+	rings += 0x3000;        /* the tx queue's */
+	desc(rings, 0, buf, 44, 0, 0);
+	long used = submit(base, 1, rings);
+	if (used < 0) {
+		fail("vsock transmit", used);
+		return;
+	}
+	puts_("HOSTILE: vsock works: cid ");
+	putn(cid);
+	puts_("\n");
+	ok++;
+}
+
+static void check_gpu(int i)
+{
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	int r = setup(base, 2, rings);  /* controlq, cursorq */
+	if (r) {
+		fail("gpu setup", r);
+		return;
+	}
+	u64 req = buf, resp = buf + 0x100;
+	memset_(req, 0, 24);
+	w32(req, 0x0100);       /* VIRTIO_GPU_CMD_GET_DISPLAY_INFO */
+	memset_(resp, 0, 408);
+	desc(rings, 0, req, 24, D_NEXT, 1);
+	desc(rings, 1, resp, 408, D_WRITE, 0);
+	long used = submit(base, 0, rings);
+	if (used < 0 || r32(resp) != 0x1101) {  /* VIRTIO_GPU_RESP_OK_DISPLAY_INFO */
+		fail("gpu display info", used < 0 ? used : (long)r32(resp));
+		return;
+	}
+	puts_("HOSTILE: gpu works: ");
+	putn(r32(resp + 24 + 8));
+	putc_('x');
+	putn(r32(resp + 24 + 12));
+	puts_("\n");
+	ok++;
+}
+
+static void check_input(int i)
+{
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i;
+	int r = setup(base, 2, rings);  /* eventq, statusq */
+	if (r) {
+		fail("input setup", r);
+		return;
+	}
+	w8(base + R_CONFIG, 1);      /* select: VIRTIO_INPUT_CFG_ID_NAME */
+	w8(base + R_CONFIG + 1, 0);  /* subsel */
+	u32 n = r8(base + R_CONFIG + 2);
+	if (n == 0 || n > 128) {
+		fail("input name", (long)n);
+		return;
+	}
+	puts_("HOSTILE: input works: ");
+	for (u32 j = 0; j < n; j++) {
+		u8 c = r8(base + R_CONFIG + 8 + j);
+		putc_(c >= ' ' && c < 127 ? (char)c : '?');
+	}
+	puts_("\n");
+	ok++;
+}
+
 static void check_console(int i)
 {
 	static const char msg[] = "HOSTILE: virtio-console works\n";
-	u64 base = devs[i].base, rings = QUEUES + 0x8000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
+	u64 base = devs[i].base, rings = QUEUES + 0x10000 * (u64)i, buf = BUFFERS + 0x1000 * (u64)i;
 	int r = setup(base, 2, rings);  /* port 0's receiveq and transmitq */
 	if (r) {
 		fail("console setup", r);
@@ -587,6 +672,9 @@ void main(u64 boot_params)
 		case 2: check_blk(i); break;
 		case 3: check_console(i); break;
 		case 4: check_rng(i); break;
+		case 16: check_gpu(i); break;
+		case 18: check_input(i); break;
+		case 19: check_vsock(i); break;
 		}
 	}
 	puts_("HOSTILE-DONE ok=");
