@@ -51,38 +51,49 @@ func buildArm32(t *testing.T) (Kernel, string) {
 // EL1 (QEMU's -cpu max): Tandem recognises the zImage and gives the
 // guest AArch32 vCPUs. It checks what the guest saw, as the arm64 test
 // does: two CPUs (the second brought up by PSCI CPU_ON), the disk's exact
-// content, and a PSCI SYSTEM_OFF that ends tandem with status 0.
+// content, and a PSCI SYSTEM_OFF that ends tandem with status 0; once on
+// a host with a GICv3 and once on one with a GICv2, whose guest gets a
+// GICv2 (a Cortex-A15 GIC with its virtual CPU interface).
 func TestTandemRunArm32(t *testing.T) {
-	qemuhost.RequireArch(t, "arm64")
-	k, initrd := buildArm32(t)
-	a64, tandem := buildArm64(t) // the host's tandem and the shared disk image
-	g := &guestSet{kernel: k, disk: a64.disk, diskSum: a64.diskSum}
-	run := fmt.Sprintf("/tandem run --kernel /guest/zImage --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
-		arm64GuestCmdline, guestCPUs, guestMemory)
-	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-		Arch: "arm64",
-		Files: map[string]string{
-			"/tandem":         tandem,
-			"/guest/zImage":   k.Image,
-			"/guest/initrd":   initrd,
-			"/guest/disk.img": g.disk,
-		},
-		Script:  arm64Script(run),
-		Memory:  arm64HostMemory,
-		Console: consoleLog{},
-		Timeout: arm64HostTimeout,
-	})
-	if err != nil {
-		t.Fatalf("qemuhost.Run() = %v", err)
+	for _, tt := range []struct {
+		name, host, gic string
+	}{
+		{"GICv3", "arm64", "arm,gic-v3"},
+		{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			qemuhost.RequireArch(t, tt.host)
+			k, initrd := buildArm32(t)
+			a64, tandem := buildArm64(t) // the host's tandem and the shared disk image
+			g := &guestSet{kernel: k, disk: a64.disk, diskSum: a64.diskSum}
+			run := fmt.Sprintf("/tandem run --kernel /guest/zImage --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio",
+				arm64GuestCmdline, guestCPUs, guestMemory)
+			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+				Arch: tt.host,
+				Files: map[string]string{
+					"/tandem":         tandem,
+					"/guest/zImage":   k.Image,
+					"/guest/initrd":   initrd,
+					"/guest/disk.img": g.disk,
+				},
+				Script:  arm64Script(run),
+				Memory:  arm64HostMemory,
+				Console: consoleLog{},
+				Timeout: arm64HostTimeout,
+			})
+			if err != nil {
+				t.Fatalf("qemuhost.Run() = %v", err)
+			}
+			facts := ParseFacts(res.Output)
+			done := facts.Find("done")
+			t.Logf("host booted in %v; %s; guest uptime at done %ss; whole run %v", res.Boot, arm64Timing(res), done["uptime"], res.Total)
+			if f := facts.Find("kernel"); f == nil || !strings.HasSuffix(f["kernel"], "-armmp-lpae") {
+				t.Errorf("guest kernel marker = %v, want the armmp-lpae kernel", f)
+			}
+			if !strings.Contains(res.Output, "E2E gic="+tt.gic) {
+				t.Errorf("guest device tree does not describe the %s (%s)", tt.name, tt.gic)
+			}
+			checkGuest(t, res, g)
+		})
 	}
-	facts := ParseFacts(res.Output)
-	done := facts.Find("done")
-	t.Logf("host booted in %v; %s; guest uptime at done %ss; whole run %v", res.Boot, arm64Timing(res), done["uptime"], res.Total)
-	if f := facts.Find("kernel"); f == nil || !strings.HasSuffix(f["kernel"], "-armmp-lpae") {
-		t.Errorf("guest kernel marker = %v, want the armmp-lpae kernel", f)
-	}
-	if !strings.Contains(res.Output, "E2E gic=arm,gic-v3") {
-		t.Errorf("guest device tree does not describe a GICv3")
-	}
-	checkGuest(t, res, g)
 }
