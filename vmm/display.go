@@ -3,6 +3,7 @@ package vmm
 import (
 	"fmt"
 	"image"
+	"net"
 	"sync"
 
 	"github.com/tandem-hv/tandem/display/vnc"
@@ -86,3 +87,20 @@ func (vm *VM) serveDisplay() error {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
+
+// CheckVNC says why addr cannot serve a display over VNC, or nil (see
+// Display.VNC).
+func CheckVNC(addr string, allowRemote bool) error {
+	_, err := vnc.ParseAddr(addr, allowRemote)
+	return err
+}
+
+// ListenVNC makes the listening socket of d's VNC server, for a caller
+// that keeps it across the guest's boots (Display.VNCListener).
+func ListenVNC(d *Display) (net.Listener, error) {
+	a, err := vnc.ParseAddr(d.VNC, d.VNCAllowRemote)
+	if err != nil {
+		return nil, err
+	}
+	return vnc.Listen(a)
+}
