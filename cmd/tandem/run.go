@@ -185,7 +185,11 @@ is at fault: the message says which), 1 another error of the VMM.`,
 			}
 			tl.Step("reading the configuration, opening the console")
 			cfg.Timeline = tl
-			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr), shot)
+			var shotTo io.Writer // nil, not a nil *os.File, without the flag
+			if shot != nil {
+				shotTo = shot
+			}
+			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr), shotTo)
 		},
 	}
 	fl := c.Flags()
