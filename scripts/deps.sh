@@ -6,7 +6,7 @@
 # qemu-user-static for the 32-bit ARM test pass, a software TPM (swtpm)
 # with tpm2-tools for the measured-boot tests and the demo board's TPM,
 # gcc for the hostile test guest, an arm64 C cross compiler for `make
-# bench`'s minimal C KVM loop inside the emulated arm64 board, and
+# bench`'s minimal C KVM loop inside the emulated arm64 board,
 # vncsnapshot, a real VNC client for the VNC server's tests, and
 # binutils, whose assembler
 # checks the bare-metal test guest's hand-assembled bytes against their
