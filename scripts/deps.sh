@@ -6,7 +6,8 @@
 # qemu-user-static for the 32-bit ARM test pass, a software TPM (swtpm)
 # with tpm2-tools for the measured-boot tests and the demo board's TPM,
 # gcc for the hostile test guest, an arm64 C cross compiler for `make
-# bench`'s minimal C KVM loop inside the emulated arm64 board, and
+# bench`'s minimal C KVM loop inside the emulated arm64 board,
+# vncsnapshot, a real VNC client for the VNC server's tests, and
 # binutils, whose assembler
 # checks the bare-metal test guest's hand-assembled bytes against their
 # source (internal/baremetal). It does nothing when everything is already
@@ -21,7 +22,7 @@ set -eu
 pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools edid-decode
 u-boot-tools u-boot-qemu libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
 gcc binutils libc6-dev linux-libc-dev xz-utils zstd qemu-user-static swtpm swtpm-tools tpm2-tools
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+gcc-aarch64-linux-gnu libc6-dev-arm64-cross vncsnapshot"
 qemu_min=10
 qemu_pkgs="qemu-system-x86 qemu-system-arm qemu-system-common qemu-system-data qemu-utils"
 

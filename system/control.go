@@ -18,6 +18,7 @@ import (
 //	restart NAME        stop and start a guest now, skipping any back-off
 //	console NAME        recent output, then live output; what the client
 //	                    sends goes to the guest's console input
+//	screenshot NAME     a PNG of what the guest's display shows
 //
 // An error answer starts with "error: ".
 
@@ -118,8 +119,12 @@ func (s *Supervisor) command(c net.Conn, line string) {
 				return
 			}
 		}
+	case "screenshot":
+		if err := gp.screenshot(c); err != nil {
+			fmt.Fprintf(c, "%s%v\n", errorPrefix, err)
+		}
 	default:
-		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, console)\n", f[0])
+		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, console, screenshot)\n", f[0])
 	}
 }
 

@@ -54,9 +54,11 @@ type guestYAML struct {
 		} `yaml:"host"`
 	} `yaml:"vsock"`
 	Display *struct {
-		Width  int  `yaml:"width"`
-		Height int  `yaml:"height"`
-		Board  bool `yaml:"board"`
+		Width          int    `yaml:"width"`
+		Height         int    `yaml:"height"`
+		Board          bool   `yaml:"board"`
+		VNC            string `yaml:"vnc"`
+		VNCAllowRemote bool   `yaml:"vnc-allow-remote"`
 	} `yaml:"display"`
 	Restart *struct {
 		Policy      string `yaml:"policy"`
@@ -332,7 +334,8 @@ func (g *Guest) decodeRestart(y *guestYAML) error {
 
 // decodeDisplay reads display:, the guest's screen: width and height
 // together, or neither for the default 1280×720; board: true shows it
-// on the board's own display.
+// on the board's own display; vnc: where a VNC server shows it (a
+// loopback or UNIX address unless vnc-allow-remote: true).
 func (g *Guest) decodeDisplay(y *guestYAML) error {
 	d := y.Display
 	if d == nil {
@@ -356,7 +359,15 @@ func (g *Guest) decodeDisplay(y *guestYAML) error {
 			return g.errorf(f.field, "%d: want %d to %d pixels", f.v, f.lo, f.hi)
 		}
 	}
-	g.Display = &vmm.Display{Width: w, Height: h}
+	if d.VNCAllowRemote && d.VNC == "" {
+		return g.errorf("display.vnc-allow-remote", "no vnc: address to allow: add vnc: tcp:HOST:PORT or drop it")
+	}
+	if d.VNC != "" {
+		if err := vmm.CheckVNC(d.VNC, d.VNCAllowRemote); err != nil {
+			return g.errorf("display.vnc", "%v", err)
+		}
+	}
+	g.Display = &vmm.Display{Width: w, Height: h, VNC: d.VNC, VNCAllowRemote: d.VNCAllowRemote}
 	if d.Board {
 		// The control guest's screen would be drawn by a VMM it shares
 		// nothing else with: it never gets the board's.

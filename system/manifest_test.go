@@ -219,7 +219,10 @@ func TestBadManifests(t *testing.T) {
 		{"display without height", "    disks:", "    display: {width: 800}\n    disks:", `system.yaml:29: guest "infotainment": display: give both width and height, or neither for 1280x720`},
 		{"display too wide", "    disks:", "    display: {width: 5000, height: 720}\n    disks:", `guest "infotainment": display.width: 5000: want 320 to 3840 pixels`},
 		{"display too short", "    disks:", "    display: {width: 800, height: 100}\n    disks:", `display.height: 100: want 200 to 2160 pixels`},
-		{"display unknown field", "    disks:", "    display: {vnc: 5900}\n    disks:", `unknown field "vnc"`},
+		{"display unknown field", "    disks:", "    display: {spice: 5900}\n    disks:", `unknown field "spice"`},
+		{"display vnc not an address", "    disks:", "    display: {vnc: 5900}\n    disks:", `guest "infotainment": display.vnc: "5900": want unix:PATH or tcp:HOST:PORT`},
+		{"display vnc on every interface", "    disks:", "    display: {vnc: \"tcp:0.0.0.0:5901\"}\n    disks:", `display.vnc: "tcp:0.0.0.0:5901" listens beyond this host`},
+		{"display vnc-allow-remote alone", "    disks:", "    display: {vnc-allow-remote: true}\n    disks:", `display.vnc-allow-remote: no vnc: address to allow`},
 		{"board display on the control guest", "    watchdog:\n      timeout", "    display: {board: true}\n    watchdog:\n      timeout", `guest "control": display.board: true on the control guest`},
 		{"no guests", good, "guests: []\n", `system.yaml:1: guests: no guests`},
 		{"unknown kernel format", "    cmdline: console=ttyS0 quiet", "    kernel-format: uimage", `system.yaml:9: guest "control": kernel-format: "uimage": want auto`},
@@ -443,6 +446,8 @@ func TestManifestDisplay(t *testing.T) {
 		{"default size", "    display: {}\n", &vmm.Display{Width: 1280, Height: 720}, false},
 		{"given size", "    display:\n      width: 1024\n      height: 600\n", &vmm.Display{Width: 1024, Height: 600}, false},
 		{"on the board", "    display: {width: 800, height: 480, board: true}\n", &vmm.Display{Width: 800, Height: 480}, true},
+		{"VNC on a UNIX socket", "    display: {vnc: \"unix:/run/tandem/infotainment.vnc\"}\n", &vmm.Display{Width: 1280, Height: 720, VNC: "unix:/run/tandem/infotainment.vnc"}, false},
+		{"VNC allowed beyond the host", "    display: {vnc: \"tcp:0.0.0.0:5901\", vnc-allow-remote: true}\n", &vmm.Display{Width: 1280, Height: 720, VNC: "tcp:0.0.0.0:5901", VNCAllowRemote: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,6 +104,8 @@ type guestProc struct {
 	// refused is why the measurement made at the supervisor's start
 	// keeps the guest from starting, or nil; later starts measure again.
 	refused error
+	// vnc is the guest's VNC socket (display.vnc), or nil.
+	vnc fileListener
 }
 
 // output returns the writer of Out and Log, starting it on first use.
@@ -213,6 +215,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return fmt.Errorf("control socket: %w", err)
 	}
 	go s.serveControl(cl)
+	vl, err := s.listenVNC()
+	listeners = append(listeners, vl...)
+	if err != nil {
+		return err
+	}
 	for _, gp := range s.guests {
 		if gp.g.Vsock == nil {
 			continue
@@ -580,12 +587,30 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, fb)
 		cmd.Args = append(cmd.Args, "--board-display-fd", strconv.Itoa(2+len(cmd.ExtraFiles)))
 	}
+	display, displayArgs, removeDisplay, err := gp.displayFiles(3 + len(cmd.ExtraFiles))
+	if err != nil {
+		w.Close()
+		r.Close()
+		if in != nil {
+			in.Close()
+		}
+		if fb != nil {
+			fb.Close()
+		}
+		return -1, err
+	}
+	defer removeDisplay()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, display...)
+	cmd.Args = append(cmd.Args, displayArgs...)
 	err = startOn(s.cores.cores(gp.g), cmd.Start)
 	if in != nil {
 		in.Close() // the VMM's now
 	}
 	if fb != nil {
 		fb.Close()
+	}
+	for _, f := range display {
+		f.Close()
 	}
 	if err != nil {
 		w.Close()

@@ -52,6 +52,7 @@ func fakeVMM(args []string) int {
 			fmt.Printf("%s: TPM answered: %v\n", guest, err)
 		}
 	}
+	serveFakeDisplay(guest, args)
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	fmt.Printf("%s is up\n", guest)

@@ -111,8 +111,12 @@ type VMMOptions struct {
 	VsockIn net.Listener
 	// VTPM is the command socket of the guest's software TPM, which the
 	// supervisor starts for guests with vtpm: true.
-	VTPM    string
-	Console vmm.Console
+	VTPM string
+	// Display answers the supervisor's screenshot requests (see
+	// display.go); VNC is the guest's VNC socket. Both inherited from
+	// the supervisor; nil for none.
+	Display, VNC net.Listener
+	Console      vmm.Console
 	// NoSandbox runs the VMM unconfined (debugging).
 	NoSandbox bool
 	// BoardDisplay is the board's framebuffer (vmm.BoardFramebuffer),
@@ -151,11 +155,17 @@ func RunVMM(ctx context.Context, m *Manifest, o VMMOptions) error {
 			cfg.Sandbox.Connect = []string{o.VsockOut}
 		}
 	}
+	if cfg.Display != nil && o.VNC != nil {
+		cfg.Display.VNCListener = o.VNC
+	}
 	vm, err := vmm.Build(cfg)
 	if err != nil {
 		return fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	defer vm.Close()
+	if vm.Display() != nil && o.Display != nil {
+		go ServeScreenshots(o.Display, vm.Display().GPU.Snapshot)
+	}
 	if vm.Vsock() != nil && o.VsockIn != nil {
 		go serveVsockIn(o.VsockIn, vm)
 	}

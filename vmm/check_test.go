@@ -56,6 +56,8 @@ func TestCheck(t *testing.T) {
 		{"TPM socket missing", ok(Config{TPM: &TPM{Socket: filepath.Join(dir, "tpm.sock")}}), "vtpm", filepath.Join(dir, "tpm.sock") + ": ", []string{"TPM socket " + filepath.Join(dir, "tpm.sock") + ": no such file or directory"}},
 		{"TPM socket a file", ok(Config{TPM: &TPM{Socket: random}}), "vtpm", random + ": ", []string{"not a socket: want the command socket of a software TPM"}},
 		{"display smaller than the least", ok(Config{Display: &Display{Width: 100, Height: 100}}), "display", "100x100: ", []string{"display 100x100", "display size out of range"}},
+		{"display's VNC on every interface", ok(Config{Display: &Display{VNC: "tcp:0.0.0.0:5901"}}), "display.vnc", "", []string{"VNC address", "listens beyond this host", "vnc-allow-remote: true"}},
+		{"display's VNC not an address", ok(Config{Display: &Display{VNC: "5901"}}), "display.vnc", "", []string{"want unix:PATH or tcp:HOST:PORT"}},
 		{"display with a width alone", ok(Config{Display: &Display{Width: 1280}}), "display", "1280x0: ", []string{"display 1280x0"}},
 		{"TPM for a 32-bit ARM guest", Config{Kernel: zImage, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 and arm64 guests only", "drop vtpm from this aarch32 guest"}},
 	}

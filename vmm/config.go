@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tandem-hv/tandem/display/vnc"
 	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/fsx"
 	"github.com/tandem-hv/tandem/hv/devices/virtio"
@@ -119,6 +120,15 @@ type Vsock struct {
 type Display struct {
 	// Width and Height are the scanout's mode, in pixels; both 0: 1280×720.
 	Width, Height int
+	// VNC, when set, serves the display over VNC at this address:
+	// "unix:/run/tandem/NAME.vnc" or "tcp:127.0.0.1:5901". A TCP
+	// address other hosts can reach needs VNCAllowRemote.
+	VNC            string
+	VNCAllowRemote bool
+	// VNCListener, when set, is the VNC server's listening socket, made
+	// by the caller (the supervisor, or a restarting tandem run, which
+	// keep it across the guest's boots and close it); VNC only names it.
+	VNCListener net.Listener
 }
 
 // Display sizes, in pixels (virtio-gpu's limits).
@@ -222,6 +232,11 @@ func (c *Config) Validate() error {
 	if d := c.Display; d != nil {
 		if _, err := virtio.NewGPU(d.gpuConfig()); err != nil {
 			return &ConfigError{Field: "display", Label: "display", Value: fmt.Sprintf("%dx%d", d.Width, d.Height), Err: err}
+		}
+		if d.VNC != "" {
+			if _, err := vnc.ParseAddr(d.VNC, d.VNCAllowRemote); err != nil {
+				return &ConfigError{Field: "display.vnc", Label: "VNC address", Err: err}
+			}
 		}
 	}
 	for i, d := range c.Disks {

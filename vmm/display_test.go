@@ -1,11 +1,17 @@
 package vmm
 
 import (
+	"image"
+	"image/color"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tandem-hv/tandem/hv/devices/virtio"
 	"github.com/tandem-hv/tandem/internal/fakekernel"
 	"github.com/tandem-hv/tandem/internal/kvmtest"
+	"github.com/tandem-hv/tandem/internal/rfbclient"
 )
 
 // TestDisplayDevices: a display adds a virtio-gpu of its size, a keyboard
@@ -71,5 +77,47 @@ func TestDisplayDevices(t *testing.T) {
 				t.Errorf("Touch at the far corner = %v, want %v (in range, no driver yet)", err, virtio.ErrInputNoDriver)
 			}
 		})
+	}
+}
+
+// TestDisplayVNC: a VM whose display names a VNC socket serves its
+// screen there from Build on, of the display's size (black before the
+// guest draws), and stops with Close.
+func TestDisplayVNC(t *testing.T) {
+	if !kvmtest.Here(t) {
+		return
+	}
+	k, err := fakekernel.Write(t.TempDir(), "kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "g.vnc")
+	vm, err := Build(Config{Kernel: k, CPUs: 1, Memory: 64 << 20, Name: "g", Display: &Display{Width: 800, Height: 600, VNC: "unix:" + sock}})
+	if err != nil {
+		t.Fatalf("Build() = %v", err)
+	}
+	defer vm.Close()
+	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("VNC socket: %v, %v; want mode 0600", st, err)
+	}
+	c, err := rfbclient.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("Dial() = %v", err)
+	}
+	defer c.Close()
+	if c.W != 800 || c.H != 600 || c.Name != "g" {
+		t.Errorf("ServerInit = %dx%d %q, want 800x600 \"g\"", c.W, c.H, c.Name)
+	}
+	c.Request(false, image.Rect(0, 0, 800, 600))
+	if _, err := c.ReadUpdate(5 * time.Second); err != nil {
+		t.Fatalf("ReadUpdate() = %v", err)
+	}
+	if p := c.Frame.RGBAAt(400, 300); p != (color.RGBA{0, 0, 0, 0xff}) {
+		t.Errorf("pixel before the guest draws = %v, want black", p)
+	}
+	vm.Close()
+	if c, err := rfbclient.Dial("unix", sock); err == nil {
+		c.Close()
+		t.Errorf("Dial() after Close succeeded, want the server gone")
 	}
 }

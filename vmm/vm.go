@@ -200,6 +200,12 @@ func Build(cfg Config) (*VM, error) {
 		{"finishing the VM", func() error { return vm.arch.finishVM(vm) }},
 		{"connecting interrupts", vm.connectInterrupts},
 	}
+	if cfg.Display != nil {
+		steps = append(steps, struct {
+			name string
+			fn   func() error
+		}{"serving the display", vm.serveDisplay})
+	}
 	for _, s := range steps {
 		if err := s.fn(); err != nil {
 			vm.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"os"
 	"os/signal"
@@ -50,6 +51,9 @@ type guestFile struct {
 	Display *struct {
 		Width  int `yaml:"width"`
 		Height int `yaml:"height"`
+		// VNC serves the display: "unix:PATH" or "tcp:127.0.0.1:PORT".
+		VNC            string `yaml:"vnc"`
+		VNCAllowRemote bool   `yaml:"vnc-allow-remote"`
 	} `yaml:"display"`
 	// Passthrough names host device tree nodes for the guest (ARM).
 	Passthrough []struct {
@@ -88,6 +92,9 @@ type runFlags struct {
 	timeline     bool
 	watchdog     time.Duration
 	display      string
+	vnc          string
+	vncRemote    bool
+	screenshot   string
 	noSandbox    bool
 	pmu, sve     bool
 }
@@ -165,9 +172,24 @@ is at fault: the message says which), 1 another error of the VMM.`,
 				return err
 			}
 			defer closeConsole()
+			var shot *os.File
+			if f.screenshot != "" {
+				if cfg.Display == nil {
+					return &vmm.FatalError{Err: fmt.Errorf("--screenshot-on-exit %s: the guest has no display: add --display (or display: in its guest file)", f.screenshot)}
+				}
+				// Opened now: the sandboxed VMM may not create files.
+				if shot, err = os.Create(f.screenshot); err != nil {
+					return &vmm.FatalError{Err: fmt.Errorf("--screenshot-on-exit: %w", err)}
+				}
+				defer shot.Close()
+			}
 			tl.Step("reading the configuration, opening the console")
 			cfg.Timeline = tl
-			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr))
+			var shotTo io.Writer // nil, not a nil *os.File, without the flag
+			if shot != nil {
+				shotTo = shot
+			}
+			return runGuest(cmd.Context(), cfg, restart, reportTo(f.reportMemory, stderr), shotTo)
 		},
 	}
 	fl := c.Flags()
@@ -186,6 +208,9 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
+	fl.StringVar(&f.vnc, "vnc", "", "serve the display over VNC at `ADDR`: unix:PATH, or tcp:127.0.0.1:PORT (implies --display 1280x720 when --display is not given)")
+	fl.BoolVar(&f.vncRemote, "vnc-allow-remote", false, "let --vnc listen on a TCP address other hosts can reach: the VNC server has no password or encryption")
+	fl.StringVar(&f.screenshot, "screenshot-on-exit", "", "write what the guest's display shows when it ends to `FILE`, a PNG")
 	fl.StringVar(&f.display, "display", "", "give the guest a virtio-gpu display of `WIDTHxHEIGHT` pixels (e.g. 1280x720), with a virtio-input keyboard and touch screen")
 	fl.BoolVar(&f.pmu, "pmu", true, "give an arm64 guest a PMU (perf's hardware counters) where the host's KVM offers one; --pmu=false takes it away")
 	fl.BoolVar(&f.sve, "sve", true, "give an arm64 guest SVE, with the vector lengths the host's KVM offers, where it does; --sve=false takes it away")
@@ -234,6 +259,12 @@ func (f *runFlags) config() (runSpec, error) {
 			return runSpec{}, fmt.Errorf("--display %s: %w", f.display, err)
 		}
 		cfg.Display = d
+	}
+	if f.vnc != "" || f.vncRemote {
+		if cfg.Display == nil {
+			cfg.Display = &vmm.Display{}
+		}
+		cfg.Display.VNC, cfg.Display.VNCAllowRemote = f.vnc, f.vncRemote
 	}
 	var pass []system.HostDevice
 	for _, p := range f.passthrough {
@@ -301,7 +332,7 @@ func loadGuestFile(path string) (runSpec, error) {
 		cfg.Nets = append(cfg.Nets, nt)
 	}
 	if d := g.Display; d != nil {
-		cfg.Display = &vmm.Display{Width: d.Width, Height: d.Height}
+		cfg.Display = &vmm.Display{Width: d.Width, Height: d.Height, VNC: d.VNC, VNCAllowRemote: d.VNCAllowRemote}
 	}
 	// at locates field f of the file: "guest.yaml:7".
 	at := func(f string) string {
@@ -383,8 +414,9 @@ func reportTo(on bool, w io.Writer) io.Writer {
 // runGuest builds and runs the guest, building it afresh after each reset
 // when restart is on. SIGINT and SIGTERM stop it. A cfg.Timeline records
 // the first build only, and is printed to standard error when that guest
-// ends.
-func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Writer) error {
+// ends. shot, when set, receives a PNG of the guest's display as the
+// guest ends for good.
+func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Writer, shot io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -411,13 +443,32 @@ func runGuest(ctx context.Context, cfg vmm.Config, restart bool, report io.Write
 					u.RSS>>10, u.GuestRSS>>10, u.Overhead()>>10, u.FileRSS>>10, u.HeapInuse>>10)
 			}
 		}
-		vm.Close()
 		var ee *vmm.ExitErr
 		if restart && errors.As(err, &ee) && ee.Exit == vmm.ExitReset {
+			vm.Close()
 			continue
 		}
+		if shot != nil {
+			if serr := writeScreenshot(vm, shot); serr != nil {
+				fmt.Fprintf(os.Stderr, "tandem: --screenshot-on-exit: %v\n", serr)
+			}
+		}
+		vm.Close()
 		return err
 	}
+}
+
+// writeScreenshot writes what vm's display shows as a PNG.
+func writeScreenshot(vm *vmm.VM, w io.Writer) error {
+	d := vm.Display()
+	if d == nil {
+		return fmt.Errorf("the guest has no display")
+	}
+	img, err := d.GPU.Snapshot()
+	if err != nil {
+		return err
+	}
+	return png.Encode(w, img)
 }
 
 // writeGuestDTB builds the guest, as run would, and writes its generated

@@ -21,7 +21,8 @@ func init() {
 		controlCmd("stop", "Stop a guest (it is not restarted)"),
 		controlCmd("start", "Start a stopped guest"),
 		controlCmd("restart", "Restart a guest now"),
-		controlCmd("console", "Attach to a guest's console (output and input)"))
+		controlCmd("console", "Attach to a guest's console (output and input)"),
+		newScreenshotCmd)
 }
 
 // controlSocket is the default of every control command's --control.
@@ -100,7 +101,7 @@ starts only when each component matches the expected measurements
 func newVMMCmd() *cobra.Command {
 	var o system.VMMOptions
 	var manifest string
-	vsockIn, boardDisplay := -1, -1
+	vsockIn, boardDisplay, displayFD, vncFD := -1, -1, -1, -1
 	c := &cobra.Command{
 		Use:    "vmm --manifest system.yaml --guest NAME",
 		Short:  "Run one guest of a manifest (started by tandem system)",
@@ -134,6 +135,23 @@ func newVMMCmd() *cobra.Command {
 			if boardDisplay >= 0 {
 				o.BoardDisplay = os.NewFile(uintptr(boardDisplay), "board-display")
 			}
+			for _, in := range []struct {
+				fd   int
+				flag string
+				to   *net.Listener
+			}{{displayFD, "--display-fd", &o.Display}, {vncFD, "--vnc-fd", &o.VNC}} {
+				if in.fd < 0 {
+					continue
+				}
+				f := os.NewFile(uintptr(in.fd), in.flag)
+				l, err := net.FileListener(f)
+				f.Close()
+				if err != nil {
+					return &vmm.FatalError{Err: fmt.Errorf("%s %d: the supervisor's listening socket: %w", in.flag, in.fd, err)}
+				}
+				defer l.Close()
+				*in.to = l
+			}
 			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			err = system.RunVMM(ctx, m, o)
@@ -146,6 +164,8 @@ func newVMMCmd() *cobra.Command {
 	c.Flags().StringVar(&o.VsockOut, "vsock-out", "", "the supervisor's socket for the guest's vsock connections")
 	c.Flags().IntVar(&vsockIn, "vsock-in-fd", -1, "the listening socket, inherited from the supervisor, that takes vsock connections into the guest")
 	c.Flags().IntVar(&boardDisplay, "board-display-fd", -1, "the board's framebuffer, opened by the supervisor, to show the guest's display on")
+	c.Flags().IntVar(&displayFD, "display-fd", -1, "the listening socket, inherited from the supervisor, on which the VMM answers screenshot requests")
+	c.Flags().IntVar(&vncFD, "vnc-fd", -1, "the guest's VNC listening socket, inherited from the supervisor")
 	c.Flags().BoolVar(&o.NoSandbox, "no-sandbox", false, "run the guest without the VMM's sandbox (seccomp filter, Landlock, limits, dropped capabilities): for debugging only")
 	c.Flags().StringVar(&o.VTPM, "vtpm", "", "the command socket of the guest's software TPM")
 	c.MarkFlagRequired("manifest")
@@ -188,4 +208,31 @@ func controlCmd(name, short string) func() *cobra.Command {
 		c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
 		return c
 	}
+}
+
+func newScreenshotCmd() *cobra.Command {
+	var control, out string
+	c := &cobra.Command{
+		Use:   "screenshot NAME -o FILE",
+		Short: "Save what a guest's display shows as a PNG",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			err = system.Control(control, "screenshot "+args[0], nil, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+			}
+			return err
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "", "the PNG file to write")
+	c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
+	c.MarkFlagRequired("output")
+	return c
 }

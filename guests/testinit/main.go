@@ -17,6 +17,9 @@
 //	TANDEM-TEST watchdog=<identity> timeout=<seconds>s registered=<yes|no>   (when the VMM gave the guest one)
 //	TANDEM-TEST display=<cardN> driver=<driver> mode=<WxH, the first connector's preferred> fb=<yes|no>   (one per DRM card)
 //	TANDEM-TEST input=<inputN> name=<the device's name, spaces as _>   (one per input device)
+//	TANDEM-TEST drew=fb0 size=<WxH>             (with a display: guests/testpattern drawn on it; with
+//	                                             tandem.hold=DURATION on the command line, init then
+//	                                             waits that long, for the test to take a screenshot)
 //	TANDEM-TEST cpu-features sve=<yes|no> pmu=<perf PMU name|none> cycles=<count|error>   (arm64)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
@@ -29,8 +32,8 @@
 // and init still powers off, so a broken guest ends the VM instead of
 // hanging it; "done" is printed only when no step failed.
 //
-// It uses only the standard library and x/sys so the guest runs nothing
-// but the kernel and this file.
+// It uses only the standard library, x/sys and the test pattern, so the
+// guest runs nothing but the kernel and this program.
 package main
 
 import (
@@ -51,6 +54,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/guests/testpattern"
 )
 
 // marker starts every line a test looks for.
@@ -112,6 +117,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := reportDisplays(); err != nil {
+		fail("%v", err)
+	}
+	if err := drawPattern(); err != nil {
 		fail("%v", err)
 	}
 	reportInputs()
@@ -539,6 +547,73 @@ func reportDisplays() error {
 		}
 	}
 	return nil
+}
+
+// fbFlushWait is how long the picture drawn on /dev/fb0 takes to reach
+// the display: DRM's framebuffer emulation sends what changed to the GPU
+// from a worker, a few tens of milliseconds later.
+const fbFlushWait = time.Second
+
+// drawPattern draws testpattern on /dev/fb0, when there is one, for the
+// test to find in the VMM's screenshot. The framebuffer console stops
+// blinking its cursor, so that nothing draws over the picture.
+func drawPattern() error {
+	if _, err := os.Stat("/dev/fb0"); err != nil {
+		return nil
+	}
+	if err := os.WriteFile("/sys/class/graphics/fbcon/cursor_blink", []byte("0"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stopping the framebuffer console's cursor: %w", err)
+	}
+	const sysfs = "/sys/class/graphics/fb0/"
+	var w, h, stride int
+	if n, _ := fmt.Sscanf(readTrim(sysfs+"virtual_size"), "%d,%d", &w, &h); n != 2 {
+		return fmt.Errorf("fb0: virtual_size %q", readTrim(sysfs+"virtual_size"))
+	}
+	if bpp := readTrim(sysfs + "bits_per_pixel"); bpp != "32" {
+		return fmt.Errorf("fb0: %s bits per pixel, want 32 (XRGB8888)", bpp)
+	}
+	if _, err := fmt.Sscanf(readTrim(sysfs+"stride"), "%d", &stride); err != nil || stride < w*4 {
+		return fmt.Errorf("fb0: stride %q for width %d", readTrim(sysfs+"stride"), w)
+	}
+	// Drawn through a mapping, as graphical programs draw: the kernel's
+	// framebuffer emulation finds the pages written and sends their
+	// rectangle to the GPU. (What write(2) put on /dev/fb0 never reached
+	// the GPU under Debian's 6.1 kernel.)
+	f, err := os.OpenFile("/dev/fb0", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fb, err := unix.Mmap(int(f.Fd()), 0, h*stride, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping fb0: %w", err)
+	}
+	defer unix.Munmap(fb)
+	row := make([]byte, 0, w*4)
+	for y := range h {
+		copy(fb[y*stride:], testpattern.XRGB8888Row(row[:0], y, w))
+	}
+	time.Sleep(fbFlushWait)
+	say(fmt.Sprintf("drew=fb0 size=%dx%d", w, h))
+	if hold := cmdlineValue("tandem.hold"); hold != "" {
+		d, err := time.ParseDuration(hold)
+		if err != nil {
+			return fmt.Errorf("tandem.hold=%s: %w", hold, err)
+		}
+		time.Sleep(d)
+	}
+	return nil
+}
+
+// cmdlineValue is the value of key=value on the kernel's command line,
+// or "".
+func cmdlineValue(key string) string {
+	for _, f := range strings.Fields(readTrim("/proc/cmdline")) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // reportInputs names each input device the kernel registered.
