@@ -16,6 +16,7 @@ import (
 //	board.log           the board's own lines: U-Boot, the host kernel, tandem init, the supervisor
 //	guests/NAME.log     each guest's console, without its prefix
 //	timeline.txt        when each boot stage, guest console, expectation and step came, from QEMU's start
+//	screen-NAME-N.png   the pictures of guest NAME's display the board printed (tandem.screens=N)
 type artifacts struct {
 	dir    string
 	serial *os.File
@@ -93,4 +94,16 @@ func (a *artifacts) close(timeline []string) error {
 		}
 	}
 	return nil
+}
+
+// screen writes a picture of a guest's display.
+func (a *artifacts) screen(sc Screen) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(a.dir, fmt.Sprintf("screen-%s-%d.png", sc.Guest, sc.Shot)), sc.PNG, 0o644); err != nil {
+		a.errors = append(a.errors, fmt.Errorf("--artifacts: %w", err))
+	}
 }

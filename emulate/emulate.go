@@ -101,6 +101,9 @@ type Result struct {
 	Duration time.Duration
 	// PoweredOff: the board's power-off line came.
 	PoweredOff bool
+	// Screens are the pictures of the guests' displays the board printed
+	// (tandem.screens=N; screens.go).
+	Screens []Screen
 }
 
 // Passed reports whether every case passed.

@@ -48,6 +48,7 @@ type session struct {
 	reached    map[string]bool     // milestones and consoles seen
 	tails      map[string][]string // console ("": all of them): its last lines, as shown
 	timeline   []string
+	screens    screens
 }
 
 func newSession(opt Options, arts *artifacts) *session {
@@ -85,6 +86,20 @@ func (s *session) line(l string) {
 	s.arts.line(console, text)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if console == BoardConsole {
+		done, errs := len(s.screens.done), len(s.screens.errs)
+		if s.screens.line(text) {
+			// A picture's lines are no console's to show or check.
+			for _, sc := range s.screens.done[done:] {
+				s.eventLocked("screen %s %d/%d: %d bytes of PNG", sc.Guest, sc.Shot, sc.Of, len(sc.PNG))
+				s.arts.screen(sc)
+			}
+			for _, e := range s.screens.errs[errs:] {
+				s.eventLocked("%s", e)
+			}
+			return
+		}
+	}
 	at := s.since()
 	t := s.keep(console, l)
 	s.keep("", l)
@@ -228,7 +243,7 @@ func (s *session) result(end End) *Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.since()
-	res := &Result{End: end, Duration: total, PoweredOff: s.power}
+	res := &Result{End: end, Duration: total, PoweredOff: s.power, Screens: s.screens.done}
 	ended := fmt.Sprintf("within %.1fs (the run ended: %s)", total.Seconds(), end)
 	for _, w := range s.expects {
 		c := &Case{Console: w.c.Console, Line: w.line}

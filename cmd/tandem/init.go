@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/images/hostinit"
 	"github.com/tandem-hv/tandem/system"
 	"github.com/tandem-hv/tandem/system/measure"
@@ -203,6 +205,7 @@ func stopSystem(sys *exec.Cmd, done <-chan error, manifest, control string, out,
 	}
 	out.Write(ps.Bytes())
 	attestBoard(manifest, log)
+	printScreens(manifest, control, log)
 	sys.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-done:
@@ -276,5 +279,45 @@ func attestBoard(manifest string, log io.Writer) {
 	}
 	if err != nil && b.Len() == 0 {
 		fmt.Fprintf(log, "tandem init: attest: %v\n", err)
+	}
+}
+
+// screenGap is the time before the first picture of a display and
+// between two: a guest's dashboard draws a few frames a second, and a
+// board under software emulation is slow to show them.
+const screenGap = 2 * time.Second
+
+// printScreens prints, when the kernel command line has tandem.screens=N,
+// N pictures two seconds apart of each guest's display on the console, as
+// base64 lines that tandem emulate reads back (emulate.WriteScreen): the
+// way a board under CI, whose only way out is its serial console, shows
+// its screens.
+func printScreens(manifest, control string, log io.Writer) {
+	v, ok := cmdlineValue("tandem.screens")
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 10 {
+		fmt.Fprintf(log, "tandem init: tandem.screens=%q: want a number of pictures from 1 to 10\n", v)
+		return
+	}
+	m, err := system.LoadManifest(manifest)
+	if err != nil {
+		return
+	}
+	for shot := 1; shot <= n; shot++ {
+		time.Sleep(screenGap)
+		for _, g := range m.Guests {
+			if g.Display == nil {
+				continue
+			}
+			var png bytes.Buffer
+			if err := system.Control(control, "screenshot "+g.Name, nil, &png); err != nil {
+				fmt.Fprintf(log, "tandem init: screen %s: %v\n", g.Name, err)
+				continue
+			}
+			emulate.WriteScreen(log, g.Name, shot, n, png.Bytes())
+		}
 	}
 }

@@ -183,7 +183,10 @@ func dashboard(c *counters, start time.Time) error {
 		if n%10 == 0 { // input devices may come after the framebuffer
 			watchInputs(inputs, &page)
 		}
-		now := <-tick.C
+		<-tick.C
+		// Not the tick's own time: a slow frame leaves a stale tick in
+		// the channel, which would put the last message in the future.
+		now := time.Now()
 		render(img, c.snapshot(now, int(page.Load()), now.Sub(start)))
 		if _, err := fb.Draw(img); err != nil {
 			return err

@@ -9,6 +9,8 @@ import (
 	"image"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // The fbdev ioctls (include/uapi/linux/fb.h).
@@ -106,10 +108,11 @@ func (i Info) Encode(line []byte, img *image.RGBA, y int) {
 	}
 }
 
-// Device is an open framebuffer.
+// Device is an open framebuffer, mapped.
 type Device struct {
 	Info
 	f    *os.File
+	mem  []byte // the framebuffer, mapped shared
 	last []byte // what was written, to write only the lines that changed
 }
 
@@ -137,16 +140,27 @@ func Open(path string) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &Device{Info: info, f: f}, nil
+	// Written through a mapping: the DRM framebuffer emulation's
+	// deferred I/O sends the pages written there to the display as
+	// damage, which Debian 6.1's virtio_gpu does not do for write(2).
+	mem, err := unix.Mmap(int(f.Fd()), 0, info.Stride*info.Height, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: mmap: %w", path, err)
+	}
+	return &Device{Info: info, f: f, mem: mem}, nil
 }
 
-// Close closes the device.
-func (d *Device) Close() error { return d.f.Close() }
+// Close unmaps and closes the device.
+func (d *Device) Close() error {
+	unix.Munmap(d.mem)
+	return d.f.Close()
+}
 
 // Draw writes img to the framebuffer: each line that differs from the
-// last frame's, with one pwrite per run of changed lines (the kernel's
-// DRM framebuffer emulation sends the written range to the display as
-// damage). It returns how many lines it wrote.
+// last frame's, copied into the mapping (the kernel's DRM framebuffer
+// emulation sends the pages written to the display as damage). It
+// returns how many lines it wrote.
 func (d *Device) Draw(img *image.RGBA) (int, error) {
 	n := d.Stride * d.Height
 	first := d.last == nil
@@ -167,9 +181,7 @@ func (d *Device) Draw(img *image.RGBA) (int, error) {
 		for end < d.Height && (first || string(cur[end*d.Stride:(end+1)*d.Stride]) != string(d.last[end*d.Stride:(end+1)*d.Stride])) {
 			end++
 		}
-		if _, err := d.f.WriteAt(cur[y*d.Stride:end*d.Stride], int64(y*d.Stride)); err != nil {
-			return written, fmt.Errorf("writing lines %d-%d: %w", y, end-1, err)
-		}
+		copy(d.mem[y*d.Stride:end*d.Stride], cur[y*d.Stride:end*d.Stride])
 		written += end - y
 		y = end
 	}

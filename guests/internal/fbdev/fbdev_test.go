@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // varInfo builds a struct fb_var_screeninfo with the given fields.
@@ -115,7 +117,14 @@ func TestDrawWritesChangedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := Info{Width: 8, Height: 6, Stride: 40, Bits: 32, Red: xrgb8888[0], Green: xrgb8888[1], Blue: xrgb8888[2], Size: 240}
-	d := &Device{Info: info, f: f}
+	if err := f.Truncate(240); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, 240, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Device{Info: info, f: f, mem: mem}
 	defer d.Close()
 	img := image.NewRGBA(image.Rect(0, 0, 8, 6))
 	steps := []struct {

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +96,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(text, "deadline, no markers") {
 		t.Errorf("the summary has a deadline row though the markers came:\n%s", tail(text, 30))
 	}
+	checkScreens(t, filepath.Join(work, "demo"))
 	t.Logf("demo took %v; its end:\n%s", time.Since(start).Round(time.Second), tail(text, 20))
 }
 
@@ -242,4 +246,38 @@ func tail(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// checkScreens checks the two pictures of the infotainment guest's
+// display the demo saved: the dashboard is drawn (many colours, not a
+// blank or a console's black), and its values moved between the two.
+func checkScreens(t *testing.T, dir string) {
+	t.Helper()
+	var pics []*image.RGBA
+	for _, name := range []string{"screen.png", "screen-2.png"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("the demo saved no %s: %v", name, err)
+			return
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			return
+		}
+		rgba := image.NewRGBA(img.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
+		colours := map[uint32]bool{}
+		for i := 0; i < len(rgba.Pix); i += 4 {
+			colours[uint32(rgba.Pix[i])<<16|uint32(rgba.Pix[i+1])<<8|uint32(rgba.Pix[i+2])] = true
+		}
+		if len(colours) < 4 {
+			t.Errorf("%s (%v) has %d colours: a blank screen, not the dashboard", name, rgba.Bounds().Size(), len(colours))
+		}
+		pics = append(pics, rgba)
+	}
+	if bytes.Equal(pics[0].Pix, pics[1].Pix) {
+		t.Errorf("screen.png and screen-2.png are the same picture: the dashboard's values did not move in two seconds")
+	}
 }

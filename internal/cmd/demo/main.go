@@ -118,7 +118,9 @@ func run(o options) error {
 	if _, err := os.Stat(tandem); err != nil {
 		return fmt.Errorf("%s missing: run `make build`", tandem)
 	}
-	cmdline := "tandem.runfor=" + o.Deadline.String() + " " + untilParam()
+	// tandem.screens: once the markers came, the board prints two
+	// pictures of the infotainment guest's display, two seconds apart.
+	cmdline := "tandem.runfor=" + o.Deadline.String() + " " + untilParam() + " tandem.screens=2"
 	initPkg, silent := e2e.DemoGuestPkg, ""
 	if o.SilentGuests {
 		initPkg = func(string) string { return "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent" }
@@ -191,7 +193,32 @@ func run(o options) error {
 	case !res.Passed():
 		return fmt.Errorf("QEMU ended without the host's clean power-off (%s): see the console above", res.End)
 	}
+	if err := saveScreens(o.Dir, res.Screens); err != nil {
+		return err
+	}
 	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
+	return nil
+}
+
+// saveScreens writes the pictures of the infotainment guest's display the
+// board printed: screen.png, and screen-2.png two seconds later.
+func saveScreens(dir string, screens []emulate.Screen) error {
+	var saved []string
+	for _, sc := range screens {
+		name := "screen.png"
+		if sc.Shot > 1 {
+			name = fmt.Sprintf("screen-%d.png", sc.Shot)
+		}
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, sc.PNG, 0o644); err != nil {
+			return err
+		}
+		saved = append(saved, f)
+	}
+	if len(saved) == 0 {
+		return fmt.Errorf("the board printed no picture of the infotainment guest's display (tandem.screens): see the tandem init lines above")
+	}
+	stage("the infotainment guest's screen, as the board printed it: %s", strings.Join(saved, ", "))
 	return nil
 }
 

@@ -58,6 +58,9 @@ func newWatcher() *watcher {
 
 // line takes one line of the console.
 func (w *watcher) line(l string) {
+	if emulate.IsScreenData(l) {
+		return // a picture on its way out, for the screen files
+	}
 	fmt.Fprintln(out, l)
 	for _, s := range stages {
 		if !w.reached(s.key) && strings.Contains(l, s.match) {
