@@ -13,16 +13,20 @@ import (
 )
 
 // A Board is how one of Tandem's boards is booted under QEMU: the
-// emulated machine, the firmware that runs the image's boot script, and
-// the Debian packages that hold both.
+// emulated machine, the firmware that runs the image's boot script (or,
+// where QEMU cannot run the board's firmware, the files QEMU loads in its
+// stead: Direct), and the Debian packages that hold them.
 type Board struct {
 	// Name is Tandem's board (platforms/boards).
 	Name string
 	// QEMU is the emulator and QEMUPackage the Debian package with it.
 	QEMU, QEMUPackage string
 	// Firmware is the boot firmware QEMU starts (-bios) and
-	// FirmwarePackage the Debian package with it.
+	// FirmwarePackage the Debian package with it ("" with Direct).
 	Firmware, FirmwarePackage string
+	// Direct, if set, boots the image without the board's firmware: QEMU
+	// loads the files the firmware would (LoadArgs).
+	Direct *DirectBoot
 	// Machine is QEMU's arguments for the machine, without the firmware
 	// and the disk.
 	Machine []string
@@ -30,11 +34,33 @@ type Board struct {
 	// ends after it (-no-reboot ends it on a reset too).
 	PowerOff string
 	// TPMDevice is QEMU's TPM interface on the machine, which a software
-	// TPM backs when the run has one (Options.TPM).
+	// TPM backs when the run has one (Options.TPM); "" where the board
+	// has none.
 	TPMDevice string
 }
 
-// Args are QEMU's arguments to boot image on b. -snapshot: the host
+// command returns QEMU's arguments to boot image on b, preparing in work
+// what a direct boot loads (LoadArgs), and what that changed in the
+// image's device tree.
+func (b *Board) command(image, work, tpm string) (args, fixes []string, err error) {
+	if tpm != "" && b.TPMDevice == "" {
+		return nil, nil, fmt.Errorf("board %s has no TPM in QEMU's model of it: boot without a TPM (leave out --tpm)", b.Name)
+	}
+	if b.Direct == nil {
+		return b.Args(image, tpm), nil, nil
+	}
+	f, err := ReadBootFiles(image, work)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Info.Board != b.Name {
+		return nil, nil, fmt.Errorf("%s was built for %s, not %s: build the image for %s", image, f.Info.Board, b.Name, b.Name)
+	}
+	return b.LoadArgs(f, image, work)
+}
+
+// Args are QEMU's arguments to boot image on b with its firmware (a
+// board without Direct). -snapshot: the host
 // mounts the data partition read-write, and the image must stay as it
 // was built (a CI job boots the same file again, or flashes it).
 //
@@ -73,9 +99,42 @@ var QEMUVirtARM64 = &Board{
 	TPMDevice: "tpm-tis-device",
 }
 
+// ZCU102 is the zcu102 board (platforms/boards): QEMU's xlnx-zcu102 with
+// EL2 (virtualization=on), the Xilinx ZCU102's four Cortex-A53 and
+// GIC-400 with the virtualization extensions, its UART and SD card.
+// QEMU's model runs neither the board's BOOT.BIN (FSBL, PMU firmware,
+// ATF) nor its U-Boot, so QEMU loads the image's kernel, device tree and
+// host initramfs from its boot partition and hands the kernel its boot
+// script's command line, as the board's U-Boot would from the SD card;
+// the image, grown to a power-of-two size in a temporary copy, is the SD
+// card. The device tree is adapted for QEMU's missing PMU firmware
+// (ZynqMPWithoutPMU).
+var ZCU102 = &Board{
+	Name: "zcu102",
+	QEMU: "qemu-system-aarch64", QEMUPackage: "qemu-system-arm",
+	// The A53s start the kernel at EL2, where Debian's kernel starts KVM
+	// (nVHE: the A53 has no VHE). The board's DisplayPort has an audio
+	// device, which must not look for a sound card here. QEMU places the
+	// RAM below 2 GiB at 0 and the rest at 32 GiB, but -kernel's device
+	// tree gets one memory node from 0 (hw/arm/boot.c): with -m 3G it
+	// says [0, 3 GiB), over the I/O space above 2 GiB.
+	Machine: []string{"-M", "xlnx-zcu102,virtualization=on", "-accel", "tcg,thread=multi", "-audio", "none",
+		"-smp", "2", "-m", "2G"},
+	Direct: &DirectBoot{
+		// The SD slot is the second SDHCI (SD1, 0xff170000, the DTB's
+		// mmc0): index 1 of QEMU's SD drives (hw/arm/xlnx-zcu102.c).
+		Drive: "if=sd,index=1",
+		// earlycon (the DTB's stdout-path) shows the kernel's lines
+		// before the UART's driver binds.
+		Cmdline: "earlycon",
+		FixDTB:  ZynqMPWithoutPMU,
+	},
+	PowerOff: "reboot: Power down",
+}
+
 // Boards are the boards tandem emulate boots. A board joins once its
 // image is proven to boot on QEMU's model of it the way the board boots it.
-var Boards = []*Board{QEMUVirtARM64}
+var Boards = []*Board{QEMUVirtARM64, ZCU102}
 
 // ErrNoBoard is returned for a board name with no emulated counterpart.
 var ErrNoBoard = errors.New("no emulated counterpart")
@@ -100,7 +159,7 @@ func (b *Board) Check() error {
 		missing = append(missing, fmt.Sprintf("%s not found (Debian's %s)", b.QEMU, b.QEMUPackage))
 		pkgs = append(pkgs, b.QEMUPackage)
 	}
-	if _, err := os.Stat(b.Firmware); err != nil {
+	if _, err := os.Stat(b.Firmware); b.Firmware != "" && err != nil {
 		missing = append(missing, fmt.Sprintf("%s missing (Debian's %s)", b.Firmware, b.FirmwarePackage))
 		pkgs = append(pkgs, b.FirmwarePackage)
 	}

@@ -3,7 +3,10 @@
 //
 // The board boots the image as it would on the bench (for
 // qemu-virt-arm64: Debian's U-Boot as firmware runs boot.scr from the
-// image's boot partition, the image is a virtio disk). The serial console
+// image's boot partition, the image is a virtio disk; for zcu102, whose
+// firmware QEMU cannot run, QEMU loads the boot partition's kernel,
+// device tree and initramfs with the boot script's command line, as the
+// board's U-Boot would, and the image is the SD card: DirectBoot). The serial console
 // carries the board's own lines and, prefixed "NAME | ", each guest's
 // console (the supervisor prints them so); the run splits them into
 // consoles, streams them, and checks them against expectations: lines
@@ -164,7 +167,19 @@ func (s *session) boot(ctx context.Context) (*Result, error) {
 	defer cancel()
 	stop, stopQEMU := context.WithCancel(ctx)
 	defer stopQEMU()
-	q := exec.CommandContext(stop, s.opt.Board.QEMU, s.opt.Board.Args(s.opt.Image, s.opt.TPM)...)
+	work, err := os.MkdirTemp("", "tandem-emulate-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	args, fixes, err := s.opt.Board.command(s.opt.Image, work, s.opt.TPM)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fixes {
+		s.event("device tree for QEMU: %s", f)
+	}
+	q := exec.CommandContext(stop, s.opt.Board.QEMU, args...)
 	q.WaitDelay = 5 * time.Second
 	stdin, err := q.StdinPipe()
 	if err != nil {

@@ -426,7 +426,16 @@ func TestBoardCheck(t *testing.T) {
 	if got, err := LookupBoard("qemu-virt-arm64"); err != nil || got != QEMUVirtARM64 {
 		t.Errorf("LookupBoard(qemu-virt-arm64) = %v, %v", got, err)
 	}
-	if _, err := LookupBoard("zcu102"); err == nil || !strings.Contains(err.Error(), "board zcu102: no emulated counterpart in tandem emulate") {
-		t.Errorf("LookupBoard(zcu102) = %v; want it refused", err)
+	if got, err := LookupBoard("zcu102"); err != nil || got != ZCU102 {
+		t.Errorf("LookupBoard(zcu102) = %v, %v", got, err)
+	}
+	if _, err := LookupBoard("rpi4b"); err == nil || !strings.Contains(err.Error(), "board rpi4b: no emulated counterpart in tandem emulate") {
+		t.Errorf("LookupBoard(rpi4b) = %v; want it refused", err)
+	}
+	// A board QEMU boots without firmware needs only the emulator.
+	z := *ZCU102
+	z.QEMU = "qemu-system-aarch64-not-installed"
+	if err := z.Check(); err == nil || !strings.HasSuffix(err.Error(), "install it with apt-get install qemu-system-arm") {
+		t.Errorf("Check() = %v; want only QEMU's package named", err)
 	}
 }

@@ -39,7 +39,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
@@ -638,12 +637,10 @@ type arch struct {
 	vendors    []vendorModule
 	// memory is the RAM a run gets unless it asks (DefaultMemory if "").
 	memory string
-	// A board (see boards.go): disk is the -drive options that attach
-	// its image where the board boots from; fixDTB adapts the board's
-	// device tree to what QEMU's model of it lacks, saying what it
-	// changed.
-	disk   string
-	fixDTB func(*dtb.Tree) ([]string, error)
+	// board, for a board (see boards.go), is how tandem emulate boots
+	// its image; the fields above other than the names and QEMU's do not
+	// apply.
+	board *emulate.Board
 	// tpmDevice is QEMU's TPM TIS device on the machine: the ISA one at
 	// 0xfed40000 on a PC, the sysbus one on virt.
 	tpmDevice string
