@@ -56,7 +56,7 @@ func demoImage(t *testing.T) string {
 		}
 		var out bytes.Buffer
 		demoImageFile, demoImageErr = e2e.BuildDemoImage(e2e.DemoImage{Dir: dir, Tandem: tandem, Kernel: k, InitPkg: e2e.DemoGuestPkg,
-			Cmdline: "tandem.runfor=150s " + e2e.UntilParam(e2e.DemoMarkers), GoDir: root, Out: &out})
+			Cmdline: "tandem.runfor=300s " + e2e.UntilParam(e2e.DemoMarkers), GoDir: root, Out: &out})
 		if demoImageErr != nil {
 			demoImageErr = fmt.Errorf("%w\n%s", demoImageErr, out.Bytes())
 		}

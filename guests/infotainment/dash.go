@@ -52,7 +52,10 @@ func (c *counters) snapshot(now time.Time, page int, up time.Duration) view {
 	v := view{state: c.last, received: c.received, faults: c.faults(), crc: c.crc, repeated: c.repeated,
 		reordered: c.reorder, lost: c.lost, connections: c.conns, have: !c.lastAt.IsZero(), page: page, uptime: up}
 	if v.have {
-		v.since = now.Sub(c.lastAt)
+		// A message that came while this frame waited for the lock (the
+		// report holds it while it prints, slowly on an emulated board)
+		// came after now: it is no older than 0.
+		v.since = max(0, now.Sub(c.lastAt))
 	}
 	return v
 }

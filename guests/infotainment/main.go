@@ -184,12 +184,15 @@ func receive(f *os.File, c *counters) {
 
 func report(c *counters) {
 	for range time.Tick(time.Second) {
+		// Formatted under the lock, printed after it: the console is
+		// slow, and the receiver and the dashboard must not wait on it.
 		c.mu.Lock()
-		fmt.Printf("TANDEM-INFO received=%d faults=%d crc=%d repeated=%d reordered=%d lost=%d connections=%d seq=%d speed=%.1f rpm=%d gear=%d\n",
+		line := fmt.Sprintf("TANDEM-INFO received=%d faults=%d crc=%d repeated=%d reordered=%d lost=%d connections=%d seq=%d speed=%.1f rpm=%d gear=%d\n",
 			c.received, c.faults(), c.crc, c.repeated, c.reorder, c.lost, c.conns, c.last.Seq,
 			float64(c.last.Speed)/100, c.last.RPM, c.last.Gear)
 		flooding := c.flood
 		c.mu.Unlock()
+		fmt.Print(line)
 		if flooding {
 			fmt.Printf("TANDEM-INFO flood attempts=%d refused=%d reached=%d written=%d\n",
 				flood.attempts.Load(), flood.refused.Load(), flood.reached.Load(), flood.written.Load())

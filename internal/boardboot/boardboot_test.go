@@ -26,9 +26,9 @@ import (
 // markers within about half a minute of starting.
 const (
 	// runFor is tandem.runfor: the system stops then, markers or not.
-	runFor = 150 * time.Second
+	runFor = 300 * time.Second
 	// boardTimeout bounds one boot of the board, power-off included.
-	boardTimeout = 6 * time.Minute
+	boardTimeout = 10 * time.Minute
 	// boardSilence: once up, the guests report every second, but their
 	// kernels boot quietly, and on a machine whose two cores other work
 	// shares a minute and a half of that has been seen: a frozen board

@@ -56,7 +56,7 @@ func TestDemo(t *testing.T) {
 	root, tandem, work := bootSetup(t)
 	var console bytes.Buffer
 	start := time.Now()
-	err := run(options{Root: root, Dir: filepath.Join(work, "demo"), Tandem: tandem, Deadline: 150 * time.Second, Timeout: 6 * time.Minute, Out: &console})
+	err := run(options{Root: root, Dir: filepath.Join(work, "demo"), Tandem: tandem, Deadline: 300 * time.Second, Timeout: 10 * time.Minute, Out: &console})
 	if err != nil {
 		t.Fatalf("run() = %v; console:\n%s", err, tail(console.String(), 60))
 	}

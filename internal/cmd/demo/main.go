@@ -43,8 +43,8 @@ func untilParam() string { return e2e.UntilParam(markers) }
 
 func main() {
 	o := options{Root: ".", Out: os.Stdout}
-	flag.DurationVar(&o.Deadline, "deadline", 150*time.Second, "tandem.runfor: how long the system may run before both guests have printed their markers")
-	flag.DurationVar(&o.Timeout, "timeout", 6*time.Minute, "bound on the whole boot")
+	flag.DurationVar(&o.Deadline, "deadline", 300*time.Second, "tandem.runfor: how long the system may run before both guests have printed their markers")
+	flag.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "bound on the whole boot")
 	flag.StringVar(&o.Dir, "dir", "build/demo", "work directory")
 	flag.StringVar(&o.Artifacts, "artifacts", "", "keep every console's log and the boot's timeline in this directory (tandem emulate --artifacts)")
 	flag.BoolVar(&o.SilentGuests, "silent-guests", false, "give both guests an /init that prints nothing, to see the demo fail for want of their reports")
