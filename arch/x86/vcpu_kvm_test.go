@@ -39,6 +39,9 @@ var entryCode = []byte{
 // vCPU: the exits prove the GDT, page tables, long-mode registers, RIP and
 // RSI that SetupVCPU and Load set up.
 func TestSetupVCPULongMode(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("skipping: x86 vCPUs run on amd64 hosts, and this test binary is %s", runtime.GOARCH)
+	}
 	if !kvmtest.Here(t) {
 		return // it ran in an emulated host
 	}
