@@ -6,6 +6,9 @@
 # state does no work.
 #
 # Usage: scripts/testdata.sh [ARCH...]    ARCH: x86 (default), arm64, armhf,
+#                                        x86-6.12, arm64-6.12, armhf-6.12
+#                                        (the same guests with Linux 6.12
+#                                        from bookworm-backports),
 #                                        arm64-cloud (the virt board's host
 #                                        with a TPM), qemu-arm64 (make
 #                                        bench's peer VMM), swtpm-arm64 (the
@@ -102,9 +105,19 @@ need_arch() {
 	fi
 }
 
-# resolve META prints the versioned kernel package a meta package depends on.
+# resolve META [SUITE] prints the versioned kernel package a meta package
+# depends on, in SUITE's version of it when one is given (bookworm-backports
+# for the 6.12 kernels; the versioned package it names exists only there, so
+# download's candidate is that suite's without asking for it again).
 resolve() {
-	name=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+	if [ -n "${2:-}" ]; then
+		name=$(apt-cache -t "$2" depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+		case $name in
+		linux-image-6.1.*) die "$1 resolves to $name, not $2's: add $2 to apt's sources (scripts/deps.sh does) and run apt-get update" ;;
+		esac
+	else
+		name=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+	fi
 	[ -n "$name" ] || die "cannot resolve $1 through apt-cache depends: is the package index current (apt-get update)?"
 	echo "$name"
 }
@@ -256,16 +269,16 @@ index_unchanged() {
 	done
 }
 
-# setup ARCH DEBARCH KERNEL_META HOST_META BUSYBOX
+# setup ARCH DEBARCH KERNEL_META HOST_META BUSYBOX [SUITE]
 setup() {
-	arch=$1 debarch=$2 kmeta=$3 hostmeta=$4 withbusybox=$5
+	arch=$1 debarch=$2 kmeta=$3 hostmeta=$4 withbusybox=$5 suite=${6:-}
 	dest=$cache/$arch
 	if index_unchanged "$dest" && has_config "$dest" && { [ -z "$hostmeta" ] || has_kvm_amd "$dest" || index_unchanged "$dest/host"; }; then
 		log "$arch: up to date ($(cat "$dest/release"); the package index has not changed since it was unpacked)"
 		return 0
 	fi
 	need_arch "$debarch"
-	kpkg=$(resolve "$kmeta")
+	kpkg=$(resolve "$kmeta" "$suite")
 	case $kpkg in *:*) ;; *) [ "$debarch" = "$(dpkg --print-architecture)" ] || kpkg=$kpkg:$debarch ;; esac
 	kdeb=$(download "$kpkg")
 	bdeb=
@@ -370,12 +383,17 @@ main() {
 		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
 		# Debian's cloud arm64 kernel builds tpm_tis (its arm64 kernel
 		# does not): the QEMU virt board's host with a TPM.
+		# Linux 6.12 guests: the e2e tests boot each architecture's
+		# guest with 6.1 and 6.12. The emulated hosts keep 6.1.
+		x86-6.12) setup x86-6.12 amd64 linux-image-cloud-amd64 "" yes bookworm-backports ;;
+		arm64-6.12) setup arm64-6.12 arm64 linux-image-arm64:arm64 "" yes bookworm-backports ;;
+		armhf-6.12) setup armhf-6.12 armhf linux-image-armmp-lpae:armhf "" no bookworm-backports ;;
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
 		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
 		# swtpm's own libraries are in swtpm-libs, a name lib_closure
 		# does not follow.
 		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
-		*) die "unknown architecture $a (want x86, arm64, arm64-cloud, armhf, qemu-arm64 or swtpm-arm64)" ;;
+		*) die "unknown architecture $a (want x86, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, qemu-arm64 or swtpm-arm64)" ;;
 		esac
 	done
 }

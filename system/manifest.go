@@ -48,8 +48,8 @@ const (
 // 32-bit CID space is reserved too (VMADDR_CID_ANY is 0xffffffff).
 const (
 	HostCID     = 2
-	minGuestCID = 3
-	maxGuestCID = 0xfffffffe
+	MinGuestCID = 3
+	MaxGuestCID = 0xfffffffe
 )
 
 // Defaults of a guest's fields left out of the manifest.

@@ -270,8 +270,8 @@ func (g *Guest) decodeVsock(y *guestYAML) error {
 		return nil
 	}
 	m := g.manifest
-	if v.CID < minGuestCID || v.CID > maxGuestCID {
-		return g.errorf("vsock.cid", "%d: guest CIDs are %d to %d (0-2 are reserved, 2 is the host)", v.CID, minGuestCID, uint32(maxGuestCID))
+	if v.CID < MinGuestCID || v.CID > MaxGuestCID {
+		return g.errorf("vsock.cid", "%d: guest CIDs are %d to %d (0-2 are reserved, 2 is the host)", v.CID, MinGuestCID, uint32(MaxGuestCID))
 	}
 	g.Vsock = &Vsock{CID: uint32(v.CID)}
 	g.rawAllow = v.Allow

@@ -91,6 +91,7 @@ type runFlags struct {
 	reportMemory bool
 	timeline     bool
 	watchdog     time.Duration
+	vsock        uint32
 	display      string
 	vnc          string
 	vncRemote    bool
@@ -208,6 +209,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.BoolVar(&f.restart, "restart", false, "restart the guest when it resets instead of exiting with status 2")
 	fl.StringVar(&f.dumpDTB, "dump-dtb", "", "write the device tree generated for the guest (arm64) to `FILE` and exit without running it")
 	fl.DurationVar(&f.watchdog, "watchdog", 0, "give the guest a watchdog device (SP805 on ARM, WDAT on x86) with this timeout, in whole seconds; it runs once the guest's driver starts it")
+	fl.Uint32Var(&f.vsock, "vsock", 0, "give the guest a virtio-vsock device with this `CID` (3 or more); tandem run routes no connections, so the guest's are refused (tandem system routes them)")
 	fl.StringVar(&f.vnc, "vnc", "", "serve the display over VNC at `ADDR`: unix:PATH, or tcp:127.0.0.1:PORT (implies --display 1280x720 when --display is not given)")
 	fl.BoolVar(&f.vncRemote, "vnc-allow-remote", false, "let --vnc listen on a TCP address other hosts can reach: the VNC server has no password or encryption")
 	fl.StringVar(&f.screenshot, "screenshot-on-exit", "", "write what the guest's display shows when it ends to `FILE`, a PNG")
@@ -252,6 +254,14 @@ func (f *runFlags) config() (runSpec, error) {
 	}
 	if f.watchdog != 0 {
 		cfg.Watchdog = &vmm.Watchdog{Timeout: f.watchdog}
+	}
+	if f.vsock != 0 {
+		if f.vsock < system.MinGuestCID || f.vsock > system.MaxGuestCID {
+			return runSpec{}, fmt.Errorf("--vsock %d: guest CIDs are %d to %d (0-2 are reserved, 2 is the host)", f.vsock, system.MinGuestCID, uint32(system.MaxGuestCID))
+		}
+		// No Host: every connection the guest opens is answered with a
+		// reset, which is what a guest sees of a port nobody listens on.
+		cfg.Vsock = &vmm.Vsock{CID: f.vsock}
 	}
 	if f.display != "" {
 		d, err := parseDisplay(f.display)

@@ -55,6 +55,8 @@ func TestRunBadInput(t *testing.T) {
 		{"memory not a size", []string{"run", "--kernel", truncated, "--memory", "lots"}, []string{"--memory", "lots"}},
 		{"too many cpus", []string{"run", "--kernel", truncated, "--cpus", "1000"}, []string{"cpus 1000"}},
 		{"watchdog not whole seconds", []string{"run", "--kernel", truncated, "--watchdog", "1500ms"}, []string{"watchdog timeout 1.5s", "whole seconds"}},
+		{"vsock CID reserved", []string{"run", "--kernel", truncated, "--vsock", "2"}, []string{"--vsock 2", "guest CIDs are 3 to"}},
+		{"vsock CID out of range", []string{"run", "--kernel", truncated, "--vsock", "4294967295"}, []string{"--vsock 4294967295", "reserved"}},
 		{"bad console", []string{"run", "--kernel", truncated, "--console", "serial"}, []string{"--console", "serial"}},
 		{"display not a size", []string{"run", "--kernel", truncated, "--display", "big"}, []string{"--display big", "WIDTHxHEIGHT"}},
 		{"display without a height", []string{"run", "--kernel", truncated, "--display", "800x"}, []string{"--display 800x", "WIDTHxHEIGHT"}},

@@ -13,6 +13,7 @@
 //	TANDEM-TEST mem=<MemTotal in KiB>
 //	TANDEM-TEST disk=/dev/vda size=<bytes> sha256=<hex of the whole disk>    (one per virtio disk)
 //	TANDEM-TEST net=<ifname> up mac=<address>   (one per NIC other than lo, after bringing it up)
+//	TANDEM-TEST vsock cid=<the guest's CID> host-connect=<ok|errno name>   (when the VMM gave the guest a vsock device)
 //	TANDEM-TEST rtc=<rtcN> device=<bus device> since-epoch=<seconds> amba-id=<periphid>    (one per RTC; amba-id for PrimeCells)
 //	TANDEM-TEST watchdog=<identity> timeout=<seconds>s registered=<yes|no>   (when the VMM gave the guest one)
 //	TANDEM-TEST display=<cardN> driver=<driver> mode=<WxH, the first connector's preferred> fb=<yes|no>   (one per DRM card)
@@ -110,6 +111,9 @@ func main() {
 		fail("%v", err)
 	}
 	if err := reportNICs(); err != nil {
+		fail("%v", err)
+	}
+	if err := reportVsock(); err != nil {
 		fail("%v", err)
 	}
 	reportRTCs()
@@ -391,6 +395,42 @@ func linkUp(name string) error {
 	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
 	}
+	return nil
+}
+
+// vsockProbePort is the host port reportVsock connects to. Nothing
+// listens there: tandem run routes no vsock connections at all, and a
+// supervisor refuses what a guest's allow list does not name.
+const vsockProbePort = 1024
+
+// reportVsock reports the guest's CID, which the driver reads from the
+// device's configuration space, and what a stream connection to the host
+// got. ECONNRESET is the device's reset answering the request: a packet
+// went out on the TX queue and one came back on RX. A device that never
+// answers shows as ETIMEDOUT after the socket's 2 s connect timeout.
+func reportVsock() error {
+	f, err := os.Open("/dev/vsock")
+	if err != nil {
+		return nil // no vsock core in this kernel or image: no device to check
+	}
+	defer f.Close()
+	cid, err := unix.IoctlGetUint32(int(f.Fd()), unix.IOCTL_VM_SOCKETS_GET_LOCAL_CID)
+	if err != nil {
+		return fmt.Errorf("vsock: IOCTL_VM_SOCKETS_GET_LOCAL_CID: %w", err)
+	}
+	if cid == unix.VMADDR_CID_ANY {
+		return nil // the transport has no device: the VMM gave none
+	}
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("vsock: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	got := "ok"
+	if err := unix.Connect(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_HOST, Port: vsockProbePort}); err != nil {
+		got = errnoName(err)
+	}
+	say(fmt.Sprintf("vsock cid=%d host-connect=%s", cid, got))
 	return nil
 }
 

@@ -107,71 +107,118 @@ status=$?
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo
 echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
-%s --dump-dtb /tmp/guest.dtb >/dev/null 2>&1 && echo "E2E dtb-bytes=$(wc -c < /tmp/guest.dtb)"
-echo "E2E gic=$(/tandem dtb dump /tmp/guest.dtb | grep -o 'arm,gic-v3\|arm,cortex-a15-gic' | head -n 1)"
+%s
 exit $status
-`, int(arm64GuestTimeout/time.Second), run, run)
+`, int(arm64GuestTimeout/time.Second), run, dtbChecks(run))
 }
 
-// TestTandemRunArm64 boots Debian's stock arm64 kernel with Tandem inside
-// an emulated arm64 host (QEMU's virt board with EL2), once with a GICv3
-// host and once with a GICv2 one, and checks what the guest saw: two
-// CPUs (the second brought up by PSCI CPU_ON), the disk's exact content,
-// its SP805 watchdog driven by sp805_wdt, and a PSCI SYSTEM_OFF that
-// ends tandem with status 0. The host's CPU (QEMU's max) has SVE and a
-// PMUv3, which KVM offers: on the GICv3 host the guest gets both by
-// default (SVE in /proc/cpuinfo, perf's armv8_pmuv3 PMU counting
-// cycles), on the GICv2 host --pmu=false --sve=false take them away.
+// dtbChecks writes the device tree the guest of run gets with --dump-dtb
+// and reports its size and which GIC it describes.
+func dtbChecks(run string) string {
+	return fmt.Sprintf(`%s --dump-dtb /tmp/guest.dtb >/dev/null 2>&1 && echo "E2E dtb-bytes=$(wc -c < /tmp/guest.dtb)"
+echo "E2E gic=$(/tandem dtb dump /tmp/guest.dtb | grep -o 'arm,gic-v3\|arm,cortex-a15-gic' | head -n 1)"
+`, run)
+}
+
+// arm64Hosts are the emulated arm64 hosts the ARM guests run on: one
+// with a GICv3, one with a GICv2, whose guest gets a GICv2 (a Cortex-A15
+// GIC with its virtual CPU interface).
+var arm64Hosts = []struct {
+	name, arch, gic string
+}{
+	{"GICv3", "arm64", "arm,gic-v3"},
+	{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic"},
+}
+
+// runArmMatrix boots one emulated arm64 host and runs, in it, tandem run
+// with each kernel of gs in turn: run gives the command line for a
+// kernel and initramfs at their paths in the host. It returns the host's
+// result, which section splits by kernel version.
+func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string) *qemuhost.Result {
+	t.Helper()
+	files := map[string]string{"/tandem": tandem, "/guest/disk.img": disk}
+	var runs []guestRun
+	for _, mg := range gs {
+		dir := "/guest/" + mg.version
+		files[dir+"/vmlinuz"] = mg.kernel.Image
+		files[dir+"/initrd"] = mg.initrd[GuestTestinit]
+		runs = append(runs, guestRun{mg.version, run(dir+"/vmlinuz", dir+"/initrd")})
+	}
+	if len(runs) == 0 {
+		// No kernel in the cache: each subtest says which is missing.
+		return &qemuhost.Result{ExitStatus: -1}
+	}
+	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    hostArch,
+		Files:   files,
+		Script:  sequenceScript(arm64GuestTimeout, runs, dtbChecks),
+		Memory:  arm64HostMemory,
+		Console: consoleLog{},
+		Timeout: hostBoot + time.Duration(len(runs))*arm64GuestTimeout,
+	})
+	if err != nil {
+		t.Fatalf("qemuhost.Run() = %v", err)
+	}
+	t.Logf("host booted in %v; %d guest runs; whole run %v", res.Boot, len(runs), res.Total)
+	return res
+}
+
+// TestTandemRunArm64 boots Debian's stock arm64 kernels, 6.1 and 6.12,
+// with Tandem inside an emulated arm64 host (QEMU's virt board with
+// EL2), once with a GICv3 host and once with a GICv2 one, both kernels
+// in one boot of each, and checks what each guest saw: the kernel it was
+// given, two CPUs (the second brought up by PSCI CPU_ON), the disk's
+// exact content, its SP805 watchdog driven by sp805_wdt, its vsock
+// device answering, and a PSCI SYSTEM_OFF that ends tandem with status
+// 0. The host's CPU (QEMU's max) has SVE and a PMUv3, which KVM offers:
+// on the GICv3 host the guest gets both by default (SVE in
+// /proc/cpuinfo, perf's armv8_pmuv3 PMU counting cycles), on the GICv2
+// host --pmu=false --sve=false take them away. Subtests are HOST/KERNEL
+// (GICv2/6.12).
 func TestTandemRunArm64(t *testing.T) {
-	tests := []struct {
-		name     string
-		arch     string
-		wantGIC  string // the interrupt controller of the guest's device tree
-		flags    string // more tandem run flags
-		features bool   // the guest has SVE and a PMU that counts
+	features := map[string]struct {
+		flags string // more tandem run flags
+		on    bool   // the guest has SVE and a PMU that counts
 	}{
-		{"GICv3", "arm64", "arm,gic-v3", "", true},
-		{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic", "--pmu=false --sve=false", false},
+		"GICv3": {"", true},
+		"GICv2": {"--pmu=false --sve=false", false},
 	}
 	qemuhost.RequireArch(t, "arm64")
 	g, tandem := buildArm64(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			run := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v %s",
-				arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, tt.flags)
-			res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-				Arch: tt.arch,
-				Files: map[string]string{
-					"/tandem":         tandem,
-					"/guest/vmlinuz":  g.kernel.Image,
-					"/guest/initrd":   g.initrd[GuestTestinit],
-					"/guest/disk.img": g.disk,
-				},
-				Script:  arm64Script(run),
-				Memory:  arm64HostMemory,
-				Console: consoleLog{},
-				Timeout: arm64HostTimeout,
+	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
+	for _, host := range arm64Hosts {
+		t.Run(host.name, func(t *testing.T) {
+			ft := features[host.name]
+			res := runArmMatrix(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
+				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
+					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
 			})
-			if err != nil {
-				t.Fatalf("qemuhost.Run() = %v", err)
+			for _, gk := range guestKernels {
+				t.Run(gk.version, func(t *testing.T) {
+					recordCell(t, "arm64/"+host.name+" testinit", gk.version)
+					requireKernel(t, gs, gk, "arm64")
+					r := section(res, gk.version)
+					facts := ParseFacts(r.Output)
+					t.Logf("%s; guest uptime at done %ss", arm64Timing(r), facts.Find("done")["uptime"])
+					if !strings.Contains(r.Output, "E2E dtb-bytes=") {
+						t.Errorf("tandem run --dump-dtb wrote no device tree")
+					}
+					if !strings.Contains(r.Output, "E2E gic="+host.gic) {
+						t.Errorf("guest device tree does not describe a %s", host.gic)
+					}
+					checkKernel(t, r, gk.version)
+					checkGuest(t, r, g)
+					checkVsock(t, r)
+					// The SP805's driver bound to the device tree's node,
+					// logged its registration and took the node's
+					// timeout-sec.
+					want := map[string]string{"watchdog": "sp805-wdt", "timeout": fmt.Sprintf("%ds", int(arm64Watchdog/time.Second)), "registered": "yes"}
+					if f := facts.Find("watchdog"); !maps.Equal(f, want) {
+						t.Errorf("guest watchdog marker = %v, want %v", f, want)
+					}
+					checkCPUFeatures(t, facts.Find("cpu-features"), ft.on)
+				})
 			}
-			done := ParseFacts(res.Output).Find("done")
-			t.Logf("%s host booted in %v; %s; guest uptime at done %ss; whole run %v",
-				tt.name, res.Boot, arm64Timing(res), done["uptime"], res.Total)
-			if !strings.Contains(res.Output, "E2E dtb-bytes=") {
-				t.Errorf("tandem run --dump-dtb wrote no device tree")
-			}
-			if !strings.Contains(res.Output, "E2E gic="+tt.wantGIC) {
-				t.Errorf("guest device tree does not describe a %s", tt.wantGIC)
-			}
-			checkGuest(t, res, g)
-			// The SP805's driver bound to the device tree's node, logged
-			// its registration and took the node's timeout-sec.
-			want := map[string]string{"watchdog": "sp805-wdt", "timeout": fmt.Sprintf("%ds", int(arm64Watchdog/time.Second)), "registered": "yes"}
-			if f := ParseFacts(res.Output).Find("watchdog"); !maps.Equal(f, want) {
-				t.Errorf("guest watchdog marker = %v, want %v", f, want)
-			}
-			checkCPUFeatures(t, ParseFacts(res.Output).Find("cpu-features"), tt.features)
 		})
 	}
 }

@@ -77,7 +77,8 @@ const ReportEnv = "TANDEM_TEST_REPORT"
 // Event is one line of the run's report.
 type Event struct {
 	// Kind is "host" for one boot of an emulated host, "kvm" for where a
-	// test that needs /dev/kvm ran.
+	// test that needs /dev/kvm ran, "guest-kernel" for one cell of the
+	// end-to-end tests' guest kernel matrix.
 	Kind string `json:"kind"`
 	// Package is the test binary's package directory, relative to the
 	// module root where it can be found.
@@ -90,8 +91,13 @@ type Event struct {
 	// Arch and QEMU describe an emulated host (kind "host").
 	Arch string `json:"arch,omitempty"`
 	QEMU string `json:"qemu,omitempty"`
+	// Row and Kernel place a cell of the guest kernel matrix (kind
+	// "guest-kernel"): the guest's architecture, host and userland
+	// ("arm64/GICv2 testinit"), and the guest's Linux version ("6.12").
+	Row    string `json:"row,omitempty"`
+	Kernel string `json:"kernel,omitempty"`
 	// Outcome is "ok", "panic", "hang", "timeout" or "error" for a host
-	// boot; "pass" or "fail" for a test.
+	// boot; "pass" or "fail" for a test ("skip" too for a matrix cell).
 	Outcome string `json:"outcome"`
 	// Retried says the host boot was followed by another attempt.
 	Retried bool `json:"retried,omitempty"`

@@ -1,6 +1,7 @@
 // Command testreport sums up a test run's report (testenv.Record): where
-// each test that needs /dev/kvm ran, and how the emulated hosts fared —
-// boots, panics, hangs, timeouts and retries per architecture and QEMU.
+// each test that needs /dev/kvm ran, how the emulated hosts fared —
+// boots, panics, hangs, timeouts and retries per architecture and QEMU —
+// and the end-to-end tests' guest kernel matrix.
 // `make test` prints it after the tests.
 //
 //	go run ./internal/cmd/testreport build/test-report.jsonl
@@ -13,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,8 +68,11 @@ func write(w io.Writer, evs []testenv.Event) {
 	var kvm []testenv.Event
 	hosts := map[hostKey]*hostSum{}
 	deliberate := 0
+	var cells []testenv.Event
 	for _, ev := range evs {
 		switch ev.Kind {
+		case "guest-kernel":
+			cells = append(cells, ev)
 		case "kvm":
 			kvm = append(kvm, ev)
 		case "host":
@@ -114,6 +119,79 @@ func write(w io.Writer, evs []testenv.Event) {
 			s.retries, dur(stats.Median(s.bootTimes)), dur(maxOf(s.bootTimes)))
 	}
 	tw.Flush()
+	writeMatrix(w, cells)
+}
+
+// writeMatrix prints the guest kernel matrix: a row per guest
+// architecture, host and userland, a column per kernel version, each
+// cell the subtest's outcome. A cell run more than once (make test runs
+// some packages twice) shows its worst outcome.
+func writeMatrix(w io.Writer, cells []testenv.Event) {
+	if len(cells) == 0 {
+		return
+	}
+	rank := map[string]int{"": 0, "skip": 1, "pass": 2, "fail": 3}
+	got := map[[2]string]string{}
+	rowSet, kernelSet := map[string]bool{}, map[string]bool{}
+	for _, c := range cells {
+		k := [2]string{c.Row, c.Kernel}
+		if rank[c.Outcome] >= rank[got[k]] {
+			got[k] = c.Outcome
+		}
+		rowSet[c.Row], kernelSet[c.Kernel] = true, true
+	}
+	rows, kernels := sortedKeys(rowSet), sortedKeys(kernelSet)
+	sortVersions(kernels)
+	fmt.Fprintln(w, "guest kernel matrix:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "  guest")
+	for _, k := range kernels {
+		fmt.Fprintf(tw, "\tLinux %s", k)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "  %s", r)
+		for _, k := range kernels {
+			c := got[[2]string{r, k}]
+			if c == "" {
+				c = "-"
+			}
+			fmt.Fprintf(tw, "\t%s", c)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// sortedKeys lists a set's members in order.
+func sortedKeys(set map[string]bool) []string {
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sortVersions orders kernel versions by their numbers: 6.9 before 6.12.
+func sortVersions(vs []string) {
+	sort.Slice(vs, func(i, j int) bool {
+		a, b := strings.Split(vs[i], "."), strings.Split(vs[j], ".")
+		for n := 0; n < len(a) && n < len(b); n++ {
+			x, errX := strconv.Atoi(a[n])
+			y, errY := strconv.Atoi(b[n])
+			if errX != nil || errY != nil {
+				if a[n] != b[n] {
+					return a[n] < b[n]
+				}
+				continue
+			}
+			if x != y {
+				return x < y
+			}
+		}
+		return len(a) < len(b)
+	})
 }
 
 func dur(s float64) time.Duration {

@@ -1,0 +1,322 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/testenv"
+)
+
+// guestKernel is one column of the guest kernel matrix: a Linux version
+// every guest check runs with, and where scripts/testdata.sh unpacks it.
+// The emulated hosts keep their own kernel (Debian 12's 6.1) whichever
+// the guest runs.
+type guestKernel struct {
+	version string // the subtest's name, and what the guest's uname -r starts with
+	suffix  string // of its cache directory: x86, x86-6.12
+}
+
+// guestKernels are Debian 12's own kernel and bookworm-backports' 6.12.
+var guestKernels = []guestKernel{
+	{"6.1", ""},
+	{"6.12", "-6.12"},
+}
+
+// dir is the kernel's cache directory for a cache architecture (x86,
+// arm64, armhf).
+func (k guestKernel) dir(arch string) string { return arch + k.suffix }
+
+// matrixGuest is one kernel of a test's matrix row with the initramfs of
+// each guest kind built for it.
+type matrixGuest struct {
+	guestKernel
+	kernel Kernel
+	initrd map[Guest]string
+}
+
+var (
+	// matrixMu protects matrixBuilt.
+	matrixMu    sync.Mutex
+	matrixBuilt = map[string][]matrixGuest{}
+)
+
+// matrixGuests builds, once per run, the guests of every kernel of
+// guestKernels that the cache holds for arch, with goarch's testinit or
+// busybox as their userland. A kernel the cache lacks is left out; its
+// subtest skips (fails in CI) saying how to fetch it (requireKernel).
+func matrixGuests(t *testing.T, arch, goarch string, kinds []Guest) []matrixGuest {
+	t.Helper()
+	matrixMu.Lock()
+	defer matrixMu.Unlock()
+	if gs, ok := matrixBuilt[arch]; ok {
+		return gs
+	}
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gs []matrixGuest
+	for _, gk := range guestKernels {
+		k, err := cachedGuestKernel(cache, gk.dir(arch))
+		if err != nil {
+			t.Logf("guest kernel %s for %s: %v", gk.version, arch, err)
+			continue
+		}
+		g := matrixGuest{guestKernel: gk, kernel: k, initrd: map[Guest]string{}}
+		for _, kind := range kinds {
+			f := filepath.Join(workDir, fmt.Sprintf("initrd-%s-%s", gk.dir(arch), kind))
+			if err := BuildGuestInitramfs(f, kind, k, goarch, "."); err != nil {
+				t.Fatalf("building the %s guest for %s: %v", kind, gk.dir(arch), err)
+			}
+			g.initrd[kind] = f
+		}
+		gs = append(gs, g)
+	}
+	matrixBuilt[arch] = gs
+	return gs
+}
+
+// cachedGuestKernel is CachedKernel, or for armhf, which has no busybox
+// of its own, Arm32Kernel's checks.
+func cachedGuestKernel(cache, dir string) (Kernel, error) {
+	if strings.HasPrefix(dir, "armhf") {
+		return armhfKernel(cache, dir)
+	}
+	return CachedKernel(cache, dir)
+}
+
+// requireKernel skips (fails in CI) a subtest whose kernel the cache
+// lacks, and returns the guest otherwise.
+func requireKernel(t *testing.T, gs []matrixGuest, gk guestKernel, arch string) matrixGuest {
+	t.Helper()
+	for _, g := range gs {
+		if g.version == gk.version {
+			return g
+		}
+	}
+	cache, _ := qemuhost.CacheDir()
+	testenv.RequireFile(t, filepath.Join(cache, gk.dir(arch), "release"), "run scripts/testdata.sh "+gk.dir(arch)+", or make testdata")
+	t.Fatalf("guest kernel %s for %s is in the cache but did not load (see the log above)", gk.version, arch)
+	return matrixGuest{}
+}
+
+// guestRun is one tandem run of a host's script.
+type guestRun struct {
+	name string // its section of the console: "E2E begin NAME" to "E2E end NAME"
+	cmd  string
+}
+
+// sequenceScript runs each guest in turn in one emulated host, each
+// bounded by limit and followed by after(cmd) (more checks with the same
+// command line; may be empty), between begin and end lines that
+// section splits the console at. The script's own status is 0: each
+// run's is its section's "E2E vmm-exit=" line.
+func sequenceScript(limit time.Duration, runs []guestRun, after func(cmd string) string) string {
+	var b strings.Builder
+	b.WriteString(boundedFn)
+	for _, r := range runs {
+		fmt.Fprintf(&b, `echo
+echo "E2E begin %s"
+t0=$(cut -d' ' -f1 /proc/uptime)
+bounded %d %s
+status=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo
+echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
+`, r.name, int(limit/time.Second), r.cmd)
+		if after != nil {
+			b.WriteString(after(r.cmd))
+		}
+		fmt.Fprintf(&b, "echo \"E2E end %s\"\n", r.name)
+	}
+	b.WriteString("exit 0\n")
+	return b.String()
+}
+
+// section returns one guest run's part of a host's console as a Result
+// of its own: the lines between its begin and end markers, and the
+// VMM's exit status from its vmm-exit line (-1 when the run never
+// reported one).
+func section(res *qemuhost.Result, name string) *qemuhost.Result {
+	out := &qemuhost.Result{ExitStatus: -1, Boot: res.Boot, Total: res.Total}
+	var lines []string
+	in := false
+	for _, l := range strings.Split(res.Output, "\n") {
+		switch strings.TrimSpace(l) {
+		case "E2E begin " + name:
+			in = true
+			continue
+		case "E2E end " + name:
+			in = false
+		}
+		if !in {
+			continue
+		}
+		lines = append(lines, l)
+		if i := strings.Index(l, "E2E vmm-exit="); i >= 0 {
+			fmt.Sscanf(l[i:], "E2E vmm-exit=%d", &out.ExitStatus)
+		}
+	}
+	out.Output = strings.Join(lines, "\n")
+	return out
+}
+
+// checkKernel asserts the guest booted the matrix's kernel: its uname -r
+// is the version's (6.1.x or 6.12.x), not the other column's.
+func checkKernel(t *testing.T, res *qemuhost.Result, version string) {
+	t.Helper()
+	f := ParseFacts(res.Output).Find("kernel")
+	if f == nil || !strings.HasPrefix(f["kernel"], version+".") {
+		t.Errorf("guest kernel marker = %v, want Linux %s.x", f, version)
+	}
+}
+
+// checkVsock asserts the guest's virtio-vsock device: the CID tandem run
+// gave it, and a connection to the host answered with a reset (tandem
+// run routes none), so a packet went each way through the device.
+func checkVsock(t *testing.T, res *qemuhost.Result) {
+	t.Helper()
+	want := map[string]string{"vsock": "", "cid": fmt.Sprint(guestCID), "host-connect": "ECONNRESET"}
+	f := ParseFacts(res.Output).Find("vsock")
+	if len(f) != len(want) {
+		t.Errorf("guest vsock marker = %v, want %v", f, want)
+		return
+	}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("guest vsock marker = %v, want %v", f, want)
+			return
+		}
+	}
+}
+
+// guestCID is the vsock CID the matrix's guests get.
+const guestCID = 3
+
+// The kernel matrix's outcome, printed when the package's tests end.
+var (
+	// kernelMatrixMu protects kernelMatrix.
+	kernelMatrixMu sync.Mutex
+	// kernelMatrix maps a row (architecture and host, guest kind) and a
+	// kernel version to pass, FAIL or skip.
+	kernelMatrix = map[[2]string]string{}
+)
+
+// recordCell notes t's outcome, when it ends, as the matrix's cell for
+// row and version, and in the run's report (make test prints it).
+func recordCell(t *testing.T, row, version string) {
+	start := time.Now()
+	t.Cleanup(func() {
+		outcome := "pass"
+		switch {
+		case t.Failed():
+			outcome = "FAIL"
+		case t.Skipped():
+			outcome = "skip"
+		}
+		kernelMatrixMu.Lock()
+		kernelMatrix[[2]string{row, version}] = outcome
+		kernelMatrixMu.Unlock()
+		testenv.Record(testenv.Event{Kind: "guest-kernel", Test: t.Name(), Row: row, Kernel: version,
+			Outcome: strings.ToLower(outcome), Seconds: time.Since(start).Seconds()})
+	})
+}
+
+// printKernelMatrix writes the guest kernel matrix, a row per
+// architecture, host and guest, a column per kernel; nothing when no
+// matrix test ran.
+func printKernelMatrix(w io.Writer) {
+	kernelMatrixMu.Lock()
+	defer kernelMatrixMu.Unlock()
+	if len(kernelMatrix) == 0 {
+		return
+	}
+	rows := map[string]bool{}
+	for k := range kernelMatrix {
+		rows[k[0]] = true
+	}
+	var names []string
+	for r := range rows {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "guest kernel matrix:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "  host\tguest")
+	for _, gk := range guestKernels {
+		fmt.Fprintf(tw, "\tLinux %s", gk.version)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range names {
+		arch, guest, _ := strings.Cut(r, " ")
+		fmt.Fprintf(tw, "  %s\t%s", arch, guest)
+		for _, gk := range guestKernels {
+			c := kernelMatrix[[2]string{r, gk.version}]
+			if c == "" {
+				c = "-"
+			}
+			fmt.Fprintf(tw, "\t%s", c)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+func TestSection(t *testing.T) {
+	res := &qemuhost.Result{Output: "host boot\r\n" +
+		"E2E begin 6.1\r\nTANDEM-TEST kernel=6.1.0-57-arm64\r\nE2E vmm-exit=0 guest-seconds=20\r\nE2E end 6.1\r\n" +
+		"E2E begin 6.12\r\nTANDEM-TEST kernel=6.12.95+deb12-arm64\r\nE2E vmm-exit=124 guest-seconds=200\r\nE2E end 6.12\r\n" +
+		"E2E begin 6.13\r\nTANDEM-TEST kernel=6.13.1\r\n"}
+	tests := []struct {
+		name, kernel string
+		status       int
+	}{
+		{"6.1", "6.1.0-57-arm64", 0},
+		{"6.12", "6.12.95+deb12-arm64", 124},
+		{"6.13", "6.13.1", -1}, // the host ended before the run reported
+		{"6.2", "", -1},        // never run
+	}
+	for _, tt := range tests {
+		s := section(res, tt.name)
+		f := ParseFacts(s.Output).Find("kernel")
+		if got := f["kernel"]; got != tt.kernel || s.ExitStatus != tt.status || len(ParseFacts(s.Output)) > 1 {
+			t.Errorf("section(%q) = kernel %q status %d (%d facts), want kernel %q status %d", tt.name, got, s.ExitStatus, len(ParseFacts(s.Output)), tt.kernel, tt.status)
+		}
+	}
+}
+
+func TestPrintKernelMatrix(t *testing.T) {
+	kernelMatrixMu.Lock()
+	saved := kernelMatrix
+	kernelMatrix = map[[2]string]string{{"arm64/GICv3 testinit", "6.1"}: "pass", {"arm64/GICv3 testinit", "6.12"}: "FAIL", {"armhf/GICv2 testinit", "6.1"}: "pass"}
+	kernelMatrixMu.Unlock()
+	defer func() { kernelMatrixMu.Lock(); kernelMatrix = saved; kernelMatrixMu.Unlock() }()
+	var b strings.Builder
+	printKernelMatrix(&b)
+	want := []string{
+		"guest kernel matrix:",
+		"host guest Linux 6.1 Linux 6.12",
+		"arm64/GICv3 testinit pass FAIL",
+		"armhf/GICv2 testinit pass -",
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		got = append(got, strings.Join(strings.Fields(l), " "))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("printKernelMatrix() =\n%s\nwant the lines (spaces aside) %q", b.String(), want)
+	}
+}
+
+// printMatrixAtExit is called by TestMain once the tests have run.
+func printMatrixAtExit() { printKernelMatrix(os.Stdout) }
