@@ -20,7 +20,7 @@
 set -eu
 
 pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools edid-decode
-u-boot-tools u-boot-qemu libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
+u-boot-tools u-boot-qemu ovmf libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
 gcc binutils libc6-dev linux-libc-dev xz-utils zstd qemu-user-static swtpm swtpm-tools tpm2-tools
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross vncsnapshot"
 qemu_min=10
