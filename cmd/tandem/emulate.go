@@ -127,6 +127,10 @@ func emulateOptions(image string, f emulateFlags, timeoutSet bool) (emulate.Opti
 			if st.Wait != nil {
 				checks = append(checks, st.Wait)
 			}
+			if st.Guest != "" {
+				// The guest a command names must be the image's too.
+				checks = append(checks, &emulate.Check{Console: st.Guest, Spec: st.Name})
+			}
 		}
 	}
 	if err := emulate.CheckConsoles("emulate", checks, opt.Guests); err != nil {
