@@ -144,12 +144,13 @@ var ZCU102 = &Board{
 // (UEFI) as a PC's firmware boots the image: OVMF finds no boot entry,
 // starts its UEFI shell, and the shell runs startup.nsh from the image's
 // EFI system partition, which starts the host kernel (an EFI stub) with
-// its initramfs. The image is a virtio disk on PCI.
+// its initramfs. The image is a virtio disk on PCI; the machine has no
+// NIC, whose network boot OVMF would try first.
 var X86PC = &Board{
 	Name: "x86-pc",
 	QEMU: "qemu-system-x86_64", QEMUPackage: "qemu-system-x86",
 	Firmware: "/usr/share/ovmf/OVMF.fd", FirmwarePackage: "ovmf",
-	Machine: []string{"-M", "q35", "-cpu", "max", "-smp", "2", "-m", "2G", "-accel", "tcg,thread=multi"},
+	Machine: []string{"-M", "q35", "-cpu", "max", "-smp", "2", "-m", "2G", "-accel", "tcg,thread=multi", "-nic", "none"},
 	Disk:    "virtio-blk-pci",
 	// The host's kernel, once the supervisor has stopped, as on ARM.
 	PowerOff: "reboot: Power down",

@@ -529,3 +529,40 @@ func TestCommandSteps(t *testing.T) {
 		}
 	})
 }
+
+// TestDocsTestFile: the test file docs/ci.md shows parses, every kind of
+// step in it.
+func TestDocsTestFile(t *testing.T) {
+	doc, err := os.ReadFile("../docs/ci.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "## A test file")
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("docs/ci.md has no yaml block under \"A test file\"")
+	}
+	tf, err := ParseTestFile("docs/ci.md", []byte(block))
+	if err != nil {
+		t.Fatalf("docs/ci.md's test file: %v", err)
+	}
+	kinds := map[string]bool{}
+	for _, s := range tf.Steps {
+		switch {
+		case s.Wait != nil:
+			kinds["wait"] = true
+		case s.Send != "":
+			kinds["send"] = true
+		case strings.HasPrefix(s.Command, "tandem input "):
+			kinds["input"] = true
+		case strings.HasPrefix(s.Command, "tandem screenshot "):
+			kinds["screenshot"] = true
+		case s.Command != "":
+			kinds["run"] = true
+		}
+	}
+	if len(kinds) != 5 {
+		t.Errorf("docs/ci.md's test file shows steps %v, want every kind (wait, send, run, input, screenshot)", kinds)
+	}
+}
