@@ -1,8 +1,8 @@
 // The arm64 bare-metal test guest, for the virt-board layout of
 // arch/armvirt. It runs at EL1 with the MMU off, as the boot protocol
-// leaves the boot CPU (x0: the device tree's address), from any load
-// address: every address of its own is PC-relative, so the same bytes
-// run as an ELF executable (entered at e_entry, _start) and as a raw
+// leaves the boot CPU (x0: the device tree's address), from any 2 KiB
+// aligned load address (its vector table's alignment): every address of
+// its own is PC-relative, so the same bytes run as an ELF executable (entered at e_entry, _start) and as a raw
 // image (entered at its first byte, which is _start).
 //
 // It prints on the PL011:
