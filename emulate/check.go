@@ -126,8 +126,9 @@ type Step struct {
 	// Command, if set, is a console command line (tandem ps, tandem
 	// stop NAME, …: cmd/tandem/consolecmd.go) typed on the board's
 	// console; the step holds once tandem init has run it ("tandem init:
-	// $ COMMAND") and fails if its answer is an error, or if it was not
-	// run within Within (DefaultCommandWithin if 0).
+	// $ COMMAND", its answer, "tandem init: $? 0") and fails if its status
+	// is not 0, or if it was not run within Within (DefaultCommandWithin
+	// if 0).
 	Command string
 	// Guest is the guest a command names ("" for none).
 	Guest string
@@ -141,9 +142,11 @@ const CommandsParam = "tandem.commands=1"
 // board's init answers at once when console commands are on.
 const DefaultCommandWithin = time.Minute
 
-// commandEcho and commandAnswer start the lines tandem init prints for a
-// console command: the command, then each line of its answer.
+// commandEcho, commandAnswer and commandStatus start the lines tandem
+// init prints for a console command: the command, each line of its
+// answer, and its status (0, or 1 for an error).
 const (
 	commandEcho   = "tandem init: $ "
 	commandAnswer = "tandem init: > "
+	commandStatus = "tandem init: $? "
 )

@@ -477,7 +477,7 @@ func TestCommandSteps(t *testing.T) {
 		failure  string
 	}{
 		{"every command run", "", []string{"tandem kill infotainment\n", `tandem input control ls -l\n` + "\n", "tandem screenshot infotainment\n"}, true, ""},
-		{"an error answer", "error", []string{"tandem kill infotainment\n"}, false, `the board ran "tandem kill infotainment" and answered: error: no guest "infotainment"`},
+		{"an error answer", "error", []string{"tandem kill infotainment\n"}, false, `the board ran "tandem kill infotainment" and it failed (tandem init: $? 1): error: no guest "infotainment"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,9 +495,13 @@ func TestCommandSteps(t *testing.T) {
 				cmd := strings.TrimSuffix(text, "\n")
 				feed(s, "control | a line before the board ran it\ntandem init: "+"$ "+cmd)
 				if tt.lines == "error" {
-					feed(s, `tandem init: > error: no guest "infotainment"`)
+					feed(s, "tandem init: > error: no guest \"infotainment\"\ntandem init: $? 1")
 				} else {
-					feed(s, "tandem init: > done")
+					feed(s, "tandem init: > done\ncontrol | a line meanwhile\ntandem init: > and a second line")
+					if _, done := s.done(); done {
+						t.Fatalf("the run ended before the command's status came")
+					}
+					feed(s, "tandem init: $? 0")
 				}
 			}
 			feed(s, "infotainment | back")

@@ -29,6 +29,7 @@ type watch struct {
 	// whether tandem init has shown it ran it (its answer comes next).
 	cmd        string
 	sent, echo bool
+	answer     []string
 }
 
 // session is one run's state: the consoles' tails, the expectations and
@@ -168,8 +169,8 @@ func (s *session) milestone(console, l string) {
 }
 
 // commandLine takes a board line while a command step waits: first
-// tandem init's line that it runs the command, then the first line of
-// its answer, which says whether it failed.
+// tandem init's line that it runs the command, then its answer, then its
+// status, which says whether it failed.
 func (s *session) commandLine(w *watch, text string, at time.Duration) {
 	text = strings.TrimRight(text, "\r")
 	name := s.opt.Steps[s.step].Name
@@ -179,18 +180,22 @@ func (s *session) commandLine(w *watch, text string, at time.Duration) {
 			w.echo, w.line = true, text
 		}
 		return
-	case strings.HasPrefix(text, commandAnswer+"error: "):
+	case strings.HasPrefix(text, commandAnswer):
+		if w.line == commandEcho+w.cmd {
+			w.line = text // the answer's first line shows in the case
+		}
+		w.answer = append(w.answer, strings.TrimPrefix(text, commandAnswer))
+		return
+	case !strings.HasPrefix(text, commandStatus):
+		return // another line of the board's, printed meanwhile
+	case strings.TrimPrefix(text, commandStatus) != "0":
 		s.failed = true
-		s.stepFailed = fmt.Sprintf("the board ran %q and answered: %s", w.cmd, strings.TrimPrefix(text, commandAnswer))
-		w.line = text
+		s.stepFailed = fmt.Sprintf("the board ran %q and it failed (%s): %s", w.cmd, text, strings.Join(w.answer, "; "))
 		s.eventLocked("step %d (%s): FAILED: %s", s.step+1, name, s.stepFailed)
 		return
 	}
 	w.held, w.at = true, at
-	if strings.HasPrefix(text, commandAnswer) {
-		w.line = text
-	}
-	s.eventLocked("step %d (%s): done: %s", s.step+1, name, text)
+	s.eventLocked("step %d (%s): done: %s", s.step+1, name, strings.Join(w.answer, "; "))
 	s.step, s.stepStart = s.step+1, at
 }
 

@@ -24,8 +24,9 @@ import (
 //	tandem screenshot NAME
 //
 // as the command would on a shell, through the supervisor's control
-// socket. It prints the line as "tandem init: $ LINE" and the answer as
-// "tandem init: > …" lines, in one write; a screenshot comes out as the
+// socket. It prints the line as "tandem init: $ LINE", the answer as
+// "tandem init: > …" lines and its status as "tandem init: $? 0" (1 for
+// an error), in one write; a screenshot comes out as the
 // base64 screen lines tandem emulate decodes (emulate.WriteScreen, shot
 // N/0: taken on request). This is how a board under CI, whose only way in
 // and out is its serial console, is driven by `tandem emulate`'s test
@@ -80,6 +81,11 @@ func (c *consoleCommands) run(line string) {
 	for _, l := range strings.Split(strings.TrimRight(answer.String(), "\n"), "\n") {
 		fmt.Fprintf(&b, "tandem init: > %s\n", l)
 	}
+	status := 0
+	if err != nil {
+		status = 1
+	}
+	fmt.Fprintf(&b, "tandem init: $? %d\n", status)
 	c.log.Write(b.Bytes())
 }
 
