@@ -63,6 +63,11 @@ func (s *Supervisor) command(c net.Conn, line string) {
 	}
 	gp := s.byName[f[1]]
 	if gp == nil {
+		if f[0] == "input" {
+			// Read what was to be typed: a connection closed with data
+			// unread would reset, and the client never see the answer.
+			io.Copy(io.Discard, io.LimitReader(c, maxInput+1))
+		}
 		fmt.Fprintf(c, "error: no guest %q\n", f[1])
 		return
 	}

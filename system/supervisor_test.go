@@ -1,13 +1,16 @@
 package system
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,6 +56,15 @@ func fakeVMM(args []string) int {
 		}
 	}
 	serveFakeDisplay(guest, args)
+	if guest == "echo" {
+		// What is typed on its console comes back as a line.
+		go func() {
+			sc := bufio.NewScanner(os.Stdin)
+			for sc.Scan() {
+				fmt.Printf("echo got: %q\n", sc.Text())
+			}
+		}()
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	fmt.Printf("%s is up\n", guest)
@@ -184,4 +196,99 @@ func TestFatalNotRestarted(t *testing.T) {
 	if !strings.Contains(out.String(), "steady | steady is up") {
 		t.Errorf("console = %q, want steady's line", out.String())
 	}
+}
+
+// TestControlKillThreadsInput drives the supervisor's control socket
+// with fake VMMs (fakeVMM): input types on a guest's console, and what
+// it typed comes back on the guest's console; threads lists the VMM's
+// threads; kill ends the VMM with SIGKILL, and the restart policy starts
+// a new one; each command on a guest that does not exist is an error.
+func TestControlKillThreadsInput(t *testing.T) {
+	t.Setenv(fakeVMMEnv, "1")
+	dir := guestDir(t)
+	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: echo\n    kernel: vmlinuz\n    restart: {policy: always, backoff: 10ms}\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, log syncBuffer
+	sock := filepath.Join(dir, "control.sock")
+	s := &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: sock, Out: &out, Log: &log}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if ok() {
+				return
+			}
+		}
+		t.Fatalf("never: %s; console %q, log %q", what, out.String(), log.String())
+	}
+	logs := func() string {
+		var b bytes.Buffer
+		Control(sock, "logs echo", nil, &b)
+		return b.String()
+	}
+	waitFor("echo is up", func() bool { return strings.Contains(logs(), "echo is up") })
+
+	answer, err := Input(sock, "echo", []byte("hello \"there\"\n"))
+	if err != nil || answer != "sent 14 bytes to echo's console" {
+		t.Errorf("Input() = %q, %v; want 14 bytes sent", answer, err)
+	}
+	waitFor("the typed line comes back", func() bool { return strings.Contains(logs(), `echo got: "hello \"there\""`) })
+
+	var threads bytes.Buffer
+	if err := Control(sock, "threads echo", nil, &threads); err != nil {
+		t.Fatal(err)
+	}
+	if l := strings.Split(strings.TrimSpace(threads.String()), "\n"); len(l) < 2 || !strings.HasPrefix(l[0], "TID") || !strings.Contains(l[1], " other ") {
+		t.Errorf("threads echo = %q, want a header and the VMM's threads at policy other", threads.String())
+	}
+
+	pid := s.Status()[0].PID
+	var killed bytes.Buffer
+	if err := Control(sock, "kill echo", nil, &killed); err != nil || killed.String() != "killed echo's VMM\n" {
+		t.Errorf("kill echo = %q, %v", killed.String(), err)
+	}
+	waitFor("a new VMM after the kill", func() bool {
+		st := s.Status()[0]
+		return st.State == StateRunning && st.PID != 0 && st.PID != pid && st.Restarts == 1
+	})
+	if !strings.Contains(log.String(), "echo: VMM killed") {
+		t.Errorf("the supervisor's log does not say the VMM was killed: %q", log.String())
+	}
+
+	for _, cmd := range []string{"kill nobody", "threads nobody"} {
+		if err := Control(sock, cmd, nil, io.Discard); err == nil || !strings.Contains(err.Error(), `no guest "nobody"`) {
+			t.Errorf("%s = %v, want no guest", cmd, err)
+		}
+	}
+	if _, err := Input(sock, "nobody", []byte("x")); err == nil || !strings.Contains(err.Error(), `no guest "nobody"`) {
+		t.Errorf("Input(nobody) = %v, want no guest", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the supervisor's goroutines and the test
+// share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
