@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -475,6 +476,11 @@ func (vm *VM) runVCPU(i int, c *kvm.VCPU, placed chan<- struct{}, gate <-chan st
 	defer runtime.UnlockOSThread()
 	defer reserveProc()()
 	vm.tids[i].Store(int32(unix.Gettid()))
+	// Named for ps, top and tandem threads (before the sandbox, which
+	// allows no prctl).
+	if name, err := unix.BytePtrFromString(fmt.Sprintf("vcpu%d", i)); err == nil {
+		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
+	}
 	err := placeThread(vm.cfg.VCPUAffinity, vm.cfg.RTPriority)
 	if err != nil {
 		vm.stop(ExitError, err.Error())

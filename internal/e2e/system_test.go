@@ -242,21 +242,21 @@ func TestSystem(t *testing.T) {
 			t.Errorf("tandem threads control: line %q, want TID NAME POLICY PRIO CPUS", l)
 			continue
 		}
-		th := fmt.Sprintf("policy=%s prio=%s cores=%s", f[len(f)-3], f[len(f)-2], f[len(f)-1])
+		th := fmt.Sprintf("%s policy=%s prio=%s cores=%s", f[1], f[len(f)-3], f[len(f)-2], f[len(f)-1])
 		if f[len(f)-3] == "fifo" {
 			vcpus = append(vcpus, th)
 		} else {
 			others = append(others, th)
 		}
 	}
-	if len(vcpus) != 1 || vcpus[0] != "policy=fifo prio=50 cores=1" {
+	if len(vcpus) != 1 || vcpus[0] != "vcpu0 policy=fifo prio=50 cores=1" {
 		t.Errorf("control VMM's SCHED_FIFO threads = %q, want its one vCPU thread, at priority 50 on core 1 (tandem threads control: %q)", vcpus, threads)
 	}
 	if len(others) == 0 {
 		t.Errorf("control VMM's other threads were not listed: %q", threads)
 	}
 	for _, th := range others {
-		if th != "policy=other prio=0 cores=0" {
+		if _, rest, _ := strings.Cut(th, " "); rest != "policy=other prio=0 cores=0" || strings.HasPrefix(th, "vcpu") {
 			t.Errorf("control VMM thread %q, want every thread but the vCPU's at normal policy on housekeeping core 0", th)
 		}
 	}
