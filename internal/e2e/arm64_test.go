@@ -136,7 +136,15 @@ var arm64Hosts = []struct {
 // result, which section splits by kernel version.
 func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string) *qemuhost.Result {
 	t.Helper()
+	return runArmHost(t, hostArch, tandem, disk, gs, run, nil, nil)
+}
+
+// runArmHost is runArmMatrix with more guest runs after the matrix's
+// (the firmware-boot guests), and the files they need in the host.
+func runArmHost(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string, moreFiles map[string]string, more []guestRun) *qemuhost.Result {
+	t.Helper()
 	files := map[string]string{"/tandem": tandem, "/guest/disk.img": disk}
+	maps.Copy(files, moreFiles)
 	var runs []guestRun
 	for _, mg := range gs {
 		dir := "/guest/" + mg.version
@@ -148,6 +156,7 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 		// No kernel in the cache: each subtest says which is missing.
 		return &qemuhost.Result{ExitStatus: -1}
 	}
+	runs = append(runs, more...)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    hostArch,
 		Files:   files,
@@ -174,7 +183,10 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 // on the GICv3 host the guest gets both by default (SVE in
 // /proc/cpuinfo, perf's armv8_pmuv3 PMU counting cycles), on the GICv2
 // host --pmu=false --sve=false take them away. Subtests are HOST/KERNEL
-// (GICv2/6.12).
+// (GICv2/6.12). After the matrix, the GICv3 host boots Debian's
+// unmodified U-Boot (u-boot-qemu's qemu_arm64 build) with --firmware and
+// no kernel, and U-Boot boots the stock 6.1 kernel from the guest's disk
+// (GICv3/u-boot-extlinux: extlinux.conf on a FAT partition).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags
@@ -186,13 +198,29 @@ func TestTandemRunArm64(t *testing.T) {
 	qemuhost.RequireArch(t, "arm64")
 	g, tandem := buildArm64(t)
 	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
+	// The firmware guests run on the GICv3 host, after the matrix.
+	fws := firmwareGuests(t, g.kernel, g.initrd[GuestTestinit])
+	fwFiles, fwRuns := firmwareRuns(fws)
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
-			res := runArmMatrix(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
+			var moreFiles map[string]string
+			var more []guestRun
+			if host.name == "GICv3" {
+				moreFiles, more = fwFiles, fwRuns
+			}
+			res := runArmHost(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
-			})
+			}, moreFiles, more)
+			for _, fg := range fws {
+				if host.name != "GICv3" {
+					break
+				}
+				t.Run(fg.name, func(t *testing.T) {
+					checkFirmwareGuest(t, res, fg)
+				})
+			}
 			for _, gk := range guestKernels {
 				t.Run(gk.version, func(t *testing.T) {
 					recordCell(t, "arm64/"+host.name+" testinit", gk.version)
