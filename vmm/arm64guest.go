@@ -91,16 +91,19 @@ func (g *arm64Guest) loadKernel(vm *VM) error {
 	return nil
 }
 
-// loadFirmware maps the first flash bank read-only at FlashBase with the
-// firmware in it, and puts a flash model on the MMIO bus over both banks
-// for what the mapping does not serve: the writes KVM turns into MMIO
-// exits, and reads of the second bank. The bank's memory is the VMM's
-// alone: it is not guest RAM, so no device can DMA into it.
+// loadFirmware maps both flash banks read-only at FlashBase, the
+// firmware at the start of the first, and puts a flash model on the MMIO
+// bus over them for the writes KVM turns into MMIO exits. The whole
+// flash is in the slot, so that the firmware's reads of it (U-Boot reads
+// its environment from the second bank, 256 KiB of it) never leave the
+// vCPU; pages the firmware does not fill stay untouched and read as
+// zeros. The flash's memory is the VMM's alone: it is not guest RAM, so
+// no device can DMA into it.
 func (g *arm64Guest) loadFirmware(vm *VM) error {
 	if err := vm.sys.Require("firmware boot", kvm.CapReadonlyMem); err != nil {
 		return err
 	}
-	fl, err := mem.New([]mem.Range{{GPA: armvirt.FlashBase, Size: armvirt.FlashBankSize}}, mem.Options{})
+	fl, err := mem.New([]mem.Range{{GPA: armvirt.FlashBase, Size: armvirt.FlashSize}}, mem.Options{})
 	if err != nil {
 		return fmt.Errorf("flash: %w", err)
 	}

@@ -157,9 +157,8 @@ func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
 	}
 	var flash uint64
 	if cfg.Firmware != "" {
-		// The flash bank the firmware is mapped from, with its guard
-		// pages.
-		flash = armvirt.FlashBankSize + 2*uint64(os.Getpagesize())
+		// The flash the firmware is mapped from, with its guard pages.
+		flash = armvirt.FlashSize + 2*uint64(os.Getpagesize())
 	}
 	return []sandbox.Limit{
 		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace + display + flash},

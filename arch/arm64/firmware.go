@@ -21,7 +21,7 @@ import (
 //
 //	0x0000_0000 ┌────────────────────────────────┐ FlashBase: entry
 //	            │ firmware (read-only)           │
-//	0x0400_0000 │ second bank: erased            │
+//	0x0400_0000 │ second bank: zeros             │
 //	0x4000_0000 ├────────────────────────────────┤ RAMBase: device tree,
 //	            │ device tree (reserved, 2 MiB)  │ FirmwareDTBAddr
 //	            │ free for the firmware          │
@@ -64,7 +64,7 @@ func checkFirmwareSize(n uint64) error {
 }
 
 // LoadFirmware reads the firmware at path into flash, a mapping of the
-// first flash bank (at FlashBase) that the VMM gives the guest read-only,
+// flash (at FlashBase) that the VMM gives the guest read-only,
 // and returns the boot: entry at the flash's start, the device tree at
 // the start of ram. It returns the firmware's bytes too, which the flash
 // device model serves where the read-only mapping does not.

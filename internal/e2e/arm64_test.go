@@ -186,7 +186,8 @@ func runArmHost(t *testing.T, hostArch, tandem string, disk string, gs []matrixG
 // (GICv2/6.12). After the matrix, the GICv3 host boots Debian's
 // unmodified U-Boot (u-boot-qemu's qemu_arm64 build) with --firmware and
 // no kernel, and U-Boot boots the stock 6.1 kernel from the guest's disk
-// (GICv3/u-boot-extlinux: extlinux.conf on a FAT partition).
+// (GICv3/u-boot-extlinux: extlinux.conf on a FAT partition;
+// GICv3/u-boot-efi-grub: Debian's GRUB on an EFI system partition).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags

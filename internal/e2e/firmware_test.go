@@ -27,7 +27,8 @@ const (
 	bootDiskSize   = 96 << 20
 	bootPartStart  = 1 << 20
 	bootPartSize   = bootDiskSize - bootPartStart
-	fat16LBAType   = "e" // W95 FAT16 (LBA)
+	fat16LBAType   = "e"  // W95 FAT16 (LBA)
+	espType        = "ef" // EFI system partition
 	bootDiskSerial = 0x7a4d0e01
 )
 
@@ -35,7 +36,28 @@ const (
 type firmwareGuest struct {
 	name string // subtest and console section
 	disk string // on this machine
-	sum  string // sha256 of the whole disk, as the guest's testinit reports it
+	// sum is the sha256 of the whole disk, as the guest's testinit
+	// reports it; empty where the firmware may write to the disk (U-Boot
+	// keeps its EFI variables in a file on the EFI system partition).
+	sum string
+	// want is what the firmware's path through the disk prints.
+	want []string
+}
+
+// debianGRUB is grub-efi-arm64-signed's monolithic GRUB (its modules
+// built in, its prefix /EFI/debian), as scripts/testdata.sh unpacks it.
+const debianGRUB = "pkgs/grub-efi-arm64-signed_arm64/usr/lib/grub/arm64-efi-signed/grubaa64.efi.signed"
+
+// grubConf boots the stock kernel and the testinit initramfs from the
+// EFI system partition GRUB was started from.
+func grubConf(cmdline string) string {
+	return fmt.Sprintf(`set timeout=0
+set default=0
+menuentry tandem {
+	linux /vmlinuz %s
+	initrd /initrd.img
+}
+`, cmdline)
 }
 
 // extlinuxConf is U-Boot's distro boot script for the disk: the stock
@@ -54,7 +76,7 @@ label tandem
 // writeBootDisk writes a disk holding files in one bootable FAT
 // partition, and returns the disk's sha256. The partition table is
 // sfdisk's (Debian's fdisk), the file system Tandem's own FAT16 writer.
-func writeBootDisk(path string, files []fat.File) (string, error) {
+func writeBootDisk(path, partType string, files []fat.File) (string, error) {
 	sfdisk, err := exec.LookPath("sfdisk")
 	if err != nil {
 		return "", fmt.Errorf("sfdisk not found (install Debian's fdisk, or run `make deps`)")
@@ -68,7 +90,7 @@ func writeBootDisk(path string, files []fat.File) (string, error) {
 		return "", err
 	}
 	cmd := exec.Command(sfdisk, "--no-reread", "--no-tell-kernel", "--label", "dos", path)
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("start=%d, size=%d, type=%s, bootable\n", bootPartStart/512, bootPartSize/512, fat16LBAType))
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("start=%d, size=%d, type=%s, bootable\n", bootPartStart/512, bootPartSize/512, partType))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("sfdisk %s: %v\n%s", path, err, out)
 	}
@@ -86,23 +108,41 @@ func writeBootDisk(path string, files []fat.File) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// firmwareGuests builds the disks U-Boot boots: the extlinux one, with
-// Debian's stock arm64 kernel and the testinit initramfs of the same
-// kernel.
+// firmwareGuests builds the disks U-Boot boots, each with Debian's stock
+// arm64 kernel and the testinit initramfs of the same kernel: one that
+// distro boot finds extlinux.conf on, and an EFI system partition with
+// Debian's GRUB at the removable media path, which distro boot starts
+// with bootefi and which boots the kernel through its EFI stub.
 func firmwareGuests(t *testing.T, k Kernel, initrd string) []firmwareGuest {
 	t.Helper()
 	testenv.RequireFile(t, debianUBoot, "install Debian's u-boot-qemu, or run `make deps`")
 	testenv.RequireCommand(t, "sfdisk", "fdisk")
-	disk := filepath.Join(workDir, "disk-arm64-extlinux.img")
-	sum, err := writeBootDisk(disk, []fat.File{
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grub := filepath.Join(cache, debianGRUB)
+	testenv.RequireFile(t, grub, "run scripts/testdata.sh arm64")
+	kernel := []fat.File{{Path: "vmlinuz", Source: k.Image}, {Path: "initrd.img", Source: initrd}}
+	extlinux := filepath.Join(workDir, "disk-arm64-extlinux.img")
+	sum, err := writeBootDisk(extlinux, fat16LBAType, append([]fat.File{
 		{Path: "extlinux/extlinux.conf", Data: []byte(extlinuxConf(arm64GuestCmdline))},
-		{Path: "vmlinuz", Source: k.Image},
-		{Path: "initrd.img", Source: initrd},
-	})
+	}, kernel...))
 	if err != nil {
 		t.Fatalf("building the extlinux disk: %v", err)
 	}
-	return []firmwareGuest{{name: "u-boot-extlinux", disk: disk, sum: sum}}
+	efi := filepath.Join(workDir, "disk-arm64-efi.img")
+	cfg := []byte(grubConf(arm64GuestCmdline))
+	if _, err := writeBootDisk(efi, espType, append([]fat.File{
+		{Path: "EFI/BOOT/BOOTAA64.EFI", Source: grub},
+		{Path: "EFI/debian/grub.cfg", Data: cfg},
+	}, kernel...)); err != nil {
+		t.Fatalf("building the EFI disk: %v", err)
+	}
+	return []firmwareGuest{
+		{name: "u-boot-extlinux", disk: extlinux, sum: sum, want: []string{"Found /extlinux/extlinux.conf"}},
+		{name: "u-boot-efi-grub", disk: efi, want: []string{"Found EFI removable media binary efi/boot/bootaa64.efi"}},
+	}
 }
 
 // firmwareRuns are the tandem run commands of the firmware guests, and
@@ -119,19 +159,20 @@ func firmwareRuns(gs []firmwareGuest) (map[string]string, []guestRun) {
 }
 
 // checkFirmwareGuest checks one firmware guest's section of the host's
-// console: Debian's U-Boot started in the flash, read extlinux.conf from
+// console: Debian's U-Boot started in the flash, found what it boots on
 // the virtio disk and booted the stock kernel, whose testinit saw the
-// same disk byte for byte and powered the VM off.
+// same disk byte for byte (where U-Boot writes nothing to it) and
+// powered the VM off.
 func checkFirmwareGuest(t *testing.T, res *qemuhost.Result, g firmwareGuest) {
 	t.Helper()
 	r := section(res, g.name)
 	t.Logf("%s", arm64Timing(r))
-	for _, want := range []string{"U-Boot 2023.01", "extlinux.conf", "TANDEM-TEST kernel=", "TANDEM-TEST done"} {
+	for _, want := range append([]string{"U-Boot 2023.01", "TANDEM-TEST kernel=", "TANDEM-TEST done"}, g.want...) {
 		if !strings.Contains(r.Output, want) {
 			t.Errorf("%s: console lacks %q", g.name, want)
 		}
 	}
-	if want := "sha256=" + g.sum; !strings.Contains(r.Output, want) {
+	if want := "sha256=" + g.sum; g.sum != "" && !strings.Contains(r.Output, want) {
 		t.Errorf("%s: the guest did not read its disk as written (want %s)", g.name, want)
 	}
 	if r.ExitStatus != 0 {

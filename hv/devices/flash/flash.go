@@ -1,14 +1,14 @@
-// Package flash is the read-only NOR flash a guest booted from firmware
-// starts in: the firmware's bytes are mapped into the guest by a
-// read-only memory slot, so reads of them never leave the vCPU, and what
-// reaches this model is what that slot does not serve: every write
-// (KVM turns a write to a read-only slot into an MMIO exit) and reads
-// past the firmware's bytes.
+// Package flash is the read-only flash a guest booted from firmware
+// starts in. The VMM maps the flash into the guest by a read-only memory
+// slot, the firmware's bytes first and zeros after them, so reads never
+// leave the vCPU; what reaches this model is every write (KVM turns a
+// write to a read-only slot into an MMIO exit), and a read only where
+// the slot does not reach.
 //
-// The flash takes no commands: writes are dropped, and a read past the
-// firmware returns erased flash (all ones), as a NOR flash does. A guest
-// that probes it (CFI query, JEDEC id) finds no flash chip answering and
-// goes on without one; U-Boot does so and uses its built-in environment.
+// The flash takes no commands: writes are dropped, and reads return what
+// the slot holds. A guest that probes it (CFI query, JEDEC id) finds no
+// flash chip answering and goes on without one; U-Boot does so, finds no
+// valid environment in the second bank and uses its built-in one.
 package flash
 
 import (
@@ -16,9 +16,6 @@ import (
 
 	"github.com/tandem-hv/tandem/hv/devices"
 )
-
-// erased is the value of an erased NOR flash byte.
-const erased = 0xff
 
 // Flash is a read-only flash holding an image at its start; the bus
 // decides its size.
@@ -34,14 +31,15 @@ func New(image []byte, warn *devices.RateLimited) *Flash {
 	return &Flash{image: image, warn: warn}
 }
 
-// Read returns the image's bytes at off, and erased flash past them.
+// Read returns the image's bytes at off, and zeros past them, as the
+// read-only slot does.
 func (f *Flash) Read(off uint64, data []byte) {
 	for i := range data {
 		o := off + uint64(i)
 		if o < uint64(len(f.image)) {
 			data[i] = f.image[o]
 		} else {
-			data[i] = erased
+			data[i] = 0
 		}
 	}
 }

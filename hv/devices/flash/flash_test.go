@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestFlashReadsImageThenErasedAndDropsWrites(t *testing.T) {
+func TestFlashReadsImageThenZerosAndDropsWrites(t *testing.T) {
 	image := []byte{0x14, 0x00, 0x00, 0x14, 0xaa}
 	f := New(image, nil)
 	tests := []struct {
@@ -15,8 +15,8 @@ func TestFlashReadsImageThenErasedAndDropsWrites(t *testing.T) {
 		want []byte
 	}{
 		{"image start", 0, 4, []byte{0x14, 0x00, 0x00, 0x14}},
-		{"across the image's end", 3, 4, []byte{0x14, 0xaa, 0xff, 0xff}},
-		{"past the image", 64 << 20, 2, []byte{0xff, 0xff}},
+		{"across the image's end", 3, 4, []byte{0x14, 0xaa, 0, 0}},
+		{"second bank", 64 << 20, 2, []byte{0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
