@@ -103,7 +103,12 @@ func (a *artifacts) screen(sc Screen) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := os.WriteFile(filepath.Join(a.dir, fmt.Sprintf("screen-%s-%d.png", sc.Guest, sc.Shot)), sc.PNG, 0o644); err != nil {
+	name := fmt.Sprintf("screen-%s-%d.png", sc.Guest, sc.Shot)
+	if sc.Of == 0 {
+		// Taken on request (a test file's screenshot step).
+		name = fmt.Sprintf("screenshot-%s-%d.png", sc.Guest, sc.Shot)
+	}
+	if err := os.WriteFile(filepath.Join(a.dir, name), sc.PNG, 0o644); err != nil {
 		a.errors = append(a.errors, fmt.Errorf("--artifacts: %w", err))
 	}
 }

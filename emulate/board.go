@@ -33,6 +33,9 @@ type Board struct {
 	// PowerOff is the host kernel's line for a clean power-off; QEMU
 	// ends after it (-no-reboot ends it on a reset too).
 	PowerOff string
+	// Disk is QEMU's device for the image (virtio-blk-device: the
+	// board's virtio-mmio transport, when "").
+	Disk string
 	// TPMDevice is QEMU's TPM interface on the machine, which a software
 	// TPM backs when the run has one (Options.TPM); "" where the board
 	// has none.
@@ -69,8 +72,12 @@ func (b *Board) command(image, work, tpm string) (args, fixes []string, err erro
 // it (QEMU's docs/specs/tpm.rst), behind the board's TPM interface.
 func (b *Board) Args(image, tpm string) []string {
 	args := append([]string{}, b.Machine...)
+	disk := b.Disk
+	if disk == "" {
+		disk = "virtio-blk-device"
+	}
 	args = append(args, "-bios", b.Firmware, "-nographic", "-no-reboot", "-snapshot",
-		"-drive", "if=none,id=disk,format=raw,file="+image, "-device", "virtio-blk-device,drive=disk")
+		"-drive", "if=none,id=disk,format=raw,file="+image, "-device", disk+",drive=disk")
 	if tpm != "" {
 		args = append(args, "-chardev", "socket,id=chrtpm,path="+tpm,
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", b.TPMDevice+",tpmdev=tpm0")
@@ -132,9 +139,26 @@ var ZCU102 = &Board{
 	PowerOff: "reboot: Power down",
 }
 
+// X86PC is the x86-pc board (platforms/boards): a PC with AMD-V, as
+// QEMU's q35 machine whose emulated CPU has SVM, booted by Debian's OVMF
+// (UEFI) as a PC's firmware boots the image: OVMF finds no boot entry,
+// starts its UEFI shell, and the shell runs startup.nsh from the image's
+// EFI system partition, which starts the host kernel (an EFI stub) with
+// its initramfs. The image is a virtio disk on PCI; the machine has no
+// NIC, whose network boot OVMF would try first.
+var X86PC = &Board{
+	Name: "x86-pc",
+	QEMU: "qemu-system-x86_64", QEMUPackage: "qemu-system-x86",
+	Firmware: "/usr/share/ovmf/OVMF.fd", FirmwarePackage: "ovmf",
+	Machine: []string{"-M", "q35", "-cpu", "max", "-smp", "2", "-m", "2G", "-accel", "tcg,thread=multi", "-nic", "none"},
+	Disk:    "virtio-blk-pci",
+	// The host's kernel, once the supervisor has stopped, as on ARM.
+	PowerOff: "reboot: Power down",
+}
+
 // Boards are the boards tandem emulate boots. A board joins once its
 // image is proven to boot on QEMU's model of it the way the board boots it.
-var Boards = []*Board{QEMUVirtARM64, ZCU102}
+var Boards = []*Board{QEMUVirtARM64, ZCU102, X86PC}
 
 // ErrNoBoard is returned for a board name with no emulated counterpart.
 var ErrNoBoard = errors.New("no emulated counterpart")

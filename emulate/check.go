@@ -123,4 +123,27 @@ type Step struct {
 	Within time.Duration
 	// Send, if Wait is nil, is typed on the board's console.
 	Send string
+	// Command, if set, is a console command line (tandem ps, tandem
+	// stop NAME, …: cmd/tandem/consolecmd.go) typed on the board's
+	// console; the step holds once tandem init has run it ("tandem init:
+	// $ COMMAND") and fails if its answer is an error, or if it was not
+	// run within Within (DefaultCommandWithin if 0).
+	Command string
+	// Guest is the guest a command names ("" for none).
+	Guest string
 }
+
+// CommandsParam turns the board's console commands on, on the host
+// kernel's command line.
+const CommandsParam = "tandem.commands=1"
+
+// DefaultCommandWithin bounds a command step that gives no within: the
+// board's init answers at once when console commands are on.
+const DefaultCommandWithin = time.Minute
+
+// commandEcho and commandAnswer start the lines tandem init prints for a
+// console command: the command, then each line of its answer.
+const (
+	commandEcho   = "tandem init: $ "
+	commandAnswer = "tandem init: > "
+)

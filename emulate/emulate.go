@@ -14,9 +14,11 @@
 // not (--expect-not). It stops once every expectation held (or at the
 // --until line, or when the board powers off) or at the timeout.
 //
-// A test file's steps cannot run `tandem stop|restart NAME` on the board:
-// the host has no shell on its console while the system runs (tandem init
-// is PID 1 and starts tandem system directly).
+// A test file's steps also drive the running system: with
+// tandem.commands=1 on the host's command line, tandem init runs the
+// console commands typed on the board's serial console (tandem ps, tandem
+// stop|start|restart|kill NAME, …) and prints their answers there, which
+// the run checks (Step.Command).
 package emulate
 
 import (

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -306,8 +307,15 @@ func TestParseTestFile(t *testing.T) {
 		{"bad within", "within: 2m", "within: -5m", `demo.yaml:8: steps[0].within: "-5m" is not a duration`},
 		{"wait without a console", `wait: "control: TANDEM`, `wait: "TANDEM`, `demo.yaml:13: steps[3].wait: wait "TANDEM-CONTROL.*sent=[1-9]": want CONSOLE: REGEX`},
 		{"bad regexp", `"Kernel panic"`, `"Kernel (panic"`, `demo.yaml:5: expect-not[0]: expect-not "Kernel (panic": error parsing regexp`},
-		{"wait and send", `  - send: "\n"`, `  - send: "\n"` + "\n    wait: \"board: x\"", `demo.yaml:12: steps[2]: has both wait and send`},
-		{"neither", `  - send: "\n"`, `  - name: nothing`, `demo.yaml:12: steps[2]: neither wait nor send`},
+		{"wait and send", `  - send: "\n"`, `  - send: "\n"` + "\n    wait: \"board: x\"", `demo.yaml:12: steps[2]: has wait and send: one step does one of`},
+		{"neither", `  - send: "\n"`, `  - name: nothing`, `demo.yaml:12: steps[2]: does nothing: give one of wait, send, run, input or screenshot`},
+		{"unknown command", `  - send: "\n"`, `  - run: tandem reboot`, `demo.yaml:12: steps[2].run: "tandem reboot": a run step takes tandem ps or tandem stop|start|restart|kill|threads|logs NAME`},
+		{"command without its guest", `  - send: "\n"`, `  - run: tandem kill`, `demo.yaml:12: steps[2].run: "tandem kill": tandem kill takes one guest's name`},
+		{"ps with a guest", `  - send: "\n"`, `  - run: tandem ps control`, `steps[2].run: "tandem ps control": tandem ps takes no argument`},
+		{"input without its console", `  - send: "\n"`, `  - input: "ls\n"`, `demo.yaml:12: steps[2].console: input: needs console: NAME`},
+		{"console without input", `  - send: "\n"`, `  - run: tandem ps` + "\n    console: control", `steps[2].console: console: goes with input:`},
+		{"run and screenshot", `  - send: "\n"`, `  - run: tandem ps` + "\n    screenshot: infotainment", `steps[2]: has run and screenshot: one step does one of`},
+		{"screenshot of two", `  - send: "\n"`, `  - screenshot: a b`, `steps[2].screenshot: "a b": give one guest's name`},
 		{"empty send", `  - send: "\n"`, `  - send: ""`, `demo.yaml:12: steps[2].send: nothing to send`},
 		{"send with within", `  - send: "\n"`, `  - send: "\n"` + "\n    within: 1s", `demo.yaml:13: steps[2].within: a send step has no within`},
 		{"wrong type", "timeout: 8m", "timeout: [8m]", `demo.yaml:3: cannot use !!seq into string`},
@@ -437,5 +445,124 @@ func TestBoardCheck(t *testing.T) {
 	z.QEMU = "qemu-system-aarch64-not-installed"
 	if err := z.Check(); err == nil || !strings.HasSuffix(err.Error(), "install it with apt-get install qemu-system-arm") {
 		t.Errorf("Check() = %v; want only QEMU's package named", err)
+	}
+}
+
+// TestCommandSteps: a test file's console commands are typed on the
+// board's console one at a time, each once; a step holds when tandem
+// init shows it ran the command with an answer that is no error, fails
+// on an error answer, and fails naming tandem.commands=1 when the board
+// never runs it.
+func TestCommandSteps(t *testing.T) {
+	parse := func(t *testing.T, yaml string) []*Step {
+		t.Helper()
+		tf, err := ParseTestFile("t.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tf.Steps
+	}
+	steps := parse(t, `steps:
+  - run: tandem   kill infotainment
+  - input: "ls -l\n"
+    console: control
+  - screenshot: infotainment
+  - wait: "infotainment: back"
+`)
+	tests := []struct {
+		name     string
+		lines    string // fed after each send; "" feeds nothing
+		wantSent []string
+		passed   bool
+		failure  string
+	}{
+		{"every command run", "", []string{"tandem kill infotainment\n", `tandem input control ls -l\n` + "\n", "tandem screenshot infotainment\n"}, true, ""},
+		{"an error answer", "error", []string{"tandem kill infotainment\n"}, false, `the board ran "tandem kill infotainment" and answered: error: no guest "infotainment"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testSession(t, Options{Steps: steps})
+			var sent []string
+			for i := 0; i < 5; i++ {
+				text, ok := s.pendingSend()
+				if !ok {
+					break
+				}
+				if again, ok := s.pendingSend(); ok {
+					t.Fatalf("pendingSend() typed %q twice (then %q)", text, again)
+				}
+				sent = append(sent, text)
+				cmd := strings.TrimSuffix(text, "\n")
+				feed(s, "control | a line before the board ran it\ntandem init: "+"$ "+cmd)
+				if tt.lines == "error" {
+					feed(s, `tandem init: > error: no guest "infotainment"`)
+				} else {
+					feed(s, "tandem init: > done")
+				}
+			}
+			feed(s, "infotainment | back")
+			if !slices.Equal(sent, tt.wantSent) {
+				t.Errorf("typed %q, want %q", sent, tt.wantSent)
+			}
+			end, _ := s.done()
+			res := s.result(end)
+			if res.Passed() != tt.passed {
+				t.Fatalf("result passed = %v, want %v: %+v", res.Passed(), tt.passed, res.Failed())
+			}
+			if tt.failure != "" && (len(res.Failed()) == 0 || res.Failed()[0].Failure != tt.failure) {
+				t.Errorf("first failure = %+v, want %q", res.Failed()[0], tt.failure)
+			}
+			if tt.passed && res.Cases[0].Console != BoardConsole {
+				t.Errorf("a command step's case watched %q, want the board's console", res.Cases[0].Console)
+			}
+		})
+	}
+	t.Run("never run", func(t *testing.T) {
+		steps := parse(t, "steps:\n  - run: tandem ps\n    within: 1ms\n")
+		s := testSession(t, Options{Steps: steps})
+		s.pendingSend()
+		time.Sleep(5 * time.Millisecond)
+		end, done := s.done()
+		res := s.result(end)
+		if !done || end != EndFailed || !strings.Contains(res.Cases[0].Failure, "tandem image build --cmdline tandem.commands=1") {
+			t.Errorf("done() = %q, %v; case %+v; want a failure naming tandem.commands=1", end, done, res.Cases[0])
+		}
+	})
+}
+
+// TestDocsTestFile: the test file docs/ci.md shows parses, every kind of
+// step in it.
+func TestDocsTestFile(t *testing.T) {
+	doc, err := os.ReadFile("../docs/ci.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "## A test file")
+	_, rest, _ = strings.Cut(rest, "```yaml\n")
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("docs/ci.md has no yaml block under \"A test file\"")
+	}
+	tf, err := ParseTestFile("docs/ci.md", []byte(block))
+	if err != nil {
+		t.Fatalf("docs/ci.md's test file: %v", err)
+	}
+	kinds := map[string]bool{}
+	for _, s := range tf.Steps {
+		switch {
+		case s.Wait != nil:
+			kinds["wait"] = true
+		case s.Send != "":
+			kinds["send"] = true
+		case strings.HasPrefix(s.Command, "tandem input "):
+			kinds["input"] = true
+		case strings.HasPrefix(s.Command, "tandem screenshot "):
+			kinds["screenshot"] = true
+		case s.Command != "":
+			kinds["run"] = true
+		}
+	}
+	if len(kinds) != 5 {
+		t.Errorf("docs/ci.md's test file shows steps %v, want every kind (wait, send, run, input, screenshot)", kinds)
 	}
 }

@@ -25,6 +25,10 @@ type watch struct {
 	line   string
 	tail   []string // for Not: the console's last lines when it matched
 	within time.Duration
+	// A command step's: the line typed, whether it was typed, and
+	// whether tandem init has shown it ran it (its answer comes next).
+	cmd        string
+	sent, echo bool
 }
 
 // session is one run's state: the consoles' tails, the expectations and
@@ -58,7 +62,11 @@ func newSession(opt Options, arts *artifacts) *session {
 		s.expects = append(s.expects, &watch{c: c})
 	}
 	for _, st := range opt.Steps {
-		s.steps = append(s.steps, &watch{c: st.Wait, within: st.Within})
+		w := &watch{c: st.Wait, within: st.Within, cmd: st.Command}
+		if w.cmd != "" && w.within == 0 {
+			w.within = DefaultCommandWithin
+		}
+		s.steps = append(s.steps, w)
 	}
 	if opt.Until != nil {
 		s.until = &watch{c: opt.Until}
@@ -117,10 +125,14 @@ func (s *session) line(l string) {
 		}
 	}
 	if s.step < len(s.steps) && !s.failed {
-		if w := s.steps[s.step]; w.c != nil && w.c.matches(console, text, vmm) {
+		w := s.steps[s.step]
+		switch {
+		case w.c != nil && w.c.matches(console, text, vmm):
 			w.held, w.at, w.line = true, at, l
 			s.eventLocked("step %d (%s): done: %s", s.step+1, s.opt.Steps[s.step].Name, l)
 			s.step, s.stepStart = s.step+1, at
+		case w.cmd != "" && w.sent && console == BoardConsole:
+			s.commandLine(w, text, at)
 		}
 	}
 	if s.until != nil && !s.until.held && s.until.c.matches(console, text, vmm) {
@@ -155,13 +167,49 @@ func (s *session) milestone(console, l string) {
 	}
 }
 
-// pendingSend returns the text of a send step that is due, and moves on
-// past it.
+// commandLine takes a board line while a command step waits: first
+// tandem init's line that it runs the command, then the first line of
+// its answer, which says whether it failed.
+func (s *session) commandLine(w *watch, text string, at time.Duration) {
+	text = strings.TrimRight(text, "\r")
+	name := s.opt.Steps[s.step].Name
+	switch {
+	case !w.echo:
+		if text == commandEcho+w.cmd {
+			w.echo, w.line = true, text
+		}
+		return
+	case strings.HasPrefix(text, commandAnswer+"error: "):
+		s.failed = true
+		s.stepFailed = fmt.Sprintf("the board ran %q and answered: %s", w.cmd, strings.TrimPrefix(text, commandAnswer))
+		w.line = text
+		s.eventLocked("step %d (%s): FAILED: %s", s.step+1, name, s.stepFailed)
+		return
+	}
+	w.held, w.at = true, at
+	if strings.HasPrefix(text, commandAnswer) {
+		w.line = text
+	}
+	s.eventLocked("step %d (%s): done: %s", s.step+1, name, text)
+	s.step, s.stepStart = s.step+1, at
+}
+
+// pendingSend returns the text of a send or command step that is due:
+// a send step is then done, a command step waits for the board to run
+// it.
 func (s *session) pendingSend() (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed || s.step >= len(s.steps) || s.steps[s.step].c != nil {
 		return "", false
+	}
+	if w := s.steps[s.step]; w.cmd != "" {
+		if w.sent {
+			return "", false
+		}
+		w.sent, s.stepStart = true, s.since()
+		s.eventLocked("step %d (%s): typed on the board's console", s.step+1, s.opt.Steps[s.step].Name)
+		return w.cmd + "\n", true
 	}
 	st := s.opt.Steps[s.step]
 	w := s.steps[s.step]
@@ -176,9 +224,18 @@ func (s *session) done() (End, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.step < len(s.steps) && !s.failed {
-		if w := s.steps[s.step]; w.c != nil && w.within > 0 && s.since()-s.stepStart > w.within {
+		w := s.steps[s.step]
+		switch {
+		case w.c != nil && w.within > 0 && s.since()-s.stepStart > w.within:
 			s.failed = true
 			s.stepFailed = fmt.Sprintf("no line of %s matched %s within %v", consoleName(w.c.Console), w.c.Re, w.within)
+			s.eventLocked("step %d (%s): FAILED: %s", s.step+1, s.opt.Steps[s.step].Name, s.stepFailed)
+		case w.cmd != "" && w.sent && s.since()-s.stepStart > w.within:
+			s.failed = true
+			s.stepFailed = fmt.Sprintf("the board did not run %q within %v: is the image's host command line without %s (tandem image build --cmdline %s)?", w.cmd, w.within, CommandsParam, CommandsParam)
+			if w.echo {
+				s.stepFailed = fmt.Sprintf("the board ran %q but gave no answer within %v", w.cmd, w.within)
+			}
 			s.eventLocked("step %d (%s): FAILED: %s", s.step+1, s.opt.Steps[s.step].Name, s.stepFailed)
 		}
 	}
@@ -267,14 +324,20 @@ func (s *session) result(end End) *Result {
 		if w.c != nil {
 			c.Console = w.c.Console
 		}
+		if w.cmd != "" {
+			c.Console = BoardConsole
+		}
 		switch {
 		case i < s.step:
 			c.Passed, c.Time = true, w.at
-		case i == s.step && w.c != nil:
-			c.Time, c.Excerpt = total, s.tail(w.c.Console)
+		case i == s.step && (w.c != nil || w.cmd != ""):
+			c.Time, c.Excerpt = total, s.tail(c.Console)
 			c.Failure = s.stepFailed
 			if c.Failure == "" {
 				c.Failure = fmt.Sprintf("no line of %s matched %s %s", consoleName(w.c.Console), w.c.Re, ended)
+				if w.cmd != "" {
+					c.Failure = fmt.Sprintf("the board did not run %q %s", w.cmd, ended)
+				}
 			}
 		default:
 			c.Skipped = true

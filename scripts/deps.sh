@@ -7,11 +7,11 @@
 # with tpm2-tools for the measured-boot tests and the demo board's TPM,
 # gcc for the hostile test guest, an arm64 C cross compiler for `make
 # bench`'s minimal C KVM loop inside the emulated arm64 board,
-# vncsnapshot, a real VNC client for the VNC server's tests, and
-# binutils, whose assembler
-# checks the bare-metal test guest's hand-assembled bytes against their
-# source (internal/baremetal). It does nothing when everything is already
-# there.
+# vncsnapshot, a real VNC client for the VNC server's tests, binutils,
+# whose assembler checks the x86_64 bare-metal test guest's hand-assembled
+# bytes against their source (internal/baremetal), and the arm64 cross
+# binutils, which assemble and link the arm64 bare-metal test guest. It
+# does nothing when everything is already there.
 #
 # QEMU comes from bookworm-backports (10.0), not bookworm (7.2): the
 # emulated hosts the tests boot are steadier and faster under it (the
@@ -20,9 +20,9 @@
 set -eu
 
 pkgs="qemu-system-x86 qemu-system-arm qemu-utils device-tree-compiler acpica-tools edid-decode
-u-boot-tools u-boot-qemu libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
+u-boot-tools u-boot-qemu ovmf libxml2-utils bmap-tools dosfstools mtools fdisk e2fsprogs squashfs-tools busybox-static cpio
 gcc binutils libc6-dev linux-libc-dev xz-utils zstd qemu-user-static swtpm swtpm-tools tpm2-tools
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross vncsnapshot"
+gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross vncsnapshot"
 qemu_min=10
 qemu_pkgs="qemu-system-x86 qemu-system-arm qemu-system-common qemu-system-data qemu-utils"
 

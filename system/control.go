@@ -16,6 +16,11 @@ import (
 //	stop NAME           stop a guest; it is not restarted
 //	start NAME          start a stopped guest
 //	restart NAME        stop and start a guest now, skipping any back-off
+//	kill NAME           kill the guest's VMM (SIGKILL): a crash, which
+//	                    its restart policy answers
+//	threads NAME        the VMM's threads: policy, priority, cores
+//	input NAME          what follows, until the client ends writing, is
+//	                    typed on the guest's console
 //	console NAME        recent output, then live output; what the client
 //	                    sends goes to the guest's console input
 //	screenshot NAME     a PNG of what the guest's display shows
@@ -85,6 +90,50 @@ func (s *Supervisor) command(c net.Conn, line string) {
 			gp.signal(syscall.SIGTERM)
 		}
 		fmt.Fprintf(c, "%sing %s\n", f[0], gp.g.Name)
+	case "kill":
+		// A crash, for fault-injection tests: the VMM dies with SIGKILL,
+		// and the guest's restart policy decides what follows (stop
+		// would turn it off).
+		if gp.signal(syscall.SIGKILL) {
+			fmt.Fprintf(c, "killed %s's VMM\n", gp.g.Name)
+		} else {
+			fmt.Fprintf(c, "%s is not running\n", gp.g.Name)
+		}
+	case "threads":
+		pid := gp.pid()
+		if pid == 0 {
+			fmt.Fprintf(c, "%s%s is not running\n", errorPrefix, gp.g.Name)
+			return
+		}
+		ts, err := Threads(pid)
+		if err != nil {
+			fmt.Fprintf(c, "%s%v\n", errorPrefix, err)
+			return
+		}
+		io.WriteString(c, FormatThreads(ts))
+	case "input":
+		// The rest of the connection, up to the client's end of writing,
+		// is typed on the guest's console.
+		data, err := io.ReadAll(io.LimitReader(c, maxInput+1))
+		switch {
+		case err != nil:
+			fmt.Fprintf(c, "%s%v\n", errorPrefix, err)
+		case len(data) > maxInput:
+			fmt.Fprintf(c, "%sinput longer than %d bytes: send it in parts\n", errorPrefix, maxInput)
+		default:
+			gp.mu.Lock()
+			in := gp.stdin
+			gp.mu.Unlock()
+			if in == nil {
+				fmt.Fprintf(c, "%s%s is not running\n", errorPrefix, gp.g.Name)
+				return
+			}
+			if _, err := in.Write(data); err != nil {
+				fmt.Fprintf(c, "%s%s's console: %v\n", errorPrefix, gp.g.Name, err)
+				return
+			}
+			fmt.Fprintf(c, "sent %d bytes to %s's console\n", len(data), gp.g.Name)
+		}
 	case "console":
 		ch := make(chan []byte, 256)
 		ring := gp.logs(ch)
@@ -124,8 +173,35 @@ func (s *Supervisor) command(c net.Conn, line string) {
 			fmt.Fprintf(c, "%s%v\n", errorPrefix, err)
 		}
 	default:
-		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, console, screenshot)\n", f[0])
+		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, kill, threads, input, console, screenshot)\n", f[0])
 	}
+}
+
+// maxInput bounds what one input command types on a guest's console.
+const maxInput = 64 << 10
+
+// Input types data on guest's console through a supervisor's control
+// socket and returns the supervisor's answer.
+func Input(socket, guest string, data []byte) (string, error) {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return "", fmt.Errorf("control socket %s (is tandem system running?): %w", socket, err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprintf(c, "input %s\n%s", guest, data); err != nil {
+		return "", err
+	}
+	if err := c.(*net.UnixConn).CloseWrite(); err != nil {
+		return "", err
+	}
+	answer, err := io.ReadAll(c)
+	if err != nil {
+		return "", err
+	}
+	if msg, ok := strings.CutPrefix(string(answer), errorPrefix); ok {
+		return "", fmt.Errorf("%s", strings.TrimSpace(msg))
+	}
+	return strings.TrimSpace(string(answer)), nil
 }
 
 // Control sends one command to a supervisor's control socket and copies

@@ -733,6 +733,16 @@ func (gp *guestProc) logs(ch chan []byte) []byte {
 }
 
 // signal sends sig to the running VMM, if any.
+// pid is the VMM's process ID, 0 when it is not running.
+func (gp *guestProc) pid() int {
+	gp.mu.Lock()
+	defer gp.mu.Unlock()
+	if gp.cmd == nil || gp.cmd.Process == nil {
+		return 0
+	}
+	return gp.cmd.Process.Pid
+}
+
 func (gp *guestProc) signal(sig syscall.Signal) bool {
 	gp.mu.Lock()
 	defer gp.mu.Unlock()

@@ -41,7 +41,13 @@ otherwise 1, with each failure's console tail.
 
 CONSOLE is a guest's name, "board" (the lines that are no guest's) or "*" (any).
 A test file (--test) has steps run in order: wait for a line on a console within
-a time, or send text to the board's console; see docs/ci.md.
+a time, send text to the board's console, or run a console command on the
+running system (tandem ps, tandem stop|start|restart|kill NAME, input on a
+guest's console, a screenshot), which an image built with --cmdline
+tandem.commands=1 takes; see docs/ci.md.
+
+Boards: qemu-virt-arm64 (Debian's U-Boot), zcu102 (QEMU loads the image's
+files), x86-pc (Debian's OVMF).
 
 It installs nothing: it names the Debian package that is missing.`,
 		Args: cobra.ExactArgs(1),
@@ -126,6 +132,10 @@ func emulateOptions(image string, f emulateFlags, timeoutSet bool) (emulate.Opti
 		for _, st := range tf.Steps {
 			if st.Wait != nil {
 				checks = append(checks, st.Wait)
+			}
+			if st.Guest != "" {
+				// The guest a command names must be the image's too.
+				checks = append(checks, &emulate.Check{Console: st.Guest, Spec: st.Name})
 			}
 		}
 	}

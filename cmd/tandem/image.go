@@ -145,7 +145,11 @@ func imageBuild(ctx context.Context, cmd *cobra.Command, f imageBuildFlags) erro
 		defer os.Remove(tmp.Name())
 		opt := hostinit.Options{Board: b, ModulesDir: f.hostModules, Busybox: f.busybox, Tandem: f.tandem, Epoch: uint32(epoch)}
 		if opt.Tandem == "" && hostinit.GOARCH(b.Arch) == runtime.GOARCH {
-			opt.Tandem, _ = os.Executable()
+			// This binary, if it can run there: a dynamically linked
+			// one (a plain go build) cannot; then it is built.
+			if self, err := os.Executable(); err == nil && hostinit.CheckStatic(self) == nil {
+				opt.Tandem = self
+			}
 		}
 		if opt.Tandem == "" {
 			if opt.GoDir, err = moduleRoot(); err != nil {

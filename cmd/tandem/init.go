@@ -113,8 +113,16 @@ func runSystem(manifest string, out, log io.Writer) error {
 	fmt.Fprintf(log, "tandem init: starting tandem system %s\n", manifest)
 	sys := exec.Command("/proc/self/exe", "system", manifest)
 	sys.Stdin, sys.Stdout, sys.Stderr = os.Stdin, out, log
+	commands := consoleCommandsOn()
+	if commands {
+		sys.Stdin = nil // the console's lines are init's
+	}
 	if err := sys.Start(); err != nil {
 		return fmt.Errorf("starting tandem system: %w", err)
+	}
+	if commands {
+		fmt.Fprintf(log, "tandem init: console commands on (%s=1): %s\n", commandsParam, consoleHelp)
+		go serveConsoleCommands(os.Stdin, int(os.Stdin.Fd()), control, log)
 	}
 	start := time.Now()
 	done := make(chan error, 1)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,8 +23,10 @@ func init() {
 		controlCmd("stop", "Stop a guest (it is not restarted)"),
 		controlCmd("start", "Start a stopped guest"),
 		controlCmd("restart", "Restart a guest now"),
+		controlCmd("kill", "Kill a guest's VMM, as a crash would (its restart policy answers)"),
+		controlCmd("threads", "List a guest's VMM threads: scheduling policy, priority and cores"),
 		controlCmd("console", "Attach to a guest's console (output and input)"),
-		newScreenshotCmd)
+		newInputCmd, newScreenshotCmd)
 }
 
 // controlSocket is the default of every control command's --control.
@@ -208,6 +212,46 @@ func controlCmd(name, short string) func() *cobra.Command {
 		c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
 		return c
 	}
+}
+
+func newInputCmd() *cobra.Command {
+	var control string
+	c := &cobra.Command{
+		Use:   "input NAME TEXT",
+		Short: "Type TEXT on a guest's console (Go escapes such as \\n are read)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text, err := unescape(args[1])
+			if err != nil {
+				return fmt.Errorf("input %s: TEXT %q: %v: write it as a Go string's inside, e.g. 'ls\\n'", args[0], args[1], err)
+			}
+			answer, err := system.Input(control, args[0], []byte(text))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), answer)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&control, "control", controlSocket(), "the supervisor's control socket")
+	return c
+}
+
+// unescape reads Go's escapes (\n, \t, \x1b, \") in s; a bare " is
+// itself.
+func unescape(s string) (string, error) {
+	var b strings.Builder
+	b.WriteByte('"')
+	esc := false
+	for _, r := range s {
+		if r == '"' && !esc {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+		esc = r == '\\' && !esc
+	}
+	b.WriteByte('"')
+	return strconv.Unquote(b.String())
 }
 
 func newScreenshotCmd() *cobra.Command {

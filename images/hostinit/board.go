@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/tandem-hv/tandem/platforms/all"
@@ -44,12 +45,19 @@ func BoardLine(fdt string) string {
 	return s + ": " + err.Error()
 }
 
+// kvmHint says, per host architecture, why KVM may not have come up.
+var kvmHint = map[string]string{
+	"arm64": `an arm64 kernel must be entered at EL2, see its "kvm [1]:" lines`,
+	"arm":   `an ARMv7 kernel must be entered in HYP mode and built with KVM (Linux 5.6 or older), see its "kvm [1]:" lines`,
+	"amd64": `the CPU needs VT-x or AMD-V, enabled in the firmware, and kvm_intel or kvm_amd loaded: see the "kvm:" lines and the skipped modules above`,
+}
+
 // KVMLine says whether the host has KVM, for the console.
 func KVMLine(dev string) string {
 	st, err := os.Stat(dev)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("no %s: KVM did not initialise (an arm64 kernel must be entered at EL2, see its \"kvm [1]:\" lines): guests cannot run", dev)
+		return fmt.Sprintf("no %s: KVM did not initialise (%s): guests cannot run", dev, kvmHint[runtime.GOARCH])
 	case st.Mode()&fs.ModeCharDevice == 0:
 		return fmt.Sprintf("%s is not a character device: guests cannot run", dev)
 	}

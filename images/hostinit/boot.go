@@ -46,11 +46,14 @@ func Boot(log io.Writer) (string, error) {
 		}
 	}
 	fmt.Fprintf(log, "tandem init: %s\n", BoardLine(HostFDT))
-	n, err := loadModules(ModulesList)
+	n, absent, err := loadModules(ModulesList)
 	if err != nil {
 		return "", err
 	}
 	fmt.Fprintf(log, "tandem init: %d modules loaded\n", n)
+	for _, a := range absent {
+		fmt.Fprintf(log, "tandem init: module %s skipped: %v\n", filepath.Base(a.path), a.err)
+	}
 	// After the modules: an x86 host's KVM is one.
 	fmt.Fprintf(log, "tandem init: %s\n", KVMLine(KVMDevice))
 	label := dataLabel()
@@ -86,18 +89,32 @@ func dataLabel() string {
 	return "tandem-data"
 }
 
+// absentModule is a module whose hardware the host lacks.
+type absentModule struct {
+	path string
+	err  error
+}
+
+// hardwareAbsent reports whether a module's init failed because what it
+// drives is not there: kvm_intel on an AMD CPU ("no hardware support",
+// EOPNOTSUPP), a driver finding no device (ENODEV, ENXIO).
+func hardwareAbsent(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)
+}
+
 // loadModules loads the modules listed in file, in order. A module the
-// kernel already has (built in, or loaded) is not an error.
-func loadModules(file string) (int, error) {
+// kernel already has (built in, or loaded) is not an error; one whose
+// hardware the host lacks (hardwareAbsent) is returned in absent, so
+// that a host image can carry both x86 KVM vendor modules.
+func loadModules(file string) (n int, absent []absentModule, err error) {
 	f, err := os.Open(file)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return 0, nil
+			return 0, nil, nil
 		}
-		return 0, err
+		return 0, nil, err
 	}
 	defer f.Close()
-	n := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		p := strings.TrimSpace(sc.Text())
@@ -106,7 +123,7 @@ func loadModules(file string) (int, error) {
 		}
 		m, err := os.Open(p)
 		if err != nil {
-			return n, fmt.Errorf("module %s: %w", p, err)
+			return n, absent, fmt.Errorf("module %s: %w", p, err)
 		}
 		flags := 0
 		if strings.HasSuffix(p, ".xz") || strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".gz") {
@@ -115,12 +132,18 @@ func loadModules(file string) (int, error) {
 		}
 		err = unix.FinitModule(int(m.Fd()), "", flags)
 		m.Close()
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return n, fmt.Errorf("loading module %s: %w", p, err)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, unix.EEXIST):
+			n++
+		case hardwareAbsent(err):
+			absent = append(absent, absentModule{p, err})
+		default:
+			return n, absent, fmt.Errorf("loading module %s: %w", p, err)
 		}
-		n++
 	}
-	return n, sc.Err()
+	return n, absent, sc.Err()
 }
 
 // findExt4 returns the /dev path of the block device holding an ext4 file

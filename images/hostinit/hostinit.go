@@ -18,7 +18,10 @@ package hostinit
 
 import (
 	"context"
+	"debug/elf"
+	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 
@@ -81,6 +84,29 @@ func GOARCH(a platforms.Arch) string {
 	return "arm64"
 }
 
+// CheckStatic reports why the program at path cannot be the host's init:
+// the host initramfs holds no shared libraries, so a dynamically linked
+// program (one with an ELF interpreter) fails there with "Failed to
+// execute /init (error -2)".
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	var notELF *elf.FormatError
+	if errors.As(err, &notELF) || errors.Is(err, io.EOF) {
+		return nil // not an ELF program: nothing to say of its linking
+	}
+	if err != nil {
+		return fmt.Errorf("tandem binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 256))
+			return fmt.Errorf("tandem binary %s is dynamically linked (interpreter %s), and the host initramfs has no shared libraries: build it static (CGO_ENABLED=0 go build, as make build does) or pass --tandem with a static one", path, strings.TrimRight(string(interp), "\x00"))
+		}
+	}
+	return nil
+}
+
 // Build writes the host initramfs to file, atomically. Cancelling ctx
 // stops it and leaves file as it was.
 func Build(ctx context.Context, file string, opt Options) error {
@@ -89,6 +115,9 @@ func Build(ctx context.Context, file string, opt Options) error {
 	}
 	ents := initramfs.Console()
 	if opt.Tandem != "" {
+		if err := CheckStatic(opt.Tandem); err != nil {
+			return err
+		}
 		ents = append(ents, initramfs.File("/init", opt.Tandem, 0o755))
 	} else {
 		ents = append(ents, initramfs.GoProgram("/init", "./cmd/tandem", GOARCH(opt.Board.Arch)))

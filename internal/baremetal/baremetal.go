@@ -3,7 +3,11 @@
 // hand-assembled bytes (its source, testdata/x86_64.S, is assembled by
 // this package's test with Debian's binutils and must give the same
 // bytes), so that a test that boots it needs no assembler where it runs:
-// inside an emulated host too.
+// inside an emulated host too. The arm64 program (testdata/arm64.S:
+// PL011 output, a second CPU through PSCI, the virtual timer's interrupt
+// through a GICv3 or GICv2, PSCI power-off) is assembled by BuildArm64
+// with Debian's cross binutils on the machine that starts the emulated
+// arm64 host.
 package baremetal
 
 import (

@@ -26,7 +26,7 @@ func TestTandemRunArm32(t *testing.T) {
 			res := runArmMatrix(t, host.arch, tandem, a64.disk, gs, func(kernel, initrd string) string {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --vsock %d --console stdio",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, guestCID)
-			})
+			}, hostRuns{})
 			for _, gk := range guestKernels {
 				t.Run(gk.version, func(t *testing.T) {
 					recordCell(t, "armhf/"+host.name+" testinit", gk.version)

@@ -2,18 +2,23 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tandem-hv/tandem/internal/baremetal"
 	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // Limits of the arm64 runs. Every MMIO exit of the nested guest costs
@@ -130,21 +135,33 @@ var arm64Hosts = []struct {
 	{"GICv2", qemuhost.Arm64GICv2, "arm,cortex-a15-gic"},
 }
 
-// runArmMatrix boots one emulated arm64 host and runs, in it, tandem run
-// with each kernel of gs in turn: run gives the command line for a
-// kernel and initramfs at their paths in the host. It returns the host's
-// result, which section splits by kernel version.
-func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string) *qemuhost.Result {
-	t.Helper()
-	return runArmHost(t, hostArch, tandem, disk, gs, run, nil, nil)
+// hostRuns are guest runs an emulated host makes besides its kernel
+// matrix: the files they need (paths in the host to host files) and the
+// runs, in order.
+type hostRuns struct {
+	files map[string]string
+	runs  []guestRun
 }
 
-// runArmHost is runArmMatrix with more guest runs after the matrix's
-// (the firmware-boot guests), and the files they need in the host.
-func runArmHost(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string, moreFiles map[string]string, more []guestRun) *qemuhost.Result {
+// then returns the runs of r followed by those of o, with the files of
+// both.
+func (r hostRuns) then(o hostRuns) hostRuns {
+	files := maps.Clone(r.files)
+	if files == nil {
+		files = map[string]string{}
+	}
+	maps.Copy(files, o.files)
+	return hostRuns{files: files, runs: append(slices.Clone(r.runs), o.runs...)}
+}
+
+// runArmMatrix boots one emulated arm64 host and runs, in it, tandem run
+// with each kernel of gs in turn, then the runs of more: run gives the
+// command line for a kernel and initramfs at their paths in the host. It
+// returns the host's result, which section splits by kernel version and
+// by the names of more's runs.
+func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string, more hostRuns) *qemuhost.Result {
 	t.Helper()
 	files := map[string]string{"/tandem": tandem, "/guest/disk.img": disk}
-	maps.Copy(files, moreFiles)
 	var runs []guestRun
 	for _, mg := range gs {
 		dir := "/guest/" + mg.version
@@ -152,11 +169,12 @@ func runArmHost(t *testing.T, hostArch, tandem string, disk string, gs []matrixG
 		files[dir+"/initrd"] = mg.initrd[GuestTestinit]
 		runs = append(runs, guestRun{mg.version, run(dir+"/vmlinuz", dir+"/initrd")})
 	}
+	maps.Copy(files, more.files)
+	runs = append(runs, more.runs...)
 	if len(runs) == 0 {
-		// No kernel in the cache: each subtest says which is missing.
+		// Nothing to run: each subtest says what is missing.
 		return &qemuhost.Result{ExitStatus: -1}
 	}
-	runs = append(runs, more...)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    hostArch,
 		Files:   files,
@@ -182,38 +200,41 @@ func runArmHost(t *testing.T, hostArch, tandem string, disk string, gs []matrixG
 // 0. The host's CPU (QEMU's max) has SVE and a PMUv3, which KVM offers:
 // on the GICv3 host the guest gets both by default (SVE in
 // /proc/cpuinfo, perf's armv8_pmuv3 PMU counting cycles), on the GICv2
-// host --pmu=false --sve=false take them away. Subtests are HOST/KERNEL
-// (GICv2/6.12). After the matrix, the GICv3 host boots Debian's
-// unmodified U-Boot (u-boot-qemu's qemu_arm64 build) with --firmware and
-// no kernel, and U-Boot boots the stock 6.1 kernel from the guest's disk
-// (GICv3/u-boot-extlinux: extlinux.conf on a FAT partition;
-// GICv3/u-boot-efi-grub: Debian's GRUB on an EFI system partition).
+// host --pmu=false --sve=false take them away. In the same boot of each
+// host it runs the arm64 bare-metal test guest (internal/baremetal) as an
+// ELF executable and as a raw image, at the default address and at a
+// --load-address (checkBareMetalArm64). After those, the GICv3 host boots
+// Debian's unmodified U-Boot (u-boot-qemu's qemu_arm64 build) with
+// --firmware and no kernel, and U-Boot boots the stock 6.1 kernel from
+// the guest's disk (checkFirmwareGuest). Subtests are HOST/KERNEL
+// (GICv2/6.12), HOST/baremetal/FORMAT (GICv3/baremetal/raw) and
+// GICv3/u-boot-extlinux (extlinux.conf on a FAT partition) and
+// GICv3/u-boot-efi-grub (Debian's GRUB on an EFI system partition).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags
 		on    bool   // the guest has SVE and a PMU that counts
+		gic   string // what the bare-metal guest finds: v3 or v2
 	}{
-		"GICv3": {"", true},
-		"GICv2": {"--pmu=false --sve=false", false},
+		"GICv3": {"", true, "v3"},
+		"GICv2": {"--pmu=false --sve=false", false, "v2"},
 	}
 	qemuhost.RequireArch(t, "arm64")
 	g, tandem := buildArm64(t)
 	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
-	// The firmware guests run on the GICv3 host, after the matrix.
+	bm := bareMetalArm64Runs(t)
 	fws := firmwareGuests(t, g.kernel, g.initrd[GuestTestinit])
-	fwFiles, fwRuns := firmwareRuns(fws)
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
-			var moreFiles map[string]string
-			var more []guestRun
+			more := bm
 			if host.name == "GICv3" {
-				moreFiles, more = fwFiles, fwRuns
+				more = bm.then(firmwareRuns(fws))
 			}
-			res := runArmHost(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
+			res := runArmMatrix(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
-			}, moreFiles, more)
+			}, more)
 			for _, fg := range fws {
 				if host.name != "GICv3" {
 					break
@@ -222,6 +243,13 @@ func TestTandemRunArm64(t *testing.T) {
 					checkFirmwareGuest(t, res, fg)
 				})
 			}
+			t.Run("baremetal", func(t *testing.T) {
+				for _, f := range bareMetalFormats {
+					t.Run(f.name, func(t *testing.T) {
+						checkBareMetalArm64(t, section(res, "baremetal-"+f.name), ft.gic, host.gic)
+					})
+				}
+			})
 			for _, gk := range guestKernels {
 				t.Run(gk.version, func(t *testing.T) {
 					recordCell(t, "arm64/"+host.name+" testinit", gk.version)
@@ -249,6 +277,81 @@ func TestTandemRunArm64(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// bareMetalFormats are the ways the arm64 bare-metal guest is run: its
+// ELF executable, entered at e_entry, and its raw image, at the default
+// load address (RAM + 0x80000) and at one --load-address gives (the
+// program runs at any 2 KiB aligned address: its vector table's
+// alignment); args are tandem run's flags for the
+// guest in dir.
+var bareMetalFormats = []struct {
+	name string
+	args func(img baremetal.Arm64Images, dir string) string
+}{
+	{"ELF", func(img baremetal.Arm64Images, dir string) string {
+		return "--kernel " + path.Join(dir, filepath.Base(img.ELF))
+	}},
+	{"raw", func(img baremetal.Arm64Images, dir string) string {
+		return "--kernel " + path.Join(dir, filepath.Base(img.Raw)) + " --kernel-format raw"
+	}},
+	{"raw-load-address", func(img baremetal.Arm64Images, dir string) string {
+		return "--kernel " + path.Join(dir, filepath.Base(img.Raw)) + " --kernel-format raw --load-address 0x40200000"
+	}},
+}
+
+// bareMetalArm64Runs builds the arm64 bare-metal guest and returns its
+// runs, one per bareMetalFormats entry (sections "baremetal-FORMAT"),
+// with two vCPUs (it starts the second) and no command line. Where the
+// cross binutils are missing it returns none: checkBareMetalArm64 then
+// says which (and fails in CI).
+func bareMetalArm64Runs(t *testing.T) hostRuns {
+	t.Helper()
+	dir := filepath.Join(workDir, "baremetal-arm64")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, err := baremetal.BuildArm64(dir)
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Logf("no bare-metal runs: %v", err)
+		return hostRuns{}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inHost = "/guest/baremetal"
+	more := hostRuns{files: map[string]string{
+		path.Join(inHost, filepath.Base(img.ELF)): img.ELF,
+		path.Join(inHost, filepath.Base(img.Raw)): img.Raw,
+	}}
+	for _, f := range bareMetalFormats {
+		more.runs = append(more.runs, guestRun{"baremetal-" + f.name,
+			fmt.Sprintf("/tandem run %s --cmdline '' --cpus 2 --memory 64M --console stdio", f.args(img, inHost))})
+	}
+	return more
+}
+
+// checkBareMetalArm64 checks a run of the arm64 bare-metal guest: every
+// line it prints, in order and nothing else (the second CPU up through
+// PSCI CPU_ON, the GIC it found, the virtual timer's interrupt taken
+// through it: baremetal.Arm64Console), its PSCI SYSTEM_OFF ending
+// tandem run with status 0, and the device tree it was given describing
+// the host's kind of GIC (hostGIC).
+func checkBareMetalArm64(t *testing.T, r *qemuhost.Result, gic, hostGIC string) {
+	t.Helper()
+	for _, tool := range []string{"as", "ld", "objcopy"} {
+		testenv.RequireCommand(t, baremetal.Arm64Tool(tool), baremetal.Arm64Binutils)
+	}
+	t.Logf("%s", arm64Timing(r))
+	if got, want := baremetal.Arm64Lines(r.Output), baremetal.Arm64Console(gic); !slices.Equal(got, want) {
+		t.Errorf("bare-metal guest printed\n%s\nwant\n%s\nconsole:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), r.Output)
+	}
+	if r.ExitStatus != 0 {
+		t.Errorf("tandem run exit status %d, want 0 (PSCI SYSTEM_OFF)", r.ExitStatus)
+	}
+	if !strings.Contains(r.Output, "E2E gic="+hostGIC) {
+		t.Errorf("guest device tree does not describe a %s", hostGIC)
 	}
 }
 

@@ -152,15 +152,14 @@ func firmwareGuests(t *testing.T, k Kernel, initrd string) []firmwareGuest {
 
 // firmwareRuns are the tandem run commands of the firmware guests, and
 // the files they need in the emulated host.
-func firmwareRuns(gs []firmwareGuest) (map[string]string, []guestRun) {
-	files := map[string]string{"/guest/u-boot.bin": debianUBoot}
-	var runs []guestRun
+func firmwareRuns(gs []firmwareGuest) hostRuns {
+	r := hostRuns{files: map[string]string{"/guest/u-boot.bin": debianUBoot}}
 	for _, g := range gs {
 		disk := "/guest/" + g.name + ".img"
-		files[disk] = g.disk
-		runs = append(runs, guestRun{g.name, fmt.Sprintf("/tandem run --firmware /guest/u-boot.bin --cpus %d --memory %s --disk %s --console stdio", guestCPUs, guestMemory, disk)})
+		r.files[disk] = g.disk
+		r.runs = append(r.runs, guestRun{g.name, fmt.Sprintf("/tandem run --firmware /guest/u-boot.bin --cpus %d --memory %s --disk %s --console stdio", guestCPUs, guestMemory, disk)})
 	}
-	return files, runs
+	return r
 }
 
 // checkFirmwareGuest checks one firmware guest's section of the host's

@@ -21,6 +21,10 @@ type Stat struct {
 	State string
 	// Ticks is utime + stime (fields 14 and 15), in 1/UserHZ seconds.
 	Ticks uint64
+	// RTPriority and Policy are fields 40 and 41: the real-time priority
+	// (0 for normal tasks) and the scheduling policy (SCHED_OTHER 0,
+	// SCHED_FIFO 1, SCHED_RR 2, …); 0 when the line is older and short.
+	RTPriority, Policy int
 }
 
 // CPU is Ticks as a duration.
@@ -44,7 +48,12 @@ func Parse(line string) (Stat, bool) {
 	if err1 != nil || err2 != nil {
 		return Stat{}, false
 	}
-	return Stat{Name: line[open+1 : close], State: f[0], Ticks: ut + st}, true
+	s := Stat{Name: line[open+1 : close], State: f[0], Ticks: ut + st}
+	if len(f) > 38 {
+		s.RTPriority, _ = strconv.Atoi(f[37])
+		s.Policy, _ = strconv.Atoi(f[38])
+	}
+	return s, true
 }
 
 // Read reads and parses the stat file at path.

@@ -17,6 +17,9 @@ func TestParse(t *testing.T) {
 			Stat{Name: "CPU 0/TCG", State: "R", Ticks: 743}, true},
 		{"a name with a parenthesis", "7 (a) b) S 1 1 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 1 1 1",
 			Stat{Name: "a) b", State: "S", Ticks: 11}, true},
+		{"a SCHED_FIFO vCPU thread at priority 50 (fields 40 and 41)",
+			"51 (vcpu0) R 1 1 1 0 -1 4194368 0 0 0 0 300 20 0 0 -51 0 4 0 100 1 1 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 50 1 0 0 0",
+			Stat{Name: "vcpu0", State: "R", Ticks: 320, RTPriority: 50, Policy: 1}, true},
 		{"cut short", "7 (x) S 1 1", Stat{}, false},
 		{"no name", "7 x S", Stat{}, false},
 	}
