@@ -26,7 +26,10 @@
 #                                     must differ from the guest's (x86: only if the
 #                                     cloud kernel lacks kvm-amd)
 #   build/cache/pkgs/PKG_ARCH/...     Debian's U-Boot builds for the boards
-#                                     (arm64: u-boot-rockchip, u-boot-rpi and
+#                                     (arm64: u-boot-rockchip, u-boot-rpi,
+#                                     grub-efi-arm64-signed's monolithic
+#                                     GRUB, which U-Boot boots from a firmware
+#                                     guest's EFI system partition, and
 #                                     the Pi's VideoCore firmware,
 #                                     raspi-firmware, from the non-free-firmware
 #                                     component through an apt state of its
@@ -237,11 +240,12 @@ boot_pkgs_armhf() {
 
 # boot_pkgs fetches what the arm64 board images and `bsp import --uboot`
 # take from Debian: U-Boot for the Rockchip and Raspberry Pi boards, and
-# the Raspberry Pi's firmware. raspi-firmware is in the non-free-firmware
+# the Raspberry Pi's firmware; and GRUB for arm64 EFI, which the e2e
+# tests put on a firmware guest's EFI system partition. raspi-firmware is in the non-free-firmware
 # component, which the machine's sources need not list: it is resolved
 # and downloaded through an apt state of its own under the cache.
 boot_pkgs() {
-	for p in u-boot-rockchip u-boot-rpi; do
+	for p in u-boot-rockchip u-boot-rpi grub-efi-arm64-signed; do
 		unpack_pkg "$(download "$p:arm64")" "$p" arm64
 	done
 	st=$cache/apt-nonfree

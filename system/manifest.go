@@ -93,6 +93,9 @@ type Guest struct {
 	KernelFormat vmm.KernelFormat
 	LoadAddress  uint64
 	Initrd       string
+	// Firmware, in place of Kernel, is what an arm64 guest starts in
+	// (U-Boot's qemu_arm64 u-boot.bin), booting from its disks.
+	Firmware string
 	// Cmdline is the kernel command line: as given, empty included, or
 	// the default console when the guest has no cmdline: at all.
 	Cmdline string
@@ -138,8 +141,8 @@ type Guest struct {
 	// kernelName and initrdName are the files as the manifest names
 	// them, which name them in the measurements; entry is the guest's
 	// entry of the manifest, as measured (KindManifest).
-	kernelName, initrdName string
-	entry                  []byte
+	kernelName, initrdName, firmwareName string
+	entry                                []byte
 }
 
 // Disk is a guest disk: a file, or a host partition found by its label
@@ -430,6 +433,7 @@ func (m *Manifest) Files() []string {
 	for _, g := range m.Guests {
 		add(g.Kernel)
 		add(g.Initrd)
+		add(g.Firmware)
 		for _, d := range g.Disks {
 			add(d.Path)
 		}

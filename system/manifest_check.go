@@ -132,9 +132,10 @@ func parseEndpoint(s string, byName map[string]*Guest) (Endpoint, error) {
 	return e, nil
 }
 
-// checkFiles checks that the kernel, initrd and disk files exist.
+// checkFiles checks that the kernel, initrd, firmware and disk files
+// exist.
 func (g *Guest) checkFiles() error {
-	for _, f := range []struct{ field, path string }{{"kernel", g.Kernel}, {"initrd", g.Initrd}} {
+	for _, f := range []struct{ field, path string }{{"kernel", g.Kernel}, {"initrd", g.Initrd}, {"firmware", g.Firmware}} {
 		if f.path == "" {
 			continue
 		}

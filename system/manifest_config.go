@@ -40,7 +40,7 @@ func (g *Guest) Config() (vmm.Config, error) {
 	cmdline := g.Cmdline
 	cfg := vmm.Config{
 		Name: g.Name, Kernel: g.Kernel, KernelFormat: g.KernelFormat, LoadAddress: g.LoadAddress,
-		Initrd: g.Initrd, Cmdline: &cmdline,
+		Initrd: g.Initrd, Firmware: g.Firmware, Cmdline: &cmdline,
 		CPUs: g.CPUs, Memory: g.Memory, Nets: g.Nets,
 		Lock: g.LockMemory, HugePages: g.HugePages,
 		VCPUAffinity: slices.Clone(g.HostCPUs), RTPriority: g.RTPriority,

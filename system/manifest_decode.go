@@ -29,6 +29,7 @@ type guestYAML struct {
 	KernelFmt  string     `yaml:"kernel-format"`
 	LoadAddr   uint64     `yaml:"load-address"`
 	Initrd     string     `yaml:"initrd"`
+	Firmware   string     `yaml:"firmware"`
 	Cmdline    *string    `yaml:"cmdline"` // nil: left out, defaultCmdline
 	CPUs       *int       `yaml:"cpus"`    // nil: left out, defaultCPUs
 	Memory     string     `yaml:"memory"`
@@ -128,12 +129,12 @@ func (m *Manifest) rel(p string) string {
 // each field; what involves other guests is left for validate.
 func (m *Manifest) decodeGuest(i int, y *guestYAML) (*Guest, error) {
 	g := &Guest{
-		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd),
+		Name: y.Name, Role: y.Role, Kernel: m.rel(y.Kernel), Initrd: m.rel(y.Initrd), Firmware: m.rel(y.Firmware),
 		LoadAddress: y.LoadAddr, HostCPUs: y.HostCPUs, RTPriority: y.RTPriority,
 		LockMemory: y.LockMemory, HugePages: y.HugePages, After: y.After,
 		VTPM:  y.VTPM,
 		NoPMU: y.PMU != nil && !*y.PMU, NoSVE: y.SVE != nil && !*y.SVE,
-		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd,
+		index: i, manifest: m, kernelName: y.Kernel, initrdName: y.Initrd, firmwareName: y.Firmware,
 	}
 	for _, decode := range []func(*guestYAML) error{
 		g.decodeBasics,
@@ -165,8 +166,8 @@ func (g *Guest) decodeBasics(y *guestYAML) error {
 	if !validName(g.Name) {
 		return g.errorf("name", "%q: use letters, digits, '-' and '_' only (it names sockets and log lines)", g.Name)
 	}
-	if g.Kernel == "" {
-		return g.errorf("kernel", "missing: give the guest kernel's path")
+	if g.Kernel == "" && g.Firmware == "" {
+		return g.errorf("kernel", "missing: give the guest kernel's path (or, for an arm64 guest that boots from its disk, firmware:)")
 	}
 	g.CPUs = defaultCPUs
 	if y.CPUs != nil {

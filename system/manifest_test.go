@@ -161,6 +161,41 @@ func TestManifestCmdlineAndFormat(t *testing.T) {
 	}
 }
 
+// TestManifestFirmware reads a guest that boots from firmware: no
+// kernel, the firmware's path resolved from the manifest's directory and
+// handed to the VMM, and measured first under its own kind.
+func TestManifestFirmware(t *testing.T) {
+	dir := guestDir(t)
+	good := string(goodManifest(t))
+	old := "    kernel: vmlinuz\n    initrd: info.cpio.gz\n"
+	if !strings.Contains(good, old) {
+		t.Fatalf("test bug: %q not in the good manifest", old)
+	}
+	good = strings.Replace(good, old, "    firmware: vmlinuz\n", 1)
+	m, err := LoadManifest(writeManifest(t, dir, []byte(good)))
+	if err != nil {
+		t.Fatalf("LoadManifest() = %v", err)
+	}
+	info := m.Guest("infotainment")
+	cfg, err := info.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "vmlinuz"); cfg.Firmware != want || cfg.Kernel != "" || cfg.Initrd != "" {
+		t.Errorf("Config() firmware %q, kernel %q, initrd %q; want firmware %q and neither of the others", cfg.Firmware, cfg.Kernel, cfg.Initrd, want)
+	}
+	if !slices.Contains(m.Files(), filepath.Join(dir, "vmlinuz")) {
+		t.Errorf("Files() = %v, want the firmware among them", m.Files())
+	}
+	cs, err := info.Components()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) == 0 || cs[0].Kind != "firmware" || cs[0].Name != "vmlinuz" {
+		t.Errorf("Components()[0] = %+v, want the firmware, named as the manifest names it", cs)
+	}
+}
+
 func TestBadManifests(t *testing.T) {
 	good := string(goodManifest(t))
 	tests := []struct {
@@ -176,6 +211,7 @@ func TestBadManifests(t *testing.T) {
 		{"duplicate name", "name: infotainment", "name: control", `system.yaml:24: guest "control": name: duplicate: guest #1 (line 5)`},
 		{"missing kernel", "    kernel: vmlinuz\n    initrd: control", "    kernel: nosuch\n    initrd: control", `system.yaml:7: guest "control": kernel: `},
 		{"no kernel field", "    kernel: vmlinuz\n    initrd: info", "    initrd: info", `guest "infotainment": kernel: missing`},
+		{"missing firmware", "    kernel: vmlinuz\n    initrd: info.cpio.gz\n", "    firmware: u-boot-gone.bin\n", `guest "infotainment": firmware: `},
 		{"missing initrd", "initrd: info.cpio.gz", "initrd: gone.gz", `system.yaml:27: guest "infotainment": initrd: `},
 		{"missing disk", "path: media.img", "path: gone.img", `system.yaml:30: guest "infotainment": disks[0].path: `},
 		{"two disk sources", "path: media.img", "path: media.img\n        label: DATA", `disks[0]: give exactly one of path, label or partuuid`},

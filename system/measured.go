@@ -86,11 +86,12 @@ func (g *Guest) hardwareDescription() []byte {
 }
 
 // Components hashes what the guest boots, in the order it is measured:
-// its kernel, its initrd, its hardware, its command line and its entry of
-// the manifest. An unreadable file is an error naming it.
+// its firmware or kernel, its initrd, its hardware, its command line and
+// its entry of the manifest. An unreadable file is an error naming it.
 func (g *Guest) Components() ([]measure.Component, error) {
 	var out []measure.Component
 	for _, f := range []struct{ kind, name, path string }{
+		{measure.KindFirmware, g.firmwareName, g.Firmware},
 		{measure.KindKernel, g.kernelName, g.Kernel},
 		{measure.KindInitrd, g.initrdName, g.Initrd},
 	} {

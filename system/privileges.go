@@ -179,7 +179,7 @@ func (m *Manifest) checkAccess(g *Guest, cred *syscall.Credential, who string) e
 		field, path string
 		write       bool
 	}
-	ws := []want{{"kernel", g.Kernel, false}, {"initrd", g.Initrd, false}}
+	ws := []want{{"kernel", g.Kernel, false}, {"initrd", g.Initrd, false}, {"firmware", g.Firmware, false}}
 	for j, d := range g.Disks {
 		p, err := g.resolveDisk(j, d)
 		if err != nil {

@@ -24,6 +24,8 @@ func hostKVM() error {
 // too, through KVM_ARM_VCPU_EL1_32BIT; an ARMv7 host runs only them.
 func guestFor(k kernelFile, host string) (archGuest, error) {
 	switch a := k.arch; {
+	case k.format == formatFirmware && host != "arm64":
+		return nil, fmt.Errorf("firmware boot is for arm64 guests on an arm64 host (the firmware is U-Boot's qemu_arm64 build), not on an %s host: give the guest a kernel instead", host)
 	case a == ArchX86_64 && host == "x86_64":
 		return &x86Guest{format: k.format}, nil
 	case a == ArchARM64 && host == "arm64":

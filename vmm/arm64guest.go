@@ -8,7 +8,9 @@ import (
 	"github.com/tandem-hv/tandem/arch/arm64"
 	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/arch/loader"
+	"github.com/tandem-hv/tandem/dtb"
 	"github.com/tandem-hv/tandem/hv/devices"
+	"github.com/tandem-hv/tandem/hv/devices/flash"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/hv/mem"
 )
@@ -57,6 +59,8 @@ func (g *arm64Guest) addPlatformDevices(vm *VM) error { return vm.addARMPlatform
 func (g *arm64Guest) checkKernel(c *Config) error {
 	path := c.Kernel
 	switch g.format {
+	case formatFirmware:
+		return arm64.CheckFirmware(c.Firmware)
 	case formatELF:
 		return arm64.CheckELF(path)
 	case KernelRaw:
@@ -66,6 +70,9 @@ func (g *arm64Guest) checkKernel(c *Config) error {
 }
 
 func (g *arm64Guest) loadKernel(vm *VM) error {
+	if g.format == formatFirmware {
+		return g.loadFirmware(vm)
+	}
 	guest := arm64.Guest{Kernel: vm.cfg.Kernel, Initrd: vm.cfg.Initrd}
 	var b *arm64.Boot
 	var err error
@@ -79,6 +86,37 @@ func (g *arm64Guest) loadKernel(vm *VM) error {
 	}
 	if err != nil {
 		return err
+	}
+	g.boot = &arm64Boot{b}
+	return nil
+}
+
+// loadFirmware maps both flash banks read-only at FlashBase, the
+// firmware at the start of the first, and puts a flash model on the MMIO
+// bus over them for the writes KVM turns into MMIO exits. The whole
+// flash is in the slot, so that the firmware's reads of it (U-Boot reads
+// its environment from the second bank, 256 KiB of it) never leave the
+// vCPU; pages the firmware does not fill stay untouched and read as
+// zeros. The flash's memory is the VMM's alone: it is not guest RAM, so
+// no device can DMA into it.
+func (g *arm64Guest) loadFirmware(vm *VM) error {
+	if err := vm.sys.Require("firmware boot", kvm.CapReadonlyMem); err != nil {
+		return err
+	}
+	fl, err := mem.New([]mem.Range{{GPA: armvirt.FlashBase, Size: armvirt.FlashSize}}, mem.Options{})
+	if err != nil {
+		return fmt.Errorf("flash: %w", err)
+	}
+	vm.closers = append(vm.closers, fl)
+	b, image, err := arm64.LoadFirmware(fl, vm.mem, vm.cfg.Firmware)
+	if err != nil {
+		return err
+	}
+	if err := vm.kvm.SetUserMemoryRegion(vm.nextSlot(), armvirt.FlashBase, fl.Regions()[0].Host, true); err != nil {
+		return fmt.Errorf("flash: %w", err)
+	}
+	if err := vm.mmio.Insert(flash.New(image, vm.warn), armvirt.FlashBase, armvirt.FlashSize); err != nil {
+		return fmt.Errorf("flash: %w", err)
 	}
 	g.boot = &arm64Boot{b}
 	return nil
@@ -103,7 +141,23 @@ func (g *arm64Guest) finishVM(vm *VM) error {
 		return fmt.Errorf("kaslr-seed: %w", err)
 	}
 	h := arm64.Hardware{Cmdline: vm.cfg.cmdlineOr("console=ttyAMA0"), KASLRSeed: binary.LittleEndian.Uint64(kaslr[:])}
-	return g.finish(vm, g.boot, h, arm64.DeviceTree)
+	build := arm64.DeviceTree
+	if g.boot.Firmware {
+		build = firmwareDeviceTree
+	}
+	return g.finish(vm, g.boot, h, build)
+}
+
+// firmwareDeviceTree is the device tree of a guest that starts in
+// firmware: the same hardware, with the tree's own block reserved, since
+// the firmware keeps reading it where it lies.
+func firmwareDeviceTree(h arm64.Hardware) (*dtb.Tree, error) {
+	t, err := arm64.DeviceTree(h)
+	if err != nil {
+		return nil, err
+	}
+	arm64.ReserveDeviceTree(t)
+	return t, nil
 }
 
 // DeviceTree returns the device tree generated for the guest (nil for

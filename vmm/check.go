@@ -99,6 +99,9 @@ func (c *Config) check() (archGuest, error) {
 		return nil, err
 	}
 	kernelErr := func(err error) error {
+		if c.Firmware != "" {
+			return &ConfigError{Field: "firmware", Label: "firmware", Value: c.Firmware, Err: err}
+		}
 		return &ConfigError{Field: "kernel", Label: "kernel", Value: c.Kernel, Err: err}
 	}
 	k, err := c.kernelFile(kvm.HostArch)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tandem-hv/tandem/arch/x86"
 	"github.com/tandem-hv/tandem/hv/devices/tpm"
+	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/internal/fakekernel"
 )
 
@@ -40,6 +41,27 @@ func TestCheck(t *testing.T) {
 		c.Kernel, c.CPUs, c.Memory = kernel, 1, 64<<20
 		return c
 	}
+	firmware := filepath.Join(dir, "u-boot.bin")
+	if err := os.WriteFile(firmware, []byte(strings.Repeat("\x00\x00\x00\x14", 1024)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.bin")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fw := func(c Config) Config {
+		c.CPUs, c.Memory = 1, 128<<20
+		if c.Firmware == "" {
+			c.Firmware = firmware
+		}
+		return c
+	}
+	// The firmware's host check: on an arm64 host, the empty file's
+	// size; elsewhere, the host.
+	emptyWant := "firmware size: the file is empty"
+	if kvm.HostArch != "arm64" {
+		emptyWant = "firmware boot is for arm64 guests on an arm64 host"
+	}
 	tests := []struct {
 		name   string
 		cfg    Config
@@ -59,6 +81,11 @@ func TestCheck(t *testing.T) {
 		{"display's VNC on every interface", ok(Config{Display: &Display{VNC: "tcp:0.0.0.0:5901"}}), "display.vnc", "", []string{"VNC address", "listens beyond this host", "vnc-allow-remote: true"}},
 		{"display's VNC not an address", ok(Config{Display: &Display{VNC: "5901"}}), "display.vnc", "", []string{"want unix:PATH or tcp:HOST:PORT"}},
 		{"display with a width alone", ok(Config{Display: &Display{Width: 1280}}), "display", "1280x0: ", []string{"display 1280x0"}},
+		{"firmware missing", fw(Config{Firmware: filepath.Join(dir, "none.bin")}), "firmware", filepath.Join(dir, "none.bin") + ": ", []string{"firmware " + filepath.Join(dir, "none.bin") + ": no such file or directory"}},
+		{"firmware and a kernel", fw(Config{Kernel: kernel}), "firmware", firmware + ": ", []string{"either a kernel or firmware, not both", "drop the kernel"}},
+		{"firmware and an initrd", fw(Config{Initrd: kernel}), "firmware", firmware + ": ", []string{"loads the initrd from the guest's disk: drop the initrd"}},
+		{"firmware and a load address", fw(Config{LoadAddress: 0x40080000}), "firmware", firmware + ": ", []string{"drop load-address"}},
+		{"firmware empty", fw(Config{Firmware: empty}), "firmware", empty + ": ", []string{emptyWant}},
 		{"TPM for a 32-bit ARM guest", Config{Kernel: zImage, CPUs: 1, Memory: 64 << 20, TPM: &TPM{Socket: sock}}, "vtpm", "", []string{"a virtual TPM is offered to x86_64 and arm64 guests only", "drop vtpm from this aarch32 guest"}},
 	}
 	for _, tt := range tests {

@@ -29,6 +29,11 @@ type Config struct {
 	// 32-bit ARM; x86 has none, and refuses 0).
 	LoadAddress uint64
 	Initrd      string // optional
+	// Firmware, in place of Kernel, is a firmware image an arm64 guest
+	// starts in (U-Boot's qemu_arm64 u-boot.bin): mapped read-only as
+	// the first flash bank, it finds the guest's disks in the device
+	// tree and boots what is on them.
+	Firmware string
 	// Cmdline is the kernel command line as given, empty included; nil
 	// (none given at all) is the guest architecture's console on its
 	// UART (console=ttyS0, console=ttyAMA0).
@@ -185,10 +190,13 @@ const (
 // the files' metadata and the host's memory; Check adds the kernel's
 // format and the host's interfaces.
 func (c *Config) Validate() error {
-	if c.Kernel == "" {
-		return &ConfigError{Field: "kernel", Label: "kernel", Err: errors.New("no kernel given (--kernel PATH, or kernel: in the guest file)")}
+	if c.Kernel == "" && c.Firmware == "" {
+		return &ConfigError{Field: "kernel", Label: "kernel", Err: errors.New("no kernel given (--kernel PATH, or kernel: in the guest file; or --firmware PATH, firmware:, for a guest that boots from its disk)")}
 	}
-	for _, f := range []struct{ field, path string }{{"kernel", c.Kernel}, {"initrd", c.Initrd}} {
+	if err := c.validateFirmware(); err != nil {
+		return err
+	}
+	for _, f := range []struct{ field, path string }{{"kernel", c.Kernel}, {"initrd", c.Initrd}, {"firmware", c.Firmware}} {
 		if f.path == "" {
 			continue
 		}
@@ -282,6 +290,29 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return &ConfigError{Field: "vtpm", Label: "TPM socket", Value: c.TPM.Socket, Err: fsx.UnwrapPathError(err)}
 		}
+	}
+	return nil
+}
+
+// validateFirmware refuses what a firmware guest cannot have: the
+// firmware loads the kernel and its initrd from the guest's disk, and
+// reads no load address or kernel format.
+func (c *Config) validateFirmware() error {
+	if c.Firmware == "" {
+		return nil
+	}
+	fwErr := func(msg string) error {
+		return &ConfigError{Field: "firmware", Label: "firmware", Value: c.Firmware, Err: errors.New(msg)}
+	}
+	switch {
+	case c.Kernel != "":
+		return fwErr("a guest boots either a kernel or firmware, not both: drop the kernel (the firmware loads one from the guest's disk), or drop the firmware")
+	case c.Initrd != "":
+		return fwErr("the firmware loads the initrd from the guest's disk: drop the initrd")
+	case c.KernelFormat != "" && c.KernelFormat != KernelAuto:
+		return fwErr("a kernel format is for a kernel: drop kernel-format")
+	case c.LoadAddress != 0:
+		return fwErr("a load address is for a raw kernel image: drop load-address")
 	}
 	return nil
 }

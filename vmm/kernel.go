@@ -47,6 +47,8 @@ const (
 	formatImage   KernelFormat = "Image"
 	formatZImage  KernelFormat = "zImage"
 	formatELF     KernelFormat = "ELF"
+	// formatFirmware is Config.Firmware's: an arm64 guest's firmware.
+	formatFirmware KernelFormat = "firmware"
 )
 
 // ParseKernelFormat reads a kernel format as a user gives it: "" (or
@@ -75,6 +77,9 @@ type kernelFile struct {
 // from its header, or for a raw image from KernelFormat and the host.
 // A raw image must not be empty, and on x86 needs a load address.
 func (c *Config) kernelFile(host string) (kernelFile, error) {
+	if c.Firmware != "" {
+		return kernelFile{ArchARM64, formatFirmware}, nil
+	}
 	if !c.KernelFormat.raw() {
 		return detectKernelFile(c.Kernel)
 	}

@@ -80,7 +80,6 @@ func (vm *VM) passThrough() error {
 			}
 		}
 	}
-	slot := uint32(len(vm.mem.Regions()))
 	var guestNodes []*dtb.Node
 	for _, pd := range vm.cfg.Passthrough {
 		d := &passedDevice{node: pd.HostPath}
@@ -95,10 +94,9 @@ func (vm *VM) passThrough() error {
 				return fmt.Errorf("passthrough %s: %w", pd.HostPath, err)
 			}
 			d.maps = append(d.maps, p)
-			if err := vm.kvm.SetUserMemoryRegion(slot, gpa, p.Host, false); err != nil {
+			if err := vm.kvm.SetUserMemoryRegion(vm.nextSlot(), gpa, p.Host, false); err != nil {
 				return fmt.Errorf("passthrough %s: registers %#x as guest %#x: %w", pd.HostPath, p.Base, gpa, err)
 			}
-			slot++
 		}
 		guestNodes = append(guestNodes, pd.Node)
 	}

@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tandem-hv/tandem/arch/armvirt"
 	"github.com/tandem-hv/tandem/hv/kvm"
 	"github.com/tandem-hv/tandem/sandbox"
 )
@@ -154,8 +155,13 @@ func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
 	if cfg.Display != nil {
 		display = cfg.Display.hostMemory()
 	}
+	var flash uint64
+	if cfg.Firmware != "" {
+		// The flash the firmware is mapped from, with its guard pages.
+		flash = armvirt.FlashSize + 2*uint64(os.Getpagesize())
+	}
 	return []sandbox.Limit{
-		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace + display},
+		{Resource: unix.RLIMIT_AS, Name: "address space", Value: cfg.Memory + max(regs, passed) + vmmAddressSpace + display + flash},
 		{Resource: unix.RLIMIT_CORE, Name: "core dumps", Value: 0},
 	}
 }
@@ -163,7 +169,12 @@ func buildLimits(cfg Config, passed uint64) []sandbox.Limit {
 // sandboxPaths are the files the VMM may still open: its guest's, and
 // what the caller adds.
 func (vm *VM) sandboxPaths(s *Sandbox) []sandbox.Path {
-	ps := []sandbox.Path{{Path: vm.cfg.Kernel}, {Path: kvm.DevicePath, Write: true}}
+	ps := []sandbox.Path{{Path: kvm.DevicePath, Write: true}}
+	for _, p := range []string{vm.cfg.Kernel, vm.cfg.Firmware} {
+		if p != "" {
+			ps = append(ps, sandbox.Path{Path: p})
+		}
+	}
 	if vm.cfg.Initrd != "" {
 		ps = append(ps, sandbox.Path{Path: vm.cfg.Initrd})
 	}

@@ -112,6 +112,9 @@ type VM struct {
 	mmio  bus.Bus
 	pio   bus.Bus
 	vcpus []*kvm.VCPU
+	// slots counts the KVM memory slots taken: guest RAM's, then
+	// passed-through registers' and a firmware guest's flash (nextSlot).
+	slots uint32
 
 	virtio   []*virtio.MMIO
 	placed   []devices.Placement // virtio devices, in slot order
@@ -261,12 +264,18 @@ func (vm *VM) addMemory() error {
 		return err
 	}
 	vm.mem = m
-	for i, r := range m.Regions() {
-		if err := vm.kvm.SetUserMemoryRegion(uint32(i), r.GPA, r.Host, false); err != nil {
+	for _, r := range m.Regions() {
+		if err := vm.kvm.SetUserMemoryRegion(vm.nextSlot(), r.GPA, r.Host, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// nextSlot takes the next free KVM memory slot.
+func (vm *VM) nextSlot() uint32 {
+	vm.slots++
+	return vm.slots - 1
 }
 
 // newInterrupt returns an edge-triggered line to gsi backed by an irqfd.

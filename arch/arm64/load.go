@@ -41,6 +41,9 @@ type Boot struct {
 	DTBAddr uint64
 	// InitrdAddr and InitrdSize locate the initrd (0 if none).
 	InitrdAddr, InitrdSize uint64
+	// Firmware says the vCPU starts in firmware (LoadFirmware) at
+	// KernelAddr, which loads the kernel itself.
+	Firmware bool
 }
 
 // Load loads g's kernel and initrd into m (laid out by MemoryRanges).

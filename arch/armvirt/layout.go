@@ -21,7 +21,9 @@ import (
 // uses it for both).
 //
 //	0x0000_0000 ┌────────────────────────────────┐
-//	            │ (nothing: reads as zero)       │
+//	            │ flash: two 64 MiB banks, with  │ FlashBase (firmware boot
+//	            │ firmware read-only in bank 0;  │ only; else nothing, which
+//	            │ (reads as zero otherwise)      │ reads as zero)
 //	0x0800_0000 │ GIC distributor (64 KiB)       │ GICDistBase
 //	0x0801_0000 │ GICv2 CPU interface (8 KiB)    │ GICv2CPUBase
 //	0x080a_0000 │ GICv3 redistributors, 128 KiB  │ GICv3RedistBase, up to
@@ -42,6 +44,15 @@ import (
 //	            │ guest architecture's loader    │
 //	            └────────────────────────────────┘ RAMBase + guest RAM
 const (
+	// FlashBase is where a guest booted from firmware finds its flash,
+	// as on QEMU's virt board (VIRT_FLASH: two banks of 64 MiB, the
+	// first holding the firmware the vCPU starts in). U-Boot's
+	// qemu_arm64 build is linked to run from there.
+	FlashBase     = 0x00000000
+	FlashBankSize = 64 << 20
+	FlashBanks    = 2
+	FlashSize     = FlashBanks * FlashBankSize
+
 	GICDistBase     = 0x08000000
 	GICv2CPUBase    = 0x08010000
 	GICv3RedistBase = 0x080a0000

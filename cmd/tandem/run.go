@@ -28,13 +28,16 @@ type guestFile struct {
 	Name   string `yaml:"name"`
 	Kernel string `yaml:"kernel"`
 	// KernelFormat and LoadAddress: a raw image and where it goes.
-	KernelFormat string  `yaml:"kernel-format"`
-	LoadAddress  uint64  `yaml:"load-address"`
-	Initrd       string  `yaml:"initrd"`
-	Cmdline      *string `yaml:"cmdline"` // nil: left out, the console on the guest's UART
-	CPUs         *int    `yaml:"cpus"`    // nil: left out, 1
-	Memory       string  `yaml:"memory"`
-	Disks        []struct {
+	KernelFormat string `yaml:"kernel-format"`
+	LoadAddress  uint64 `yaml:"load-address"`
+	Initrd       string `yaml:"initrd"`
+	// Firmware, in place of a kernel: an arm64 guest starts in it
+	// (U-Boot's qemu_arm64 u-boot.bin) and boots from its disks.
+	Firmware string  `yaml:"firmware"`
+	Cmdline  *string `yaml:"cmdline"` // nil: left out, the console on the guest's UART
+	CPUs     *int    `yaml:"cpus"`    // nil: left out, 1
+	Memory   string  `yaml:"memory"`
+	Disks    []struct {
 		Path     string `yaml:"path"`
 		ReadOnly bool   `yaml:"readonly"`
 	} `yaml:"disks"`
@@ -76,6 +79,7 @@ type runSpec struct {
 
 type runFlags struct {
 	kernel, initrd, cmdline string
+	firmware                string
 	// cmdlineSet says --cmdline was given, empty or not.
 	cmdlineSet   bool
 	kernelFormat string
@@ -198,6 +202,7 @@ is at fault: the message says which), 1 another error of the VMM.`,
 	fl.StringVar(&f.kernelFormat, "kernel-format", "auto", "how to read --kernel: auto (from its header), raw (a binary for the host's architecture, loaded as-is) or raw-aarch32 (a 32-bit ARM binary on an arm64 host)")
 	fl.Uint64Var(&f.loadAddress, "load-address", 0, "where a raw image is loaded and entered (default: RAM + 0x80000 on arm64, RAM + 0x8000 on 32-bit ARM; required on x86_64)")
 	fl.StringVar(&f.initrd, "initrd", "", "initial ramdisk")
+	fl.StringVar(&f.firmware, "firmware", "", "boot an arm64 guest from firmware in place of --kernel: `FILE` (U-Boot's qemu_arm64 u-boot.bin, as Debian's u-boot-qemu installs it) is mapped read-only as the guest's flash and boots what is on its disks (extlinux.conf, EFI)")
 	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line, as given (an empty one included); without it the console on the guest's UART, ttyS0 or ttyAMA0")
 	fl.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fl.StringVar(&f.memory, "memory", "512M", "guest RAM (K, M, G suffixes)")
@@ -231,7 +236,7 @@ func (f *runFlags) config() (runSpec, error) {
 	if err != nil {
 		return runSpec{}, fmt.Errorf("--kernel-format %w", err)
 	}
-	cfg := vmm.Config{Kernel: f.kernel, KernelFormat: format, LoadAddress: f.loadAddress, Initrd: f.initrd, CPUs: f.cpus, Memory: mem,
+	cfg := vmm.Config{Kernel: f.kernel, KernelFormat: format, LoadAddress: f.loadAddress, Initrd: f.initrd, Firmware: f.firmware, CPUs: f.cpus, Memory: mem,
 		NoPMU: !f.pmu, NoSVE: !f.sve}
 	if f.cmdlineSet {
 		cmdline := f.cmdline
@@ -316,7 +321,7 @@ func loadGuestFile(path string) (runSpec, error) {
 	if err != nil {
 		return runSpec{}, fmt.Errorf("%s: kernel-format: %w", path, err)
 	}
-	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), KernelFormat: format, LoadAddress: g.LoadAddress, Initrd: rel(g.Initrd), Cmdline: g.Cmdline, CPUs: 1}
+	cfg := vmm.Config{Name: g.Name, Kernel: rel(g.Kernel), KernelFormat: format, LoadAddress: g.LoadAddress, Initrd: rel(g.Initrd), Firmware: rel(g.Firmware), Cmdline: g.Cmdline, CPUs: 1}
 	if g.CPUs != nil {
 		cfg.CPUs = *g.CPUs
 	}

@@ -38,6 +38,7 @@ func TestRunBadInput(t *testing.T) {
 	cutELF := write("cut.elf", x86ELF[:len(x86ELF)-8])
 	rawBin := write("raw.bin", baremetal.X86Code)
 	yamlFormat := write("format.yaml", []byte("kernel: "+rawBin+"\nkernel-format: binary\n"))
+	yamlFirmware := write("firmware.yaml", []byte("firmware: u-boot-missing.bin\ndisks:\n  - path: disk.img\n"))
 
 	tests := []struct {
 		name string
@@ -80,6 +81,10 @@ func TestRunBadInput(t *testing.T) {
 		{"ELF for another machine", []string{"run", "--kernel", riscv}, []string{riscv, "e_machine is EM_RISCV", "build the image for one of them"}},
 		{"ELF cut short", []string{"run", "--kernel", cutELF}, []string{cutELF, "segment", "p_filesz", "past the end"}},
 		{"guest file unknown kernel format", []string{"run", yamlFormat}, []string{yamlFormat, "kernel-format", "binary"}},
+		{"missing firmware file", []string{"run", "--firmware", filepath.Join(dir, "u-boot.bin")}, []string{"firmware", filepath.Join(dir, "u-boot.bin"), "no such file"}},
+		{"firmware and a kernel", []string{"run", "--firmware", rawBin, "--kernel", truncated}, []string{"firmware " + rawBin, "either a kernel or firmware", "drop the kernel"}},
+		{"firmware and an initrd", []string{"run", "--firmware", rawBin, "--initrd", disk}, []string{"firmware " + rawBin, "drop the initrd"}},
+		{"guest file firmware missing", []string{"run", yamlFirmware}, []string{yamlFirmware, "firmware", filepath.Join(dir, "u-boot-missing.bin"), "no such file"}},
 	}
 	if kvm.HostArch == "x86_64" {
 		tests = append(tests, struct {

@@ -44,6 +44,7 @@ const (
 	CapSetIdentityMap    Cap = 37
 	CapMaxVCPUs          Cap = 66
 	CapOneReg            Cap = 70
+	CapReadonlyMem       Cap = 81
 	CapARMPSCI           Cap = 87
 	CapDeviceCtrl        Cap = 89
 	CapARMEL132Bit       Cap = 93
@@ -62,7 +63,7 @@ var capNames = map[Cap]string{
 	CapNRMemslots: "KVM_CAP_NR_MEMSLOTS", CapMPState: "KVM_CAP_MP_STATE", CapIRQRouting: "KVM_CAP_IRQ_ROUTING",
 	CapIRQFD: "KVM_CAP_IRQFD", CapPIT2: "KVM_CAP_PIT2", CapIOEventFD: "KVM_CAP_IOEVENTFD",
 	CapSetIdentityMap: "KVM_CAP_SET_IDENTITY_MAP_ADDR", CapMaxVCPUs: "KVM_CAP_MAX_VCPUS", CapOneReg: "KVM_CAP_ONE_REG",
-	CapARMPSCI: "KVM_CAP_ARM_PSCI", CapDeviceCtrl: "KVM_CAP_DEVICE_CTRL", CapARMEL132Bit: "KVM_CAP_ARM_EL1_32BIT",
+	CapReadonlyMem: "KVM_CAP_READONLY_MEM", CapARMPSCI: "KVM_CAP_ARM_PSCI", CapDeviceCtrl: "KVM_CAP_DEVICE_CTRL", CapARMEL132Bit: "KVM_CAP_ARM_EL1_32BIT",
 	CapARMPSCI02: "KVM_CAP_ARM_PSCI_0_2", CapImmediateExit: "KVM_CAP_IMMEDIATE_EXIT",
 	CapARMVMIPASize: "KVM_CAP_ARM_VM_IPA_SIZE", CapARMIRQLineLayout2: "KVM_CAP_ARM_IRQ_LINE_LAYOUT_2",
 	CapSystemEventData: "KVM_CAP_SYSTEM_EVENT_DATA", CapARMPMUv3: "KVM_CAP_ARM_PMU_V3", CapARMSVE: "KVM_CAP_ARM_SVE",

@@ -143,6 +143,17 @@ type hostRuns struct {
 	runs  []guestRun
 }
 
+// then returns the runs of r followed by those of o, with the files of
+// both.
+func (r hostRuns) then(o hostRuns) hostRuns {
+	files := maps.Clone(r.files)
+	if files == nil {
+		files = map[string]string{}
+	}
+	maps.Copy(files, o.files)
+	return hostRuns{files: files, runs: append(slices.Clone(r.runs), o.runs...)}
+}
+
 // runArmMatrix boots one emulated arm64 host and runs, in it, tandem run
 // with each kernel of gs in turn, then the runs of more: run gives the
 // command line for a kernel and initramfs at their paths in the host. It
@@ -192,8 +203,13 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 // host --pmu=false --sve=false take them away. In the same boot of each
 // host it runs the arm64 bare-metal test guest (internal/baremetal) as an
 // ELF executable and as a raw image, at the default address and at a
-// --load-address (checkBareMetalArm64). Subtests are
-// HOST/KERNEL (GICv2/6.12) and HOST/baremetal/FORMAT (GICv3/baremetal/raw).
+// --load-address (checkBareMetalArm64). After those, the GICv3 host boots
+// Debian's unmodified U-Boot (u-boot-qemu's qemu_arm64 build) with
+// --firmware and no kernel, and U-Boot boots the stock 6.1 kernel from
+// the guest's disk (checkFirmwareGuest). Subtests are HOST/KERNEL
+// (GICv2/6.12), HOST/baremetal/FORMAT (GICv3/baremetal/raw) and
+// GICv3/u-boot-extlinux (extlinux.conf on a FAT partition) and
+// GICv3/u-boot-efi-grub (Debian's GRUB on an EFI system partition).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags
@@ -207,13 +223,26 @@ func TestTandemRunArm64(t *testing.T) {
 	g, tandem := buildArm64(t)
 	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
 	bm := bareMetalArm64Runs(t)
+	fws := firmwareGuests(t, g.kernel, g.initrd[GuestTestinit])
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
+			more := bm
+			if host.name == "GICv3" {
+				more = bm.then(firmwareRuns(fws))
+			}
 			res := runArmMatrix(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
-			}, bm)
+			}, more)
+			for _, fg := range fws {
+				if host.name != "GICv3" {
+					break
+				}
+				t.Run(fg.name, func(t *testing.T) {
+					checkFirmwareGuest(t, res, fg)
+				})
+			}
 			t.Run("baremetal", func(t *testing.T) {
 				for _, f := range bareMetalFormats {
 					t.Run(f.name, func(t *testing.T) {

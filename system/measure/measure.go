@@ -33,6 +33,7 @@ const PCR = 15
 
 // Component kinds, in the order each guest's are measured.
 const (
+	KindFirmware = "firmware" // the firmware a guest starts in, in place of a kernel
 	KindKernel   = "kernel"   // the guest kernel file
 	KindInitrd   = "initrd"   // its initramfs, if any
 	KindHardware = "hardware" // what the VMM describes to the guest (device tree or ACPI tables)
