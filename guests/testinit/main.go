@@ -81,6 +81,7 @@ var drivers = []string{
 	"sp805_wdt",    // ARM: the SP805
 	"virtio_gpu",   // a display (only some images carry DRM)
 	"virtio_input", // its keyboard and touch screen
+	"evdev",        // their /dev/input/event* (a module in Debian's kernels)
 }
 
 // deviceWait bounds how long init waits for a driver's devices to appear:
