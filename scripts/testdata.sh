@@ -9,11 +9,16 @@
 #                                        x86-6.12, arm64-6.12, armhf-6.12
 #                                        (the same guests with Linux 6.12
 #                                        from bookworm-backports),
+#                                        x86-generic (Debian's generic
+#                                        amd64 kernel, which has DRM: the
+#                                        x86 display test's guest),
 #                                        arm64-cloud (the virt board's host
 #                                        with a TPM), qemu-arm64 (make
 #                                        bench's peer VMM), swtpm-arm64 (the
 #                                        software TPM behind an arm64
-#                                        guest's virtual TPM)
+#                                        guest's virtual TPM), vncsnapshot-arm64
+#                                        (a VNC client inside the emulated
+#                                        arm64 host)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -41,6 +46,10 @@
 #   build/cache/swtpm-arm64/root/...  Debian's arm64 swtpm and its shared libraries, the
 #                                     same way: the supervisor in the emulated arm64 host
 #                                     runs it behind an arm64 guest's virtual TPM
+#   build/cache/vncsnapshot-arm64/root/...  Debian's arm64 vncsnapshot and its shared
+#                                     libraries, the same way: the display test saves the
+#                                     dashboard with it from the VNC server in the emulated
+#                                     arm64 host
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -382,6 +391,9 @@ main() {
 	for a in "$@"; do
 		case $a in
 		x86) setup x86 amd64 linux-image-cloud-amd64 linux-image-amd64 yes ;;
+		# The cloud kernel has no DRM: the x86 display test's guest is
+		# the generic one, whose virtio_gpu is a module.
+		x86-generic) setup x86-generic amd64 linux-image-amd64 "" yes ;;
 		# The arm64 kernel has KVM built in and serves as host and guest.
 		arm64) setup arm64 arm64 linux-image-arm64:arm64 "" yes; boot_pkgs ;;
 		armhf) setup armhf armhf linux-image-armmp-lpae:armhf "" no; boot_pkgs_armhf ;;
@@ -397,7 +409,8 @@ main() {
 		# swtpm's own libraries are in swtpm-libs, a name lib_closure
 		# does not follow.
 		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
-		*) die "unknown architecture $a (want x86, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, qemu-arm64 or swtpm-arm64)" ;;
+		vncsnapshot-arm64) setup_arm64_root vncsnapshot-arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
+		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
 		esac
 	done
 }

@@ -20,7 +20,11 @@
 //	TANDEM-TEST input=<inputN> name=<the device's name, spaces as _>   (one per input device)
 //	TANDEM-TEST drew=fb0 size=<WxH>             (with a display: guests/testpattern drawn on it; with
 //	                                             tandem.hold=DURATION on the command line, init then
-//	                                             waits that long, for the test to take a screenshot)
+//	                                             waits that long, for the test to take a screenshot, and
+//	                                             reports input meanwhile, ending the wait once a key and
+//	                                             a touch came:)
+//	TANDEM-TEST evdev=<eventN> key=<code>        (a key pressed, by its Linux key code)
+//	TANDEM-TEST evdev=<eventN> touch=<x>,<y>     (the touch screen touched, at ABS_X, ABS_Y)
 //	TANDEM-TEST cpu-features sve=<yes|no> pmu=<perf PMU name|none> cycles=<count|error>   (arm64)
 //	TANDEM-TEST done uptime=<seconds since the guest kernel started>
 //
@@ -51,6 +55,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +81,7 @@ var drivers = []string{
 	"sp805_wdt",    // ARM: the SP805
 	"virtio_gpu",   // a display (only some images carry DRM)
 	"virtio_input", // its keyboard and touch screen
+	"evdev",        // their /dev/input/event* (a module in Debian's kernels)
 }
 
 // deviceWait bounds how long init waits for a driver's devices to appear:
@@ -634,15 +640,109 @@ func drawPattern() error {
 		copy(fb[y*stride:], testpattern.XRGB8888Row(row[:0], y, w))
 	}
 	time.Sleep(fbFlushWait)
-	say(fmt.Sprintf("drew=fb0 size=%dx%d", w, h))
-	if hold := cmdlineValue("tandem.hold"); hold != "" {
-		d, err := time.ParseDuration(hold)
-		if err != nil {
-			return fmt.Errorf("tandem.hold=%s: %w", hold, err)
-		}
-		time.Sleep(d)
+	hold := cmdlineValue("tandem.hold")
+	if hold == "" {
+		say(fmt.Sprintf("drew=fb0 size=%dx%d", w, h))
+		return nil
 	}
+	d, err := time.ParseDuration(hold)
+	if err != nil {
+		return fmt.Errorf("tandem.hold=%s: %w", hold, err)
+	}
+	// The input devices are open before the test hears the picture is
+	// there: what it sends from then on reaches evdev's buffers.
+	events, err := openInputs()
+	if err != nil {
+		return err
+	}
+	say(fmt.Sprintf("drew=fb0 size=%dx%d", w, h))
+	watchInput(events, d, say)
 	return nil
+}
+
+// inputEventSize is sizeof(struct input_event) (include/uapi/linux/input.h)
+// for this program's word size: a struct timeval of two longs, then type
+// (u16), code (u16) and value (s32).
+const inputEventSize = 2*strconv.IntSize/8 + 8
+
+// Event types and codes (include/uapi/linux/input-event-codes.h).
+const (
+	evSyn     = 0x00
+	evKey     = 0x01
+	evAbs     = 0x03
+	absX      = 0x00
+	absY      = 0x01
+	btnTouch  = 0x14a
+	synReport = 0
+)
+
+// inputEvent is one event read from an evdev device, and the device.
+type inputEvent struct {
+	dev       string
+	typ, code uint16
+	value     int32
+}
+
+// openInputs opens every evdev device and reads each in a goroutine of
+// its own, sending its events on the channel it returns.
+func openInputs() (<-chan inputEvent, error) {
+	devs, _ := filepath.Glob("/dev/input/event*")
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("no /dev/input/event* to watch while holding the picture; kernel: %q", kernelLines("input", "virtio_input"))
+	}
+	ch := make(chan inputEvent, 64)
+	for _, d := range devs {
+		f, err := os.Open(d)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			b := make([]byte, inputEventSize)
+			for {
+				if _, err := io.ReadFull(f, b); err != nil {
+					say(fmt.Sprintf("fail reading %s: %v", d, err))
+					return
+				}
+				e := b[inputEventSize-8:]
+				ch <- inputEvent{filepath.Base(d), binary.LittleEndian.Uint16(e), binary.LittleEndian.Uint16(e[2:]), int32(binary.LittleEndian.Uint32(e[4:]))}
+			}
+		}()
+	}
+	return ch, nil
+}
+
+// watchInput reports through say, for up to d, each key pressed and each
+// touch that events bring; it returns early once it has seen both:
+//
+//	TANDEM-TEST evdev=<eventN> key=<code>        (EV_KEY, value 1)
+//	TANDEM-TEST evdev=<eventN> touch=<x>,<y>     (BTN_TOUCH down, at the report's ABS_X, ABS_Y)
+func watchInput(events <-chan inputEvent, d time.Duration, say func(string)) {
+	end := time.After(d)
+	var key, touch bool
+	var x, y int32
+	down := false
+	for !key || !touch {
+		var e inputEvent
+		select {
+		case <-end:
+			return
+		case e = <-events:
+		}
+		switch {
+		case e.typ == evKey && e.code == btnTouch:
+			down = e.value == 1
+		case e.typ == evKey && e.value == 1:
+			key = true
+			say(fmt.Sprintf("evdev=%s key=%d", e.dev, e.code))
+		case e.typ == evAbs && e.code == absX:
+			x = e.value
+		case e.typ == evAbs && e.code == absY:
+			y = e.value
+		case e.typ == evSyn && e.code == synReport && down:
+			touch, down = true, false
+			say(fmt.Sprintf("evdev=%s touch=%d,%d", e.dev, x, y))
+		}
+	}
 }
 
 // cmdlineValue is the value of key=value on the kernel's command line,

@@ -81,25 +81,9 @@ func buildArm64(t *testing.T) (*guestSet, string) {
 	return arm64Set, arm64Bin
 }
 
-var (
-	tandemArm64Once sync.Once
-	tandemArm64Bin  string
-	tandemArm64Err  error
-)
-
 // tandemArm64 cross-builds cmd/tandem for arm64, once per run.
 func tandemArm64() (string, error) {
-	tandemArm64Once.Do(func() {
-		bin := filepath.Join(workDir, "tandem-arm64")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/tandem-hv/tandem/cmd/tandem")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tandemArm64Err = fmt.Errorf("building cmd/tandem for arm64: %v\n%s", err, out)
-			return
-		}
-		tandemArm64Bin = bin
-	})
-	return tandemArm64Bin, tandemArm64Err
+	return hostProgram("github.com/tandem-hv/tandem/cmd/tandem", "arm64")
 }
 
 // arm64Script runs the guest bounded by arm64GuestTimeout, then writes

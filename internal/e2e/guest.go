@@ -56,7 +56,9 @@ var GuestModules = []string{
 // DisplayModules are the drivers a test guest with a display loads as
 // well: kept apart from GuestModules, since DRM's modules are large and
 // slow to load under emulation, and only the display test needs them.
-var DisplayModules = []string{"virtio_gpu", "virtio_input"}
+// evdev gives the input devices their /dev/input/event* nodes, which the
+// guests read (Debian builds it as a module).
+var DisplayModules = []string{"virtio_gpu", "virtio_input", "evdev"}
 
 // Kernel describes a guest kernel unpacked by scripts/testdata.sh.
 type Kernel struct {

@@ -20,6 +20,8 @@
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
 //   - mixed: the control loop's jitter beside a stressed infotainment
 //     guest against alone (x86; target ≤ 1.5×).
+//   - frame: the host CPU time per flushed 1280×720 virtio-gpu frame
+//     (frame.go), in each emulated host; reported, without a peer.
 //
 // The emulated hosts count instructions (qemuhost.Options.Icount): a
 // "second" inside them is 10⁹ instructions executed by the host's CPUs,
@@ -80,7 +82,7 @@ type options struct {
 }
 
 // benchParts are the parts of a run, in the order they run.
-var benchParts = []string{"exits", "boot", "io", "share", "mixed"}
+var benchParts = []string{"exits", "boot", "io", "share", "mixed", "frame"}
 
 func selectParts(only string) (map[string]bool, error) {
 	parts := map[string]bool{}
@@ -145,6 +147,8 @@ func run(o options) error {
 			var rows []row
 			rows, err = mixedCriticality(root, b.out)
 			b.rows = append(b.rows, rows...)
+		case "frame":
+			err = b.frame()
 		}
 		if err != nil {
 			b.report()
@@ -210,27 +214,29 @@ func (b *bench) writeCSV(file string) error {
 }
 
 // compare records both sides' rounds of one metric and returns its row.
-func (b *bench) compare(part, arch, metric, unit, peerName string, tandem, peer []float64, scale float64, r row) row {
+func (b *bench) compare(part, arch, metric, unit, peerName string, tandem, peer []float64, factor float64, r row) row {
 	for i, v := range tandem {
 		b.samples = append(b.samples, sample{part, arch, metric, "tandem", i + 1, v, unit})
 	}
 	for i, v := range peer {
 		b.samples = append(b.samples, sample{part, arch, metric, peerName, i + 1, v, unit})
 	}
-	scaled := func(vs []float64) []float64 {
-		out := make([]float64, len(vs))
-		for i, v := range vs {
-			out[i] = v * scale
-		}
-		return out
-	}
-	b.strips = append(b.strips, strip{Title: r.name, Unit: r.unit, Tandem: scaled(tandem), Peer: scaled(peer), PeerName: peerName})
-	r.tandem, r.peer = median(tandem)*scale, median(peer)*scale
+	b.strips = append(b.strips, strip{Title: r.name, Unit: r.unit, Tandem: scaled(tandem, factor), Peer: scaled(peer, factor), PeerName: peerName})
+	r.tandem, r.peer = median(tandem)*factor, median(peer)*factor
 	b.rows = append(b.rows, r)
 	return r
 }
 
 func median(v []float64) float64 { return stats.Median(v) }
+
+// scaled returns vs, each times f.
+func scaled(vs []float64, f float64) []float64 {
+	out := make([]float64, len(vs))
+	for i, v := range vs {
+		out[i] = v * f
+	}
+	return out
+}
 
 type row struct {
 	name         string
@@ -310,9 +316,10 @@ func (b *bench) goBuild(pkg, goarch string, test bool) (string, error) {
 // instruction-counting clock. The x86 host's nested guests froze in their
 // boot under it (the host's CPUs all halted, the guest's timer never
 // fired), so there a guest's boot is timed on the wall clock; the tiny
-// guests of the exit comparison run fine.
+// guests of the exit comparison, and the frame part's programs, which
+// run no guest, run fine.
 func (b *bench) icountFor(arch, part string) bool {
-	return b.icount && (arch == "arm64" || part == "exits")
+	return b.icount && (arch == "arm64" || part == "exits" || part == "frame")
 }
 
 // goarch is the Go architecture of an emulated host.
