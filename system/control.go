@@ -16,6 +16,8 @@ import (
 //	stop NAME           stop a guest; it is not restarted
 //	start NAME          start a stopped guest
 //	restart NAME        stop and start a guest now, skipping any back-off
+//	kill NAME           kill a guest's VMM (SIGKILL), as a crash would end
+//	                    it: its restart policy decides what follows
 //	console NAME        recent output, then live output; what the client
 //	                    sends goes to the guest's console input
 //	screenshot NAME     a PNG of what the guest's display shows
@@ -85,6 +87,18 @@ func (s *Supervisor) command(c net.Conn, line string) {
 			gp.signal(syscall.SIGTERM)
 		}
 		fmt.Fprintf(c, "%sing %s\n", f[0], gp.g.Name)
+	case "kill":
+		gp.mu.Lock()
+		pid := 0
+		if gp.cmd != nil && gp.cmd.Process != nil {
+			pid = gp.cmd.Process.Pid
+		}
+		gp.mu.Unlock()
+		if gp.signal(syscall.SIGKILL) {
+			fmt.Fprintf(c, "killed %s's VMM (pid %d)\n", gp.g.Name, pid)
+		} else {
+			fmt.Fprintf(c, "%s is not running\n", gp.g.Name)
+		}
 	case "console":
 		ch := make(chan []byte, 256)
 		ring := gp.logs(ch)
@@ -124,7 +138,7 @@ func (s *Supervisor) command(c net.Conn, line string) {
 			fmt.Fprintf(c, "%s%v\n", errorPrefix, err)
 		}
 	default:
-		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, console, screenshot)\n", f[0])
+		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, kill, console, screenshot)\n", f[0])
 	}
 }
 

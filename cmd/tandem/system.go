@@ -21,6 +21,7 @@ func init() {
 		controlCmd("stop", "Stop a guest (it is not restarted)"),
 		controlCmd("start", "Start a stopped guest"),
 		controlCmd("restart", "Restart a guest now"),
+		controlCmd("kill", "Kill a guest's VMM (SIGKILL), as a crash would: its restart policy decides what follows"),
 		controlCmd("console", "Attach to a guest's console (output and input)"),
 		newScreenshotCmd)
 }
