@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tandem-hv/tandem/system"
+)
+
+// tandem.kill=GUEST on the kernel command line (demos, tests) shows a
+// restart on the board: once every tandem.until marker came, init kills
+// GUEST's VMM (the control socket's kill, SIGKILL, as a crash would end
+// it), waits for the supervisor to restart it by its policy and for
+// GUEST's marker to come again in what its new run prints, and only then
+// stops the system. Around it, init prints a line at each moment the
+// board's own display is worth a picture, and holds screenGap after each
+// for it to be taken (tandem emulate's screendumps wait for these lines):
+//
+//	tandem init: board screen 1: every guest runs
+//	tandem init: board screen 2: GUEST restarted
+
+// boardScreenLine starts the lines that mark those moments.
+const boardScreenLine = "tandem init: board screen "
+
+// killRestartBound bounds the wait for the restarted guest's marker when
+// tandem.runfor gives no deadline.
+const killRestartBound = 5 * time.Minute
+
+// killAndWait runs tandem.kill=guest once the markers came; deadline is
+// tandem.runfor's end (zero: none), gap the hold around each picture
+// (screenGap). logs and control talk to the supervisor's control socket.
+func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.Duration, logs func(string) ([]byte, error), control func(string) (string, error), log io.Writer) {
+	var m *marker
+	for _, mk := range markers {
+		if mk.guest == guest {
+			m = mk
+		}
+	}
+	if m == nil {
+		fmt.Fprintf(log, "tandem init: tandem.kill=%s: no tandem.until marker for %s to wait for after its restart: add %s:REGEX to tandem.until\n", guest, guest, guest)
+		return
+	}
+	time.Sleep(gap)
+	fmt.Fprintf(log, "%s1: every guest runs\n", boardScreenLine)
+	time.Sleep(gap)
+	before, _ := logs(guest)
+	answer, err := control("kill " + guest)
+	if err != nil {
+		fmt.Fprintf(log, "tandem init: tandem.kill: %v\n", err)
+		return
+	}
+	fmt.Fprintf(log, "tandem init: tandem.kill: %s; the supervisor restarts it by its policy\n", strings.TrimSpace(answer))
+	killed := time.Now()
+	if deadline.IsZero() {
+		deadline = killed.Add(killRestartBound)
+	}
+	for ; ; time.Sleep(min(untilPoll, gap)) {
+		if now, err := logs(guest); err == nil && logMatches(since(before, now), m.re) {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(log, "tandem init: tandem.kill: %s's marker %s did not come again before tandem.runfor's end\n", guest, m.re)
+			return
+		}
+	}
+	fmt.Fprintf(log, "tandem init: tandem.kill: %s is back: its marker came again %.1fs after the kill\n", guest, time.Since(killed).Seconds())
+	time.Sleep(gap)
+	fmt.Fprintf(log, "%s2: %s restarted\n", boardScreenLine, guest)
+	time.Sleep(gap)
+}
+
+// runDeadline is tandem.runfor's end for a system started at start (zero
+// without tandem.runfor).
+func runDeadline(start time.Time, runFor time.Duration) time.Time {
+	if runFor <= 0 {
+		return time.Time{}
+	}
+	return start.Add(runFor)
+}
+
+// controlText sends commands to the control socket and returns the
+// answers as text.
+func controlText(socket string) func(string) (string, error) {
+	return func(cmd string) (string, error) {
+		var b bytes.Buffer
+		err := system.Control(socket, cmd, nil, &b)
+		return b.String(), err
+	}
+}
+
+// sinceTail is how much of the older log since looks for in the newer
+// one when the log's ring has dropped its start.
+const sinceTail = 256
+
+// since returns what a guest's log (the supervisor's ring of its recent
+// output) holds beyond before, an earlier read of it: the rest after
+// before when it still starts the log; else what follows the last
+// occurrence of before's end; else all of now.
+func since(before, now []byte) []byte {
+	if bytes.HasPrefix(now, before) {
+		return now[len(before):]
+	}
+	tail := before[max(0, len(before)-sinceTail):]
+	if i := bytes.LastIndex(now, tail); i >= 0 && len(tail) > 0 {
+		return now[i+len(tail):]
+	}
+	return now
+}
