@@ -167,7 +167,7 @@ func runSystem(manifest string, out, log io.Writer) error {
 		}
 		fmt.Fprintf(log, "\ntandem init: tandem.until markers reached (%s): status, then stopping the system\n", strings.Join(at, ", "))
 		if guest, ok := cmdlineValue("tandem.kill"); ok {
-			killAndWait(guest, markers, runDeadline(start, runFor), screenGap, logs, controlText(control), log)
+			killAndWait(guest, markers, runDeadline(start, runFor), screenGap, boardScreen(manifest), logs, controlText(control), log)
 		}
 		stopSystem(sys, done, manifest, control, out, log)
 		return nil

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/tandem-hv/tandem/system"
+	"github.com/tandem-hv/tandem/vmm"
 )
 
 // tandem.kill=GUEST on the kernel command line (demos, tests) shows a
@@ -32,7 +34,13 @@ const killRestartBound = 5 * time.Minute
 // killAndWait runs tandem.kill=guest once the markers came; deadline is
 // tandem.runfor's end (zero: none), gap the hold around each picture
 // (screenGap). logs and control talk to the supervisor's control socket.
-func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.Duration, logs func(string) ([]byte, error), control func(string) (string, error), log io.Writer) {
+//
+// screen, if set, reads the board's display (the host's framebuffer,
+// when a guest is shown on it): each picture's line waits, within
+// screenLiveBound, until two reads of it differ and are not all black,
+// so that the picture taken shows the guest's live screen, not a frame
+// a slow board has yet to replace.
+func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.Duration, screen func() ([]byte, error), logs func(string) ([]byte, error), control func(string) (string, error), log io.Writer) {
 	var m *marker
 	for _, mk := range markers {
 		if mk.guest == guest {
@@ -44,6 +52,7 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 		return
 	}
 	time.Sleep(gap)
+	waitScreenLive(screen, log)
 	fmt.Fprintf(log, "%s1: every guest runs\n", boardScreenLine)
 	time.Sleep(gap)
 	before, _ := logs(guest)
@@ -68,8 +77,53 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 	}
 	fmt.Fprintf(log, "tandem init: tandem.kill: %s is back: its marker came again %.1fs after the kill\n", guest, time.Since(killed).Seconds())
 	time.Sleep(gap)
+	waitScreenLive(screen, log)
 	fmt.Fprintf(log, "%s2: %s restarted\n", boardScreenLine, guest)
 	time.Sleep(gap)
+}
+
+// screenLiveBound bounds the wait for the board's display to show a live
+// picture.
+const screenLiveBound = time.Minute
+
+// waitScreenLive waits until two reads of the board's display, half a
+// second apart, differ and the second is not all black; it says so when
+// that does not happen within screenLiveBound.
+func waitScreenLive(screen func() ([]byte, error), log io.Writer) {
+	if screen == nil {
+		return
+	}
+	var before []byte
+	for end := time.Now().Add(screenLiveBound); ; time.Sleep(500 * time.Millisecond) {
+		now, err := screen()
+		if err != nil {
+			fmt.Fprintf(log, "tandem init: board screen: %v\n", err)
+			return
+		}
+		if before != nil && !bytes.Equal(before, now) && bytes.ContainsFunc(now, func(r rune) bool { return r != 0 }) {
+			return
+		}
+		if time.Now().After(end) {
+			fmt.Fprintf(log, "tandem init: board screen: the board's display did not change in %v\n", screenLiveBound)
+			return
+		}
+		before = now
+	}
+}
+
+// boardScreen reads the board's display when the manifest shows a guest
+// on it (display.board), or is nil.
+func boardScreen(manifest string) func() ([]byte, error) {
+	m, err := system.LoadManifest(manifest)
+	if err != nil {
+		return nil
+	}
+	for _, g := range m.Guests {
+		if g.BoardDisplay {
+			return func() ([]byte, error) { return os.ReadFile(vmm.BoardFramebuffer) }
+		}
+	}
+	return nil
 }
 
 // runDeadline is tandem.runfor's end for a system started at start (zero

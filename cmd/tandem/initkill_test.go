@@ -70,8 +70,17 @@ func TestKillAndWait(t *testing.T) {
 				kills++
 				return "killed control's VMM (pid 7)\n", nil
 			}
+			// The board's display: black, then a picture that changes.
+			frame := 0
+			screen := func() ([]byte, error) {
+				frame++
+				if frame == 1 {
+					return make([]byte, 8), nil
+				}
+				return []byte{0, 0, 0, byte(frame), 0, 0, 0, 0}, nil
+			}
 			var out bytes.Buffer
-			killAndWait("control", tt.markers, time.Now().Add(time.Second), time.Millisecond, logs, control, &out)
+			killAndWait("control", tt.markers, time.Now().Add(time.Second), time.Millisecond, screen, logs, control, &out)
 			if kills != tt.kills {
 				t.Errorf("killed %d times, want %d", kills, tt.kills)
 			}
