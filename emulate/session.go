@@ -12,6 +12,7 @@ import (
 // (images/bootscript.go, cmd/tandem/init.go).
 var milestones = []struct{ match, name string }{
 	{"Found U-Boot script", "U-Boot found the boot script"},
+	{"with script", "U-Boot found the boot script"}, // bootflows: trixie's U-Boot
 	{"Tandem: starting the host", "the boot script starts the host kernel"},
 	{"tandem init: data partition", "tandem init mounted the data partition"},
 	{"tandem init: starting tandem system", "tandem init starts tandem system"},
