@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,7 +56,12 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 	waitScreenLive(screen, log)
 	fmt.Fprintf(log, "%s1: every guest runs\n", boardScreenLine)
 	time.Sleep(gap)
-	before, _ := logs(guest)
+	ps, err := control("ps")
+	if err != nil {
+		fmt.Fprintf(log, "tandem init: tandem.kill: %v\n", err)
+		return
+	}
+	_, pid := guestRow(ps, guest)
 	answer, err := control("kill " + guest)
 	if err != nil {
 		fmt.Fprintf(log, "tandem init: tandem.kill: %v\n", err)
@@ -66,6 +72,21 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 	if deadline.IsZero() {
 		deadline = killed.Add(killRestartBound)
 	}
+	// The new run: another VMM running. What the guest prints from then
+	// on is the new run's; lines the killed VMM had still on their way
+	// came before.
+	for ; ; time.Sleep(min(untilPoll, gap)) {
+		if ps, err := control("ps"); err == nil {
+			if state, now := guestRow(ps, guest); state == "running" && now != 0 && now != pid {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(log, "tandem init: tandem.kill: %s was not restarted before tandem.runfor's end\n", guest)
+			return
+		}
+	}
+	before, _ := logs(guest)
 	for ; ; time.Sleep(min(untilPoll, gap)) {
 		if now, err := logs(guest); err == nil && logMatches(since(before, now), m.re) {
 			break
@@ -80,6 +101,19 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 	waitScreenLive(screen, log)
 	fmt.Fprintf(log, "%s2: %s restarted\n", boardScreenLine, guest)
 	time.Sleep(gap)
+}
+
+// guestRow reads a guest's state and VMM's PID from tandem ps's table
+// (0 when the guest has no row or no VMM).
+func guestRow(ps, guest string) (state string, pid int) {
+	for _, l := range strings.Split(ps, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[0] == guest {
+			pid, _ = strconv.Atoi(f[3])
+			return f[2], pid
+		}
+	}
+	return "", 0
 }
 
 // screenLiveBound bounds the wait for the board's display to show a live

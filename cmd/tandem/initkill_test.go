@@ -29,10 +29,11 @@ func TestSince(t *testing.T) {
 }
 
 // TestKillAndWait drives tandem.kill against a scripted supervisor: the
-// guest is killed once after the first board-screen line, init waits
-// until its marker shows in what it printed after the kill (the old
-// report does not count), then prints the second; without a marker for
-// the guest, or when the marker never comes again, it says so.
+// guest is killed once after the first board-screen line, init waits for
+// another VMM to run it and then for its marker in what it printed since
+// (neither the old reports nor the killed VMM's last one count), then
+// prints the second; without a marker for the guest, or when the marker
+// never comes again, it says so.
 func TestKillAndWait(t *testing.T) {
 	re := regexp.MustCompile(`TANDEM-CONTROL.*sent=[1-9]`)
 	for _, tt := range []struct {
@@ -52,23 +53,36 @@ func TestKillAndWait(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			log := []byte("TANDEM-CONTROL sent=5\n")
-			kills, reads := 0, 0
+			kills, reads, pss := 0, 0, 0
 			logs := func(g string) ([]byte, error) {
 				if g != "control" {
 					return nil, fmt.Errorf("logs %s", g)
 				}
-				if kills > 0 && reads < len(tt.after) {
+				if pss > 0 && reads < len(tt.after) {
 					log = append(log, tt.after[reads]...)
 					reads++
 				}
 				return log, nil
 			}
+			// tandem ps: pid 7 runs; after the kill the supervisor
+			// restarts it (the killed VMM's last report still arriving
+			// meanwhile), then pid 9 runs.
 			control := func(cmd string) (string, error) {
-				if cmd != "kill control" {
-					return "", fmt.Errorf("unexpected command %q", cmd)
+				const head = "NAME ROLE STATE PID UPTIME RESTARTS CPU RSS LAST END\n"
+				switch {
+				case cmd == "ps" && kills == 0:
+					return head + "control control running 7 10s 0 1s 5M -\n", nil
+				case cmd == "ps" && pss == 0:
+					pss++
+					log = append(log, "TANDEM-CONTROL sent=6\n"...)
+					return head + "control control restarting 0 0s 1 1s 0M killed\n", nil
+				case cmd == "ps":
+					return head + "control control running 9 0s 1 0s 1M killed\n", nil
+				case cmd == "kill control":
+					kills++
+					return "killed control's VMM (pid 7)\n", nil
 				}
-				kills++
-				return "killed control's VMM (pid 7)\n", nil
+				return "", fmt.Errorf("unexpected command %q", cmd)
 			}
 			// The board's display: black, then a picture that changes.
 			frame := 0
@@ -92,6 +106,9 @@ func TestKillAndWait(t *testing.T) {
 					t.Errorf("output lacks %q in order:\n%s", w, text)
 				}
 				last = i
+			}
+			if tt.name == "back" && reads != len(tt.after) {
+				t.Errorf("back after %d of the new run's lines, want at its marker (line %d): an old line counted", reads, len(tt.after))
 			}
 			if tt.name != "back" && strings.Contains(text, "board screen 2") {
 				t.Errorf("output has the second board screen though the guest is not back:\n%s", text)
