@@ -25,9 +25,16 @@ const BoardFramebuffer = "/dev/fb0"
 // a second.
 const framebufferFrame = time.Second / 30
 
+// framebufferShare bounds the sink's share of a core: after a frame that
+// took d to draw, the next waits at least framebufferShare times d. The
+// VMM's other work (the guest's vCPUs, its devices) shares cores with
+// it, on a slow board all of them.
+const framebufferShare = 4
+
 // Framebuffer is a FlushSink that shows the guest's scanout on a host
 // framebuffer: centred when it fits, else scaled down to fit, keeping
-// its aspect; black around it. Its geometry comes from the device's
+// its aspect; black around it, at most 30 frames a second and a fifth of
+// a core. Its geometry comes from the device's
 // sysfs directory (virtual_size, bits_per_pixel, stride), read once when
 // it is opened, before the VMM confines itself; frames are written with
 // pwrite, only the lines that changed, from a goroutine of its own.
@@ -130,7 +137,8 @@ func (fb *Framebuffer) Close() error {
 	return fb.f.Close()
 }
 
-// run draws a frame after each flush, at most one per framebufferFrame.
+// run draws a frame after each flush, at most one per framebufferFrame,
+// and at most a 1/(1+framebufferShare) share of a core.
 // A failed write stops the sink: the guest runs on without the board's
 // display.
 func (fb *Framebuffer) run() {
@@ -143,18 +151,23 @@ func (fb *Framebuffer) run() {
 		fb.mu.Lock()
 		gpu := fb.gpu
 		fb.mu.Unlock()
+		start := time.Now()
 		img, err := gpu.Snapshot()
 		if err != nil {
 			continue // a failed device shows nothing more
 		}
 		if _, err := fb.draw(img); err != nil {
-			fmt.Fprintf(os.Stderr, "tandem: board display: %v: no more frames\n", err)
+			select {
+			case <-fb.done: // closed meanwhile: the VMM ends
+			default:
+				fmt.Fprintf(os.Stderr, "tandem: board display: %v: no more frames\n", err)
+			}
 			return
 		}
 		select {
 		case <-fb.done:
 			return
-		case <-time.After(framebufferFrame):
+		case <-time.After(max(framebufferFrame, framebufferShare*time.Since(start))):
 		}
 	}
 }
