@@ -17,12 +17,12 @@ deps:
 	@scripts/deps.sh
 
 testdata: deps
-	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud armhf x86-6.12 arm64-6.12 armhf-6.12 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 && scripts/testdata-boards.sh
+	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud u-boot-qemu-trixie armhf x86-6.12 arm64-6.12 armhf-6.12 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 && scripts/testdata-boards.sh
 
 # The demo boots Debian's arm64 kernel as host and guests: it needs
 # neither the x86 and armhf kernels nor the boards' device trees.
 testdata-arm64: deps
-	@scripts/testdata.sh arm64 arm64-cloud
+	@scripts/testdata.sh arm64 arm64-cloud u-boot-qemu-trixie
 
 # staticcheck is a tool dependency (go.mod), so its version is pinned.
 # It is built for this machine and then run with GOARCH set: `GOARCH=arm64

@@ -40,6 +40,17 @@ type Board struct {
 	// TPM backs when the run has one (Options.TPM); "" where the board
 	// has none.
 	TPMDevice string
+	// Display is QEMU's arguments for the board's own display, a screen
+	// its firmware and host kernel drive (Options.Screendumps), or nil
+	// where the model has none.
+	Display []string
+}
+
+// DisplayArgs are QEMU's arguments for b's display and a QMP monitor on
+// the UNIX socket qmp, through which a run takes its screendumps. The
+// display shows nowhere (-nographic): only its pictures leave QEMU.
+func (b *Board) DisplayArgs(qmp string) []string {
+	return append(append([]string{}, b.Display...), "-qmp", "unix:"+qmp+",server=on,wait=off")
 }
 
 // command returns QEMU's arguments to boot image on b, preparing in work
@@ -104,6 +115,11 @@ var QEMUVirtARM64 = &Board{
 	// U-Boot and U-Boot the kernel (tcg,tpm-tis-mmio); Linux's tpm_tis
 	// drives it (Debian builds it in its cloud-arm64 kernel, not arm64).
 	TPMDevice: "tpm-tis-device",
+	// A PCI display (Bochs VBE registers, a linear framebuffer BAR):
+	// Debian trixie's U-Boot for the board drives it and hands it to the
+	// kernel as its EFI framebuffer (bootefi), which the host kernel
+	// shows as /dev/fb0 (efifb); bookworm's U-Boot drives no display.
+	Display: []string{"-device", "bochs-display"},
 }
 
 // ZCU102 is the zcu102 board (platforms/boards): QEMU's xlnx-zcu102 with

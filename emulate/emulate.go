@@ -66,6 +66,13 @@ type Options struct {
 	// TPM, if set, is the control socket of a software TPM (swtpm socket
 	// --ctrl) attached to the board as its TPM 2.0 (Board.TPMDevice).
 	TPM string
+	// Firmware, if set, is started instead of the board's own
+	// (Board.Firmware), e.g. a newer Debian build of it.
+	Firmware string
+	// Screendumps save the board's own display at console lines; the
+	// board gets its display device (Board.Display) and QEMU a monitor
+	// socket for them.
+	Screendumps []*Screendump
 }
 
 // End says why a run ended.
@@ -109,6 +116,8 @@ type Result struct {
 	// Screens are the pictures of the guests' displays the board printed
 	// (tandem.screens=N; screens.go).
 	Screens []Screen
+	// Screendumps are what became of Options.Screendumps, in order.
+	Screendumps []ScreendumpResult
 }
 
 // Passed reports whether every case passed.
@@ -141,8 +150,19 @@ var ErrQEMU = errors.New("qemu")
 // (a missing package, QEMU's failure, an artifact that cannot be
 // written); expectations that did not hold are the Result's.
 func Run(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Firmware != "" {
+		if _, err := os.Stat(opt.Firmware); err != nil {
+			return nil, fmt.Errorf("firmware: %w", err)
+		}
+		b := *opt.Board
+		b.Firmware = opt.Firmware
+		opt.Board = &b
+	}
 	if err := opt.Board.Check(); err != nil {
 		return nil, err
+	}
+	if len(opt.Screendumps) > 0 && opt.Board.Display == nil {
+		return nil, fmt.Errorf("board %s has no display in QEMU's model of it: take no screendumps", opt.Board.Name)
 	}
 	if _, err := os.Stat(opt.Image); err != nil {
 		return nil, fmt.Errorf("image: %w", err)
@@ -180,6 +200,11 @@ func (s *session) boot(ctx context.Context) (*Result, error) {
 	}
 	for _, f := range fixes {
 		s.event("device tree for QEMU: %s", f)
+	}
+	if len(s.opt.Screendumps) > 0 {
+		s.qmp = &qmp{path: qmpSocket(work)}
+		defer s.qmp.close()
+		args = append(args, s.opt.Board.DisplayArgs(s.qmp.path)...)
 	}
 	q := exec.CommandContext(stop, s.opt.Board.QEMU, args...)
 	q.WaitDelay = 5 * time.Second
@@ -236,6 +261,8 @@ loop:
 			break loop
 		}
 	}
+	// A picture asked for is taken before QEMU is stopped.
+	s.waitScreendumps()
 	if end != EndPowerOff && end != EndExited {
 		stopQEMU()
 		<-exited

@@ -12,6 +12,7 @@ import (
 // (images/bootscript.go, cmd/tandem/init.go).
 var milestones = []struct{ match, name string }{
 	{"Found U-Boot script", "U-Boot found the boot script"},
+	{"with script", "U-Boot found the boot script"}, // bootflows: trixie's U-Boot
 	{"Tandem: starting the host", "the boot script starts the host kernel"},
 	{"tandem init: data partition", "tandem init mounted the data partition"},
 	{"tandem init: starting tandem system", "tandem init starts tandem system"},
@@ -54,6 +55,18 @@ type session struct {
 	tails      map[string][]string // console ("": all of them): its last lines, as shown
 	timeline   []string
 	screens    screens
+	dumps      []*dumpState
+
+	qmp         *qmp           // QEMU's monitor, with Screendumps
+	dumping     sync.WaitGroup // screendumps under way
+	dumpsClosed bool           // the run ends: no more screendumps start
+}
+
+// dumpState is a Screendump's progress.
+type dumpState struct {
+	d    *Screendump
+	res  ScreendumpResult
+	took bool // its line came: the picture is taken or failed
 }
 
 func newSession(opt Options, arts *artifacts) *session {
@@ -71,6 +84,9 @@ func newSession(opt Options, arts *artifacts) *session {
 	}
 	if opt.Until != nil {
 		s.until = &watch{c: opt.Until}
+	}
+	for _, d := range opt.Screendumps {
+		s.dumps = append(s.dumps, &dumpState{d: d, res: ScreendumpResult{File: d.File, Err: fmt.Sprintf("no line of %s matched %s", consoleName(d.At.Console), d.At.Re)}})
 	}
 	return s
 }
@@ -134,6 +150,13 @@ func (s *session) line(l string) {
 			s.step, s.stepStart = s.step+1, at
 		case w.cmd != "" && w.sent && console == BoardConsole:
 			s.commandLine(w, text, at)
+		}
+	}
+	for _, d := range s.dumps {
+		if !d.took && !s.dumpsClosed && d.d.At.matches(console, text, vmm) {
+			d.took, d.res.Line, d.res.At, d.res.Err = true, l, at, ""
+			s.dumping.Add(1)
+			go s.screendump(d)
 		}
 	}
 	if s.until != nil && !s.until.held && s.until.c.matches(console, text, vmm) {
@@ -306,6 +329,9 @@ func (s *session) result(end End) *Result {
 	defer s.mu.Unlock()
 	total := s.since()
 	res := &Result{End: end, Duration: total, PoweredOff: s.power, Screens: s.screens.done}
+	for _, d := range s.dumps {
+		res.Screendumps = append(res.Screendumps, d.res)
+	}
 	ended := fmt.Sprintf("within %.1fs (the run ended: %s)", total.Seconds(), end)
 	for _, w := range s.expects {
 		c := &Case{Console: w.c.Console, Line: w.line}
@@ -371,4 +397,28 @@ func (s *session) result(end End) *Result {
 			Failure: "QEMU ended without the board's power-off line: the board reset or crashed"})
 	}
 	return res
+}
+
+// waitScreendumps lets no more screendumps start and waits for those
+// under way.
+func (s *session) waitScreendumps() {
+	s.mu.Lock()
+	s.dumpsClosed = true
+	s.mu.Unlock()
+	s.dumping.Wait()
+}
+
+// screendump takes d's picture, off the console's goroutine: the board's
+// output must not wait on QEMU's monitor.
+func (s *session) screendump(d *dumpState) {
+	defer s.dumping.Done()
+	err := s.qmp.screendump(d.d.File)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		d.res.Err = err.Error()
+		s.eventLocked("screendump %s: FAILED: %v", d.d.File, err)
+		return
+	}
+	s.eventLocked("screendump %s: the board's display at %s", d.d.File, d.res.Line)
 }

@@ -123,9 +123,11 @@ if test -z "${devnum}"; then setenv devnum 0; fi
 if test -z "${distro_bootpart}"; then setenv distro_bootpart 1; fi
 setenv bootargs "{{.Cmdline}}"
 echo "Tandem: loading the host kernel, initramfs{{if .DTB}} and {{.DTB}}{{end}} from ${devtype} ${devnum}:${distro_bootpart}"
+{{- if not .EFI}}
 load ${devtype} ${devnum}:${distro_bootpart} {{printf "%#x" .Load.Kernel}} {{.Kernel}} || exit
 load ${devtype} ${devnum}:${distro_bootpart} {{printf "%#x" .Load.Initrd}} {{.Initrd}} || exit
 setenv tandem_initrd_size ${filesize}
+{{- end}}
 {{- if .DTB}}
 load ${devtype} ${devnum}:${distro_bootpart} {{printf "%#x" .Load.DTB}} {{.DTB}} || exit
 setenv tandem_fdt {{printf "%#x" .Load.DTB}}
@@ -135,12 +137,22 @@ setenv tandem_fdt {{printf "%#x" .Load.DTB}}
 setenv tandem_fdt ${fdtcontroladdr}
 {{- end}}
 echo "Tandem: starting the host"
+{{- if .EFI}}
+# Through U-Boot's UEFI: the kernel's EFI stub reads the initramfs that
+# initrd= names from the partition the kernel was loaded from (the last
+# load), and takes the firmware's framebuffer, if it drives a display.
+load ${devtype} ${devnum}:${distro_bootpart} {{printf "%#x" .Load.Kernel}} {{.Kernel}} || exit
+bootefi {{printf "%#x" .Load.Kernel}} ${tandem_fdt}
+{{- else}}
 {{.Boot}} {{printf "%#x" .Load.Kernel}} {{printf "%#x" .Load.Initrd}}:${tandem_initrd_size} ${tandem_fdt}
+{{- end}}
 `))
 
 type scriptParams struct {
 	Board, Cmdline, Kernel, Initrd, DTB, Boot string
 	Load                                      platforms.LoadAddrs
+	// EFI boots through bootefi (platforms.Image.BootEFI).
+	EFI bool
 }
 
 // BootScript returns the U-Boot script text that boots the host on b:
@@ -151,7 +163,15 @@ func BootScript(b *platforms.Board, cmdline, kernel, initrd, dtb string) (string
 	if strings.ContainsAny(cmdline, "\"$\n") {
 		return "", fmt.Errorf("host kernel command line %q: quotes, $ and newlines would break the boot script", cmdline)
 	}
-	p := scriptParams{Board: b.Name, Cmdline: cmdline, Kernel: kernel, Initrd: initrd, DTB: dtb, Load: b.Image.Load, Boot: "booti"}
+	p := scriptParams{Board: b.Name, Cmdline: cmdline, Kernel: kernel, Initrd: initrd, DTB: dtb, Load: b.Image.Load, Boot: "booti", EFI: b.Image.BootEFI}
+	if p.EFI {
+		// The EFI stub reads the initramfs itself, by its path in the
+		// boot partition (which the image builder fills at its root).
+		if strings.ContainsAny(initrd, " /\\") {
+			return "", fmt.Errorf("host initramfs %q: the EFI stub's initrd= takes a file name at the boot partition's root", initrd)
+		}
+		p.Cmdline += " initrd=" + initrd
+	}
 	if b.Arch == platforms.ARM {
 		p.Boot = "bootz" // a zImage (Documentation/arch/arm/booting.rst)
 	}

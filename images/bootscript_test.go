@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"os/exec"
@@ -103,11 +104,19 @@ func TestBootScriptLoadAddresses(t *testing.T) {
 			t.Errorf("BootScript(%s) = %v", b.Name, err)
 			continue
 		}
-		boot := "booti"
-		if b.Arch == platforms.ARM {
+		boot, wants := "booti", []string{"load ${devtype} ${devnum}:${distro_bootpart} " + fmt.Sprintf("%#x", b.Image.Load.Initrd) + " i "}
+		switch {
+		case b.Arch == platforms.ARM:
 			boot = "bootz"
+		case b.Image.BootEFI:
+			// The EFI stub loads the initramfs: U-Boot does not, and the
+			// kernel is the last file it loads (the stub's volume).
+			boot, wants = "bootefi", []string{" initrd=i\"", fmt.Sprintf("%#x k || exit\nbootefi %#x ", b.Image.Load.Kernel, b.Image.Load.Kernel)}
+			if strings.Contains(s, " i || exit") {
+				t.Errorf("BootScript(%s) boots through bootefi but loads the initramfs itself:\n%s", b.Name, s)
+			}
 		}
-		for _, want := range []string{boot + " ", "console=" + b.Console.Linux} {
+		for _, want := range append(wants, boot+" ", "console="+b.Console.Linux) {
 			if !strings.Contains(s, want) {
 				t.Errorf("BootScript(%s) lacks %q:\n%s", b.Name, want, s)
 			}

@@ -293,6 +293,13 @@ type Image struct {
 	// BootScript is the boot script U-Boot looks for ("boot.scr"), or ""
 	// when the board boots through UEFI.
 	BootScript string `yaml:"boot-script"`
+	// BootEFI makes the boot script start the kernel through U-Boot's
+	// UEFI (bootefi) rather than booti: the kernel's EFI stub loads the
+	// initramfs the command line names (initrd=) from the boot partition
+	// and, when the firmware drives a display, hands the kernel its
+	// framebuffer (EFI GOP), which Linux's efifb then shows as /dev/fb0.
+	// arm64 boards with a boot script only.
+	BootEFI bool `yaml:"boot-efi"`
 	// Load are the boot script's load addresses.
 	Load LoadAddrs `yaml:"load"`
 	// DTB is the device tree file the boot partition carries ("" for x86).
@@ -566,6 +573,9 @@ func (b *Board) validateImage(ps *problems) {
 	}
 	if im.BootFS == "" {
 		ps.bad("image.boot-fs", "no boot file system")
+	}
+	if im.BootEFI && (im.BootScript == "" || b.Arch != ARM64) {
+		ps.bad("image.boot-efi", "true on a %s board with boot script %q: bootefi starts an arm64 kernel from a U-Boot boot script; remove it or set boot-script", b.Arch, im.BootScript)
 	}
 	b.validateLoad(ps)
 }

@@ -60,6 +60,9 @@ func TestValidate(t *testing.T) {
 		{"boot file with content and package", func(b *Board) {
 			b.Image.BootFiles = []BootFile{{Name: "config.txt", Content: "x\n", Package: "raspi-firmware:/x"}}
 		}, "both content and a package"},
+		{"boot-efi without a boot script", func(b *Board) { b.Image.BootEFI, b.Image.BootScript = true, "" }, "image.boot-efi"},
+		{"boot-efi on arm64 with a boot script", func(b *Board) { b.Image.BootEFI, b.Image.BootScript, b.Arch = true, "boot.scr", ARM64 }, ""},
+		{"boot-efi on 32-bit ARM", func(b *Board) { b.Image.BootEFI, b.Image.BootScript, b.Arch = true, "boot.scr", ARM }, "image.boot-efi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

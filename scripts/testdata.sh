@@ -13,7 +13,9 @@
 #                                        amd64 kernel, which has DRM: the
 #                                        x86 display test's guest),
 #                                        arm64-cloud (the virt board's host
-#                                        with a TPM), qemu-arm64 (make
+#                                        with a TPM), u-boot-qemu-trixie
+#                                        (the virt board's firmware with a
+#                                        display), qemu-arm64 (make
 #                                        bench's peer VMM), swtpm-arm64 (the
 #                                        software TPM behind an arm64
 #                                        guest's virtual TPM), vncsnapshot-arm64
@@ -40,6 +42,9 @@
 #                                     component through an apt state of its
 #                                     own; armhf: u-boot-sunxi, u-boot-exynos),
 #                                     as `tandem image build` unpacks them
+#   build/cache/pkgs/u-boot-qemu-trixie_all/...
+#                                     Debian trixie's u-boot-qemu: its
+#                                     qemu_arm64 build drives bochs-display
 #   build/cache/qemu-arm64/root/...   Debian's arm64 qemu-system-aarch64 and the shared
 #                                     libraries it needs, unpacked from their packages:
 #                                     make bench runs it inside the emulated arm64 board
@@ -271,6 +276,26 @@ boot_pkgs() {
 	unpack_pkg "$(ls "$debs"/raspi-firmware_*_all.deb | tail -n1)" raspi-firmware arm64
 }
 
+# uboot_qemu_trixie fetches Debian trixie's u-boot-qemu, whose qemu_arm64
+# build drives QEMU's bochs-display (bookworm's drives no display): the
+# firmware `make demo` boots the QEMU virt board with, so that the host
+# kernel gets the board's screen as /dev/fb0 (efifb, through bootefi's
+# EFI GOP). Resolved and downloaded through an apt state of its own under
+# the cache, as trixie need not be among the machine's sources.
+uboot_qemu_trixie() {
+	st=$cache/apt-trixie
+	mkdir -p "$st/lists/partial" "$st/archives/partial"
+	echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$st/sources.list"
+	opts="-o Dir::Etc::SourceList=$st/sources.list -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists=$st/lists -o Dir::Cache=$st -o Dir::Cache::archives=$st/archives"
+	[ "$(id -u)" = 0 ] && opts="$opts -o APT::Sandbox::User=root"
+	if [ -z "$(ls "$st"/u-boot-qemu_*_all.deb 2>/dev/null)" ]; then
+		log "downloading trixie's u-boot-qemu"
+		apt-get $opts update -qq || die "apt-get update for trixie failed"
+		(cd "$st" && apt-get $opts download -q u-boot-qemu >&2) || die "apt-get download u-boot-qemu (trixie) failed"
+	fi
+	unpack_pkg "$(ls "$st"/u-boot-qemu_*_all.deb | tail -n1)" u-boot-qemu-trixie all
+}
+
 # index_unchanged DIR reports whether DIR/.stamp is newer than apt's
 # package index and dpkg's state: the queries that wrote it would resolve
 # the same packages again.
@@ -405,12 +430,13 @@ main() {
 		arm64-6.12) setup arm64-6.12 arm64 linux-image-arm64:arm64 "" yes bookworm-backports ;;
 		armhf-6.12) setup armhf-6.12 armhf linux-image-armmp-lpae:armhf "" no bookworm-backports ;;
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
+		u-boot-qemu-trixie) uboot_qemu_trixie ;;
 		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
 		# swtpm's own libraries are in swtpm-libs, a name lib_closure
 		# does not follow.
 		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
 		vncsnapshot-arm64) setup_arm64_root vncsnapshot-arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
-		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
+		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
 		esac
 	done
 }

@@ -99,8 +99,9 @@ func (s *Supervisor) command(c net.Conn, line string) {
 		// A crash, for fault-injection tests: the VMM dies with SIGKILL,
 		// and the guest's restart policy decides what follows (stop
 		// would turn it off).
+		pid := gp.pid()
 		if gp.signal(syscall.SIGKILL) {
-			fmt.Fprintf(c, "killed %s's VMM\n", gp.g.Name)
+			fmt.Fprintf(c, "killed %s's VMM (pid %d)\n", gp.g.Name, pid)
 		} else {
 			fmt.Fprintf(c, "%s is not running\n", gp.g.Name)
 		}

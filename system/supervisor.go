@@ -170,6 +170,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.logf("dedicated cores run their guests' vCPUs alone; the supervisor, the VMMs' other threads and the other guests share cores %s", cpuList(hk))
 		s.isolateHost()
 	}
+	for _, g := range order {
+		if g.BoardDisplay {
+			s.releaseBoardConsole(vtconsoleDir, g.Name)
+		}
+	}
 	s.byName, s.byCID = map[string]*guestProc{}, map[uint32]*guestProc{}
 	saidRoot := false
 	for _, g := range order {

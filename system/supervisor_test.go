@@ -174,6 +174,23 @@ func TestFatalNotRestarted(t *testing.T) {
 	if want := "cannot run: creating the VM: no /dev/kvm: load the kvm module"; !strings.Contains(rows["broken"], want) {
 		t.Errorf("tandem ps row %q, want the reason %q", rows["broken"], want)
 	}
+	// kill ends steady's VMM as a crash would: its policy restarts it.
+	var killed bytes.Buffer
+	if err := Control(sock, "kill steady", nil, &killed); err != nil || !strings.HasPrefix(killed.String(), "killed steady's VMM (pid ") {
+		t.Errorf("kill steady = %q, %v; want the VMM killed", killed.String(), err)
+	}
+	restarted := func(rows map[string]string) bool {
+		f := strings.Fields(rows["steady"])
+		return len(f) > 5 && f[2] == "running" && f[5] == "1"
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if rows = ps(); restarted(rows) {
+			break
+		}
+	}
+	if !restarted(rows) {
+		t.Errorf("tandem ps row %q after kill steady; want it running again after 1 restart", rows["steady"])
+	}
 	cancel()
 	select {
 	case <-done:
@@ -253,7 +270,7 @@ func TestControlKillThreadsInput(t *testing.T) {
 
 	pid := s.Status()[0].PID
 	var killed bytes.Buffer
-	if err := Control(sock, "kill echo", nil, &killed); err != nil || killed.String() != "killed echo's VMM\n" {
+	if err := Control(sock, "kill echo", nil, &killed); err != nil || killed.String() != fmt.Sprintf("killed echo's VMM (pid %d)\n", pid) {
 		t.Errorf("kill echo = %q, %v", killed.String(), err)
 	}
 	waitFor("a new VMM after the kill", func() bool {

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"image"
@@ -24,9 +25,16 @@ const BoardFramebuffer = "/dev/fb0"
 // a second.
 const framebufferFrame = time.Second / 30
 
+// framebufferShare bounds the sink's share of a core: after a frame that
+// took d to draw, the next waits at least framebufferShare times d. The
+// VMM's other work (the guest's vCPUs, its devices) shares cores with
+// it, on a slow board all of them.
+const framebufferShare = 4
+
 // Framebuffer is a FlushSink that shows the guest's scanout on a host
 // framebuffer: centred when it fits, else scaled down to fit, keeping
-// its aspect; black around it. Its geometry comes from the device's
+// its aspect; black around it, at most 30 frames a second and a fifth of
+// a core. Its geometry comes from the device's
 // sysfs directory (virtual_size, bits_per_pixel, stride), read once when
 // it is opened, before the VMM confines itself; frames are written with
 // pwrite, only the lines that changed, from a goroutine of its own.
@@ -44,7 +52,13 @@ type Framebuffer struct {
 	closeOnce             sync.Once
 	gpu                   *virtio.GPU // set by the first flush
 	mu                    sync.Mutex  // protects gpu
-	last                  []byte      // the frame as last written
+	// cur is the frame being rendered, last the frame as last written
+	// (nil before the first); the two buffers swap after each write, and
+	// only the picture's place is rendered into them: around it both
+	// stay black. dst is that place, xs its columns' source columns.
+	cur, last []byte
+	dst       image.Rectangle
+	xs        []int
 }
 
 // OpenFramebuffer takes f, the framebuffer device whose sysfs directory
@@ -123,7 +137,8 @@ func (fb *Framebuffer) Close() error {
 	return fb.f.Close()
 }
 
-// run draws a frame after each flush, at most one per framebufferFrame.
+// run draws a frame after each flush, at most one per framebufferFrame,
+// and at most a 1/(1+framebufferShare) share of a core.
 // A failed write stops the sink: the guest runs on without the board's
 // display.
 func (fb *Framebuffer) run() {
@@ -136,18 +151,23 @@ func (fb *Framebuffer) run() {
 		fb.mu.Lock()
 		gpu := fb.gpu
 		fb.mu.Unlock()
+		start := time.Now()
 		img, err := gpu.Snapshot()
 		if err != nil {
 			continue // a failed device shows nothing more
 		}
 		if _, err := fb.draw(img); err != nil {
-			fmt.Fprintf(os.Stderr, "tandem: board display: %v: no more frames\n", err)
+			select {
+			case <-fb.done: // closed meanwhile: the VMM ends
+			default:
+				fmt.Fprintf(os.Stderr, "tandem: board display: %v: no more frames\n", err)
+			}
 			return
 		}
 		select {
 		case <-fb.done:
 			return
-		case <-time.After(framebufferFrame):
+		case <-time.After(max(framebufferFrame, framebufferShare*time.Since(start))):
 		}
 	}
 }
@@ -168,54 +188,77 @@ func (fb *Framebuffer) place(src image.Point) image.Rectangle {
 	return image.Rect(x, y, x+w, y+h)
 }
 
-// frame renders img as the framebuffer's bytes.
-func (fb *Framebuffer) frame(img *image.RGBA) []byte {
-	buf := make([]byte, fb.stride*fb.height)
+// render draws img into fb.cur at its place and returns that place.
+// When the place moves (the scanout's size changed), the whole frame is
+// cleared and the next write covers every line.
+func (fb *Framebuffer) render(img *image.RGBA) image.Rectangle {
 	sw, sh := img.Rect.Dx(), img.Rect.Dy()
-	if sw == 0 || sh == 0 {
-		return buf
+	var dst image.Rectangle
+	if sw > 0 && sh > 0 {
+		dst = fb.place(image.Pt(sw, sh))
 	}
-	dst := fb.place(image.Pt(sw, sh))
+	if fb.cur == nil {
+		fb.cur = make([]byte, fb.stride*fb.height)
+	}
+	if dst != fb.dst || len(fb.xs) != dst.Dx() {
+		clear(fb.cur)
+		fb.last = nil
+		fb.dst = dst
+		fb.xs = make([]int, dst.Dx())
+		for i := range fb.xs {
+			fb.xs[i] = i * sw / dst.Dx()
+		}
+	}
 	bpp := fb.bits / 8
 	for y := dst.Min.Y; y < dst.Max.Y; y++ {
 		sy := (y - dst.Min.Y) * sh / dst.Dy()
-		line := buf[y*fb.stride:]
-		for x := dst.Min.X; x < dst.Max.X; x++ {
-			sx := (x - dst.Min.X) * sw / dst.Dx()
-			o := img.PixOffset(img.Rect.Min.X+sx, img.Rect.Min.Y+sy)
-			r, g, b := uint32(img.Pix[o]), uint32(img.Pix[o+1]), uint32(img.Pix[o+2])
+		src := img.Pix[img.PixOffset(img.Rect.Min.X, img.Rect.Min.Y+sy):]
+		line := fb.cur[y*fb.stride+dst.Min.X*bpp : y*fb.stride+dst.Max.X*bpp]
+		for i, sx := range fb.xs {
+			r, g, b := uint32(src[sx*4]), uint32(src[sx*4+1]), uint32(src[sx*4+2])
 			if bpp == 4 {
-				binary.LittleEndian.PutUint32(line[x*4:], r<<16|g<<8|b)
+				binary.LittleEndian.PutUint32(line[i*4:], r<<16|g<<8|b)
 			} else {
-				binary.LittleEndian.PutUint16(line[x*2:], uint16(r>>3<<11|g>>2<<5|b>>3))
+				binary.LittleEndian.PutUint16(line[i*2:], uint16(r>>3<<11|g>>2<<5|b>>3))
 			}
 		}
 	}
-	return buf
+	return dst
 }
 
 // draw writes img to the framebuffer, one pwrite per run of lines that
-// differ from the last frame's; it returns how many lines it wrote.
+// differ from the last frame's (every line the first time); it returns
+// how many lines it wrote. Only the picture's lines are compared: the
+// rest of the screen stays black.
 func (fb *Framebuffer) draw(img *image.RGBA) (int, error) {
-	cur := fb.frame(img)
-	line := func(b []byte, y int) string { return string(b[y*fb.stride : (y+1)*fb.stride]) }
-	changed := func(y int) bool { return fb.last == nil || line(cur, y) != line(fb.last, y) }
+	dst := fb.render(img)
+	first, end := dst.Min.Y, dst.Max.Y
+	if fb.last == nil {
+		first, end = 0, fb.height
+	}
+	changed := func(y int) bool {
+		return fb.last == nil || !bytes.Equal(fb.cur[y*fb.stride:(y+1)*fb.stride], fb.last[y*fb.stride:(y+1)*fb.stride])
+	}
 	written := 0
-	for y := 0; y < fb.height; {
+	for y := first; y < end; {
 		if !changed(y) {
 			y++
 			continue
 		}
-		end := y + 1
-		for end < fb.height && changed(end) {
-			end++
+		run := y + 1
+		for run < end && changed(run) {
+			run++
 		}
-		if _, err := fb.f.WriteAt(cur[y*fb.stride:end*fb.stride], int64(y*fb.stride)); err != nil {
-			return written, fmt.Errorf("writing lines %d-%d: %w", y, end-1, err)
+		if _, err := fb.f.WriteAt(fb.cur[y*fb.stride:run*fb.stride], int64(y*fb.stride)); err != nil {
+			return written, fmt.Errorf("writing lines %d-%d: %w", y, run-1, err)
 		}
-		written += end - y
-		y = end
+		written += run - y
+		y = run
 	}
-	fb.last = cur
+	if fb.last == nil {
+		// The other buffer, black around the picture as this one is.
+		fb.last = make([]byte, len(fb.cur))
+	}
+	fb.cur, fb.last = fb.last, fb.cur
 	return written, nil
 }

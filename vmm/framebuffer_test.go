@@ -14,7 +14,7 @@ import (
 // fbSysfs writes a framebuffer's sysfs attributes, as the kernel shows
 // them, into a directory, and returns it with a file standing for the
 // device.
-func fbSysfs(t *testing.T, attrs map[string]string) (dir string, dev *os.File) {
+func fbSysfs(t testing.TB, attrs map[string]string) (dir string, dev *os.File) {
 	t.Helper()
 	dir = t.TempDir()
 	for k, v := range attrs {
@@ -54,7 +54,8 @@ func TestFramebufferPlacement(t *testing.T) {
 // TestFramebufferDraw: OpenFramebuffer reads the geometry from sysfs; a
 // scanout drawn on it lands centred in the device's bytes in its pixel
 // format, black around it, line by line at the stride; a second frame
-// with one line changed rewrites only that line.
+// with one line changed rewrites only that line, the same frame none,
+// and a scanout of another size all of them.
 func TestFramebufferDraw(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -106,6 +107,30 @@ func TestFramebufferDraw(t *testing.T) {
 			if n, err := fb.draw(scan); err != nil || n != 1 {
 				t.Errorf("draw() after one line changed = %d, %v; want 1 line", n, err)
 			}
+			if n, err := fb.draw(scan); err != nil || n != 0 {
+				t.Errorf("draw() of the same frame = %d, %v; want no line", n, err)
+			}
+			// A scanout of another size moves the picture: every line is
+			// written again, and nothing of the old picture stays.
+			small := image.NewRGBA(image.Rect(0, 0, 2, 2))
+			for i := range small.Pix {
+				small.Pix[i] = 0xff
+			}
+			if n, err := fb.draw(small); err != nil || n != h {
+				t.Errorf("draw() of a smaller scanout = %d, %v; want all %d lines", n, err, h)
+			}
+			got, _ = os.ReadFile(filepath.Join(dir, "fb"))
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					want := color.RGBA{A: 0xff}
+					if x >= 3 && x < 5 && y >= 2 && y < 4 {
+						want = color.RGBA{0xff, 0xff, 0xff, 0xff}
+					}
+					if px := got[y*stride+x*bpp : y*stride+(x+1)*bpp]; string(px) != string(tt.pixel(want)) {
+						t.Errorf("after the smaller scanout, pixel (%d,%d) = % x, want % x", x, y, px, tt.pixel(want))
+					}
+				}
+			}
 		})
 	}
 }
@@ -143,5 +168,26 @@ func TestOpenFramebufferRefuses(t *testing.T) {
 				t.Errorf("OpenFramebuffer() = %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkFramebufferDraw measures one frame of the demo's kind on the
+// board: a 640x360 scanout, every line changed, centred on a 1280x1024
+// XRGB8888 framebuffer (the QEMU virt board's efifb mode).
+func BenchmarkFramebufferDraw(b *testing.B) {
+	dir, dev := fbSysfs(b, map[string]string{"virtual_size": "1280,1024", "bits_per_pixel": "32", "stride": "5120"})
+	fb, err := OpenFramebuffer(dev, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fb.Close()
+	scan := image.NewRGBA(image.Rect(0, 0, 640, 360))
+	for i := 0; i < b.N; i++ {
+		for j := range scan.Pix {
+			scan.Pix[j] = uint8(i + j)
+		}
+		if _, err := fb.draw(scan); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

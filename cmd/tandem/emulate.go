@@ -19,10 +19,10 @@ func init() { subcommands = append(subcommands, newEmulateCmd) }
 
 // emulateFlags are the inputs of `tandem emulate`.
 type emulateFlags struct {
-	board, until, junit, artifacts, test string
-	expect, expectNot                    []string
-	timeout                              time.Duration
-	tpm                                  bool
+	board, until, junit, artifacts, test, firmware string
+	expect, expectNot, screendump                  []string
+	timeout                                        time.Duration
+	tpm                                            bool
 }
 
 // newEmulateCmd is "tandem emulate IMAGE": boot an image on QEMU's model
@@ -66,6 +66,8 @@ It installs nothing: it names the Debian package that is missing.`,
 	fl.StringVar(&f.junit, "junit", "", "write the results as JUnit XML to this file, one test case per expectation and step")
 	fl.StringVar(&f.artifacts, "artifacts", "", "keep every console's log and the timeline in this directory")
 	fl.StringVar(&f.test, "test", "", "a test file (YAML): steps run in order, and expect-not lines")
+	fl.StringArrayVar(&f.screendump, "screendump", nil, "save the board's own display as a PNG at a line: 'CONSOLE: REGEX=FILE', through QEMU's monitor (screendump); the board gets its display device (repeatable)")
+	fl.StringVar(&f.firmware, "firmware", "", "boot firmware to start instead of the board's (e.g. Debian trixie's u-boot.bin for the virt board, which drives its display)")
 	fl.BoolVar(&f.tpm, "tpm", false, "give the board a TPM 2.0: a fresh software TPM (Debian's swtpm) behind the board's TPM interface, into which the host measures its guests (its kernel needs tpm_tis: Debian's cloud-arm64 kernel, tandem image build --host-kernel)")
 	return cmd
 }
@@ -117,6 +119,19 @@ func emulateOptions(image string, f emulateFlags, timeoutSet bool) (emulate.Opti
 	checks := append([]*emulate.Check{}, opt.Expect...)
 	if opt.Until != nil {
 		checks = append(checks, opt.Until)
+	}
+	opt.Firmware = f.firmware
+	for _, s := range f.screendump {
+		i := strings.LastIndex(s, "=")
+		if i < 0 || i == len(s)-1 {
+			return opt, fmt.Errorf("emulate: --screendump %q: want 'CONSOLE: REGEX=FILE', the PNG's file after the last =", s)
+		}
+		c, err := emulate.ParseExpect("--screendump", s[:i])
+		if err != nil {
+			return opt, fmt.Errorf("emulate: %w", err)
+		}
+		opt.Screendumps = append(opt.Screendumps, &emulate.Screendump{At: c, File: s[i+1:]})
+		checks = append(checks, c)
 	}
 	if f.test != "" {
 		tf, err := emulate.ReadTestFile(f.test)
@@ -176,6 +191,14 @@ func runEmulate(ctx context.Context, cmd *cobra.Command, image string, f emulate
 			err = jerr
 		}
 	}
+	var dumpErrs []string
+	for _, d := range res.Screendumps {
+		if d.Err != "" {
+			dumpErrs = append(dumpErrs, d.File+": "+d.Err)
+		} else {
+			fmt.Fprintf(cmd.ErrOrStderr(), "screendump: %s: the board's display at %.1fs\n", d.File, d.At.Seconds())
+		}
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("emulate: %w", err)
@@ -196,6 +219,8 @@ func runEmulate(ctx context.Context, cmd *cobra.Command, image string, f emulate
 			msg += fmt.Sprintf(" (%d steps after it not run)", skipped)
 		}
 		return errors.New(msg)
+	case len(dumpErrs) > 0:
+		return fmt.Errorf("emulate: no screendump %s", strings.Join(dumpErrs, "; "))
 	}
 	return nil
 }

@@ -247,6 +247,9 @@ func TestEmulateRefuses(t *testing.T) {
 		{"a broken test file", []string{img, "--test", badTest}, badTest + `:3: steps[0].within: "soon" is not a duration`},
 		{"a wait on a guest the manifest lacks", []string{img, "--test", write("guest.yaml", "steps:\n  - wait: \"nav: x\"\n")}, `the image's manifest has no guest nav`},
 		{"no image", []string{notImage}, "zeros.img: no partition table"},
+		{"a screendump without its file", []string{img, "--screendump", "board: x"}, `--screendump "board: x": want 'CONSOLE: REGEX=FILE'`},
+		{"a screendump on a guest the manifest lacks", []string{img, "--screendump", "nav: x=shot.png"}, `the image's manifest has no guest nav`},
+		{"missing firmware", []string{img, "--firmware", filepath.Join(dir, "no-u-boot.bin")}, "no-u-boot.bin: no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

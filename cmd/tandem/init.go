@@ -174,6 +174,9 @@ func runSystem(manifest string, out, log io.Writer) error {
 			at = append(at, fmt.Sprintf("%s at %.1fs", m.guest, m.at.Seconds()))
 		}
 		fmt.Fprintf(log, "\ntandem init: tandem.until markers reached (%s): status, then stopping the system\n", strings.Join(at, ", "))
+		if guest, ok := cmdlineValue("tandem.kill"); ok {
+			killAndWait(guest, markers, runDeadline(start, runFor), screenGap, boardScreen(manifest), logs, controlText(control), log)
+		}
 		stopSystem(sys, done, manifest, control, out, log)
 		return nil
 	}

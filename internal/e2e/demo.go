@@ -179,6 +179,28 @@ type DemoImage struct {
 	// and the control guest is measured: required: it starts only when
 	// the board's TPM measured it as the image predicted.
 	TPMHost *Kernel
+	// BoardDisplay shows the infotainment guest's display on the board's
+	// own (display.board: the host's /dev/fb0), which the board then
+	// needs: the QEMU virt board has one with trixie's U-Boot
+	// (VirtDisplayFirmware).
+	BoardDisplay bool
+}
+
+// VirtDisplayFirmware is Debian trixie's U-Boot for the QEMU virt board
+// (scripts/testdata.sh u-boot-qemu-trixie): it drives the board's
+// bochs-display and hands it to the host kernel as its EFI framebuffer.
+func VirtDisplayFirmware(cache string) (string, error) {
+	f := filepath.Join(cache, "pkgs/u-boot-qemu-trixie_all/usr/lib/u-boot/qemu_arm64/u-boot.bin")
+	if _, err := os.Stat(f); err != nil {
+		return "", fmt.Errorf("no display-capable U-Boot for the QEMU virt board: run scripts/testdata.sh u-boot-qemu-trixie (%w)", err)
+	}
+	return f, nil
+}
+
+// boardDisplayManifest is manifest with the infotainment guest's display
+// on the board's own.
+func boardDisplayManifest(manifest string) string {
+	return strings.Replace(manifest, "display: {width: 640, height: 360}", "display: {width: 640, height: 360, board: true}", 1)
 }
 
 // Arm64CloudKernel returns Debian's cloud-arm64 kernel from the cache
@@ -218,11 +240,18 @@ func BuildDemoImage(d DemoImage) (string, error) {
 	img := filepath.Join(dir, "tandem-"+DemoBoard+".img")
 	args := []string{"image", "build", "--board", DemoBoard,
 		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", d.Cmdline}
+	manifest := DemoManifest
 	if d.TPMHost != nil {
-		if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(MeasuredDemoManifest), 0o644); err != nil {
+		manifest = MeasuredDemoManifest
+		args = append(args, "--host-kernel", d.TPMHost.Image, "--host-modules", d.TPMHost.Modules)
+	}
+	if d.BoardDisplay {
+		manifest = boardDisplayManifest(manifest)
+	}
+	if manifest != DemoManifest {
+		if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(manifest), 0o644); err != nil {
 			return "", err
 		}
-		args = append(args, "--host-kernel", d.TPMHost.Image, "--host-modules", d.TPMHost.Modules)
 	}
 	build := exec.Command(d.Tandem, args...)
 	build.Dir = d.GoDir

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-hv/tandem/emulate"
 	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
@@ -28,7 +27,7 @@ func bootSetup(t *testing.T) (root, tandem, work string) {
 	}
 	testenv.RequireCommand(t, "qemu-system-aarch64", "qemu-system-arm")
 	testenv.RequireCommand(t, "mke2fs", "e2fsprogs")
-	testenv.RequireFile(t, emulate.QEMUVirtARM64.Firmware, "install Debian's u-boot-qemu: make deps")
+	testenv.RequireFile(t, "../../../build/cache/pkgs/u-boot-qemu-trixie_all/usr/lib/u-boot/qemu_arm64/u-boot.bin", "run `scripts/testdata.sh u-boot-qemu-trixie`")
 	root, _ = filepath.Abs("../../..")
 	testenv.RequireFile(t, filepath.Join(root, "build/cache/arm64/release"), "run `scripts/testdata.sh arm64`")
 	work = t.TempDir()
@@ -65,6 +64,12 @@ func TestDemo(t *testing.T) {
 		`(?m)^control \| TANDEM-CONTROL misses=\d+ .* sent=[1-9]`,
 		`(?m)^infotainment \| TANDEM-INFO received=[1-9]\d* faults=0 `,
 		`(?m)^tandem init: tandem.until markers reached \(control at \d+\.\ds, infotainment at \d+\.\ds\)`,
+		// tandem.kill: the control guest is killed and restarted.
+		`(?m)^tandem init: board screen 1: every guest runs`,
+		`(?m)^tandem init: tandem.kill: killed control's VMM \(pid \d+\)`,
+		`(?m)^tandem init: tandem.kill: control is back: its marker came again \d+\.\ds after the kill`,
+		`(?m)^tandem init: board screen 2: control restarted`,
+		`(?m)^control\s+control\s+running\s+\d+\s+\S+\s+1\s`,
 		`(?m)^NAME\s+ROLE\s+STATE`,
 		`(?m)^control\s+control\s+running`,
 		`(?m)^infotainment\s+infotainment\s+running`,
@@ -85,7 +90,9 @@ func TestDemo(t *testing.T) {
 		`(?m)^\s*powered off\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^messages received\s+[1-9]\d*$`,
 		`(?m)^faults\s+0$`,
-		`(?m)^restarts\s+control \d+, infotainment \d+$`,
+		`(?m)^restarts\s+control 1, infotainment 0$`,
+		`(?m)^\s*control killed\s+\d+\.\ds\s+\d+\.\ds$`,
+		`(?m)^\s*control back\s+\d+\.\ds\s+\d+\.\ds$`,
 		`(?m)^control loop\s+\d+ of [1-9]\d* cycles woke a period`,
 		`demo done in \d+s`,
 	} {
@@ -248,11 +255,14 @@ func tail(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
-// checkScreens checks the two pictures of the infotainment guest's
-// display the demo saved: the dashboard is drawn (many colours, not a
-// blank or a console's black), and its values moved between the two.
+// checkScreens checks the demo's pictures of the board's own screen
+// (QEMU's screendump): the infotainment guest's 640x360 dashboard, shown
+// centred on the board's larger framebuffer with black around it (the
+// board display sink draws the whole screen), not blank, and different
+// after the control guest's restart (its values moved on).
 func checkScreens(t *testing.T, dir string) {
 	t.Helper()
+	const w, h = 640, 360 // e2e.DemoManifest's display
 	var pics []*image.RGBA
 	for _, name := range []string{"screen.png", "screen-2.png"} {
 		f, err := os.Open(filepath.Join(dir, name))
@@ -268,16 +278,39 @@ func checkScreens(t *testing.T, dir string) {
 		}
 		rgba := image.NewRGBA(img.Bounds())
 		draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
-		colours := map[uint32]bool{}
-		for i := 0; i < len(rgba.Pix); i += 4 {
-			colours[uint32(rgba.Pix[i])<<16|uint32(rgba.Pix[i+1])<<8|uint32(rgba.Pix[i+2])] = true
+		size := rgba.Bounds().Size()
+		if size.X < w || size.Y < h {
+			t.Errorf("%s is %v, smaller than the guest's %dx%d display", name, size, w, h)
+			return
+		}
+		inner := image.Rect((size.X-w)/2, (size.Y-h)/2, (size.X-w)/2+w, (size.Y-h)/2+h)
+		colours, lit := map[uint32]bool{}, 0
+		for y := 0; y < size.Y; y++ {
+			for x := 0; x < size.X; x++ {
+				o := rgba.PixOffset(x, y)
+				c := uint32(rgba.Pix[o])<<16 | uint32(rgba.Pix[o+1])<<8 | uint32(rgba.Pix[o+2])
+				if image.Pt(x, y).In(inner) {
+					colours[c] = true
+				} else if c != 0 {
+					lit++
+				}
+			}
 		}
 		if len(colours) < 4 {
-			t.Errorf("%s (%v) has %d colours: a blank screen, not the dashboard", name, rgba.Bounds().Size(), len(colours))
+			t.Errorf("%s (%v): the centre %v has %d colours: a blank screen, not the dashboard", name, size, inner, len(colours))
 		}
-		pics = append(pics, rgba)
+		if lit > 0 {
+			t.Errorf("%s (%v): %d pixels outside the centred dashboard %v are not black: the board's screen shows more than the guest's", name, size, lit, inner)
+		}
+		pics = append(pics, rgba.SubImage(inner).(*image.RGBA))
 	}
-	if bytes.Equal(pics[0].Pix, pics[1].Pix) {
-		t.Errorf("screen.png and screen-2.png are the same picture: the dashboard's values did not move in two seconds")
+	same := true
+	for y := pics[0].Rect.Min.Y; y < pics[0].Rect.Max.Y && same; y++ {
+		a := pics[0].Pix[pics[0].PixOffset(pics[0].Rect.Min.X, y):][:4*w]
+		b := pics[1].Pix[pics[1].PixOffset(pics[1].Rect.Min.X, y):][:4*w]
+		same = bytes.Equal(a, b)
+	}
+	if same {
+		t.Errorf("screen.png and screen-2.png show the same dashboard: its values did not move across the control guest's restart")
 	}
 }

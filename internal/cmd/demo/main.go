@@ -118,9 +118,19 @@ func run(o options) error {
 	if _, err := os.Stat(tandem); err != nil {
 		return fmt.Errorf("%s missing: run `make build`", tandem)
 	}
-	// tandem.screens: once the markers came, the board prints two
-	// pictures of the infotainment guest's display, two seconds apart.
-	cmdline := "tandem.runfor=" + o.Deadline.String() + " " + untilParam() + " tandem.screens=2"
+	// The board's own display shows the infotainment guest's: trixie's
+	// U-Boot drives the board's bochs-display and hands it to the host
+	// kernel (efifb, /dev/fb0), where tandem system shows the guest's
+	// scanout (display.board).
+	firmware, err := e2e.VirtDisplayFirmware("build/cache")
+	if err != nil {
+		return err
+	}
+	// tandem.kill: once the markers came, tandem init kills the control
+	// guest's VMM and waits for the supervisor to restart it; the
+	// board's screen is saved before (screen.png) and after
+	// (screen-2.png), at the lines init prints for it.
+	cmdline := "tandem.runfor=" + o.Deadline.String() + " " + untilParam() + " tandem.kill=control"
 	initPkg, silent := e2e.DemoGuestPkg, ""
 	if o.SilentGuests {
 		initPkg = func(string) string { return "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent" }
@@ -128,7 +138,7 @@ func run(o options) error {
 	}
 	stage("building the guests' initramfs images (control, infotainment; arm64%s), then the image (tandem image build --board %s --cmdline %q)…", silent, board.Name, cmdline)
 	img, err := e2e.BuildDemoImage(e2e.DemoImage{Dir: o.Dir, Tandem: tandem, Kernel: k, InitPkg: initPkg, Cmdline: cmdline, GoDir: ".", Out: out,
-		TPMHost: &hostKernel})
+		TPMHost: &hostKernel, BoardDisplay: true})
 	if err != nil {
 		return err
 	}
@@ -157,11 +167,18 @@ func run(o options) error {
 		return err
 	}
 	expect = append(expect, attested)
+	dumps, err := screendumps(o.Dir)
+	if err != nil {
+		return err
+	}
 	w := newWatcher()
-	stage("booting U-Boot… (tandem emulate %s --until %s: %s %s)", img, emulate.PowerOff, board.QEMU, strings.Join(board.Args(img, tpm.Ctrl()), " "))
+	shown := *board
+	shown.Firmware = firmware
+	stage("booting U-Boot… (tandem emulate %s --until %s: %s %s %s)", img, emulate.PowerOff, board.QEMU, strings.Join(shown.Args(img, tpm.Ctrl()), " "), strings.Join(board.Display, " "))
 	lines := emulate.NewLines(w.line)
 	res, err := emulate.Run(context.Background(), emulate.Options{Image: img, Board: board, Guests: guestNames(),
-		Expect: expect, UntilPowerOff: true, Timeout: o.Timeout, Out: lines, Artifacts: o.Artifacts, TPM: tpm.Ctrl()})
+		Expect: expect, UntilPowerOff: true, Timeout: o.Timeout, Out: lines, Artifacts: o.Artifacts, TPM: tpm.Ctrl(),
+		Firmware: firmware, Screendumps: dumps})
 	lines.Flush()
 	if err != nil {
 		return err
@@ -193,32 +210,45 @@ func run(o options) error {
 	case !res.Passed():
 		return fmt.Errorf("QEMU ended without the host's clean power-off (%s): see the console above", res.End)
 	}
-	if err := saveScreens(o.Dir, res.Screens); err != nil {
+	if err := checkScreendumps(res.Screendumps); err != nil {
 		return err
 	}
 	stage("the board powered off cleanly: demo done in %.0fs", time.Since(start0).Seconds())
 	return nil
 }
 
-// saveScreens writes the pictures of the infotainment guest's display the
-// board printed: screen.png, and screen-2.png two seconds later.
-func saveScreens(dir string, screens []emulate.Screen) error {
+// screendumps are the board's screen as the demo saves it, through
+// QEMU's monitor: screen.png while both guests run, screen-2.png once
+// the control guest was killed and is back (the lines tandem init prints
+// for tandem.kill).
+func screendumps(dir string) ([]*emulate.Screendump, error) {
+	var l []*emulate.Screendump
+	for _, d := range []struct{ line, file string }{
+		{"board: ^tandem init: board screen 1:", "screen.png"},
+		{"board: ^tandem init: board screen 2:", "screen-2.png"},
+	} {
+		c, err := emulate.ParseExpect("--screendump", d.line)
+		if err != nil {
+			return nil, err
+		}
+		f := filepath.Join(dir, d.file)
+		os.Remove(f) // an old picture must not pass for this run's
+		l = append(l, &emulate.Screendump{At: c, File: f})
+	}
+	return l, nil
+}
+
+// checkScreendumps fails the demo on a picture of the board's screen it
+// could not take.
+func checkScreendumps(rs []emulate.ScreendumpResult) error {
 	var saved []string
-	for _, sc := range screens {
-		name := "screen.png"
-		if sc.Shot > 1 {
-			name = fmt.Sprintf("screen-%d.png", sc.Shot)
+	for _, r := range rs {
+		if r.Err != "" {
+			return fmt.Errorf("the board's screen %s: %s", r.File, r.Err)
 		}
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, sc.PNG, 0o644); err != nil {
-			return err
-		}
-		saved = append(saved, f)
+		saved = append(saved, r.File)
 	}
-	if len(saved) == 0 {
-		return fmt.Errorf("the board printed no picture of the infotainment guest's display (tandem.screens): see the tandem init lines above")
-	}
-	stage("the infotainment guest's screen, as the board printed it: %s", strings.Join(saved, ", "))
+	stage("the board's screen, as QEMU shows it (screendump): %s while both guests ran, then after the control guest was killed and restarted", strings.Join(saved, " "))
 	return nil
 }
 

@@ -14,18 +14,35 @@ import (
 // tailLines is how many of a guest's last console lines a failure shows.
 const tailLines = 15
 
-// stages are the boot's milestones, in order, as the console shows them;
-// name is the summary's row.
+// uBootScript is U-Boot's line as it runs boot.scr: Debian bookworm's
+// U-Boot says the first, trixie's (the demo's, bootflows) the second.
+const uBootScript = `Found U-Boot script|Booting bootflow '[^']*' with script`
+
+// stages are the boot's milestones, in order, as the console shows them
+// (match is a regexp); name is the summary's row.
 var stages = []struct{ key, match, say, name string }{
-	{"script", "Found U-Boot script", "U-Boot found boot.scr on the boot partition, running it…", "U-Boot found boot.scr"},
+	{"script", uBootScript, "U-Boot found boot.scr on the boot partition, running it…", "U-Boot found boot.scr"},
 	{"kernel", "Tandem: starting the host", "booting the host kernel (tandem as init)…", "host kernel started"},
 	{"data", "tandem init: data partition", "data partition mounted…", "data partition mounted"},
 	{"system", "tandem init: starting tandem system", "starting tandem system: control and infotainment guests…", "system started"},
-	{"markers", "tandem init: tandem.until markers reached", "both guests printed their markers: status table, then stopping the system…", "markers reached"},
+	{"markers", "tandem init: tandem.until markers reached", "both guests printed their markers…", "markers reached"},
+	{"screen1", "tandem init: board screen 1:", "the board's screen shows the infotainment guest's dashboard: saving it (QEMU's screendump)…", "board screen saved"},
+	{"killed", "tandem init: tandem.kill: killed", "the control guest's VMM is killed (SIGKILL): the dashboard says the messages stopped, the supervisor restarts it…", "control killed"},
+	{"back", "tandem init: tandem.kill: control is back", "the control guest runs again and publishes: the dashboard is live again…", "control back"},
+	{"screen2", "tandem init: board screen 2:", "saving the board's screen again; then the status table and the system stops…", "screen saved again"},
 	{"deadline", "tandem init: tandem.runfor=", "tandem.runfor is up before the guests' markers came: status table, then stopping the system…", "deadline, no markers"},
 	{"attest", "tandem init: attest: ", "tandem init compared the board's TPM (PCR 15 and the event log) with the image's prediction…", "TPM attested"},
 	{"poweroff", "reboot: Power down", "powering off…", "powered off"},
 }
+
+// stageRes are the stages' matches, compiled.
+var stageRes = func() []*regexp.Regexp {
+	var l []*regexp.Regexp
+	for _, s := range stages {
+		l = append(l, regexp.MustCompile(s.match))
+	}
+	return l
+}()
 
 var (
 	// The status table `tandem ps` prints: NAME ROLE STATE PID UPTIME RESTARTS ….
@@ -62,8 +79,8 @@ func (w *watcher) line(l string) {
 		return // a picture on its way out, for the screen files
 	}
 	fmt.Fprintln(out, l)
-	for _, s := range stages {
-		if !w.reached(s.key) && strings.Contains(l, s.match) {
+	for i, s := range stages {
+		if !w.reached(s.key) && stageRes[i].MatchString(l) {
 			w.at[s.key] = time.Since(start0)
 			stage("%s", s.say)
 		}
