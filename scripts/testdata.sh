@@ -13,7 +13,12 @@
 #                                        with a TPM), qemu-arm64 (make
 #                                        bench's peer VMM), swtpm-arm64 (the
 #                                        software TPM behind an arm64
-#                                        guest's virtual TPM)
+#                                        guest's virtual TPM), arm64-rt
+#                                        (Debian's PREEMPT_RT arm64 kernel,
+#                                        the real-time control guest's),
+#                                        rt-tests-arm64 and stress-ng-arm64
+#                                        (cyclictest and stress-ng for the
+#                                        guests of make bench's rt part)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -35,6 +40,11 @@
 #   build/cache/qemu-arm64/root/...   Debian's arm64 qemu-system-aarch64 and the shared
 #                                     libraries it needs, unpacked from their packages:
 #                                     make bench runs it inside the emulated arm64 board
+#   build/cache/rt-tests-arm64/root/...,
+#   build/cache/stress-ng-arm64/root/...
+#                                     Debian's arm64 cyclictest and stress-ng with their
+#                                     shared libraries, the same way: the real-time
+#                                     guests' initramfs take them from there
 #   build/cache/swtpm-arm64/root/...  Debian's arm64 swtpm and its shared libraries, the
 #                                     same way: the supervisor in the emulated arm64 host
 #                                     runs it behind an arm64 guest's virtual TPM
@@ -388,12 +398,16 @@ main() {
 		x86-6.12) setup x86-6.12 amd64 linux-image-cloud-amd64 "" yes bookworm-backports ;;
 		arm64-6.12) setup arm64-6.12 arm64 linux-image-arm64:arm64 "" yes bookworm-backports ;;
 		armhf-6.12) setup armhf-6.12 armhf linux-image-armmp-lpae:armhf "" no bookworm-backports ;;
+		# Debian's PREEMPT_RT arm64 kernel: the real-time control guest.
+		arm64-rt) setup arm64-rt arm64 linux-image-rt-arm64:arm64 "" yes ;;
+		rt-tests-arm64) setup_arm64_root rt-tests-arm64 usr/bin/cyclictest rt-tests:arm64 ;;
+		stress-ng-arm64) setup_arm64_root stress-ng-arm64 usr/bin/stress-ng stress-ng:arm64 ;;
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
 		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
 		# swtpm's own libraries are in swtpm-libs, a name lib_closure
 		# does not follow.
 		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
-		*) die "unknown architecture $a (want x86, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, qemu-arm64 or swtpm-arm64)" ;;
+		*) die "unknown architecture $a (want x86, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, stress-ng-arm64, qemu-arm64 or swtpm-arm64)" ;;
 		esac
 	done
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandem-hv/tandem/internal/qemuhost"
+	"github.com/tandem-hv/tandem/internal/testenv"
 )
 
 // Limits of the arm64 runs. Every MMIO exit of the nested guest costs
@@ -133,8 +134,9 @@ var arm64Hosts = []struct {
 // runArmMatrix boots one emulated arm64 host and runs, in it, tandem run
 // with each kernel of gs in turn: run gives the command line for a
 // kernel and initramfs at their paths in the host. It returns the host's
-// result, which section splits by kernel version.
-func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string) *qemuhost.Result {
+// result, which section splits by kernel version. more are further
+// guests to run after the matrix's, in the same boot.
+func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matrixGuest, run func(kernel, initrd string) string, more ...extraRun) *qemuhost.Result {
 	t.Helper()
 	files := map[string]string{"/tandem": tandem, "/guest/disk.img": disk}
 	var runs []guestRun
@@ -143,6 +145,10 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 		files[dir+"/vmlinuz"] = mg.kernel.Image
 		files[dir+"/initrd"] = mg.initrd[GuestTestinit]
 		runs = append(runs, guestRun{mg.version, run(dir+"/vmlinuz", dir+"/initrd")})
+	}
+	for _, m := range more {
+		maps.Copy(files, m.files)
+		runs = append(runs, m.run)
 	}
 	if len(runs) == 0 {
 		// No kernel in the cache: each subtest says which is missing.
@@ -174,7 +180,9 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 // on the GICv3 host the guest gets both by default (SVE in
 // /proc/cpuinfo, perf's armv8_pmuv3 PMU counting cycles), on the GICv2
 // host --pmu=false --sve=false take them away. Subtests are HOST/KERNEL
-// (GICv2/6.12).
+// (GICv2/6.12). In the GICv3 host's boot the real-time control guest
+// runs too: Debian's PREEMPT_RT kernel says so in uname -v, and a short
+// cyclictest's summary parses (GICv3/PREEMPT_RT).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags
@@ -186,13 +194,21 @@ func TestTandemRunArm64(t *testing.T) {
 	qemuhost.RequireArch(t, "arm64")
 	g, tandem := buildArm64(t)
 	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
+	rt, rtErr := rtRun()
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
+			var more []extraRun
+			if host.name == "GICv3" && rtErr == nil {
+				more = append(more, rt)
+			}
 			res := runArmMatrix(t, host.arch, tandem, g.disk, gs, func(kernel, initrd string) string {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
-			})
+			}, more...)
+			if host.name == "GICv3" {
+				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, rtErr) })
+			}
 			for _, gk := range guestKernels {
 				t.Run(gk.version, func(t *testing.T) {
 					recordCell(t, "arm64/"+host.name+" testinit", gk.version)
@@ -220,6 +236,74 @@ func TestTandemRunArm64(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// extraRun is a guest run a host's script adds to its matrix's, with
+// the files it needs in the host.
+type extraRun struct {
+	run   guestRun
+	files map[string]string
+}
+
+// rtLoops is how many 1 ms wake-ups the test's cyclictest times: enough
+// for a histogram, few enough for the emulated board. Its numbers are
+// judged in make bench only.
+const rtLoops = 1000
+
+// rtRun is the real-time control guest's run: Debian's PREEMPT_RT arm64
+// kernel with cyclictest (BuildCyclictestGuest), on one vCPU. The error
+// says which test data is missing.
+func rtRun() (extraRun, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return extraRun{}, err
+	}
+	k, err := RTKernel(cache)
+	if err != nil {
+		return extraRun{}, err
+	}
+	initrd := filepath.Join(workDir, "initrd-arm64-rt")
+	if err := BuildCyclictestGuest(initrd, cache, k); err != nil {
+		return extraRun{}, err
+	}
+	cmd := fmt.Sprintf("/tandem run --kernel /guest/rt/vmlinuz --initrd /guest/rt/initrd --cmdline %q --cpus 1 --memory %s --console stdio",
+		arm64GuestCmdline+fmt.Sprintf(" tandem.rt-loops=%d", rtLoops), guestMemory)
+	return extraRun{
+		run:   guestRun{"rt", cmd},
+		files: map[string]string{"/guest/rt/vmlinuz": k.Image, "/guest/rt/initrd": initrd},
+	}, nil
+}
+
+// checkRTGuest checks the real-time guest's run: its kernel says
+// PREEMPT_RT in uname -v, and cyclictest timed every wake-up asked for
+// and ended well, with a summary that parses.
+func checkRTGuest(t *testing.T, res *qemuhost.Result, buildErr error) {
+	t.Helper()
+	if buildErr != nil {
+		cache, _ := qemuhost.CacheDir()
+		testenv.RequireFile(t, filepath.Join(cache, "arm64-rt", "release"), "run scripts/testdata.sh arm64-rt")
+		testenv.RequireFile(t, filepath.Join(cache, Cyclictest.Dir, "root", Cyclictest.Bin), "run scripts/testdata.sh "+Cyclictest.Dir)
+		t.Fatalf("building the real-time guest: %v", buildErr)
+	}
+	r := section(res, "rt")
+	t.Logf("%s", arm64Timing(r))
+	if r.ExitStatus != 0 {
+		t.Errorf("tandem run of the real-time guest exited %d, want 0:\n%s", r.ExitStatus, r.Tail(20))
+	}
+	if !strings.Contains(r.Output, CyclictestMarker+"uname-v ") || !strings.Contains(r.Output, "preempt-rt=yes") {
+		t.Errorf("the real-time guest's uname -v does not say PREEMPT_RT:\n%s", r.Tail(20))
+	}
+	if !strings.Contains(r.Output, CyclictestMarker+"done status=0") {
+		t.Errorf("cyclictest did not end with status 0:\n%s", r.Tail(20))
+	}
+	ct, err := ParseCyclictest(r.Output)
+	if err != nil {
+		t.Fatalf("ParseCyclictest() = %v", err)
+	}
+	t.Logf("cyclictest in the PREEMPT_RT guest, %d wake-ups: %+v", rtLoops, ct)
+	if ct.Samples != rtLoops {
+		t.Errorf("cyclictest samples = %d, want %d", ct.Samples, rtLoops)
 	}
 }
 
