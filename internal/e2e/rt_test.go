@@ -12,6 +12,7 @@ import (
 
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/system"
 )
 
 // histogram reads cyclictest -q -h output (one thread) the long way:
@@ -127,5 +128,32 @@ func TestParseCyclictest(t *testing.T) {
 	}
 	if _, err := ParseCyclictest("TANDEM-RT done status=1\n"); err == nil {
 		t.Errorf("ParseCyclictest() of a console without a summary = nil error")
+	}
+}
+
+// TestRTManifest checks the demo manifests with the real-time control
+// guest: they parse, the control guest boots RTControlKernel and the
+// infotainment guest keeps the stock kernel.
+func TestRTManifest(t *testing.T) {
+	for _, tt := range []struct{ name, manifest string }{{"demo", DemoManifest}, {"measured demo", MeasuredDemoManifest}} {
+		t.Run(tt.name, func(t *testing.T) {
+			// A measured guest's files must be there to be measured.
+			dir := t.TempDir()
+			for _, f := range []string{"vmlinuz", RTControlKernel, "control.img", "info.img"} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := system.ParseManifest(filepath.Join(dir, "system.yaml"), []byte(rtManifest(tt.manifest)))
+			if err != nil {
+				t.Fatalf("ParseManifest() = %v", err)
+			}
+			want := map[string]string{"control": filepath.Join(dir, RTControlKernel), "infotainment": filepath.Join(dir, "vmlinuz")}
+			for _, g := range m.Guests {
+				if g.Kernel != want[g.Name] {
+					t.Errorf("guest %s kernel = %q, want %q", g.Name, g.Kernel, want[g.Name])
+				}
+			}
+		})
 	}
 }
