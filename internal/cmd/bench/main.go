@@ -20,6 +20,10 @@
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
 //   - mixed: the control loop's jitter beside a stressed infotainment
 //     guest against alone (x86; target ≤ 1.5×).
+//   - rt: cyclictest's wake-up latency (p99, maximum) in the real-time
+//     control guest, Debian's PREEMPT_RT kernel, beside a guest under
+//     stress-ng's CPU, memory and disk load against alone, in one boot of
+//     the arm64 virt board (target ≤ 1.5×, as mixed).
 //
 // The emulated hosts count instructions (qemuhost.Options.Icount): a
 // "second" inside them is 10⁹ instructions executed by the host's CPUs,
@@ -49,6 +53,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 5, "interleaved rounds per comparison")
 	flag.IntVar(&o.perRound, "exits", 20000, "guest exits per round of the exit comparison")
+	flag.IntVar(&o.rtLoops, "rt-loops", 10000, "cyclictest's 1 ms wake-ups in each run of the rt part")
 	flag.BoolVar(&o.icount, "icount", true, "run the emulated hosts on an instruction-counting clock (deterministic; false: wall time)")
 	only := flag.String("only", "", "run only these parts, comma-separated: "+strings.Join(benchParts, ", ")+" (default: all)")
 	arches := flag.String("arch", "arm64,x86_64", "emulated hosts to compare in, comma-separated")
@@ -74,13 +79,14 @@ func main() {
 // options are the command line's.
 type options struct {
 	rounds, perRound int
+	rtLoops          int
 	icount           bool
 	parts            map[string]bool
 	arches           []string
 }
 
 // benchParts are the parts of a run, in the order they run.
-var benchParts = []string{"exits", "boot", "io", "share", "mixed"}
+var benchParts = []string{"exits", "boot", "io", "share", "mixed", "rt"}
 
 func selectParts(only string) (map[string]bool, error) {
 	parts := map[string]bool{}
@@ -145,6 +151,8 @@ func run(o options) error {
 			var rows []row
 			rows, err = mixedCriticality(root, b.out)
 			b.rows = append(b.rows, rows...)
+		case "rt":
+			err = b.rt()
 		}
 		if err != nil {
 			b.report()
