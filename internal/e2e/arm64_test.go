@@ -206,9 +206,6 @@ func TestTandemRunArm64(t *testing.T) {
 				return fmt.Sprintf("/tandem run --kernel %s --initrd %s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --console stdio --watchdog %v --vsock %d %s",
 					kernel, initrd, arm64GuestCmdline, guestCPUs, guestMemory, arm64Watchdog, guestCID, ft.flags)
 			}, more...)
-			if host.name == "GICv3" {
-				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, rtErr) })
-			}
 			for _, gk := range guestKernels {
 				t.Run(gk.version, func(t *testing.T) {
 					recordCell(t, "arm64/"+host.name+" testinit", gk.version)
@@ -234,6 +231,9 @@ func TestTandemRunArm64(t *testing.T) {
 					}
 					checkCPUFeatures(t, facts.Find("cpu-features"), ft.on)
 				})
+			}
+			if host.name == "GICv3" {
+				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, rtErr) })
 			}
 		})
 	}
