@@ -61,7 +61,7 @@ phase() {
 	i=0
 	while [ $i -lt $2 ] && ! grep -q 'TANDEM-RT done' $1.log; do
 		sleep 1; i=$((i+1))
-		[ $((i %% 20)) = 0 ] && echo "BENCH tick $1 $i s $(grep -c TANDEM- $1.log) reports"
+		[ $((i %% 5)) = 0 ] && echo "BENCH tick $1 $i s uptime $(cut -d' ' -f1 /proc/uptime) $(grep -c TANDEM- $1.log) reports"
 	done
 	kill $P
 	i=0
@@ -125,13 +125,17 @@ func (b *bench) rt() error {
 		}
 		files["/s/"+name] = f
 	}
-	// A phase's bound: the guest's boot, the delay and the wake-ups at
-	// 1 ms, each second of the guest's taking a few under emulation.
+	// A phase's bound, in the host's seconds: the guest's boot, the
+	// delay and the wake-ups at 1 ms, each second of the guest's taking
+	// a few under emulation.
 	limit := 120 + rtDelay + 5*b.rtLoops/1000
 	fmt.Fprintf(os.Stderr, "bench: real-time guest: cyclictest (%d wake-ups) in Debian's PREEMPT_RT kernel alone, then beside stress-ng, on the emulated arm64 board\n", b.rtLoops)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch: arch, Files: files, Script: fmt.Sprintf(rtScript, limit, limit), Memory: "2G",
 		Timeout: 2*time.Duration(limit)*time.Second + 5*time.Minute, Console: progress(), Icount: b.icountFor(arch, "rt"),
+		// Each emulated CPU on a machine CPU of its own, as in mixed:
+		// the load guest's core does not run the control guest's.
+		PinCPUs: true,
 	})
 	if res != nil {
 		os.WriteFile(filepath.Join(b.out, "rt-console.log"), []byte(res.Output), 0o644)
@@ -148,10 +152,24 @@ func (b *bench) rt() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: cyclictest alone %+v, stressed %+v\n", alone, stress)
-	b.compare("rt", arch, "cyclictest p99", "µs", "alone", []float64{stress.P99}, []float64{alone.P99}, 1,
-		row{name: "cyclictest p99 wake-up, PREEMPT_RT guest, stressed vs alone, arm64 virt board", unit: "µs", target: rtTarget, peerName: "alone"})
-	b.compare("rt", arch, "cyclictest max", "µs", "alone", []float64{stress.Max}, []float64{alone.Max}, 1,
-		row{name: "cyclictest worst wake-up, PREEMPT_RT guest, stressed vs alone, arm64 virt board", unit: "µs", target: rtTarget, peerName: "alone"})
+	for _, m := range []struct {
+		metric, unit  string
+		alone, stress float64
+	}{
+		{"cyclictest min", "µs", alone.Min, stress.Min},
+		{"cyclictest avg", "µs", alone.Avg, stress.Avg},
+		{"cyclictest p50", "µs", alone.P50, stress.P50},
+		{"cyclictest p99", "µs", alone.P99, stress.P99},
+		{"cyclictest max", "µs", alone.Max, stress.Max},
+	} {
+		b.samples = append(b.samples, sample{"rt", arch, m.metric, "alone", 1, m.alone, m.unit},
+			sample{"rt", arch, m.metric, "stressed", 1, m.stress, m.unit})
+	}
+	b.rows = append(b.rows,
+		row{name: "cyclictest p99 wake-up, PREEMPT_RT guest, stressed vs alone, arm64 virt board", tandem: stress.P99, peer: alone.P99,
+			unit: "µs", target: rtTarget, peerName: "alone"},
+		row{name: "cyclictest worst wake-up, PREEMPT_RT guest, stressed vs alone, arm64 virt board", tandem: stress.Max, peer: alone.Max,
+			unit: "µs", target: rtTarget, peerName: "alone"})
 	return nil
 }
 
@@ -172,16 +190,19 @@ func rtPhase(console, phase string) (e2e.CyclictestResult, error) {
 	}
 	if phase == "stress" {
 		load, start := strings.Index(out, "TANDEM-STRESS running"), strings.Index(out, e2e.CyclictestMarker+"cyclictest start")
+		if strings.Contains(out, "TANDEM-STRESS fail") {
+			return e2e.CyclictestResult{}, fmt.Errorf("stress: the load guest failed:\n%s", out)
+		}
 		if load < 0 || start < 0 || load > start {
 			return e2e.CyclictestResult{}, fmt.Errorf("stress: the load guest's stress-ng was not running when cyclictest started (raise rtDelay):\n%s", out)
+		}
+		if end := strings.Index(out, "tandem: infotainment: VMM exited"); end >= 0 && end < strings.Index(out, e2e.CyclictestMarker+"done") {
+			return e2e.CyclictestResult{}, fmt.Errorf("stress: the load guest ended before cyclictest did:\n%s", out)
 		}
 	}
 	r, err := e2e.ParseCyclictest(out)
 	if err != nil {
 		return r, fmt.Errorf("%s: %w", phase, err)
-	}
-	if r.P99 < 0 {
-		return r, fmt.Errorf("%s: cyclictest's p99 is past its %d µs histogram", phase, e2e.CyclictestHistogram)
 	}
 	return r, nil
 }
