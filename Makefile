@@ -17,7 +17,7 @@ deps:
 	@scripts/deps.sh
 
 testdata: deps
-	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud u-boot-qemu-trixie armhf x86-6.12 arm64-6.12 armhf-6.12 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 && scripts/testdata-boards.sh
+	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud u-boot-qemu-trixie armhf x86-6.12 arm64-6.12 armhf-6.12 arm64-rt rt-tests-arm64 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 && scripts/testdata-boards.sh
 
 # The demo boots Debian's arm64 kernel as host and guests: it needs
 # neither the x86 and armhf kernels nor the boards' device trees.
@@ -84,11 +84,13 @@ test: deps testdata vet
 # The bench's arm64 peer is Debian's arm64 QEMU, unpacked from its packages
 # (scripts/testdata.sh qemu-arm64) and run inside the emulated arm64 board.
 bench: deps testdata build
-	@scripts/testdata.sh qemu-arm64
+	@scripts/testdata.sh qemu-arm64 arm64-rt rt-tests-arm64 stress-ng-arm64
 	$(GO) run ./internal/cmd/bench
 
+# make demo RT=1 boots the control guest on Debian's PREEMPT_RT kernel.
 demo: deps testdata-arm64 build
-	$(GO) run ./internal/cmd/demo
+	$(if $(RT),@scripts/testdata.sh arm64-rt)
+	$(GO) run ./internal/cmd/demo $(if $(RT),-rt)
 
 clean:
 	rm -rf $(BUILD)

@@ -20,7 +20,12 @@
 #                                        software TPM behind an arm64
 #                                        guest's virtual TPM), vncsnapshot-arm64
 #                                        (a VNC client inside the emulated
-#                                        arm64 host)
+#                                        arm64 host), arm64-rt
+#                                        (Debian's PREEMPT_RT arm64 kernel,
+#                                        the real-time control guest's),
+#                                        rt-tests-arm64 and stress-ng-arm64
+#                                        (cyclictest and stress-ng for the
+#                                        guests of make bench's rt part)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -48,6 +53,11 @@
 #   build/cache/qemu-arm64/root/...   Debian's arm64 qemu-system-aarch64 and the shared
 #                                     libraries it needs, unpacked from their packages:
 #                                     make bench runs it inside the emulated arm64 board
+#   build/cache/rt-tests-arm64/root/...,
+#   build/cache/stress-ng-arm64/root/...
+#                                     Debian's arm64 cyclictest and stress-ng with their
+#                                     shared libraries, the same way: the real-time
+#                                     guests' initramfs take them from there
 #   build/cache/swtpm-arm64/root/...  Debian's arm64 swtpm and its shared libraries, the
 #                                     same way: the supervisor in the emulated arm64 host
 #                                     runs it behind an arm64 guest's virtual TPM
@@ -429,6 +439,10 @@ main() {
 		x86-6.12) setup x86-6.12 amd64 linux-image-cloud-amd64 "" yes bookworm-backports ;;
 		arm64-6.12) setup arm64-6.12 arm64 linux-image-arm64:arm64 "" yes bookworm-backports ;;
 		armhf-6.12) setup armhf-6.12 armhf linux-image-armmp-lpae:armhf "" no bookworm-backports ;;
+		# Debian's PREEMPT_RT arm64 kernel: the real-time control guest.
+		arm64-rt) setup arm64-rt arm64 linux-image-rt-arm64:arm64 "" yes ;;
+		rt-tests-arm64) setup_arm64_root rt-tests-arm64 usr/bin/cyclictest rt-tests:arm64 ;;
+		stress-ng-arm64) setup_arm64_root stress-ng-arm64 usr/bin/stress-ng stress-ng:arm64 ;;
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
 		u-boot-qemu-trixie) uboot_qemu_trixie ;;
 		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
@@ -436,7 +450,7 @@ main() {
 		# does not follow.
 		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
 		vncsnapshot-arm64) setup_arm64_root vncsnapshot-arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
-		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
+		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, stress-ng-arm64, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
 		esac
 	done
 }

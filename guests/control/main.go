@@ -13,7 +13,12 @@
 //	tandem.hang=DURATION    stop petting the watchdog after that long, to
 //	                        show the VMM end the guest
 //
-// Markers, once a second:
+// Markers: once, at start, the kernel it runs (preempt-rt=yes where
+// uname -v says PREEMPT_RT, as Debian's linux-image-rt-arm64 does)
+//
+//	TANDEM-KERNEL release=R preempt-rt=yes|no
+//
+// then once a second:
 //
 //	TANDEM-CONTROL misses=N p50-us=X p99-us=Y max-us=Z cycles=C sent=S dropped=D connected=B
 //
@@ -51,6 +56,7 @@ func main() {
 	if err := guestinit.Boot(); err != nil {
 		fmt.Println("TANDEM-CONTROL fail", err)
 	}
+	printKernel()
 	args := guestinit.CmdlineArgs()
 	hang, _ := time.ParseDuration(args["hang"])
 	if err := guestinit.Watchdog("TANDEM-CONTROL", hang); err != nil {
@@ -272,4 +278,18 @@ func roundTrips(addr string) {
 	mibs := float64(total) / (1 << 20) / time.Since(t0).Seconds()
 	fmt.Printf("TANDEM-CONTROL rtt-p50-us=%d rtt-p99-us=%d rtt-n=%d throughput-mibs=%.1f\n",
 		pct(rtts, 50).Microseconds(), pct(rtts, 99).Microseconds(), len(rtts), mibs)
+}
+
+// printKernel prints the TANDEM-KERNEL marker.
+func printKernel() {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		fmt.Println("TANDEM-CONTROL fail uname:", err)
+		return
+	}
+	rt := "no"
+	if strings.Contains(unix.ByteSliceToString(u.Version[:]), "PREEMPT_RT") {
+		rt = "yes"
+	}
+	fmt.Printf("TANDEM-KERNEL release=%s preempt-rt=%s\n", unix.ByteSliceToString(u.Release[:]), rt)
 }

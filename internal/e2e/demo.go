@@ -128,6 +128,22 @@ func buildDemoGuest(file, pkg, goarch string, k Kernel, goDir string, modules []
 // DemoDisplayGuest's with DisplayModules too), and vmlinuz, a link to
 // k's kernel. goDir is as for BuildDemoGuest.
 func WriteDemoSystem(dir string, k Kernel, initPkg func(guest string) string, goDir string) error {
+	return writeDemoSystem(dir, k, nil, initPkg, goDir, DemoManifest)
+}
+
+// RTControlKernel is the demo manifest's control guest kernel when it
+// is Debian's PREEMPT_RT one (DemoImage.RTKernel).
+const RTControlKernel = "vmlinuz-rt"
+
+// rtManifest is manifest with the control guest booting RTControlKernel.
+func rtManifest(manifest string) string {
+	return strings.Replace(manifest, "    kernel: vmlinuz\n    initrd: control.img\n", "    kernel: "+RTControlKernel+"\n    initrd: control.img\n", 1)
+}
+
+// writeDemoSystem is WriteDemoSystem with the manifest given and, when
+// rt is set, the control guest on that kernel (its initramfs with that
+// kernel's modules, the kernel linked as RTControlKernel).
+func writeDemoSystem(dir string, k Kernel, rt *Kernel, initPkg func(guest string) string, goDir, manifest string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -136,20 +152,31 @@ func WriteDemoSystem(dir string, k Kernel, initPkg func(guest string) string, go
 		if g.Name == DemoDisplayGuest {
 			mods = append(append([]string(nil), DemoModules...), DisplayModules...)
 		}
-		if err := buildDemoGuest(filepath.Join(dir, g.File), initPkg(g.Name), "arm64", k, goDir, mods); err != nil {
+		gk := k
+		if rt != nil && g.Name == "control" {
+			gk = *rt
+		}
+		if err := buildDemoGuest(filepath.Join(dir, g.File), initPkg(g.Name), "arm64", gk, goDir, mods); err != nil {
 			return err
 		}
 	}
-	link := filepath.Join(dir, "vmlinuz")
-	os.Remove(link)
-	abs, err := filepath.Abs(k.Image)
-	if err != nil {
-		return err
+	links := map[string]string{"vmlinuz": k.Image}
+	if rt != nil {
+		links[RTControlKernel] = rt.Image
+		manifest = rtManifest(manifest)
 	}
-	if err := os.Symlink(abs, link); err != nil {
-		return err
+	for name, target := range links {
+		link := filepath.Join(dir, name)
+		os.Remove(link)
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(abs, link); err != nil {
+			return err
+		}
 	}
-	return os.WriteFile(filepath.Join(dir, "system.yaml"), []byte(DemoManifest), 0o644)
+	return os.WriteFile(filepath.Join(dir, "system.yaml"), []byte(manifest), 0o644)
 }
 
 // DemoGuestPkg is the init of a demo guest: guests/NAME.
@@ -184,6 +211,10 @@ type DemoImage struct {
 	// needs: the QEMU virt board has one with trixie's U-Boot
 	// (VirtDisplayFirmware).
 	BoardDisplay bool
+	// RTKernel, when set, is the control guest's kernel: Debian's
+	// PREEMPT_RT arm64 one (RTKernel); the infotainment guest keeps
+	// Kernel.
+	RTKernel *Kernel
 }
 
 // VirtDisplayFirmware is Debian trixie's U-Boot for the QEMU virt board
@@ -234,24 +265,21 @@ func BuildDemoImage(d DemoImage) (string, error) {
 		return "", err
 	}
 	sys := filepath.Join(dir, "system")
-	if err := WriteDemoSystem(sys, d.Kernel, d.InitPkg, d.GoDir); err != nil {
+	manifest := DemoManifest
+	if d.TPMHost != nil {
+		manifest = MeasuredDemoManifest
+	}
+	if d.BoardDisplay {
+		manifest = boardDisplayManifest(manifest)
+	}
+	if err := writeDemoSystem(sys, d.Kernel, d.RTKernel, d.InitPkg, d.GoDir, manifest); err != nil {
 		return "", err
 	}
 	img := filepath.Join(dir, "tandem-"+DemoBoard+".img")
 	args := []string{"image", "build", "--board", DemoBoard,
 		"--manifest", filepath.Join(sys, "system.yaml"), "-o", img, "--cmdline", d.Cmdline}
-	manifest := DemoManifest
 	if d.TPMHost != nil {
-		manifest = MeasuredDemoManifest
 		args = append(args, "--host-kernel", d.TPMHost.Image, "--host-modules", d.TPMHost.Modules)
-	}
-	if d.BoardDisplay {
-		manifest = boardDisplayManifest(manifest)
-	}
-	if manifest != DemoManifest {
-		if err := os.WriteFile(filepath.Join(sys, "system.yaml"), []byte(manifest), 0o644); err != nil {
-			return "", err
-		}
 	}
 	build := exec.Command(d.Tandem, args...)
 	build.Dir = d.GoDir

@@ -8,7 +8,8 @@ import (
 )
 
 // TestUnpackedProgram finds what Debian's arm64 programs need to run in
-// the emulated arm64 host, from the packages testdata.sh unpacked: the
+// the emulated arm64 host (or a guest's initramfs: cyclictest), from the
+// packages testdata.sh unpacked: the
 // ELF interpreter, the libraries in the loader's directory and, for
 // swtpm, its own library where its RUNPATH says.
 func TestUnpackedProgram(t *testing.T) {
@@ -21,6 +22,8 @@ func TestUnpackedProgram(t *testing.T) {
 		{"swtpm", "swtpm-arm64", "/usr/bin/swtpm",
 			[]string{"/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libtpms.so.0", "/lib/aarch64-linux-gnu/libcrypto.so.3",
 				"/usr/lib/aarch64-linux-gnu/swtpm/libswtpm_libtpms.so.0"}},
+		{"cyclictest", "rt-tests-arm64", "/usr/bin/cyclictest",
+			[]string{"/lib/ld-linux-aarch64.so.1", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libnuma.so.1"}},
 	}
 	cache, err := CacheDir()
 	if err != nil {

@@ -48,6 +48,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "build/demo", "work directory")
 	flag.StringVar(&o.Artifacts, "artifacts", "", "keep every console's log and the boot's timeline in this directory (tandem emulate --artifacts)")
 	flag.BoolVar(&o.SilentGuests, "silent-guests", false, "give both guests an /init that prints nothing, to see the demo fail for want of their reports")
+	flag.BoolVar(&o.RT, "rt", false, "boot the control guest on Debian's PREEMPT_RT arm64 kernel (scripts/testdata.sh arm64-rt; make demo RT=1)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
@@ -72,6 +73,10 @@ type options struct {
 	// SilentGuests gives both guests an /init that prints nothing
 	// (testdata/silent), so the markers never come: the demo's failure.
 	SilentGuests bool
+	// RT boots the control guest on Debian's PREEMPT_RT arm64 kernel
+	// (e2e.RTKernel), and the demo then also waits for the guest to say
+	// its kernel is PREEMPT_RT.
+	RT bool
 }
 
 var (
@@ -108,6 +113,14 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	var rtKernel *e2e.Kernel
+	if o.RT {
+		rk, err := e2e.RTKernel("build/cache")
+		if err != nil {
+			return fmt.Errorf("-rt: %w", err)
+		}
+		rtKernel = &rk
+	}
 	if o.Tandem == "" {
 		o.Tandem = "build/tandem"
 	}
@@ -136,9 +149,12 @@ func run(o options) error {
 		initPkg = func(string) string { return "github.com/tandem-hv/tandem/internal/cmd/demo/testdata/silent" }
 		silent = ", both SILENT: their /init prints nothing"
 	}
+	if o.RT {
+		silent += "; the control guest on Debian's PREEMPT_RT kernel " + filepath.Base(rtKernel.Modules)
+	}
 	stage("building the guests' initramfs images (control, infotainment; arm64%s), then the image (tandem image build --board %s --cmdline %q)…", silent, board.Name, cmdline)
 	img, err := e2e.BuildDemoImage(e2e.DemoImage{Dir: o.Dir, Tandem: tandem, Kernel: k, InitPkg: initPkg, Cmdline: cmdline, GoDir: ".", Out: out,
-		TPMHost: &hostKernel, BoardDisplay: true})
+		TPMHost: &hostKernel, BoardDisplay: true, RTKernel: rtKernel})
 	if err != nil {
 		return err
 	}
@@ -167,6 +183,14 @@ func run(o options) error {
 		return err
 	}
 	expect = append(expect, attested)
+	if o.RT {
+		// The control guest's first line names its kernel.
+		rt, err := emulate.ParseExpect("--expect", rtMarker)
+		if err != nil {
+			return err
+		}
+		expect = append(expect, rt)
+	}
 	dumps, err := screendumps(o.Dir)
 	if err != nil {
 		return err
@@ -205,6 +229,8 @@ func run(o options) error {
 		return fmt.Errorf("%s never printed their markers %s within tandem.runfor=%v: their consoles' last lines above show how far they got", strings.Join(names, " and "), strings.Join(l, ", "), o.Deadline)
 	case !res.Cases[len(markers)].Passed:
 		return fmt.Errorf("the board's TPM did not attest PCR %d as the image predicted (%x): see the tandem init: attest lines above", measure.PCR, predicted.Value)
+	case o.RT && !res.Cases[len(markers)+1].Passed:
+		return fmt.Errorf("the control guest never said it runs a PREEMPT_RT kernel (%s): see its first lines above", rtMarker)
 	case w.faults() > 0:
 		return fmt.Errorf("the infotainment guest's last report counts faults=%d: messages were corrupted, repeated, reordered or lost on the channel; see its TANDEM-INFO lines above", w.faults())
 	case !res.Passed():
@@ -268,6 +294,11 @@ func startTPM() (tpm *swtpm.TPM, stop func(), err error) {
 	}
 	return tpm, func() { tpm.Stop(); os.RemoveAll(dir) }, nil
 }
+
+// rtMarker is what the control guest prints first on a PREEMPT_RT
+// kernel (guests/control's TANDEM-KERNEL marker), as tandem emulate's
+// --expect.
+const rtMarker = "control: TANDEM-KERNEL.*preempt-rt=yes"
 
 // expectations are the demo's markers as tandem emulate's --expect.
 func expectations() ([]*emulate.Check, error) {
