@@ -86,21 +86,6 @@ func tandemArm64() (string, error) {
 	return hostProgram("github.com/tandem-hv/tandem/cmd/tandem", "arm64")
 }
 
-// arm64Script runs the guest bounded by arm64GuestTimeout, then writes
-// the device tree the same guest gets with --dump-dtb and reports which
-// GIC it describes, with the VMM's exit status and the time it took.
-func arm64Script(run string) string {
-	return boundedFn + fmt.Sprintf(`t0=$(cut -d' ' -f1 /proc/uptime)
-bounded %d %s
-status=$?
-t1=$(cut -d' ' -f1 /proc/uptime)
-echo
-echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
-%s
-exit $status
-`, int(arm64GuestTimeout/time.Second), run, dtbChecks(run))
-}
-
 // dtbChecks writes the device tree the guest of run gets with --dump-dtb
 // and reports its size and which GIC it describes.
 func dtbChecks(run string) string {
