@@ -25,7 +25,11 @@
 #                                        the real-time control guest's),
 #                                        rt-tests-arm64 and stress-ng-arm64
 #                                        (cyclictest and stress-ng for the
-#                                        guests of make bench's rt part)
+#                                        guests of make bench's rt part),
+#                                        x86-rt and rt-tests-amd64 (the
+#                                        same real-time guest on x86:
+#                                        Debian's PREEMPT_RT amd64 kernel
+#                                        and amd64 cyclictest)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -54,10 +58,12 @@
 #                                     libraries it needs, unpacked from their packages:
 #                                     make bench runs it inside the emulated arm64 board
 #   build/cache/rt-tests-arm64/root/...,
+#   build/cache/rt-tests-amd64/root/...,
 #   build/cache/stress-ng-arm64/root/...
-#                                     Debian's arm64 cyclictest and stress-ng with their
-#                                     shared libraries, the same way: the real-time
-#                                     guests' initramfs take them from there
+#                                     Debian's arm64 (and amd64) cyclictest and arm64
+#                                     stress-ng with their shared libraries, the same
+#                                     way: the real-time guests' initramfs take them
+#                                     from there
 #   build/cache/swtpm-arm64/root/...  Debian's arm64 swtpm and its shared libraries, the
 #                                     same way: the supervisor in the emulated arm64 host
 #                                     runs it behind an arm64 guest's virtual TPM
@@ -364,17 +370,21 @@ setup() {
 	fi
 }
 
-# lib_closure PKG... prints the arm64 library packages PKGs need, directly or
-# through one another: the shared libraries a binary of PKG links. Other
-# dependencies (data, configuration, maintainer scripts' tools) are left
-# out: nothing here is installed, only unpacked for one binary.
+# lib_closure DEBARCH PKG... prints the DEBARCH library packages PKGs need,
+# directly or through one another: the shared libraries a binary of PKG
+# links. apt-cache names a dependency of the machine's own architecture
+# without a suffix: it gets one here. Other dependencies (data,
+# configuration, maintainer scripts' tools) are left out: nothing here is
+# installed, only unpacked for one binary.
 lib_closure() {
+	la=$1
+	shift
 	todo=$* seen=
 	while [ -n "$todo" ]; do
 		next=
 		for p in $todo; do
 			for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
-				sed -n 's/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>]*:arm64\)$/\1/p'); do
+				sed -n "s/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>:]*\)\(:$la\)\{0,1\}\$/\1:$la/p"); do
 				case " $seen " in *" $d "*) continue ;; esac
 				seen="$seen $d"
 				next="$next $d"
@@ -385,20 +395,21 @@ lib_closure() {
 	echo $seen
 }
 
-# setup_arm64_root NAME BIN PKG... unpacks the arm64 packages PKGs and the
-# libraries they need into $cache/NAME/root, which must then hold BIN.
-setup_arm64_root() {
-	name=$1 bin=$2
-	shift 2
+# setup_root NAME DEBARCH BIN PKG... unpacks the DEBARCH packages PKGs
+# (named with their :DEBARCH) and the libraries they need into
+# $cache/NAME/root, which must then hold BIN.
+setup_root() {
+	name=$1 rarch=$2 bin=$3
+	shift 3
 	pkgs=$*
 	dest=$cache/$name
 	if index_unchanged "$dest"; then
 		log "$name: up to date (the package index has not changed since it was unpacked)"
 		return 0
 	fi
-	need_arch arm64
+	need_arch "$rarch"
 	files=
-	for p in $pkgs $(lib_closure $pkgs); do
+	for p in $pkgs $(lib_closure "$rarch" $pkgs); do
 		files="$files $(download "$p")"
 	done
 	stamp=$(for f in $files; do basename "$f"; done | sort | tr '\n' ' ')
@@ -441,16 +452,19 @@ main() {
 		armhf-6.12) setup armhf-6.12 armhf linux-image-armmp-lpae:armhf "" no bookworm-backports ;;
 		# Debian's PREEMPT_RT arm64 kernel: the real-time control guest.
 		arm64-rt) setup arm64-rt arm64 linux-image-rt-arm64:arm64 "" yes ;;
-		rt-tests-arm64) setup_arm64_root rt-tests-arm64 usr/bin/cyclictest rt-tests:arm64 ;;
-		stress-ng-arm64) setup_arm64_root stress-ng-arm64 usr/bin/stress-ng stress-ng:arm64 ;;
+		rt-tests-arm64) setup_root rt-tests-arm64 arm64 usr/bin/cyclictest rt-tests:arm64 ;;
+		# Debian's PREEMPT_RT amd64 kernel: the same guest on the x86 host.
+		x86-rt) setup x86-rt amd64 linux-image-rt-amd64 "" yes ;;
+		rt-tests-amd64) setup_root rt-tests-amd64 amd64 usr/bin/cyclictest rt-tests:amd64 ;;
+		stress-ng-arm64) setup_root stress-ng-arm64 arm64 usr/bin/stress-ng stress-ng:arm64 ;;
 		arm64-cloud) setup arm64-cloud arm64 linux-image-cloud-arm64:arm64 "" no ;;
 		u-boot-qemu-trixie) uboot_qemu_trixie ;;
-		qemu-arm64) setup_arm64_root qemu-arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
+		qemu-arm64) setup_root qemu-arm64 arm64 usr/bin/qemu-system-aarch64 qemu-system-arm:arm64 ;;
 		# swtpm's own libraries are in swtpm-libs, a name lib_closure
 		# does not follow.
-		swtpm-arm64) setup_arm64_root swtpm-arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
-		vncsnapshot-arm64) setup_arm64_root vncsnapshot-arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
-		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, stress-ng-arm64, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
+		swtpm-arm64) setup_root swtpm-arm64 arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
+		vncsnapshot-arm64) setup_root vncsnapshot-arm64 arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
+		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, x86-rt, rt-tests-amd64, stress-ng-arm64, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
 		esac
 	done
 }

@@ -196,7 +196,7 @@ func TestTandemRunArm64(t *testing.T) {
 	gs := matrixGuests(t, "arm64", "arm64", []Guest{GuestTestinit})
 	bm := bareMetalArm64Runs(t)
 	fws := firmwareGuests(t, g.kernel, g.initrd[GuestTestinit])
-	rt, rtErr := rtRun()
+	rt, rtErr := rtRun("arm64", arm64GuestCmdline)
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
@@ -253,7 +253,7 @@ func TestTandemRunArm64(t *testing.T) {
 				})
 			}
 			if host.name == "GICv3" {
-				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, rtErr) })
+				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, "arm64", rtErr) })
 			}
 		})
 	}
@@ -331,67 +331,6 @@ func checkBareMetalArm64(t *testing.T, r *qemuhost.Result, gic, hostGIC string) 
 	}
 	if !strings.Contains(r.Output, "E2E gic="+hostGIC) {
 		t.Errorf("guest device tree does not describe a %s", hostGIC)
-	}
-}
-
-// rtLoops is how many 1 ms wake-ups the test's cyclictest times: enough
-// for a histogram, few enough for the emulated board. Its numbers are
-// judged in make bench only.
-const rtLoops = 1000
-
-// rtRun is the real-time control guest's run: Debian's PREEMPT_RT arm64
-// kernel with cyclictest (BuildCyclictestGuest), on one vCPU. The error
-// says which test data is missing.
-func rtRun() (hostRuns, error) {
-	cache, err := qemuhost.CacheDir()
-	if err != nil {
-		return hostRuns{}, err
-	}
-	k, err := RTKernel(cache)
-	if err != nil {
-		return hostRuns{}, err
-	}
-	initrd := filepath.Join(workDir, "initrd-arm64-rt")
-	if err := BuildCyclictestGuest(initrd, cache, k); err != nil {
-		return hostRuns{}, err
-	}
-	cmd := fmt.Sprintf("/tandem run --kernel /guest/rt/vmlinuz --initrd /guest/rt/initrd --cmdline %q --cpus 1 --memory %s --console stdio",
-		arm64GuestCmdline+fmt.Sprintf(" tandem.rt-loops=%d", rtLoops), guestMemory)
-	return hostRuns{
-		runs:  []guestRun{{"rt", cmd}},
-		files: map[string]string{"/guest/rt/vmlinuz": k.Image, "/guest/rt/initrd": initrd},
-	}, nil
-}
-
-// checkRTGuest checks the real-time guest's run: its kernel says
-// PREEMPT_RT in uname -v, and cyclictest timed every wake-up asked for
-// and ended well, with a summary that parses.
-func checkRTGuest(t *testing.T, res *qemuhost.Result, buildErr error) {
-	t.Helper()
-	if buildErr != nil {
-		cache, _ := qemuhost.CacheDir()
-		testenv.RequireFile(t, filepath.Join(cache, "arm64-rt", "release"), "run scripts/testdata.sh arm64-rt")
-		testenv.RequireFile(t, filepath.Join(cache, Cyclictest.Dir, "root", Cyclictest.Bin), "run scripts/testdata.sh "+Cyclictest.Dir)
-		t.Fatalf("building the real-time guest: %v", buildErr)
-	}
-	r := section(res, "rt")
-	t.Logf("%s", arm64Timing(r))
-	if r.ExitStatus != 0 {
-		t.Errorf("tandem run of the real-time guest exited %d, want 0:\n%s", r.ExitStatus, r.Tail(20))
-	}
-	if !strings.Contains(r.Output, CyclictestMarker+"uname-v ") || !strings.Contains(r.Output, "preempt-rt=yes") {
-		t.Errorf("the real-time guest's uname -v does not say PREEMPT_RT:\n%s", r.Tail(20))
-	}
-	if !strings.Contains(r.Output, CyclictestMarker+"done status=0") {
-		t.Errorf("cyclictest did not end with status 0:\n%s", r.Tail(20))
-	}
-	ct, err := ParseCyclictest(r.Output)
-	if err != nil {
-		t.Fatalf("ParseCyclictest() = %v", err)
-	}
-	t.Logf("cyclictest in the PREEMPT_RT guest, %d wake-ups: %+v", rtLoops, ct)
-	if ct.Samples != rtLoops {
-		t.Errorf("cyclictest samples = %d, want %d", ct.Samples, rtLoops)
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,7 +237,10 @@ var guestKinds = []struct {
 // Tandem inside one emulated KVM host, with each test guest, and checks
 // what each guest saw: the kernel it was given, two CPUs, the disk's
 // exact content, its NIC up, its vsock device answering (testinit), and
-// a clean power-off. Subtests are GUEST/KERNEL (busybox/6.12).
+// a clean power-off. Subtests are GUEST/KERNEL (busybox/6.12). In the
+// same host boot the real-time control guest runs too: Debian's
+// PREEMPT_RT amd64 kernel says so in uname -v, and a short cyclictest's
+// summary parses (PREEMPT_RT).
 func TestTandemRun(t *testing.T) {
 	qemuhost.Require(t)
 	tandem := buildTandem(t)
@@ -253,6 +257,11 @@ func TestTandemRun(t *testing.T) {
 				"/tandem run --kernel %s/vmlinuz --initrd %s/initrd-%s --cmdline %q --cpus %d --memory %s --disk /guest/disk.img --net tap0 --vsock %d --console stdio",
 				dir, dir, kind.name, guestCmdline, guestCPUs, guestMemory, guestCID)})
 		}
+	}
+	rt, rtErr := rtRun("amd64", guestCmdline)
+	if rtErr == nil {
+		maps.Copy(files, rt.files)
+		runs = append(runs, rt.runs...)
 	}
 	// Without a kernel in the cache no host boots: each subtest says
 	// which is missing.
@@ -289,6 +298,7 @@ func TestTandemRun(t *testing.T) {
 			}
 		})
 	}
+	t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, "amd64", rtErr) })
 }
 
 // TestGuestsUnderQEMU boots the same guests with QEMU as the VMM inside

@@ -13,25 +13,53 @@ import (
 	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
-// The real-time control guest: Debian's PREEMPT_RT arm64 kernel with a
-// busybox userland that runs cyclictest (Debian's rt-tests), the field's
-// standard measure of a real-time system's wake-up latency, and reports
-// its histogram's percentiles on the console. Its load is a guest with
-// Debian's stress-ng, loading its CPUs, memory and a disk.
+// The real-time control guest: Debian's PREEMPT_RT kernel (arm64 or
+// amd64) with a busybox userland that runs cyclictest (Debian's
+// rt-tests), the field's standard measure of a real-time system's
+// wake-up latency, and reports its histogram's percentiles on the
+// console. Its load is a guest with Debian's stress-ng, loading its CPUs,
+// memory and a disk.
 
-// RTKernel returns Debian's PREEMPT_RT arm64 kernel from the cache
-// (scripts/testdata.sh arm64-rt).
-func RTKernel(cache string) (Kernel, error) { return CachedKernel(cache, "arm64-rt") }
+// RTData is where scripts/testdata.sh unpacks the real-time guest of one
+// architecture: its PREEMPT_RT kernel's cache directory and its
+// cyclictest.
+type RTData struct {
+	Kernel     string
+	Cyclictest Tool
+}
 
-// Tool is a Debian arm64 program that scripts/testdata.sh unpacked with
-// its packages' libraries under the cache: Dir/root/Bin.
+// rtData is the real-time guest's test data by Go architecture.
+var rtData = map[string]RTData{
+	"arm64": {"arm64-rt", Tool{"rt-tests-arm64", "/usr/bin/cyclictest"}},
+	"amd64": {"x86-rt", Tool{"rt-tests-amd64", "/usr/bin/cyclictest"}},
+}
+
+// RTTestData returns the real-time guest's test data for goarch (arm64
+// or amd64).
+func RTTestData(goarch string) (RTData, error) {
+	d, ok := rtData[goarch]
+	if !ok {
+		return RTData{}, fmt.Errorf("no real-time guest for %q: want arm64 or amd64", goarch)
+	}
+	return d, nil
+}
+
+// RTKernel returns Debian's PREEMPT_RT kernel for goarch from the cache
+// (scripts/testdata.sh arm64-rt, x86-rt).
+func RTKernel(cache, goarch string) (Kernel, error) {
+	d, err := RTTestData(goarch)
+	if err != nil {
+		return Kernel{}, err
+	}
+	return CachedKernel(cache, d.Kernel)
+}
+
+// Tool is a Debian program that scripts/testdata.sh unpacked with its
+// packages' libraries under the cache: Dir/root/Bin.
 type Tool struct{ Dir, Bin string }
 
-// The tools of the real-time guests.
-var (
-	Cyclictest = Tool{"rt-tests-arm64", "/usr/bin/cyclictest"}
-	StressNG   = Tool{"stress-ng-arm64", "/usr/bin/stress-ng"}
-)
+// StressNG is the load guest's tool (arm64).
+var StressNG = Tool{"stress-ng-arm64", "/usr/bin/stress-ng"}
 
 // files returns the initramfs entries that run the tool: the program,
 // its ELF interpreter and the shared libraries it loads.
@@ -160,13 +188,18 @@ summarize /tmp/ct | sed 's/^/TANDEM-RT cyclictest /'
 echo "TANDEM-RT done status=$status"`
 
 // RTModules are what the real-time guest loads: its console is the
-// PL011, so only a disk's drivers, for a guest that is given one.
+// board's UART (the PL011, the 8250), built in, so only a disk's drivers,
+// for a guest that is given one.
 var RTModules = []string{"virtio_mmio", "virtio_blk"}
 
 // BuildCyclictestGuest writes the real-time guest's initramfs for k
-// (RTKernel) to file.
-func BuildCyclictestGuest(file, cache string, k Kernel) error {
-	return BuildScriptGuest(file, cache, ScriptGuest{Kernel: k, Modules: RTModules, Tools: []Tool{Cyclictest}, Script: CyclictestScript})
+// (RTKernel of goarch) to file, with goarch's cyclictest.
+func BuildCyclictestGuest(file, cache, goarch string, k Kernel) error {
+	d, err := RTTestData(goarch)
+	if err != nil {
+		return err
+	}
+	return BuildScriptGuest(file, cache, ScriptGuest{Kernel: k, Modules: RTModules, Tools: []Tool{d.Cyclictest}, Script: CyclictestScript})
 }
 
 // StressScript is the load guest's script: an ext2 file system on its

@@ -152,3 +152,136 @@ func TestRTManifest(t *testing.T) {
 		})
 	}
 }
+
+// rtLoops is how many 1 ms wake-ups the tests' cyclictest times: enough
+// for a histogram, few enough for an emulated host. Its numbers are
+// judged in make bench only.
+const rtLoops = 1000
+
+// rtRun is the real-time control guest's run (section "rt"): Debian's
+// PREEMPT_RT kernel for goarch with cyclictest (BuildCyclictestGuest),
+// on one vCPU, with cmdline and tandem.rt-loops. The error says which
+// test data is missing.
+func rtRun(goarch, cmdline string) (hostRuns, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return hostRuns{}, err
+	}
+	k, err := RTKernel(cache, goarch)
+	if err != nil {
+		return hostRuns{}, err
+	}
+	initrd := filepath.Join(workDir, "initrd-rt-"+goarch)
+	if err := BuildCyclictestGuest(initrd, cache, goarch, k); err != nil {
+		return hostRuns{}, err
+	}
+	cmd := fmt.Sprintf("/tandem run --kernel /guest/rt/vmlinuz --initrd /guest/rt/initrd --cmdline %q --cpus 1 --memory %s --console stdio",
+		cmdline+fmt.Sprintf(" tandem.rt-loops=%d", rtLoops), guestMemory)
+	return hostRuns{
+		runs:  []guestRun{{"rt", cmd}},
+		files: map[string]string{"/guest/rt/vmlinuz": k.Image, "/guest/rt/initrd": initrd},
+	}, nil
+}
+
+// checkRTGuest checks the real-time guest's run (rtRun of goarch): its
+// kernel says PREEMPT_RT in uname -v, and cyclictest timed every wake-up
+// asked for and ended well, with a summary that parses.
+func checkRTGuest(t *testing.T, res *qemuhost.Result, goarch string, buildErr error) {
+	t.Helper()
+	if buildErr != nil {
+		cache, _ := qemuhost.CacheDir()
+		if d, err := RTTestData(goarch); err == nil {
+			testenv.RequireFile(t, filepath.Join(cache, d.Kernel, "release"), "run scripts/testdata.sh "+d.Kernel)
+			testenv.RequireFile(t, filepath.Join(cache, d.Cyclictest.Dir, "root", d.Cyclictest.Bin), "run scripts/testdata.sh "+d.Cyclictest.Dir)
+		}
+		t.Fatalf("building the real-time guest: %v", buildErr)
+	}
+	r := section(res, "rt")
+	t.Logf("%s", guestTiming(r))
+	if r.ExitStatus != 0 {
+		t.Errorf("tandem run of the real-time guest exited %d, want 0:\n%s", r.ExitStatus, r.Tail(20))
+	}
+	if !strings.Contains(r.Output, CyclictestMarker+"uname-v ") || !strings.Contains(r.Output, "preempt-rt=yes") {
+		t.Errorf("the real-time guest's uname -v does not say PREEMPT_RT:\n%s", r.Tail(20))
+	}
+	if !strings.Contains(r.Output, CyclictestMarker+"done status=0") {
+		t.Errorf("cyclictest did not end with status 0:\n%s", r.Tail(20))
+	}
+	ct, err := ParseCyclictest(r.Output)
+	if err != nil {
+		t.Fatalf("ParseCyclictest() = %v", err)
+	}
+	t.Logf("cyclictest in the %s PREEMPT_RT guest, %d wake-ups: %+v", goarch, rtLoops, ct)
+	if ct.Samples != rtLoops {
+		t.Errorf("cyclictest samples = %d, want %d", ct.Samples, rtLoops)
+	}
+}
+
+// TestBuildCyclictestGuest builds the real-time guest of each
+// architecture from the cached PREEMPT_RT kernel and cyclictest, and
+// reads the initramfs back with cpio: /init, cyclictest, its loader and
+// libraries at the paths the guest's loader looks in, the loader the
+// package's own (amd64's /lib64 one is an absolute link in the unpacked
+// root, which must not pick up this machine's), and the disk's modules.
+func TestBuildCyclictestGuest(t *testing.T) {
+	tests := []struct {
+		goarch string
+		loader string
+		libs   []string
+	}{
+		{"arm64", "/lib/ld-linux-aarch64.so.1", []string{"/lib/aarch64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libnuma.so.1"}},
+		{"amd64", "/lib64/ld-linux-x86-64.so.2", []string{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libnuma.so.1"}},
+	}
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.RequireCommand(t, "cpio", "cpio")
+	for _, tt := range tests {
+		t.Run(tt.goarch, func(t *testing.T) {
+			d, err := RTTestData(tt.goarch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testenv.RequireFile(t, filepath.Join(cache, d.Kernel, "release"), "scripts/testdata.sh "+d.Kernel)
+			testenv.RequireFile(t, filepath.Join(cache, d.Cyclictest.Dir, "root", d.Cyclictest.Bin), "scripts/testdata.sh "+d.Cyclictest.Dir)
+			k, err := RTKernel(cache, tt.goarch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			img := filepath.Join(dir, "rt.img")
+			if err := BuildCyclictestGuest(img, cache, tt.goarch, k); err != nil {
+				t.Fatalf("BuildCyclictestGuest() = %v", err)
+			}
+			out := filepath.Join(dir, "root")
+			if err := os.Mkdir(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sh", "-c", "gzip -dc "+img+" | cpio -idm --quiet --no-absolute-filenames")
+			cmd.Dir = out
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("unpacking %s: %v: %s", img, err, b)
+			}
+			for _, f := range append([]string{"/init", "/bin/busybox", d.Cyclictest.Bin, tt.loader}, tt.libs...) {
+				if fi, err := os.Lstat(filepath.Join(out, f)); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("initramfs %s: not a regular file (%v)", f, err)
+				}
+			}
+			prog, err := qemuhost.UnpackedProgram(filepath.Join(cache, d.Cyclictest.Dir, "root"), d.Cyclictest.Bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := prog[tt.loader]
+			wb, _ := os.ReadFile(want)
+			gb, _ := os.ReadFile(filepath.Join(out, tt.loader))
+			if len(wb) == 0 || string(wb) != string(gb) {
+				t.Errorf("initramfs %s (%d bytes) is not the package's loader %s (%d bytes)", tt.loader, len(gb), want, len(wb))
+			}
+			mods, err := filepath.Glob(filepath.Join(out, "lib/modules/*/kernel/drivers/block/virtio_blk.ko*"))
+			if err != nil || len(mods) != 1 {
+				t.Errorf("initramfs virtio_blk module: %v (%v)", mods, err)
+			}
+		})
+	}
+}

@@ -85,7 +85,7 @@ func (b *bench) rt() error {
 	if err != nil {
 		return err
 	}
-	rk, err := e2e.RTKernel(cache)
+	rk, err := e2e.RTKernel(cache, arch)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,8 @@ func (b *bench) rt() error {
 		name  string
 		build func(file, cache string, k e2e.Kernel) error
 		k     e2e.Kernel
-	}{{"rt.img", e2e.BuildCyclictestGuest, rk}, {"stress.img", e2e.BuildStressGuest, k}} {
+	}{{"rt.img", func(file, cache string, k e2e.Kernel) error { return e2e.BuildCyclictestGuest(file, cache, arch, k) }, rk},
+		{"stress.img", e2e.BuildStressGuest, k}} {
 		f := filepath.Join(b.out, g.name)
 		if err := g.build(f, cache, g.k); err != nil {
 			return fmt.Errorf("building %s: %w", g.name, err)

@@ -115,7 +115,7 @@ func run(o options) error {
 	}
 	var rtKernel *e2e.Kernel
 	if o.RT {
-		rk, err := e2e.RTKernel("build/cache")
+		rk, err := e2e.RTKernel("build/cache", "arm64")
 		if err != nil {
 			return fmt.Errorf("-rt: %w", err)
 		}
