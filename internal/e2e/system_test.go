@@ -62,10 +62,11 @@ const demoManifest = `guests:
 // system until the channel has carried at least 100 messages, shows the
 // status and the control VMM's threads, kills the infotainment VMM as a
 // crash would, waits for its restart and for the channel to resume on a
-// new connection, restarts the control guest, stops the infotainment
+// new connection, restarts the control guest, then kills its VMM too,
+// each time waiting for the channel to resume, stops the infotainment
 // guest, and shows the status again. Each step is a console command
 // tandem init runs (tandem.commands=1) or a line to wait for.
-const systemTest = `timeout: 14m
+const systemTest = `timeout: 18m
 expect-not:
   - "Kernel panic"
   - "board: tandem init: > error:"
@@ -91,9 +92,22 @@ steps:
     within: 30s
     name: a second report of messages
   - run: tandem restart control
-  - wait: "control: TANDEM-CONTROL connected"
+  - wait: "infotainment: TANDEM-INFO connection from=3"
     within: 4m
     name: the restarted control guest connects
+  - wait: "infotainment: TANDEM-INFO received=[1-9].* connections=[2-9]"
+    within: 1m
+    name: messages from the restarted control guest
+  - run: tandem kill control
+  - wait: "board: tandem: control: started"
+    within: 30s
+    name: the killed control VMM is restarted
+  - wait: "infotainment: TANDEM-INFO connection from=3"
+    within: 4m
+    name: the control guest connects after its crash
+  - wait: "infotainment: TANDEM-INFO received=[1-9].* connections=[3-9]"
+    within: 1m
+    name: messages from the control guest after its crash
   - run: tandem stop infotainment
   - wait: "board: tandem: control: vsock → 4:5000 refused: infotainment: not running"
     within: 1m
@@ -103,7 +117,7 @@ steps:
 
 // systemCmdline is the x86-pc host's extra command line: console
 // commands on, and a deadline should the steps hang.
-const systemCmdline = "tandem.commands=1 tandem.runfor=13m"
+const systemCmdline = "tandem.commands=1 tandem.runfor=17m"
 
 // systemSilence is how long a system test's console may be silent: its
 // guests report every second, so a minute of silence is a frozen host.
@@ -285,8 +299,8 @@ func TestSystem(t *testing.T) {
 	if n := strings.Count(before+afterKill, "tandem: control: started"); n != 1 {
 		t.Errorf("control VMM started %d times before its restart, want once (the other guest's death must not touch it)", n)
 	}
-	if n := strings.Count(out, "tandem: control: started"); n != 2 {
-		t.Errorf("control VMM started %d times in all, want twice (tandem restart control)", n)
+	if n := strings.Count(out, "tandem: control: started"); n != 3 {
+		t.Errorf("control VMM started %d times in all, want 3 (tandem restart control, tandem kill control)", n)
 	}
 	t.Logf("control loop before the kill: %v", lastFields(before, "control | TANDEM-CONTROL misses="))
 	t.Logf("control loop after the restart: %v", lastFields(afterKill, "control | TANDEM-CONTROL misses="))
@@ -311,7 +325,7 @@ func TestSystem(t *testing.T) {
 	last := out[strings.LastIndex(out, "tandem init: $ tandem stop infotainment"):]
 	ps := commandAnswer(last, "tandem ps")
 	for _, re := range []*regexp.Regexp{
-		regexp.MustCompile(`^control\s+control\s+running\s+\d+\s+\S+\s+1\s`),
+		regexp.MustCompile(`^control\s+control\s+running\s+\d+\s+\S+\s+2\s`),
 		regexp.MustCompile(`^infotainment\s+infotainment\s+stopped\s`),
 	} {
 		found := false
