@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,17 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 		return
 	}
 	_, pid := guestRow(ps, guest)
+	// What the other guests' markers last said: after the restart, each
+	// must say something new (the infotainment guest's counts moving
+	// again) before the second picture, not repeat a stale report.
+	lastSeen := map[*marker]string{}
+	for _, mk := range markers {
+		if mk.guest != guest {
+			if l, err := logs(mk.guest); err == nil {
+				lastSeen[mk] = lastMatch(l, mk.re)
+			}
+		}
+	}
 	answer, err := control("kill " + guest)
 	if err != nil {
 		fmt.Fprintf(log, "tandem init: tandem.kill: %v\n", err)
@@ -97,10 +109,46 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 		}
 	}
 	fmt.Fprintf(log, "tandem init: tandem.kill: %s is back: its marker came again %.1fs after the kill\n", guest, time.Since(killed).Seconds())
+	for _, mk := range markers {
+		if mk.guest == guest {
+			continue
+		}
+		end := time.Now().Add(peerMarkerBound)
+		if deadline.Before(end) {
+			end = deadline
+		}
+		for ; ; time.Sleep(min(untilPoll, gap)) {
+			if l, err := logs(mk.guest); err == nil {
+				if now := lastMatch(l, mk.re); now != "" && now != lastSeen[mk] {
+					fmt.Fprintf(log, "tandem init: tandem.kill: %s's marker says something new %.1fs after the kill\n", mk.guest, time.Since(killed).Seconds())
+					break
+				}
+			}
+			if time.Now().After(end) {
+				fmt.Fprintf(log, "tandem init: tandem.kill: %s's marker %s said nothing new within %v of %s's return\n", mk.guest, mk.re, peerMarkerBound, guest)
+				break
+			}
+		}
+	}
 	time.Sleep(gap)
 	waitScreenLive(screen, log)
 	fmt.Fprintf(log, "%s2: %s restarted\n", boardScreenLine, guest)
 	time.Sleep(gap)
+}
+
+// peerMarkerBound bounds the wait for the other guests' markers to say
+// something new after the killed guest's return.
+const peerMarkerBound = time.Minute
+
+// lastMatch returns the last line of log that re matches, "" if none.
+func lastMatch(log []byte, re *regexp.Regexp) string {
+	lines := logLines(log)
+	for i := len(lines) - 1; i >= 0; i-- {
+		if re.MatchString(lines[i]) {
+			return lines[i]
+		}
+	}
+	return ""
 }
 
 // guestRow reads a guest's state and VMM's PID from tandem ps's table

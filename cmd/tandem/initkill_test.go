@@ -116,3 +116,20 @@ func TestKillAndWait(t *testing.T) {
 		})
 	}
 }
+
+// TestLastMatch: the other guests' markers are compared by their last
+// matching line, so that a stale report repeated after the kill is not
+// taken for a new one.
+func TestLastMatch(t *testing.T) {
+	re := regexp.MustCompile(`TANDEM-INFO.received=[1-9][0-9]*.faults=0`)
+	for _, tt := range []struct{ log, want string }{
+		{"TANDEM-INFO received=5 faults=0\r\nTANDEM-INFO received=9 faults=0\r\nother\r\n", "TANDEM-INFO received=9 faults=0"},
+		{"TANDEM-INFO received=0 faults=0\n", ""},
+		{"", ""},
+		{"TANDEM-INFO received=7 faults=0", "TANDEM-INFO received=7 faults=0"},
+	} {
+		if got := lastMatch([]byte(tt.log), re); got != tt.want {
+			t.Errorf("lastMatch(%q) = %q, want %q", tt.log, got, tt.want)
+		}
+	}
+}
