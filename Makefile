@@ -17,7 +17,7 @@ deps:
 	@scripts/deps.sh
 
 testdata: deps
-	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud u-boot-qemu-trixie armhf x86-6.12 arm64-6.12 armhf-6.12 arm64-rt rt-tests-arm64 x86-rt rt-tests-amd64 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 && scripts/testdata-boards.sh
+	@scripts/testdata.sh x86 x86-generic arm64 arm64-cloud u-boot-qemu-trixie armhf x86-6.12 arm64-6.12 armhf-6.12 arm64-rt rt-tests-arm64 x86-rt rt-tests-amd64 qemu-arm64 swtpm-arm64 vncsnapshot-arm64 perf-arm64 && scripts/testdata-boards.sh
 
 # The demo boots Debian's arm64 kernel as host and guests: it needs
 # neither the x86 and armhf kernels nor the boards' device trees.

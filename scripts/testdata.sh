@@ -29,7 +29,9 @@
 #                                        x86-rt and rt-tests-amd64 (the
 #                                        same real-time guest on x86:
 #                                        Debian's PREEMPT_RT amd64 kernel
-#                                        and amd64 cyclictest)
+#                                        and amd64 cyclictest),
+#                                        perf-arm64 (Debian's perf for the
+#                                        arm64 guest that counts cycles)
 #
 # Layout (per ARCH):
 #   build/cache/ARCH/vmlinuz          the guest kernel
@@ -71,6 +73,9 @@
 #                                     libraries, the same way: the display test saves the
 #                                     dashboard with it from the VNC server in the emulated
 #                                     arm64 host
+#   build/cache/perf-arm64/root/...   Debian's arm64 perf (linux-perf) and its shared
+#                                     libraries, the same way: an arm64 guest runs
+#                                     `perf stat -e cycles true` with it
 #
 # Kernel package names carry an ABI number that moves with security updates,
 # so they are resolved through the meta packages, never hard-coded.
@@ -464,7 +469,8 @@ main() {
 		# does not follow.
 		swtpm-arm64) setup_root swtpm-arm64 arm64 usr/bin/swtpm swtpm:arm64 swtpm-libs:arm64 ;;
 		vncsnapshot-arm64) setup_root vncsnapshot-arm64 arm64 usr/bin/vncsnapshot vncsnapshot:arm64 ;;
-		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, x86-rt, rt-tests-amd64, stress-ng-arm64, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64 or vncsnapshot-arm64)" ;;
+		perf-arm64) setup_root perf-arm64 arm64 usr/bin/perf linux-perf:arm64 ;;
+		*) die "unknown architecture $a (want x86, x86-generic, arm64, armhf, x86-6.12, arm64-6.12, armhf-6.12, arm64-cloud, arm64-rt, rt-tests-arm64, x86-rt, rt-tests-amd64, stress-ng-arm64, u-boot-qemu-trixie, qemu-arm64, swtpm-arm64, vncsnapshot-arm64 or perf-arm64)" ;;
 		esac
 	done
 }

@@ -181,7 +181,10 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 // GICv3/u-boot-efi-grub (Debian's GRUB on an EFI system partition). In
 // the GICv3 host's boot the real-time control guest runs too: Debian's
 // PREEMPT_RT kernel says so in uname -v, and a short cyclictest's summary
-// parses (GICv3/PREEMPT_RT).
+// parses (GICv3/PREEMPT_RT). In both hosts' boots a guest with Debian's
+// perf runs `perf stat -e cycles true` with the host's flags: cycles
+// counted on the GICv3 host, not counted with --pmu=false on the GICv2
+// one (HOST/perf).
 func TestTandemRunArm64(t *testing.T) {
 	features := map[string]struct {
 		flags string // more tandem run flags
@@ -197,12 +200,16 @@ func TestTandemRunArm64(t *testing.T) {
 	bm := bareMetalArm64Runs(t)
 	fws := firmwareGuests(t, g.kernel, g.initrd[GuestTestinit])
 	rt, rtErr := rtRun("arm64", arm64GuestCmdline)
+	perfInitrd, perfErr := perfGuest(g.kernel)
 	for _, host := range arm64Hosts {
 		t.Run(host.name, func(t *testing.T) {
 			ft := features[host.name]
 			more := bm
+			if perfErr == nil {
+				more = more.then(perfRun(g.kernel, perfInitrd, ft.flags))
+			}
 			if host.name == "GICv3" {
-				more = bm.then(firmwareRuns(fws))
+				more = more.then(firmwareRuns(fws))
 				if rtErr == nil {
 					more = more.then(rt)
 				}
@@ -252,10 +259,70 @@ func TestTandemRunArm64(t *testing.T) {
 					checkCPUFeatures(t, facts.Find("cpu-features"), ft.on)
 				})
 			}
+			t.Run("perf", func(t *testing.T) { checkPerfGuest(t, res, perfErr, ft.on) })
 			if host.name == "GICv3" {
 				t.Run("PREEMPT_RT", func(t *testing.T) { checkRTGuest(t, res, "arm64", rtErr) })
 			}
 		})
+	}
+}
+
+// perfGuest builds the perf guest's initramfs (BuildPerfGuest) for k, the
+// stock arm64 kernel. The error says which test data is missing.
+func perfGuest(k Kernel) (string, error) {
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return "", err
+	}
+	initrd := filepath.Join(workDir, "initrd-arm64-perf")
+	if err := BuildPerfGuest(initrd, cache, k); err != nil {
+		return "", err
+	}
+	return initrd, nil
+}
+
+// perfRun is the perf guest's run (section "perf") with one vCPU and
+// tandem run's flags of the host (the features switched off or not).
+func perfRun(k Kernel, initrd, flags string) hostRuns {
+	cmd := fmt.Sprintf("/tandem run --kernel /guest/perf/vmlinuz --initrd /guest/perf/initrd --cmdline %q --cpus 1 --memory %s --console stdio %s",
+		arm64GuestCmdline, guestMemory, flags)
+	return hostRuns{
+		runs:  []guestRun{{"perf", cmd}},
+		files: map[string]string{"/guest/perf/vmlinuz": k.Image, "/guest/perf/initrd": initrd},
+	}
+}
+
+// checkPerfGuest checks the perf guest's run: Debian's perf ran `perf
+// stat -e cycles true` and, with a PMU (on), counted cycles and exited 0;
+// without one (--pmu=false), reported cycles not supported or failed.
+func checkPerfGuest(t *testing.T, res *qemuhost.Result, buildErr error, on bool) {
+	t.Helper()
+	if buildErr != nil {
+		cache, _ := qemuhost.CacheDir()
+		testenv.RequireFile(t, filepath.Join(cache, Perf.Dir, "root", Perf.Bin), "run scripts/testdata.sh "+Perf.Dir)
+		t.Fatalf("building the perf guest: %v", buildErr)
+	}
+	r := section(res, "perf")
+	t.Logf("%s", arm64Timing(r))
+	if r.ExitStatus != 0 {
+		t.Errorf("tandem run of the perf guest exited %d, want 0:\n%s", r.ExitStatus, r.Tail(20))
+	}
+	st, err := ParsePerfStat(r.Output)
+	if err != nil {
+		t.Fatalf("ParsePerfStat() = %v\n%s", err, r.Tail(20))
+	}
+	t.Logf("perf stat -e cycles true in the guest, exit status %d:\n%s", st.Status, st.Report)
+	if on {
+		if !st.Counted || st.Cycles == 0 || st.Status != 0 {
+			t.Errorf("perf stat = %+v, want cycles counted (> 0) and exit status 0", st)
+		}
+		return
+	}
+	if st.Counted {
+		t.Errorf("perf stat counted %d cycles with --pmu=false, want <not supported> or an error", st.Cycles)
+	}
+	if st.Reason == "" {
+		t.Errorf("perf stat = %+v, want a reason cycles were not counted", st)
 	}
 }
 
