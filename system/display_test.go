@@ -2,7 +2,6 @@ package system
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	"image/png"
@@ -77,23 +76,10 @@ func TestScreenshotAndVNCThroughTheSupervisor(t *testing.T) {
   - name: headless
     kernel: vmlinuz
 `
-	m, err := LoadManifest(writeManifest(t, dir, []byte(manifest)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, log bytes.Buffer
-	sock := filepath.Join(dir, "control.sock")
-	s := &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: sock, Out: &out, Log: &log}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	_, sock, _, log := runFakeSystem(t, dir, manifest, 20*time.Second)
 
 	var shot bytes.Buffer
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		shot.Reset()
 		if err = Control(sock, "screenshot shown", nil, &shot); err == nil || time.Now().After(deadline) {

@@ -223,21 +223,7 @@ func TestFatalNotRestarted(t *testing.T) {
 func TestControlKillThreadsInput(t *testing.T) {
 	t.Setenv(fakeVMMEnv, "1")
 	dir := guestDir(t)
-	m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: echo\n    kernel: vmlinuz\n    restart: {policy: always, backoff: 10ms}\n")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, log syncBuffer
-	sock := filepath.Join(dir, "control.sock")
-	s := &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: sock, Out: &out, Log: &log}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	s, sock, out, log := runFakeSystem(t, dir, "guests:\n  - name: echo\n    kernel: vmlinuz\n    restart: {policy: always, backoff: 10ms}\n", 30*time.Second)
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -289,6 +275,28 @@ func TestControlKillThreadsInput(t *testing.T) {
 	if _, err := Input(sock, "nobody", []byte("x")); err == nil || !strings.Contains(err.Error(), `no guest "nobody"`) {
 		t.Errorf("Input(nobody) = %v, want no guest", err)
 	}
+}
+
+// runFakeSystem runs a supervisor of fake VMMs (fakeVMM) on manifest in
+// dir until the test ends, for timeout at most: it returns the
+// supervisor, its control socket, and its console and log.
+func runFakeSystem(t *testing.T, dir, manifest string, timeout time.Duration) (s *Supervisor, sock string, out, log *syncBuffer) {
+	t.Helper()
+	m, err := LoadManifest(writeManifest(t, dir, []byte(manifest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, log = &syncBuffer{}, &syncBuffer{}
+	sock = filepath.Join(dir, "control.sock")
+	s = &Supervisor{M: m, VMM: []string{os.Args[0]}, RunDir: filepath.Join(dir, "run"), ControlSocket: sock, Out: out, Log: log}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return s, sock, out, log
 }
 
 // syncBuffer is a bytes.Buffer the supervisor's goroutines and the test
