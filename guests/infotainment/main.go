@@ -127,9 +127,15 @@ func serve(port uint32, c *counters) error {
 		return err
 	}
 	fmt.Printf("TANDEM-INFO listening port=%d\n", port)
+	var lastErr string
 	for {
 		nfd, sa, err := unix.Accept(fd)
 		if err != nil {
+			// Said once per kind: a failing accept may repeat fast.
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				fmt.Printf("TANDEM-INFO accept err=%q\n", lastErr)
+			}
 			continue
 		}
 		peer := ""
