@@ -63,10 +63,13 @@ FUZZJOBS ?= 1
 fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZJOBS=$(FUZZJOBS) GO=$(GO) scripts/fuzz.sh
 
+# The end-to-end package boots about a dozen emulated hosts and boards one
+# after another (25 to 40 minutes; each panicked or frozen host is booted
+# again, a few minutes each): its bound leaves room for those retries.
 test: deps testdata vet
 	@mkdir -p $(BUILD) && rm -f $(REPORT)
 	@export TANDEM_TEST_REPORT=$(abspath $(REPORT)); status=0; \
-	$(GO) test -p 1 -count=1 -timeout 45m ./... || status=1; \
+	$(GO) test -p 1 -count=1 -timeout 70m ./... || status=1; \
 	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then \
 		echo "test: this machine has /dev/kvm; the tests that need it run again in an emulated host ($(KVM_PKGS))"; \
 		TANDEM_KVM_TESTS=host $(GO) test -count=1 -run 'Test' $(addprefix ./,$(KVM_PKGS)) || status=1; \
