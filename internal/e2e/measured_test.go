@@ -121,18 +121,22 @@ func TestMeasuredBootEmulatedHost(t *testing.T) {
 	if err := os.WriteFile(m.DefaultExpected(), x.Marshal(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A TPM for each boot of the host: one booted again after a panic
+	// gets a fresh swtpm on the same state.
 	tpmDir := t.TempDir()
-	tpm, err := swtpm.Start(context.Background(), swtpm.Options{StateDir: filepath.Join(tpmDir, "state"), Ctrl: filepath.Join(tpmDir, "ctrl.sock")})
-	if err != nil {
-		t.Fatal(err)
+	newTPM := func(attempt int) (string, func(), error) {
+		tpm, err := swtpm.Start(context.Background(), swtpm.Options{StateDir: filepath.Join(tpmDir, "state"), Ctrl: filepath.Join(tpmDir, fmt.Sprintf("ctrl-%d.sock", attempt))})
+		if err != nil {
+			return "", nil, err
+		}
+		return tpm.Ctrl(), func() { tpm.Stop() }, nil
 	}
-	defer tpm.Stop()
 	files := map[string]string{"/tandem": tandem}
 	for _, f := range []string{"system.yaml", "vmlinuz", "control-vmlinuz", "control.img", "info.img", system.ExpectedMeasurements} {
 		files["/s/"+f] = filepath.Join(sys, f)
 	}
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-		Files: files, Script: measuredScript, Console: consoleLog{}, TPM: tpm.Ctrl(),
+		Files: files, Script: measuredScript, Console: consoleLog{}, NewTPM: newTPM,
 		Timeout: 10 * time.Minute, Silence: systemSilence,
 	})
 	if err != nil {

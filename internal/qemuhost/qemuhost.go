@@ -123,6 +123,12 @@ type Options struct {
 	// 2.0: the TIS interface, which the x86 host's tpm_tis drives as
 	// /dev/tpmrm0.
 	TPM string
+	// NewTPM, if set, starts such a software TPM for each boot of the
+	// host and returns its control socket and how to stop it: QEMU's
+	// exit ends swtpm, so a host booted again after a panic needs a new
+	// one (its state directory keeps what the TPM holds, as a board's
+	// TPM keeps it across a reset). TPM is then not used.
+	NewTPM func(attempt int) (ctrl string, stop func(), err error)
 	// Icount runs the host with a virtual clock that counts
 	// instructions (QEMU's -icount shift=0,sleep=off: one nanosecond
 	// each, and idle time skipped) on one emulation thread, so that
@@ -168,7 +174,19 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	var err error
 	try := 1
 	for ; ; try++ {
-		res, err = runOnce(ctx, opt)
+		o := opt
+		var stopTPM func()
+		if opt.NewTPM != nil {
+			ctrl, stop, terr := opt.NewTPM(try)
+			if terr != nil {
+				return res, fmt.Errorf("starting the host's software TPM: %w", terr)
+			}
+			o.TPM, stopTPM = ctrl, stop
+		}
+		res, err = runOnce(ctx, o)
+		if stopTPM != nil {
+			stopTPM()
+		}
 		// The emulated host's own kernel died: its nested KVM under
 		// QEMU's software SVM occasionally overflows a kernel stack in
 		// KVM_RUN, locks up (see hostCmdline) or freezes. That is the
