@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tandem-hv/tandem/internal/testenv"
+	"github.com/tandem-hv/tandem/system/swtpm"
 )
 
 // buildStatic builds a package of this module as a static binary for the
@@ -301,5 +302,35 @@ func TestArgsIcount(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRetriedWithTPM: a host with a software TPM that panics is booted
+// again with a new one (QEMU's exit ends swtpm): each boot attaches the
+// TPM NewTPM started for it, and each is stopped after its boot.
+func TestRetriedWithTPM(t *testing.T) {
+	Require(t)
+	testenv.RequireCommand(t, swtpm.Program, "swtpm")
+	dir := t.TempDir()
+	var started, stopped []string
+	newTPM := func(attempt int) (string, func(), error) {
+		tpm, err := swtpm.Start(context.Background(), swtpm.Options{StateDir: filepath.Join(dir, "state"), Ctrl: filepath.Join(dir, fmt.Sprintf("ctrl-%d.sock", attempt))})
+		if err != nil {
+			return "", nil, err
+		}
+		started = append(started, tpm.Ctrl())
+		return tpm.Ctrl(), func() { stopped = append(stopped, tpm.Ctrl()); tpm.Stop() }, nil
+	}
+	res, err := Run(context.Background(), Options{
+		Script: "echo try-starts\necho c >/proc/sysrq-trigger\nsleep 60\n", Memory: "512M", CPUs: 1,
+		Timeout: 5 * time.Minute, Label: testenv.CrashedOnPurpose, NewTPM: newTPM,
+	})
+	// Each boot reached its panic: QEMU attached the TPM it was given
+	// (a TPM that is gone fails QEMU's start instead).
+	if err == nil || !strings.Contains(err.Error(), panicMark+": sysrq triggered crash") {
+		t.Fatalf("Run() = %v, want the host's panic after its last boot", err)
+	}
+	if res.Attempts != hostAttempts || len(started) != hostAttempts || len(stopped) != hostAttempts {
+		t.Errorf("boots %d, TPMs started %q, stopped %q; want %d of each", res.Attempts, started, stopped, hostAttempts)
 	}
 }
