@@ -186,6 +186,12 @@ func TestSystem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	qemuVersion := "unknown"
+	if b, err := exec.Command(board.QEMU, "--version").Output(); err == nil {
+		if m := regexp.MustCompile(`version ([0-9][0-9.]*)`).FindSubmatch(b); m != nil {
+			qemuVersion = string(m[1])
+		}
+	}
 	var console bytes.Buffer
 	var res *emulate.Result
 	for boot := 1; ; boot++ {
@@ -202,7 +208,7 @@ func TestSystem(t *testing.T) {
 		// again (twice at most), as the emulated hosts are. A guest's
 		// panic fails the test.
 		panicked := boardPanic(res)
-		ev := testenv.Event{Kind: "host", Test: t.Name(), Arch: "x86_64 (x86-pc board)", Outcome: "ok", Seconds: time.Since(start).Seconds()}
+		ev := testenv.Event{Kind: "host", Test: t.Name(), Arch: "x86_64 (x86-pc board)", QEMU: qemuVersion, Outcome: "ok", Seconds: time.Since(start).Seconds()}
 		if panicked != "" {
 			ev.Outcome, ev.Detail, ev.Retried = "panic", panicked, boot < 3
 		}

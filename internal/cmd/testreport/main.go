@@ -114,9 +114,13 @@ func write(w io.Writer, evs []testenv.Event) {
 	fmt.Fprintln(tw)
 	for _, k := range keys {
 		s := hosts[k]
-		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\tboot median %v, max %v\n",
+		boot := "boot time not recorded"
+		if len(s.bootTimes) > 0 {
+			boot = fmt.Sprintf("boot median %v, max %v", dur(stats.Median(s.bootTimes)), dur(maxOf(s.bootTimes)))
+		}
+		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\t%s\n",
 			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["timeout"], s.outcomes["error"],
-			s.retries, dur(stats.Median(s.bootTimes)), dur(maxOf(s.bootTimes)))
+			s.retries, boot)
 	}
 	tw.Flush()
 	writeMatrix(w, cells)
