@@ -61,9 +61,10 @@ type stepYAML struct {
 // stepKinds are what a step can do, one each.
 const stepKinds = "wait, send, run, input or screenshot"
 
-// runCommands are the console commands a run step takes (first word
-// after tandem) and whether they name a guest.
-var runCommands = map[string]bool{"ps": false, "stop": true, "start": true, "restart": true, "kill": true, "threads": true, "logs": true}
+// RunCommands are the console commands tandem init runs as they are
+// typed (cmd/tandem/consolecmd.go) and a run step takes: the word after
+// tandem, and whether a guest's name follows it.
+var RunCommands = map[string]bool{"ps": false, "stop": true, "start": true, "restart": true, "kill": true, "threads": true, "logs": true}
 
 // EscapeInput writes text for a console command line: Go's escapes for
 // what is not printable (\n for Enter), which tandem init reads back.
@@ -161,7 +162,7 @@ func ParseTestFile(path string, data []byte) (*TestFile, error) {
 			f := strings.Fields(sy.Run)
 			named, known := false, false
 			if len(f) >= 2 && f[0] == "tandem" {
-				named, known = runCommands[f[1]]
+				named, known = RunCommands[f[1]]
 			}
 			switch {
 			case !known:

@@ -117,11 +117,8 @@ func (c *consoleCommands) do(line string, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "screen %s %d: a PNG of %d bytes\n", f[2], c.shots[f[2]], png.Len())
 		return nil
-	case len(f) == 3 && f[0] == "tandem":
-		switch f[1] {
-		case "stop", "start", "restart", "kill", "threads", "logs":
-			return system.Control(c.control, f[1]+" "+f[2], nil, w)
-		}
+	case len(f) == 3 && f[0] == "tandem" && emulate.RunCommands[f[1]]:
+		return system.Control(c.control, f[1]+" "+f[2], nil, w)
 	}
 	return fmt.Errorf("%q: %s", line, consoleHelp)
 }
