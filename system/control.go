@@ -13,7 +13,9 @@ import (
 //
 //	ps                  the guests' table
 //	logs NAME           recent console output (up to 64 KiB)
-//	stop NAME           stop a guest; it is not restarted
+//	stop NAME           stop a guest; it is not restarted. The answer
+//	                    comes once it is stopped: its VMM has SIGTERM,
+//	                    then after stopGrace SIGKILL
 //	start NAME          start a stopped guest
 //	restart NAME        stop and start a guest now, skipping any back-off
 //	kill NAME           kill the guest's VMM (SIGKILL): a crash, which
@@ -75,14 +77,7 @@ func (s *Supervisor) command(c net.Conn, line string) {
 	case "logs":
 		c.Write(gp.logs(nil))
 	case "stop":
-		gp.mu.Lock()
-		gp.stopReq = true
-		gp.mu.Unlock()
-		if gp.signal(syscall.SIGTERM) {
-			fmt.Fprintf(c, "stopping %s\n", gp.g.Name)
-		} else {
-			fmt.Fprintf(c, "%s is not running\n", gp.g.Name)
-		}
+		io.WriteString(c, gp.stop(stopGrace))
 	case "start", "restart":
 		gp.mu.Lock()
 		gp.stopReq = false
@@ -180,6 +175,65 @@ func (s *Supervisor) command(c net.Conn, line string) {
 		}
 	default:
 		fmt.Fprintf(c, "error: unknown command %q (ps, logs, stop, start, restart, kill, threads, input, console, screenshot)\n", f[0])
+	}
+}
+
+// stopGrace is how long tandem stop lets a VMM end its guest after
+// SIGTERM before it kills the VMM, as the supervisor's own end does.
+const stopGrace = 5 * time.Second
+
+// stop ends the guest and keeps it from being restarted; it returns once
+// the guest is stopped, so that what follows (tandem ps, a start) sees it
+// so. A VMM that outlives grace after SIGTERM is killed. A guest waiting
+// out its restart back-off is not started again.
+func (gp *guestProc) stop(grace time.Duration) string {
+	gp.mu.Lock()
+	gp.stopReq = true
+	state := gp.state
+	running := gp.cmd != nil && gp.cmd.Process != nil
+	if running {
+		gp.state = StateStopping
+	}
+	gp.mu.Unlock()
+	if !running {
+		if state == StateBackoff {
+			// Wake the back-off: it sees stopReq and leaves the guest
+			// stopped.
+			select {
+			case gp.kick <- struct{}{}:
+			default:
+			}
+			if gp.waitState(grace, StateBackoff) {
+				return fmt.Sprintf("stopped %s (it was waiting to restart)\n", gp.g.Name)
+			}
+		}
+		return fmt.Sprintf("%s is not running (%s)\n", gp.g.Name, state)
+	}
+	pid := gp.pid()
+	gp.signal(syscall.SIGTERM)
+	if gp.waitState(grace, StateStopping) {
+		return fmt.Sprintf("stopped %s\n", gp.g.Name)
+	}
+	gp.signal(syscall.SIGKILL)
+	if gp.waitState(grace, StateStopping) {
+		return fmt.Sprintf("stopped %s: its VMM (pid %d) did not end within %v of SIGTERM and was killed\n", gp.g.Name, pid, grace)
+	}
+	return fmt.Sprintf("%s%s's VMM (pid %d) has not ended %v after SIGKILL: it is stuck in the host kernel (tandem threads %s, dmesg)\n", errorPrefix, gp.g.Name, pid, 2*grace, gp.g.Name)
+}
+
+// waitState waits up to d for the guest to leave state st; false if it
+// has not.
+func (gp *guestProc) waitState(d time.Duration, st string) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
+		gp.mu.Lock()
+		cur := gp.state
+		gp.mu.Unlock()
+		if cur != st {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
 

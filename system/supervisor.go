@@ -33,13 +33,14 @@ const DefaultRunDir = "/run/tandem"
 
 // Guest states, as `tandem ps` shows them.
 const (
-	StateWaiting  = "waiting" // for the guests it starts after
-	StateRunning  = "running" // its VMM is up
-	StateBackoff  = "backoff" // ended, restarting after a delay
-	StateStopped  = "stopped" // ended and not restarted (policy, or tandem stop)
-	StateFailed   = "failed"  // ended and not restarted: over its restart limit, or vmm.ExitFatal (ps says why)
-	logRingBytes  = 64 << 10  // per guest, for tandem logs
-	ephemeralBase = 49152     // host-side ports of forwarded connections
+	StateWaiting  = "waiting"  // for the guests it starts after
+	StateRunning  = "running"  // its VMM is up
+	StateBackoff  = "backoff"  // ended, restarting after a delay
+	StateStopping = "stopping" // tandem stop asked its VMM to end; it has not yet
+	StateStopped  = "stopped"  // ended and not restarted (policy, or tandem stop)
+	StateFailed   = "failed"   // ended and not restarted: over its restart limit, or vmm.ExitFatal (ps says why)
+	logRingBytes  = 64 << 10   // per guest, for tandem logs
+	ephemeralBase = 49152      // host-side ports of forwarded connections
 )
 
 // Supervisor runs the guests of a manifest, one `tandem vmm` each.
@@ -422,9 +423,16 @@ func (gp *guestProc) supervise(ctx context.Context) {
 				return
 			}
 			gp.mu.Lock()
-			gp.restarts++
+			stop = gp.stopReq
+			if !stop {
+				gp.restarts++
+			}
 			gp.mu.Unlock()
-			continue
+			if !stop {
+				continue
+			}
+			// tandem stop during the back-off.
+			gp.setState(StateStopped, why)
 		}
 		// Left stopped: wait for tandem start or restart.
 		select {

@@ -65,6 +65,17 @@ func fakeVMM(args []string) int {
 			}
 		}()
 	}
+	switch guest {
+	case "quits":
+		// Its guest powers off at once: the restart policy decides.
+		fmt.Printf("%s is up\n", guest)
+		return int(vmm.ExitPowerOff)
+	case "stubborn":
+		// A VMM stuck past SIGTERM: only SIGKILL ends it.
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Printf("%s is up\n", guest)
+		select {}
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	fmt.Printf("%s is up\n", guest)
@@ -274,6 +285,58 @@ func TestControlKillThreadsInput(t *testing.T) {
 	}
 	if _, err := Input(sock, "nobody", []byte("x")); err == nil || !strings.Contains(err.Error(), `no guest "nobody"`) {
 		t.Errorf("Input(nobody) = %v, want no guest", err)
+	}
+}
+
+// TestControlStop checks that tandem stop answers once the guest is
+// stopped, whatever its VMM was doing: a VMM that ends on SIGTERM, one
+// that ignores it (killed after the grace), and a guest waiting out its
+// restart back-off (not started again); each then shows as stopped, with
+// no VMM, and tandem start brings it back.
+func TestControlStop(t *testing.T) {
+	t.Setenv(fakeVMMEnv, "1")
+	for _, tt := range []struct {
+		name, guest, restart string
+		// from is the state stop finds the guest in.
+		from, answer string
+	}{
+		{"ends on SIGTERM", "echo", "{policy: always}", StateRunning, "stopped echo\n"},
+		{"ignores SIGTERM", "stubborn", "{policy: always}", StateRunning, "stopped stubborn: its VMM (pid PID) did not end within 300ms of SIGTERM and was killed\n"},
+		{"in its back-off", "quits", "{policy: always, backoff: 1h}", StateBackoff, "stopped quits (it was waiting to restart)\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := guestDir(t)
+			s, sock, out, log := runFakeSystem(t, dir, fmt.Sprintf("guests:\n  - name: %s\n    kernel: vmlinuz\n    restart: %s\n", tt.guest, tt.restart), 30*time.Second)
+			waitFor := func(what string, ok func(Status) bool) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					if st := s.Status(); len(st) == 1 && ok(st[0]) {
+						return
+					}
+				}
+				t.Fatalf("never: %s; status %+v, console %q, log %q", what, s.Status(), out.String(), log.String())
+			}
+			waitFor(tt.guest+" is "+tt.from, func(st Status) bool {
+				return st.State == tt.from && (tt.from != StateRunning || strings.Contains(out.String(), tt.guest+" is up"))
+			})
+			pid := s.Status()[0].PID
+			answer := s.byName[tt.guest].stop(300 * time.Millisecond)
+			if want := strings.ReplaceAll(tt.answer, "PID", fmt.Sprint(pid)); answer != want {
+				t.Errorf("stop = %q, want %q", answer, want)
+			}
+			if st := s.Status()[0]; st.State != StateStopped || st.PID != 0 {
+				t.Errorf("status right after stop = %+v, want stopped with no VMM", st)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if st := s.Status()[0]; st.State != StateStopped {
+				t.Errorf("status 100 ms after stop = %+v, want still stopped", st)
+			}
+			var started bytes.Buffer
+			if err := Control(sock, "start "+tt.guest, nil, &started); err != nil {
+				t.Fatal(err)
+			}
+			waitFor("a new VMM after start", func(st Status) bool { return st.PID != 0 && st.PID != pid })
+		})
 	}
 }
 
