@@ -183,6 +183,46 @@ download() {
 	echo "$f"
 }
 
+# download_all PKG... prints the paths of the PKGs' .debs in $debs, one a
+# line: download's work for many packages at once, with one apt-cache query
+# for their versions and one apt-get download for those not there yet (a
+# query or a download per package costs seconds each, and a program's
+# libraries are dozens of packages).
+download_all() {
+	[ $# -gt 0 ] || return 0
+	native=$(dpkg --print-architecture)
+	# "NAME[:ARCH] VERSION" for each package apt knows; a package of the
+	# machine's own architecture is named without its ARCH.
+	vers=$(apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/{name=substr($0, 1, length($0)-1); next} /^  Candidate:/{print name, $2}')
+	mkdir -p "$debs"
+	fetch= files=
+	for pkg in "$@"; do
+		base=${pkg%%:*}
+		ver=$(echo "$vers" | awk -v p="$pkg" -v b="$base" '$1 == p {v = $2; exit} $1 == b && v == "" {v = $2} END {print v}')
+		[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate version for $pkg"
+		ever=$(echo "$ver" | sed 's/:/%3a/g')
+		# The file's architecture is the package's: PKG's, or all.
+		case $pkg in *:*) parch=${pkg#*:} ;; *) parch=$native ;; esac
+		f="$debs/${base}_${ever}_${parch}.deb"
+		[ -f "$f" ] || [ ! -f "$debs/${base}_${ever}_all.deb" ] || f="$debs/${base}_${ever}_all.deb"
+		files="$files $f"
+		[ -f "$f" ] || fetch="$fetch $pkg=$ver"
+	done
+	if [ -n "$fetch" ]; then
+		log "downloading$fetch"
+		sandbox=
+		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
+		# shellcheck disable=SC2086
+		(cd "$debs" && apt-get download -q $sandbox $fetch >&2) || die "apt-get download failed for:$fetch"
+	fi
+	for f in $files; do
+		# An arch-independent package's file says all.
+		[ -f "$f" ] || f="${f%_*.deb}_all.deb"
+		[ -f "$f" ] || die "apt-get download left no $f"
+		echo "$f"
+	done
+}
+
 # unpack_kernel DEB DEST writes DEST/vmlinuz, DEST/release, DEST/modules/.
 unpack_kernel() {
 	deb=$1 dest=$2
@@ -385,15 +425,15 @@ lib_closure() {
 	la=$1
 	shift
 	todo=$* seen=
+	# One apt-cache query a level of the dependency tree, for all of it.
 	while [ -n "$todo" ]; do
 		next=
-		for p in $todo; do
-			for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
-				sed -n "s/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>:]*\)\(:$la\)\{0,1\}\$/\1:$la/p"); do
-				case " $seen " in *" $d "*) continue ;; esac
-				seen="$seen $d"
-				next="$next $d"
-			done
+		# shellcheck disable=SC2086
+		for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances $todo 2>/dev/null |
+			sed -n "s/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>:]*\)\(:$la\)\{0,1\}\$/\1:$la/p" | sort -u); do
+			case " $seen " in *" $d "*) continue ;; esac
+			seen="$seen $d"
+			next="$next $d"
 		done
 		todo=$next
 	done
@@ -413,10 +453,8 @@ setup_root() {
 		return 0
 	fi
 	need_arch "$rarch"
-	files=
-	for p in $pkgs $(lib_closure "$rarch" $pkgs); do
-		files="$files $(download "$p")"
-	done
+	# shellcheck disable=SC2046,SC2086
+	files=$(download_all $pkgs $(lib_closure "$rarch" $pkgs))
 	stamp=$(for f in $files; do basename "$f"; done | sort | tr '\n' ' ')
 	if [ -f "$dest/.stamp" ] && [ "$(cat "$dest/.stamp")" = "$stamp" ]; then
 		touch "$dest/.stamp"
