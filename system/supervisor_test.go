@@ -307,6 +307,13 @@ func TestControlStop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := guestDir(t)
 			s, sock, out, log := runFakeSystem(t, dir, fmt.Sprintf("guests:\n  - name: %s\n    kernel: vmlinuz\n    restart: %s\n", tt.guest, tt.restart), 30*time.Second)
+			// s.Status reads what Run sets up: wait for its control
+			// socket, which it serves after.
+			for deadline := time.Now().Add(10 * time.Second); Control(sock, "ps", nil, io.Discard) != nil; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the supervisor's control socket never answered; log %q", log.String())
+				}
+			}
 			waitFor := func(what string, ok func(Status) bool) {
 				t.Helper()
 				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
