@@ -63,17 +63,6 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 		return
 	}
 	_, pid := guestRow(ps, guest)
-	// What the other guests' markers last said: after the restart, each
-	// must say something new (the infotainment guest's counts moving
-	// again) before the second picture, not repeat a stale report.
-	lastSeen := map[*marker]string{}
-	for _, mk := range markers {
-		if mk.guest != guest {
-			if l, err := logs(mk.guest); err == nil {
-				lastSeen[mk] = lastMatch(l, mk.re)
-			}
-		}
-	}
 	answer, err := control("kill " + guest)
 	if err != nil {
 		fmt.Fprintf(log, "tandem init: tandem.kill: %v\n", err)
@@ -109,6 +98,19 @@ func killAndWait(guest string, markers []*marker, deadline time.Time, gap time.D
 		}
 	}
 	fmt.Fprintf(log, "tandem init: tandem.kill: %s is back: its marker came again %.1fs after the kill\n", guest, time.Since(killed).Seconds())
+	// What the other guests' markers say now, with the killed guest
+	// back: each must then say something new (the infotainment guest's
+	// counts moving again) before the second picture. Taken before the
+	// kill, the reports of messages still on their way as it died would
+	// pass for the channel's return.
+	lastSeen := map[*marker]string{}
+	for _, mk := range markers {
+		if mk.guest != guest {
+			if l, err := logs(mk.guest); err == nil {
+				lastSeen[mk] = lastMatch(l, mk.re)
+			}
+		}
+	}
 	for _, mk := range markers {
 		if mk.guest == guest {
 			continue

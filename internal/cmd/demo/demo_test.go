@@ -255,11 +255,16 @@ func tail(s string, n int) string {
 	return strings.Join(l, "\n")
 }
 
+// linkOK is the dashboard's status bar while messages arrive
+// (guests/infotainment's good colour).
+var linkOK = [3]byte{0x20, 0x90, 0x40}
+
 // checkScreens checks the demo's pictures of the board's own screen
 // (QEMU's screendump): the infotainment guest's 640x360 dashboard, shown
 // centred on the board's larger framebuffer with black around it (the
-// board display sink draws the whole screen), not blank, and different
-// after the control guest's restart (its values moved on).
+// board display sink draws the whole screen), not blank, its link up in
+// both, and different after the control guest's restart (its values
+// moved on).
 func checkScreens(t *testing.T, dir string) {
 	t.Helper()
 	const w, h = 640, 360 // e2e.DemoManifest's display
@@ -301,6 +306,15 @@ func checkScreens(t *testing.T, dir string) {
 		}
 		if lit > 0 {
 			t.Errorf("%s (%v): %d pixels outside the centred dashboard %v are not black: the board's screen shows more than the guest's", name, size, lit, inner)
+		}
+		// The status bar's first pixel (the bar is the dashboard's
+		// bottom rows, the text inset): the link's state, green while
+		// messages come, red once they stopped. The second picture is
+		// taken once the restarted control guest's messages arrive
+		// again, so both show the link up.
+		o := rgba.PixOffset(inner.Min.X, inner.Max.Y-1)
+		if got := [3]byte(rgba.Pix[o : o+3]); got != linkOK {
+			t.Errorf("%s: the dashboard's status bar is #%02x%02x%02x, want the link-up green #%02x%02x%02x: the infotainment guest was not receiving the control guest's messages", name, got[0], got[1], got[2], linkOK[0], linkOK[1], linkOK[2])
 		}
 		pics = append(pics, rgba.SubImage(inner).(*image.RGBA))
 	}
