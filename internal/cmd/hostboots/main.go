@@ -43,7 +43,9 @@ func main() {
 	hosts := flag.String("host", "default=", "x86 host settings to compare, semicolon-separated LABEL=SETTINGS (qemuhost.ParseHost's, and smp=N)")
 	session := flag.Duration("session", 0, "keep running guests in each boot for this long (0: one guest per boot)")
 	parallel := flag.Int("parallel", 1, "guests running at once in a -session boot")
+	guestArgs := flag.String("guest-cmdline", "", "appended to the stock guest's kernel command line (idle=poll keeps its vCPUs in guest mode)")
 	flag.Parse()
+	guestCmdline = *guestArgs
 	if err := run(*n, strings.Split(*arches, ","), *qemus, *hosts, *session, *parallel); err != nil {
 		fmt.Fprintf(os.Stderr, "hostboots: %v\n", err)
 		os.Exit(1)
@@ -110,6 +112,9 @@ type boot struct {
 // cacheArch is the test-data cache's directory of each host, and the
 // GOARCH of its tandem.
 var cacheArch = map[string][2]string{"x86_64": {"x86", "amd64"}, "arm64": {"arm64", "arm64"}}
+
+// guestCmdline is appended to the stock guest's command line (-guest-cmdline).
+var guestCmdline string
 
 // guestConsole is the stock guest's console device on each host.
 var guestConsole = map[string]string{"x86_64": "ttyS0", "arm64": "ttyAMA0"}
@@ -238,7 +243,7 @@ func table(w *os.File, rows []row, results [][]boot, sessions bool) error {
 // frozen host.
 const script = `(while sleep 10; do echo heartbeat; done) &
 t0=$(cut -d' ' -f1 /proc/uptime)
-timeout 240 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=%s quiet panic=-1" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest 2>&1
+timeout 240 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=%s quiet panic=-1 %s" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest 2>&1
 s=$?
 t1=$(cut -d' ' -f1 /proc/uptime)
 grep -q 'TANDEM-TEST done' /tmp/guest || { s=99; tail -15 /tmp/guest; }
@@ -256,7 +261,7 @@ end=$(( $(cut -d. -f1 /proc/uptime) + %[3]d ))
 slot() {
 	while [ "$(cut -d. -f1 /proc/uptime)" -lt $end ]; do
 		t0=$(cut -d' ' -f1 /proc/uptime)
-		timeout 240 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=%[1]s quiet panic=-1" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest$1 2>&1
+		timeout 240 /tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline "console=%[1]s quiet panic=-1 %[4]s" --cpus 2 --memory 256M --disk /guest/disk.img,ro >/tmp/guest$1 2>&1
 		s=$?
 		t1=$(cut -d' ' -f1 /proc/uptime)
 		grep -q 'TANDEM-TEST done' /tmp/guest$1 || { s=99; tail -15 /tmp/guest$1; }
@@ -275,10 +280,10 @@ var guestLine = regexp.MustCompile(`HOSTBOOT guest (?:slot=\d+ )?status=(\d+) se
 
 func bootOnce(arch string, q qemu, s setting, files map[string]string, session time.Duration, parallel int) boot {
 	os.Setenv(qemuhost.QEMUDirEnv, q.dir)
-	sc := fmt.Sprintf(script, guestConsole[arch])
+	sc := fmt.Sprintf(script, guestConsole[arch], guestCmdline)
 	timeout := 6 * time.Minute
 	if session > 0 {
-		sc = fmt.Sprintf(sessionScript, guestConsole[arch], parallel, int(session.Seconds()))
+		sc = fmt.Sprintf(sessionScript, guestConsole[arch], parallel, int(session.Seconds()), guestCmdline)
 		// The last guests start just before the session ends and have
 		// the guest's own 240 s bound.
 		timeout = session + 6*time.Minute
