@@ -137,6 +137,9 @@ type Options struct {
 	// compare programs this way; it says nothing of the host's real
 	// speed.
 	Icount bool
+	// Host departs from the x86 host's default QEMU flags and kernel
+	// (see Host); HostEnv fills the fields it leaves empty.
+	Host Host
 }
 
 // Result is what a run produced.
@@ -351,6 +354,17 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	a, err := lookupArch(opt.Arch)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Board == nil {
+		h := opt.Host
+		if a.name == "x86_64" {
+			if h, err = h.withEnv(); err != nil {
+				return nil, err
+			}
+		}
+		if a, err = h.apply(a); err != nil {
+			return nil, err
+		}
 	}
 	if (opt.Board != nil) != a.isBoard() {
 		return nil, fmt.Errorf("emulated %s: Options.Board is for the boards (%s) and only for them", opt.Arch, strings.Join(boardNames(), ", "))
