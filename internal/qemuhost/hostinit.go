@@ -60,27 +60,33 @@ func buildInitramfs(file string, a arch, art hostArtifacts, opt Options) error {
 		initramfs.Bytes(scriptPath, []byte(opt.Script), 0o755),
 	)
 	var pre, vendors strings.Builder
-	if len(a.kvmModules)+len(a.vendors) > 0 {
-		names := append([]string{}, a.kvmModules...)
-		for _, v := range a.vendors {
-			names = append(names, v.name)
+	names := append([]string{}, a.kvmModules...)
+	isVendor := map[string]vendorModule{}
+	for _, v := range a.vendors {
+		names = append(names, v.name)
+		isVendor[v.name] = v
+	}
+	names = append(names, opt.Modules...)
+	var order []string
+	if len(names) > 0 {
+		if art.modules == "" {
+			return fmt.Errorf("modules %v asked for, but the %s host kernel has no module tree", opt.Modules, a.name)
 		}
-		mods, order, err := initramfs.Modules(art.modules, names, false)
+		mods, o, err := initramfs.Modules(art.modules, names, false)
 		if err != nil {
 			return err
 		}
 		ents = append(ents, mods...)
-		dir := "/lib/modules/" + path.Base(art.modules)
-		isVendor := map[string]vendorModule{}
-		for _, v := range a.vendors {
-			isVendor[v.name] = v
+		order = o
+	}
+	dir := "/lib/modules/" + path.Base(art.modules)
+	for _, p := range order {
+		if _, ok := isVendor[initramfs.ModuleName(p)]; ok {
+			continue
 		}
-		for _, p := range order {
-			if _, ok := isVendor[initramfs.ModuleName(p)]; ok {
-				continue
-			}
-			fmt.Fprintf(&pre, "insmod %s/%s || fail \"insmod %s\"\n", dir, p, initramfs.ModuleName(p))
-		}
+		fmt.Fprintf(&pre, "insmod %s/%s || fail \"insmod %s\"\n", dir, p, initramfs.ModuleName(p))
+	}
+	if len(a.vendors) > 0 {
 		for _, p := range order {
 			v, ok := isVendor[initramfs.ModuleName(p)]
 			if !ok {

@@ -137,6 +137,10 @@ type Options struct {
 	// compare programs this way; it says nothing of the host's real
 	// speed.
 	Icount bool
+	// Modules are kernel modules of the host's kernel (names, as
+	// modprobe takes them) loaded with what they depend on before the
+	// script runs: vhost_vsock, for a peer VMM's vhost-vsock device.
+	Modules []string
 	// Host departs from the x86 host's default QEMU flags and kernel
 	// (see Host); HostEnv fills the fields it leaves empty.
 	Host Host
