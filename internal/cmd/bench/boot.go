@@ -77,7 +77,8 @@ func (b *bench) bootIn(arch string) error {
 		cmdline = "console=ttyAMA0 quiet panic=-1"
 	}
 	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /guest/disk.img,ro --report-memory --timeline", cmdline)
-	runs, res, err := b.runPairs(arch, "boot", files, "", tandemCmd, peer.name, peer.command(cmdline, "-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk"), guestDone)
+	runs, res, err := b.runPairs(pairRun{arch: arch, name: "boot", files: files, tandemCmd: tandemCmd, peerName: peer.name,
+		peerCmd: peer.command(cmdline, "-drive id=disk,file=/guest/disk.img,format=raw,if=none,readonly=on -device virtio-blk-device,drive=disk"), marker: guestDone})
 	if err != nil {
 		return err
 	}
@@ -124,31 +125,55 @@ func (b *bench) bootIn(arch string) error {
 	return nil
 }
 
-// runPairs runs tandemCmd and peerCmd in turn, b.rounds times, in one boot
-// of the emulated host, each through benchrun with marker as the end of
-// its timed part, after setup (shell commands run once). It returns each
-// round's results; the whole console goes to build/bench/NAME-console-ARCH.log.
-func (b *bench) runPairs(arch, name string, files map[string]string, setup, tandemCmd, peerName, peerCmd, marker string) (map[vmmKey]*bootRun, *qemuhost.Result, error) {
+// pairRun is one comparison's runs in one boot of an emulated host.
+type pairRun struct {
+	arch, name string
+	// files go into the host (see qemuhost.Options.Files); modules of
+	// the host's kernel are loaded before setup (qemuhost.Options.Modules).
+	files   map[string]string
+	modules []string
+	// setup is shell commands run once, before the first round.
+	setup              string
+	tandemCmd, peerCmd string
+	peerName           string
+	// marker ends each run's timed part.
+	marker string
+	// stopTandem ends Tandem's command once the marker has come:
+	// tandem system keeps running after its guests power off.
+	stopTandem bool
+}
+
+// runPairs runs p.tandemCmd and p.peerCmd in turn, b.rounds times, in one
+// boot of the emulated host, each through benchrun with p.marker as the
+// end of its timed part, after p.setup. It returns each round's results;
+// the whole console goes to build/bench/NAME-console-ARCH.log.
+func (b *bench) runPairs(p pairRun) (map[vmmKey]*bootRun, *qemuhost.Result, error) {
+	arch, name, marker := p.arch, p.name, p.marker
+	tandemFlags := ""
+	if p.stopTandem {
+		tandemFlags = "-stop"
+	}
 	// Each VMM's console goes to a file; only benchrun's line, Tandem's
 	// memory report and timeline, and the guest's results reach the
 	// host's console.
 	script := fmt.Sprintf(`%s
-run() { # vmm, round, command
+run() { # vmm, round, command, benchrun's own flags
 	echo "BENCH-BEGIN vmm=$1 round=$2"
-	/bin/benchrun -marker %q -guest-mib 256 -log /tmp/$1.$2 -echo %s -echo TANDEM-VMM -echo TANDEM-IO -- sh -c "exec $3"
+	/bin/benchrun $4 -marker %q -guest-mib 256 -log /tmp/$1.$2 -echo %s -echo TANDEM-VMM -echo TANDEM-IO -- sh -c "exec $3"
 	grep -q %q /tmp/$1.$2 || tail -20 /tmp/$1.$2
 }
 r=1
 while [ $r -le %d ]; do
-	run tandem $r %q
+	run tandem $r %q %q
 	run peer $r %q
 	r=$((r+1))
 done
-`, setup, marker, strings.TrimSpace(vmm.TimelinePrefix), marker, b.rounds, tandemCmd, peerCmd)
-	fmt.Fprintf(os.Stderr, "bench: %s: Tandem and %s, %d interleaved rounds, in an emulated %s host\n", name, peerName, b.rounds, arch)
+`, p.setup, marker, strings.TrimSpace(vmm.TimelinePrefix), marker, b.rounds, p.tandemCmd, tandemFlags, p.peerCmd)
+	fmt.Fprintf(os.Stderr, "bench: %s: Tandem and %s, %d interleaved rounds, in an emulated %s host\n", name, p.peerName, b.rounds, arch)
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 		Arch:    arch,
-		Files:   files,
+		Files:   p.files,
+		Modules: p.modules,
 		Script:  script,
 		Memory:  "2G",
 		Timeout: time.Duration(b.rounds) * 8 * time.Minute,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -92,25 +93,13 @@ func (b *bench) ioIn(arch string) error {
 	setup := fmt.Sprintf("dd if=/dev/zero of=/tmp/io.img bs=1M count=%d 2>/dev/null", ioDiskMiB)
 	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --disk /tmp/io.img", cmdline)
 	peerCmd := peer.command(cmdline, "-drive id=io,file=/tmp/io.img,format=raw,if=none -device virtio-blk-device,drive=io")
-	runs, res, err := b.runPairs(arch, "io", files, setup, tandemCmd, peer.name, peerCmd, ioMarker+"done")
+	runs, res, err := b.runPairs(pairRun{arch: arch, name: "io", files: files, setup: setup, tandemCmd: tandemCmd, peerName: peer.name, peerCmd: peerCmd, marker: ioMarker + "done"})
 	if err != nil {
 		return err
 	}
-	vals := map[string]map[string][]float64{"tandem": {}, "peer": {}}
-	for key, r := range runs {
-		if r.status != 0 || r.marker <= 0 {
-			fmt.Fprintf(os.Stderr, "bench: io: %s round %d did not finish (status %d): %q; left out\n", key.vmm, key.round, r.status, r.io)
-			continue
-		}
-		for _, l := range r.io {
-			dev, rest, _ := strings.Cut(l, " ")
-			for _, w := range strings.Fields(rest) {
-				k, v, ok := strings.Cut(w, "=")
-				if f, err := strconv.ParseFloat(v, 64); ok && err == nil {
-					vals[key.vmm][dev+" "+k] = append(vals[key.vmm][dev+" "+k], f)
-				}
-			}
-		}
+	vals, left := ioResults(runs)
+	for _, l := range left {
+		fmt.Fprintf(os.Stderr, "bench: io: %s; left out\n", l)
 	}
 	need := b.rounds/2 + 1
 	for _, m := range ioMetrics {
@@ -125,4 +114,42 @@ func (b *bench) ioIn(arch string) error {
 		b.compare("io", arch, m.name, m.unit, peer.name, t, p, 1, r)
 	}
 	return nil
+}
+
+// ioResults reads the I/O guest's numbers from each round's result lines
+// ("DEVICE key=value ...", after the marker ioMarker): for each VMM, every
+// "DEVICE key" with its values in round order. Rounds that did not finish
+// are left out and said why.
+func ioResults(runs map[vmmKey]*bootRun) (vals map[string]map[string][]float64, left []string) {
+	keys := make([]vmmKey, 0, len(runs))
+	for k := range runs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].round != keys[j].round {
+			return keys[i].round < keys[j].round
+		}
+		return keys[i].vmm < keys[j].vmm
+	})
+	vals = map[string]map[string][]float64{}
+	for _, key := range keys {
+		r := runs[key]
+		if r.status != 0 || r.marker <= 0 {
+			left = append(left, fmt.Sprintf("%s round %d did not finish (status %d): %q", key.vmm, key.round, r.status, r.io))
+			continue
+		}
+		if vals[key.vmm] == nil {
+			vals[key.vmm] = map[string][]float64{}
+		}
+		for _, l := range r.io {
+			dev, rest, _ := strings.Cut(l, " ")
+			for _, w := range strings.Fields(rest) {
+				k, v, ok := strings.Cut(w, "=")
+				if f, err := strconv.ParseFloat(v, 64); ok && err == nil {
+					vals[key.vmm][dev+" "+k] = append(vals[key.vmm][dev+" "+k], f)
+				}
+			}
+		}
+	}
+	return vals, left
 }

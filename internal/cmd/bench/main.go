@@ -15,6 +15,11 @@
 //     4 KiB at queue depths 1 and 32) under Tandem and under the same
 //     QEMU, on a disk in the host's memory, on the arm64 board; target
 //     ≥ 1.0×.
+//   - vsock: guests/iobench's 64-byte vsock round trips to an echo
+//     service on the host (internal/cmd/vsockecho), 2000 after a warm-up,
+//     under Tandem (tandem system routing the guest's connection to a
+//     vsock.host UNIX socket) and under the same QEMU with
+//     vhost-vsock-device, on the arm64 board; p50 target ≤ 2.0×.
 //   - share: the hypervisor's share of boot on the arm64 virt board:
 //     power-on to the control loop's first report over power-on to the
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
@@ -88,7 +93,7 @@ type options struct {
 }
 
 // benchParts are the parts of a run, in the order they run.
-var benchParts = []string{"exits", "boot", "io", "share", "mixed", "frame", "rt"}
+var benchParts = []string{"exits", "boot", "io", "vsock", "share", "mixed", "frame", "rt"}
 
 func selectParts(only string) (map[string]bool, error) {
 	parts := map[string]bool{}
@@ -147,6 +152,8 @@ func run(o options) error {
 			err = b.boot()
 		case "io":
 			err = b.io()
+		case "vsock":
+			err = b.vsock()
 		case "share":
 			err = b.share()
 		case "mixed":
