@@ -5,13 +5,17 @@
 //
 //	TANDEM-IO blk seq-read-MBps=… seq-write-MBps=… randread-qd1-iops=… randread-qd32-iops=… randwrite-qd1-iops=… randwrite-qd32-iops=…
 //	TANDEM-IO vsock rtt-p50-us=… rtt-p99-us=… rtt-mean-us=…
+//	TANDEM-IO net tx-MBps=…
 //	TANDEM-IO done
 //
 // or "TANDEM-IO fail <why>". Which tests run comes from the kernel's
-// command line: tandem.io=blk, tandem.io=vsock or both (comma-separated).
+// command line: tandem.io=blk, tandem.io=vsock, tandem.io=net or several
+// (comma-separated).
 // The vsock test is the client of an echo service on the host (CID 2,
 // port 5000): it sends fixed-size messages one at a time and times each
-// until its echo is back (vsock.go). The block tests read and write /dev/vda
+// until its echo is back (vsock.go). The net test gives the virtio-net NIC
+// a static address and streams to a TCP sink at the host's address on the
+// TAP behind it (net.go). The block tests read and write /dev/vda
 // (its whole content is overwritten) with O_DIRECT, so every access
 // reaches the device rather than the guest's page cache: sequentially in
 // 1 MiB requests, and 4 KiB requests at random 4 KiB-aligned offsets, one
@@ -66,7 +70,7 @@ func run() error {
 	}
 	tests := guestinit.CmdlineArgs()["io"]
 	if tests == "" {
-		return errors.New("no tests asked for (tandem.io=blk or tandem.io=vsock on the kernel command line)")
+		return errors.New("no tests asked for (tandem.io=blk, tandem.io=vsock or tandem.io=net on the kernel command line)")
 	}
 	for _, t := range strings.Split(tests, ",") {
 		switch t {
@@ -82,8 +86,14 @@ func run() error {
 				return fmt.Errorf("vsock: %w", err)
 			}
 			say("vsock " + r)
+		case "net":
+			r, err := netBench()
+			if err != nil {
+				return fmt.Errorf("net: %w", err)
+			}
+			say("net " + r)
 		default:
-			return fmt.Errorf("unknown test %q (want blk or vsock)", t)
+			return fmt.Errorf("unknown test %q (want blk, vsock or net)", t)
 		}
 	}
 	return nil

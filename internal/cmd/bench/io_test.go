@@ -29,6 +29,28 @@ TANDEM-IO done
 BENCHRUN status=0 seconds=2.900 marker-seconds=2.800 maxrss-kib=140000
 `
 
+// netConsole is two rounds of the net part: both VMMs' guest lines come
+// straight from a serial console (tandem run, QEMU), after the sink's own
+// lines from the setup.
+const netConsole = `sink: listening on tcp 10.0.2.2:5001
+BENCH-BEGIN vmm=tandem round=1
+sink: a connection ended after 8388608 bytes
+TANDEM-IO net tx-MBps=412.3
+TANDEM-IO done
+BENCHRUN status=0 seconds=4.100 marker-seconds=4.000 maxrss-kib=70000
+BENCH-BEGIN vmm=peer round=1
+TANDEM-IO net tx-MBps=388.0
+TANDEM-IO done
+BENCHRUN status=0 seconds=4.900 marker-seconds=4.800 maxrss-kib=140000
+BENCH-BEGIN vmm=tandem round=2
+TANDEM-IO net tx-MBps=405.9
+TANDEM-IO done
+BENCHRUN status=0 seconds=4.000 marker-seconds=3.900 maxrss-kib=70000
+BENCH-BEGIN vmm=peer round=2
+TANDEM-IO fail net: connecting to 10.0.2.2:5001: connection refused (tried for 20s)
+BENCHRUN status=0 seconds=24.000 marker-seconds=-1.000 maxrss-kib=140000
+`
+
 func TestIOResultsInRoundOrderLeavingOutUnfinishedRounds(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -50,6 +72,8 @@ func TestIOResultsInRoundOrderLeavingOutUnfinishedRounds(t *testing.T) {
 		{"a value that is not a number is skipped",
 			strings.Replace(vsockConsole, "rtt-p50-us=301.00", "rtt-p50-us=fast", 1),
 			"vsock rtt-p50-us", []float64{305.44}, []float64{150.1, 151}, nil},
+		{"net throughput, a guest that failed is left out", netConsole, "net tx-MBps", []float64{412.3, 405.9}, []float64{388},
+			[]string{"peer round 2 did not finish (status 0)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

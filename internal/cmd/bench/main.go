@@ -20,6 +20,11 @@
 //     under Tandem (tandem system routing the guest's connection to a
 //     vsock.host UNIX socket) and under the same QEMU with
 //     vhost-vsock-device, on the arm64 board; p50 target ≤ 2.0×.
+//   - net: guests/iobench's TCP stream, 64 MiB guest→host after a
+//     warm-up, to a sink (internal/cmd/sink tcp) at the host's address on
+//     a TAP, under Tandem (tandem run --net) and under the same QEMU with
+//     virtio-net-device on a tap netdev, vhost-net off, on the arm64
+//     board; target ≥ 1.0×.
 //   - share: the hypervisor's share of boot on the arm64 virt board:
 //     power-on to the control loop's first report over power-on to the
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
@@ -93,7 +98,7 @@ type options struct {
 }
 
 // benchParts are the parts of a run, in the order they run.
-var benchParts = []string{"exits", "boot", "io", "vsock", "share", "mixed", "frame", "rt"}
+var benchParts = []string{"exits", "boot", "io", "vsock", "net", "share", "mixed", "frame", "rt"}
 
 func selectParts(only string) (map[string]bool, error) {
 	parts := map[string]bool{}
@@ -154,6 +159,8 @@ func run(o options) error {
 			err = b.io()
 		case "vsock":
 			err = b.vsock()
+		case "net":
+			err = b.net()
 		case "share":
 			err = b.share()
 		case "mixed":

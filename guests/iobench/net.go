@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The virtio-net throughput test: the guest's address on its NIC, the
+// host's on the TAP behind it, and what is sent.
+const (
+	// guestAddr and hostAddr share a /24 (netMask); the bench gives the
+	// host's TAP hostAddr and runs a sink (internal/cmd/sink tcp) on
+	// sinkPort.
+	guestAddr = "10.0.2.15"
+	hostAddr  = "10.0.2.2"
+	netMask   = "255.255.255.0"
+	sinkPort  = 5001
+	// netWarmUp bytes go over a first connection, not timed: ARP, the
+	// TAP's first packets and TCP's slow start; then netBytes over a
+	// second, timed.
+	netWarmUp = 8 << 20
+	netBytes  = 64 << 20
+	// netChunk is each write's size.
+	netChunk = 256 << 10
+)
+
+// netBench brings up the virtio-net NIC with guestAddr, streams netBytes
+// to the host's sink over TCP and returns the guest→host throughput as a
+// key=value word, on the guest's clock: from the first byte written to
+// the sink closing the connection after reading the last.
+func netBench() (string, error) {
+	nic, err := waitNIC(10 * time.Second)
+	if err != nil {
+		return "", err
+	}
+	if err := configureNIC(nic, guestAddr, netMask); err != nil {
+		return "", fmt.Errorf("%s: %w", nic, err)
+	}
+	if _, err := sendToSink(netWarmUp); err != nil {
+		return "", fmt.Errorf("warm-up: %w", err)
+	}
+	s, err := sendToSink(netBytes)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tx-MBps=%.1f", float64(netBytes)/s/1e6), nil
+}
+
+// sendToSink connects to the host's sink, writes n bytes, closes its
+// side and waits for the sink to close: the sink has then read them all.
+// It returns the seconds from the first write to the sink's close.
+func sendToSink(n int) (float64, error) {
+	addr := net.JoinHostPort(hostAddr, fmt.Sprint(sinkPort))
+	deadline := time.Now().Add(connectFor)
+	var c net.Conn
+	var err error
+	for {
+		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("connecting to %s: %w (tried for %v)", addr, err, connectFor)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer c.Close()
+	tc := c.(*net.TCPConn)
+	buf := make([]byte, netChunk)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	start := time.Now()
+	for left := n; left > 0; {
+		m := min(left, len(buf))
+		if _, err := tc.Write(buf[:m]); err != nil {
+			return 0, fmt.Errorf("sending to %s with %d of %d bytes left: %w", addr, left, n, err)
+		}
+		left -= m
+	}
+	if err := tc.CloseWrite(); err != nil {
+		return 0, fmt.Errorf("closing the sending side to %s: %w", addr, err)
+	}
+	// The sink sends nothing; its close is the end of the transfer.
+	if k, err := io.Copy(io.Discard, tc); err != nil || k != 0 {
+		return 0, fmt.Errorf("waiting for %s to close: %d bytes back, %v", addr, k, err)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// waitNIC returns the first network interface other than the loopback
+// one, waiting for the driver to register it.
+func waitNIC(d time.Duration) (string, error) {
+	deadline := time.Now().Add(d)
+	for {
+		m, _ := filepath.Glob("/sys/class/net/*")
+		var nics []string
+		for _, p := range m {
+			if n := filepath.Base(p); n != "lo" {
+				nics = append(nics, n)
+			}
+		}
+		if len(nics) > 0 {
+			sort.Strings(nics)
+			return nics[0], nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no network interface after %v (is virtio_net loaded and a virtio-net device there?)", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// configureNIC gives the interface name an IPv4 address and netmask and
+// brings it up, with the ioctls `ip addr add` and `ip link set up` use.
+func configureNIC(name, addr, mask string) error {
+	a, m := net.ParseIP(addr).To4(), net.ParseIP(mask).To4()
+	if a == nil || m == nil {
+		return fmt.Errorf("address %q or netmask %q is not IPv4", addr, mask)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	for _, s := range []struct {
+		req  uint
+		what string
+		ip   []byte
+	}{{unix.SIOCSIFADDR, "SIOCSIFADDR", a}, {unix.SIOCSIFNETMASK, "SIOCSIFNETMASK", m}} {
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		if err := ifr.SetInet4Addr(s.ip); err != nil {
+			return err
+		}
+		if err := unix.IoctlIfreq(fd, s.req, ifr); err != nil {
+			return fmt.Errorf("%s %s: %w", s.what, net.IP(s.ip), err)
+		}
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/tandem-hv/tandem/internal/e2e"
+	"github.com/tandem-hv/tandem/internal/qemuhost"
+)
+
+// netTAP is the host's TAP interface behind the guest's NIC, under both
+// VMMs in turn: the same interface, address and sink, so the host's side
+// of the two runs differs in nothing but the VMM.
+const netTAP = "tap0"
+
+// netSetup creates the TAP (tun is loaded: Debian's arm64 kernel builds it
+// as a module), gives the host the address the guest streams to
+// (guests/iobench's hostAddr, in the guest's /24) and starts the TCP sink
+// there (guests/iobench's sinkPort).
+const netSetup = `tunctl -t ` + netTAP + ` >/dev/null
+ip addr add 10.0.2.2/24 dev ` + netTAP + `
+ip link set ` + netTAP + ` up
+/bin/sink tcp 10.0.2.2:5001 > /tmp/sink.log 2>&1 &
+sleep 1
+cat /tmp/sink.log`
+
+// net runs guests/iobench's net test under Tandem (tandem run --net) and
+// under QEMU virt with virtio-net-device on a tap netdev without vhost-net,
+// in one boot of the emulated arm64 board, interleaved: the guest streams
+// 64 MiB over TCP to a sink on the host and times it on its own clock.
+//
+// Only on the arm64 board, as the io part, for the same reason.
+func (b *bench) net() error {
+	for _, arch := range b.arches {
+		if arch != "arm64" || !b.icountFor(arch, "net") {
+			fmt.Fprintf(os.Stderr, "bench: net: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", arch)
+			continue
+		}
+		if err := b.netIn(arch); err != nil {
+			return fmt.Errorf("in the emulated %s host: %w", arch, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) netIn(arch string) error {
+	ga := goarch(arch)
+	cache, err := qemuhost.CacheDir()
+	if err != nil {
+		return err
+	}
+	k, err := e2e.CachedKernel(cache, cacheArch(arch))
+	if err != nil {
+		return err
+	}
+	initrd := filepath.Join(b.out, "initrd-iobench-net-"+ga)
+	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, []string{"virtio_mmio", "virtio_net"}); err != nil {
+		return fmt.Errorf("building the I/O guest: %w", err)
+	}
+	files := map[string]string{"/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
+	for dst, pkg := range map[string]string{"/tandem": "./cmd/tandem", "/bin/benchrun": "./internal/cmd/benchrun", "/bin/sink": "./internal/cmd/sink"} {
+		bin, err := b.goBuild(pkg, ga, false)
+		if err != nil {
+			return err
+		}
+		files[dst] = bin
+	}
+	peer, err := peerFor(arch)
+	if err != nil {
+		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
+	}
+	for k, v := range peer.files {
+		files[k] = v
+	}
+	cmdline := "console=ttyAMA0 quiet panic=-1 tandem.io=net"
+	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --net %s", cmdline, netTAP)
+	peerCmd := peer.command(cmdline, fmt.Sprintf("-netdev tap,id=n0,ifname=%s,script=no,downscript=no,vhost=off -device virtio-net-device,netdev=n0", netTAP))
+	runs, res, err := b.runPairs(pairRun{arch: arch, name: "net", files: files, modules: []string{"tun"}, setup: netSetup,
+		tandemCmd: tandemCmd, peerName: peer.name, peerCmd: peerCmd, marker: ioMarker + "done"})
+	if err != nil {
+		return err
+	}
+	vals, left := ioResults(runs)
+	for _, l := range left {
+		fmt.Fprintf(os.Stderr, "bench: net: %s; left out\n", l)
+	}
+	const metric = "virtio-net TCP throughput, guest→host"
+	t, p := vals["tandem"]["net tx-MBps"], vals["peer"]["net tx-MBps"]
+	if need := b.rounds/2 + 1; len(t) < need || len(p) < need {
+		return fmt.Errorf("%s: %d Tandem and %d %s results, want %d of each:\n%s", metric, len(t), len(p), peer.name, need, res.Tail(30))
+	}
+	peerName := peer.name + " virtio-net-device, vhost off"
+	r := row{name: metric + ", " + arch, unit: "MB/s", target: 1.0, atLeast: true, peerName: peerName}
+	b.compare("net", arch, metric, "MB/s", peerName, t, p, 1, r)
+	return nil
+}

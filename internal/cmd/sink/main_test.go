@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestParseArgsAcceptsASocketPathOrTCPAddress(t *testing.T) {
+	tests := []struct {
+		name          string
+		args          []string
+		network, addr string
+		wantErr       bool
+	}{
+		{"unix socket", []string{"sink.sock"}, "unix", "sink.sock", false},
+		{"tcp with host", []string{"tcp", "10.0.2.2:5001"}, "tcp", "10.0.2.2:5001", false},
+		{"tcp any address", []string{"tcp", ":5001"}, "tcp", ":5001", false},
+		{"tcp without port", []string{"tcp", "10.0.2.2"}, "", "", true},
+		{"tcp with empty port", []string{"tcp", "10.0.2.2:"}, "", "", true},
+		{"tcp without address", []string{"tcp"}, "", "", true},
+		{"nothing", nil, "", "", true},
+		{"empty path", []string{""}, "", "", true},
+		{"unknown network", []string{"udp", ":5001"}, "", "", true},
+		{"too many", []string{"tcp", ":1", ":2"}, "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, a, err := parseArgs(tt.args)
+			if (err != nil) != tt.wantErr || n != tt.network || a != tt.addr {
+				t.Errorf("parseArgs(%q) = %q, %q, %v; want %q, %q, error %v", tt.args, n, a, err, tt.network, tt.addr, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestServeReadsEachConnectionToItsEndThenCloses(t *testing.T) {
+	tests := []struct {
+		name, network, addr string
+		size                int
+	}{
+		{"tcp, nothing sent", "tcp", "127.0.0.1:0", 0},
+		{"tcp, one byte", "tcp", "127.0.0.1:0", 1},
+		{"tcp, many buffers", "tcp", "127.0.0.1:0", 3*bufSize + 17},
+		{"unix, many buffers", "unix", "", 3*bufSize + 17},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.addr
+			if tt.network == "unix" {
+				addr = filepath.Join(t.TempDir(), "sink.sock")
+			}
+			l, err := net.Listen(tt.network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ended := make(chan int64, 1)
+			go serve(l, func(n int64) { ended <- n })
+			c, err := net.Dial(tt.network, l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(c, bytes.NewReader(bytes.Repeat([]byte{0xa5}, tt.size))); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			// The sender's end of the transfer: the sink closes after
+			// the last byte, sending nothing back.
+			back, err := io.ReadAll(c)
+			if err != nil || len(back) != 0 {
+				t.Fatalf("reading until the sink closed: %d bytes back, %v; want none and EOF", len(back), err)
+			}
+			select {
+			case n := <-ended:
+				if n != int64(tt.size) {
+					t.Errorf("the sink read %d bytes, want %d", n, tt.size)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the sink did not report the connection's end")
+			}
+		})
+	}
+}
