@@ -38,10 +38,9 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("sink: listening on %s %s\n", network, addr)
-	if err := serve(l, func(n int64) { fmt.Printf("sink: a connection ended after %d bytes\n", n) }); err != nil {
-		fmt.Fprintln(os.Stderr, "sink:", err)
-		os.Exit(1)
-	}
+	err = serve(l, func(n int64) { fmt.Printf("sink: a connection ended after %d bytes\n", n) })
+	fmt.Fprintln(os.Stderr, "sink:", err)
+	os.Exit(1)
 }
 
 // parseArgs reads the command line (without the program's name): a UNIX
@@ -60,7 +59,8 @@ func parseArgs(args []string) (network, addr string, err error) {
 	return "", "", errors.New(usage)
 }
 
-// serve accepts connections on l until it fails, reads each to its end in
+// serve accepts connections on l until it fails (its error is the
+// accept's, never nil), reads each to its end in
 // its own goroutine, closes it and calls done with the bytes read.
 func serve(l net.Listener, done func(int64)) error {
 	for {
