@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,47 +45,66 @@ var ioMetrics = []ioMetric{
 // (see icountFor), where one round of these tests under software
 // emulation takes many minutes on a machine of the CI's kind.
 func (b *bench) io() error {
+	return b.inEachHost("io", false, b.ioIn)
+}
+
+// inEachHost runs part's comparison, in, in each emulated host the bench
+// covers whose guests run on the instruction clock (icountFor); with
+// arm64Only, in the arm64 board's alone.
+func (b *bench) inEachHost(part string, arm64Only bool, in func(arch string) error) error {
 	for _, arch := range b.arches {
-		if !b.icountFor(arch, "io") {
-			fmt.Fprintf(os.Stderr, "bench: io: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", arch)
+		if (arm64Only && arch != "arm64") || !b.icountFor(arch, part) {
+			fmt.Fprintf(os.Stderr, "bench: %s: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", part, arch)
 			continue
 		}
-		if err := b.ioIn(arch); err != nil {
+		if err := in(arch); err != nil {
 			return fmt.Errorf("in the emulated %s host: %w", arch, err)
 		}
 	}
 	return nil
 }
 
-func (b *bench) ioIn(arch string) error {
+// ioGuestFiles builds guests/iobench's initramfs for arch with the
+// guest kernel's modules, and returns the files the emulated host needs
+// for an iobench comparison: the guest's kernel and initramfs, tandem,
+// benchrun, the peer QEMU, and the commands named in bins (path in the
+// host to package).
+func (b *bench) ioGuestFiles(arch, name string, modules []string, bins map[string]string) (map[string]string, peer, error) {
 	ga := goarch(arch)
 	cache, err := qemuhost.CacheDir()
 	if err != nil {
-		return err
+		return nil, peer{}, err
 	}
 	k, err := e2e.CachedKernel(cache, cacheArch(arch))
 	if err != nil {
-		return err
+		return nil, peer{}, err
 	}
-	initrd := filepath.Join(b.out, "initrd-iobench-"+ga)
-	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, []string{"virtio_mmio", "virtio_blk"}); err != nil {
-		return fmt.Errorf("building the I/O guest: %w", err)
+	initrd := filepath.Join(b.out, name+"-"+ga)
+	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, modules); err != nil {
+		return nil, peer{}, fmt.Errorf("building the I/O guest: %w", err)
 	}
-	tandem, err := b.goBuild("./cmd/tandem", ga, false)
+	files := map[string]string{"/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
+	all := map[string]string{"/tandem": "./cmd/tandem", "/bin/benchrun": "./internal/cmd/benchrun"}
+	maps.Copy(all, bins)
+	for dst, pkg := range all {
+		bin, err := b.goBuild(pkg, ga, false)
+		if err != nil {
+			return nil, peer{}, err
+		}
+		files[dst] = bin
+	}
+	pq, err := peerFor(arch)
+	if err != nil {
+		return nil, peer{}, fmt.Errorf("carrying QEMU into the emulated host: %w", err)
+	}
+	maps.Copy(files, pq.files)
+	return files, pq, nil
+}
+
+func (b *bench) ioIn(arch string) error {
+	files, peer, err := b.ioGuestFiles(arch, "initrd-iobench", []string{"virtio_mmio", "virtio_blk"}, nil)
 	if err != nil {
 		return err
-	}
-	runner, err := b.goBuild("./internal/cmd/benchrun", ga, false)
-	if err != nil {
-		return err
-	}
-	peer, err := peerFor(arch)
-	if err != nil {
-		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
-	}
-	files := map[string]string{"/tandem": tandem, "/bin/benchrun": runner, "/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
-	for k, v := range peer.files {
-		files[k] = v
 	}
 	cmdline := "console=ttyS0 quiet panic=-1 tandem.io=blk"
 	if arch == "arm64" {

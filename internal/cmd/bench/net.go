@@ -3,10 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-
-	"github.com/tandem-hv/tandem/internal/e2e"
-	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
 // netTAP is the host's TAP interface behind the guest's NIC, under both
@@ -32,46 +28,13 @@ cat /tmp/sink.log`
 //
 // Only on the arm64 board, as the io part, for the same reason.
 func (b *bench) net() error {
-	for _, arch := range b.arches {
-		if arch != "arm64" || !b.icountFor(arch, "net") {
-			fmt.Fprintf(os.Stderr, "bench: net: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", arch)
-			continue
-		}
-		if err := b.netIn(arch); err != nil {
-			return fmt.Errorf("in the emulated %s host: %w", arch, err)
-		}
-	}
-	return nil
+	return b.inEachHost("net", true, b.netIn)
 }
 
 func (b *bench) netIn(arch string) error {
-	ga := goarch(arch)
-	cache, err := qemuhost.CacheDir()
+	files, peer, err := b.ioGuestFiles(arch, "initrd-iobench-net", []string{"virtio_mmio", "virtio_net"}, map[string]string{"/bin/sink": "./internal/cmd/sink"})
 	if err != nil {
 		return err
-	}
-	k, err := e2e.CachedKernel(cache, cacheArch(arch))
-	if err != nil {
-		return err
-	}
-	initrd := filepath.Join(b.out, "initrd-iobench-net-"+ga)
-	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, []string{"virtio_mmio", "virtio_net"}); err != nil {
-		return fmt.Errorf("building the I/O guest: %w", err)
-	}
-	files := map[string]string{"/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
-	for dst, pkg := range map[string]string{"/tandem": "./cmd/tandem", "/bin/benchrun": "./internal/cmd/benchrun", "/bin/sink": "./internal/cmd/sink"} {
-		bin, err := b.goBuild(pkg, ga, false)
-		if err != nil {
-			return err
-		}
-		files[dst] = bin
-	}
-	peer, err := peerFor(arch)
-	if err != nil {
-		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
-	}
-	for k, v := range peer.files {
-		files[k] = v
 	}
 	cmdline := "console=ttyAMA0 quiet panic=-1 tandem.io=net"
 	tandemCmd := fmt.Sprintf("/tandem run --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline %q --cpus 2 --memory 256M --net %s", cmdline, netTAP)

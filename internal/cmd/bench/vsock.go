@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/tandem-hv/tandem/internal/e2e"
-	"github.com/tandem-hv/tandem/internal/qemuhost"
 )
 
 // vsockTarget bounds Tandem's median guest↔host round trip over the
@@ -58,46 +55,13 @@ var vsockMetrics = []vsockMetric{
 //
 // Only on the arm64 board, as the io part, for the same reason.
 func (b *bench) vsock() error {
-	for _, arch := range b.arches {
-		if arch != "arm64" || !b.icountFor(arch, "vsock") {
-			fmt.Fprintf(os.Stderr, "bench: vsock: not in the emulated %s host (its guests run on the wall clock there, too slowly for these tests)\n", arch)
-			continue
-		}
-		if err := b.vsockIn(arch); err != nil {
-			return fmt.Errorf("in the emulated %s host: %w", arch, err)
-		}
-	}
-	return nil
+	return b.inEachHost("vsock", true, b.vsockIn)
 }
 
 func (b *bench) vsockIn(arch string) error {
-	ga := goarch(arch)
-	cache, err := qemuhost.CacheDir()
+	files, peer, err := b.ioGuestFiles(arch, "initrd-iobench-vsock", []string{"virtio_mmio", "vmw_vsock_virtio_transport"}, map[string]string{"/bin/vsockecho": "./internal/cmd/vsockecho"})
 	if err != nil {
 		return err
-	}
-	k, err := e2e.CachedKernel(cache, cacheArch(arch))
-	if err != nil {
-		return err
-	}
-	initrd := filepath.Join(b.out, "initrd-iobench-vsock-"+ga)
-	if err := guestInitramfs(initrd, "iobench", ga, k, b.root, []string{"virtio_mmio", "vmw_vsock_virtio_transport"}); err != nil {
-		return fmt.Errorf("building the I/O guest: %w", err)
-	}
-	files := map[string]string{"/guest/vmlinuz": k.Image, "/guest/initrd": initrd}
-	for dst, pkg := range map[string]string{"/tandem": "./cmd/tandem", "/bin/benchrun": "./internal/cmd/benchrun", "/bin/vsockecho": "./internal/cmd/vsockecho"} {
-		bin, err := b.goBuild(pkg, ga, false)
-		if err != nil {
-			return err
-		}
-		files[dst] = bin
-	}
-	peer, err := peerFor(arch)
-	if err != nil {
-		return fmt.Errorf("carrying QEMU into the emulated host: %w", err)
-	}
-	for k, v := range peer.files {
-		files[k] = v
 	}
 	cmdline := "console=ttyAMA0 quiet panic=-1 tandem.io=vsock"
 	manifest := filepath.Join(b.out, "vsock.yaml")
