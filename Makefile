@@ -64,7 +64,7 @@ fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZJOBS=$(FUZZJOBS) GO=$(GO) scripts/fuzz.sh
 
 # The end-to-end package boots about a dozen emulated hosts and boards one
-# after another (25 to 40 minutes; each panicked or frozen host is booted
+# after another (11 to 25 minutes; each panicked or frozen host is booted
 # again, a few minutes each): its bound leaves room for those retries.
 test: deps testdata vet
 	@mkdir -p $(BUILD) && rm -f $(REPORT)
