@@ -19,6 +19,9 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${TANDEM_CACHE:-$root/build/cache}
 debs=$cache/debs
+
+# shellcheck source=scripts/aptcache.sh
+. "$root/scripts/aptcache.sh"
 out=$cache/boards
 
 log() { printf 'testdata-boards: %s\n' "$*" >&2; }
@@ -35,7 +38,7 @@ need_arch() {
 
 # resolve META prints the versioned kernel package a meta package depends on.
 resolve() {
-	name=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+	name=$(apt_cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
 	[ -n "$name" ] || die "cannot resolve $1 through apt-cache depends: is the package index current (apt-get update)?"
 	echo "$name"
 }
@@ -43,7 +46,7 @@ resolve() {
 # download PKG:ARCH prints the .deb's path in $debs, fetching it once.
 download() {
 	pkg=$1 parch=${1#*:} base=${1%%:*}
-	ver=$(apt-cache policy "$pkg" | awk '/Candidate:/{print $2; exit}')
+	ver=$(apt_cache policy "$pkg" | awk '/Candidate:/{print $2; exit}')
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate version for $pkg"
 	ever=$(echo "$ver" | sed 's/:/%3a/g')
 	mkdir -p "$debs"
@@ -52,7 +55,7 @@ download() {
 		log "downloading $pkg $ver"
 		sandbox=
 		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
-		(cd "$debs" && apt-get download -q $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+		(cd "$debs" && apt-get download -q $bincache $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
 	fi
 	[ -f "$f" ] || die "apt-get download left no $f"
 	echo "$f"

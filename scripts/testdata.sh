@@ -93,6 +93,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${TANDEM_CACHE:-$root/build/cache}
 debs=$cache/debs
 
+# shellcheck source=scripts/aptcache.sh
+. "$root/scripts/aptcache.sh"
+
 log() { printf 'testdata: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -138,7 +141,7 @@ need_arch() {
 		updated=
 	fi
 	# Resolving a package of that architecture proves its index is there.
-	if ! apt-cache show "busybox-static:$a" >/dev/null 2>&1; then
+	if ! apt_cache show "busybox-static:$a" >/dev/null 2>&1; then
 		apt_update
 	fi
 }
@@ -149,12 +152,12 @@ need_arch() {
 # download's candidate is that suite's without asking for it again).
 resolve() {
 	if [ -n "${2:-}" ]; then
-		name=$(apt-cache -t "$2" depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+		name=$(apt_cache -t "$2" depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
 		case $name in
 		linux-image-6.1.*) die "$1 resolves to $name, not $2's: add $2 to apt's sources (scripts/deps.sh does) and run apt-get update" ;;
 		esac
 	else
-		name=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
+		name=$(apt_cache depends "$1" 2>/dev/null | awk '/Depends: linux-image/{print $2; exit}')
 	fi
 	[ -n "$name" ] || die "cannot resolve $1 through apt-cache depends: is the package index current (apt-get update)?"
 	echo "$name"
@@ -163,7 +166,7 @@ resolve() {
 # download PKG prints the path of PKG's .deb in $debs, fetching it once.
 download() {
 	pkg=$1
-	ver=$(apt-cache policy "$pkg" | awk '/Candidate:/{print $2; exit}')
+	ver=$(apt_cache policy "$pkg" | awk '/Candidate:/{print $2; exit}')
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate version for $pkg"
 	mkdir -p "$debs"
 	# apt-get download names files NAME_VERSION_ARCH.deb with ':' escaped as %3a.
@@ -177,7 +180,7 @@ download() {
 		# cache; downloading as root itself avoids a warning per file.
 		sandbox=
 		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
-		(cd "$debs" && apt-get download -q $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
+		(cd "$debs" && apt-get download -q $bincache $sandbox "$pkg=$ver" >&2) || die "apt-get download $pkg=$ver failed"
 		f=$(ls "$debs/${base}_${ever}_${parch}.deb")
 	fi
 	echo "$f"
@@ -193,7 +196,7 @@ download_all() {
 	native=$(dpkg --print-architecture)
 	# "NAME[:ARCH] VERSION" for each package apt knows; a package of the
 	# machine's own architecture is named without its ARCH.
-	vers=$(apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/{name=substr($0, 1, length($0)-1); next} /^  Candidate:/{print name, $2}')
+	vers=$(apt_cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/{name=substr($0, 1, length($0)-1); next} /^  Candidate:/{print name, $2}')
 	mkdir -p "$debs"
 	fetch= files=
 	for pkg in "$@"; do
@@ -213,7 +216,7 @@ download_all() {
 		sandbox=
 		[ "$(id -u)" = 0 ] && sandbox="-o APT::Sandbox::User=root"
 		# shellcheck disable=SC2086
-		(cd "$debs" && apt-get download -q $sandbox $fetch >&2) || die "apt-get download failed for:$fetch"
+		(cd "$debs" && apt-get download -q $bincache $sandbox $fetch >&2) || die "apt-get download failed for:$fetch"
 	fi
 	for f in $files; do
 		# An arch-independent package's file says all.
@@ -429,7 +432,7 @@ lib_closure() {
 	while [ -n "$todo" ]; do
 		next=
 		# shellcheck disable=SC2086
-		for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances $todo 2>/dev/null |
+		for d in $(apt_cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces --no-enhances $todo 2>/dev/null |
 			sed -n "s/^ *|\{0,1\}Depends: \(\(lib\|zlib\)[^ <>:]*\)\(:$la\)\{0,1\}\$/\1:$la/p" | sort -u); do
 			case " $seen " in *" $d "*) continue ;; esac
 			seen="$seen $d"
