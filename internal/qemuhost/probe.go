@@ -42,6 +42,10 @@ const (
 	tasksWait = 10 * time.Second
 	// monitorWait is how long the monitor may take to answer.
 	monitorWait = 3 * time.Second
+	// answerQuiet ends a wait early: an answer has begun and the console
+	// has then been quiet this long, so the answer is complete. The
+	// waits above bound a host that answers slowly or not at all.
+	answerQuiet = 1500 * time.Millisecond
 	// probeFrames bounds the frames kept of each backtrace.
 	probeFrames = 8
 	// probeLines bounds the report.
@@ -70,7 +74,7 @@ func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) strin
 	sleep(ctx, 500*time.Millisecond)
 	mark := con.size()
 	sysrq("l")
-	sleep(ctx, sysrqWait)
+	awaitAnswer(ctx, con, mark, sysrqWait)
 	kernel := kernelBacktraces(con.since(mark))
 	if len(kernel) == 0 {
 		fmt.Fprintf(&b, "\thost kernel: no answer to sysrq l within %v (its CPUs take no interrupts, or QEMU stopped)\n", sysrqWait)
@@ -78,7 +82,7 @@ func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) strin
 		fmt.Fprintf(&b, "\thost kernel, sysrq l:\n\t\t%s\n", strings.Join(kernel, "\n\t\t"))
 		mark = con.size()
 		sysrq("t")
-		sleep(ctx, tasksWait)
+		awaitAnswer(ctx, con, mark, tasksWait)
 		if tasks := taskStacks(con.since(mark)); len(tasks) > 0 {
 			fmt.Fprintf(&b, "\thost kernel, sysrq t, user-space threads:\n\t\t%s\n", strings.Join(tasks, "\n\t\t"))
 		} else {
@@ -88,7 +92,7 @@ func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) strin
 
 	mark = con.size()
 	io.WriteString(in, muxMonitor+"info registers -a\r")
-	sleep(ctx, monitorWait)
+	awaitAnswer(ctx, con, mark, monitorWait)
 	io.WriteString(in, muxMonitor)
 	regs := registerLines(con.since(mark))
 	if len(regs) == 0 {
@@ -97,6 +101,23 @@ func probeFrozen(ctx context.Context, in io.Writer, pid int, con *console) strin
 		fmt.Fprintf(&b, "\tQEMU monitor, info registers -a:\n\t\t%s\n", strings.Join(regs, "\n\t\t"))
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// awaitAnswer waits until the console has grown past mark and then been
+// quiet for answerQuiet, or until max has passed.
+func awaitAnswer(ctx context.Context, con *console, mark int, max time.Duration) {
+	const poll = 100 * time.Millisecond
+	deadline := time.Now().Add(max)
+	size, quietSince := con.size(), time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		sleep(ctx, poll)
+		switch n := con.size(); {
+		case n != size:
+			size, quietSince = n, time.Now()
+		case n > mark && time.Since(quietSince) >= answerQuiet:
+			return
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
