@@ -47,7 +47,11 @@ vet:
 # fail. The race and 32-bit passes boot no host and are not reported.
 REPORT   := $(BUILD)/test-report.jsonl
 # Packages with tests that need /dev/kvm (internal/kvmtest.Here).
-KVM_PKGS  = $(sort $(dir $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)))
+KVM_FILES = $(shell grep -rl --include=*_test.go 'kvmtest[.]Here' hv vmm cmd arch system internal)
+KVM_PKGS  = $(sort $(dir $(KVM_FILES)))
+# The tests themselves (a top-level TestX whose body calls kvmtest.Here or
+# HereWith): the emulated-host pass runs only them.
+KVM_TESTS = $(shell awk '/^func Test/{split($$2, a, "[()]"); f=a[1]} /^\t+if !kvmtest[.]Here/{print f}' $(KVM_FILES) | sort -u | paste -sd'|')
 # Packages whose tests boot no emulated host: they run again under -race.
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e /internal/e2e -e /internal/qemuhost -e /internal/boardboot -e /internal/cmd/demo)
 # Device models, virtqueues, buses, guest memory and loaders: they run
@@ -72,7 +76,7 @@ test: deps testdata vet
 	$(GO) test -p 1 -count=1 -timeout 70m ./... || status=1; \
 	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then \
 		echo "test: this machine has /dev/kvm; the tests that need it run again in an emulated host ($(KVM_PKGS))"; \
-		TANDEM_KVM_TESTS=host $(GO) test -count=1 -run 'Test' $(addprefix ./,$(KVM_PKGS)) || status=1; \
+		TANDEM_KVM_TESTS=host $(GO) test -count=1 -run '^($(KVM_TESTS))$$' $(addprefix ./,$(KVM_PKGS)) || status=1; \
 	fi; \
 	unset TANDEM_TEST_REPORT; \
 	echo "test: unit tests again under the race detector"; \

@@ -1,7 +1,10 @@
 package kvmtest
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 )
 
@@ -93,6 +96,69 @@ func TestJudge(t *testing.T) {
 			why := judge(tt.out, name, tt.status)
 			if (why == "") != tt.wantPass {
 				t.Errorf("judge() = %q, want pass=%v", why, tt.wantPass)
+			}
+		})
+	}
+}
+
+// TestHereCallers checks which tests the shared host run takes: Test
+// functions calling kvmtest.Here anywhere in their body, not HereWith
+// (its files are the test's own) nor helpers or other packages' Here.
+func TestHereCallers(t *testing.T) {
+	dir := t.TempDir()
+	src := map[string]string{
+		"a_test.go": `package p
+func TestA(t *testing.T) { if !kvmtest.Here(t) { return } }
+func TestB(t *testing.T) { t.Run("x", func(t *testing.T) {}); if !kvmtest.Here(t) { return } }
+func TestWith(t *testing.T) { if !kvmtest.HereWith(t, nil) { return } }
+func helper(t *testing.T) { kvmtest.Here(t) }
+func TestOther(t *testing.T) { other.Here(t) }
+`,
+		"b_test.go": `package p
+func TestC(t *testing.T) { for { kvmtest.Here(t) } }
+func TestPlain(t *testing.T) {}
+`,
+		"c.go": `package p
+func TestNotATestFile(t *testing.T) { kvmtest.Here(t) }
+`,
+	}
+	for name, s := range src {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := hereCallers(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"TestA", "TestB", "TestC"}; !slices.Equal(got, want) {
+		t.Errorf("hereCallers = %q, want %q", got, want)
+	}
+}
+
+// TestSharedResult checks how one test of a shared run gets its result
+// and its lines: its own result line decides, whatever the binary's exit
+// status (another test's failure); no result line is a failure.
+func TestSharedResult(t *testing.T) {
+	out := "=== RUN   TestA\n    a.go:1: in A\n--- PASS: TestA (0.10s)\n=== RUN   TestB\n    b.go:2: in B\n    --- FAIL: TestB/sub (0.00s)\n--- FAIL: TestB (0.20s)\n=== RUN   TestC\npanic: boom\n"
+	tests := []struct {
+		name      string
+		wantPass  bool
+		wantLines int
+	}{
+		{"TestA", true, 3},
+		{"TestB", false, 4},
+		{"TestC", false, 2},
+		{"TestD", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			why := judgeShared(out, tt.name, 1)
+			if (why == "") != tt.wantPass {
+				t.Errorf("judgeShared(%s, status 1) = %q, want pass %v", tt.name, why, tt.wantPass)
+			}
+			if got := section(out, tt.name); len(got) != tt.wantLines {
+				t.Errorf("section(%s) = %q, want %d lines", tt.name, got, tt.wantLines)
 			}
 		})
 	}
