@@ -150,12 +150,13 @@ func runArmMatrix(t *testing.T, hostArch, tandem string, disk string, gs []matri
 		Script:  sequenceScript(arm64GuestTimeout, runs, dtbChecks),
 		Memory:  arm64HostMemory,
 		Console: consoleLog{},
-		Timeout: hostBoot + time.Duration(len(runs))*arm64GuestTimeout,
+		Timeout: hostBoot + time.Duration(len(runs)+1)*arm64GuestTimeout, // +1: one retry
 	})
 	if err != nil {
 		t.Fatalf("qemuhost.Run() = %v", err)
 	}
 	t.Logf("host booted in %v; %d guest runs; whole run %v", res.Boot, len(runs), res.Total)
+	noteRetries(t, res)
 	return res
 }
 

@@ -273,12 +273,13 @@ func TestTandemRun(t *testing.T) {
 			// The VMM attaches to an existing TAP; it creates none.
 			Script:  "tunctl -t tap0 >/dev/null\n" + sequenceScript(guestTimeout, runs, nil),
 			Console: consoleLog{},
-			Timeout: hostBoot + time.Duration(len(runs))*guestTimeout,
+			Timeout: hostBoot + time.Duration(len(runs)+1)*guestTimeout, // +1: one retry
 		})
 		if err != nil {
 			t.Fatalf("qemuhost.Run() = %v", err)
 		}
 		t.Logf("host booted in %v; %d guest runs; whole run %v", res.Boot, len(runs), res.Total)
+		noteRetries(t, res)
 	}
 	for _, kind := range guestKinds {
 		t.Run(kind.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -121,19 +122,35 @@ type guestRun struct {
 // command line; may be empty), between begin and end lines that
 // section splits the console at. The script's own status is 0: each
 // run's is its section's "E2E vmm-exit=" line.
+//
+// A run that fails after a guest shutdown (triple fault) the emulated
+// host's KVM traced (kvm-shutdowns: the x86 host's nested SVM, see
+// docs/emulated-hosts.md) is run once more, after an "E2E retry" line
+// that names it and where the guest was; section keeps the last attempt,
+// and noteRetries puts each retry in the test's log and the run's report.
 func sequenceScript(limit time.Duration, runs []guestRun, after func(cmd string) string) string {
 	var b strings.Builder
 	b.WriteString(boundedFn)
 	for _, r := range runs {
-		fmt.Fprintf(&b, `echo
-echo "E2E begin %s"
+		fmt.Fprintf(&b, `tries=0
+while :; do
+echo
+echo "E2E begin %[1]s"
+shutdowns=$(kvm-shutdowns 2>/dev/null | wc -l)
 t0=$(cut -d' ' -f1 /proc/uptime)
-bounded %d %s
+bounded %[2]d %[3]s
 status=$?
 t1=$(cut -d' ' -f1 /proc/uptime)
 echo
 echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
-`, r.name, int(limit/time.Second), r.cmd)
+tries=$((tries+1))
+if [ $status -ne 0 ] && [ $tries -lt %[4]d ] && [ "$(kvm-shutdowns 2>/dev/null | wc -l)" -gt "$shutdowns" ]; then
+	echo "E2E retry %[1]s: the VMM exited $status after a guest shutdown (triple fault) the host's KVM traced: $(kvm-shutdowns | tail -n 1)"
+	continue
+fi
+break
+done
+`, r.name, int(limit/time.Second), r.cmd, guestTries)
 		if after != nil {
 			b.WriteString(after(r.cmd))
 		}
@@ -143,10 +160,26 @@ echo "E2E vmm-exit=$status guest-seconds=$(awk "BEGIN{print $t1-$t0}")"
 	return b.String()
 }
 
+// guestTries bounds sequenceScript's attempts at one guest run.
+const guestTries = 2
+
+// noteRetries logs each guest run sequenceScript ran again, and records
+// it in the run's report.
+func noteRetries(t *testing.T, res *qemuhost.Result) {
+	t.Helper()
+	for _, l := range strings.Split(res.Output, "\n") {
+		if i := strings.Index(l, "E2E retry "); i >= 0 {
+			l = strings.TrimSpace(l[i:])
+			t.Logf("retried: %s", l)
+			testenv.Record(testenv.Event{Kind: "guest-retry", Test: t.Name(), Outcome: "retried", Detail: l})
+		}
+	}
+}
+
 // section returns one guest run's part of a host's console as a Result
-// of its own: the lines between its begin and end markers, and the
-// VMM's exit status from its vmm-exit line (-1 when the run never
-// reported one).
+// of its own: the lines between its begin and end markers (of its last
+// attempt, when sequenceScript ran it again), and the VMM's exit status
+// from its vmm-exit line (-1 when the run never reported one).
 func section(res *qemuhost.Result, name string) *qemuhost.Result {
 	out := &qemuhost.Result{ExitStatus: -1, Boot: res.Boot, Total: res.Total}
 	var lines []string
@@ -154,7 +187,7 @@ func section(res *qemuhost.Result, name string) *qemuhost.Result {
 	for _, l := range strings.Split(res.Output, "\n") {
 		switch strings.TrimSpace(l) {
 		case "E2E begin " + name:
-			in = true
+			in, lines, out.ExitStatus = true, nil, -1
 			continue
 		case "E2E end " + name:
 			in = false
@@ -276,6 +309,8 @@ func TestSection(t *testing.T) {
 	res := &qemuhost.Result{Output: "host boot\r\n" +
 		"E2E begin 6.1\r\nTANDEM-TEST kernel=6.1.0-57-arm64\r\nE2E vmm-exit=0 guest-seconds=20\r\nE2E end 6.1\r\n" +
 		"E2E begin 6.12\r\nTANDEM-TEST kernel=6.12.95+deb12-arm64\r\nE2E vmm-exit=124 guest-seconds=200\r\nE2E end 6.12\r\n" +
+		"E2E begin 6.6\r\nTANDEM-TEST kernel=6.6.0-first\r\nE2E vmm-exit=2 guest-seconds=1\r\nE2E retry 6.6: a shutdown\r\n" +
+		"E2E begin 6.6\r\nTANDEM-TEST kernel=6.6.1\r\nE2E vmm-exit=0 guest-seconds=9\r\nE2E end 6.6\r\n" +
 		"E2E begin 6.13\r\nTANDEM-TEST kernel=6.13.1\r\n"}
 	tests := []struct {
 		name, kernel string
@@ -283,6 +318,7 @@ func TestSection(t *testing.T) {
 	}{
 		{"6.1", "6.1.0-57-arm64", 0},
 		{"6.12", "6.12.95+deb12-arm64", 124},
+		{"6.6", "6.6.1", 0},    // run again: its last attempt counts
 		{"6.13", "6.13.1", -1}, // the host ended before the run reported
 		{"6.2", "", -1},        // never run
 	}
@@ -292,6 +328,75 @@ func TestSection(t *testing.T) {
 		if got := f["kernel"]; got != tt.kernel || s.ExitStatus != tt.status || len(ParseFacts(s.Output)) > 1 {
 			t.Errorf("section(%q) = kernel %q status %d (%d facts), want kernel %q status %d", tt.name, got, s.ExitStatus, len(ParseFacts(s.Output)), tt.kernel, tt.status)
 		}
+	}
+}
+
+// TestSequenceScriptRetry runs sequenceScript's shell with stand-ins for
+// the VMM and kvm-shutdowns: a run that fails after a traced guest
+// shutdown is run once more, one that fails without one is not, and one
+// that faults every time fails after its second try.
+func TestSequenceScriptRetry(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// kvm-shutdowns prints the shutdowns so far; guest NAME appends one
+	// when it "triple-faults".
+	write("kvm-shutdowns", `cat "$(dirname "$0")/shutdowns" 2>/dev/null`+"\n")
+	write("guest", `d=$(dirname "$0"); n=$(cat "$d/count-$1" 2>/dev/null || echo 0); echo $((n+1)) >"$d/count-$1"
+fault() { echo "KVM-SHUTDOWN vcpu=0 rip=0xffffffff81000000 sym=$1" >>"$d/shutdowns"; exit 3; }
+case $1 in
+flaky) [ "$n" = 0 ] && fault flaky ;;
+always) fault always ;;
+broken) exit 2 ;;
+esac
+echo "TANDEM-TEST kernel=$1-$n"
+`)
+	var runs []guestRun
+	for _, name := range []string{"flaky", "always", "broken", "fine"} {
+		runs = append(runs, guestRun{name, filepath.Join(dir, "guest") + " " + name})
+	}
+	// The output goes to a file: bounded's watchers sleep on after the
+	// script with its output open, which a pipe would wait for.
+	log, err := os.Create(filepath.Join(dir, "console"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command("sh", "-c", sequenceScript(time.Minute, runs, nil))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = log, log
+	err = cmd.Run()
+	out, _ := os.ReadFile(log.Name())
+	if err != nil {
+		t.Fatalf("the script: %v\n%s", err, out)
+	}
+	res := &qemuhost.Result{Output: string(out)}
+	tests := []struct {
+		name, kernel string
+		status       int
+		retried      bool
+	}{
+		{"flaky", "flaky-1", 0, true},
+		{"always", "", 3, true},
+		{"broken", "", 2, false},
+		{"fine", "fine-0", 0, false},
+	}
+	for _, tt := range tests {
+		s := section(res, tt.name)
+		got := ParseFacts(s.Output).Find("kernel")["kernel"]
+		retried := strings.Contains(res.Output, "E2E retry "+tt.name+": ")
+		if got != tt.kernel || s.ExitStatus != tt.status || retried != tt.retried {
+			t.Errorf("%s: kernel %q, status %d, retried %v; want %q, %d, %v", tt.name, got, s.ExitStatus, retried, tt.kernel, tt.status, tt.retried)
+		}
+	}
+	if n := strings.Count(res.Output, "E2E retry "); n != 2 {
+		t.Errorf("%d retries, want 2 (flaky, always once each):\n%s", n, out)
+	}
+	if !strings.Contains(res.Output, "sym=flaky") {
+		t.Errorf("the retry line does not name where the guest was:\n%s", out)
 	}
 }
 

@@ -68,11 +68,13 @@ func write(w io.Writer, evs []testenv.Event) {
 	var kvm []testenv.Event
 	hosts := map[hostKey]*hostSum{}
 	deliberate := 0
-	var cells []testenv.Event
+	var cells, guestRetries []testenv.Event
 	for _, ev := range evs {
 		switch ev.Kind {
 		case "guest-kernel":
 			cells = append(cells, ev)
+		case "guest-retry":
+			guestRetries = append(guestRetries, ev)
 		case "kvm":
 			kvm = append(kvm, ev)
 		case "host":
@@ -121,6 +123,10 @@ func write(w io.Writer, evs []testenv.Event) {
 		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\t%s\n",
 			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["timeout"], s.outcomes["error"],
 			s.retries, boot)
+	}
+	fmt.Fprintf(tw, "guest runs retried after a guest shutdown the emulated host's KVM traced: %d\n", len(guestRetries))
+	for _, ev := range guestRetries {
+		fmt.Fprintf(tw, "  %s %s\t%s\n", ev.Package, ev.Test, ev.Detail)
 	}
 	tw.Flush()
 	writeMatrix(w, cells)

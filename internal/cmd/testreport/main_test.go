@@ -50,3 +50,26 @@ func TestWriteMatrix(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteRetries checks that the summary counts and names every retry:
+// host boots by outcome, and guest runs run again after a traced shutdown.
+func TestWriteRetries(t *testing.T) {
+	evs := []testenv.Event{
+		{Kind: "host", Arch: "x86_64", QEMU: "10.0.2", Outcome: "panic", Retried: true, BootSeconds: 3},
+		{Kind: "host", Arch: "x86_64", QEMU: "10.0.2", Outcome: "ok", BootSeconds: 4},
+		{Kind: "guest-retry", Package: "internal/e2e", Test: "TestTandemRun", Outcome: "retried", Detail: "E2E retry busybox/6.12: the VMM exited 2"},
+	}
+	var b strings.Builder
+	write(&b, evs)
+	got := strings.Join(strings.Fields(b.String()), " ")
+	for _, want := range []string{
+		"emulated-host boots: 2",
+		"x86_64 host, QEMU 10.0.2: 2 boots 1 ok 1 panics 0 hangs 0 timeouts 0 errors 1 retries",
+		"guest runs retried after a guest shutdown the emulated host's KVM traced: 1",
+		"internal/e2e TestTandemRun E2E retry busybox/6.12: the VMM exited 2",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("write() =\n%s\nwant it to contain %q", b.String(), want)
+		}
+	}
+}
