@@ -45,6 +45,9 @@ func TestEveryDebianDTB(t *testing.T) {
 				return err
 			}
 			n++
+			if !testenv.Sampled(n - 1) {
+				return nil
+			}
 			rel, _ := filepath.Rel(dir, p)
 			v, err := judgeLikeTheCLI(p)
 			if err != nil {

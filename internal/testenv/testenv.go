@@ -163,3 +163,14 @@ func packageDir() string {
 // CrashedOnPurpose labels the emulated hosts a test crashes, freezes or
 // runs out of time on purpose (qemuhost.Options.Label): the run's report counts them apart.
 const CrashedOnPurpose = "crashed on purpose"
+
+// ShortEvery is how sparsely Sampled keeps a corpus under -short.
+const ShortEvery = 10
+
+// Sampled reports whether the i-th item (from 0) of a corpus a test
+// walks is checked: all of them normally, one in ShortEvery under
+// -short (make test's race pass, where every check costs several times
+// as much and the full corpus has been checked in the pass before).
+func Sampled(i int) bool {
+	return !testing.Short() || i%ShortEvery == 0
+}
