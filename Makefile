@@ -70,7 +70,10 @@ fuzz:
 # The end-to-end package boots about a dozen emulated hosts and boards one
 # after another (11 to 25 minutes; each panicked or frozen host is booted
 # again, a few minutes each): its bound leaves room for those retries.
-test: deps testdata vet
+# The test data's downloads and unpacking and the vet step's compiles
+# run side by side, a line of either at a time.
+test: deps
+	@$(MAKE) --no-print-directory -j2 -Oline testdata vet
 	@mkdir -p $(BUILD) && rm -f $(REPORT)
 	@export TANDEM_TEST_REPORT=$(abspath $(REPORT)); status=0; \
 	$(GO) test -p 1 -count=1 -timeout 70m ./... || status=1; \
