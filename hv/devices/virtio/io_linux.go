@@ -91,8 +91,8 @@ func openTAP(name string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("setting the virtio-net header size of TAP %q: %w", name, err)
 	}
-	// No offloads: the guest is offered none, so the TAP must hand it
-	// only whole, checksummed frames.
+	// No offloads until a driver accepts them (setTAPOffload): until
+	// then the TAP hands the guest only whole, checksummed frames.
 	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("clearing offloads of TAP %q: %w", name, err)
@@ -104,6 +104,40 @@ func openTAP(name string) (*os.File, error) {
 	// The descriptor is non-blocking, so os.NewFile registers it with the
 	// runtime poller and Close wakes a goroutine blocked in Read.
 	return os.NewFile(uintptr(fd), tunDevice+":"+name), nil
+}
+
+// tapOffloads maps the driver's receive features to the TAP's offloads:
+// what the TAP may hand userspace is what the guest accepted.
+func tapOffloads(features uint64) int {
+	if features&(1<<netFGuestCSUM) == 0 {
+		return 0 // segmentation needs checksum offload too
+	}
+	flags := unix.TUN_F_CSUM
+	if features&(1<<netFGuestTSO4) != 0 {
+		flags |= unix.TUN_F_TSO4
+	}
+	if features&(1<<netFGuestTSO6) != 0 {
+		flags |= unix.TUN_F_TSO6
+	}
+	return flags
+}
+
+// setTAPOffload sets the TAP's offloads for the driver's features.
+func setTAPOffload(f *os.File, features uint64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, tapOffloads(features))
+	}); err != nil {
+		return err
+	}
+	if ioctlErr != nil {
+		return fmt.Errorf("TUNSETOFFLOAD %#x: %w", tapOffloads(features), ioctlErr)
+	}
+	return nil
 }
 
 // linkUp sets the TAP's link up, as plugging in a cable would: a TAP that

@@ -35,6 +35,10 @@ func openTAP(name string) (*os.File, error) {
 	return nil, errors.New("TAP interfaces need a Linux host")
 }
 
+func setTAPOffload(f *os.File, features uint64) error {
+	return errors.New("TAP interfaces need a Linux host")
+}
+
 func writev(f *os.File, bufs [][]byte) error {
 	return errors.New("TAP interfaces need a Linux host")
 }

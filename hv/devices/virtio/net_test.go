@@ -101,7 +101,14 @@ func TestNetTAP(t *testing.T) {
 		t.Errorf("config mac = %v, want %v", got, guestMAC)
 	}
 	host := openHostPort(t, ifname)
-	d.start(allRingFeatures, 2, 16)
+	// The driver takes every offload: the TAP must accept them as the
+	// device passes them on (TUNSETOFFLOAD), which it warns of if not.
+	var warnings bytes.Buffer
+	n.warn.SetOutput(&warnings)
+	d.start(allRingFeatures|netFeatures, 2, 16)
+	if warnings.Len() > 0 {
+		t.Errorf("activating with every offload: %s", warnings.String())
+	}
 	broadcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 	t.Run("guest to host", func(t *testing.T) {
@@ -173,5 +180,35 @@ func TestNetTAP(t *testing.T) {
 	}
 	if _, err := net.InterfaceByName(ifname); err == nil {
 		t.Errorf("TAP %s still exists after Close", ifname)
+	}
+}
+
+// TestTAPOffloads checks what the TAP may hand the guest for the receive
+// features its driver accepted: segments only with checksum offload, and
+// nothing the driver did not take.
+func TestTAPOffloads(t *testing.T) {
+	const (
+		csum = 1 << netFGuestCSUM
+		tso4 = 1 << netFGuestTSO4
+		tso6 = 1 << netFGuestTSO6
+	)
+	tests := []struct {
+		name     string
+		features uint64
+		want     int
+	}{
+		{"nothing accepted", 0, 0},
+		{"transmit offloads only", 1<<netFCSUM | 1<<netFHostTSO4 | 1<<netFHostTSO6, 0},
+		{"checksum", csum, unix.TUN_F_CSUM},
+		{"segments without checksum (invalid: none)", tso4 | tso6, 0},
+		{"checksum and TCPv4", csum | tso4, unix.TUN_F_CSUM | unix.TUN_F_TSO4},
+		{"all Net offers", netFeatures, unix.TUN_F_CSUM | unix.TUN_F_TSO4 | unix.TUN_F_TSO6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tapOffloads(tt.features); got != tt.want {
+				t.Errorf("tapOffloads(%#x) = %#x, want %#x", tt.features, got, tt.want)
+			}
+		})
 	}
 }
