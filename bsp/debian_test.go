@@ -123,7 +123,7 @@ func judgeLikeTheCLI(path string) (v Verdict, err error) {
 	if err != nil {
 		return Verdict{}, fmt.Errorf("reading facts: %w", err)
 	}
-	b, _ := hostdt.Match(f, all.Boards) // nil: no profile, checked alone
+	b, _ := hostdt.Match(f, all.Boards()) // nil: no profile, checked alone
 	s := CheckDTB(b, f)
 	v = Judge(f)
 	if !strings.HasPrefix(s.Verdict, v.String()) {

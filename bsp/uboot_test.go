@@ -351,7 +351,7 @@ func gzipWriter(w *bytes.Buffer) *gzip.Writer { return gzip.NewWriter(w) }
 // addresses that build's default environment sets.
 func TestBoardsMatchDebianUBoot(t *testing.T) {
 	n := 0
-	for _, b := range all.Boards {
+	for _, b := range all.Boards() {
 		var spec string
 		for _, bl := range b.Image.Blobs {
 			if strings.HasPrefix(bl.Package, "u-boot-") {

@@ -91,7 +91,7 @@ func FuzzParseScriptImage(f *testing.F) {
 // TestBootScriptLoadAddresses: every U-Boot board's script loads to its
 // profile's addresses with the boot command of its architecture.
 func TestBootScriptLoadAddresses(t *testing.T) {
-	for _, b := range all.Boards {
+	for _, b := range all.Boards() {
 		if UEFI(b) || b.GuestOnly {
 			continue
 		}
@@ -125,7 +125,7 @@ func TestBootScriptLoadAddresses(t *testing.T) {
 			t.Errorf("BootScript(%s): firmware DTB %v but script:\n%s", b.Name, FirmwareDTB(b), s)
 		}
 	}
-	if _, err := BootScript(all.Boards[0], `bad "quote`, "k", "i", ""); err == nil {
+	if _, err := BootScript(all.Boards()[0], `bad "quote`, "k", "i", ""); err == nil {
 		t.Errorf("BootScript(cmdline with a quote) = nil error, want one")
 	}
 }

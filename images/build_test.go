@@ -73,7 +73,7 @@ func fixture(t *testing.T, dir string, b *platforms.Board) Config {
 
 func hostBoards() []*platforms.Board {
 	var bs []*platforms.Board
-	for _, b := range all.Boards {
+	for _, b := range all.Boards() {
 		if !b.GuestOnly {
 			bs = append(bs, b)
 		}

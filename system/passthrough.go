@@ -168,7 +168,7 @@ func planPassthrough(tr *dtb.Tree, devs []HostDevice, w hostdt.Window, sys strin
 	}
 	// Without a profile there is no denylist; the refusals of what the
 	// host itself needs still hold.
-	board, _ := hostdt.Match(f, all.Boards)
+	board, _ := hostdt.Match(f, all.Boards())
 	paths := make([]string, len(devs))
 	withIRQ := map[string]bool{}
 	for i, d := range devs {

@@ -33,7 +33,7 @@ func newBoardCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tARCH\tKVM HOST\tDESCRIPTION")
-			for _, b := range all.Boards {
+			for _, b := range all.Boards() {
 				host := "yes"
 				if ok, _ := b.CanHostKVM(); !ok {
 					host = "no"
@@ -166,7 +166,7 @@ func detectBoard(w io.Writer, fdt string, asJSON bool) error {
 		d.Facts = f
 		v := bsp.Judge(f)
 		d.Verdict = &v
-		if b, err := hostdt.Match(f, all.Boards); err != nil {
+		if b, err := hostdt.Match(f, all.Boards()); err != nil {
 			d.Match = err.Error()
 		} else {
 			d.Board = b.Name

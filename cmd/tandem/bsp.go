@@ -154,7 +154,7 @@ func checkBoard(name, dtbFile, kconfig string, host bool) (*bsp.Report, error) {
 			// whatever it matches, or judge the DTB alone and say how to
 			// start its profile.
 			var matchErr error
-			if b, matchErr = hostdt.Match(f, all.Boards); matchErr != nil {
+			if b, matchErr = hostdt.Match(f, all.Boards()); matchErr != nil {
 				s = bsp.CheckDTB(nil, f)
 				s.Items = append(s.Items, bsp.Item{Check: "board profile", Detail: fmt.Sprintf("%v; and %v", lookupErr, matchErr),
 					Fix: fmt.Sprintf("tandem bsp import %s --name %s", dtbFile, name)})

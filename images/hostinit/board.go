@@ -35,7 +35,7 @@ func BoardLine(fdt string) string {
 		return "board: " + err.Error()
 	}
 	s := fmt.Sprintf("board %q (%s)", f.Model, strings.Join(f.Compatible, ", "))
-	b, err := hostdt.Match(f, all.Boards)
+	b, err := hostdt.Match(f, all.Boards())
 	switch {
 	case err == nil:
 		return s + ", profile " + b.Name

@@ -113,7 +113,7 @@ func TestBoardModules(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "tandem")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	n := 0
-	for _, b := range all.Boards {
+	for _, b := range all.Boards() {
 		if len(b.HostModules) == 0 || b.Arch != "arm64" {
 			continue
 		}

@@ -27,7 +27,7 @@ func cacheRoot(t *testing.T) string {
 // tree parses, matches this profile and agrees with it field by field.
 func TestBoards(t *testing.T) {
 	seen := map[string]bool{}
-	for _, b := range all.Boards {
+	for _, b := range all.Boards() {
 		t.Run(b.Name, func(t *testing.T) {
 			if seen[b.Name] {
 				t.Fatalf("board name %q used twice", b.Name)
@@ -48,7 +48,7 @@ func TestBoards(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ReadFile(%s) = %v", path, err)
 			}
-			m, err := hostdt.Match(f, all.Boards)
+			m, err := hostdt.Match(f, all.Boards())
 			if err != nil || m != b {
 				t.Fatalf("Match(%s) = %v, %v; want %s", filepath.Base(path), name(m), err, b.Name)
 			}
