@@ -1,13 +1,11 @@
 package kvmtest
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -122,25 +120,13 @@ func runShared(t *testing.T, arch string) (covered, passed bool, detail string) 
 			shared.err = fmt.Errorf("the test binary for the emulated %s host: %v", arch, err)
 			return
 		}
-		pattern := "^(" + strings.Join(shared.tests, "|") + ")$"
-		script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
-			inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(pattern), hostTimeout)
 		t.Logf("no /dev/kvm here (or %s=host): running %s in one emulated %s host", WhereEnv, strings.Join(shared.tests, ", "), arch)
 		log := qemuhost.NewLines(func(s string) {
 			if strings.HasPrefix(s, "qemuhost: ") { // a retry
 				t.Log(s)
 			}
 		})
-		shared.res, shared.err = qemuhost.Run(context.Background(), qemuhost.Options{
-			Arch:    arch,
-			Files:   map[string]string{"/bin/kvmtest.test": bin},
-			Script:  script,
-			Memory:  hostMemory,
-			Console: log,
-			Timeout: hostTimeout,
-			Silence: hostSilence,
-		})
-		log.Flush()
+		shared.res, shared.err = runBinary(arch, bin, nil, "^("+strings.Join(shared.tests, "|")+")$", log)
 		shared.took = time.Since(start)
 	})
 	name := t.Name()

@@ -18,6 +18,7 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,24 +140,12 @@ func runInHost(t *testing.T, arch string, files map[string]string) (bool, string
 	if err != nil {
 		t.Fatalf("the test binary for the emulated %s host: %v", arch, err)
 	}
-	carry := map[string]string{"/bin/kvmtest.test": bin}
+	carry := map[string]string{}
 	for name, path := range files {
 		carry[carriedDir+"/"+name] = path
 	}
-	script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
-		inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(RunPattern(t.Name())), hostTimeout)
 	t.Logf("no /dev/kvm here (or %s=host): running %s in an emulated %s host", WhereEnv, t.Name(), arch)
-	log := hostLog(t)
-	res, err := qemuhost.Run(context.Background(), qemuhost.Options{
-		Arch:    arch,
-		Files:   carry,
-		Script:  script,
-		Memory:  hostMemory,
-		Console: log,
-		Timeout: hostTimeout,
-		Silence: hostSilence,
-	})
-	log.Flush()
+	res, err := runBinary(arch, bin, carry, RunPattern(t.Name()), hostLog(t))
 	if err != nil {
 		t.Errorf("running %s in the emulated %s host: %v", t.Name(), arch, err)
 		head, _, _ := strings.Cut(err.Error(), "\n")
@@ -169,6 +158,26 @@ func runInHost(t *testing.T, arch string, files map[string]string) (bool, string
 	t.Logf("%s passed in the emulated %s host (KVM from %s; %d boot(s), host booted in %v, whole run %v)",
 		t.Name(), arch, res.KVM, res.Attempts, res.Boot.Round(time.Millisecond), res.Total.Round(time.Millisecond))
 	return true, ""
+}
+
+// runBinary runs the test binary bin in an emulated arch host, with the
+// files carry maps (host path to this machine's), the tests -test.run
+// pattern selects, and its console to log.
+func runBinary(arch, bin string, carry map[string]string, pattern string, log *qemuhost.Lines) (*qemuhost.Result, error) {
+	files := map[string]string{"/bin/kvmtest.test": bin}
+	maps.Copy(files, carry)
+	script := fmt.Sprintf("cd /\n%s=1 CI=%s /bin/kvmtest.test -test.run %s -test.v -test.count=1 -test.timeout=%s\n",
+		inHostEnv, shellQuote(os.Getenv("CI")), shellQuote(pattern), hostTimeout)
+	defer log.Flush()
+	return qemuhost.Run(context.Background(), qemuhost.Options{
+		Arch:    arch,
+		Files:   files,
+		Script:  script,
+		Memory:  hostMemory,
+		Console: log,
+		Timeout: hostTimeout,
+		Silence: hostSilence,
+	})
 }
 
 // judge says why the test named name did not pass, from the console of
