@@ -21,6 +21,9 @@ const (
 	hostAddr  = "10.0.2.2"
 	netMask   = "255.255.255.0"
 	sinkPort  = 5001
+	// sourcePort is the host's source (internal/cmd/sink source), which
+	// sends the guest the bytes it asks for: the host→guest direction.
+	sourcePort = 5002
 	// netWarmUp bytes go over a first connection, not timed: ARP, the
 	// TAP's first packets and TCP's slow start; then netBytes over a
 	// second, timed.
@@ -31,9 +34,11 @@ const (
 )
 
 // netBench brings up the virtio-net NIC with guestAddr, streams netBytes
-// to the host's sink over TCP and returns the guest→host throughput as a
-// key=value word, on the guest's clock: from the first byte written to
-// the sink closing the connection after reading the last.
+// to the host's sink over TCP, then has the host's source stream as many
+// back, and returns both throughputs as key=value words, on the guest's
+// clock: from the first byte written to the sink closing the connection
+// after reading the last, and from the request to the source to its
+// last byte read.
 func netBench() (string, error) {
 	nic, err := waitNIC(10 * time.Second)
 	if err != nil {
@@ -49,29 +54,72 @@ func netBench() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("tx-MBps=%.1f", float64(netBytes)/s/1e6), nil
+	if _, err := readFromSource(netWarmUp); err != nil {
+		return "", fmt.Errorf("warm-up, host to guest: %w", err)
+	}
+	r, err := readFromSource(netBytes)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("tx-MBps=%.1f rx-MBps=%.1f", float64(netBytes)/s/1e6, float64(netBytes)/r/1e6), nil
+}
+
+// dialHost connects to the host's port, trying for connectFor.
+func dialHost(port int) (*net.TCPConn, error) {
+	addr := net.JoinHostPort(hostAddr, fmt.Sprint(port))
+	deadline := time.Now().Add(connectFor)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err == nil {
+			return c.(*net.TCPConn), nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("connecting to %s: %w (tried for %v)", addr, err, connectFor)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// readFromSource asks the host's source for n bytes and reads them to
+// the source's close. It returns the seconds from the request to the end.
+func readFromSource(n int) (float64, error) {
+	c, err := dialHost(sourcePort)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, netChunk)
+	start := time.Now()
+	if _, err := fmt.Fprintf(c, "%d\n", n); err != nil {
+		return 0, fmt.Errorf("asking %s for %d bytes: %w", c.RemoteAddr(), n, err)
+	}
+	got := 0
+	for {
+		k, err := c.Read(buf)
+		got += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reading from %s with %d of %d bytes read: %w", c.RemoteAddr(), got, n, err)
+		}
+	}
+	if got != n {
+		return 0, fmt.Errorf("%s sent %d bytes, want %d", c.RemoteAddr(), got, n)
+	}
+	return time.Since(start).Seconds(), nil
 }
 
 // sendToSink connects to the host's sink, writes n bytes, closes its
 // side and waits for the sink to close: the sink has then read them all.
 // It returns the seconds from the first write to the sink's close.
 func sendToSink(n int) (float64, error) {
-	addr := net.JoinHostPort(hostAddr, fmt.Sprint(sinkPort))
-	deadline := time.Now().Add(connectFor)
-	var c net.Conn
-	var err error
-	for {
-		c, err = net.DialTimeout("tcp", addr, 2*time.Second)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("connecting to %s: %w (tried for %v)", addr, err, connectFor)
-		}
-		time.Sleep(50 * time.Millisecond)
+	tc, err := dialHost(sinkPort)
+	if err != nil {
+		return 0, err
 	}
-	defer c.Close()
-	tc := c.(*net.TCPConn)
+	defer tc.Close()
+	addr := tc.RemoteAddr()
 	buf := make([]byte, netChunk)
 	for i := range buf {
 		buf[i] = byte(i * 7)

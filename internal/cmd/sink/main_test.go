@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -26,6 +27,9 @@ func TestParseArgsAcceptsASocketPathOrTCPAddress(t *testing.T) {
 		{"empty path", []string{""}, "", "", true},
 		{"unknown network", []string{"udp", ":5001"}, "", "", true},
 		{"too many", []string{"tcp", ":1", ":2"}, "", "", true},
+		{"source", []string{"source", "10.0.2.2:5002"}, "source", "10.0.2.2:5002", false},
+		{"source without port", []string{"source", "10.0.2.2"}, "", "", true},
+		{"source alone", []string{"source"}, "", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +63,7 @@ func TestServeReadsEachConnectionToItsEndThenCloses(t *testing.T) {
 			}
 			defer l.Close()
 			ended := make(chan int64, 1)
-			go serve(l, func(n int64) { ended <- n })
+			go serve(l, drain, func(n int64) { ended <- n })
 			c, err := net.Dial(tt.network, l.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -85,6 +89,48 @@ func TestServeReadsEachConnectionToItsEndThenCloses(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("the sink did not report the connection's end")
+			}
+		})
+	}
+}
+
+// TestSource checks the source's side of the host→guest stream: the
+// requested bytes, exactly, then the close; a bad request gets nothing.
+func TestSource(t *testing.T) {
+	tests := []struct {
+		name, request string
+		want          int
+	}{
+		{"nothing", "0\n", 0},
+		{"one byte", "1\n", 1},
+		{"many buffers", fmt.Sprintf("%d\n", 3*bufSize+17), 3*bufSize + 17},
+		{"not a number", "lots\n", 0},
+		{"negative", "-5\n", 0},
+		{"no line end", "12", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ended := make(chan int64, 1)
+			go serve(l, source, func(n int64) { ended <- n })
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, tt.request)
+			c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil || len(got) != tt.want {
+				t.Fatalf("read %d bytes, %v; want %d and EOF", len(got), err, tt.want)
+			}
+			if n := <-ended; n != int64(tt.want) {
+				t.Errorf("done(%d), want %d", n, tt.want)
 			}
 		})
 	}
