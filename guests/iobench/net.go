@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tandem-hv/tandem/guests/internal/guestinit"
 )
 
 // The virtio-net throughput test: the guest's address on its NIC, the
@@ -193,16 +195,5 @@ func configureNIC(name, addr, mask string) error {
 			return fmt.Errorf("%s %s: %w", s.what, net.IP(s.ip), err)
 		}
 	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
-	}
-	return nil
+	return guestinit.LinkUp(name)
 }

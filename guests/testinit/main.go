@@ -61,6 +61,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tandem-hv/tandem/guests/internal/guestinit"
 	"github.com/tandem-hv/tandem/guests/testpattern"
 )
 
@@ -371,7 +372,7 @@ func nics() []string {
 
 func reportNICs() error {
 	for _, name := range nics() {
-		if err := linkUp(name); err != nil {
+		if err := guestinit.LinkUp(name); err != nil {
 			return fmt.Errorf("net %s: %w", name, err)
 		}
 		mac := "unknown"
@@ -379,27 +380,6 @@ func reportNICs() error {
 			mac = ifc.HardwareAddr.String()
 		}
 		say(fmt.Sprintf("net=%s up mac=%s", name, mac))
-	}
-	return nil
-}
-
-// linkUp sets IFF_UP with SIOCSIFFLAGS, the ioctl `ip link set up` uses.
-func linkUp(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
 	}
 	return nil
 }
