@@ -73,7 +73,7 @@ fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZJOBS=$(FUZZJOBS) GO=$(GO) scripts/fuzz.sh
 
 # The end-to-end package boots about a dozen emulated hosts and boards one
-# after another (11 to 25 minutes; each panicked or frozen host is booted
+# after another (about 11 minutes; each panicked or frozen host is booted
 # again, a few minutes each): its bound leaves room for those retries.
 # The test data's downloads and unpacking and the vet step's compiles
 # run side by side, a line of either at a time.
