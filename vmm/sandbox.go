@@ -73,15 +73,17 @@ const (
 
 // vcpuCalls are made by the vCPU threads: entering the guest and reading
 // a vCPU's state (KVM's ioctls only, kvm.RunningRequests, and a
-// terminal's settings, which tandem run restores at the end);
-// interrupting another vCPU (tgkill, in GoRuntime); raising an interrupt
-// through an irqfd (write).
+// terminal's settings, which tandem run restores at the end); setting a
+// TAP's receive offloads to what the guest's virtio-net driver accepted
+// (TUNSETOFFLOAD, as the driver starts or resets the device: on any
+// other descriptor it fails); interrupting another vCPU (tgkill, in
+// GoRuntime); raising an interrupt through an irqfd (write).
 func vcpuCalls() []sandbox.Rule {
 	var reqs []uint64
 	for _, r := range kvm.RunningRequests() {
 		reqs = append(reqs, uint64(r.Number))
 	}
-	reqs = append(reqs, unix.TCGETS, unix.TCSETS)
+	reqs = append(reqs, unix.TCGETS, unix.TCSETS, unix.TUNSETOFFLOAD)
 	return []sandbox.Rule{{Syscall: "ioctl", Arg: 1, Values: reqs}}
 }
 

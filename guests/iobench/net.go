@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -59,11 +62,29 @@ func netBench() (string, error) {
 	if _, err := readFromSource(netWarmUp); err != nil {
 		return "", fmt.Errorf("warm-up, host to guest: %w", err)
 	}
+	pkts0, bytes0 := nicCounters(nic, "rx")
 	r, err := readFromSource(netBytes)
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("tx-MBps=%.1f rx-MBps=%.1f", float64(netBytes)/s/1e6, float64(netBytes)/r/1e6), nil
+	pkts1, bytes1 := nicCounters(nic, "rx")
+	frame := 0.0
+	if pkts1 > pkts0 {
+		frame = float64(bytes1-bytes0) / float64(pkts1-pkts0)
+	}
+	return fmt.Sprintf("tx-MBps=%.1f rx-MBps=%.1f rx-frame-bytes=%.0f", float64(netBytes)/s/1e6, float64(netBytes)/r/1e6, frame), nil
+}
+
+// nicCounters reads the interface's packet and byte counters for dir
+// ("rx" or "tx"); the mean frame size between two readings shows whether
+// segments arrive whole (offloaded) or cut to the MTU.
+func nicCounters(nic, dir string) (packets, bytes uint64) {
+	read := func(what string) uint64 {
+		b, _ := os.ReadFile(filepath.Join("/sys/class/net", nic, "statistics", dir+"_"+what))
+		v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		return v
+	}
+	return read("packets"), read("bytes")
 }
 
 // dialHost connects to the host's port, trying for connectFor.
