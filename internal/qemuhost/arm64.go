@@ -10,6 +10,6 @@ const Arm64GICv2 = "arm64-gicv2"
 func init() {
 	a := arches["arm64"]
 	a.name = Arm64GICv2
-	a.machine = []string{"-M", "virt,virtualization=on,gic-version=2", "-cpu", "max", "-accel", "tcg,thread=multi"}
+	a.machine = []string{"-M", "virt,virtualization=on,gic-version=2", "-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"}
 	arches[Arm64GICv2] = a
 }
