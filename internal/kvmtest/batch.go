@@ -30,7 +30,7 @@ var shared struct {
 }
 
 // batchable lists the package's tests that call Here (not HereWith,
-// whose files are made by the test itself) at their top level, as its
+// whose files are made by the test itself), as its
 // _test.go files in the working directory (go test runs a test binary in
 // its package's directory) declare them, and that the binary's own
 // -test.run selects. It is nil when the run's patterns are more than a
@@ -104,9 +104,10 @@ func hereCallers(dir string) ([]string, error) {
 }
 
 // runShared runs t's test as part of the package's shared host run,
-// booting it if t is the first; it reports on t as runInHost does. ok is
-// false when t's test is not among those the shared run covers: t then
-// needs a host of its own.
+// booting it if t is the first; it reports on t as runInHost does, and
+// whether the test passed there. covered is false when t's test is not
+// among those the shared run covers (a subtest, one that carries files,
+// a package with one KVM test): t then needs a host of its own.
 func runShared(t *testing.T, arch string) (covered, passed bool, detail string) {
 	shared.once.Do(func() {
 		shared.tests = batchable()
