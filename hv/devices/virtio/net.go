@@ -15,11 +15,23 @@ import (
 const (
 	netFCSUM      = 0  // VIRTIO_NET_F_CSUM: the driver may send partially checksummed frames
 	netFGuestCSUM = 1  // VIRTIO_NET_F_GUEST_CSUM: the device may deliver them
-	netFGuestTSO4 = 7  // VIRTIO_NET_F_GUEST_TSO4: ... and TCPv4 segments up to 64 KiB
-	netFGuestTSO6 = 8  // VIRTIO_NET_F_GUEST_TSO6
 	netFMAC       = 5  // VIRTIO_NET_F_MAC
+	netFGuestTSO4 = 7  // VIRTIO_NET_F_GUEST_TSO4: the device may deliver TCPv4 segments up to 64 KiB
+	netFGuestTSO6 = 8  // VIRTIO_NET_F_GUEST_TSO6
 	netFHostTSO4  = 11 // VIRTIO_NET_F_HOST_TSO4: the driver may send TCPv4 segments up to 64 KiB
 	netFHostTSO6  = 12 // VIRTIO_NET_F_HOST_TSO6
+)
+
+// struct virtio_net_hdr_v1's flags and gso_type (spec §5.1.6).
+const (
+	netHdrFlags      = 0
+	netHdrGSOType    = 1
+	netHdrNeedsCSUM  = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	netHdrDataValid  = 2 // VIRTIO_NET_HDR_F_DATA_VALID
+	netHdrGSONone    = 0
+	netHdrGSOTCPv4   = 1
+	netHdrGSOTCPv6   = 4
+	netHdrGSOECNFlag = 0x80
 )
 
 // netFeatures are the features Net offers. The checksum and segmentation
@@ -80,6 +92,10 @@ type Net struct {
 	rx      *Queue
 	rxChain Chain
 	closed  bool
+	// accepted is what the driver accepted at activation: a frame the
+	// TAP read under an earlier driver's offloads must not reach one
+	// that took fewer.
+	accepted uint64
 }
 
 // NewNet attaches to the TAP interface tap (creating it if it does not
@@ -129,6 +145,7 @@ func (n *Net) Activate(features uint64, queues []*Queue) error {
 	n.txMu.Unlock()
 	n.mu.Lock()
 	n.rx = queues[netRxQueue]
+	n.accepted = features
 	n.rxReady.Broadcast()
 	n.mu.Unlock()
 	return nil
@@ -242,6 +259,29 @@ func (n *Net) receive() {
 	}
 }
 
+// fitForDriver reports whether a received frame's virtio-net header asks
+// only for what a driver that accepted features takes, clearing
+// DATA_VALID for a driver without GUEST_CSUM (the spec wants its flags
+// zero; the frame itself is whole).
+func fitForDriver(frame []byte, features uint64) bool {
+	csum := features&(1<<netFGuestCSUM) != 0
+	if !csum {
+		frame[netHdrFlags] &^= netHdrDataValid
+	}
+	if frame[netHdrFlags]&netHdrNeedsCSUM != 0 && !csum {
+		return false
+	}
+	switch frame[netHdrGSOType] &^ netHdrGSOECNFlag {
+	case netHdrGSONone:
+		return frame[netHdrGSOType] == netHdrGSONone
+	case netHdrGSOTCPv4:
+		return csum && features&(1<<netFGuestTSO4) != 0 && frame[netHdrGSOType]&netHdrGSOECNFlag == 0
+	case netHdrGSOTCPv6:
+		return csum && features&(1<<netFGuestTSO6) != 0 && frame[netHdrGSOType]&netHdrGSOECNFlag == 0
+	}
+	return false
+}
+
 // deliver waits for a receive chain and copies frame into it. It reports
 // false once the device is closed.
 func (n *Net) deliver(frame []byte) bool {
@@ -255,7 +295,11 @@ func (n *Net) deliver(frame []byte) bool {
 			}
 			if ok {
 				var written int
-				if n.rxChain.WritableLen() >= len(frame) {
+				if !fitForDriver(frame, n.accepted) {
+					// Read from the TAP before the driver that now runs
+					// took over, under offloads it did not accept.
+					n.warn.Printf("virtio-net %s: dropped a %d-byte frame with offloads the driver did not accept (flags %#x, gso type %#x)", n.ifname, len(frame), frame[netHdrFlags], frame[netHdrGSOType])
+				} else if n.rxChain.WritableLen() >= len(frame) {
 					written = scatter(n.rxChain.Writable, 0, frame)
 				} else {
 					// Without mergeable buffers a frame must fit one

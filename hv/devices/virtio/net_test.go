@@ -212,3 +212,41 @@ func TestTAPOffloads(t *testing.T) {
 		})
 	}
 }
+
+// TestFitForDriver checks which received frames reach a driver: only
+// offloads it accepted, whatever the TAP was set to when it read them.
+func TestFitForDriver(t *testing.T) {
+	const (
+		plain = 1<<netFMAC | 1<<FeatureVersion1
+		csum  = plain | 1<<netFGuestCSUM
+		all   = csum | 1<<netFGuestTSO4 | 1<<netFGuestTSO6
+	)
+	tests := []struct {
+		name           string
+		flags, gso     byte
+		features       uint64
+		want           bool
+		wantFlagsAfter byte
+	}{
+		{"plain frame, plain driver", 0, netHdrGSONone, plain, true, 0},
+		{"checksum valid, plain driver: flag cleared", netHdrDataValid, netHdrGSONone, plain, true, 0},
+		{"checksum valid, csum driver: kept", netHdrDataValid, netHdrGSONone, csum, true, netHdrDataValid},
+		{"needs checksum, plain driver", netHdrNeedsCSUM, netHdrGSONone, plain, false, netHdrNeedsCSUM},
+		{"needs checksum, csum driver", netHdrNeedsCSUM, netHdrGSONone, csum, true, netHdrNeedsCSUM},
+		{"TCPv4 segment, csum-only driver", netHdrNeedsCSUM, netHdrGSOTCPv4, csum, false, netHdrNeedsCSUM},
+		{"TCPv4 segment, TSO driver", netHdrNeedsCSUM, netHdrGSOTCPv4, all, true, netHdrNeedsCSUM},
+		{"TCPv6 segment, TSO driver", netHdrNeedsCSUM, netHdrGSOTCPv6, all, true, netHdrNeedsCSUM},
+		{"TCPv4 segment with ECN (never offered)", netHdrNeedsCSUM, netHdrGSOTCPv4 | netHdrGSOECNFlag, all, false, netHdrNeedsCSUM},
+		{"UDP segment (never offered)", netHdrNeedsCSUM, 3, all, false, netHdrNeedsCSUM},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frame := make([]byte, vnetHdrLen+60)
+			frame[netHdrFlags], frame[netHdrGSOType] = tt.flags, tt.gso
+			if got := fitForDriver(frame, tt.features); got != tt.want || frame[netHdrFlags] != tt.wantFlagsAfter {
+				t.Errorf("fitForDriver(flags %#x, gso %#x, features %#x) = %v, flags after %#x; want %v, %#x",
+					tt.flags, tt.gso, tt.features, got, frame[netHdrFlags], tt.want, tt.wantFlagsAfter)
+			}
+		})
+	}
+}
