@@ -203,20 +203,21 @@ func TestSystem(t *testing.T) {
 		if err != nil {
 			t.Fatalf("emulate.Run() = %v", err)
 		}
-		// The board's own kernel panicking under software emulation is
-		// the rig's failure, not Tandem's: it is counted, said and booted
-		// again (twice at most), as the emulated hosts are. A guest's
-		// panic fails the test.
-		panicked := boardPanic(res)
+		// The board's own kernel panicking or resetting under software
+		// emulation is the rig's failure, not Tandem's (tandem init
+		// cannot reset the board but by powering it off, which is not
+		// this): it is counted, said and booted again (twice at most),
+		// as the emulated hosts are. A guest's panic fails the test.
+		outcome, why := boardFailure(res)
 		ev := testenv.Event{Kind: "host", Test: t.Name(), Arch: "x86_64 (x86-pc board)", QEMU: qemuVersion, Outcome: "ok", Seconds: time.Since(start).Seconds()}
-		if panicked != "" {
-			ev.Outcome, ev.Detail, ev.Retried = "panic", panicked, boot < 3
+		if why != "" {
+			ev.Outcome, ev.Detail, ev.Retried = outcome, why, boot < 3
 		}
 		testenv.Record(ev)
-		if panicked == "" || boot == 3 {
+		if why == "" || boot == 3 {
 			break
 		}
-		t.Logf("boot %d: the board's kernel panicked (%s): booting it again", boot, panicked)
+		t.Logf("boot %d: %s: booting it again", boot, why)
 	}
 	// The serial console ends its lines with CR LF.
 	out := strings.ReplaceAll(console.String(), "\r", "")
@@ -351,6 +352,20 @@ func TestSystem(t *testing.T) {
 	}
 }
 
+// boardFailure says whether the board itself failed, as the report's
+// outcome ("panic", or "error" for a board that reset without a panic
+// line: QEMU runs it with -no-reboot, so it ended) and why; "" when it did
+// not.
+func boardFailure(res *emulate.Result) (outcome, why string) {
+	if p := boardPanic(res); p != "" {
+		return "panic", "the board's kernel panicked (" + p + ")"
+	}
+	if res.End == emulate.EndExited {
+		return "error", "the board reset or crashed: " + string(res.End) + ", with no panic line"
+	}
+	return "", ""
+}
+
 // boardPanic returns the board's own kernel's panic line that failed
 // res, "" when no such line did: a guest's panic is prefixed by its name.
 func boardPanic(res *emulate.Result) string {
@@ -440,6 +455,35 @@ func TestLastFields(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := lastFields(tt.out, p); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("lastFields() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBoardFailure checks which ends of a TestSystem boot count as the
+// board's own failure, booted again: its kernel's panic and a reset that
+// ended QEMU; not a guest's panic, a failed step or a clean power-off.
+func TestBoardFailure(t *testing.T) {
+	expectNot := func(line string) *emulate.Case {
+		return &emulate.Case{Name: "expect-not Kernel panic", Line: line}
+	}
+	tests := []struct {
+		name        string
+		res         *emulate.Result
+		wantOutcome string
+	}{
+		{"powered off, all passed", &emulate.Result{End: emulate.EndPowerOff, PoweredOff: true, Cases: []*emulate.Case{{Name: "step 1", Passed: true}}}, ""},
+		{"a step failed", &emulate.Result{End: emulate.EndFailed, Cases: []*emulate.Case{{Name: "step 7", Failure: "no line"}}}, ""},
+		{"the board's kernel panicked", &emulate.Result{End: emulate.EndExited, Cases: []*emulate.Case{expectNot("[   21.6] Kernel panic - not syncing: Fatal exception")}}, "panic"},
+		{"a guest's kernel panicked", &emulate.Result{End: emulate.EndFailed, Cases: []*emulate.Case{expectNot("infotainment | [ 1.0] Kernel panic - not syncing")}}, ""},
+		{"QEMU ended, no panic line", &emulate.Result{End: emulate.EndExited, Cases: []*emulate.Case{{Name: "step 7", Failure: "the run ended"}}}, "error"},
+		{"timeout", &emulate.Result{End: emulate.EndTimeout}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outcome, why := boardFailure(tt.res)
+			if outcome != tt.wantOutcome || (why == "") != (tt.wantOutcome == "") {
+				t.Errorf("boardFailure() = %q, %q; want outcome %q", outcome, why, tt.wantOutcome)
 			}
 		})
 	}
