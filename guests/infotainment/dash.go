@@ -24,7 +24,8 @@ import (
 const (
 	fbPath      = "/dev/fb0"
 	framePeriod = 100 * time.Millisecond
-	staleAfter  = 500 * time.Millisecond
+	// defaultStale is staleAfter's default (tandem.stale sets it).
+	defaultStale = 500 * time.Millisecond
 	// fbWait is how long the dashboard waits for the framebuffer: DRM
 	// registers it once its driver has probed the display.
 	fbWait = 30 * time.Second
@@ -62,6 +63,20 @@ func (c *counters) snapshot(now time.Time, page int, up time.Duration) view {
 
 // stale reports whether the messages have stopped.
 func (v view) stale() bool { return !v.have || v.since >= staleAfter }
+
+// staleAfter is how long without a message the dashboard shows the link
+// down: defaultStale, or tandem.stale (set before the dashboard starts).
+var staleAfter = defaultStale
+
+// parseStale reads tandem.stale: a duration from framePeriod to a
+// minute; anything else keeps the default.
+func parseStale(arg string) time.Duration {
+	d, err := time.ParseDuration(arg)
+	if err != nil || d < framePeriod || d > time.Minute {
+		return defaultStale
+	}
+	return d
+}
 
 // Colours.
 var (

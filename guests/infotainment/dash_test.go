@@ -109,8 +109,8 @@ func TestDashboardShowsStateAndStaleness(t *testing.T) {
 // TestStaleWithinASecond: messages that stop show on the screen within
 // a second: the stale threshold and a frame's period add up to less.
 func TestStaleWithinASecond(t *testing.T) {
-	if staleAfter+framePeriod >= time.Second {
-		t.Errorf("staleAfter %v + framePeriod %v: the screen may say the messages stopped only after a second", staleAfter, framePeriod)
+	if defaultStale+framePeriod >= time.Second {
+		t.Errorf("staleAfter %v + framePeriod %v: the screen may say the messages stopped only after a second", defaultStale, framePeriod)
 	}
 	var c counters
 	start := time.Now()
@@ -174,6 +174,28 @@ func TestFontGlyphs(t *testing.T) {
 	for _, r := range "TANDEM INFOTAINMENT DRIVE CHANNEL 0123456789 KM/H RPM GEAR SEQ FAULTS LINK OK: NO MESSAGES? -.%" {
 		if _, ok := glyphs[r]; !ok {
 			t.Errorf("no glyph for %q", r)
+		}
+	}
+}
+
+// TestParseStale checks tandem.stale: a duration within bounds, else the
+// default.
+func TestParseStale(t *testing.T) {
+	tests := []struct {
+		arg  string
+		want time.Duration
+	}{
+		{"", defaultStale},
+		{"2s", 2 * time.Second},
+		{"100ms", 100 * time.Millisecond},
+		{"50ms", defaultStale},
+		{"2m", defaultStale},
+		{"soon", defaultStale},
+		{"-1s", defaultStale},
+	}
+	for _, tt := range tests {
+		if got := parseStale(tt.arg); got != tt.want {
+			t.Errorf("parseStale(%q) = %v, want %v", tt.arg, got, tt.want)
 		}
 	}
 }

@@ -18,6 +18,9 @@
 //	                      the manifest does not allow it to reach
 //	tandem.hang=DURATION  stop petting the watchdog after that long, to show
 //	                      the VMM end the guest
+//	tandem.stale=DURATION how long without a message the dashboard shows the
+//	                      link down (default 500ms; the demo's board, emulated
+//	                      in software, takes 2s)
 //
 // It also echoes whatever is sent to vsock port 5002, for round-trip and
 // throughput measurements.
@@ -75,6 +78,7 @@ func main() {
 		fmt.Println("TANDEM-INFO fail", err)
 	}
 	args := guestinit.CmdlineArgs()
+	staleAfter = parseStale(args["stale"])
 	hang, _ := time.ParseDuration(args["hang"])
 	if err := guestinit.Watchdog("TANDEM-INFO", hang); err != nil {
 		fmt.Println("TANDEM-INFO fail", err)
