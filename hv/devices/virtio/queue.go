@@ -295,10 +295,12 @@ func (q *Queue) Pop(c *Chain) (bool, error) {
 	if err := q.walk(head, c); err != nil {
 		return false, q.fail(err)
 	}
+	// avail_event is left where it was: while the device is taking
+	// entries the driver need not notify it of more, and it asks again
+	// (above) only when it finds the ring empty, as vhost does. Moving
+	// it on with every entry taken would have the driver notify for
+	// nearly every entry it adds during a batch.
 	q.lastAvail++
-	if q.eventIdx {
-		q.setAvailEvent(q.lastAvail)
-	}
 	return true, nil
 }
 

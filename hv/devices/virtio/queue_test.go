@@ -92,6 +92,71 @@ func TestAvailEventWritten(t *testing.T) {
 	}
 }
 
+// stepper takes a given number of entries per notification and returns
+// them, as a device in the middle of a batch would.
+type stepper struct {
+	q    *Queue
+	per  int
+	took int
+}
+
+func (s *stepper) DeviceID() uint32                            { return IDRNG }
+func (s *stepper) Name() string                                { return "stepper" }
+func (s *stepper) Features() uint64                            { return 0 }
+func (s *stepper) QueueMax() []uint16                          { return []uint16{8} }
+func (s *stepper) ReadConfig(off uint64, data []byte)          {}
+func (s *stepper) WriteConfig(off uint64, data []byte)         {}
+func (s *stepper) Activate(features uint64, qs []*Queue) error { s.q = qs[0]; return nil }
+func (s *stepper) Reset()                                      { s.q = nil }
+func (s *stepper) Close() error                                { return nil }
+func (s *stepper) Notify(int) {
+	var c Chain
+	for i := 0; i < s.per; i++ {
+		if ok, err := s.q.Pop(&c); err != nil || !ok {
+			break
+		}
+		s.took++
+		s.q.Push(c.Head, 0)
+	}
+	s.q.Signal()
+}
+
+// TestAvailEventDuringBatch: avail_event moves only when the device finds
+// the ring empty. While entries are still waiting, the driver is not
+// asked to notify again for each one it adds (vhost's behaviour), and
+// once the ring is drained it is asked for the next.
+func TestAvailEventDuringBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		per    int // entries the device takes per notification
+		adds   int
+		kicks  int
+		wantEv uint16
+	}{
+		{"mid-batch: left at its old value", 1, 3, 2, 0},
+		{"drained: the next entry", 4, 3, 1, 3},
+		{"drained over two notifications", 2, 3, 2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := &stepper{per: tc.per}
+			d := newDriver(t, dev)
+			d.start(allRingFeatures, 1, 8)
+			q := d.q[0]
+			for i := 0; i < tc.adds; i++ {
+				d.add(q, buf{d.allocate(8), 8, true})
+			}
+			for i := 0; i < tc.kicks; i++ {
+				d.kick(q)
+			}
+			got, err := d.mem.Uint16(availEventAddr(q))
+			d.must(err)
+			if got != tc.wantEv {
+				t.Errorf("avail_event after the device took %d of %d entries = %d, want %d", dev.took, tc.adds, got, tc.wantEv)
+			}
+		})
+	}
+}
+
 // corruptRNG builds an rng device; corruptBlock a block device.
 func corruptRNG(t *testing.T) Device   { return NewRNG() }
 func corruptBlock(t *testing.T) Device { return newTestBlock(t, 8, false) }
