@@ -74,12 +74,7 @@ type Options struct {
 	// waits on a page fault to swap.
 	Lock bool
 	// HugePages asks the kernel to back the mapping with transparent huge
-	// pages where it can (madvise; best effort). Without it the mapping
-	// is kept to 4 KiB pages (MADV_NOHUGEPAGE) whatever the host's THP
-	// default: the VMM's resident set is then what the guest touched,
-	// where a THP host ("always", Debian's default) would back each
-	// touched page with a whole 2 MiB, and khugepaged would go on
-	// filling half-used ones.
+	// pages where it can (madvise; best effort).
 	HugePages bool
 }
 
@@ -116,8 +111,6 @@ func New(ranges []Range, opt Options) (*Memory, error) {
 		}
 		if opt.HugePages {
 			_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // best effort: THP may be off
-		} else {
-			_ = unix.Madvise(b, unix.MADV_NOHUGEPAGE) // best effort, as above
 		}
 		if opt.Lock {
 			if err := unix.Mlock(b); err != nil {
