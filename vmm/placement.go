@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 
@@ -43,7 +44,27 @@ var (
 	procsMu      sync.Mutex
 	runningVCPUs int
 	baseProcs    = runtime.GOMAXPROCS(0)
+	deviceProcs  = deviceProcsFrom(os.Getenv("GOMAXPROCS"), baseProcs)
 )
+
+// deviceProcsFrom is how many Ps the process's goroutines other than
+// running vCPUs (device work, the console, the supervisor's channel)
+// share: one, as a C VMM's main loop is one thread, unless GOMAXPROCS is
+// set in the environment, which then gives their number (base, the
+// runtime's reading of it).
+//
+// Why one: on the arm64 board (2 cores, a 2-vCPU guest) a second device P
+// let the runtime keep another thread spinning for work beside the
+// guest's vCPUs whenever a queue's eventfd or the TAP woke a goroutine;
+// with one, virtio-net's guest→host TCP throughput went from 0.77-0.84×
+// QEMU's to 0.94× and the virtio-blk rows stayed above QEMU's
+// (docs/bench-notes.md).
+func deviceProcsFrom(env string, base int) int {
+	if env != "" {
+		return base
+	}
+	return 1
+}
 
 // reserveProc gives the calling vCPU thread a Go scheduler P of its own,
 // and returns the function that gives it back. A vCPU thread holds its P
@@ -53,10 +74,10 @@ var (
 // its other goroutines (device work, the console, the supervisor's
 // channel) run on: without them, vCPUs idle in the guest would hold every
 // P, and the device goroutine that would wake them could never run.
-// GOMAXPROCS is raised to the P count the process started with plus the
-// vCPUs running now, in every VM of the process together; it is never
-// lowered while any vCPU runs, and returns to where it started once none
-// does.
+// While vCPUs run, GOMAXPROCS is the device goroutines' Ps (deviceProcs)
+// plus the vCPUs running now, in every VM of the process together; it is
+// never lowered while any vCPU runs (a vCPU that stops leaves its P), and
+// returns to where the process started once none does.
 //
 // It also serves pinned vCPUs: the runtime sizes GOMAXPROCS from the
 // cores the process started on (the housekeeping cores, under the
@@ -65,7 +86,8 @@ var (
 func reserveProc() (release func()) {
 	procsMu.Lock()
 	runningVCPUs++
-	if want := baseProcs + runningVCPUs; runtime.GOMAXPROCS(0) < want {
+	want := deviceProcs + runningVCPUs
+	if cur := runtime.GOMAXPROCS(0); cur < want || runningVCPUs == 1 && cur != want {
 		runtime.GOMAXPROCS(want)
 	}
 	procsMu.Unlock()
