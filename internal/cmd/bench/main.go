@@ -26,7 +26,7 @@
 //     virtio-net-device on a tap netdev, vhost-net off, on the arm64
 //     board; target ≥ 1.0×.
 //   - share: the hypervisor's share of boot on the arm64 virt board:
-//     power-on to the control loop's first report over power-on to the
+//     power-on to the control guest's first report over power-on to the
 //     host's userspace (AGL's eCockpit requirement); target ≤ 1.25×.
 //   - mixed: the control loop's jitter beside a stressed infotainment
 //     guest against alone (x86; target ≤ 1.5×).

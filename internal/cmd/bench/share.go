@@ -14,7 +14,7 @@ import (
 )
 
 // shareTarget is AGL's eCockpit requirement on the hypervisor's share of
-// boot: power-on to the control loop's first report within a quarter more
+// boot: power-on to the control guest's first report within a quarter more
 // than power-on to the host's userspace.
 const shareTarget = 1.25
 
@@ -34,7 +34,9 @@ const shareManifest = `guests:
 `
 
 // shareScript starts the supervisor once the host's userspace is up and
-// times the control loop's first report from there.
+// times the control guest's first report from there: its first line that
+// names TANDEM-CONTROL, its connection to the vehicle-state peer, which
+// it makes as its control loop starts.
 const shareScript = `cd /s
 /sink sink.sock > sink.log 2>&1 &
 echo "BENCH share supervisor-start-uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -106,6 +108,6 @@ func (b *bench) share() error {
 		return fmt.Errorf("%d of %d boots gave a control-loop report", len(host), b.rounds)
 	}
 	b.compare("share", arch, "power-on to", "s", "host userspace", control, host, 1,
-		row{name: "power-on → control loop's first report ÷ power-on → host userspace, arm64 virt board", unit: "s", target: shareTarget, peerName: "host userspace"})
+		row{name: "power-on → control guest's first report ÷ power-on → host userspace, arm64 virt board", unit: "s", target: shareTarget, peerName: "host userspace"})
 	return nil
 }
