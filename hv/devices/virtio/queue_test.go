@@ -92,23 +92,20 @@ func TestAvailEventWritten(t *testing.T) {
 	}
 }
 
-// stepper takes a given number of entries per notification and returns
-// them, as a device in the middle of a batch would.
+// stepper is an entropy device that takes a given number of entries per
+// notification, as a device in the middle of a batch would.
 type stepper struct {
+	*RNG
 	q    *Queue
 	per  int
 	took int
 }
 
-func (s *stepper) DeviceID() uint32                            { return IDRNG }
-func (s *stepper) Name() string                                { return "stepper" }
-func (s *stepper) Features() uint64                            { return 0 }
-func (s *stepper) QueueMax() []uint16                          { return []uint16{8} }
-func (s *stepper) ReadConfig(off uint64, data []byte)          {}
-func (s *stepper) WriteConfig(off uint64, data []byte)         {}
-func (s *stepper) Activate(features uint64, qs []*Queue) error { s.q = qs[0]; return nil }
-func (s *stepper) Reset()                                      { s.q = nil }
-func (s *stepper) Close() error                                { return nil }
+func (s *stepper) Activate(features uint64, qs []*Queue) error {
+	s.q = qs[0]
+	return s.RNG.Activate(features, qs)
+}
+
 func (s *stepper) Notify(int) {
 	var c Chain
 	for i := 0; i < s.per; i++ {
@@ -138,7 +135,7 @@ func TestAvailEventDuringBatch(t *testing.T) {
 		{"drained over two notifications", 2, 3, 2, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dev := &stepper{per: tc.per}
+			dev := &stepper{RNG: NewRNG(), per: tc.per}
 			d := newDriver(t, dev)
 			d.start(allRingFeatures, 1, 8)
 			q := d.q[0]
