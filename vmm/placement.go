@@ -57,8 +57,8 @@ var (
 // let the runtime keep another thread spinning for work beside the
 // guest's vCPUs whenever a queue's eventfd or the TAP woke a goroutine;
 // with one, virtio-net's guest→host TCP throughput went from 0.77-0.84×
-// QEMU's to 0.94× and the virtio-blk rows stayed above QEMU's
-// (docs/bench-notes.md).
+// QEMU's to 0.89-0.98× in three runs and the virtio-blk rows stayed above
+// QEMU's (docs/bench-notes.md).
 func deviceProcsFrom(env string, base int) int {
 	if env != "" {
 		return base
