@@ -132,7 +132,24 @@ func sequenceScript(limit time.Duration, runs []guestRun, after func(cmd string)
 	var b strings.Builder
 	b.WriteString(boundedFn)
 	for _, r := range runs {
-		fmt.Fprintf(&b, `tries=0
+		b.WriteString(retriedRun(r, limit))
+		if after != nil {
+			b.WriteString(after(r.cmd))
+		}
+		fmt.Fprintf(&b, "echo \"E2E end %s\"\n", r.name)
+	}
+	b.WriteString("exit 0\n")
+	return b.String()
+}
+
+// retriedRun is the shell for one guest run of an emulated host's
+// script (after boundedFn): it opens the run's section, bounds the
+// command by limit, prints its "E2E vmm-exit=" line and leaves its
+// status in $status; a run that fails after a guest shutdown the host's
+// KVM traced is run once more, after its "E2E retry" line (see
+// sequenceScript). The caller closes the section.
+func retriedRun(r guestRun, limit time.Duration) string {
+	return fmt.Sprintf(`tries=0
 while :; do
 echo
 echo "E2E begin %[1]s"
@@ -151,13 +168,6 @@ fi
 break
 done
 `, r.name, int(limit/time.Second), r.cmd, guestTries)
-		if after != nil {
-			b.WriteString(after(r.cmd))
-		}
-		fmt.Fprintf(&b, "echo \"E2E end %s\"\n", r.name)
-	}
-	b.WriteString("exit 0\n")
-	return b.String()
 }
 
 // guestTries bounds sequenceScript's attempts at one guest run.
