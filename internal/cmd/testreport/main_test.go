@@ -65,7 +65,7 @@ func TestWriteRetries(t *testing.T) {
 	for _, want := range []string{
 		"emulated-host boots: 2",
 		"x86_64 host, QEMU 10.0.2: 2 boots 1 ok 1 panics 0 hangs 0 timeouts 0 errors 1 retries",
-		"guest runs retried after a guest shutdown the emulated host's KVM traced: 1",
+		"guest runs retried after the emulated host's KVM failed them (a traced shutdown, or a kernel fetch fault loop): 1",
 		"internal/e2e TestTandemRun E2E retry busybox/6.12: the VMM exited 2",
 	} {
 		if !strings.Contains(got, want) {
