@@ -171,7 +171,7 @@ const benchControl = `guests:
     role: control
     kernel: vmlinuz
     initrd: control.img
-    cmdline: console=ttyS0 quiet panic=-1 %s
+    cmdline: console=ttyS0 quiet panic=-1 cryptomgr.notests %s
     memory: 192M
     host-cpus: [1]
     rt-priority: 50

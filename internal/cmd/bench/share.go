@@ -19,13 +19,15 @@ import (
 const shareTarget = 1.25
 
 // shareManifest is the control guest alone, publishing its vehicle state
-// to a host service as in the mixed bench's alone phase.
+// to a host service as in the mixed bench's alone phase, with the demo
+// control guest's command line (cryptomgr.notests: see
+// internal/e2e.DemoManifest).
 const shareManifest = `guests:
   - name: control
     role: control
     kernel: vmlinuz
     initrd: control.img
-    cmdline: console=ttyAMA0 quiet panic=-1 tandem.peer=2:5000
+    cmdline: console=ttyAMA0 quiet panic=-1 cryptomgr.notests tandem.peer=2:5000
     memory: 160M
     host-cpus: [1]
     rt-priority: 50
