@@ -3,6 +3,7 @@ package system
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -454,5 +455,43 @@ func TestMeasuredRecordedStartsAnyway(t *testing.T) {
 	want := "tandem: measured boot: infotainment: infotainment kernel vmlinuz differs: sha256 "
 	if !strings.Contains(r.log.String(), want) || !strings.Contains(r.log.String(), "; started anyway (measured: recorded)") {
 		t.Errorf("supervisor log lacks %q:\n%s", want, r.log)
+	}
+}
+
+// TestMeasureWithoutTPMReadsNothing checks that with no TPM the
+// supervisor does not hash a guest's files before starting it: nothing
+// would be extended or attested. The guest's kernel is gone after the
+// manifest was loaded, so a read would show as a measuring error; a
+// guest with measured: required is refused for want of the TPM instead.
+func TestMeasureWithoutTPMReadsNothing(t *testing.T) {
+	tests := []struct {
+		name, measured string
+		wantErr        string // "" for none
+	}{
+		{name: "measured: optional", measured: ""},
+		{name: "measured: required", measured: "\n    measured: required", wantErr: "measured: required: not measured (no TPM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := guestDir(t)
+			m, err := LoadManifest(writeManifest(t, dir, []byte("guests:\n  - name: control\n    kernel: vmlinuz"+tt.measured+"\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, "vmlinuz")); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			s := &Supervisor{M: m, Log: &log, RunDir: t.TempDir(), TPM: filepath.Join(dir, "no-tpm")}
+			ms := s.newMeasurer()
+			err = ms.measure(m.Guest("control"))
+			s.output().flush()
+			if got := fmt.Sprint(err); tt.wantErr == "" && err != nil || tt.wantErr != "" && !strings.Contains(got, tt.wantErr) {
+				t.Errorf("measure() = %v, want %q", err, tt.wantErr)
+			}
+			if strings.Contains(log.String(), "measuring") || strings.Contains(fmt.Sprint(err), "measuring") {
+				t.Errorf("the guest's files were read with no TPM; log:\n%s", log.String())
+			}
+		})
 	}
 }
