@@ -135,8 +135,7 @@ func runDisplay(t *testing.T, h displayHost) {
 	maps.Copy(files, dash)
 	maps.Copy(files, map[string]string{"/tandem": h.tandem, "/vncinput": vncinput, "/guest/vmlinuz": h.kernel.Image, "/guest/initrd": initrd, "/s/system.yaml": man})
 	// The first run, tandem run --display, is retried as a sequence's
-	// guest is when the emulated host's KVM traced a guest shutdown; the
-	// rest of the script runs once, after it.
+	// guest is (retriedRun); the rest of the script runs once, after it.
 	script := boundedFn + retriedRun(guestRun{name: "display", cmd: run}, h.guestTimeout) +
 		"echo \"E2E end display\"\n" + displayScript + dashboardScript + "exit $status\n"
 	res, err := qemuhost.Run(context.Background(), qemuhost.Options{

@@ -125,9 +125,11 @@ type guestRun struct {
 //
 // A run that fails after a guest shutdown (triple fault) the emulated
 // host's KVM traced (kvm-shutdowns: the x86 host's nested SVM, see
-// docs/emulated-hosts.md) is run once more, after an "E2E retry" line
-// that names it and where the guest was; section keeps the last attempt,
-// and noteRetries puts each retry in the test's log and the run's report.
+// docs/emulated-hosts.md), or that reaches its limit with a vCPU
+// faulting on its own kernel text's fetch (faultingFetch), is run once
+// more, after an "E2E retry" line that names it and where the guest was;
+// section keeps the last attempt, and noteRetries puts each retry in the
+// test's log and the run's report.
 func sequenceScript(limit time.Duration, runs []guestRun, after func(cmd string) string) string {
 	var b strings.Builder
 	b.WriteString(boundedFn)
@@ -145,9 +147,9 @@ func sequenceScript(limit time.Duration, runs []guestRun, after func(cmd string)
 // retriedRun is the shell for one guest run of an emulated host's
 // script (after boundedFn): it opens the run's section, bounds the
 // command by limit, prints its "E2E vmm-exit=" line and leaves its
-// status in $status; a run that fails after a guest shutdown the host's
-// KVM traced is run once more, after its "E2E retry" line (see
-// sequenceScript). The caller closes the section.
+// status in $status; a run the emulated host's KVM failed is run once
+// more, after its "E2E retry" line (see sequenceScript). The caller
+// closes the section.
 func retriedRun(r guestRun, limit time.Duration) string {
 	return fmt.Sprintf(`tries=0
 while :; do
