@@ -68,11 +68,16 @@ if [ -n "$old_qemu" ]; then
 	for p in $missing; do
 		case " $qemu_pkgs " in *" $p "*) ;; *) install="$install $p" ;; esac
 	done
-	for p in $qemu_pkgs; do
-		install="$install $p$suffix"
-	done
 fi
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $install >/dev/null
+if [ -n "$install" ]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $install >/dev/null
+fi
+if [ -n "$old_qemu" ]; then
+	# QEMU on its own, with the backports as its target release: its
+	# dependencies (seabios, libbrlapi, ...) then come from there too
+	# where it needs their newer versions.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${suffix:+-t ${suffix#/}} $qemu_pkgs >/dev/null
+fi
 for q in qemu-system-x86_64 qemu-system-aarch64; do
 	v=$("$q" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
 	if [ "${v:-0}" -lt "$qemu_min" ]; then

@@ -169,6 +169,10 @@ type Result struct {
 	frozen bool
 	// timedOut says Options.Timeout or the context ended the run.
 	timedOut bool
+	// reset says the host's machine reset itself (a triple fault, or a
+	// reboot) before the script reported: -no-reboot turns a reset into
+	// QEMU's clean exit.
+	reset bool
 }
 
 // Run boots the emulated host, runs opt.Script in it and returns once QEMU
@@ -222,8 +226,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 // Outcome names how one boot of a host ended: "ok" (the script reported
 // its exit status), "panic" (the host kernel panicked first), "hang"
 // (its console fell silent, or it never booted, see Options.Silence and
-// BootDeadline), "timeout" (Options.Timeout ran out) or "error" (QEMU
-// failed, or the host had no KVM).
+// BootDeadline), "reset" (the host's machine reset itself, without a
+// panic), "timeout" (Options.Timeout ran out) or "error" (QEMU failed,
+// or the host had no KVM).
 func (r *Result) Outcome() string {
 	switch {
 	case r == nil:
@@ -234,6 +239,8 @@ func (r *Result) Outcome() string {
 		return "hang"
 	case strings.Contains(r.Output, panicMark):
 		return "panic"
+	case r.reset:
+		return "reset"
 	case r.timedOut:
 		return "timeout"
 	}
@@ -346,12 +353,16 @@ const hostCmdline = "panic=-1 softlockup_panic=1 sysctl.kernel.panic_on_rcu_stal
 // is tried.
 const hostAttempts = 3
 
-// hostCrashed reports whether the emulated host's kernel panicked, or the
-// host froze, before its script reported an exit status. A guest's panic
-// cannot look like this: its VMM ends and the host script still reports.
+// hostCrashed reports whether the emulated host's kernel panicked, the
+// host froze, or its machine reset itself, before its script reported an
+// exit status. A guest's panic, triple fault or reset cannot look like
+// this: its VMM ends and the host script still reports. A user-space
+// program in the host cannot reset it either (its init reports the
+// script's status, then powers off); only the host's kernel, its nested
+// KVM under QEMU's software SVM, or QEMU itself can.
 func hostCrashed(res *Result) bool {
 	o := res.Outcome()
-	return o == "panic" || o == "hang"
+	return o == "panic" || o == "hang" || o == "reset"
 }
 
 func runOnce(ctx context.Context, opt Options) (*Result, error) {
@@ -397,6 +408,9 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 			return nil, fmt.Errorf("building the host initramfs: %w", err)
 		}
 		args = a.args(opt, art.kernel, initrd)
+		// QEMU logs each CPU reset and, on x86, a triple fault
+		// (resetWhy).
+		args = append(args, "-d", "cpu_reset", "-D", filepath.Join(work, resetLog))
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, opt.Timeout)
@@ -486,6 +500,10 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	case !haveStatus && strings.Contains(res.Output, panicMark):
 		return res, fmt.Errorf("emulated %s host's kernel panicked before the script reported its exit status:\n%s",
 			opt.Arch, panicLines(res.Output))
+	case !haveStatus && waitErr == nil && opt.Board == nil:
+		res.reset = true
+		return res, fmt.Errorf("emulated %s host's machine reset itself before the script reported its exit status (%s); last console lines:\n%s",
+			opt.Arch, resetWhy(filepath.Join(work, resetLog)), con.tail(tailLines))
 	case !haveStatus:
 		what := "reporting the script's exit status"
 		if opt.Board != nil {
@@ -498,6 +516,25 @@ func runOnce(ctx context.Context, opt Options) (*Result, error) {
 	}
 	res.ExitStatus = status
 	return res, nil
+}
+
+// resetLog is the file in a run's work directory where QEMU logs resets.
+const resetLog = "qemu-reset.log"
+
+// resetWhy says, from QEMU's reset log, why a host that was not told to
+// reset did: x86 QEMU logs a triple fault before the reset it causes.
+// Without one, the host's kernel asked for the reset itself (a reboot).
+// The log's register dumps are of no use here: -no-reboot ends QEMU
+// instead of resetting the CPUs, so the last dump is the power-on one.
+func resetWhy(log string) string {
+	b, err := os.ReadFile(log)
+	switch {
+	case err != nil:
+		return "QEMU's reset log: " + err.Error()
+	case bytes.Contains(b, []byte("Triple fault")):
+		return "a CPU triple-faulted"
+	}
+	return "no triple fault in QEMU's log: the host's kernel rebooted"
 }
 
 func (opt *Options) defaults() {

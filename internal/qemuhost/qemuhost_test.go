@@ -84,8 +84,9 @@ func TestNestedKVM(t *testing.T) {
 // does is booted again, hostAttempts times in all, and that the error
 // then says what happened, long before the run's own timeout: a kernel
 // panic (crashed on purpose with sysrq c), a host whose init does not
-// report within Options.BootDeadline, and a console silent for longer
-// than Options.Silence (taken as a frozen host).
+// report within Options.BootDeadline, a console silent for longer than
+// Options.Silence (taken as a frozen host), and a host whose machine
+// resets itself (rebooted on purpose with sysrq b).
 func TestRetried(t *testing.T) {
 	Require(t)
 	tests := []struct {
@@ -106,6 +107,9 @@ func TestRetried(t *testing.T) {
 			"host kernel, sysrq t, user-space threads:", "task:sleep ", "do_nanosleep",
 			"QEMU monitor, info registers -a:", "CPU#0", "RIP=",
 		}},
+		{"a host that resets itself", "echo try-starts\necho b >/proc/sysrq-trigger\nsleep 60\n", 0, 0, []string{
+			"host's machine reset itself before the script reported its exit status",
+			"no triple fault in QEMU's log: the host's kernel rebooted", "try-starts"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

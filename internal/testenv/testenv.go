@@ -96,7 +96,7 @@ type Event struct {
 	// ("arm64/GICv2 testinit"), and the guest's Linux version ("6.12").
 	Row    string `json:"row,omitempty"`
 	Kernel string `json:"kernel,omitempty"`
-	// Outcome is "ok", "panic", "hang", "timeout" or "error" for a host
+	// Outcome is "ok", "panic", "hang", "reset", "timeout" or "error" for a host
 	// boot; "pass" or "fail" for a test ("skip" too for a matrix cell).
 	Outcome string `json:"outcome"`
 	// Retried says the host boot was followed by another attempt.

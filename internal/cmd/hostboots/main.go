@@ -4,7 +4,7 @@
 // given, and in every boot runs Debian's stock kernel as a guest under
 // Tandem to its power-off, which is where a nested KVM under software
 // emulation fails. Boots are interleaved, so a busy machine slows all
-// alike. It prints one line per boot and a table: boots, panics, hangs,
+// alike. It prints one line per boot and a table: boots, panics, hangs, resets,
 // timeouts, guest failures and the median times.
 //
 //	go run ./internal/cmd/hostboots -n 30 -arch x86_64,arm64 -qemu 7.2=,10.0=build/cache/qemu10/usr/bin
@@ -202,9 +202,9 @@ type row struct {
 func table(w *os.File, rows []row, results [][]boot, sessions bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	if sessions {
-		fmt.Fprintf(tw, "host\tQEMU\tsetting\tsessions\tnested min\tpanics\thangs\ttimeouts\terrors\tfailures per nested min\tguests\tguests failed\thost boot (median)\tguest to power-off (median)\t\n")
+		fmt.Fprintf(tw, "host\tQEMU\tsetting\tsessions\tnested min\tpanics\thangs\tresets\ttimeouts\terrors\tfailures per nested min\tguests\tguests failed\thost boot (median)\tguest to power-off (median)\t\n")
 	} else {
-		fmt.Fprintf(tw, "host\tQEMU\tsetting\tboots\tok\tpanics\thangs\ttimeouts\tguest failed\terrors\thost boot (median)\tguest to power-off (median)\t\n")
+		fmt.Fprintf(tw, "host\tQEMU\tsetting\tboots\tok\tpanics\thangs\tresets\ttimeouts\tguest failed\terrors\thost boot (median)\tguest to power-off (median)\t\n")
 	}
 	for k, r := range rows {
 		bs := results[k]
@@ -226,14 +226,14 @@ func table(w *os.File, rows []row, results [][]boot, sessions bool) error {
 			min := nested / 60
 			rate := 0.0
 			if min > 0 {
-				rate = float64(c["panic"]+c["hang"]+c["timeout"]) / min
+				rate = float64(c["panic"]+c["hang"]+c["reset"]+c["timeout"]) / min
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%d\t%.1f\t%d\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.1f s\t%.1f s\t\n", r.arch, r.q.label, version(r.arch, r.q), r.s.label, r.s,
-				len(bs), min, c["panic"], c["hang"], c["timeout"], c["error"], rate, guests, failed, stats.Median(hb), stats.Median(gb))
+			fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%d\t%.1f\t%d\t%d\t%d\t%d\t%d\t%.2f\t%d\t%d\t%.1f s\t%.1f s\t\n", r.arch, r.q.label, version(r.arch, r.q), r.s.label, r.s,
+				len(bs), min, c["panic"], c["hang"], c["reset"], c["timeout"], c["error"], rate, guests, failed, stats.Median(hb), stats.Median(gb))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f s\t%.1f s\t\n", r.arch, r.q.label, version(r.arch, r.q), r.s.label, r.s,
-			len(bs), c["ok"], c["panic"], c["hang"], c["timeout"], c["guest failed"], c["error"], stats.Median(hb), stats.Median(gb))
+		fmt.Fprintf(tw, "%s\t%s (%s)\t%s (%s)\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f s\t%.1f s\t\n", r.arch, r.q.label, version(r.arch, r.q), r.s.label, r.s,
+			len(bs), c["ok"], c["panic"], c["hang"], c["reset"], c["timeout"], c["guest failed"], c["error"], stats.Median(hb), stats.Median(gb))
 	}
 	return tw.Flush()
 }
@@ -317,7 +317,7 @@ func bootOnce(arch string, q qemu, s setting, files map[string]string, session t
 	if err != nil {
 		head, _, _ := strings.Cut(err.Error(), "\n")
 		fmt.Fprintf(os.Stderr, "hostboots: %s\n", head)
-		if b.outcome == "panic" || b.outcome == "hang" || b.outcome == "timeout" {
+		if b.outcome == "panic" || b.outcome == "hang" || b.outcome == "reset" || b.outcome == "timeout" {
 			fmt.Fprintln(os.Stderr, res.Tail(40))
 		}
 	}

@@ -1,6 +1,6 @@
 // Command testreport sums up a test run's report (testenv.Record): where
 // each test that needs /dev/kvm ran, how the emulated hosts fared —
-// boots, panics, hangs, timeouts and retries per architecture and QEMU —
+// boots, panics, hangs, resets, timeouts and retries per architecture and QEMU —
 // and the end-to-end tests' guest kernel matrix.
 // `make test` prints it after the tests.
 //
@@ -120,8 +120,8 @@ func write(w io.Writer, evs []testenv.Event) {
 		if len(s.bootTimes) > 0 {
 			boot = fmt.Sprintf("boot median %v, max %v", dur(stats.Median(s.bootTimes)), dur(maxOf(s.bootTimes)))
 		}
-		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d timeouts\t%d errors\t%d retries\t%s\n",
-			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["timeout"], s.outcomes["error"],
+		fmt.Fprintf(tw, "  %s host, QEMU %s:\t%d boots\t%d ok\t%d panics\t%d hangs\t%d resets\t%d timeouts\t%d errors\t%d retries\t%s\n",
+			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["reset"], s.outcomes["timeout"], s.outcomes["error"],
 			s.retries, boot)
 	}
 	fmt.Fprintf(tw, "guest runs retried after the emulated host's KVM failed them (a traced shutdown, or a kernel fetch fault loop): %d\n", len(guestRetries))

@@ -56,6 +56,7 @@ func TestWriteMatrix(t *testing.T) {
 func TestWriteRetries(t *testing.T) {
 	evs := []testenv.Event{
 		{Kind: "host", Arch: "x86_64", QEMU: "10.0.2", Outcome: "panic", Retried: true, BootSeconds: 3},
+		{Kind: "host", Arch: "x86_64", QEMU: "10.0.2", Outcome: "reset", Retried: true, BootSeconds: 3},
 		{Kind: "host", Arch: "x86_64", QEMU: "10.0.2", Outcome: "ok", BootSeconds: 4},
 		{Kind: "guest-retry", Package: "internal/e2e", Test: "TestTandemRun", Outcome: "retried", Detail: "E2E retry busybox/6.12: the VMM exited 2"},
 	}
@@ -63,8 +64,8 @@ func TestWriteRetries(t *testing.T) {
 	write(&b, evs)
 	got := strings.Join(strings.Fields(b.String()), " ")
 	for _, want := range []string{
-		"emulated-host boots: 2",
-		"x86_64 host, QEMU 10.0.2: 2 boots 1 ok 1 panics 0 hangs 0 timeouts 0 errors 1 retries",
+		"emulated-host boots: 3",
+		"x86_64 host, QEMU 10.0.2: 3 boots 1 ok 1 panics 0 hangs 1 resets 0 timeouts 0 errors 2 retries",
 		"guest runs retried after the emulated host's KVM failed them (a traced shutdown, or a kernel fetch fault loop): 1",
 		"internal/e2e TestTandemRun E2E retry busybox/6.12: the VMM exited 2",
 	} {
