@@ -159,7 +159,7 @@ func (b *bench) runPairs(p pairRun) (map[vmmKey]*bootRun, *qemuhost.Result, erro
 	script := fmt.Sprintf(`%s
 run() { # vmm, round, command, benchrun's own flags
 	echo "BENCH-BEGIN vmm=$1 round=$2"
-	/bin/benchrun $4 -marker %q -guest-mib 256 -log /tmp/$1.$2 -echo %s -echo TANDEM-VMM -echo TANDEM-IO -- sh -c "exec $3"
+	/bin/benchrun $4 -marker %q -timeout 4m -guest-mib 256 -log /tmp/$1.$2 -echo %s -echo TANDEM-VMM -echo TANDEM-IO -- sh -c "exec $3"
 	grep -q %q /tmp/$1.$2 || tail -20 /tmp/$1.$2
 }
 r=1

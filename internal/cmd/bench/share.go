@@ -38,11 +38,13 @@ const shareManifest = `guests:
 // shareScript starts the supervisor once the host's userspace is up and
 // times the control guest's first report from there: its first line that
 // names TANDEM-CONTROL, its connection to the vehicle-state peer, which
-// it makes as its control loop starts.
+// it makes as its control loop starts. A control guest that never gets
+// there (its init died, and the manifest does not restart it) ends the
+// round after two minutes rather than leaving the board silent.
 const shareScript = `cd /s
 /sink sink.sock > sink.log 2>&1 &
 echo "BENCH share supervisor-start-uptime=$(cut -d' ' -f1 /proc/uptime)"
-/bin/benchrun -marker 'TANDEM-CONTROL' -stop -log /tmp/share.log -- /tandem system share.yaml
+/bin/benchrun -marker 'TANDEM-CONTROL' -stop -timeout 2m -log /tmp/share.log -- /tandem system share.yaml
 grep -q TANDEM-CONTROL /tmp/share.log || tail -20 /tmp/share.log
 `
 

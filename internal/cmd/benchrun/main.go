@@ -20,7 +20,12 @@
 //	BENCHRUN status=0 seconds=12.345 marker-seconds=11.2 maxrss-kib=65432 overhead-kib=4321 overhead-file-kib=2100
 //
 // marker-seconds is -1 when the marker never came; the overhead fields
-// are there with -guest-mib and a marker that came.
+// are there with -guest-mib and a marker that came. With -timeout, a
+// marker that has not come in time ends the command (SIGTERM, SIGKILL
+// after a grace period): the line then ends in timed-out=1, and benchrun
+// fails, so that a guest that never gets there (one whose init died, and
+// that its manifest does not restart) ends a bench round instead of
+// leaving it waiting.
 package main
 
 import (
@@ -33,9 +38,14 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
+
+// killGrace is how long a command ended for -timeout has after SIGTERM
+// before it is killed.
+const killGrace = 5 * time.Second
 
 // prefixes is the repeatable -echo flag.
 type prefixes []string
@@ -57,6 +67,7 @@ func run(args []string, stdout io.Writer) error {
 	guestMiB := fs.Uint64("guest-mib", 0, "the guest's RAM in MiB: measure the VMM's overhead when the marker comes")
 	smapsCopy := fs.String("smaps", "", "with -guest-mib, also copy the VMM's smaps at the marker to this file")
 	stop := fs.Bool("stop", false, "end the command (SIGTERM) once the marker has come")
+	limit := fs.Duration("timeout", 0, "end the command if the marker has not come within this time (0: no limit)")
 	var echo prefixes
 	fs.Var(&echo, "echo", "pass on output lines containing this text (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -80,11 +91,26 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
+	// Its own process group: -timeout ends all of it, so that no child
+	// keeps the output pipe open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	pw.Close()
+	var seen, timedOut atomic.Bool
+	if *limit > 0 && *marker != "" {
+		t := time.AfterFunc(*limit, func() {
+			if seen.Load() {
+				return
+			}
+			timedOut.Store(true)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			time.AfterFunc(killGrace, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		})
+		defer t.Stop()
+	}
 	markerAt := time.Duration(-1)
 	var over memUse
 	var overErr error
@@ -94,6 +120,7 @@ func run(args []string, stdout io.Writer) error {
 		line := sc.Text()
 		if markerAt < 0 && *marker != "" && strings.Contains(line, *marker) {
 			markerAt = time.Since(start)
+			seen.Store(true)
 			if *guestMiB > 0 {
 				over, overErr = overhead(cmd.Process.Pid, *guestMiB<<20, *smapsCopy)
 			}
@@ -132,7 +159,13 @@ func run(args []string, stdout io.Writer) error {
 	if over.measured {
 		fmt.Fprintf(stdout, " overhead-kib=%d overhead-file-kib=%d", over.rss>>10, over.file>>10)
 	}
+	if timedOut.Load() {
+		fmt.Fprint(stdout, " timed-out=1")
+	}
 	fmt.Fprintln(stdout)
+	if timedOut.Load() {
+		return fmt.Errorf("%q did not appear within %v (-timeout): the command was ended", *marker, *limit)
+	}
 	return overErr
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParseSmaps: the mappings of exactly the guest's size are left out;
@@ -52,5 +53,39 @@ func TestRun(t *testing.T) {
 	got := out.String()
 	if !strings.HasPrefix(got, "KEEP this\nBENCHRUN status=3 ") || strings.Contains(got, "noise") || strings.Contains(got, "marker-seconds=-1") {
 		t.Errorf("run() printed %q, want the KEEP line, then status 3 with the marker's time", got)
+	}
+}
+
+// TestRunTimeout: a marker that does not come within -timeout ends the
+// command, even one that ignores SIGTERM, and benchrun says so; one that
+// comes in time is not cut short.
+func TestRunTimeout(t *testing.T) {
+	tests := []struct {
+		name, script string
+		wantErr      bool
+		want         string
+	}{
+		{"the marker never comes", "echo starting; sleep 60", true, "marker-seconds=-1.000"},
+		{"SIGTERM is ignored", "trap '' TERM; echo starting; sleep 60", true, "timed-out=1"},
+		{"the marker comes in time", "echo ready; sleep 1.5; exit 0", false, "status=0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			start := time.Now()
+			err := run([]string{"-marker", "ready", "-timeout", "1s", "--", "sh", "-c", tt.script}, &out)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("run() error = %v, want an error: %v", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("run() printed %q, want %q in it", out.String(), tt.want)
+			}
+			if tt.wantErr != strings.Contains(out.String(), "timed-out=1") {
+				t.Errorf("run() printed %q: timed-out=1 there must match the error", out.String())
+			}
+			if d := time.Since(start); d > 1*time.Second+killGrace+5*time.Second {
+				t.Errorf("run() took %v, want it ended soon after the limit", d)
+			}
+		})
 	}
 }
