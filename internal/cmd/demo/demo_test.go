@@ -103,7 +103,11 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(text, "deadline, no markers") {
 		t.Errorf("the summary has a deadline row though the markers came:\n%s", tail(text, 30))
 	}
+	failedBefore := t.Failed()
 	checkScreens(t, filepath.Join(work, "demo"))
+	if t.Failed() && !failedBefore {
+		t.Logf("the guests' reports and init's lines from the kill to the second picture:\n%s", restartLines(text))
+	}
 	t.Logf("demo took %v; its end:\n%s", time.Since(start).Round(time.Second), tail(text, 20))
 }
 
@@ -253,6 +257,26 @@ func tail(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// restartLines is what a screen that shows the link down needs beside
+// it: from the control guest's kill to the second picture, init's lines,
+// the control loop's reports and the infotainment guest's counts and
+// connections, at most the last 80.
+func restartLines(text string) string {
+	i := strings.Index(text, "tandem init: tandem.kill: killed")
+	j := strings.Index(text, "tandem init: board screen 2:")
+	if i < 0 || j < i {
+		return "(no kill, or no second picture, in the console)"
+	}
+	keep := regexp.MustCompile(`^(tandem init: |control \| TANDEM-CONTROL|infotainment \| TANDEM-INFO (received|connection))`)
+	var l []string
+	for _, line := range strings.Split(text[i:j+len("tandem init: board screen 2:")], "\n") {
+		if keep.MatchString(line) {
+			l = append(l, line)
+		}
+	}
+	return tail(strings.Join(l, "\n"), 80)
 }
 
 // linkOK is the dashboard's status bar while messages arrive
