@@ -46,6 +46,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -119,21 +120,60 @@ func main() {
 	}
 }
 
-func serve(port uint32, c *counters) error {
-	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// listener is a vsock listening socket on Go's poller: a goroutine
+// waiting to accept parks on the poller, not in a blocking accept(2)
+// holding a thread, and the connections it accepts are on the poller
+// too.
+type listener struct{ rc syscall.RawConn }
+
+// listen opens a vsock listener on port, non-blocking.
+func listen(port uint32) (*listener, error) {
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("vsock socket: %w", err)
+		return nil, fmt.Errorf("vsock socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: port}); err != nil {
-		return fmt.Errorf("vsock bind port %d: %w", port, err)
+		unix.Close(fd)
+		return nil, fmt.Errorf("vsock bind port %d: %w", port, err)
 	}
 	if err := unix.Listen(fd, 4); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	rc, err := os.NewFile(uintptr(fd), fmt.Sprintf("vsock:%d", port)).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &listener{rc}, nil
+}
+
+// accept waits on the poller for the next connection.
+func (l *listener) accept() (*os.File, unix.Sockaddr, error) {
+	var nfd int
+	var sa unix.Sockaddr
+	var aerr error
+	err := l.rc.Read(func(fd uintptr) bool {
+		nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+		return aerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(nfd), "vsock"), sa, nil
+}
+
+func serve(port uint32, c *counters) error {
+	l, err := listen(port)
+	if err != nil {
 		return err
 	}
 	fmt.Printf("TANDEM-INFO listening port=%d\n", port)
 	var lastErr string
 	for {
-		nfd, sa, err := unix.Accept(fd)
+		f, sa, err := l.accept()
 		if err != nil {
 			// Said once per kind: a failing accept may repeat fast.
 			if err.Error() != lastErr {
@@ -150,7 +190,6 @@ func serve(port uint32, c *counters) error {
 		c.mu.Lock()
 		c.conns++
 		c.mu.Unlock()
-		f := os.NewFile(uintptr(nfd), "vsock")
 		if c.flood {
 			go floodBack(f)
 		}
@@ -271,20 +310,16 @@ func diskLoad(dev string) {
 
 // echo sends back what each connection to port sends.
 func echo(port uint32) {
-	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	l, err := listen(port)
 	if err != nil {
 		return
 	}
-	if unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: port}) != nil || unix.Listen(fd, 4) != nil {
-		return
-	}
 	for {
-		nfd, _, err := unix.Accept(fd)
+		f, _, err := l.accept()
 		if err != nil {
 			continue
 		}
 		go func() {
-			f := os.NewFile(uintptr(nfd), "echo")
 			defer f.Close()
 			io.Copy(f, f)
 		}()
