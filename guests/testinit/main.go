@@ -394,6 +394,10 @@ const vsockProbePort = 1024
 // got. ECONNRESET is the device's reset answering the request: a packet
 // went out on the TX queue and one came back on RX. A device that never
 // answers shows as ETIMEDOUT after the socket's 2 s connect timeout.
+// connectTries bounds the vsock probe's connects interrupted by a
+// signal.
+const connectTries = 5
+
 func reportVsock() error {
 	f, err := os.Open("/dev/vsock")
 	if err != nil {
@@ -413,7 +417,16 @@ func reportVsock() error {
 	}
 	defer unix.Close(fd)
 	got := "ok"
-	if err := unix.Connect(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_HOST, Port: vsockProbePort}); err != nil {
+	// A vsock connect waits with a timeout, and a signal ends that
+	// wait with EINTR rather than restarting it: the Go runtime's
+	// preemption signal can land there while the answer is on its way
+	// (seen on a slow emulated host). The kernel has then dropped the
+	// attempt, so it is made again; only the answer counts.
+	err = unix.EINTR
+	for try := 0; err == unix.EINTR && try < connectTries; try++ {
+		err = unix.Connect(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_HOST, Port: vsockProbePort})
+	}
+	if err != nil {
 		got = errnoName(err)
 	}
 	say(fmt.Sprintf("vsock cid=%d host-connect=%s", cid, got))
