@@ -389,15 +389,15 @@ func reportNICs() error {
 // supervisor refuses what a guest's allow list does not name.
 const vsockProbePort = 1024
 
+// connectTries bounds the vsock probe's connects interrupted by a
+// signal.
+const connectTries = 5
+
 // reportVsock reports the guest's CID, which the driver reads from the
 // device's configuration space, and what a stream connection to the host
 // got. ECONNRESET is the device's reset answering the request: a packet
 // went out on the TX queue and one came back on RX. A device that never
 // answers shows as ETIMEDOUT after the socket's 2 s connect timeout.
-// connectTries bounds the vsock probe's connects interrupted by a
-// signal.
-const connectTries = 5
-
 func reportVsock() error {
 	f, err := os.Open("/dev/vsock")
 	if err != nil {
