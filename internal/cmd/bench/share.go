@@ -48,6 +48,14 @@ echo "BENCH share supervisor-start-uptime=$(cut -d' ' -f1 /proc/uptime)"
 grep -q TANDEM-CONTROL /tmp/share.log || tail -20 /tmp/share.log
 `
 
+// shareHostTHP gives the board's host kernel transparent huge pages, as
+// Tandem's images have them (Debian's kernel enables them by default),
+// where the other emulated hosts boot without (internal/qemuhost): the
+// control guest's locked memory is then mapped into it a huge page at a
+// time. madvise limits them to mappings that ask, such as locked guest
+// RAM.
+const shareHostTHP = "transparent_hugepage=madvise"
+
 var (
 	hostBootedLine = regexp.MustCompile(`TANDEM-HOST booted uptime=([0-9.]+)`)
 	shareStartLine = regexp.MustCompile(`BENCH share supervisor-start-uptime=([0-9.]+)`)
@@ -91,6 +99,7 @@ func (b *bench) share() error {
 		res, err := qemuhost.Run(context.Background(), qemuhost.Options{
 			Arch: arch, Files: files, Script: shareScript, Memory: "1G",
 			Timeout: 6 * time.Minute, Console: progress(), Icount: b.icountFor(arch, "share"),
+			Cmdline: shareHostTHP,
 		})
 		if res != nil {
 			os.WriteFile(filepath.Join(b.out, fmt.Sprintf("share-console-%d.log", r)), []byte(res.Output), 0o644)
