@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
 	if (run == MAP_FAILED) die("mmap kvm_run");
 	reset(vm, cpu);
 	volatile uint8_t sink = 0;
-	/* Warm up, as the Go benchmark's first iterations do. */
+	/* Warm up before timing, as the Go benchmark does (exitWarmUp). */
 	for (int i = 0; i < 1000; i++) if (ioctl(cpu, KVM_RUN, 0) < 0) die("KVM_RUN");
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
