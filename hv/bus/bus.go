@@ -146,8 +146,14 @@ func (b *Bus) Read(addr uint64, data []byte) (found bool) {
 		clear(data)
 		return found
 	}
-	// found is named so that it stays true when contain recovers.
-	defer b.contain(s, data)
+	// found is named so that it stays true when a panic is recovered.
+	// recover is called in the deferred function itself, with no
+	// wrapper between: this runs on every exit.
+	defer func() {
+		if p := recover(); p != nil {
+			b.contain(s, data, p)
+		}
+	}()
 	s.dev.Read(off, data)
 	return found
 }
@@ -159,7 +165,11 @@ func (b *Bus) Write(addr uint64, data []byte) (found bool) {
 	if !found || s.failed.Load() {
 		return found
 	}
-	defer b.contain(s, nil)
+	defer func() {
+		if p := recover(); p != nil {
+			b.contain(s, nil, p)
+		}
+	}()
 	s.dev.Write(off, data)
 	return found
 }
@@ -170,13 +180,9 @@ func (b *Bus) Failed(addr uint64) bool {
 	return ok && s.failed.Load()
 }
 
-// contain is deferred around every call into a device: it recovers the
-// device's panic, fails the device, and zeroes what a read had filled.
-func (b *Bus) contain(s *slot, data []byte) {
-	p := recover()
-	if p == nil {
-		return
-	}
+// contain handles a device's panic p, recovered around a call into it:
+// it fails the device and zeroes what a read had filled.
+func (b *Bus) contain(s *slot, data []byte, p any) {
 	clear(data)
 	f := NewFault(p)
 	if !s.failed.CompareAndSwap(false, true) {
