@@ -178,20 +178,34 @@ done
 
 // faultingFetch is an awk program that prints the first vCPU of a VMM's
 // state dump (vmm.DumpState, which bounded asks for at the time limit)
-// that is runnable in its kernel (cpl=0) with rip equal to cr2, the
-// address of its last page fault, and fails when there is none. Such a
-// vCPU keeps faulting on fetching its own kernel text, which its page
-// tables map: the nested paging of the emulated x86 host (software SVM)
-// has gone wrong under it, with no exit to the VMM (docs/emulated-hosts.md).
-// Kernel text is never demand-paged, so a guest that works never shows it.
+// that keeps faulting on fetching its own kernel's instructions, and
+// fails when there is none.
+//
+// On x86: runnable in its kernel (cpl=0) with rip equal to cr2, the
+// address of its last page fault. Such a vCPU keeps faulting on fetching
+// its own kernel text, which its page tables map: the nested paging of the
+// emulated x86 host (software SVM) has gone wrong under it, with no exit
+// to the VMM (docs/emulated-hosts.md). Kernel text is never demand-paged,
+// so a guest that works never shows it.
+//
+// On 32-bit ARM: runnable in abort mode (cpsr's mode bits 0x17) with pc
+// on the first instruction of the prefetch or data abort vector in the
+// high vectors page (0xffff000c, 0xffff0010). Linux maps that page at boot
+// and never unmaps it, and the instruction there is one branch to its
+// handlers; a vCPU found on it at the time limit keeps taking the abort
+// on fetching the vector itself (seen once in the emulated arm64 host,
+// both vCPUs of a guest so, docs/emulated-hosts.md).
 const faultingFetch = `/state=runnable/ {
-	rip = ""; cr2 = ""; cpl = ""
+	rip = ""; cr2 = ""; cpl = ""; pc = ""; cpsr = ""
 	for (i = 1; i <= NF; i++) {
 		if ($i ~ /^rip=/) rip = substr($i, 5)
 		if ($i ~ /^cr2=/) cr2 = substr($i, 5)
 		if ($i ~ /^cpl=/) cpl = substr($i, 5)
+		if ($i ~ /^pc=/) pc = substr($i, 4)
+		if ($i ~ /^cpsr=/) cpsr = substr($i, 6)
 	}
 	if (rip != "" && rip == cr2 && cpl == "0") { print; found = 1; exit }
+	if ((pc == "0xffff000c" || pc == "0xffff0010") && cpsr ~ /^0x[0-9a-f]*[13579bdf]7$/) { print; found = 1; exit }
 }
 END { exit !found }`
 
@@ -371,8 +385,8 @@ func TestSection(t *testing.T) {
 // shutdown is run once more, one that fails without one is not, and one
 // that faults every time fails after its second try. A run ended at its
 // time limit is run once more when the VMM's state dump shows a vCPU
-// faulting on its own kernel text's fetch, and not when it shows one
-// that is merely busy.
+// faulting on its own kernel text's fetch (x86) or on its abort vector's
+// (32-bit ARM), and not when it shows one that is merely busy.
 func TestSequenceScriptRetry(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) {
@@ -392,17 +406,26 @@ stall() {
 	trap "exit 4" TERM
 	while :; do sleep 0.1; done
 }
+# stallarm is stall for a 32-bit ARM vCPU 0 at pc $1 with cpsr $2.
+stallarm() {
+	trap "echo 'tandem: guest: vCPU 0: state=runnable exits=10043 pc=$1 cpsr=$2' >&2" USR1
+	trap "exit 4" TERM
+	while :; do sleep 0.1; done
+}
 case $1 in
 flaky) [ "$n" = 0 ] && fault flaky ;;
 always) fault always ;;
 broken) exit 2 ;;
 stalled) [ "$n" = 0 ] && stall 0xffffffffc0344dcc 0xffffffffc0344dcc ;;
 busy) stall 0xffffffffc0344dcc 0x42ee70 ;;
+aborting) [ "$n" = 0 ] && stallarm 0xffff0010 0x197 ;;
+armbusy) stallarm 0xc0a1b2c4 0x600001d3 ;;
+armuser) stallarm 0xffff0010 0x60000010 ;;
 esac
 echo "TANDEM-TEST kernel=$1-$n"
 `)
 	var runs []guestRun
-	for _, name := range []string{"flaky", "always", "broken", "fine", "stalled", "busy"} {
+	for _, name := range []string{"flaky", "always", "broken", "fine", "stalled", "busy", "aborting", "armbusy", "armuser"} {
 		runs = append(runs, guestRun{name, filepath.Join(dir, "guest") + " " + name})
 	}
 	// The output goes to a file: bounded's watchers sleep on after the
@@ -432,6 +455,9 @@ echo "TANDEM-TEST kernel=$1-$n"
 		{"fine", "fine-0", 0, false},
 		{"stalled", "stalled-1", 0, true},
 		{"busy", "", 124, false},
+		{"aborting", "aborting-1", 0, true},
+		{"armbusy", "", 124, false},
+		{"armuser", "", 124, false},
 	}
 	for _, tt := range tests {
 		s := section(res, tt.name)
@@ -441,8 +467,8 @@ echo "TANDEM-TEST kernel=$1-$n"
 			t.Errorf("%s: kernel %q, status %d, retried %v; want %q, %d, %v", tt.name, got, s.ExitStatus, retried, tt.kernel, tt.status, tt.retried)
 		}
 	}
-	if n := strings.Count(res.Output, "E2E retry "); n != 3 {
-		t.Errorf("%d retries, want 3 (flaky, always, stalled once each):\n%s", n, out)
+	if n := strings.Count(res.Output, "E2E retry "); n != 4 {
+		t.Errorf("%d retries, want 4 (flaky, always, stalled, aborting once each):\n%s", n, out)
 	}
 	if !strings.Contains(res.Output, "sym=flaky") || !strings.Contains(res.Output, "instruction fetch inside the host's KVM: tandem: guest: vCPU 1: state=runnable") {
 		t.Errorf("a retry line does not name where the guest was:\n%s", out)
