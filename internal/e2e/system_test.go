@@ -64,7 +64,14 @@ const demoManifest = `guests:
 // crash would, waits for its restart and for the channel to resume on a
 // new connection, restarts the control guest, then kills its VMM too,
 // each time waiting for the channel to resume, stops the infotainment
-// guest, and shows the status again. Each step is a console command
+// guest, and shows the status again. After the control VMM's crash the
+// channel's resumption is read from the new control guest's own counts
+// (sent is per boot, and its report says whether it is connected), not
+// from the infotainment guest's count of connections: that count starts
+// again when the infotainment guest restarts, and the emulated x86
+// host's software SVM now and then resets that guest as a connection
+// comes in (docs/emulated-hosts.md), whereupon the supervisor restarts
+// it by its policy. Each step is a console command
 // tandem init runs (tandem.commands=1) or a line to wait for.
 const systemTest = `timeout: 18m
 expect-not:
@@ -105,9 +112,12 @@ steps:
   - wait: "infotainment: TANDEM-INFO connection from=3"
     within: 4m
     name: the control guest connects after its crash
-  - wait: "infotainment: TANDEM-INFO received=[1-9].* connections=[3-9]"
+  - wait: "control: TANDEM-CONTROL .* sent=[1-9][0-9]* dropped=[0-9]+ connected=true"
     within: 1m
     name: messages from the control guest after its crash
+  - wait: "infotainment: TANDEM-INFO received=[1-9]"
+    within: 30s
+    name: the infotainment guest still reports them
   - run: tandem stop infotainment
   - wait: "board: tandem: control: vsock → 4:5000 refused: infotainment: not running"
     within: 1m
