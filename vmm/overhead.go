@@ -30,7 +30,8 @@ type MemoryUse struct {
 // initialisation), unmapped; see releaseProgramPages. A VMM process calls
 // it once the guest is built, just before Run. The collection runs first:
 // it touches the runtime's own code and tables, which the unmapping then
-// drops as well.
+// drops as well. Run releases the binary's pages once more a moment after
+// the guest starts (releaseSetUpPages), for what it ran in between.
 func ReleaseStartupPages() error {
 	debug.FreeOSMemory()
 	return releaseProgramPages()

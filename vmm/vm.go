@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -448,6 +449,8 @@ func (vm *VM) Run(ctx context.Context) error {
 		}
 	}
 	close(gate)
+	settled := time.AfterFunc(setUpSettle, releaseSetUpPages)
+	defer settled.Stop()
 	done := make(chan struct{})
 	go func() {
 		select {
