@@ -291,7 +291,13 @@ func (r row) print(tw *tabwriter.Writer) {
 	case r.report:
 		fmt.Fprintf(tw, "%s\t%s %s\t\t\t(reported)\t\n", r.name, num(r.tandem), r.unit)
 	case r.absolute:
-		fmt.Fprintf(tw, "%s\t%s %s\t(budget)\t\t%s %s %s %s\t\n", r.name, num(r.tandem), r.unit, cmp, num(r.target), r.unit, r.verdict(r.tandem))
+		// A peer's number, when there is one, is shown beside the
+		// budget, not compared with it.
+		peer := "(budget)"
+		if r.peer > 0 {
+			peer = fmt.Sprintf("%s %s (%s; budget)", num(r.peer), r.unit, r.peerName)
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t\t%s %s %s %s\t\n", r.name, num(r.tandem), r.unit, peer, cmp, num(r.target), r.unit, r.verdict(r.tandem))
 	default:
 		ratio := r.tandem / r.peer
 		fmt.Fprintf(tw, "%s\t%s %s\t%s %s (%s)\t%.2f×\t%s %.2f× %s\t\n", r.name, num(r.tandem), r.unit, num(r.peer), r.unit, r.peerName, ratio, cmp, r.target, r.verdict(ratio))
