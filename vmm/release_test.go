@@ -54,16 +54,7 @@ func TestProgramMapping(t *testing.T) {
 // 64 KiB neighbourhood again (fault-around), and under the race detector,
 // where only code is released, parsing alone would map back most of it.
 func TestReleaseProgramPages(t *testing.T) {
-	if raceDetector {
-		// Its runtime's own threads run the program's code while the
-		// pages are counted; make test's plain pass measures them.
-		t.Skip("skipping under the race detector: page residency is measured in the plain pass")
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		t.Fatal(err)
-	}
-	codeOnly := dynamic()
+	st, codeOnly := programUnderTest(t)
 	before, after := make([]byte, 4<<20), make([]byte, 4<<20)
 	// No collection runs in between: its code would be mapped back too.
 	runtime.GC()
@@ -83,6 +74,22 @@ func TestReleaseProgramPages(t *testing.T) {
 	if a >= b {
 		t.Errorf("%s resident: %d KiB after release, want fewer than the %d KiB before", what, a>>10, b>>10)
 	}
+}
+
+// programUnderTest returns the test binary's inode and whether only its
+// code is released (a dynamic binary). It skips under the race detector,
+// whose runtime threads run the program's code while the pages are
+// counted; make test's plain pass measures them.
+func programUnderTest(t *testing.T) (unix.Stat_t, bool) {
+	t.Helper()
+	if raceDetector {
+		t.Skip("skipping under the race detector: page residency is measured in the plain pass")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st, dynamic()
 }
 
 // readSmaps reads /proc/self/smaps into buf with bare system calls.
@@ -143,14 +150,7 @@ func programRSS(t *testing.T, smaps []byte, st unix.Stat_t, codeOnly bool) uint6
 // inside a test or a long-lived program, not a VMM process) it leaves
 // the program's pages alone.
 func TestReleaseSetUpPages(t *testing.T) {
-	if raceDetector {
-		t.Skip("skipping under the race detector: page residency is measured in the plain pass")
-	}
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		t.Fatal(err)
-	}
-	codeOnly := dynamic()
+	st, codeOnly := programUnderTest(t)
 	runtime.GC()
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	defer func() {
