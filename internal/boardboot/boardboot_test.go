@@ -78,8 +78,7 @@ func TestZCU102(t *testing.T) {
 	for _, fix := range res.DTBFixes {
 		t.Logf("device tree for QEMU: %s", fix)
 	}
-	// The serial line ends lines with CR LF.
-	text := strings.ReplaceAll(res.Output, "\r\n", "\n")
+	text := consoleText(t, res.Output)
 	for _, re := range zcu102Lines {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("console lacks %s; last lines:\n%s", re, res.Tail(40))
@@ -90,6 +89,24 @@ func TestZCU102(t *testing.T) {
 	}
 	t.Logf("image built in %v; board booted in %v (host init's first line), powered off after %v, %d attempt(s); whole test %v",
 		built.Round(100*time.Millisecond), res.Boot.Round(100*time.Millisecond), res.Total.Round(100*time.Millisecond), res.Attempts, time.Since(start).Round(time.Second))
+}
+
+// splitByKernel is a line of the host's (tandem init's or the
+// supervisor's) that a kernel message, printed to the same serial console
+// while the line was being written, cut in two.
+var splitByKernel = regexp.MustCompile(`(?m)^(tandem[^\n]*?)\[ *\d+\.\d+\] [^\n]*\n`)
+
+// consoleText is the board's console as lines: the serial line's CR LF
+// ends made LF, and a host line that a kernel message cut in two (the
+// host kernel prints its warnings even when quiet) joined again, the
+// kernel message left out and logged.
+func consoleText(t *testing.T, raw string) string {
+	t.Helper()
+	text := strings.ReplaceAll(raw, "\r\n", "\n")
+	return splitByKernel.ReplaceAllStringFunc(text, func(m string) string {
+		t.Logf("a kernel message cut a host line in two; joined again: %q", m)
+		return splitByKernel.ReplaceAllString(m, "$1")
+	})
 }
 
 // zcu102Lines are what the ZCU102's console shows when its image boots
@@ -170,8 +187,7 @@ func TestEmulateZCU102(t *testing.T) {
 		t.Errorf("Run() = passed %v, powered off %v, ended by %q; want every expectation held and the board powered off\n%s",
 			res.Passed(), res.PoweredOff, res.End, tail(console.String(), 40))
 	}
-	// The serial line ends lines with CR LF.
-	text := strings.ReplaceAll(console.String(), "\r\n", "\n")
+	text := consoleText(t, console.String())
 	for _, re := range zcu102Lines {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("console lacks %s; last lines:\n%s", re, tail(text, 40))
@@ -276,4 +292,32 @@ func (consoleLog) Write(p []byte) (int, error) {
 		os.Stderr.Write(p)
 	}
 	return len(p), nil
+}
+
+// TestConsoleText checks that a host line cut by a kernel message is
+// joined again, and that kernel lines of their own and the guests'
+// prefixed kernel lines are left as they are.
+func TestConsoleText(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw, want string
+	}{
+		{"a host line cut by a kernel message",
+			"tandem init: KVM ready (/dev/k[    8.301234] mmc0: card stuck\r\nvm)\r\ntandem init: 3 modules loaded\r\n",
+			"tandem init: KVM ready (/dev/kvm)\ntandem init: 3 modules loaded\n"},
+		{"a supervisor line cut",
+			"tandem: control: sta[   12.5] hrtimer: interrupt took 1 ns\r\nrted (pid 129)\r\n",
+			"tandem: control: started (pid 129)\n"},
+		{"a kernel line of its own is kept",
+			"tandem init: system ended; powering off\r\n[   48.412345] reboot: Power down\r\n",
+			"tandem init: system ended; powering off\n[   48.412345] reboot: Power down\n"},
+		{"a guest's kernel lines are kept",
+			"control | [    0.000000] Booting Linux\r\ncontrol | TANDEM-CONTROL sent=1\r\n",
+			"control | [    0.000000] Booting Linux\ncontrol | TANDEM-CONTROL sent=1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := consoleText(t, tc.raw); got != tc.want {
+				t.Errorf("consoleText(%q) = %q, want %q", tc.raw, got, tc.want)
+			}
+		})
+	}
 }
