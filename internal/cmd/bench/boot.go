@@ -115,16 +115,13 @@ func (b *bench) bootIn(arch string) error {
 	}
 	// QEMU's guest RAM is one anonymous mapping of exactly the guest's
 	// size too (arm64 virt, read from its smaps on 8 December), so the
-	// same rule gives its overhead: shown beside Tandem's, not a target.
+	// same rule gives its overhead: shown beside Tandem's, not a target
+	// (none when no QEMU round measured it: median is then 0).
 	for i, v := range pOver {
 		b.samples = append(b.samples, sample{"boot", arch, "VMM overhead RSS (non-guest mappings)", peer.name, i + 1, v, "KiB"})
 	}
-	peerOver := 0.0
-	if len(pOver) > 0 {
-		peerOver = median(pOver) / 1024
-	}
 	b.rows = append(b.rows,
-		row{name: "VMM overhead, RSS of non-guest mappings at the marker, " + arch, tandem: median(over) / 1024, peer: peerOver, peerName: peer.name, unit: "MiB", target: overheadBudget, absolute: true},
+		row{name: "VMM overhead, RSS of non-guest mappings at the marker, " + arch, tandem: median(over) / 1024, peer: median(pOver) / 1024, peerName: peer.name, unit: "MiB", target: overheadBudget, absolute: true},
 		row{name: "  of which file-backed (the tandem binary's pages)", tandem: median(overFile) / 1024, unit: "MiB", report: true})
 	b.timelines[arch] = bootBars(runs, peer.name)
 	return nil
