@@ -120,18 +120,21 @@ func (consoleLog) Write(p []byte) (int, error) {
 // devices back), and SIGKILL 10 s later. Its status is the command's, or
 // 124 (timeout's) when it was ended. A guest that hangs then says where
 // it hangs, and which part of the VMM waits. The command's standard error
-// also goes to /tmp/bounded-stderr, where the caller reads what the VMM
-// said (retriedRun).
+// and output also go to /tmp/bounded-stderr and /tmp/bounded-stdout,
+// where the caller reads what the VMM and the guest's console said
+// (retriedRun).
 const boundedFn = `bounded() {
 	limit=$1; shift
-	rm -f /tmp/bounded-expired /tmp/bounded-stderr /tmp/bounded-fifo
-	mkfifo /tmp/bounded-fifo
+	rm -f /tmp/bounded-expired /tmp/bounded-stderr /tmp/bounded-stdout /tmp/bounded-fifo /tmp/bounded-ofifo
+	mkfifo /tmp/bounded-fifo /tmp/bounded-ofifo
 	tee /tmp/bounded-stderr </tmp/bounded-fifo >&2 &
 	tee=$!
+	tee /tmp/bounded-stdout </tmp/bounded-ofifo &
+	otee=$!
 	# A background command's stdin would be /dev/null: it keeps the
 	# console, as under timeout.
 	exec 3<&0
-	"$@" <&3 2>/tmp/bounded-fifo &
+	"$@" <&3 >/tmp/bounded-ofifo 2>/tmp/bounded-fifo &
 	pid=$!
 	( sleep $limit
 	  kill -0 $pid 2>/dev/null || exit 0
@@ -152,12 +155,12 @@ const boundedFn = `bounded() {
 	status=$?
 	kill $watcher 2>/dev/null
 	wait $watcher 2>/dev/null
-	# tee ends once every writer has closed the fifo; a child the
-	# command left behind could hold it open, so it is waited for 5 s.
+	# Each tee ends once every writer has closed its fifo; a child the
+	# command left behind could hold one open, so they are waited for 5 s.
 	i=0
-	while kill -0 $tee 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-	kill $tee 2>/dev/null
-	wait $tee 2>/dev/null
+	while { kill -0 $tee || kill -0 $otee; } 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+	kill $tee $otee 2>/dev/null
+	wait $tee $otee 2>/dev/null
 	exec 3<&-
 	[ -e /tmp/bounded-expired ] && status=124
 	return $status

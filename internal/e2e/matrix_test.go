@@ -126,7 +126,9 @@ type guestRun struct {
 // A run that fails after a guest shutdown (triple fault) the emulated
 // host's KVM traced (kvm-shutdowns: the x86 host's nested SVM, see
 // docs/emulated-hosts.md), or that reaches its limit with a vCPU
-// faulting on its own kernel text's fetch (faultingFetch), is run once
+// faulting on its own kernel text's fetch (faultingFetch), or whose
+// 32-bit ARM guest kernel died on a CPU in user mode at a kernel address
+// (userModeKernelPC), is run once
 // more, after an "E2E retry" line that names it and where the guest was;
 // section keeps the last attempt, and noteRetries puts each retry in the
 // test's log and the run's report.
@@ -171,10 +173,44 @@ if [ $status -eq 124 ] && [ $tries -lt %[4]d ] && fetch=$(awk '%[5]s' /tmp/bound
 	echo "E2E retry %[1]s: the guest stalled, a vCPU in its kernel faulting on its own instruction fetch inside the host's KVM: $fetch"
 	continue
 fi
+if [ $status -ne 0 ] && [ $tries -lt %[4]d ] && frame=$(awk '%[6]s' /tmp/bounded-stdout); then
+	echo "E2E retry %[1]s: the guest's kernel died on a CPU found in user mode at a kernel address, which no kernel sets up: $frame"
+	continue
+fi
 break
 done
-`, r.name, int(limit/time.Second), r.cmd, guestTries, faultingFetch)
+`, r.name, int(limit/time.Second), r.cmd, guestTries, faultingFetch, userModeKernelPC)
 }
+
+// userModeKernelPC is an awk program that prints the first exception
+// frame a 32-bit ARM guest kernel printed on its console ("Exception
+// stack(0x... to 0x...)" and its 18 words, r0 to orig_r0) that saved
+// user mode (cpsr's mode bits 0x10) with pc in the kernel's half
+// (0xbf000000 up: modules, kernel, vectors), and fails when there is none.
+//
+// A user-mode CPU cannot run at a kernel address: it cannot fetch there,
+// and Linux enters user mode only by restoring a user task's saved
+// registers. Such a frame is a CPU's mode changed under its kernel. The
+// emulated arm64 host showed it once, on 8 December 2026: Debian's armhf
+// 6.1 guest on the GICv3 host, vCPU 0 in its idle task at a kernel pc
+// with user mode and the last user task's sp and lr; the guest died
+// ("Attempted to kill the idle task") while powering off
+// (docs/emulated-hosts.md). Tandem does not set a vCPU's registers once
+// it runs.
+const userModeKernelPC = `{ sub(/\r$/, ""); sub(/^\[[^]]*\] */, "") }
+/Exception stack\(0x[0-9a-f]+ to 0x[0-9a-f]+\)/ { n = 0; frame = $0; collecting = 1; next }
+collecting && $1 ~ /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f]:$/ {
+	for (i = 2; i <= NF && n < 18; i++)
+		if ($i ~ /^[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]$/) w[++n] = $i
+	if (n < 18) next
+	collecting = 0
+	if (w[17] ~ /[13579bdf]0$/ && w[16] ~ /^(bf|[c-f])/) {
+		print frame " pc=0x" w[16] " cpsr=0x" w[17] " sp=0x" w[14] " lr=0x" w[15]; found = 1; exit
+	}
+	next
+}
+{ collecting = 0 }
+END { exit !found }`
 
 // faultingFetch is an awk program that prints the first vCPU of a VMM's
 // state dump (vmm.DumpState, which bounded asks for at the time limit)
@@ -421,11 +457,13 @@ busy) stall 0xffffffffc0344dcc 0x42ee70 ;;
 aborting) [ "$n" = 0 ] && stallarm 0xffff0010 0x197 ;;
 armbusy) stallarm 0xc0a1b2c4 0x600001d3 ;;
 armuser) stallarm 0xffff0010 0x60000010 ;;
+armmode) [ "$n" = 0 ] && { printf '%s\n' "$ARMMODE"; exit 2; } ;;
+armoops) printf '%s\n' "$ARMOOPS"; exit 2 ;;
 esac
 echo "TANDEM-TEST kernel=$1-$n"
 `)
 	var runs []guestRun
-	for _, name := range []string{"flaky", "always", "broken", "fine", "stalled", "busy", "aborting", "armbusy", "armuser"} {
+	for _, name := range []string{"flaky", "always", "broken", "fine", "stalled", "busy", "aborting", "armbusy", "armuser", "armmode", "armoops"} {
 		runs = append(runs, guestRun{name, filepath.Join(dir, "guest") + " " + name})
 	}
 	// The output goes to a file: bounded's watchers sleep on after the
@@ -436,7 +474,7 @@ echo "TANDEM-TEST kernel=$1-$n"
 	}
 	defer log.Close()
 	cmd := exec.Command("sh", "-c", sequenceScript(time.Second, runs, nil))
-	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "ARMMODE="+userModeOops, "ARMOOPS="+svcModeOops)
 	cmd.Stdout, cmd.Stderr = log, log
 	err = cmd.Run()
 	out, _ := os.ReadFile(log.Name())
@@ -458,6 +496,8 @@ echo "TANDEM-TEST kernel=$1-$n"
 		{"aborting", "aborting-1", 0, true},
 		{"armbusy", "", 124, false},
 		{"armuser", "", 124, false},
+		{"armmode", "armmode-1", 0, true},
+		{"armoops", "", 2, false},
 	}
 	for _, tt := range tests {
 		s := section(res, tt.name)
@@ -467,11 +507,72 @@ echo "TANDEM-TEST kernel=$1-$n"
 			t.Errorf("%s: kernel %q, status %d, retried %v; want %q, %d, %v", tt.name, got, s.ExitStatus, retried, tt.kernel, tt.status, tt.retried)
 		}
 	}
-	if n := strings.Count(res.Output, "E2E retry "); n != 4 {
-		t.Errorf("%d retries, want 4 (flaky, always, stalled, aborting once each):\n%s", n, out)
+	if n := strings.Count(res.Output, "E2E retry "); n != 5 {
+		t.Errorf("%d retries, want 5 (flaky, always, stalled, aborting, armmode once each):\n%s", n, out)
 	}
-	if !strings.Contains(res.Output, "sym=flaky") || !strings.Contains(res.Output, "instruction fetch inside the host's KVM: tandem: guest: vCPU 1: state=runnable") {
+	if !strings.Contains(res.Output, "sym=flaky") || !strings.Contains(res.Output, "instruction fetch inside the host's KVM: tandem: guest: vCPU 1: state=runnable") ||
+		!strings.Contains(res.Output, "at a kernel address, which no kernel sets up: Exception stack(0xc1601e90 to 0xc1601ed8) pc=0xc047ddfc cpsr=0x80000010") {
 		t.Errorf("a retry line does not name where the guest was:\n%s", out)
+	}
+}
+
+// userModeOops is the end of the console of Debian's armhf 6.1 guest
+// that died on 8 December 2026 in the emulated arm64 host: vCPU 0's
+// frame saved user mode at a kernel pc; the frame after it, vCPU 1's
+// entry from its user task's reboot call, is an ordinary one.
+const userModeOops = `[   23.418244] Exception stack(0xc1601e90 to 0xc1601ed8)
+[   23.464507] 1e80:                                     c2288b00 c16106c0 c2288b00 00002168
+[   23.538577] 1ea0: ced91280 c1539280 c0e5fb10 c16106c0 c16106c0 0d858000 00000000 c1601f1c
+[   23.657957] 1ec0: c1601f20 02817f64 000a8d6c c047ddfc 80000010 ffffffff
+[   23.840821] Code: e594321c e2833d7e e2833030 e58d308c (e5973190)
+[   23.970289] ---[ end trace 0000000000000000 ]---
+[   24.039933] Kernel panic - not syncing: Attempted to kill the idle task!
+[   24.150426] Exception stack(0xd0a99fa8 to 0xd0a99ff0)
+[   24.150442] 9fa0:                   00000000 00000000 fee1dead 28121969 4321fedc 0289a3bb
+[   24.150457] 9fc0: 00000000 00000000 0000000c 00000058 0289a3bb 000000c0 02804148 00000007
+[   24.150468] 9fe0: 00000000 02870e30 000c0b3c 0001c1b4`
+
+// svcModeOops is an oops of a kernel's own making: its frames saved
+// kernel (SVC) mode at a kernel pc, and user mode at a user pc.
+const svcModeOops = `[    5.100000] Exception stack(0xc1601e90 to 0xc1601ed8)
+[    5.100001] 1e80:                                     c2288b00 c16106c0 c2288b00 00002168
+[    5.100002] 1ea0: ced91280 c1539280 c0e5fb10 c16106c0 c16106c0 0d858000 00000000 c1601f1c
+[    5.100003] 1ec0: c1601f20 c1601ee0 c0a1b2c4 c047ddfc 60000013 ffffffff
+[    5.100004] Exception stack(0xd0a99fb0 to 0xd0a99ff8)
+[    5.100005] 9fa0:                                     00000000 00000000 fee1dead 28121969
+[    5.100006] 9fc0: 4321fedc 0289a3bb 00000000 00000000 0000000c 00000058 0289a3bb 000000c0
+[    5.100007] 9fe0: 02804148 02870e30 000c0b3c 0001c1b4 60000010 ffffffff`
+
+// TestUserModeKernelPC runs userModeKernelPC, with this machine's awk
+// and with busybox's (the emulated hosts' shell), over consoles: only a
+// frame in user mode at a kernel address is found, also with the
+// carriage returns of a serial console and a frame cut short.
+func TestUserModeKernelPC(t *testing.T) {
+	tests := []struct {
+		name, console, want string
+	}{
+		{"the armhf guest that died", userModeOops, "Exception stack(0xc1601e90 to 0xc1601ed8) pc=0xc047ddfc cpsr=0x80000010 sp=0x02817f64 lr=0x000a8d6c"},
+		{"with carriage returns", strings.ReplaceAll(userModeOops, "\n", "\r\n"), "Exception stack(0xc1601e90 to 0xc1601ed8) pc=0xc047ddfc cpsr=0x80000010 sp=0x02817f64 lr=0x000a8d6c"},
+		{"a kernel's own oops: kernel mode, or user mode at a user pc", svcModeOops, ""},
+		{"a frame cut short by another line", strings.Replace(userModeOops, "[   23.538577] 1ea0:", "[   23.5] random: crng init done\n[   23.538577] 1ea0:", 1), ""},
+		{"no frame", "[    1.000000] Booting Linux on physical CPU 0x0\n", ""},
+	}
+	awks := [][]string{{"awk"}}
+	if _, err := exec.LookPath("busybox"); err == nil {
+		awks = append(awks, []string{"busybox", "awk"})
+	}
+	for _, a := range awks {
+		for _, tt := range tests {
+			t.Run(strings.Join(a, " ")+"/"+tt.name, func(t *testing.T) {
+				cmd := exec.Command(a[0], append(a[1:], userModeKernelPC)...)
+				cmd.Stdin = strings.NewReader(tt.console + "\n")
+				out, err := cmd.Output()
+				got := strings.TrimSpace(string(out))
+				if found := err == nil; found != (tt.want != "") || got != tt.want {
+					t.Errorf("found %v, printed %q; want %q", found, got, tt.want)
+				}
+			})
+		}
 	}
 }
 
