@@ -57,7 +57,7 @@ func TestConsoleOutput(t *testing.T) {
 			pumped := make(chan struct{})
 			go func() {
 				defer close(pumped)
-				gp.pumpConsole(r)
+				gp.pumpConsole(r, false)
 			}()
 			fed := make(chan struct{})
 			go func() {

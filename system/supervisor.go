@@ -95,8 +95,8 @@ type guestProc struct {
 	kick     chan struct{} // tandem restart / start: skip the back-off
 	ring     []byte        // recent console output
 	consoles map[chan []byte]bool
-	// lastWords is the last whole line the running VMM printed: why it
-	// ended, when it ends with an error.
+	// lastWords is the last whole line the running VMM printed on its
+	// standard error: why it ended, when it ends with an error.
 	lastWords string
 
 	up     chan struct{} // closed once the VMM first started (for after:)
@@ -562,22 +562,20 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	for _, c := range gp.priv.Caps {
 		cmd.SysProcAttr.AmbientCaps = append(cmd.SysProcAttr.AmbientCaps, c.Value)
 	}
-	r, w, err := os.Pipe()
+	out, err := openVMMPipes()
 	if err != nil {
 		return -1, err
 	}
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = out.consoleW, out.ownW
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		w.Close()
-		r.Close()
+		out.close()
 		return -1, err
 	}
 	var in *os.File
 	if gp.g.Vsock != nil {
 		if in, err = gp.listenIn(); err != nil {
-			w.Close()
-			r.Close()
+			out.close()
 			return -1, fmt.Errorf("guest %s: vsock: %w", gp.g.Name, err)
 		}
 		// The path goes once the VMM, which holds the socket, ends.
@@ -590,8 +588,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 		// The supervisor opens the board's display: the VMM's user
 		// need not be able to, and no other VMM gets it.
 		if fb, err = os.OpenFile(vmm.BoardFramebuffer, os.O_WRONLY, 0); err != nil {
-			w.Close()
-			r.Close()
+			out.close()
 			if in != nil {
 				in.Close()
 			}
@@ -602,8 +599,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	}
 	display, displayArgs, removeDisplay, err := gp.displayFiles(3 + len(cmd.ExtraFiles))
 	if err != nil {
-		w.Close()
-		r.Close()
+		out.close()
 		if in != nil {
 			in.Close()
 		}
@@ -626,11 +622,10 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 		f.Close()
 	}
 	if err != nil {
-		w.Close()
-		r.Close()
+		out.close()
 		return -1, fmt.Errorf("starting the VMM: %w", err)
 	}
-	w.Close()
+	out.closeWriters()
 	gp.mu.Lock()
 	gp.cmd, gp.stdin, gp.state, gp.started, gp.lastWords = cmd, stdin, StateRunning, time.Now(), ""
 	gp.mu.Unlock()
@@ -638,7 +633,11 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	s.logf("%s: started (pid %d)", gp.g.Name, cmd.Process.Pid)
 	consoleDone := make(chan struct{})
 	go func() {
-		gp.pumpConsole(r)
+		var pumps sync.WaitGroup
+		pumps.Add(2)
+		go func() { gp.pumpConsole(out.console, false); pumps.Done() }()
+		go func() { gp.pumpConsole(out.own, true); pumps.Done() }()
+		pumps.Wait()
 		close(consoleDone)
 	}()
 	waitDone := make(chan struct{})
@@ -650,7 +649,8 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	select {
 	case <-consoleDone:
 	case <-time.After(time.Second):
-		r.Close()
+		out.console.Close()
+		out.own.Close()
 	}
 	gp.mu.Lock()
 	gp.cmd, gp.stdin = nil, nil
@@ -691,16 +691,54 @@ func (gp *guestProc) watch(ctx context.Context, cmd *exec.Cmd, done chan struct{
 	}
 }
 
-// pumpConsole copies the VMM's output to Out, a line at a time with the
-// guest's name in front, and to the log ring and attached consoles.
-func (gp *guestProc) pumpConsole(r io.ReadCloser) {
+// vmmPipes carry a VMM's standard output, the guest's console, and its
+// standard error, the VMM's own lines (warnings, why the guest ended, an
+// error), to the supervisor apart: each is read a whole line at a time,
+// so a line of the VMM's never lands inside a line the guest has not
+// ended, and the VMM's last words are its own.
+type vmmPipes struct {
+	console, consoleW, own, ownW *os.File
+}
+
+func openVMMPipes() (*vmmPipes, error) {
+	var p vmmPipes
+	var err error
+	if p.console, p.consoleW, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	if p.own, p.ownW, err = os.Pipe(); err != nil {
+		p.console.Close()
+		p.consoleW.Close()
+		return nil, err
+	}
+	return &p, nil
+}
+
+// closeWriters closes the supervisor's copies of the write ends, which
+// the started VMM holds now.
+func (p *vmmPipes) closeWriters() {
+	p.consoleW.Close()
+	p.ownW.Close()
+}
+
+// close closes all four ends, when no VMM started.
+func (p *vmmPipes) close() {
+	p.closeWriters()
+	p.console.Close()
+	p.own.Close()
+}
+
+// pumpConsole copies one of the VMM's outputs to Out, a line at a time
+// with the guest's name in front, and to the log ring and attached
+// consoles; the VMM's own (own) also give its last words.
+func (gp *guestProc) pumpConsole(r io.ReadCloser, own bool) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 4096)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			gp.record(line)
-			if text := strings.TrimSpace(string(line)); text != "" && line[len(line)-1] == '\n' {
+			if text := strings.TrimSpace(string(line)); own && text != "" && line[len(line)-1] == '\n' {
 				gp.mu.Lock()
 				gp.lastWords = text
 				gp.mu.Unlock()

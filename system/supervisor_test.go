@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,6 +67,16 @@ func fakeVMM(args []string) int {
 		}()
 	}
 	switch guest {
+	case "midline":
+		// Its VMM warns while the guest is half-way through a line.
+		fmt.Print("half a guest line, ")
+		time.Sleep(100 * time.Millisecond)
+		fmt.Fprintln(os.Stderr, "tandem: warning: midline: a warning")
+		time.Sleep(100 * time.Millisecond)
+		fmt.Println("and its end")
+		fmt.Fprintln(os.Stderr, "tandem: guest midline: its own last words")
+		fmt.Println("a guest line after them")
+		return int(vmm.ExitFatal)
 	case "quits":
 		// Its guest powers off at once: the restart policy decides.
 		fmt.Printf("%s is up\n", guest)
@@ -223,6 +234,36 @@ func TestFatalNotRestarted(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "steady | steady is up") {
 		t.Errorf("console = %q, want steady's line", out.String())
+	}
+}
+
+// TestVMMLinesApart runs a stand-in VMM (fakeVMM's midline) that warns
+// while its guest is half-way through a console line: the supervisor's
+// output has the warning and the guest's line each whole, and the reason
+// it gives for the VMM's end is the VMM's own last line, not a line the
+// guest printed after it.
+func TestVMMLinesApart(t *testing.T) {
+	t.Setenv(fakeVMMEnv, "1")
+	s, sock, out, log := runFakeSystem(t, guestDir(t), "guests:\n  - name: midline\n    kernel: vmlinuz\n", 20*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var b bytes.Buffer
+		if Control(sock, "ps", nil, &b) == nil && strings.Contains(b.String(), " failed ") {
+			break
+		}
+	}
+	s.output().flush()
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range []string{
+		"midline | half a guest line, and its end",
+		"midline | tandem: warning: midline: a warning",
+		"midline | a guest line after them",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("the supervisor's output lacks the whole line %q:\n%s", want, out.String())
+		}
+	}
+	if want := "midline: cannot run: its own last words"; !strings.Contains(log.String(), want) {
+		t.Errorf("the supervisor's log lacks %q:\n%s", want, log.String())
 	}
 }
 

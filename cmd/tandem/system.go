@@ -118,9 +118,10 @@ func newVMMCmd() *cobra.Command {
 				// not change back by itself.
 				return &vmm.FatalError{Err: err}
 			}
-			// The supervisor reads the console and the VMM's own last
-			// words from one pipe: a line the guest left open is ended
-			// first, as tandem run does.
+			// The supervisor reads the console (standard output) and
+			// the VMM's own lines (standard error) from two pipes, a
+			// whole line at a time: a line the guest left open is ended
+			// at the end, as tandem run does.
 			out := &lineEnder{w: os.Stdout}
 			o.Console = vmm.Console{Out: out, In: os.Stdin}
 			if o.NoSandbox {

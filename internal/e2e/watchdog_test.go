@@ -136,13 +136,14 @@ func TestSystemWatchdog(t *testing.T) {
 	// The VMM's lines reach the console through the supervisor's pump of
 	// its output, the supervisor's own line directly: their order is not
 	// fixed, so each is looked for after the hang. The VMM's own lines
-	// share that output with the guest's console, so one may come in
-	// the middle of a line the guest was printing (seen once:
-	// "control | TANDEM-CONTROL misses=2251 ... cytandem: warning: ...").
+	// come whole, each after the guest's name, even when the guest is
+	// half-way through a line (the supervisor reads them apart from the
+	// console; before, one was seen as "control | TANDEM-CONTROL
+	// misses=2251 ... cytandem: warning: ...").
 	restart := -1
 	for _, s := range []struct{ what, re string }{
-		{"the VMM logged the expiry", `control \| [^\n]*tandem: warning: control: watchdog expired`},
-		{"the VMM ended with reason watchdog", `control \| [^\n]*tandem: guest ended: watchdog: watchdog expired`},
+		{"the VMM logged the expiry", `control \| tandem: warning: control: watchdog expired`},
+		{"the VMM ended with reason watchdog", `control \| tandem: guest ended: watchdog: watchdog expired`},
 		{"the supervisor restarted it", `tandem: control: watchdog expired; restarting in \d+m?s`},
 	} {
 		loc := regexp.MustCompile(s.re).FindStringIndex(rest)
