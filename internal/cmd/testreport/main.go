@@ -124,7 +124,7 @@ func write(w io.Writer, evs []testenv.Event) {
 			k.arch, k.qemu, s.boots, s.outcomes["ok"], s.outcomes["panic"], s.outcomes["hang"], s.outcomes["reset"], s.outcomes["timeout"], s.outcomes["error"],
 			s.retries, boot)
 	}
-	fmt.Fprintf(tw, "guest runs retried after the emulated host's KVM failed them (a traced shutdown, or a kernel fetch fault loop): %d\n", len(guestRetries))
+	fmt.Fprintf(tw, "guest runs retried after the emulated host's KVM failed them (a traced shutdown, a kernel fetch fault loop, or a vCPU in user mode at a kernel address): %d\n", len(guestRetries))
 	for _, ev := range guestRetries {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", ev.Package, ev.Test, ev.Detail)
 	}

@@ -66,7 +66,7 @@ func TestWriteRetries(t *testing.T) {
 	for _, want := range []string{
 		"emulated-host boots: 3",
 		"x86_64 host, QEMU 10.0.2: 3 boots 1 ok 1 panics 0 hangs 1 resets 0 timeouts 0 errors 2 retries",
-		"guest runs retried after the emulated host's KVM failed them (a traced shutdown, or a kernel fetch fault loop): 1",
+		"guest runs retried after the emulated host's KVM failed them (a traced shutdown, a kernel fetch fault loop, or a vCPU in user mode at a kernel address): 1",
 		"internal/e2e TestTandemRun E2E retry busybox/6.12: the VMM exited 2",
 	} {
 		if !strings.Contains(got, want) {
