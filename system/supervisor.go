@@ -649,8 +649,7 @@ func (gp *guestProc) runOnce(ctx context.Context) (int, error) {
 	select {
 	case <-consoleDone:
 	case <-time.After(time.Second):
-		out.console.Close()
-		out.own.Close()
+		out.closeReaders()
 	}
 	gp.mu.Lock()
 	gp.cmd, gp.stdin = nil, nil
@@ -721,11 +720,16 @@ func (p *vmmPipes) closeWriters() {
 	p.ownW.Close()
 }
 
+// closeReaders closes the supervisor's read ends, which ends the pumps.
+func (p *vmmPipes) closeReaders() {
+	p.console.Close()
+	p.own.Close()
+}
+
 // close closes all four ends, when no VMM started.
 func (p *vmmPipes) close() {
 	p.closeWriters()
-	p.console.Close()
-	p.own.Close()
+	p.closeReaders()
 }
 
 // pumpConsole copies one of the VMM's outputs to Out, a line at a time
